@@ -1,0 +1,54 @@
+# Helpers that give every Tripline target the same warnings and layout.
+
+# tripline_library(NAME SOURCES ... [DEPS ...])
+function(tripline_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_compile_options(${name} PRIVATE ${TRIPLINE_WARNINGS})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+endfunction()
+
+# tripline_executable(NAME SOURCES ... [DEPS ...])
+function(tripline_executable name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_compile_options(${name} PRIVATE ${TRIPLINE_WARNINGS})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+endfunction()
+
+# tripline_test(NAME SOURCES ... [DEPS ...] [LABELS ...]): a GoogleTest binary whose
+# tests are registered with CTest one by one.
+function(tripline_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_compile_options(${name} PRIVATE ${TRIPLINE_WARNINGS})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  set(labels unit)
+  if(ARG_LABELS)
+    set(labels ${ARG_LABELS})
+  endif()
+  gtest_discover_tests(${name} PROPERTIES LABELS "${labels}" DISCOVERY_TIMEOUT 60)
+endfunction()
+
+# tripline_fuzz_target(NAME SOURCES ... [DEPS ...] CORPUS DIR)
+# With TRIPLINE_FUZZ (clang) this builds a libFuzzer binary. Otherwise it builds a replay
+# driver that feeds every file of the seed corpus through the same entry point, registered
+# as a test, so the target is compiled and exercised in every build.
+function(tripline_fuzz_target name)
+  cmake_parse_arguments(ARG "" "CORPUS" "SOURCES;DEPS" ${ARGN})
+  if(TRIPLINE_FUZZ)
+    add_executable(${name} ${ARG_SOURCES})
+    target_compile_options(${name} PRIVATE ${TRIPLINE_WARNINGS} -fsanitize=fuzzer,address,undefined)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+  else()
+    add_executable(${name} ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/fuzz/replay_main.cc)
+    target_compile_options(${name} PRIVATE ${TRIPLINE_WARNINGS})
+    add_test(NAME ${name}.replay COMMAND ${name} ${ARG_CORPUS})
+    set_tests_properties(${name}.replay PROPERTIES LABELS unit)
+  endif()
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+endfunction()

@@ -1,0 +1,34 @@
+#include "common/host_port.h"
+
+#include <gtest/gtest.h>
+
+namespace tripline {
+namespace {
+
+TEST(HostPortTest, ParsesV4NameAndV6) {
+  auto a = ParseHostPort("127.0.0.1:9000");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->host, "127.0.0.1");
+  EXPECT_EQ(a->port, 9000);
+  EXPECT_TRUE(a->IsLoopback());
+  auto b = ParseHostPort("localhost:0");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->port, 0);
+  auto c = ParseHostPort("[::1]:443");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->host, "::1");
+  EXPECT_EQ(c->ToString(), "[::1]:443");
+  EXPECT_TRUE(c->IsLoopback());
+  EXPECT_FALSE(ParseHostPort("198.18.0.1:22")->IsLoopback());
+}
+
+TEST(HostPortTest, RejectsBadInput) {
+  for (const char* bad : {"", "host", ":80", "host:", "host:65536", "host:-1", "host:8o", "::1:80",
+                          "[::1]80", "[::1"}) {
+    auto r = ParseHostPort(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace tripline
