@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * From a file descriptor of the current task to its struct file, its path and its socket.
+ * Used by the syscall-tracepoint programs, where neither the struct file nor bpf_d_path is
+ * available.
+ */
+#ifndef TRIPLINE_BPF_LIB_FD_H
+#define TRIPLINE_BPF_LIB_FD_H
+
+#include "common.h"
+
+#define TL_S_IFMT 00170000
+#define TL_S_IFSOCK 0140000
+#define TL_MAX_PATH_COMPONENTS 32
+
+static __always_inline struct file *tl_fd_file(struct task_struct *task, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) != 0)
+		return NULL;
+	return file;
+}
+
+/* The TCP socket behind `file`, or NULL. */
+static __always_inline struct sock *tl_file_tcp_sock(struct file *file)
+{
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!file || (BPF_CORE_READ(file, f_inode, i_mode) & TL_S_IFMT) != TL_S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != TL_IPPROTO_TCP)
+		return NULL;
+	return sk;
+}
+
+/*
+ * Writes the absolute path of `file` into out->data (NUL-terminated) by walking dentries up
+ * to the root of the task's mount tree, at most TL_MAX_PATH_COMPONENTS deep; `scratch` needs
+ * 2 * TL_PATH_LEN bytes. Returns the length, or -1 when the path does not fit or is deeper.
+ * Like d_path relative to the namespace root, but does not stop at a chroot.
+ */
+static __always_inline long tl_file_path(struct file *file, struct tl_path_key *out, char *scratch)
+{
+	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
+	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
+	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	__u32 pos = TL_PATH_LEN - 1;
+	long len;
+
+	scratch[TL_PATH_LEN - 1] = 0;
+	for (int i = 0; i < TL_MAX_PATH_COMPONENTS; i++) {
+		struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		__u32 name_len;
+
+		if (dentry == mnt_root || dentry == parent) {
+			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+
+			if (dentry != mnt_root || up == mnt || !up)
+				goto done; /* the root of the tree */
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = up;
+			vfsmnt = (void *)mnt + bpf_core_field_offset(struct mount, mnt);
+			continue;
+		}
+		name_len = BPF_CORE_READ(dentry, d_name.len);
+		if (name_len == 0 || name_len + 1 > pos)
+			return -1;
+		pos -= name_len;
+		TL_BARRIER_VAR(pos);
+		pos &= TL_PATH_LEN - 1;
+		name_len &= TL_PATH_LEN - 1;
+		if (bpf_probe_read_kernel(&scratch[pos], name_len,
+					  BPF_CORE_READ(dentry, d_name.name)))
+			return -1;
+		pos -= 1;
+		pos &= TL_PATH_LEN - 1;
+		scratch[pos] = '/';
+		dentry = parent;
+	}
+	return -1; /* deeper than we walk */
+done:
+	if (pos == TL_PATH_LEN - 1) {
+		out->data[0] = '/';
+		out->data[1] = 0;
+		return 1;
+	}
+	len = TL_PATH_LEN - 1 - pos;
+	TL_BARRIER_VAR(len);
+	if (len <= 0 || len >= TL_PATH_LEN)
+		return -1;
+	if (bpf_probe_read_kernel(out->data, len + 1, &scratch[pos & (TL_PATH_LEN - 1)]))
+		return -1;
+	return len;
+}
+
+#endif /* TRIPLINE_BPF_LIB_FD_H */

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Kernel-private state kept between hooks. Not part of the wire contract: user space never
+ * reads these structs (events.h holds everything it does read).
+ */
+#ifndef TRIPLINE_BPF_LIB_STATE_H
+#define TRIPLINE_BPF_LIB_STATE_H
+
+#include "common.h"
+
+/*
+ * One open in flight on a task, from do_sys_openat2 entry to exit. Lives in task storage, so
+ * the hot path costs no hash-map insert and the state dies with the task.
+ */
+struct tl_open_state {
+	__u64 flags;	      /* open_how.flags */
+	__u32 mode;	      /* open_how.mode */
+	__u8 active;	      /* between entry and exit of do_sys_openat2, in scope */
+	__u8 canon_hit;	      /* security_file_open matched the canonical path */
+	__u8 canon_truncated; /* d_path did not fit TL_PATH_LEN */
+	__u8 _pad;
+	__u32 rule_id;	 /* rule that matched the canonical path */
+	__u32 match;	 /* its enum tl_path_match */
+	__u32 canon_len; /* bytes of canon.data before the NUL */
+	__u32 _pad2;
+	struct tl_path_key canon;      /* canonical path; its header doubles as the LPM key */
+	struct tl_path_key raw;	       /* path argument as passed */
+	struct tl_path_key rev;	       /* scratch: reversed path for the suffix trie */
+	__u64 user_path;	       /* syscall fallback: the path argument (user pointer) */
+	char scratch[2 * TL_PATH_LEN]; /* syscall fallback: path built from dentries */
+};
+
+/* pam_start arguments, from entry to return, per thread. */
+struct tl_pam_start_args {
+	__u64 service;	/* const char * */
+	__u64 user;	/* const char * */
+	__u64 pamh_out; /* pam_handle_t ** */
+};
+
+/* A PAM call in flight (pam_authenticate, ...), per thread. */
+struct tl_pam_call {
+	__u64 pamh;
+	__u8 stage; /* enum tl_login_stage */
+	__u8 _pad[7];
+};
+
+/* What a PAM transaction told us so far, per (process, handle). */
+struct tl_pam_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 pamh;
+};
+
+struct tl_pam_state {
+	char service[TL_SERVICE_LEN];
+	char user[TL_USER_LEN];
+	char rhost[TL_RHOST_LEN];
+	char tty[TL_TTY_LEN];
+};
+
+#endif /* TRIPLINE_BPF_LIB_STATE_H */

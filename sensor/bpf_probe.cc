@@ -1,0 +1,519 @@
+#include "sensor/bpf_probe.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <string_view>
+
+#include "common/log.h"
+#include "events.h"
+#include "sensor/libpam_locator.h"
+#include "tripline_probe.skel.h"
+
+namespace tripline::sensor {
+namespace {
+
+constexpr int64_t kUtmpRefreshNs = 30LL * 1000 * 1000 * 1000;
+
+// One way of implementing a hook family: the programs that only make sense together.
+struct Variant {
+  const char* label;
+  std::vector<const char*> programs;
+  std::vector<std::pair<const char*, int>> kernel_needs;  // BTF (name, kind) they attach to
+};
+
+// A hook family and its variants, best first. The loader takes the first variant this kernel
+// accepts: trampolines (fentry/fexit) where allowed, raw syscall tracepoints otherwise.
+struct Family {
+  const char* name;
+  std::vector<Variant> variants;
+};
+
+const std::vector<Family>& Families() {
+  static const std::vector<Family> kFamilies = {
+      {"file",
+       {{"fentry",
+         {"tl_openat_enter", "tl_file_open_check", "tl_openat_exit"},
+         {{"do_sys_openat2", BTF_KIND_FUNC}, {"security_file_open", BTF_KIND_FUNC}}},
+        {"syscall tracepoints",
+         {"tl_file_sys_enter", "tl_file_sys_exit"},
+         {{"btf_trace_sys_enter", BTF_KIND_TYPEDEF}, {"btf_trace_sys_exit", BTF_KIND_TYPEDEF}}}}},
+      {"exec", {{"tp_btf", {"tl_exec"}, {{"btf_trace_sched_process_exec", BTF_KIND_TYPEDEF}}}}},
+      {"net",
+       {{"fentry",
+         {"tl_tcp_connect", "tl_accept_exit", "tl_fork", "tl_exit"},
+         {{"tcp_connect", BTF_KIND_FUNC},
+          {"inet_csk_accept", BTF_KIND_FUNC},
+          {"btf_trace_sched_process_fork", BTF_KIND_TYPEDEF},
+          {"btf_trace_sched_process_exit", BTF_KIND_TYPEDEF}}},
+        {"syscall tracepoints",
+         {"tl_net_sys_exit", "tl_fork", "tl_exit"},
+         {{"btf_trace_sys_exit", BTF_KIND_TYPEDEF},
+          {"btf_trace_sched_process_fork", BTF_KIND_TYPEDEF},
+          {"btf_trace_sched_process_exit", BTF_KIND_TYPEDEF}}}}},
+      {"login-utmp",
+       {{"fentry", {"tl_utmp_write"}, {{"vfs_write", BTF_KIND_FUNC}}},
+        {"syscall tracepoints",
+         {"tl_utmp_sys_enter"},
+         {{"btf_trace_sys_enter", BTF_KIND_TYPEDEF}}}}},
+      {"login-pam",
+       {{"uprobes",
+         {"tl_pam_start", "tl_pam_start_confdir", "tl_pam_start_ret", "tl_pam_set_item",
+          "tl_pam_authenticate", "tl_pam_acct_mgmt", "tl_pam_open_session", "tl_pam_close_session",
+          "tl_pam_call_ret", "tl_pam_end"},
+         {}}}},
+  };
+  return kFamilies;
+}
+
+int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
+  char buf[1024];
+  int n = std::vsnprintf(buf, sizeof(buf), format, args);
+  if (n <= 0) return 0;
+  std::string_view msg(buf, std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1));
+  while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+  if (level == LIBBPF_WARN) {
+    TL_LOG(WARNING) << "libbpf: " << msg;
+  } else {
+    TL_LOG(DEBUG) << "libbpf: " << msg;
+  }
+  return 0;
+}
+
+uint32_t RoundUpPow2(uint32_t v, uint32_t min) {
+  uint32_t r = min;
+  while (r < v && r < (1u << 30)) r <<= 1;
+  return r;
+}
+
+int64_t ClockNs(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+// Wall minus boot clock, from the closest-spaced of a few samples.
+int64_t MeasureBootToWall() {
+  int64_t best_gap = INT64_MAX, offset = 0;
+  for (int i = 0; i < 5; ++i) {
+    int64_t b0 = ClockNs(CLOCK_BOOTTIME);
+    int64_t w = ClockNs(CLOCK_REALTIME);
+    int64_t b1 = ClockNs(CLOCK_BOOTTIME);
+    if (b1 - b0 < best_gap) {
+      best_gap = b1 - b0;
+      offset = w - (b0 + (b1 - b0) / 2);
+    }
+  }
+  return offset;
+}
+
+// The kernel's dev_t encoding (MKDEV) of a device number stat(2) returned.
+uint64_t KernelDev(dev_t dev) {
+  return (static_cast<uint64_t>(major(dev)) << 20) | static_cast<uint64_t>(minor(dev));
+}
+
+bool Contains(const std::vector<std::string>& v, std::string_view s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+}  // namespace
+
+std::vector<SensitivePath> DefaultSensitivePaths() {
+  using M = SensitivePath::Match;
+  return {
+      {M::kExact, "/etc/shadow"},
+      {M::kExact, "/etc/gshadow"},
+      {M::kExact, "/etc/shadow-"},
+      {M::kExact, "/etc/gshadow-"},
+      {M::kExact, "/etc/sudoers"},
+      {M::kPrefix, "/etc/sudoers.d/"},
+      {M::kPrefix, "/etc/pam.d/"},
+      {M::kExact, "/etc/pam.conf"},
+      {M::kExact, "/etc/security/pwquality.conf"},
+      {M::kExact, "/etc/security/opasswd"},
+      {M::kPrefix, "/root/.ssh/"},
+      {M::kSuffix, "/authorized_keys"},
+      {M::kSuffix, "/authorized_keys2"},
+      {M::kSuffix, "/id_rsa"},
+      {M::kSuffix, "/id_ed25519"},
+      {M::kSuffix, "/id_ecdsa"},
+      {M::kSuffix, "/id_dsa"},
+      {M::kPrefix, "/etc/ssh/ssh_host_"},
+  };
+}
+
+BpfProbe::BpfProbe(const ProbeOptions& options) : options_(options) {
+  paths_ = options.sensitive_paths;
+}
+
+BpfProbe::~BpfProbe() { Teardown(); }
+
+void BpfProbe::Teardown() {
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  epoll_fd_ = -1;
+  ring_buffer__free(priority_rb_);
+  ring_buffer__free(bulk_rb_);
+  priority_rb_ = bulk_rb_ = nullptr;
+  for (bpf_link* link : links_) bpf_link__destroy(link);
+  links_.clear();
+  if (skel_ != nullptr) tripline_probe__destroy(skel_);
+  skel_ = nullptr;
+}
+
+Status BpfProbe::OpenAndLoad(const std::vector<int>& choice) {
+  if (skel_ != nullptr) tripline_probe__destroy(skel_);
+  skel_ = tripline_probe__open();
+  if (skel_ == nullptr) return Status::FromErrno(errno, "open BPF skeleton");
+
+  skel_->rodata->tl_target_uts_inum = options_.target_uts_inum;
+  skel_->rodata->tl_self_tgid = options_.self_tgid;
+  skel_->rodata->tl_exec_max_args =
+      std::clamp<uint32_t>(options_.exec_max_args, 1, TL_MAX_ARGS_LIMIT);
+
+  const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  int err =
+      bpf_map__set_max_entries(skel_->maps.tl_events, RoundUpPow2(options_.ringbuf_bytes, page));
+  if (err == 0) {
+    err = bpf_map__set_max_entries(skel_->maps.tl_priority,
+                                   RoundUpPow2(options_.priority_ringbuf_bytes, page));
+  }
+  if (err != 0) return Status::FromErrno(err, "set ring buffer size");
+
+  // Everything off, then on for the chosen variant of each family (choice -1: family off).
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel_->obj) bpf_program__set_autoload(prog, false);
+  const auto& families = Families();
+  for (size_t f = 0; f < families.size(); ++f) {
+    if (choice[f] < 0) continue;
+    for (const char* name : families[f].variants[static_cast<size_t>(choice[f])].programs) {
+      prog = bpf_object__find_program_by_name(skel_->obj, name);
+      if (prog == nullptr) return Status::Internal(std::string("no BPF program ") + name);
+      bpf_program__set_autoload(prog, true);
+    }
+  }
+  err = tripline_probe__load(skel_);
+  if (err != 0) return Status::FromErrno(err, "load BPF programs");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<BpfProbe>> BpfProbe::Open(const ProbeOptions& options) {
+  static std::once_flag print_once;
+  std::call_once(print_once, [] { libbpf_set_print(LibbpfPrint); });
+
+  std::unique_ptr<BpfProbe> probe(new BpfProbe(options));
+  const auto& families = Families();
+  // Per family: index of the variant to load, -1 when off. Starts at the first variant
+  // whose kernel functions and tracepoints exist.
+  std::vector<int> choice(families.size(), -1);
+  std::vector<std::string> why_off(families.size());
+
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (vmlinux == nullptr) {
+    return Status::Unsupported("kernel BTF (/sys/kernel/btf/vmlinux) not available");
+  }
+  for (size_t f = 0; f < families.size(); ++f) {
+    for (size_t v = 0; v < families[f].variants.size() && choice[f] < 0; ++v) {
+      bool ok = true;
+      for (const auto& [name, kind] : families[f].variants[v].kernel_needs) {
+        if (btf__find_by_name_kind(vmlinux, name, kind) < 0) {
+          why_off[f] += std::string(why_off[f].empty() ? "" : "; ") + "kernel has no " + name;
+          ok = false;
+          break;
+        }
+      }
+      if (ok) choice[f] = static_cast<int>(v);
+    }
+  }
+  btf__free(vmlinux);
+
+  // What the host lacks.
+  const size_t pam = families.size() - 1;
+  Result<std::string> libpam = LocateLibpam(options.libpam_path);
+  if (libpam.ok()) {
+    probe->libpam_path_ = *libpam;
+  } else {
+    choice[pam] = -1;
+    why_off[pam] = libpam.status().message();
+  }
+
+  Status st = probe->OpenAndLoad(choice);
+  if (!st.ok()) {
+    // Find, family by family, the first variant this kernel accepts (the verifier, or an
+    // LSM refusing an attach type, fails the whole load). Only when no family loads at all
+    // is it an error (typically EPERM without CAP_BPF/CAP_SYS_ADMIN).
+    TL_LOG(INFO) << "BPF load failed (" << st.ToString() << "), probing families one by one";
+    bool any = false;
+    for (size_t f = 0; f < families.size(); ++f) {
+      if (choice[f] < 0) continue;
+      int chosen = -1;
+      for (size_t v = static_cast<size_t>(choice[f]); v < families[f].variants.size(); ++v) {
+        std::vector<int> alone(families.size(), -1);
+        alone[f] = static_cast<int>(v);
+        Status s = probe->OpenAndLoad(alone);
+        if (s.ok()) {
+          chosen = static_cast<int>(v);
+          break;
+        }
+        why_off[f] += std::string(why_off[f].empty() ? "" : "; ") + families[f].variants[v].label +
+                      " refused: " + s.ToString();
+      }
+      choice[f] = chosen;
+      any = any || chosen >= 0;
+    }
+    if (!any) return st;
+    TL_RETURN_IF_ERROR(probe->OpenAndLoad(choice));
+  }
+  for (size_t f = 0; f < families.size(); ++f) {
+    if (choice[f] < 0) {
+      probe->disabled_.push_back(std::string(families[f].name) + ": " + why_off[f]);
+    } else if (choice[f] > 0) {
+      probe->degraded_.push_back(std::string(families[f].name) + ": using " +
+                                 families[f].variants[static_cast<size_t>(choice[f])].label + " (" +
+                                 why_off[f] + ")");
+    }
+  }
+  std::vector<std::string> off;
+  for (size_t f = 0; f < families.size(); ++f) {
+    if (choice[f] < 0) off.push_back(families[f].name);
+  }
+
+  if (Contains(off, "login-pam")) probe->libpam_path_.clear();
+  probe->boot_to_wall_ns_ = MeasureBootToWall();
+  TL_RETURN_IF_ERROR(probe->FillPathTable());
+  for (uint32_t tgid : options.listener_tgids) {
+    uint8_t one = 1;
+    int err = bpf_map__update_elem(probe->skel_->maps.tl_listener_tgids, &tgid, sizeof(tgid), &one,
+                                   sizeof(one), BPF_ANY);
+    if (err != 0) return Status::FromErrno(err, "fill listener table");
+  }
+  TL_RETURN_IF_ERROR(probe->RefreshUtmpFiles());
+
+  // Attach everything that loaded; a hook that will not attach is reported, not fatal.
+  for (size_t f = 0; f < families.size(); ++f) {
+    if (choice[f] < 0 || f == pam) continue;
+    for (const char* prog_name : families[f].variants[static_cast<size_t>(choice[f])].programs) {
+      bpf_program* prog = bpf_object__find_program_by_name(probe->skel_->obj, prog_name);
+      bpf_link* link = prog != nullptr ? bpf_program__attach(prog) : nullptr;
+      if (link == nullptr) {
+        probe->disabled_.push_back(std::string(families[f].name) + ": attach " + prog_name + ": " +
+                                   std::strerror(errno));
+        continue;
+      }
+      probe->links_.push_back(link);
+    }
+  }
+  if (!Contains(off, "login-pam")) TL_RETURN_IF_ERROR(probe->AttachPam());
+
+  probe->priority_rb_ = ring_buffer__new(bpf_map__fd(probe->skel_->maps.tl_priority),
+                                         &BpfProbe::OnSample, probe.get(), nullptr);
+  if (probe->priority_rb_ == nullptr) return Status::FromErrno(errno, "priority ring buffer");
+  probe->bulk_rb_ = ring_buffer__new(bpf_map__fd(probe->skel_->maps.tl_events), &BpfProbe::OnSample,
+                                     probe.get(), nullptr);
+  if (probe->bulk_rb_ == nullptr) return Status::FromErrno(errno, "bulk ring buffer");
+  probe->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (probe->epoll_fd_ < 0) return Status::FromErrno(errno, "epoll_create1");
+  for (ring_buffer* rb : {probe->priority_rb_, probe->bulk_rb_}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    if (epoll_ctl(probe->epoll_fd_, EPOLL_CTL_ADD, ring_buffer__epoll_fd(rb), &ev) != 0) {
+      return Status::FromErrno(errno, "epoll_ctl ring buffer");
+    }
+  }
+  for (const std::string& d : probe->disabled_) {
+    TL_LOG(WARNING) << "probe disabled: " << d;
+  }
+  for (const std::string& d : probe->degraded_) {
+    TL_LOG(INFO) << "probe fallback: " << d;
+  }
+  return probe;
+}
+
+Status BpfProbe::AttachPam() {
+  struct Hook {
+    const char* function;
+    bpf_program* prog;
+    bool retprobe;
+    bool required;  // without it the family is useless
+  };
+  auto& p = skel_->progs;
+  const Hook hooks[] = {
+      {"pam_start", p.tl_pam_start, false, true},
+      {"pam_start", p.tl_pam_start_ret, true, true},
+      {"pam_start_confdir", p.tl_pam_start_confdir, false, false},  // Linux-PAM >= 1.4
+      {"pam_start_confdir", p.tl_pam_start_ret, true, false},
+      {"pam_set_item", p.tl_pam_set_item, false, true},
+      {"pam_authenticate", p.tl_pam_authenticate, false, true},
+      {"pam_authenticate", p.tl_pam_call_ret, true, true},
+      {"pam_acct_mgmt", p.tl_pam_acct_mgmt, false, true},
+      {"pam_acct_mgmt", p.tl_pam_call_ret, true, true},
+      {"pam_open_session", p.tl_pam_open_session, false, true},
+      {"pam_open_session", p.tl_pam_call_ret, true, true},
+      {"pam_close_session", p.tl_pam_close_session, false, false},
+      {"pam_close_session", p.tl_pam_call_ret, true, false},
+      {"pam_end", p.tl_pam_end, false, false},
+  };
+  std::vector<bpf_link*> pam_links;
+  for (const Hook& h : hooks) {
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = h.retprobe, .func_name = h.function);
+    bpf_link* link = bpf_program__attach_uprobe_opts(h.prog, -1, libpam_path_.c_str(), 0, &opts);
+    if (link == nullptr) {
+      const std::string why = std::string(h.retprobe ? "uretprobe " : "uprobe ") + h.function +
+                              " in " + libpam_path_ + ": " + std::strerror(errno);
+      if (h.required) {
+        for (bpf_link* l : pam_links) bpf_link__destroy(l);
+        disabled_.push_back("login-pam: " + why);
+        libpam_path_.clear();
+        return Status::Ok();
+      }
+      TL_LOG(INFO) << "optional PAM hook not attached: " << why;
+      continue;
+    }
+    pam_links.push_back(link);
+  }
+  links_.insert(links_.end(), pam_links.begin(), pam_links.end());
+  return Status::Ok();
+}
+
+Status BpfProbe::FillPathTable() {
+  for (size_t i = 0; i < paths_.size(); ++i) {
+    const SensitivePath& rule = paths_[i];
+    const std::string& path = rule.path;
+    if (path.empty() || path.size() >= TL_PATH_LEN || path.find('\0') != std::string::npos) {
+      return Status::InvalidArgument("sensitive path \"" + path + "\" must have 1.." +
+                                     std::to_string(TL_PATH_LEN - 1) + " bytes and no NUL");
+    }
+    tl_path_key key{};
+    tl_path_rule value{};
+    value.rule_id = static_cast<uint32_t>(i + 1);
+    value.match = static_cast<uint32_t>(rule.match);
+    bpf_map* map = skel_->maps.tl_path_prefix;
+    switch (rule.match) {
+      case SensitivePath::Match::kExact:
+        std::memcpy(key.data, path.data(), path.size());
+        key.prefixlen = static_cast<uint32_t>(path.size() + 1) * 8;  // with the NUL
+        break;
+      case SensitivePath::Match::kPrefix:
+        std::memcpy(key.data, path.data(), path.size());
+        key.prefixlen = static_cast<uint32_t>(path.size()) * 8;
+        break;
+      case SensitivePath::Match::kSuffix:
+        std::reverse_copy(path.begin(), path.end(), key.data);
+        key.prefixlen = static_cast<uint32_t>(path.size()) * 8;
+        map = skel_->maps.tl_path_suffix;
+        break;
+      default:
+        return Status::InvalidArgument("sensitive path \"" + path + "\": unknown match kind");
+    }
+    int err = bpf_map__update_elem(map, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
+    if (err != 0) return Status::FromErrno(err, "sensitive path table: " + path);
+  }
+  return Status::Ok();
+}
+
+Status BpfProbe::RefreshUtmpFiles() {
+  if (skel_ == nullptr) return Status::Internal("probe not loaded");
+  std::vector<std::pair<uint64_t, uint64_t>> now;
+  bpf_map* map = skel_->maps.tl_utmp_files;
+  const std::pair<const std::string*, uint32_t> files[] = {{&options_.btmp_path, TL_UTMP_BTMP},
+                                                           {&options_.wtmp_path, TL_UTMP_WTMP}};
+  for (const auto& [path, kind] : files) {
+    struct stat sb {};
+    if (path->empty() || stat(path->c_str(), &sb) != 0) continue;  // may appear later
+    tl_file_id id{};
+    id.dev = KernelDev(sb.st_dev);
+    id.ino = sb.st_ino;
+    int err = bpf_map__update_elem(map, &id, sizeof(id), &kind, sizeof(kind), BPF_ANY);
+    if (err != 0) return Status::FromErrno(err, "utmp file table: " + *path);
+    now.emplace_back(id.dev, id.ino);
+  }
+  for (const auto& old : utmp_ids_) {
+    if (std::find(now.begin(), now.end(), old) != now.end()) continue;
+    tl_file_id id{};
+    id.dev = old.first;
+    id.ino = old.second;
+    bpf_map__delete_elem(map, &id, sizeof(id), 0);
+  }
+  utmp_ids_ = std::move(now);
+  next_utmp_refresh_ns_ = ClockNs(CLOCK_MONOTONIC) + kUtmpRefreshNs;
+  return Status::Ok();
+}
+
+int BpfProbe::OnSample(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<BpfProbe*>(ctx);
+  if (self->on_record_ != nullptr) {
+    (*self->on_record_)(std::span<const uint8_t>(static_cast<const uint8_t*>(data), size));
+  }
+  return 0;
+}
+
+Result<int> BpfProbe::Poll(int timeout_ms,
+                           const std::function<void(std::span<const uint8_t>)>& on_record) {
+  if (ClockNs(CLOCK_MONOTONIC) >= next_utmp_refresh_ns_) {
+    Status st = RefreshUtmpFiles();
+    if (!st.ok()) {
+      TL_LOG(WARNING) << "utmp refresh: " << st.ToString();
+    }
+  }
+  on_record_ = &on_record;
+  struct Reset {
+    BpfProbe* p;
+    ~Reset() { p->on_record_ = nullptr; }
+  } reset{this};
+
+  // Priority ring first, every time, so logins never wait behind a bulk backlog.
+  auto drain = [&]() -> Result<int> {
+    int n = ring_buffer__consume(priority_rb_);
+    if (n < 0) return Status::FromErrno(n, "consume priority ring buffer");
+    int m = ring_buffer__consume(bulk_rb_);
+    if (m < 0) return Status::FromErrno(m, "consume ring buffer");
+    return n + m;
+  };
+  TL_ASSIGN_OR_RETURN(int consumed, drain());
+  if (consumed > 0 || timeout_ms == 0) return consumed;
+  epoll_event events[2];
+  int ready = epoll_wait(epoll_fd_, events, 2, timeout_ms);
+  if (ready < 0) {
+    if (errno == EINTR) return 0;
+    return Status::FromErrno(errno, "epoll_wait");
+  }
+  if (ready == 0) return 0;
+  return drain();
+}
+
+ProbeCounters BpfProbe::ReadCounters() const {
+  ProbeCounters out;
+  out.drops_by_type.assign(TL_REC_TYPE_SLOTS, 0);
+  const int ncpus = libbpf_num_possible_cpus();
+  if (skel_ == nullptr || ncpus <= 0) return out;
+  std::vector<tl_counters> per_cpu(static_cast<size_t>(ncpus));
+  uint32_t key = 0;
+  int err = bpf_map__lookup_elem(skel_->maps.tl_counters_map, &key, sizeof(key), per_cpu.data(),
+                                 per_cpu.size() * sizeof(tl_counters), 0);
+  if (err != 0) {
+    TL_LOG(WARNING) << "reading BPF counters: " << std::strerror(-err);
+    return out;
+  }
+  for (const tl_counters& c : per_cpu) {
+    for (size_t t = 0; t < TL_REC_TYPE_SLOTS; ++t) {
+      out.drops_by_type[t] += c.ringbuf_drops[t];
+      out.ringbuf_drops += c.ringbuf_drops[t];
+    }
+    out.helper_errors += c.helper_errors;
+    out.state_errors += c.state_errors;
+  }
+  return out;
+}
+
+}  // namespace tripline::sensor

@@ -1,0 +1,446 @@
+// Root tests of the BPF programs: real programs, real syscalls, every field checked.
+// Skipped (visibly) when not root or when the kernel refuses to load BPF.
+#include "sensor/bpf_probe.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+
+#include "events.h"
+#include "sensor/record_decoder.h"
+
+namespace tripline::sensor {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr uint32_t kNobody = 65534;
+
+// Events decoded but not yet asked for, per probe: one Poll can bring several records.
+std::map<const BpfProbe*, std::deque<Event>>& Backlog() {
+  static std::map<const BpfProbe*, std::deque<Event>> backlog;
+  return backlog;
+}
+
+// Polls `probe` until a decoded event satisfies `pred` or 5 s pass; never sleeps blindly.
+std::optional<Event> WaitFor(BpfProbe& probe, const std::function<bool(const Event&)>& pred,
+                             std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  std::deque<Event>& backlog = Backlog()[&probe];
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (true) {
+    for (auto it = backlog.begin(); it != backlog.end(); ++it) {
+      if (pred(*it)) {
+        Event e = std::move(*it);
+        backlog.erase(it);
+        return e;
+      }
+    }
+    // Events nobody asked for are dropped once they are many (other processes' opens).
+    while (backlog.size() > 10000) backlog.pop_front();
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    auto n = probe.Poll(100, [&](std::span<const uint8_t> bytes) {
+      auto e = DecodeRecord(bytes, probe.BootToWallOffsetNs(), probe.sensitive_paths());
+      EXPECT_TRUE(e.ok()) << e.status().ToString();
+      if (e.ok()) backlog.push_back(std::move(e).value());
+    });
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+  }
+}
+
+// Runs `fn` in a forked child, returns its pid after it exited with `fn`'s code.
+pid_t RunChild(const std::function<int()>& fn, int* status_out = nullptr) {
+  pid_t pid = fork();
+  if (pid == 0) _exit(fn());
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (status_out) *status_out = status;
+  return pid;
+}
+
+class BpfProbeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (geteuid() != 0) {
+      skip_reason_ = "needs root to load BPF programs";
+      return;
+    }
+    dir_ = new fs::path("/tmp/tripline-bpf-test-" + std::to_string(getpid()));
+    fs::create_directories(*dir_ / "sub");
+    fs::permissions(*dir_, fs::perms(0755));
+    secret_ = new std::string((*dir_ / "secret").string());
+    std::ofstream(*secret_) << "top secret\n";
+    chmod(secret_->c_str(), 0600);
+    btmp_ = new std::string((*dir_ / "btmp").string());
+    std::ofstream(*btmp_).flush();
+
+    ProbeOptions options;
+    options.self_tgid = 0;  // this process's own events are what the tests look for
+    options.sensitive_paths = DefaultSensitivePaths();
+    options.sensitive_paths.push_back({SensitivePath::Match::kExact, *secret_});
+    options.sensitive_paths.push_back({SensitivePath::Match::kSuffix, "/tripline-test-suffix"});
+    options.exec_max_args = 8;
+    options.listener_tgids = {static_cast<uint32_t>(getpid())};
+    options.btmp_path = *btmp_;
+    options.wtmp_path = "";
+    auto probe = BpfProbe::Open(options);
+    if (!probe.ok()) {
+      const auto code = probe.status().code();
+      if (code == Status::Code::kPermissionDenied || code == Status::Code::kUnsupported) {
+        skip_reason_ = "BPF not loadable here: " + probe.status().ToString();
+        return;
+      }
+      FAIL() << probe.status().ToString();
+    }
+    probe_ = std::move(probe).value().release();
+  }
+
+  static void TearDownTestSuite() {
+    delete probe_;
+    probe_ = nullptr;
+    if (dir_) fs::remove_all(*dir_);
+  }
+
+  void SetUp() override {
+    if (!skip_reason_.empty()) GTEST_SKIP() << skip_reason_;
+    ASSERT_NE(probe_, nullptr);
+  }
+
+  static void ExpectSelf(const Event& e) {
+    EXPECT_EQ(e.process.tgid, static_cast<uint32_t>(getpid()));
+    EXPECT_EQ(e.process.pid, static_cast<uint32_t>(gettid()));
+    EXPECT_EQ(e.process.ppid, static_cast<uint32_t>(getppid()));
+    EXPECT_EQ(e.process.uid, 0u);
+    EXPECT_EQ(e.process.gid, 0u);
+    struct stat sb {};
+    ASSERT_EQ(stat("/proc/self/ns/uts", &sb), 0);
+    EXPECT_EQ(e.process.uts_inum, sb.st_ino);
+    EXPECT_NE(e.process.cgroup_id, 0u);
+    EXPECT_FALSE(e.process.comm.empty());
+    const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    EXPECT_LT(std::llabs(now - e.time_ns), 10LL * 1000 * 1000 * 1000);
+  }
+
+  static inline BpfProbe* probe_ = nullptr;
+  static inline std::string skip_reason_;
+  static inline fs::path* dir_ = nullptr;
+  static inline std::string* secret_ = nullptr;
+  static inline std::string* btmp_ = nullptr;
+};
+
+bool IsFile(const Event& e, uint32_t tgid, const std::string& path, int flags_accmode) {
+  const FileOpenEvent* f = e.As<FileOpenEvent>();
+  return f != nullptr && e.process.tgid == tgid && f->path == path &&
+         static_cast<int>(f->flags & O_ACCMODE) == flags_accmode;
+}
+
+TEST_F(BpfProbeTest, ReportsDisabledParts) {
+  for (const std::string& d : probe_->disabled()) std::printf("disabled: %s\n", d.c_str());
+  EXPECT_TRUE(probe_->disabled().empty());
+  EXPECT_FALSE(probe_->libpam_path().empty());
+}
+
+TEST_F(BpfProbeTest, FileOpenReadAndWrite) {
+  int fd = open(secret_->c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  auto e = WaitFor(*probe_, [](const Event& e) { return IsFile(e, getpid(), *secret_, O_RDONLY); });
+  ASSERT_TRUE(e) << "no read event";
+  ExpectSelf(*e);
+  const FileOpenEvent* f = e->As<FileOpenEvent>();
+  EXPECT_EQ(f->result, 0);
+  EXPECT_EQ(f->access, FileAccess::kRead);
+  EXPECT_EQ(f->flags & (O_CLOEXEC | O_ACCMODE), static_cast<uint32_t>(O_CLOEXEC | O_RDONLY));
+  EXPECT_EQ(f->rule, "exact:" + *secret_);
+
+  fd = open(secret_->c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  e = WaitFor(*probe_, [](const Event& e) { return IsFile(e, getpid(), *secret_, O_WRONLY); });
+  ASSERT_TRUE(e) << "no write event";
+  EXPECT_EQ(e->As<FileOpenEvent>()->access, FileAccess::kWrite);
+  EXPECT_EQ(e->As<FileOpenEvent>()->result, 0);
+  EXPECT_TRUE(e->As<FileOpenEvent>()->flags & O_APPEND);
+}
+
+TEST_F(BpfProbeTest, FileOpenRefusedIsAnEventToo) {
+  int status = 0;
+  pid_t child = RunChild(
+      [] {
+        if (setgid(kNobody) != 0 || setuid(kNobody) != 0) return 10;
+        int fd = open(secret_->c_str(), O_RDONLY);
+        return (fd < 0 && errno == EACCES) ? 0 : 11;
+      },
+      &status);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  auto e = WaitFor(*probe_, [&](const Event& e) { return IsFile(e, child, *secret_, O_RDONLY); });
+  ASSERT_TRUE(e) << "no EACCES event";
+  EXPECT_EQ(e->process.pid, static_cast<uint32_t>(child));
+  EXPECT_EQ(e->process.ppid, static_cast<uint32_t>(getpid()));
+  EXPECT_EQ(e->process.uid, kNobody);
+  EXPECT_EQ(e->process.gid, kNobody);
+  EXPECT_EQ(e->As<FileOpenEvent>()->result, -EACCES);
+  EXPECT_EQ(e->As<FileOpenEvent>()->access, FileAccess::kRead);
+}
+
+TEST_F(BpfProbeTest, RelativeAndDotDotPathsResolveToCanonical) {
+  pid_t child = RunChild([] {
+    if (chdir(dir_->c_str()) != 0) return 10;
+    int fd = open("secret", O_RDONLY);
+    if (fd < 0) return 11;
+    close(fd);
+    fd = open("sub/../secret", O_RDWR);
+    if (fd < 0) return 12;
+    close(fd);
+    return 0;
+  });
+  auto e = WaitFor(*probe_, [&](const Event& e) { return IsFile(e, child, *secret_, O_RDONLY); });
+  ASSERT_TRUE(e) << "relative open not seen";
+  EXPECT_EQ(e->As<FileOpenEvent>()->result, 0);
+  e = WaitFor(*probe_, [&](const Event& e) { return IsFile(e, child, *secret_, O_RDWR); });
+  ASSERT_TRUE(e) << "dot-dot open not seen";
+  EXPECT_EQ(e->As<FileOpenEvent>()->access, FileAccess::kReadWrite);
+}
+
+TEST_F(BpfProbeTest, SuffixRuleAndNonSensitiveFiles) {
+  const std::string plain = (*dir_ / "plain").string();
+  const std::string suffixed = (*dir_ / "sub" / "tripline-test-suffix").string();
+  std::ofstream(plain) << "x";
+  std::ofstream(suffixed) << "x";
+  int fd = open(plain.c_str(), O_RDONLY);
+  close(fd);
+  fd = open(suffixed.c_str(), O_RDONLY);
+  close(fd);
+  bool saw_plain = false;
+  auto e = WaitFor(*probe_, [&](const Event& e) {
+    const FileOpenEvent* f = e.As<FileOpenEvent>();
+    if (f && f->path == plain) saw_plain = true;
+    return f && f->path == suffixed;
+  });
+  for (const Event& rest : Backlog()[probe_]) {
+    const FileOpenEvent* f = rest.As<FileOpenEvent>();
+    if (f && f->path == plain) saw_plain = true;
+  }
+  ASSERT_TRUE(e) << "suffix rule did not match";
+  EXPECT_EQ(e->As<FileOpenEvent>()->rule, "suffix:/tripline-test-suffix");
+  EXPECT_FALSE(saw_plain) << "a file outside the table reached the ring buffer";
+}
+
+TEST_F(BpfProbeTest, ExecWithArguments) {
+  pid_t child = RunChild([] {
+    execl("/bin/true", "/bin/true", "--tripline", "arg two", static_cast<char*>(nullptr));
+    return 127;
+  });
+  auto e = WaitFor(*probe_, [&](const Event& e) {
+    return e.As<ExecEvent>() != nullptr && e.process.tgid == static_cast<uint32_t>(child);
+  });
+  ASSERT_TRUE(e) << "no exec event";
+  const ExecEvent* x = e->As<ExecEvent>();
+  EXPECT_EQ(x->filename, "/bin/true");
+  EXPECT_EQ(x->argv, (std::vector<std::string>{"/bin/true", "--tripline", "arg two"}));
+  EXPECT_FALSE(x->argv_truncated);
+  EXPECT_EQ(e->process.ppid, static_cast<uint32_t>(getpid()));
+  EXPECT_EQ(e->process.uid, 0u);
+  EXPECT_EQ(e->process.comm, "true");
+  EXPECT_EQ(e->process.exe, "/bin/true");
+  EXPECT_FALSE(x->parent_comm.empty());
+}
+
+TEST_F(BpfProbeTest, ExecArgumentsAreCapped) {
+  pid_t child = RunChild([] {
+    execl("/bin/true", "true", "1", "2", "3", "4", "5", "6", "7", "8", "9",
+          static_cast<char*>(nullptr));
+    return 127;
+  });
+  auto e = WaitFor(*probe_, [&](const Event& e) {
+    return e.As<ExecEvent>() != nullptr && e.process.tgid == static_cast<uint32_t>(child);
+  });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->As<ExecEvent>()->argv.size(), 8u);  // exec_max_args
+  EXPECT_TRUE(e->As<ExecEvent>()->argv_truncated);
+}
+
+TEST_F(BpfProbeTest, TcpConnectAndAccept) {
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const uint16_t server_port = ntohs(addr.sin_port);
+
+  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  sockaddr_in local{};
+  len = sizeof(local);
+  getsockname(client, reinterpret_cast<sockaddr*>(&local), &len);
+  const uint16_t client_port = ntohs(local.sin_port);
+  int accepted = accept(listener, nullptr, nullptr);
+  ASSERT_GE(accepted, 0);
+  close(accepted);
+  close(client);
+  close(listener);
+
+  auto out = WaitFor(*probe_, [&](const Event& e) {
+    const NetConnectEvent* n = e.As<NetConnectEvent>();
+    return n && n->direction == NetDirection::kOutbound && n->remote_port == server_port &&
+           e.process.tgid == static_cast<uint32_t>(getpid());
+  });
+  ASSERT_TRUE(out) << "no outbound event";
+  ExpectSelf(*out);
+  const NetConnectEvent* n = out->As<NetConnectEvent>();
+  EXPECT_EQ(n->local_addr, "127.0.0.1");
+  EXPECT_EQ(n->local_port, client_port);
+  EXPECT_EQ(n->remote_addr, "127.0.0.1");
+  EXPECT_EQ(n->family, static_cast<uint32_t>(AF_INET));
+  EXPECT_EQ(n->protocol, 6u);
+
+  auto in = WaitFor(*probe_, [&](const Event& e) {
+    const NetConnectEvent* n = e.As<NetConnectEvent>();
+    return n && n->direction == NetDirection::kAccepted && n->remote_port == client_port;
+  });
+  ASSERT_TRUE(in) << "no accept event (listener tgid configured)";
+  EXPECT_EQ(in->As<NetConnectEvent>()->local_port, server_port);
+  EXPECT_EQ(in->As<NetConnectEvent>()->local_addr, "127.0.0.1");
+  EXPECT_EQ(in->As<NetConnectEvent>()->remote_addr, "127.0.0.1");
+}
+
+TEST_F(BpfProbeTest, UtmpWriteToBtmp) {
+  tl_utmp ut{};
+  ut.ut_type = 6;
+  ut.ut_pid = getpid();
+  std::memcpy(ut.ut_line, "ssh:notty", 9);
+  std::memcpy(ut.ut_user, "mallory", 7);
+  std::memcpy(ut.ut_host, "198.18.0.66", 11);
+  inet_pton(AF_INET, "198.18.0.66", ut.ut_addr_v6);
+  int fd = open(btmp_->c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, &ut, sizeof(ut)), static_cast<ssize_t>(sizeof(ut)));
+  close(fd);
+  auto e = WaitFor(*probe_, [](const Event& e) {
+    const LoginEvent* l = e.As<LoginEvent>();
+    return l && l->source == LoginSource::kUtmp &&
+           e.process.tgid == static_cast<uint32_t>(getpid());
+  });
+  ASSERT_TRUE(e) << "no utmp event";
+  const LoginEvent* l = e->As<LoginEvent>();
+  EXPECT_EQ(l->user, "mallory");
+  EXPECT_EQ(l->remote_addr, "198.18.0.66");
+  EXPECT_EQ(l->tty, "ssh:notty");
+  EXPECT_EQ(l->stage, LoginStage::kFailedRecord);
+  EXPECT_EQ(l->outcome, Outcome::kFailure);
+  EXPECT_EQ(l->auth_pid, static_cast<uint32_t>(getpid()));
+}
+
+TEST_F(BpfProbeTest, UtsScopeFilter) {
+  int ready[2], go[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(go), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    char c = 0;
+    if (unshare(CLONE_NEWUTS) != 0) _exit(10);
+    if (write(ready[1], "r", 1) != 1) _exit(11);
+    if (read(go[0], &c, 1) != 1) _exit(12);
+    int fd = open(secret_->c_str(), O_RDONLY);
+    _exit(fd >= 0 ? 0 : 13);
+  }
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  struct stat sb {};
+  ASSERT_EQ(stat(("/proc/" + std::to_string(child) + "/ns/uts").c_str(), &sb), 0);
+  const uint32_t child_uts = static_cast<uint32_t>(sb.st_ino);
+
+  ProbeOptions options;
+  options.target_uts_inum = child_uts;
+  options.sensitive_paths = {{SensitivePath::Match::kExact, *secret_}};
+  options.btmp_path = options.wtmp_path = "";
+  auto scoped = BpfProbe::Open(options);
+  ASSERT_TRUE(scoped.ok()) << scoped.status().ToString();
+
+  int fd = open(secret_->c_str(), O_RDONLY);  // the host's namespace: must not be seen
+  ASSERT_GE(fd, 0);
+  close(fd);
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+  bool saw_parent = false;
+  auto e = WaitFor(**scoped, [&](const Event& e) {
+    if (e.process.tgid == static_cast<uint32_t>(getpid())) saw_parent = true;
+    return e.process.tgid == static_cast<uint32_t>(child) && e.As<FileOpenEvent>() != nullptr;
+  });
+  for (const Event& rest : Backlog()[scoped->get()]) {
+    if (rest.process.tgid == static_cast<uint32_t>(getpid())) saw_parent = true;
+  }
+  Backlog().erase(scoped->get());
+  ASSERT_TRUE(e) << "child in the target UTS namespace not seen";
+  EXPECT_EQ(e->process.uts_inum, child_uts);
+  EXPECT_FALSE(saw_parent) << "event from outside the target UTS namespace";
+  for (int f : {ready[0], ready[1], go[0], go[1]}) close(f);
+}
+
+TEST_F(BpfProbeTest, PamAuthenticationFailure) {
+  if (probe_->libpam_path().empty()) GTEST_SKIP() << "login-pam disabled on this host";
+  const std::string service = "tripline-test-" + std::to_string(getpid());
+  const std::string conf = "/etc/pam.d/" + service;
+  {
+    std::ofstream out(conf);
+    out << "auth required pam_unix.so nodelay\naccount required pam_unix.so\n";
+  }
+  int status = 0;
+  pid_t child = RunChild(
+      [&] {
+        execl(TL_PAM_HELPER_PATH, TL_PAM_HELPER_PATH, service.c_str(), "nobody", "198.18.0.66",
+              "wrong-password", static_cast<char*>(nullptr));
+        return 127;
+      },
+      &status);
+  fs::remove(conf);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  const int rc = WEXITSTATUS(status);
+  ASSERT_LT(rc, 100) << "helper failed before pam_authenticate: " << rc;
+  ASSERT_NE(rc, 0) << "wrong password accepted?";
+
+  auto e = WaitFor(*probe_, [&](const Event& e) {
+    const LoginEvent* l = e.As<LoginEvent>();
+    return l && l->source == LoginSource::kPam && e.process.tgid == static_cast<uint32_t>(child);
+  });
+  ASSERT_TRUE(e) << "no PAM login event";
+  const LoginEvent* l = e->As<LoginEvent>();
+  EXPECT_EQ(l->service, service);
+  EXPECT_EQ(l->user, "nobody");
+  EXPECT_EQ(l->remote_addr, "198.18.0.66");
+  EXPECT_EQ(l->stage, LoginStage::kAuthenticate);
+  EXPECT_EQ(l->outcome, Outcome::kFailure);
+  EXPECT_EQ(l->pam_code, rc);
+  EXPECT_EQ(l->reason, PamReasonText(rc));
+  EXPECT_EQ(l->auth_pid, static_cast<uint32_t>(child));
+  EXPECT_EQ(e->process.ppid, static_cast<uint32_t>(getpid()));
+}
+
+TEST_F(BpfProbeTest, CountersStartClean) {
+  ProbeCounters c = probe_->ReadCounters();
+  EXPECT_EQ(c.ringbuf_drops, 0u);
+  EXPECT_EQ(c.drops_by_type.size(), static_cast<size_t>(TL_REC_TYPE_SLOTS));
+}
+
+}  // namespace
+}  // namespace tripline::sensor
