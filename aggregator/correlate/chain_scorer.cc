@@ -1,0 +1,286 @@
+#include "aggregator/correlate/chain_scorer.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+#include "aggregator/correlate/attack_stages.h"
+#include "common/clock.h"
+
+namespace tripline::correlate {
+namespace {
+
+std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
+// "alice", "alice and bob", "alice, bob and carol".
+std::string JoinAnd(const std::vector<std::string>& parts) {
+  if (parts.size() <= 1) return Join(parts, "");
+  std::vector<std::string> head(parts.begin(), parts.end() - 1);
+  return Join(head, ", ") + " and " + parts.back();
+}
+
+bool HasFile(const Chain& c, std::string_view technique) {
+  return std::any_of(c.files.begin(), c.files.end(),
+                     [&](const FileFinding& f) { return f.technique == technique; });
+}
+
+bool CredentialAttack(const Chain& c) { return c.brute_force || c.spraying || c.stuffing; }
+
+std::string FormatConfidence(double c) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%.2f", c);
+  return buf;
+}
+
+std::string MovementPath(const Chain& c) { return Join(c.hosts, " → "); }
+
+std::string FileSentence(const FileFinding& f) {
+  std::string who = f.user.empty() ? "A process" : f.user;
+  std::string with = f.process.empty() ? "" : " with " + f.process;
+  if (f.technique == kShadowDump) {
+    return f.succeeded
+               ? who + " read " + f.path + " on " + f.host + with +
+                     ": the password hashes of every local account."
+               : who + " tried to read " + f.path + " on " + f.host + with + " and was denied.";
+  }
+  if (f.technique == kPrivateKeys) {
+    return who + " read the SSH private key " + f.path + " on " + f.host + with +
+           (f.succeeded ? "." : " (the open failed).");
+  }
+  return who + " opened " + f.path + " on " + f.host + " for writing" + with +
+         ": a key added there lets the intruder back in without a password.";
+}
+
+}  // namespace
+
+std::string TimeOfDay(int64_t ns) {
+  std::string t = FormatTimeNs(ns);  // 2026-11-25T03:41:07.123Z
+  return t.size() >= 19 ? t.substr(11, 8) + " UTC" : t;
+}
+
+Severity SeverityForScore(double score) {
+  if (score < 20) return Severity::kInfo;
+  if (score < 40) return Severity::kLow;
+  if (score < 60) return Severity::kMedium;
+  if (score < 80) return Severity::kHigh;
+  return Severity::kCritical;
+}
+
+Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
+  Assessment a;
+  std::set<std::string> techniques;
+  bool raising = false;
+  if (c.brute_force) {
+    a.score += c.failures >= 10 ? 20 : 15;
+    techniques.emplace(kBruteForce);
+    raising = true;
+  }
+  if (c.spraying) {
+    a.score += 20;
+    techniques.emplace(kPasswordSpraying);
+    raising = true;
+  }
+  if (c.stuffing) {
+    a.score += 20;
+    techniques.emplace(kCredentialStuffing);
+    raising = true;
+  }
+  if (c.success_after_failures) {
+    a.score += 25;
+    techniques.emplace(kValidAccounts);
+    raising = true;
+  } else if (c.new_source_login) {
+    a.score += 5;
+    techniques.emplace(kValidAccounts);
+  }
+  bool shadow_read = false, shadow_tried = false;
+  for (const FileFinding& f : c.files) {
+    if (f.technique == kShadowDump) (f.succeeded ? shadow_read : shadow_tried) = true;
+  }
+  if (shadow_read || shadow_tried) {
+    a.score += shadow_read ? 30 : 20;
+    techniques.emplace(kShadowDump);
+    raising = true;
+  }
+  if (HasFile(c, kPrivateKeys)) {
+    a.score += 25;
+    techniques.emplace(kPrivateKeys);
+    raising = true;
+  }
+  if (HasFile(c, kAuthorizedKeys)) {
+    a.score += 30;
+    techniques.emplace(kAuthorizedKeys);
+    raising = true;
+  }
+  if (!c.discovery.empty()) {
+    a.score += 10;
+    techniques.emplace(kDiscovery);
+  }
+  if (!c.hops.empty()) {
+    a.score += std::min<double>(30, 10.0 * static_cast<double>(c.hops.size()));
+    techniques.emplace(kSshHop);
+    // Mean gap between consecutive logins along the chain: people pause to look around,
+    // scripted intruders and worms chain hops within seconds.
+    int64_t last_hop = 0;
+    for (const Hop& h : c.hops) last_hop = std::max(last_hop, h.at_ns);
+    int64_t start = c.first_login_ns > 0 ? c.first_login_ns : c.hops.front().at_ns;
+    a.movement_ns = std::max<int64_t>(0, last_hop - start);
+    if (a.movement_ns / static_cast<int64_t>(c.hops.size()) <= kFastHopGapNs) {
+      a.fast_movement = true;
+      a.score += 10;
+    }
+    if (c.success_after_failures) a.score += 15;
+  }
+  if (!c.privileged.empty()) a.score += 10;
+
+  a.techniques.assign(techniques.begin(), techniques.end());
+  a.severity = SeverityForScore(a.score);
+  a.raise = (raising && a.score >= kRaiseScore) || a.score >= kRaiseScoreMovementOnly;
+  for (const HostDataGap& g : gaps) {
+    if (g.drops > 0) a.confidence *= g.drops >= 1000 ? 0.5 : 0.75;
+  }
+  a.confidence = std::max(0.1, a.confidence);
+  return a;
+}
+
+Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<HostDataGap>& gaps) {
+  Incident in;
+  in.id = c.incident_id;
+  in.severity = a.severity;
+  in.score = a.score;
+  in.confidence = a.confidence;
+  in.techniques = a.techniques;
+  in.hosts = c.hosts;
+  in.first_seen_ns = c.first_ns;
+  in.last_seen_ns = c.last_ns;
+  in.chain = c.hops;
+  std::sort(in.chain.begin(), in.chain.end(),
+            [](const Hop& x, const Hop& y) { return x.at_ns < y.at_ns; });
+  in.events = c.events;
+  std::stable_sort(in.events.begin(), in.events.end(),
+                   [](const EventRef& x, const EventRef& y) { return x.time_ns < y.time_ns; });
+
+  for (const std::string& u : c.users) in.identities.push_back("user:" + u);
+  for (const std::string& h : c.hosts) in.identities.push_back("host:" + h);
+  for (const std::string& s : c.sources) in.identities.push_back("source:" + s);
+
+  // Title: what happened to whom, then where it went.
+  std::vector<std::string> how;
+  if (c.brute_force) how.emplace_back("brute-forced");
+  if (c.spraying) how.emplace_back("password-sprayed");
+  if (c.stuffing) how.emplace_back("credential-stuffed");
+  std::string moving = c.hops.empty() ? "" : "moving laterally " + MovementPath(c);
+  std::string first_user = c.users.empty() ? "unknown" : c.users.front();
+  if (c.success_after_failures) {
+    std::string user = c.compromised_user.empty() ? first_user : c.compromised_user;
+    if (how.empty()) how.emplace_back("logged in after failed passwords");
+    if (!moving.empty()) how.push_back(moving);
+    in.title = "Account " + user + " compromised: " + Join(how, ", ");
+  } else if (CredentialAttack(c) && c.members.empty()) {
+    std::string target = c.sprayed_accounts > 1 ? std::to_string(c.sprayed_accounts) + " accounts"
+                                                : "account " + c.failure_user;
+    std::string kind = c.spraying   ? "Password spraying"
+                       : c.stuffing ? "Credential stuffing"
+                                    : "Brute force";
+    in.title = kind + " from " + c.failure_source + " against " + target +
+               (c.failure_host.empty() ? "" : " on " + c.failure_host);
+  } else {
+    std::vector<std::string> what = how;
+    if (HasFile(c, kShadowDump)) what.emplace_back("read password hashes");
+    if (HasFile(c, kPrivateKeys)) what.emplace_back("took SSH private keys");
+    if (HasFile(c, kAuthorizedKeys)) what.emplace_back("planted an SSH key");
+    if (!c.discovery.empty()) what.emplace_back("explored the system");
+    if (!moving.empty()) what.push_back(moving);
+    std::string where = c.hosts.empty() ? "" : " on " + c.hosts.front();
+    in.title = "Suspicious activity by " + first_user + where +
+               (what.empty() ? "" : ": " + Join(what, ", "));
+  }
+
+  // Explanation: the story in order, then what is uncertain, then what to do.
+  std::vector<std::string>& ex = in.explanation;
+  if (c.spraying || c.stuffing) {
+    std::string pattern = c.spraying
+                              ? "going round the accounts again and again (password spraying)"
+                              : "each once or twice (credential stuffing)";
+    ex.push_back(c.failure_source + " tried " + std::to_string(c.sprayed_accounts) + " accounts" +
+                 (c.failure_host.empty() ? "" : " on " + c.failure_host) + ", " + pattern + ".");
+  }
+  bool compromise_told = false;
+  if (c.brute_force && !c.failure_user.empty()) {
+    std::string s = c.failure_user + " failed " + std::to_string(c.failures) + " passwords from " +
+                    c.failure_source + " on " + c.failure_host;
+    if (c.success_after_failures && c.compromised_user == c.failure_user &&
+        c.compromised_host == c.failure_host) {
+      s += ", then logged in from the same address at " + TimeOfDay(c.compromise_ns);
+      compromise_told = true;
+    }
+    ex.push_back(s + ".");
+  }
+  if (c.success_after_failures && !compromise_told) {
+    ex.push_back(c.compromised_user + " then logged in on " + c.compromised_host + " from " +
+                 c.failure_source + " at " + TimeOfDay(c.compromise_ns) + " after " +
+                 std::to_string(c.failures_before_success) + " failed passwords.");
+  }
+  if (!c.success_after_failures && c.new_source_login && !c.new_source_detail.empty()) {
+    ex.push_back("First login of " + c.new_source_detail + ".");
+  }
+  for (const FileFinding& f : c.files) ex.push_back(FileSentence(f));
+  if (!c.discovery.empty()) {
+    ex.push_back("A burst of discovery commands (ls, id, uname, ps, ...) ran as " +
+                 JoinAnd(c.discovery) + ".");
+  }
+  if (!c.hops.empty()) {
+    std::string s = "Then moved " + MovementPath(c) + " over SSH";
+    if (c.first_login_ns > 0) {
+      s += ", the last hop " + FormatDurationNs(a.movement_ns) + " after the first login";
+    }
+    std::vector<std::string> changes;
+    for (const Hop& h : in.chain) {
+      if (!h.from_user.empty() && h.user != h.from_user) {
+        changes.push_back(h.from_user + " on " + h.from + " logged in as " + h.user + " on " +
+                          h.to);
+      }
+    }
+    if (!changes.empty()) s += " (" + Join(changes, "; ") + ")";
+    if (a.fast_movement) s += ", faster than a person usually works";
+    ex.push_back(s + ".");
+  }
+  if (!c.privileged.empty()) {
+    ex.push_back("Privileged access in the chain: " + JoinAnd(c.privileged) +
+                 ", with full control of " +
+                 (c.privileged.size() > 1 ? "those hosts." : "that host."));
+  }
+  for (const HostDataGap& g : gaps) {
+    if (g.drops == 0) continue;
+    ex.push_back(g.host + "'s sensor reported " + std::to_string(g.drops) +
+                 " dropped events while this chain was active, so parts of the chain on " + g.host +
+                 " may be missing (confidence " + FormatConfidence(a.confidence) + ").");
+  }
+  std::vector<std::string> act;
+  std::vector<std::string> lock;
+  for (const std::string& u : c.users) {
+    if (u != "root") lock.push_back(u);
+  }
+  if (!lock.empty()) act.push_back("lock " + JoinAnd(lock));
+  if (lock.size() != c.users.size()) act.emplace_back("refuse SSH logins as root");
+  if (!c.hosts.empty()) act.push_back("end the chain's sessions on " + JoinAnd(c.hosts));
+  if (HasFile(c, kAuthorizedKeys)) act.emplace_back("remove keys added to authorized_keys");
+  if (HasFile(c, kShadowDump)) act.emplace_back("rotate the passwords stored on those hosts");
+  if (HasFile(c, kPrivateKeys)) act.emplace_back("revoke the SSH keys that were read");
+  if (!c.sources.empty()) act.push_back("block " + JoinAnd(c.sources));
+  if (!act.empty()) {
+    std::string s = JoinAnd(act);
+    s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
+    ex.push_back(s + ".");
+  }
+  return in;
+}
+
+}  // namespace tripline::correlate

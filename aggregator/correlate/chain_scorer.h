@@ -1,0 +1,70 @@
+// Chain scoring: the transparent rules that turn a chain's evidence into a score, a
+// severity, a confidence and the incident a person reads.
+//
+// Points (additive; the rule names appear in the incident's explanation where they apply):
+//
+//   stage                                                     points
+//   T1110.001 brute force (>= brute_force_failures, one account)  15 (20 at >= 10 failures)
+//   T1110.003 password spraying / T1110.004 credential stuffing   20
+//   T1078 login after a credential attack from that source        25
+//   T1078 first login of an account from an address (weak)         5
+//   T1003.008 /etc/shadow or gshadow read (denied: 20)            30
+//   T1552.004 private or host key read                            25
+//   T1098.004 authorized_keys opened for writing                  30
+//   T1083 discovery burst                                         10
+//   T1021.004 SSH hop                                             10 each, at most 30
+//   fast movement (mean gap between logins along the chain <= 2 min)  +10
+//   a privileged account in the chain                             +10
+//   compromised account (brute force / spray / stuffing + login) that then moved  +15
+//
+// Severity: < 20 info, < 40 low, < 60 medium, < 80 high, otherwise critical.
+// Raised as an incident when the chain holds a "raising" stage (credential attack, login
+// after it, shadow, keys, authorized_keys) and scores >= 20, or scores >= 50 on movement
+// alone. Discovery, first-time sources, hops and privilege add weight but never raise on
+// their own: admins do all of them every day.
+// Confidence: 1, times 0.75 for each host of the chain whose sensor reported dropped events
+// during the chain (0.5 when it dropped 1000 or more), never below 0.1. Drops lower
+// confidence, not severity: missing data can hide a worse chain as easily as a benign one.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "aggregator/correlate/correlator_state.h"
+#include "model/incident.h"
+
+namespace tripline::correlate {
+
+inline constexpr double kRaiseScore = 20;
+inline constexpr double kRaiseScoreMovementOnly = 50;
+inline constexpr int64_t kFastHopGapNs = 120 * kNanosPerSecond;
+
+// Dropped events one host's sensor reported while the chain was active.
+struct HostDataGap {
+  std::string host;
+  uint64_t drops = 0;
+};
+
+struct Assessment {
+  double score = 0;
+  Severity severity = Severity::kInfo;
+  std::vector<std::string> techniques;  // sorted
+  bool raise = false;
+  double confidence = 1.0;
+  bool fast_movement = false;
+  int64_t movement_ns = 0;  // from the first login of the chain to its last hop
+};
+
+Assessment AssessChain(const Chain& chain, const std::vector<HostDataGap>& gaps);
+
+Severity SeverityForScore(double score);
+
+// The incident for `chain` as it stands (id, revision and updated_ns are left to the caller).
+Incident BuildIncident(const Chain& chain, const Assessment& assessment,
+                       const std::vector<HostDataGap>& gaps);
+
+// "03:41:07 UTC": the time of day, which is what a person reading one incident needs.
+std::string TimeOfDay(int64_t ns);
+
+}  // namespace tripline::correlate

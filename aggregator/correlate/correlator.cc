@@ -1,0 +1,1075 @@
+#include "aggregator/correlate/correlator.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+#include "aggregator/correlate/attack_stages.h"
+#include "aggregator/correlate/chain_scorer.h"
+#include "aggregator/correlate/correlator_state.h"
+
+namespace tripline::correlate {
+namespace {
+
+// Drops reported this long before a chain's first evidence or after its last still count
+// against it: sensors report health periodically (every 10-60 s), so drops that hit the chain
+// are reported a little after they happened.
+constexpr int64_t kDropLookbehindNs = 60 * kNanosPerSecond;
+constexpr int64_t kDropLookaheadNs = 5 * 60 * kNanosPerSecond;
+// Per-tracker caps: enough to tell the patterns apart, small enough that a flood from one
+// address costs a few kilobytes.
+constexpr size_t kMaxAttemptsPerTracker = 256;
+constexpr size_t kMaxUsersPerSource = 256;
+constexpr size_t kMaxRefsPerTracker = 6;
+constexpr size_t kMaxSourcesPerUser = 64;
+constexpr size_t kMaxDropEpisodes = 64;
+// Walking up parents to refuse cycles; chains are never this deep.
+constexpr int kMaxChainDepth = 64;
+// Year 2116: every time the correlator does arithmetic on stays far from int64 overflow.
+constexpr int64_t kMaxSaneTimeNs = int64_t{1} << 62;
+
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string Hex16(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string_view EventKindName(EventKind k) {
+  switch (k) {
+    case EventKind::kLogin: return "login";
+    case EventKind::kFileOpen: return "file_open";
+    case EventKind::kExec: return "exec";
+    case EventKind::kNet: return "net";
+    case EventKind::kPosture: return "posture";
+    case EventKind::kHealth: return "health";
+  }
+  return "unknown";
+}
+
+std::string HostPort(const std::string& addr, uint32_t port) {
+  if (port == 0) return addr;
+  if (addr.find(':') != std::string::npos) return "[" + addr + "]:" + std::to_string(port);
+  return addr + ":" + std::to_string(port);
+}
+
+// One line for the incident's evidence list, written for the reader of the incident.
+std::string Summary(const Event& e) {
+  const std::string& who = e.process.user.empty() ? e.process.comm : e.process.user;
+  if (const auto* l = e.As<LoginEvent>()) {
+    bool failed = l->outcome == Outcome::kFailure || l->stage == LoginStage::kFailedRecord;
+    return std::string(failed ? "failed login " : "login ") + l->user + " via " +
+           (l->service.empty() ? "unknown service" : l->service) +
+           (l->remote_addr.empty() ? "" : " from " + HostPort(l->remote_addr, l->remote_port));
+  }
+  if (const auto* f = e.As<FileOpenEvent>()) {
+    std::string s = std::string(OpensForWrite(*f) ? "write-open " : "open ") + f->path + " by " +
+                    e.process.comm + " (" + who + ", uid " + std::to_string(e.process.uid) + ")";
+    if (f->result < 0) s += " denied";
+    return s;
+  }
+  if (const auto* x = e.As<ExecEvent>()) {
+    std::string s = "exec " + x->filename;
+    for (size_t i = 1; i < x->argv.size() && i < 4; ++i) s += " " + x->argv[i];
+    return s + " (" + who + ")";
+  }
+  if (const auto* n = e.As<NetConnectEvent>()) {
+    return std::string(n->direction == NetDirection::kAccepted ? "accept " : "connect ") +
+           HostPort(n->local_addr, n->local_port) + " -> " +
+           HostPort(n->remote_addr, n->remote_port) + " by " + e.process.comm;
+  }
+  if (const auto* h = e.As<SensorHealth>()) {
+    return "sensor health: " + std::to_string(h->ringbuf_drops) + " ring-buffer drops, " +
+           std::to_string(h->spool_drops) + " spool drops";
+  }
+  return "posture snapshot";
+}
+
+// A hash of everything a reader of the incident sees, except revision and updated_ns: a
+// new revision is reported only when this changes.
+class Fingerprinter {
+ public:
+  void Add(std::string_view s) {
+    for (unsigned char c : s) Mix(c);
+    Mix(0xff);  // separator, so ("ab","c") and ("a","bc") differ
+  }
+  void Add(uint64_t v) {
+    for (int i = 0; i < 8; ++i) Mix(static_cast<unsigned char>(v >> (8 * i)));
+  }
+  void Add(const std::vector<std::string>& v) {
+    Add(uint64_t{v.size()});
+    for (const std::string& s : v) Add(s);
+  }
+  uint64_t value() const { return h_; }
+
+ private:
+  void Mix(unsigned char c) {
+    h_ ^= c;
+    h_ *= 1099511628211ull;
+  }
+  uint64_t h_ = 1469598103934665603ull;
+};
+
+uint64_t Fingerprint(const Incident& in) {
+  Fingerprinter f;
+  f.Add(in.id);
+  f.Add(uint64_t{static_cast<uint8_t>(in.severity)});
+  f.Add(in.title);
+  f.Add(in.identities);
+  f.Add(in.hosts);
+  f.Add(in.techniques);
+  f.Add(static_cast<uint64_t>(in.first_seen_ns));
+  f.Add(static_cast<uint64_t>(in.last_seen_ns));
+  f.Add(uint64_t{in.chain.size()});
+  for (const Hop& h : in.chain) {
+    f.Add(h.from);
+    f.Add(h.to);
+    f.Add(h.user);
+    f.Add(h.from_user);
+    f.Add(static_cast<uint64_t>(h.at_ns));
+    f.Add(uint64_t{h.port});
+  }
+  f.Add(uint64_t{in.events.size()});
+  for (const EventRef& e : in.events) {
+    f.Add(e.sensor_id);
+    f.Add(e.seq);
+    f.Add(static_cast<uint64_t>(e.time_ns));
+  }
+  f.Add(in.explanation);
+  f.Add(static_cast<uint64_t>(in.confidence * 1e6));
+  f.Add(static_cast<uint64_t>(in.score * 1e3));
+  return f.value();
+}
+
+template <typename T>
+bool AddUnique(std::vector<T>& v, const T& x) {
+  if (std::find(v.begin(), v.end(), x) != v.end()) return false;
+  v.push_back(x);
+  return true;
+}
+
+}  // namespace
+
+// The logic over CorrelatorState. One Engine lives for one Handle/Tick call; everything that
+// outlives the call is in the state.
+class Engine {
+ public:
+  Engine(const CorrelatorOptions& o, const Clock& clock, CorrelatorState& s)
+      : o_(o), s_(s), now_(clock.NowNs()) {}
+
+  void Handle(std::string_view sensor, const Event& e) {
+    ++s_.stats.events;
+    // Times far outside any real clock would overflow window arithmetic; such an event is
+    // corrupt, and skipping it is safer than guessing.
+    if (e.time_ns < 0 || e.time_ns > kMaxSaneTimeNs) return;
+    std::string sensor_id(sensor);
+    std::visit(
+        [&](const auto& body) {
+          using T = std::decay_t<decltype(body)>;
+          if constexpr (std::is_same_v<T, LoginEvent>) OnLogin(sensor_id, e, body);
+          if constexpr (std::is_same_v<T, FileOpenEvent>) OnFileOpen(sensor_id, e, body);
+          if constexpr (std::is_same_v<T, ExecEvent>) OnExec(sensor_id, e, body);
+          if constexpr (std::is_same_v<T, NetConnectEvent>) OnNet(sensor_id, e, body);
+          if constexpr (std::is_same_v<T, PostureSnapshot>) OnPosture(e, body);
+          if constexpr (std::is_same_v<T, SensorHealth>) OnHealth(sensor_id, e, body);
+        },
+        e.body);
+  }
+
+  void Tick() {
+    while (const std::string* oldest = s_.sessions.Oldest()) {
+      if (s_.sessions.Find(*oldest)->last_activity_ns >= now_ - o_.session_ttl_ns) break;
+      EvictSession(*oldest);
+    }
+    while (!s_.pending.empty() &&
+           s_.pending.begin()->second.arrived_ns < now_ - o_.pending_ttl_ns) {
+      RemovePending(s_.pending.begin()->first);
+      ++s_.stats.pending_evicted;
+    }
+    // Failures stay interesting for their window plus the time a late login may still take
+    // to arrive.
+    int64_t tracker_ttl = o_.failure_window_ns + o_.pending_ttl_ns;
+    while (const std::string* oldest = s_.failures.Oldest()) {
+      if (s_.failures.Find(*oldest)->touched_ns >= now_ - tracker_ttl) break;
+      s_.failures.Erase(std::string(*oldest));
+      ++s_.stats.trackers_evicted;
+    }
+    while (const std::string* oldest = s_.sources.Oldest()) {
+      if (s_.sources.Find(*oldest)->touched_ns >= now_ - tracker_ttl) break;
+      EvictSource(*oldest);
+    }
+  }
+
+  // Assesses every chain touched by this call and returns the incidents that were raised or
+  // changed since last reported.
+  std::vector<Incident> Finish() {
+    for (const std::string& key : touched_) {
+      auto it = s_.chains.find(key);
+      if (it == s_.chains.end()) continue;
+      Chain& c = it->second;
+      std::vector<HostDataGap> gaps = GapsFor(c);
+      Assessment a = AssessChain(c, gaps);
+      if (c.incident_id.empty()) {
+        if (!a.raise) continue;
+        c.incident_id = "inc-" + Hex16(Fnv1a(c.key + "|" + std::to_string(c.first_ns)));
+        s_.raised.insert(c.key);
+        ++s_.stats.incidents_raised;
+      }
+      Emit(c, a, gaps, "");
+    }
+    touched_.clear();
+    return std::move(out_);
+  }
+
+ private:
+  // ---- sessions -------------------------------------------------------------------------
+
+  SessionNode* FindSession(const std::string& key) {
+    if (SessionNode* n = s_.sessions.Find(key)) return n;
+    auto it = s_.aliases.find(key);
+    return it == s_.aliases.end() ? nullptr : s_.sessions.Find(it->second);
+  }
+
+  Chain& ChainOf(const SessionNode& n) { return s_.chains.at(n.chain); }
+
+  SessionNode* CreateSession(const std::string& key, const std::string& host) {
+    SessionNode n;
+    n.key = key;
+    n.host = host;
+    n.last_activity_ns = now_;
+    n.chain = key;
+    Chain& c = NewChain(key);
+    c.members.push_back(key);
+    AddUnique(c.hosts, host);
+    s_.sessions.Put(key, std::move(n));
+    // Oldest first: the new session is the most recently used, so it survives (cap >= 1).
+    while (s_.sessions.size() > std::max<size_t>(1, o_.max_sessions)) {
+      EvictSession(*s_.sessions.Oldest());
+    }
+    return s_.sessions.Find(key);
+  }
+
+  Chain& NewChain(const std::string& key) {
+    Chain& c = s_.chains[key];
+    if (c.key.empty()) {
+      c.key = key;
+      c.last_activity_ns = now_;
+    }
+    return c;
+  }
+
+  // Activity (file opens, execs, connects) can arrive before its login; the node is made
+  // then, and the login fills it in.
+  SessionNode* ActivityNode(const Event& e) {
+    if (e.session.empty() || e.host.empty()) return nullptr;
+    std::string key = e.host + "|" + e.session;
+    SessionNode* n = FindSession(key);
+    if (n == nullptr) n = CreateSession(key, e.host);
+    TouchSession(*n);
+    if (n->user.empty())
+      n->user = e.process.login_user.empty() ? e.process.user : e.process.login_user;
+    return n;
+  }
+
+  void TouchSession(SessionNode& n) {
+    n.last_activity_ns = now_;
+    s_.sessions.Touch(n.key);
+    ChainOf(n).last_activity_ns = now_;
+  }
+
+  void AddAlias(SessionNode& n, const std::string& alias) {
+    if (alias.empty() || alias == n.key) return;
+    s_.aliases[alias] = n.key;
+    AddUnique(n.aliases, alias);
+  }
+
+  void EvictSession(const std::string& key_ref) {
+    std::string key = key_ref;  // key_ref may live in the LRU list we are about to change
+    SessionNode* n = s_.sessions.Find(key);
+    if (n == nullptr) return;
+    for (const std::string& a : n->aliases) {
+      auto it = s_.aliases.find(a);
+      if (it != s_.aliases.end() && it->second == key) s_.aliases.erase(it);
+    }
+    auto cit = s_.chains.find(n->chain);
+    if (cit != s_.chains.end()) {
+      Chain& c = cit->second;
+      c.members.erase(std::remove(c.members.begin(), c.members.end(), key), c.members.end());
+      MaybeEraseChain(c.key);
+    }
+    s_.sessions.Erase(key);
+    ++s_.stats.sessions_evicted;
+  }
+
+  // A chain goes when nothing can add to it any more: no session and no attacking source.
+  void MaybeEraseChain(const std::string& key) {
+    auto it = s_.chains.find(key);
+    if (it == s_.chains.end() || !it->second.members.empty()) return;
+    for (const std::string& src : it->second.sources) {
+      auto sc = s_.source_chain.find(src);
+      if (sc != s_.source_chain.end() && sc->second == key) return;
+    }
+    s_.raised.erase(key);
+    touched_.erase(key);
+    s_.chains.erase(it);
+  }
+
+  void EvictSource(const std::string& addr_ref) {
+    std::string addr = addr_ref;
+    s_.sources.Erase(addr);
+    auto sc = s_.source_chain.find(addr);
+    if (sc != s_.source_chain.end()) {
+      std::string chain = sc->second;
+      s_.source_chain.erase(sc);
+      MaybeEraseChain(chain);
+    }
+    ++s_.stats.trackers_evicted;
+  }
+
+  template <typename V>
+  void CapTrackers(LruMap<V>& m) {
+    while (m.size() > std::max<size_t>(1, o_.max_trackers)) {
+      m.Erase(std::string(*m.Oldest()));
+      ++s_.stats.trackers_evicted;
+    }
+  }
+
+  // ---- evidence -------------------------------------------------------------------------
+
+  EventRef Ref(const std::string& sensor, const Event& e) const {
+    return EventRef{sensor,    e.seq, e.host, e.time_ns, std::string(EventKindName(e.kind())),
+                    Summary(e)};
+  }
+
+  // Keeps the first half of the cap (how it began) and the newest of the rest.
+  void AddEvent(Chain& c, const EventRef& ref) {
+    for (const EventRef& r : c.events) {
+      if (r.sensor_id == ref.sensor_id && r.seq == ref.seq && r.time_ns == ref.time_ns) return;
+    }
+    size_t cap = std::max<size_t>(2, o_.max_events_per_incident);
+    if (c.events.size() >= cap) c.events.erase(c.events.begin() + static_cast<long>(cap / 2));
+    c.events.push_back(ref);
+  }
+
+  void AddEvidence(Chain& c, const EventRef& ref) {
+    AddEvent(c, ref);
+    if (c.first_ns == 0 || ref.time_ns < c.first_ns) c.first_ns = ref.time_ns;
+    c.last_ns = std::max(c.last_ns, ref.time_ns);
+    touched_.insert(c.key);
+  }
+
+  void MarkPrivileged(SessionNode& n, bool acting_as_root) {
+    Chain& c = ChainOf(n);
+    std::string who = (n.user.empty() ? std::string("unknown") : n.user) +
+                      (acting_as_root && n.user != "root" ? " (as root)" : "") + " on " + n.host;
+    if (!n.privileged || acting_as_root) {
+      if (AddUnique(c.privileged, who)) touched_.insert(c.key);
+    }
+    n.privileged = true;
+  }
+
+  // ---- logins ---------------------------------------------------------------------------
+
+  void OnLogin(const std::string& sensor, const Event& e, const LoginEvent& l) {
+    if (l.outcome == Outcome::kFailure || l.stage == LoginStage::kFailedRecord) {
+      OnLoginFailure(sensor, e, l);
+      return;
+    }
+    if (l.outcome != Outcome::kSuccess) return;
+    LearnAddress(l.local_addr, e.host);
+    if (l.local_port != 0 && !l.local_addr.empty() && l.service.find("ssh") != std::string::npos) {
+      AddSshPort(e.host, l.local_port);
+    }
+    // One login shows up as several events (authenticate, account, session open; PAM and
+    // utmp). Each names it differently: by session, by auth pid, by peer address and port.
+    std::string by_session = e.session.empty() ? "" : e.host + "|" + e.session;
+    std::string by_pid = l.auth_pid == 0 ? "" : e.host + "|pid:" + std::to_string(l.auth_pid);
+    std::string by_peer = l.remote_addr.empty() || l.remote_port == 0
+                              ? ""
+                              : e.host + "|peer:" + HostPort(l.remote_addr, l.remote_port);
+    SessionNode* n = nullptr;
+    for (const std::string* k : {&by_session, &by_pid, &by_peer}) {
+      if (!k->empty() && (n = FindSession(*k)) != nullptr) break;
+    }
+    // Pids and ports are reused: only the same user from the same address is the same login.
+    if (n != nullptr && n->login_ns != 0 &&
+        ((!n->user.empty() && !l.user.empty() && n->user != l.user) ||
+         (!n->remote_addr.empty() && !l.remote_addr.empty() && n->remote_addr != l.remote_addr))) {
+      n = nullptr;
+    }
+    if (l.stage == LoginStage::kSessionClose) {
+      if (n != nullptr) TouchSession(*n);
+      return;
+    }
+    if (n == nullptr) {
+      std::string key = !by_session.empty() ? by_session
+                        : !by_pid.empty()   ? by_pid
+                        : !by_peer.empty()  ? by_peer
+                                            : e.host + "|login:" + std::to_string(e.seq);
+      if (FindSession(key) != nullptr) key += "#" + std::to_string(e.time_ns);
+      n = CreateSession(key, e.host);
+    }
+    for (const std::string* k : {&by_session, &by_pid, &by_peer}) AddAlias(*n, *k);
+    TouchSession(*n);
+    if (n->remote_port == 0) n->remote_port = l.remote_port;
+    if (n->login_ns != 0) return;  // a later stage of a login already known
+    OnNewLogin(sensor, e, l, *n);
+  }
+
+  void OnNewLogin(const std::string& sensor, const Event& e, const LoginEvent& l, SessionNode& n) {
+    n.user = l.user.empty() ? n.user : l.user;
+    n.service = l.service;
+    n.remote_addr = l.remote_addr;
+    n.login_ns = e.time_ns;
+    EventRef ref = Ref(sensor, e);
+    {
+      Chain& c = ChainOf(n);
+      if (c.first_login_ns == 0 || e.time_ns < c.first_login_ns) c.first_login_ns = e.time_ns;
+      AddUnique(c.users, n.user);
+      AddEvidence(c, ref);
+    }
+    if (IsPrivileged(n.host, n.user, kUnsetId)) MarkPrivileged(n, false);
+    const std::string& addr = l.remote_addr;
+    if (IsUninformativeAddress(addr)) return;
+
+    // Did this address just attack this account, or spray this host?
+    uint32_t failed = FailuresBefore(n.host + "|" + n.user + "|" + addr, e.time_ns);
+    const SourceTracker* src = s_.sources.Find(addr);
+    bool sprayed =
+        src != nullptr && src->users.count(n.user) > 0 && (IsSpraying(*src) || IsStuffing(*src));
+    bool attacked = failed >= o_.brute_force_failures || sprayed;
+    auto sc = s_.source_chain.find(addr);
+    if (sc != s_.source_chain.end() && (attacked || failed > 0)) {
+      // The attacking source's chain and this login are one story.
+      std::string source_chain = sc->second;
+      MergeChains(source_chain, n.chain);
+    }
+    Chain& c = ChainOf(n);
+    if (attacked && !c.success_after_failures) {
+      c.success_after_failures = true;
+      c.failures_before_success = failed;
+      c.compromised_user = n.user;
+      c.compromised_host = n.host;
+      c.compromise_ns = e.time_ns;
+      if (c.failure_source.empty()) c.failure_source = addr;
+      AddUnique(c.hosts, n.host);
+      if (const FailureTracker* ft = s_.failures.Find(n.host + "|" + n.user + "|" + addr)) {
+        for (const EventRef& r : ft->refs) AddEvidence(c, r);
+      }
+    }
+    bool from_host = s_.addresses.Find(addr) != nullptr;
+    std::vector<std::string>* seen = s_.user_sources.Find(n.user);
+    if (seen == nullptr) {
+      seen = &s_.user_sources.Put(n.user, {});
+      CapTrackers(s_.user_sources);
+      seen = s_.user_sources.Find(n.user);
+    }
+    s_.user_sources.Touch(n.user);
+    if (!from_host && std::find(seen->begin(), seen->end(), addr) == seen->end()) {
+      n.new_source = true;
+    }
+    if (AddUnique(*seen, addr) && seen->size() > kMaxSourcesPerUser) seen->erase(seen->begin());
+    RecomputeEntries(c);
+    touched_.insert(c.key);
+
+    if (!MatchPendingConnect(n, l, e)) {
+      PendingItem p;
+      p.kind = PendingItem::kLogin;
+      p.index_addr = addr;
+      p.index_port = l.remote_port;
+      p.host = n.host;
+      p.session = n.key;
+      p.peer_addr = l.local_addr;
+      p.peer_port = l.local_port;
+      p.time_ns = e.time_ns;
+      p.ref = ref;
+      AddPending(std::move(p));
+    }
+  }
+
+  // Sources and the weak "first login from here" stage belong to the chain's roots: once a
+  // login is known to be a hop, its address is a host of ours, not an entry point.
+  void RecomputeEntries(Chain& c) {
+    c.sources.clear();
+    if (!c.failure_source.empty()) c.sources.push_back(c.failure_source);
+    c.new_source_login = false;
+    c.new_source_detail.clear();
+    for (const std::string& m : c.members) {
+      const SessionNode* n = s_.sessions.Find(m);
+      if (n == nullptr || !n->parent.empty() || IsUninformativeAddress(n->remote_addr)) continue;
+      if (s_.addresses.Find(n->remote_addr) != nullptr) continue;
+      AddUnique(c.sources, n->remote_addr);
+      if (n->new_source && !c.new_source_login) {
+        c.new_source_login = true;
+        c.new_source_detail = n->user + " from " + n->remote_addr + " on " + n->host;
+      }
+    }
+  }
+
+  uint32_t FailuresBefore(const std::string& tracker_key, int64_t t) const {
+    const FailureTracker* ft = s_.failures.Find(tracker_key);
+    if (ft == nullptr) return 0;
+    // PAM and utmp may both report one attempt: count per signal and take the larger.
+    uint32_t by_signal[6] = {0, 0, 0, 0, 0, 0};
+    for (const auto& [at, signal] : ft->attempts) {
+      if (at <= t + o_.hop_tolerance_ns && at >= t - o_.failure_window_ns) ++by_signal[signal % 6];
+    }
+    return *std::max_element(std::begin(by_signal), std::end(by_signal));
+  }
+
+  // Spraying: a few passwords tried across many accounts, so the source comes back to the
+  // same accounts round after round. At least half of the accounts revisited after others
+  // were tried in between tells rounds apart from a list walked once.
+  bool IsSpraying(const SourceTracker& st) const {
+    return st.users.size() >= o_.spray_min_accounts && uint64_t{st.revisits} * 2 >= st.users.size();
+  }
+  // Stuffing: leaked user:password pairs, so each account is tried once (twice with a retry)
+  // and the list is walked once, without rounds.
+  bool IsStuffing(const SourceTracker& st) const {
+    if (st.users.size() < o_.stuffing_min_accounts || IsSpraying(st)) return false;
+    for (const auto& [user, a] : st.users) {
+      if (a.failures > 2) return false;
+    }
+    return true;
+  }
+
+  void OnLoginFailure(const std::string& sensor, const Event& e, const LoginEvent& l) {
+    LearnAddress(l.local_addr, e.host);
+    const std::string& addr = l.remote_addr;
+    if (IsUninformativeAddress(addr) || l.user.empty()) return;
+    EventRef ref = Ref(sensor, e);
+    uint8_t signal = static_cast<uint8_t>(l.source) % 6;
+
+    std::string fkey = e.host + "|" + l.user + "|" + addr;
+    FailureTracker* ft = s_.failures.Find(fkey);
+    if (ft == nullptr) {
+      s_.failures.Put(fkey, {});
+      CapTrackers(s_.failures);
+      ft = s_.failures.Find(fkey);
+    }
+    s_.failures.Touch(fkey);
+    ft->touched_ns = now_;
+    auto& at = ft->attempts;
+    at.erase(
+        std::remove_if(at.begin(), at.end(),
+                       [&](const auto& a) { return a.first < e.time_ns - o_.failure_window_ns; }),
+        at.end());
+    at.emplace_back(e.time_ns, signal);
+    if (at.size() > kMaxAttemptsPerTracker) at.erase(at.begin());
+    if (ft->refs.size() >= kMaxRefsPerTracker)
+      ft->refs.erase(ft->refs.begin() + kMaxRefsPerTracker / 2);
+    ft->refs.push_back(ref);
+    uint32_t failed = FailuresBefore(fkey, e.time_ns);
+
+    SourceTracker* st = s_.sources.Find(addr);
+    if (st == nullptr) {
+      s_.sources.Put(addr, {});
+      while (s_.sources.size() > std::max<size_t>(1, o_.max_trackers)) {
+        EvictSource(*s_.sources.Oldest());
+      }
+      st = s_.sources.Find(addr);
+    }
+    s_.sources.Touch(addr);
+    st->touched_ns = now_;
+    if (st->last_ns != 0 && e.time_ns - st->last_ns > o_.failure_window_ns) *st = SourceTracker{};
+    st->touched_ns = now_;
+    if (st->first_ns == 0) st->first_ns = e.time_ns;
+    st->last_ns = std::max(st->last_ns, e.time_ns);
+    AddUnique(st->hosts, e.host);
+    if (st->hosts.size() > 16) st->hosts.erase(st->hosts.begin());
+    if (st->users.size() < kMaxUsersPerSource || st->users.count(l.user) > 0) {
+      SourceUserAttempts& ua = st->users[l.user];
+      ++st->attempts;
+      // "Others in between": a duplicate report of the same attempt comes right after it.
+      if (ua.last_index != 0 && st->attempts - ua.last_index > 2) ++st->revisits;
+      ua.last_index = st->attempts;
+      ++ua.by_signal[signal];
+      ua.failures = std::max(ua.failures, ua.by_signal[signal]);
+    }
+    if (st->refs.size() >= kMaxRefsPerTracker)
+      st->refs.erase(st->refs.begin() + kMaxRefsPerTracker / 2);
+    st->refs.push_back(ref);
+
+    bool brute = failed >= o_.brute_force_failures;
+    bool spraying = IsSpraying(*st);
+    bool stuffing = IsStuffing(*st);
+    if (!brute && !spraying && !stuffing) return;
+    Chain& c = SourceChain(addr);
+    c.last_activity_ns = now_;
+    if (brute && failed >= c.failures) {
+      c.brute_force = true;
+      c.failures = failed;
+      c.failure_user = l.user;
+      c.failure_host = e.host;
+    }
+    c.spraying = c.spraying || spraying;
+    c.stuffing = (c.stuffing || stuffing) && !c.spraying;
+    if (spraying || stuffing) {
+      c.sprayed_accounts =
+          std::max<uint32_t>(c.sprayed_accounts, static_cast<uint32_t>(st->users.size()));
+      if (c.failure_host.empty()) c.failure_host = e.host;
+    }
+    c.failure_source = addr;
+    AddUnique(c.sources, addr);
+    AddUnique(c.hosts, e.host);
+    AddUnique(c.users, l.user);
+    // The first failures of a pattern tell how it began; later ones only move last_seen.
+    const std::vector<EventRef>& refs = brute ? ft->refs : st->refs;
+    for (const EventRef& r : refs) AddEvidence(c, r);
+  }
+
+  Chain& SourceChain(const std::string& addr) {
+    auto it = s_.source_chain.find(addr);
+    if (it != s_.source_chain.end()) {
+      auto cit = s_.chains.find(it->second);
+      if (cit != s_.chains.end()) return cit->second;
+    }
+    std::string key = "src:" + addr;
+    s_.source_chain[addr] = key;
+    return NewChain(key);
+  }
+
+  // ---- hops -----------------------------------------------------------------------------
+
+  void LearnAddress(const std::string& addr, const std::string& host) {
+    if (IsUninformativeAddress(addr) || host.empty()) return;
+    std::string* known = s_.addresses.Find(addr);
+    if (known != nullptr && *known == host) {
+      s_.addresses.Touch(addr);
+      return;
+    }
+    s_.addresses.Put(addr, host);
+    CapTrackers(s_.addresses);
+  }
+
+  HostKnowledge& Host(const std::string& host) {
+    if (HostKnowledge* k = s_.hosts.Find(host)) {
+      s_.hosts.Touch(host);
+      return *k;
+    }
+    s_.hosts.Put(host, {});
+    CapTrackers(s_.hosts);
+    return *s_.hosts.Find(host);
+  }
+
+  void AddSshPort(const std::string& host, uint32_t port) {
+    if (port != 0 && Host(host).ssh_ports.size() < 64) Host(host).ssh_ports.insert(port);
+  }
+
+  bool IsSshPort(const std::string& host, uint32_t port) const {
+    for (uint16_t p : o_.ssh_ports) {
+      if (p == port) return true;
+    }
+    const HostKnowledge* k = s_.hosts.Find(host);
+    return k != nullptr && k->ssh_ports.count(port) > 0;
+  }
+
+  // Whether a connect on host A and a login on host B are the two ends of one SSH hop.
+  // Returns a rank (higher is better) or -1.
+  int HopMatch(const std::string& host_a, uint32_t src_port, const std::string& dst_addr,
+               uint32_t dst_port, int64_t t_connect, const std::string& host_b,
+               uint32_t login_remote_port, const std::string& login_local_addr,
+               uint32_t login_local_port, int64_t t_login) const {
+    if (host_a == host_b) return -1;
+    if (src_port != 0 && login_remote_port != 0 && src_port != login_remote_port) return -1;
+    bool four_tuple = src_port != 0 && login_remote_port != 0;
+    int64_t dt = t_login - t_connect;
+    int64_t late = four_tuple ? o_.hop_auth_delay_ns + o_.hop_tolerance_ns : o_.hop_tolerance_ns;
+    if (dt < -o_.hop_tolerance_ns || dt > late) return -1;
+    if (!login_local_addr.empty() && !dst_addr.empty() && login_local_addr != dst_addr) return -1;
+    if (login_local_port != 0 && dst_port != 0 && login_local_port != dst_port) return -1;
+    if (const std::string* owner = s_.addresses.Find(dst_addr); owner && *owner != host_b) {
+      return -1;
+    }
+    bool ssh =
+        IsSshPort(host_b, dst_port) || (login_local_port != 0 && login_local_port == dst_port);
+    if (!ssh) return -1;
+    // Prefer the exact 4-tuple, then the closest in time (ranks fit in an int: |dt| in ms).
+    int64_t closeness = 1'000'000 - std::min<int64_t>(999'999, std::abs(dt) / kNanosPerMilli);
+    return static_cast<int>((four_tuple ? 2'000'000 : 0) + closeness);
+  }
+
+  // Calls f(id) for the pending items indexed under addr:port, or under every port of addr
+  // when port is 0, plus those indexed without a port.
+  template <typename F>
+  void ForEachPending(const std::string& addr, uint32_t port, F&& f) const {
+    auto scan = [&](const std::string& key) {
+      auto it = s_.pending_by_addr.find(key);
+      if (it != s_.pending_by_addr.end()) {
+        for (uint64_t id : it->second) f(id);
+      }
+    };
+    if (port != 0) {
+      scan(PendingKey(addr, port));
+      scan(PendingKey(addr, 0));
+      return;
+    }
+    std::string prefix = addr + "|";
+    for (auto it = s_.pending_by_addr.lower_bound(prefix);
+         it != s_.pending_by_addr.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      for (uint64_t id : it->second) f(id);
+    }
+  }
+
+  static std::string PendingKey(const std::string& addr, uint32_t port) {
+    return addr + "|" + std::to_string(port);
+  }
+
+  bool MatchPendingConnect(SessionNode& login_node, const LoginEvent& l, const Event& e) {
+    uint64_t best = 0;
+    int best_rank = -1;
+    ForEachPending(l.remote_addr, l.remote_port, [&](uint64_t id) {
+      const PendingItem& p = s_.pending.at(id);
+      if (p.kind != PendingItem::kConnect) return;
+      int rank = HopMatch(p.host, p.index_port, p.peer_addr, p.peer_port, p.time_ns, e.host,
+                          l.remote_port, l.local_addr, l.local_port, e.time_ns);
+      if (rank > best_rank) {
+        best_rank = rank;
+        best = id;
+      }
+    });
+    if (best_rank < 0) return false;
+    PendingItem p = s_.pending.at(best);
+    RemovePending(best);
+    StitchHop(p.session, login_node.key, p.peer_port, p.ref);
+    return true;
+  }
+
+  bool MatchPendingLogin(const std::string& source_session, const Event& e,
+                         const NetConnectEvent& c, const EventRef& connect_ref) {
+    uint64_t best = 0;
+    int best_rank = -1;
+    ForEachPending(c.local_addr, c.local_port, [&](uint64_t id) {
+      const PendingItem& p = s_.pending.at(id);
+      if (p.kind != PendingItem::kLogin) return;
+      int rank = HopMatch(e.host, c.local_port, c.remote_addr, c.remote_port, e.time_ns, p.host,
+                          p.index_port, p.peer_addr, p.peer_port, p.time_ns);
+      if (rank > best_rank) {
+        best_rank = rank;
+        best = id;
+      }
+    });
+    if (best_rank < 0) return false;
+    std::string login_session = s_.pending.at(best).session;
+    RemovePending(best);
+    StitchHop(source_session, login_session, c.remote_port, connect_ref);
+    return true;
+  }
+
+  void AddPending(PendingItem p) {
+    p.arrived_ns = now_;
+    uint64_t id = s_.next_pending_id++;
+    s_.pending_by_addr[PendingKey(p.index_addr, p.index_port)].push_back(id);
+    s_.pending.emplace(id, std::move(p));
+    while (s_.pending.size() > std::max<size_t>(1, o_.max_pending)) {
+      RemovePending(s_.pending.begin()->first);
+      ++s_.stats.pending_evicted;
+    }
+  }
+
+  void RemovePending(uint64_t id) {
+    auto it = s_.pending.find(id);
+    if (it == s_.pending.end()) return;
+    auto idx = s_.pending_by_addr.find(PendingKey(it->second.index_addr, it->second.index_port));
+    if (idx != s_.pending_by_addr.end()) {
+      auto& ids = idx->second;
+      ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
+      if (ids.empty()) s_.pending_by_addr.erase(idx);
+    }
+    s_.pending.erase(it);
+  }
+
+  bool IsAncestor(const SessionNode& maybe_ancestor, const SessionNode& node) {
+    const SessionNode* cur = &node;
+    for (int depth = 0; cur != nullptr && depth < kMaxChainDepth; ++depth) {
+      if (cur->key == maybe_ancestor.key) return true;
+      if (cur->parent.empty()) return false;
+      cur = s_.sessions.Find(cur->parent);
+    }
+    return cur != nullptr;  // too deep: refuse, as if it were a cycle
+  }
+
+  void StitchHop(const std::string& parent_key, const std::string& child_key, uint32_t port,
+                 const EventRef& connect_ref) {
+    SessionNode* parent = FindSession(parent_key);
+    SessionNode* child = FindSession(child_key);
+    if (parent == nullptr || child == nullptr || !child->parent.empty()) return;
+    if (IsAncestor(*child, *parent)) return;
+    child->parent = parent->key;
+    Hop hop{parent->host, child->host, child->user, parent->user, child->login_ns, port};
+    std::string child_chain = child->chain;
+    MergeChains(parent->chain, child_chain);
+    Chain& c = ChainOf(*parent);
+    AddUnique(c.hosts, parent->host);
+    AddUnique(c.hosts, child->host);
+    AddUnique(c.hops, hop);
+    AddEvidence(c, connect_ref);
+    RecomputeEntries(c);
+    ++s_.stats.hops;
+  }
+
+  // Moves everything of chain `from` into chain `into`. One incident survives: `into`'s if
+  // it had one, else `from`'s (so an incident raised on part of a chain keeps its id as the
+  // chain grows around it). When both had one, `from`'s gets a last revision pointing to
+  // `into`'s, so nobody follows a dead incident.
+  void MergeChains(const std::string& into_key, const std::string& from_key) {
+    if (into_key == from_key) return;
+    auto fit = s_.chains.find(from_key);
+    auto iit = s_.chains.find(into_key);
+    if (fit == s_.chains.end() || iit == s_.chains.end()) return;
+    Chain& into = iit->second;
+    Chain& from = fit->second;
+    for (const std::string& m : from.members) {
+      if (SessionNode* n = s_.sessions.Find(m)) n->chain = into_key;
+      AddUnique(into.members, m);
+    }
+    for (const auto& h : from.hosts) AddUnique(into.hosts, h);
+    for (const auto& u : from.users) AddUnique(into.users, u);
+    for (const auto& s : from.sources) AddUnique(into.sources, s);
+    for (const auto& d : from.discovery) AddUnique(into.discovery, d);
+    for (const auto& p : from.privileged) AddUnique(into.privileged, p);
+    for (const auto& h : from.hops) AddUnique(into.hops, h);
+    for (const FileFinding& f : from.files) AddFinding(into, f);
+    for (const EventRef& r : from.events) AddEvent(into, r);
+    if (from.failures > into.failures ||
+        (into.failure_source.empty() && !from.failure_source.empty())) {
+      into.failures = from.failures;
+      into.failure_user = from.failure_user;
+      into.failure_host = from.failure_host;
+      into.failure_source = from.failure_source;
+    }
+    into.brute_force = into.brute_force || from.brute_force;
+    into.spraying = into.spraying || from.spraying;
+    into.stuffing = (into.stuffing || from.stuffing) && !into.spraying;
+    into.sprayed_accounts = std::max(into.sprayed_accounts, from.sprayed_accounts);
+    if (from.success_after_failures &&
+        (!into.success_after_failures || from.compromise_ns < into.compromise_ns)) {
+      into.success_after_failures = true;
+      into.failures_before_success = from.failures_before_success;
+      into.compromised_user = from.compromised_user;
+      into.compromised_host = from.compromised_host;
+      into.compromise_ns = from.compromise_ns;
+    }
+    auto min_set = [](int64_t a, int64_t b) { return a == 0 ? b : (b == 0 ? a : std::min(a, b)); };
+    into.first_login_ns = min_set(into.first_login_ns, from.first_login_ns);
+    into.first_ns = min_set(into.first_ns, from.first_ns);
+    into.last_ns = std::max(into.last_ns, from.last_ns);
+    into.last_activity_ns = std::max(into.last_activity_ns, from.last_activity_ns);
+    if (!from.failure_source.empty()) {  // only chains of attacking sources are named there
+      for (auto& [addr, chain] : s_.source_chain) {
+        if (chain == from_key) chain = into_key;
+      }
+    }
+    if (!from.incident_id.empty()) {
+      if (into.incident_id.empty()) {
+        into.incident_id = from.incident_id;
+        into.revision = from.revision;
+        into.fingerprint = from.fingerprint;
+        s_.raised.insert(into_key);
+      } else {
+        std::vector<HostDataGap> gaps = GapsFor(from);
+        Emit(from, AssessChain(from, gaps), gaps,
+             "This chain joined incident " + into.incident_id +
+                 " as part of a longer chain; follow that incident from now on.");
+      }
+    }
+    s_.raised.erase(from_key);
+    touched_.erase(from_key);
+    s_.chains.erase(fit);
+    RecomputeEntries(into);
+    touched_.insert(into_key);
+  }
+
+  // ---- activity -------------------------------------------------------------------------
+
+  void AddFinding(Chain& c, const FileFinding& f) {
+    for (FileFinding& have : c.files) {
+      if (have.host == f.host && have.path == f.path && have.technique == f.technique) {
+        if (f.succeeded && !have.succeeded) have = f;
+        return;
+      }
+    }
+    if (c.files.size() < 32) c.files.push_back(f);
+  }
+
+  void OnFileOpen(const std::string& sensor, const Event& e, const FileOpenEvent& f) {
+    SessionNode* n = ActivityNode(e);
+    if (n == nullptr) return;
+    if (e.process.uid == 0) MarkPrivileged(*n, true);
+    std::string_view technique = ClassifyFileOpen(f, e.process);
+    if (technique.empty()) return;
+    Chain& c = ChainOf(*n);
+    FileFinding finding{n->host,       n->user.empty() ? e.process.user : n->user,
+                        f.path,        std::string(technique),
+                        f.result >= 0, e.time_ns,
+                        e.process.comm};
+    AddFinding(c, finding);
+    AddEvidence(c, Ref(sensor, e));
+  }
+
+  void OnExec(const std::string& sensor, const Event& e, const ExecEvent& x) {
+    SessionNode* n = ActivityNode(e);
+    if (n == nullptr) return;
+    if (e.process.uid == 0) MarkPrivileged(*n, true);
+    if (!IsDiscoveryCommand(x.filename) || n->discovery_flagged) return;
+    auto& times = n->discovery_times;
+    times.push_back(e.time_ns);
+    times.erase(std::remove_if(times.begin(), times.end(),
+                               [&](int64_t t) { return t < e.time_ns - o_.discovery_window_ns; }),
+                times.end());
+    if (times.size() > o_.discovery_min_execs) times.erase(times.begin());
+    if (times.size() < o_.discovery_min_execs) return;
+    n->discovery_flagged = true;
+    times.clear();
+    Chain& c = ChainOf(*n);
+    AddUnique(c.discovery, n->user + " on " + n->host);
+    AddEvidence(c, Ref(sensor, e));
+  }
+
+  void OnNet(const std::string& sensor, const Event& e, const NetConnectEvent& c) {
+    LearnAddress(c.local_addr, e.host);
+    if (c.direction == NetDirection::kAccepted) {
+      if (IsSshDaemon(e.process)) AddSshPort(e.host, c.local_port);
+      return;
+    }
+    if (c.direction != NetDirection::kOutbound) return;
+    SessionNode* n = ActivityNode(e);
+    if (n == nullptr || IsUninformativeAddress(c.remote_addr) || c.local_addr.empty()) return;
+    if (const std::string* owner = s_.addresses.Find(c.remote_addr); owner && *owner == e.host) {
+      return;  // to itself
+    }
+    EventRef ref = Ref(sensor, e);
+    if (MatchPendingLogin(n->key, e, c, ref)) return;
+    // Every outbound connect from a session waits, not only those to known SSH ports: the
+    // destination's sshd accept (telling its port) may arrive later than this connect.
+    PendingItem p;
+    p.kind = PendingItem::kConnect;
+    p.index_addr = c.local_addr;
+    p.index_port = c.local_port;
+    p.host = e.host;
+    p.session = n->key;
+    p.peer_addr = c.remote_addr;
+    p.peer_port = c.remote_port;
+    p.time_ns = e.time_ns;
+    p.ref = std::move(ref);
+    AddPending(std::move(p));
+  }
+
+  void OnPosture(const Event& e, const PostureSnapshot& p) {
+    if (e.host.empty()) return;
+    std::set<std::string> privileged(p.root_group_members.begin(), p.root_group_members.end());
+    static const std::set<std::string> kAdminGroups = {"root", "sudo", "wheel", "admin"};
+    for (const Account& a : p.accounts) {
+      bool admin = a.uid == 0 || !a.sudo_rules.empty() || a.sudo_nopasswd;
+      for (const std::string& g : a.groups) admin = admin || kAdminGroups.count(g) > 0;
+      if (admin) privileged.insert(a.name);
+    }
+    Host(e.host).privileged_users = std::move(privileged);
+  }
+
+  void OnHealth(const std::string& sensor, const Event& e, const SensorHealth& h) {
+    if (e.host.empty()) return;
+    HostKnowledge& k = Host(e.host);
+    // Counters are cumulative since the sensor started; a smaller value means it restarted.
+    uint64_t total = h.ringbuf_drops + h.spool_drops;
+    // A host normally has one sensor; a reinstalled one gets a new id. Keep the latest few.
+    if (k.drop_counters.count(sensor) == 0 && k.drop_counters.size() >= 8) {
+      k.drop_counters.erase(k.drop_counters.begin());
+    }
+    uint64_t& last = k.drop_counters[sensor];
+    uint64_t fresh = total >= last ? total - last : total;
+    last = total;
+    if (fresh == 0) return;
+    k.drops.emplace_back(e.time_ns, fresh);
+    if (k.drops.size() > kMaxDropEpisodes) k.drops.erase(k.drops.begin());
+    for (const std::string& key : s_.raised) {
+      auto it = s_.chains.find(key);
+      if (it == s_.chains.end()) continue;
+      const auto& hosts = it->second.hosts;
+      if (std::find(hosts.begin(), hosts.end(), e.host) != hosts.end()) touched_.insert(key);
+    }
+  }
+
+  // ---- incidents ------------------------------------------------------------------------
+
+  std::vector<HostDataGap> GapsFor(const Chain& c) const {
+    std::vector<HostDataGap> gaps;
+    for (const std::string& host : c.hosts) {
+      const HostKnowledge* k = s_.hosts.Find(host);
+      if (k == nullptr) continue;
+      uint64_t drops = 0;
+      for (const auto& [at, n] : k->drops) {
+        if (at >= c.first_ns - kDropLookbehindNs && at <= c.last_ns + kDropLookaheadNs) drops += n;
+      }
+      if (drops > 0) gaps.push_back({host, drops});
+    }
+    return gaps;
+  }
+
+  void Emit(Chain& c, const Assessment& a, const std::vector<HostDataGap>& gaps,
+            const std::string& note) {
+    Incident in = BuildIncident(c, a, gaps);
+    if (!note.empty()) in.explanation.push_back(note);
+    in.id = c.incident_id;
+    uint64_t fp = Fingerprint(in);
+    if (fp == c.fingerprint) return;
+    c.fingerprint = fp;
+    in.revision = ++c.revision;
+    in.updated_ns = now_;
+    if (in.revision > 1) ++s_.stats.incident_updates;
+    out_.push_back(std::move(in));
+  }
+
+ public:
+  bool IsPrivileged(const std::string& host, const std::string& user, uint32_t uid) const {
+    if (uid == 0 || user == "root") return true;
+    for (const std::string& u : o_.privileged_users) {
+      if (u == user) return true;
+    }
+    const HostKnowledge* k = s_.hosts.Find(host);
+    return k != nullptr && k->privileged_users.count(user) > 0;
+  }
+
+ private:
+  const CorrelatorOptions& o_;
+  CorrelatorState& s_;
+  const int64_t now_;
+  std::set<std::string> touched_;  // sorted: output order does not depend on hashing
+  std::vector<Incident> out_;
+};
+
+Correlator::Correlator(CorrelatorOptions options, const Clock& clock)
+    : options_(std::move(options)), clock_(clock), state_(std::make_unique<CorrelatorState>()) {}
+
+Correlator::~Correlator() = default;
+
+std::vector<Incident> Correlator::Handle(std::string_view sensor_id, const Event& e) {
+  Engine engine(options_, clock_, *state_);
+  engine.Handle(sensor_id, e);
+  return engine.Finish();
+}
+
+std::vector<Incident> Correlator::Tick() {
+  Engine engine(options_, clock_, *state_);
+  engine.Tick();
+  return engine.Finish();
+}
+
+bool Correlator::IsPrivileged(std::string_view host, std::string_view user, uint32_t uid) const {
+  Engine engine(options_, clock_, *state_);
+  return engine.IsPrivileged(std::string(host), std::string(user), uid);
+}
+
+size_t Correlator::tracked_sessions() const { return state_->sessions.size(); }
+size_t Correlator::pending_items() const { return state_->pending.size(); }
+const CorrelatorStats& Correlator::stats() const { return state_->stats; }
+
+}  // namespace tripline::correlate

@@ -1,0 +1,648 @@
+// Persistence of the correlator's state.
+//
+// Format "tripline.correlator.v1": one JSON object (UTF-8 text, nlohmann::json).
+//   {"format": "tripline.correlator.v1", "next_pending_id": N, "stats": {...},
+//    "sessions": [...],       // oldest used first, so replaying restores the LRU order
+//    "chains": [...], "source_chain": [[addr, chain], ...], "raised": [chain, ...],
+//    "failures": [...], "sources": [...], "user_sources": [...], "addresses": [[addr, host]],
+//    "hosts": [...], "pending": [...]}          // pending by insertion id, oldest first
+// Indexes (aliases, pending by address) are derived and rebuilt on restore.
+//
+// JSON rather than a compact binary: the state is written at checkpoints, not per event,
+// the aggregator can show it to an operator as is, and it stays readable across versions
+// (a new field gets a default). Restore is written for hostile input: nesting depth is
+// checked before parsing, every field's type and range is checked, and cross-references
+// (session <-> chain) must agree, else Corruption and the current state is kept.
+#include <nlohmann/json.hpp>
+
+#include "aggregator/correlate/correlator.h"
+#include "aggregator/correlate/correlator_state.h"
+
+namespace tripline::correlate {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kFormat = "tripline.correlator.v1";
+// The state nests five levels deep; anything much deeper is not ours.
+constexpr int kMaxDepth = 16;
+constexpr int64_t kMaxTimeNs = int64_t{1} << 62;
+
+// Rejects inputs nested deeper than kMaxDepth without building them (strings skipped).
+bool NestingWithin(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+// Type-checked reading that keeps the first error and makes later reads no-ops.
+class Reader {
+ public:
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  void Fail(const std::string& where, const char* what) {
+    if (error_.empty()) error_ = where + " " + what;
+  }
+  const json* Get(const json& o, const char* key, const std::string& where) {
+    if (!ok()) return nullptr;
+    if (!o.is_object()) {
+      Fail(where, "is not an object");
+      return nullptr;
+    }
+    auto it = o.find(key);
+    if (it == o.end()) {
+      Fail(where + "." + key, "is missing");
+      return nullptr;
+    }
+    return &*it;
+  }
+  void Str(const json& o, const char* key, const std::string& where, std::string* out) {
+    const json* v = Get(o, key, where);
+    if (v == nullptr) return;
+    if (!v->is_string()) return Fail(where + "." + key, "is not a string");
+    *out = v->get_ref<const std::string&>();
+  }
+  void U64(const json& o, const char* key, const std::string& where, uint64_t* out) {
+    const json* v = Get(o, key, where);
+    if (v == nullptr) return;
+    if (!v->is_number_unsigned()) return Fail(where + "." + key, "is not an unsigned integer");
+    *out = v->get<uint64_t>();
+  }
+  void U32(const json& o, const char* key, const std::string& where, uint32_t* out) {
+    uint64_t v = 0;
+    U64(o, key, where, &v);
+    if (v > 0xffffffffu) return Fail(where + "." + key, "does not fit 32 bits");
+    *out = static_cast<uint32_t>(v);
+  }
+  // A time in nanoseconds: a non-negative integer below 2^62.
+  void Time(const json& o, const char* key, const std::string& where, int64_t* out) {
+    uint64_t v = 0;
+    U64(o, key, where, &v);
+    if (v > static_cast<uint64_t>(kMaxTimeNs)) return Fail(where + "." + key, "is out of range");
+    *out = static_cast<int64_t>(v);
+  }
+  void Bool(const json& o, const char* key, const std::string& where, bool* out) {
+    const json* v = Get(o, key, where);
+    if (v == nullptr) return;
+    if (!v->is_boolean()) return Fail(where + "." + key, "is not a boolean");
+    *out = v->get<bool>();
+  }
+  const json& Array(const json& o, const char* key, const std::string& where) {
+    static const json kEmpty = json::array();
+    const json* v = Get(o, key, where);
+    if (v == nullptr) return kEmpty;
+    if (!v->is_array()) {
+      Fail(where + "." + key, "is not an array");
+      return kEmpty;
+    }
+    return *v;
+  }
+  void Strings(const json& o, const char* key, const std::string& where,
+               std::vector<std::string>* out) {
+    out->clear();
+    for (const json& s : Array(o, key, where)) {
+      if (!s.is_string()) return Fail(where + "." + key, "is not an array of strings");
+      out->push_back(s.get_ref<const std::string&>());
+    }
+  }
+  // [[a, b], ...] of two strings.
+  void StringPairs(const json& o, const char* key, const std::string& where,
+                   std::vector<std::pair<std::string, std::string>>* out) {
+    for (const json& p : Array(o, key, where)) {
+      if (!p.is_array() || p.size() != 2 || !p[0].is_string() || !p[1].is_string()) {
+        return Fail(where + "." + key, "is not an array of string pairs");
+      }
+      out->emplace_back(p[0].get<std::string>(), p[1].get<std::string>());
+    }
+  }
+  // [[time, count], ...] of two unsigned integers, the first a time.
+  void TimeCounts(const json& o, const char* key, const std::string& where,
+                  std::vector<std::pair<int64_t, uint64_t>>* out) {
+    for (const json& p : Array(o, key, where)) {
+      if (!p.is_array() || p.size() != 2 || !p[0].is_number_unsigned() ||
+          !p[1].is_number_unsigned() || p[0].get<uint64_t>() > static_cast<uint64_t>(kMaxTimeNs)) {
+        return Fail(where + "." + key, "is not an array of [time, count]");
+      }
+      out->emplace_back(static_cast<int64_t>(p[0].get<uint64_t>()), p[1].get<uint64_t>());
+    }
+  }
+  void Ref(const json& o, const std::string& where, EventRef* r) {
+    U64(o, "seq", where, &r->seq);
+    Str(o, "sensor_id", where, &r->sensor_id);
+    Str(o, "host", where, &r->host);
+    Time(o, "time_ns", where, &r->time_ns);
+    Str(o, "kind", where, &r->kind);
+    Str(o, "summary", where, &r->summary);
+  }
+  void Refs(const json& o, const char* key, const std::string& where, std::vector<EventRef>* out) {
+    const json& a = Array(o, key, where);
+    for (size_t i = 0; i < a.size() && ok(); ++i) {
+      EventRef r;
+      Ref(a[i], where + "." + key + "[" + std::to_string(i) + "]", &r);
+      out->push_back(std::move(r));
+    }
+  }
+
+ private:
+  std::string error_;
+};
+
+json RefJson(const EventRef& r) {
+  return json{{"sensor_id", r.sensor_id}, {"seq", r.seq},   {"host", r.host},
+              {"time_ns", r.time_ns},     {"kind", r.kind}, {"summary", r.summary}};
+}
+
+json RefsJson(const std::vector<EventRef>& refs) {
+  json a = json::array();
+  for (const EventRef& r : refs) a.push_back(RefJson(r));
+  return a;
+}
+
+json SessionJson(const SessionNode& n) {
+  return json{{"key", n.key},
+              {"host", n.host},
+              {"user", n.user},
+              {"service", n.service},
+              {"remote_addr", n.remote_addr},
+              {"remote_port", n.remote_port},
+              {"login_ns", n.login_ns},
+              {"last_activity_ns", n.last_activity_ns},
+              {"parent", n.parent},
+              {"chain", n.chain},
+              {"privileged", n.privileged},
+              {"discovery_flagged", n.discovery_flagged},
+              {"new_source", n.new_source},
+              {"discovery_times", n.discovery_times},
+              {"aliases", n.aliases}};
+}
+
+void ReadSession(Reader& r, const json& j, const std::string& w, SessionNode* n) {
+  r.Str(j, "key", w, &n->key);
+  r.Str(j, "host", w, &n->host);
+  r.Str(j, "user", w, &n->user);
+  r.Str(j, "service", w, &n->service);
+  r.Str(j, "remote_addr", w, &n->remote_addr);
+  r.U32(j, "remote_port", w, &n->remote_port);
+  r.Time(j, "login_ns", w, &n->login_ns);
+  r.Time(j, "last_activity_ns", w, &n->last_activity_ns);
+  r.Str(j, "parent", w, &n->parent);
+  r.Str(j, "chain", w, &n->chain);
+  r.Bool(j, "privileged", w, &n->privileged);
+  r.Bool(j, "discovery_flagged", w, &n->discovery_flagged);
+  r.Bool(j, "new_source", w, &n->new_source);
+  for (const json& t : r.Array(j, "discovery_times", w)) {
+    if (!t.is_number_unsigned() || t.get<uint64_t>() > static_cast<uint64_t>(kMaxTimeNs)) {
+      return r.Fail(w + ".discovery_times", "is not an array of times");
+    }
+    n->discovery_times.push_back(static_cast<int64_t>(t.get<uint64_t>()));
+  }
+  r.Strings(j, "aliases", w, &n->aliases);
+}
+
+json HopJson(const Hop& h) {
+  return json{{"from", h.from},           {"to", h.to},       {"user", h.user},
+              {"from_user", h.from_user}, {"at_ns", h.at_ns}, {"port", h.port}};
+}
+
+json ChainJson(const Chain& c) {
+  json hops = json::array();
+  for (const Hop& h : c.hops) hops.push_back(HopJson(h));
+  json files = json::array();
+  for (const FileFinding& f : c.files) {
+    files.push_back(json{{"host", f.host},
+                         {"user", f.user},
+                         {"path", f.path},
+                         {"technique", f.technique},
+                         {"succeeded", f.succeeded},
+                         {"at_ns", f.at_ns},
+                         {"process", f.process}});
+  }
+  return json{{"key", c.key},
+              {"incident_id", c.incident_id},
+              {"revision", c.revision},
+              {"fingerprint", c.fingerprint},
+              {"last_activity_ns", c.last_activity_ns},
+              {"members", c.members},
+              {"hosts", c.hosts},
+              {"users", c.users},
+              {"sources", c.sources},
+              {"hops", std::move(hops)},
+              {"files", std::move(files)},
+              {"discovery", c.discovery},
+              {"privileged", c.privileged},
+              {"failures", c.failures},
+              {"failure_user", c.failure_user},
+              {"failure_host", c.failure_host},
+              {"failure_source", c.failure_source},
+              {"sprayed_accounts", c.sprayed_accounts},
+              {"brute_force", c.brute_force},
+              {"spraying", c.spraying},
+              {"stuffing", c.stuffing},
+              {"success_after_failures", c.success_after_failures},
+              {"failures_before_success", c.failures_before_success},
+              {"compromised_user", c.compromised_user},
+              {"compromised_host", c.compromised_host},
+              {"compromise_ns", c.compromise_ns},
+              {"new_source_login", c.new_source_login},
+              {"new_source_detail", c.new_source_detail},
+              {"first_login_ns", c.first_login_ns},
+              {"events", RefsJson(c.events)},
+              {"first_ns", c.first_ns},
+              {"last_ns", c.last_ns}};
+}
+
+void ReadChain(Reader& r, const json& j, const std::string& w, Chain* c) {
+  r.Str(j, "key", w, &c->key);
+  r.Str(j, "incident_id", w, &c->incident_id);
+  r.U32(j, "revision", w, &c->revision);
+  r.U64(j, "fingerprint", w, &c->fingerprint);
+  r.Time(j, "last_activity_ns", w, &c->last_activity_ns);
+  r.Strings(j, "members", w, &c->members);
+  r.Strings(j, "hosts", w, &c->hosts);
+  r.Strings(j, "users", w, &c->users);
+  r.Strings(j, "sources", w, &c->sources);
+  const json& hops = r.Array(j, "hops", w);
+  for (size_t i = 0; i < hops.size() && r.ok(); ++i) {
+    std::string hw = w + ".hops[" + std::to_string(i) + "]";
+    Hop h;
+    r.Str(hops[i], "from", hw, &h.from);
+    r.Str(hops[i], "to", hw, &h.to);
+    r.Str(hops[i], "user", hw, &h.user);
+    r.Str(hops[i], "from_user", hw, &h.from_user);
+    r.Time(hops[i], "at_ns", hw, &h.at_ns);
+    r.U32(hops[i], "port", hw, &h.port);
+    c->hops.push_back(std::move(h));
+  }
+  const json& files = r.Array(j, "files", w);
+  for (size_t i = 0; i < files.size() && r.ok(); ++i) {
+    std::string fw = w + ".files[" + std::to_string(i) + "]";
+    FileFinding f;
+    r.Str(files[i], "host", fw, &f.host);
+    r.Str(files[i], "user", fw, &f.user);
+    r.Str(files[i], "path", fw, &f.path);
+    r.Str(files[i], "technique", fw, &f.technique);
+    r.Bool(files[i], "succeeded", fw, &f.succeeded);
+    r.Time(files[i], "at_ns", fw, &f.at_ns);
+    r.Str(files[i], "process", fw, &f.process);
+    c->files.push_back(std::move(f));
+  }
+  r.Strings(j, "discovery", w, &c->discovery);
+  r.Strings(j, "privileged", w, &c->privileged);
+  r.U32(j, "failures", w, &c->failures);
+  r.Str(j, "failure_user", w, &c->failure_user);
+  r.Str(j, "failure_host", w, &c->failure_host);
+  r.Str(j, "failure_source", w, &c->failure_source);
+  r.U32(j, "sprayed_accounts", w, &c->sprayed_accounts);
+  r.Bool(j, "brute_force", w, &c->brute_force);
+  r.Bool(j, "spraying", w, &c->spraying);
+  r.Bool(j, "stuffing", w, &c->stuffing);
+  r.Bool(j, "success_after_failures", w, &c->success_after_failures);
+  r.U32(j, "failures_before_success", w, &c->failures_before_success);
+  r.Str(j, "compromised_user", w, &c->compromised_user);
+  r.Str(j, "compromised_host", w, &c->compromised_host);
+  r.Time(j, "compromise_ns", w, &c->compromise_ns);
+  r.Bool(j, "new_source_login", w, &c->new_source_login);
+  r.Str(j, "new_source_detail", w, &c->new_source_detail);
+  r.Time(j, "first_login_ns", w, &c->first_login_ns);
+  r.Refs(j, "events", w, &c->events);
+  r.Time(j, "first_ns", w, &c->first_ns);
+  r.Time(j, "last_ns", w, &c->last_ns);
+}
+
+json PendingJson(uint64_t id, const PendingItem& p) {
+  return json{{"id", id},
+              {"kind", static_cast<uint32_t>(p.kind)},
+              {"index_addr", p.index_addr},
+              {"index_port", p.index_port},
+              {"host", p.host},
+              {"session", p.session},
+              {"peer_addr", p.peer_addr},
+              {"peer_port", p.peer_port},
+              {"time_ns", p.time_ns},
+              {"arrived_ns", p.arrived_ns},
+              {"ref", RefJson(p.ref)}};
+}
+
+json StatsJson(const CorrelatorStats& s) {
+  return json{{"events", s.events},
+              {"sessions_evicted", s.sessions_evicted},
+              {"pending_evicted", s.pending_evicted},
+              {"trackers_evicted", s.trackers_evicted},
+              {"hops", s.hops},
+              {"incidents_raised", s.incidents_raised},
+              {"incident_updates", s.incident_updates}};
+}
+
+}  // namespace
+
+std::string Correlator::SerializeState() const {
+  const CorrelatorState& s = *state_;
+  json j;
+  j["format"] = kFormat;
+  j["next_pending_id"] = s.next_pending_id;
+  j["stats"] = StatsJson(s.stats);
+  json sessions = json::array();
+  s.sessions.ForEachOldestFirst(
+      [&](const std::string&, const SessionNode& n) { sessions.push_back(SessionJson(n)); });
+  j["sessions"] = std::move(sessions);
+  // Chains in key order so that equal states serialize to equal bytes.
+  std::map<std::string, const Chain*> chains;
+  for (const auto& [k, c] : s.chains) chains.emplace(k, &c);
+  json chain_array = json::array();
+  for (const auto& [k, c] : chains) chain_array.push_back(ChainJson(*c));
+  j["chains"] = std::move(chain_array);
+  std::map<std::string, std::string> source_chain(s.source_chain.begin(), s.source_chain.end());
+  json sc = json::array();
+  for (const auto& [addr, chain] : source_chain) sc.push_back(json::array({addr, chain}));
+  j["source_chain"] = std::move(sc);
+  j["raised"] = std::vector<std::string>(s.raised.begin(), s.raised.end());
+
+  json failures = json::array();
+  s.failures.ForEachOldestFirst([&](const std::string& k, const FailureTracker& f) {
+    json attempts = json::array();
+    for (const auto& [t, signal] : f.attempts) attempts.push_back(json::array({t, signal}));
+    failures.push_back(json{{"key", k},
+                            {"touched_ns", f.touched_ns},
+                            {"attempts", std::move(attempts)},
+                            {"refs", RefsJson(f.refs)}});
+  });
+  j["failures"] = std::move(failures);
+
+  json sources = json::array();
+  s.sources.ForEachOldestFirst([&](const std::string& addr, const SourceTracker& t) {
+    json users = json::array();
+    for (const auto& [user, a] : t.users) {
+      users.push_back(
+          json{{"user", user},
+               {"failures", a.failures},
+               {"by_signal", std::vector<uint32_t>(std::begin(a.by_signal), std::end(a.by_signal))},
+               {"last_index", a.last_index}});
+    }
+    sources.push_back(json{{"addr", addr},
+                           {"touched_ns", t.touched_ns},
+                           {"users", std::move(users)},
+                           {"attempts", t.attempts},
+                           {"revisits", t.revisits},
+                           {"first_ns", t.first_ns},
+                           {"last_ns", t.last_ns},
+                           {"hosts", t.hosts},
+                           {"refs", RefsJson(t.refs)}});
+  });
+  j["sources"] = std::move(sources);
+
+  json user_sources = json::array();
+  s.user_sources.ForEachOldestFirst(
+      [&](const std::string& user, const std::vector<std::string>& addrs) {
+        user_sources.push_back(json{{"user", user}, {"addrs", addrs}});
+      });
+  j["user_sources"] = std::move(user_sources);
+
+  json addresses = json::array();
+  s.addresses.ForEachOldestFirst([&](const std::string& addr, const std::string& host) {
+    addresses.push_back(json::array({addr, host}));
+  });
+  j["addresses"] = std::move(addresses);
+
+  json hosts = json::array();
+  s.hosts.ForEachOldestFirst([&](const std::string& host, const HostKnowledge& k) {
+    json counters = json::array();
+    for (const auto& [sensor, n] : k.drop_counters) counters.push_back(json::array({sensor, n}));
+    json drops = json::array();
+    for (const auto& [t, n] : k.drops) drops.push_back(json::array({t, n}));
+    hosts.push_back(
+        json{{"host", host},
+             {"ssh_ports", std::vector<uint32_t>(k.ssh_ports.begin(), k.ssh_ports.end())},
+             {"privileged_users",
+              std::vector<std::string>(k.privileged_users.begin(), k.privileged_users.end())},
+             {"drop_counters", std::move(counters)},
+             {"drops", std::move(drops)}});
+  });
+  j["hosts"] = std::move(hosts);
+
+  json pending = json::array();
+  for (const auto& [id, p] : s.pending) pending.push_back(PendingJson(id, p));
+  j["pending"] = std::move(pending);
+  // Sensors report raw bytes (paths, argv): invalid UTF-8 is replaced, never thrown on.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Status Correlator::RestoreState(std::string_view bytes) {
+  auto corrupt = [](const std::string& why) {
+    return Status::Corruption("correlator state: " + why);
+  };
+  if (!NestingWithin(bytes, kMaxDepth)) return corrupt("nested too deeply");
+  json j = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return corrupt("not valid JSON");
+  Reader r;
+  std::string format;
+  r.Str(j, "format", "state", &format);
+  if (r.ok() && format != kFormat) return corrupt("unknown format \"" + format + "\"");
+
+  auto next = std::make_unique<CorrelatorState>();
+  CorrelatorState& s = *next;
+  r.U64(j, "next_pending_id", "state", &s.next_pending_id);
+  if (const json* st = r.Get(j, "stats", "state")) {
+    r.U64(*st, "events", "stats", &s.stats.events);
+    r.U64(*st, "sessions_evicted", "stats", &s.stats.sessions_evicted);
+    r.U64(*st, "pending_evicted", "stats", &s.stats.pending_evicted);
+    r.U64(*st, "trackers_evicted", "stats", &s.stats.trackers_evicted);
+    r.U64(*st, "hops", "stats", &s.stats.hops);
+    r.U64(*st, "incidents_raised", "stats", &s.stats.incidents_raised);
+    r.U64(*st, "incident_updates", "stats", &s.stats.incident_updates);
+  }
+
+  const json& sessions = r.Array(j, "sessions", "state");
+  for (size_t i = 0; i < sessions.size() && r.ok(); ++i) {
+    SessionNode n;
+    ReadSession(r, sessions[i], "sessions[" + std::to_string(i) + "]", &n);
+    if (!r.ok()) break;
+    if (n.key.empty() || s.sessions.Find(n.key) != nullptr) {
+      return corrupt("sessions[" + std::to_string(i) + "] has an empty or repeated key");
+    }
+    for (const std::string& a : n.aliases) s.aliases[a] = n.key;
+    std::string key = n.key;
+    s.sessions.Put(key, std::move(n));
+  }
+  const json& chains = r.Array(j, "chains", "state");
+  for (size_t i = 0; i < chains.size() && r.ok(); ++i) {
+    Chain c;
+    ReadChain(r, chains[i], "chains[" + std::to_string(i) + "]", &c);
+    if (!r.ok()) break;
+    if (c.key.empty() || s.chains.count(c.key) > 0) {
+      return corrupt("chains[" + std::to_string(i) + "] has an empty or repeated key");
+    }
+    std::string key = c.key;
+    s.chains.emplace(key, std::move(c));
+  }
+  std::vector<std::pair<std::string, std::string>> source_chain;
+  r.StringPairs(j, "source_chain", "state", &source_chain);
+  for (auto& [addr, chain] : source_chain) s.source_chain[addr] = chain;
+  std::vector<std::string> raised;
+  r.Strings(j, "raised", "state", &raised);
+  s.raised.insert(raised.begin(), raised.end());
+
+  const json& failures = r.Array(j, "failures", "state");
+  for (size_t i = 0; i < failures.size() && r.ok(); ++i) {
+    std::string w = "failures[" + std::to_string(i) + "]";
+    std::string key;
+    FailureTracker f;
+    r.Str(failures[i], "key", w, &key);
+    r.Time(failures[i], "touched_ns", w, &f.touched_ns);
+    std::vector<std::pair<int64_t, uint64_t>> attempts;
+    r.TimeCounts(failures[i], "attempts", w, &attempts);
+    for (const auto& [t, signal] : attempts) {
+      f.attempts.emplace_back(t, static_cast<uint8_t>(signal % 6));
+    }
+    r.Refs(failures[i], "refs", w, &f.refs);
+    if (r.ok()) s.failures.Put(key, std::move(f));
+  }
+
+  const json& sources = r.Array(j, "sources", "state");
+  for (size_t i = 0; i < sources.size() && r.ok(); ++i) {
+    std::string w = "sources[" + std::to_string(i) + "]";
+    std::string addr;
+    SourceTracker t;
+    r.Str(sources[i], "addr", w, &addr);
+    r.Time(sources[i], "touched_ns", w, &t.touched_ns);
+    r.U64(sources[i], "attempts", w, &t.attempts);
+    r.U32(sources[i], "revisits", w, &t.revisits);
+    r.Time(sources[i], "first_ns", w, &t.first_ns);
+    r.Time(sources[i], "last_ns", w, &t.last_ns);
+    r.Strings(sources[i], "hosts", w, &t.hosts);
+    r.Refs(sources[i], "refs", w, &t.refs);
+    const json& users = r.Array(sources[i], "users", w);
+    for (size_t u = 0; u < users.size() && r.ok(); ++u) {
+      std::string uw = w + ".users[" + std::to_string(u) + "]";
+      std::string user;
+      SourceUserAttempts a;
+      r.Str(users[u], "user", uw, &user);
+      r.U32(users[u], "failures", uw, &a.failures);
+      r.U64(users[u], "last_index", uw, &a.last_index);
+      const json& by_signal = r.Array(users[u], "by_signal", uw);
+      if (r.ok() && by_signal.size() != 6) return corrupt(uw + ".by_signal must have 6 counts");
+      for (size_t k = 0; k < by_signal.size() && r.ok(); ++k) {
+        if (!by_signal[k].is_number_unsigned() || by_signal[k].get<uint64_t>() > 0xffffffffu) {
+          r.Fail(uw + ".by_signal", "is not an array of counts");
+          break;
+        }
+        a.by_signal[k] = static_cast<uint32_t>(by_signal[k].get<uint64_t>());
+      }
+      t.users[user] = a;
+    }
+    if (r.ok()) s.sources.Put(addr, std::move(t));
+  }
+
+  const json& user_sources = r.Array(j, "user_sources", "state");
+  for (size_t i = 0; i < user_sources.size() && r.ok(); ++i) {
+    std::string w = "user_sources[" + std::to_string(i) + "]";
+    std::string user;
+    std::vector<std::string> addrs;
+    r.Str(user_sources[i], "user", w, &user);
+    r.Strings(user_sources[i], "addrs", w, &addrs);
+    if (r.ok()) s.user_sources.Put(user, std::move(addrs));
+  }
+  std::vector<std::pair<std::string, std::string>> addresses;
+  r.StringPairs(j, "addresses", "state", &addresses);
+  for (auto& [addr, host] : addresses) s.addresses.Put(addr, host);
+
+  const json& hosts = r.Array(j, "hosts", "state");
+  for (size_t i = 0; i < hosts.size() && r.ok(); ++i) {
+    std::string w = "hosts[" + std::to_string(i) + "]";
+    std::string host;
+    HostKnowledge k;
+    r.Str(hosts[i], "host", w, &host);
+    for (const json& p : r.Array(hosts[i], "ssh_ports", w)) {
+      if (!p.is_number_unsigned() || p.get<uint64_t>() > 65535) {
+        r.Fail(w + ".ssh_ports", "is not an array of ports");
+        break;
+      }
+      k.ssh_ports.insert(static_cast<uint32_t>(p.get<uint64_t>()));
+    }
+    std::vector<std::string> privileged;
+    r.Strings(hosts[i], "privileged_users", w, &privileged);
+    k.privileged_users.insert(privileged.begin(), privileged.end());
+    for (const json& p : r.Array(hosts[i], "drop_counters", w)) {
+      if (!p.is_array() || p.size() != 2 || !p[0].is_string() || !p[1].is_number_unsigned()) {
+        r.Fail(w + ".drop_counters", "is not an array of [sensor, count]");
+        break;
+      }
+      k.drop_counters[p[0].get<std::string>()] = p[1].get<uint64_t>();
+    }
+    r.TimeCounts(hosts[i], "drops", w, &k.drops);
+    if (r.ok()) s.hosts.Put(host, std::move(k));
+  }
+
+  const json& pending = r.Array(j, "pending", "state");
+  for (size_t i = 0; i < pending.size() && r.ok(); ++i) {
+    std::string w = "pending[" + std::to_string(i) + "]";
+    uint64_t id = 0;
+    uint32_t kind = 0;
+    PendingItem p;
+    r.U64(pending[i], "id", w, &id);
+    r.U32(pending[i], "kind", w, &kind);
+    r.Str(pending[i], "index_addr", w, &p.index_addr);
+    r.U32(pending[i], "index_port", w, &p.index_port);
+    r.Str(pending[i], "host", w, &p.host);
+    r.Str(pending[i], "session", w, &p.session);
+    r.Str(pending[i], "peer_addr", w, &p.peer_addr);
+    r.U32(pending[i], "peer_port", w, &p.peer_port);
+    r.Time(pending[i], "time_ns", w, &p.time_ns);
+    r.Time(pending[i], "arrived_ns", w, &p.arrived_ns);
+    if (const json* ref = r.Get(pending[i], "ref", w)) r.Ref(*ref, w + ".ref", &p.ref);
+    if (!r.ok()) break;
+    if (kind > PendingItem::kLogin) return corrupt(w + ".kind is unknown");
+    if (id == 0 || id >= s.next_pending_id || s.pending.count(id) > 0) {
+      return corrupt(w + ".id is repeated or not below next_pending_id");
+    }
+    p.kind = static_cast<PendingItem::Kind>(kind);
+    s.pending_by_addr[p.index_addr + "|" + std::to_string(p.index_port)].push_back(id);
+    s.pending.emplace(id, std::move(p));
+  }
+  if (!r.ok()) return corrupt(r.error());
+
+  // Cross-references the logic relies on: every session's chain exists and lists it, and
+  // every chain member is a session of that chain.
+  std::string bad;
+  s.sessions.ForEachOldestFirst([&](const std::string& key, const SessionNode& n) {
+    if (!bad.empty()) return;
+    auto it = s.chains.find(n.chain);
+    if (it == s.chains.end() || std::find(it->second.members.begin(), it->second.members.end(),
+                                          key) == it->second.members.end()) {
+      bad = "session " + key + " names a chain that does not list it";
+    }
+  });
+  for (const auto& [key, c] : s.chains) {
+    if (!bad.empty()) break;
+    for (const std::string& m : c.members) {
+      const SessionNode* n = s.sessions.Find(m);
+      if (n == nullptr || n->chain != key) {
+        bad = "chain " + key + " lists " + m + ", which is not its session";
+        break;
+      }
+    }
+  }
+  if (!bad.empty()) return corrupt(bad);
+  for (const auto& [alias, key] : s.aliases) {
+    if (s.sessions.Find(key) == nullptr) return corrupt("alias " + alias + " names no session");
+  }
+  state_ = std::move(next);
+  return Status::Ok();
+}
+
+}  // namespace tripline::correlate

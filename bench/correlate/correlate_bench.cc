@@ -1,0 +1,227 @@
+// Correlator throughput and memory.
+//
+// BM_HandleMixedStream: events/s through Correlator::Handle on a synthetic recorded stream of
+// a 100-host fleet with 10,000 concurrent sessions: logins (with occasional failures), execs,
+// file opens (a few sensitive), outbound connects and SSH hops (connect on A + login on B),
+// plus a small attacker chain so incidents are built and re-scored. The stream is generated
+// once; each iteration feeds all of it to a fresh Correlator.
+//
+// Memory per tracked session is printed before the benchmarks run: the heap bytes in use
+// (glibc mallinfo2, exact for this process's allocations) and the RSS growth (/proc/self/statm,
+// includes allocator slack), both divided by the number of sessions tracked, for sessions that
+// each have a login, two execs, a file open and a pending connect.
+#include <benchmark/benchmark.h>
+#include <malloc.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "aggregator/correlate/correlator.h"
+#include "tests/correlate/story_builder.h"
+
+namespace tripline::correlate {
+namespace {
+
+using testing::Delivery;
+using testing::StoryBuilder;
+
+constexpr int kHosts = 100;
+constexpr int kConcurrentSessions = 10000;
+constexpr int kEvents = 300000;
+
+std::string HostName(int i) { return "h" + std::to_string(i); }
+std::string HostAddr(int i) {
+  return "10.20." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+}
+
+std::vector<Delivery> MakeStream(int events, int sessions) {
+  StoryBuilder b;
+  for (int i = 0; i < kHosts; ++i) b.SetAddress(HostName(i), HostAddr(i));
+  std::mt19937 rng(42);
+  std::vector<Delivery> out;
+  out.reserve(static_cast<size_t>(events) + 64);
+  struct Live {
+    int host;
+    std::string session;
+    std::string user;
+  };
+  std::vector<Live> live;
+  int next_session = 0;
+  double t = 0;
+  auto new_login = [&](int host, const std::string& from, uint32_t port) {
+    Live l{host, "audit:" + std::to_string(++next_session), "u" + std::to_string(rng() % 2000)};
+    out.push_back(b.Login(HostName(host), l.user, from, port, l.session, t));
+    return l;
+  };
+  for (int i = 0; i < sessions; ++i) {
+    t += 0.001;
+    live.push_back(
+        new_login(static_cast<int>(rng() % kHosts),
+                  "172.16." + std::to_string(rng() % 200) + "." + std::to_string(rng() % 250),
+                  30000 + static_cast<uint32_t>(i % 30000)));
+  }
+  // One attacker chain early on, so an incident exists and is re-assessed.
+  for (int i = 0; i < 4; ++i)
+    out.push_back(b.Failure(HostName(0), "victim", "198.18.0.66", 40000 + i, t += 0.01));
+  out.push_back(b.Login(HostName(0), "victim", "198.18.0.66", 40010, "audit:attacker", t += 0.01));
+  out.push_back(b.Open(HostName(0), "audit:attacker", "victim", 1000, "cat", "/etc/shadow",
+                       FileAccess::kRead, t += 0.01));
+  live.push_back({0, "audit:attacker", "victim"});
+  static const char* kCommands[] = {"/usr/bin/ls",      "/usr/bin/vim", "/usr/bin/git",
+                                    "/usr/bin/python3", "/usr/bin/id",  "/usr/bin/make",
+                                    "/usr/bin/grep",    "/usr/bin/ps"};
+  static const char* kFiles[] = {"/etc/passwd",
+                                 "/etc/hosts",
+                                 "/etc/ssh/sshd_config",
+                                 "/etc/shadow",
+                                 "/home/u/.ssh/authorized_keys",
+                                 "/etc/sudoers"};
+  uint32_t port = 40000;
+  while (static_cast<int>(out.size()) < events) {
+    t += 0.0005;
+    Live& s = live[rng() % live.size()];
+    std::string host = HostName(s.host);
+    uint32_t roll = rng() % 100;
+    if (roll < 50) {
+      out.push_back(b.Exec(host, s.session, s.user, 1000, kCommands[rng() % 8], t));
+    } else if (roll < 75) {
+      // Mostly ordinary files; sensitive ones by ordinary processes now and then.
+      const char* path = kFiles[rng() % 100 < 97 ? rng() % 3 : 3 + rng() % 3];
+      out.push_back(b.Open(host, s.session, s.user, 1000, "python3", path, FileAccess::kRead, t));
+    } else if (roll < 88) {
+      out.push_back(b.Connect(host, s.session, s.user, port = port % 60000 + 1,
+                              "93.184." + std::to_string(rng() % 250) + ".1", 443, t));
+    } else if (roll < 95) {
+      // An SSH hop to another host: connect, sshd accept, login; the new session goes live.
+      int to = static_cast<int>(rng() % kHosts);
+      if (to == s.host) to = (to + 1) % kHosts;
+      port = port % 60000 + 1;
+      out.push_back(b.Connect(host, s.session, s.user, port, HostAddr(to), 22, t));
+      out.push_back(b.Accept(HostName(to), 22, HostAddr(s.host), port, t + 0.0001));
+      Live hop = new_login(to, HostAddr(s.host), port);
+      live[rng() % live.size()] = hop;  // keeps the number of concurrent sessions steady
+    } else if (roll < 98) {
+      live[rng() % live.size()] =
+          new_login(static_cast<int>(rng() % kHosts), "172.16.9." + std::to_string(rng() % 250),
+                    20000 + rng() % 10000);
+    } else {
+      out.push_back(b.Failure(host, "u" + std::to_string(rng() % 2000),
+                              "172.16.8." + std::to_string(rng() % 250), 20000 + rng() % 10000, t));
+    }
+  }
+  return out;
+}
+
+const std::vector<Delivery>& Stream() {
+  static const std::vector<Delivery> stream = MakeStream(kEvents, kConcurrentSessions);
+  return stream;
+}
+
+void BM_HandleMixedStream(benchmark::State& state) {
+  const std::vector<Delivery>& stream = Stream();
+  size_t incidents = 0, sessions = 0, hops = 0;
+  for (auto _ : state) {
+    FakeClock clock(StoryBuilder::kT0);
+    Correlator c(CorrelatorOptions{}, clock);
+    for (const Delivery& d : stream) {
+      clock.SetNs(d.event.time_ns);
+      incidents += c.Handle(d.sensor, d.event).size();
+    }
+    sessions = c.tracked_sessions();
+    hops = c.stats().hops;
+    benchmark::DoNotOptimize(incidents);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * stream.size()));
+  state.counters["sessions_tracked"] = static_cast<double>(sessions);
+  state.counters["hops"] = static_cast<double>(hops);
+}
+BENCHMARK(BM_HandleMixedStream)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+
+void BM_SerializeState(benchmark::State& state) {
+  const std::vector<Delivery>& stream = Stream();
+  FakeClock clock(StoryBuilder::kT0);
+  Correlator c(CorrelatorOptions{}, clock);
+  for (const Delivery& d : stream) {
+    clock.SetNs(d.event.time_ns);
+    (void)c.Handle(d.sensor, d.event);
+  }
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string s = c.SerializeState();
+    bytes = s.size();
+    benchmark::DoNotOptimize(s);
+  }
+  state.counters["state_bytes"] = static_cast<double>(bytes);
+  state.counters["bytes_per_session"] =
+      static_cast<double>(bytes) / static_cast<double>(c.tracked_sessions());
+}
+BENCHMARK(BM_SerializeState)->Unit(benchmark::kMillisecond);
+
+long RssBytes() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+void PrintMemoryPerSession() {
+  constexpr int kSessions = 100000;
+  StoryBuilder b;
+  std::vector<Delivery> events;
+  for (int i = 0; i < 50; ++i) b.SetAddress(HostName(i), HostAddr(i));
+  for (int i = 0; i < kSessions; ++i) {
+    std::string host = HostName(i % 50);
+    std::string session = "audit:" + std::to_string(i);
+    std::string user = "u" + std::to_string(i % 3000);
+    double t = i * 0.001;
+    events.push_back(b.Login(
+        host, user, "172.17." + std::to_string(i / 250 % 250) + "." + std::to_string(i % 250),
+        20000 + i % 40000, session, t));
+    events.push_back(b.Exec(host, session, user, 1000, "/usr/bin/vim", t));
+    events.push_back(b.Exec(host, session, user, 1000, "/usr/bin/ls", t));
+    events.push_back(b.Open(host, session, user, 1000, "vim", "/etc/hosts", FileAccess::kRead, t));
+    events.push_back(b.Connect(host, session, user, 30000 + i % 30000, "93.184.1.1", 443, t));
+  }
+  FakeClock clock(StoryBuilder::kT0);
+  CorrelatorOptions o;
+  o.max_sessions = kSessions;
+  o.max_pending = 2 * kSessions;
+  malloc_trim(0);
+  long rss0 = RssBytes();
+  size_t heap0 = mallinfo2().uordblks;
+  {
+    Correlator c(o, clock);
+    for (const Delivery& d : events) {
+      clock.SetNs(d.event.time_ns);
+      (void)c.Handle(d.sensor, d.event);
+    }
+    size_t heap1 = mallinfo2().uordblks;
+    long rss1 = RssBytes();
+    double n = static_cast<double>(c.tracked_sessions());
+    std::printf(
+        "memory: %zu sessions tracked, %zu pending items; heap %.0f B/session "
+        "(incl. its pending login+connect, trackers, chain); RSS +%.0f B/session; "
+        "serialized %.0f B/session\n",
+        c.tracked_sessions(), c.pending_items(), static_cast<double>(heap1 - heap0) / n,
+        static_cast<double>(rss1 - rss0) / n, static_cast<double>(c.SerializeState().size()) / n);
+  }
+}
+
+}  // namespace
+}  // namespace tripline::correlate
+
+int main(int argc, char** argv) {
+  tripline::correlate::PrintMemoryPerSession();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  std::printf("stream: %zu events, %d hosts, %d concurrent sessions\n",
+              tripline::correlate::Stream().size(), tripline::correlate::kHosts,
+              tripline::correlate::kConcurrentSessions);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
