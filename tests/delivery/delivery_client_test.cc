@@ -1,0 +1,414 @@
+// DeliveryClient against a real gRPC server on 127.0.0.1 and a real spool in a temp dir.
+//
+// The in-test Ingest service stands in for the aggregator peer: it keeps a map seq -> event
+// per sensor, deduplicates by seq, and acknowledges the highest seq it holds.
+#include "sensor/delivery/delivery_client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "model/event_proto.h"
+#include "tripline/v1/ingest.grpc.pb.h"
+
+namespace tripline::delivery {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/tripline-delivery-test-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// What the stand-in aggregator stored; outlives server restarts.
+struct Store {
+  std::mutex mu;
+  std::map<std::string, std::map<uint64_t, Event>> events;  // sensor -> seq -> event
+  uint64_t received = 0;                                    // duplicates included
+  uint64_t hellos = 0;
+  // Returns a non-empty error to reject a batch.
+  std::function<std::string(const v1::EventBatch&)> reject;
+
+  uint64_t Durable(const std::string& sensor) {
+    auto it = events.find(sensor);
+    return it == events.end() || it->second.empty() ? 0 : it->second.rbegin()->first;
+  }
+  size_t Count(const std::string& sensor) {
+    std::lock_guard<std::mutex> lock(mu);
+    return events[sensor].size();
+  }
+};
+
+class IngestService final : public v1::Ingest::Service {
+ public:
+  explicit IngestService(Store* store) : store_(store) {}
+
+  grpc::Status Stream(grpc::ServerContext*,
+                      grpc::ServerReaderWriter<v1::IngestAck, v1::IngestRequest>* stream) override {
+    v1::IngestRequest req;
+    if (!stream->Read(&req) || !req.has_hello()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "hello first");
+    }
+    const std::string sensor = req.hello().sensor_id();
+    v1::IngestAck ack;
+    {
+      std::lock_guard<std::mutex> lock(store_->mu);
+      ++store_->hellos;
+      ack.set_durable_seq(store_->Durable(sensor));
+    }
+    if (!stream->Write(ack)) return grpc::Status::OK;
+    while (stream->Read(&req)) {
+      if (!req.has_batch()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "batch");
+      const v1::EventBatch& batch = req.batch();
+      ack.Clear();
+      std::lock_guard<std::mutex> lock(store_->mu);
+      std::string error = store_->reject ? store_->reject(batch) : "";
+      if (!error.empty()) {
+        ack.set_error(error);
+        ack.set_rejected_first_seq(batch.first_seq());
+      } else {
+        for (int i = 0; i < batch.events_size(); ++i) {
+          auto ev = FromProto(batch.events(i));
+          if (!ev.ok() || batch.events(i).seq() != batch.first_seq() + i) {
+            return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad event");
+          }
+          ++store_->received;
+          store_->events[sensor].emplace(batch.first_seq() + i, std::move(*ev));
+        }
+      }
+      ack.set_durable_seq(store_->Durable(sensor));
+      if (!stream->Write(ack)) break;
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  Store* store_;
+};
+
+class TestServer {
+ public:
+  explicit TestServer(Store* store) : service_(store) {}
+  ~TestServer() { Stop(); }
+  // Port 0 picks one; a given port is reused after a restart.
+  bool Start(int port = 0) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials(),
+                             &port_);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    return server_ != nullptr && port_ != 0;
+  }
+  void Stop() {
+    if (server_) {
+      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
+      server_->Wait();
+      server_.reset();
+    }
+  }
+  int port() const { return port_; }
+  std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  IngestService service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+// A free port for a server that is not up yet.
+int ReservePort(Store* store) {
+  TestServer probe(store);
+  EXPECT_TRUE(probe.Start());
+  return probe.port();
+}
+
+Event MakeEvent(EventKind kind, uint64_t i) {
+  Event e;
+  e.time_ns = 1'700'000'000'000'000'000LL + static_cast<int64_t>(i);
+  e.host = "host-a";
+  e.host_id = "hid-a";
+  e.process.pid = static_cast<uint32_t>(1000 + i % 50000);
+  e.process.comm = "test";
+  switch (kind) {
+    case EventKind::kLogin: {
+      LoginEvent l;
+      l.service = "sshd";
+      l.user = "user" + std::to_string(i);
+      l.outcome = Outcome::kFailure;
+      e.body = l;
+      break;
+    }
+    case EventKind::kNet: {
+      NetConnectEvent n;
+      n.direction = NetDirection::kOutbound;
+      n.remote_addr = "198.18.0.2";
+      n.remote_port = 22;
+      e.body = n;
+      break;
+    }
+    default: {
+      ExecEvent x;
+      x.filename = "/usr/bin/cmd" + std::to_string(i);
+      x.argv = {"cmd", "--index", std::to_string(i), std::string(60, 'a')};
+      e.body = x;
+    }
+  }
+  return e;
+}
+
+DeliveryOptions Options(const std::string& target, const std::string& dir) {
+  DeliveryOptions o;
+  o.target = target;
+  o.spool.dir = dir;
+  o.host = "host-a";
+  o.host_id = "hid-a";
+  o.version = "test";
+  o.backoff_initial_ms = 20;
+  o.backoff_max_ms = 200;
+  o.batch_max_delay_ms = 10;
+  return o;
+}
+
+int64_t In(int64_t seconds) { return SystemClock::Get().MonotonicNs() + seconds * kNanosPerSecond; }
+
+// Polls until pred() or the deadline; never a fixed sleep.
+bool WaitFor(const std::function<bool()>& pred, int64_t seconds) {
+  const int64_t deadline = In(seconds);
+  while (SystemClock::Get().MonotonicNs() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return pred();
+}
+
+std::unique_ptr<DeliveryClient> MakeClient(const DeliveryOptions& o) {
+  auto c = DeliveryClient::Create(o, SystemClock::Get());
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  return c.ok() ? std::move(*c) : nullptr;
+}
+
+void ExpectAllDelivered(Store& store, const std::string& sensor, uint64_t n) {
+  std::lock_guard<std::mutex> lock(store.mu);
+  const auto& got = store.events[sensor];
+  ASSERT_EQ(got.size(), n);
+  uint64_t expect = 1;
+  for (const auto& [seq, ev] : got) {
+    ASSERT_EQ(seq, expect) << "gap in delivered seqs";
+    ++expect;
+  }
+}
+
+TEST(DeliveryClientTest, DeliversEveryEventOnceInEffect) {
+  TempDir dir;
+  Store store;
+  TestServer server(&store);
+  ASSERT_TRUE(server.Start());
+  auto client = MakeClient(Options(server.target(), dir.path()));
+  constexpr uint64_t kN = 5000;
+  for (uint64_t i = 0; i < kN; ++i) {
+    EventKind kind = i % 10 == 0 ? EventKind::kLogin : EventKind::kExec;
+    ASSERT_TRUE(client->Submit(MakeEvent(kind, i)).ok());
+  }
+  ASSERT_TRUE(client->Flush(In(20)).ok()) << client->Stats().last_error;
+  ExpectAllDelivered(store, client->sensor_id(), kN);
+  // Events arrive intact and in submission order.
+  {
+    std::lock_guard<std::mutex> lock(store.mu);
+    const Event& e = store.events[client->sensor_id()].at(11);
+    ASSERT_NE(e.As<LoginEvent>(), nullptr);
+    EXPECT_EQ(e.As<LoginEvent>()->user, "user10");
+    EXPECT_GE(store.received, kN);
+  }
+  DeliveryStats s = client->Stats();
+  EXPECT_EQ(s.submitted, kN);
+  EXPECT_EQ(s.acked, kN);
+  EXPECT_EQ(s.durable_seq, kN);
+  EXPECT_EQ(s.spool_drops, 0u);
+  EXPECT_EQ(s.in_flight_events, 0u);
+  EXPECT_EQ(s.rejected_events, 0u);
+  EXPECT_TRUE(s.connected);
+}
+
+TEST(DeliveryClientTest, LoginIsSentWithoutWaitingForTheBatchDelay) {
+  TempDir dir;
+  Store store;
+  TestServer server(&store);
+  ASSERT_TRUE(server.Start());
+  DeliveryOptions o = Options(server.target(), dir.path());
+  o.batch_max_delay_ms = 60'000;  // bulk would wait a minute
+  auto client = MakeClient(o);
+  ASSERT_TRUE(client->Submit(MakeEvent(EventKind::kExec, 1)).ok());
+  ASSERT_TRUE(client->Submit(MakeEvent(EventKind::kLogin, 2)).ok());
+  // The login flushes the batch (and the exec before it) at once.
+  ASSERT_TRUE(WaitFor([&] { return store.Count(client->sensor_id()) == 2; }, 5));
+  // A lone bulk event waits for the delay.
+  ASSERT_TRUE(client->Submit(MakeEvent(EventKind::kExec, 3)).ok());
+  EXPECT_FALSE(WaitFor([&] { return store.Count(client->sensor_id()) == 3; }, 1));
+}
+
+TEST(DeliveryClientTest, ServerRestartMidStreamResendsFromLastAck) {
+  TempDir dir;
+  Store store;
+  TestServer server(&store);
+  ASSERT_TRUE(server.Start());
+  const int port = server.port();
+  auto client = MakeClient(Options(server.target(), dir.path()));
+  constexpr uint64_t kN = 4000;
+  for (uint64_t i = 0; i < kN / 2; ++i)
+    ASSERT_TRUE(client->Submit(MakeEvent(EventKind::kExec, i)).ok());
+  ASSERT_TRUE(WaitFor([&] { return store.Count(client->sensor_id()) > 0; }, 10));
+  server.Stop();
+  for (uint64_t i = kN / 2; i < kN; ++i) {
+    ASSERT_TRUE(client->Submit(MakeEvent(i % 3 ? EventKind::kExec : EventKind::kNet, i)).ok());
+  }
+  ASSERT_TRUE(WaitFor([&] { return client->Stats().reconnects > 0; }, 10));
+  EXPECT_FALSE(client->Stats().connected);
+  TestServer again(&store);
+  ASSERT_TRUE(again.Start(port));
+  ASSERT_TRUE(client->Flush(In(20)).ok()) << client->Stats().last_error;
+  ExpectAllDelivered(store, client->sensor_id(), kN);
+  EXPECT_GE(store.hellos, 2u);
+}
+
+TEST(DeliveryClientTest, ClientRestartWhileServerDownDeliversEverythingLater) {
+  TempDir dir;
+  Store store;
+  const int port = ReservePort(&store);
+  const std::string target = "127.0.0.1:" + std::to_string(port);
+  constexpr uint64_t kN = 3000;
+  std::string sensor_id;
+  {
+    auto client = MakeClient(Options(target, dir.path()));
+    sensor_id = client->sensor_id();
+    for (uint64_t i = 0; i < kN; ++i) {
+      ASSERT_TRUE(client->Submit(MakeEvent(i % 5 ? EventKind::kExec : EventKind::kLogin, i)).ok());
+    }
+    EXPECT_EQ(client->Flush(In(0)).code(), Status::Code::kDeadlineExceeded);
+    client->Stop();
+  }
+  auto client = MakeClient(Options(target, dir.path()));
+  EXPECT_EQ(client->sensor_id(), sensor_id);  // persisted
+  EXPECT_EQ(client->spool_recovery().records, kN);
+  EXPECT_TRUE(client->spool_recovery().clean_shutdown);
+  TestServer server(&store);
+  ASSERT_TRUE(server.Start(port));
+  ASSERT_TRUE(client->Flush(In(20)).ok()) << client->Stats().last_error;
+  ExpectAllDelivered(store, sensor_id, kN);
+  // Numbering continues after the restart.
+  ASSERT_TRUE(client->Submit(MakeEvent(EventKind::kLogin, 0)).ok());
+  ASSERT_TRUE(client->Flush(In(10)).ok());
+  ExpectAllDelivered(store, sensor_id, kN + 1);
+}
+
+TEST(DeliveryClientTest, TinySpoolStormStillDeliversEveryLogin) {
+  TempDir dir;
+  Store store;
+  const int port = ReservePort(&store);
+  DeliveryOptions o = Options("127.0.0.1:" + std::to_string(port), dir.path());
+  o.spool.max_bytes = 64 * 1024;
+  auto client = MakeClient(o);
+  constexpr uint64_t kN = 20000;
+  std::set<std::string> logins;
+  for (uint64_t i = 0; i < kN; ++i) {
+    const EventKind kind = i % 200 == 0 ? EventKind::kLogin : EventKind::kExec;
+    if (kind == EventKind::kLogin) logins.insert("user" + std::to_string(i));
+    ASSERT_TRUE(client->Submit(MakeEvent(kind, i)).ok());
+  }
+  TestServer server(&store);
+  ASSERT_TRUE(server.Start(port));
+  ASSERT_TRUE(client->Flush(In(20)).ok()) << client->Stats().last_error;
+  std::set<std::string> got_logins;
+  uint64_t delivered = 0;
+  {
+    std::lock_guard<std::mutex> lock(store.mu);
+    for (const auto& [seq, ev] : store.events[client->sensor_id()]) {
+      ++delivered;
+      if (const auto* l = ev.As<LoginEvent>()) got_logins.insert(l->user);
+    }
+  }
+  EXPECT_EQ(got_logins, logins);
+  DeliveryStats s = client->Stats();
+  EXPECT_GT(s.spool_drops, 0u);
+  EXPECT_EQ(s.spool_drops_by_kind[static_cast<size_t>(EventKind::kLogin)], 0u);
+  EXPECT_EQ(s.spool_drops, s.spool_drops_by_kind[static_cast<size_t>(EventKind::kExec)]);
+  // Nothing vanished without a count.
+  EXPECT_EQ(delivered + s.spool_drops, kN);
+}
+
+TEST(DeliveryClientTest, RejectedBatchIsCountedAndNotResent) {
+  TempDir dir;
+  Store store;
+  store.reject = [](const v1::EventBatch& batch) -> std::string {
+    for (const auto& e : batch.events()) {
+      if (e.has_exec() && e.exec().filename() == "/usr/bin/cmd7") return "poisoned event";
+    }
+    return "";
+  };
+  TestServer server(&store);
+  ASSERT_TRUE(server.Start());
+  DeliveryOptions o = Options(server.target(), dir.path());
+  auto client = MakeClient(o);
+  // One event per batch around the poisoned one, so the rejected range is exact.
+  for (uint64_t i = 0; i < 20; ++i) {
+    ASSERT_TRUE(client->Submit(MakeEvent(EventKind::kExec, i)).ok());
+    ASSERT_TRUE(client->Flush(In(10)).ok()) << client->Stats().last_error;
+  }
+  DeliveryStats s = client->Stats();
+  EXPECT_EQ(s.rejected_batches, 1u);
+  EXPECT_EQ(s.rejected_events, 1u);
+  EXPECT_NE(s.last_error.find("poisoned event"), std::string::npos);
+  {
+    std::lock_guard<std::mutex> lock(store.mu);
+    const auto& got = store.events[client->sensor_id()];
+    EXPECT_EQ(got.size(), 19u);
+    EXPECT_EQ(got.count(8), 0u);     // seq 8 carries cmd7
+    EXPECT_EQ(store.received, 19u);  // nothing was sent twice
+  }
+  EXPECT_EQ(s.reconnects, 0u);
+}
+
+TEST(DeliveryClientTest, StopLeavesUnackedEventsInTheSpool) {
+  TempDir dir;
+  Store store;
+  const int port = ReservePort(&store);
+  auto client = MakeClient(Options("127.0.0.1:" + std::to_string(port), dir.path()));
+  for (uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(client->Submit(MakeEvent(EventKind::kNet, i)).ok());
+  client->Stop();
+  EXPECT_EQ(client->Submit(MakeEvent(EventKind::kNet, 11)).code(), Status::Code::kAborted);
+  EXPECT_EQ(client->Flush(In(1)).code(), Status::Code::kAborted);
+  client.reset();
+  SpoolOptions so;
+  so.dir = dir.path();
+  auto spool = Spool::Open(so);
+  ASSERT_TRUE(spool.ok());
+  EXPECT_EQ((*spool)->recovery().records, 10u);
+}
+
+TEST(DeliveryClientTest, MissingTlsFilesFailAtCreate) {
+  TempDir dir;
+  DeliveryOptions o = Options("127.0.0.1:1", dir.path());
+  o.tls.enabled = true;
+  o.tls.ca_file = dir.path() + "/no-such-ca.pem";
+  auto c = DeliveryClient::Create(o, SystemClock::Get());
+  EXPECT_FALSE(c.ok());
+  o.tls.ca_file.clear();
+  o.tls.cert_file = dir.path() + "/cert.pem";
+  EXPECT_TRUE(DeliveryClient::Create(o, SystemClock::Get()).status().IsInvalidArgument());
+}
+
+}  // namespace
+}  // namespace tripline::delivery
