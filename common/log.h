@@ -29,6 +29,12 @@ class LogMessage {
   std::ostringstream stream_;
 };
 
+// Turns the stream expression of TL_LOG into void; `&` binds looser than `<<`.
+class LogVoidify {
+ public:
+  void operator&(std::ostream&) {}
+};
+
 }  // namespace tripline
 
 #define TL_LOG_LEVEL_DEBUG ::tripline::LogLevel::kDebug
@@ -36,7 +42,10 @@ class LogMessage {
 #define TL_LOG_LEVEL_WARNING ::tripline::LogLevel::kWarning
 #define TL_LOG_LEVEL_ERROR ::tripline::LogLevel::kError
 
-#define TL_LOG(severity)                                     \
-  if (TL_LOG_LEVEL_##severity < ::tripline::GetLogLevel()) { \
-  } else                                                     \
-    ::tripline::LogMessage(TL_LOG_LEVEL_##severity, __FILE__, __LINE__).stream()
+// An expression, not an if-statement, so `if (x) TL_LOG(INFO) << ...; else ...` means what
+// it says. Operands of the stream are not evaluated when the level is off.
+#define TL_LOG(severity)                                \
+  (TL_LOG_LEVEL_##severity < ::tripline::GetLogLevel()) \
+      ? (void)0                                         \
+      : ::tripline::LogVoidify() &                      \
+            ::tripline::LogMessage(TL_LOG_LEVEL_##severity, __FILE__, __LINE__).stream()

@@ -1,0 +1,176 @@
+#include "sensor/config.h"
+
+#include <array>
+
+#include "common/config_file.h"
+
+namespace tripline::sensor {
+namespace {
+
+// exec_max_args must fit the BPF side's fixed bound (TL_MAX_ARGS_LIMIT in events.h).
+constexpr uint32_t kMaxExecArgs = 64;
+
+struct FlagSpec {
+  std::string_view name;
+  std::optional<std::string> SensorFlags::*field;
+};
+
+constexpr std::array<FlagSpec, 8> kFlags = {{
+    {"--aggregator", &SensorFlags::aggregator},
+    {"--scope", &SensorFlags::scope},
+    {"--host-name", &SensorFlags::host_name},
+    {"--output", &SensorFlags::output},
+    {"--config", &SensorFlags::config},
+    {"--spool-dir", &SensorFlags::spool_dir},
+    {"--log-level", &SensorFlags::log_level},
+    {"--host-root", &SensorFlags::host_root},
+}};
+
+Result<PathRuleSetting> ConvertPathRule(const tripline::v1::PathRule& rule, int index,
+                                        std::string_view field) {
+  PathRuleSetting out;
+  std::string where = std::string(field) + "[" + std::to_string(index) + "]";
+  switch (rule.match()) {
+    case tripline::v1::PathRule::MATCH_EXACT: out.match = PathRuleSetting::Match::kExact; break;
+    case tripline::v1::PathRule::MATCH_PREFIX: out.match = PathRuleSetting::Match::kPrefix; break;
+    case tripline::v1::PathRule::MATCH_SUFFIX: out.match = PathRuleSetting::Match::kSuffix; break;
+    default: return Status::InvalidArgument(where + ": match must be set");
+  }
+  if (rule.path().empty()) return Status::InvalidArgument(where + ": empty path");
+  // The kernel table compares against absolute canonical paths (suffix rules excepted).
+  if (out.match != PathRuleSetting::Match::kSuffix && rule.path().front() != '/') {
+    return Status::InvalidArgument(where + ": path must be absolute: " + rule.path());
+  }
+  out.path = rule.path();
+  return out;
+}
+
+}  // namespace
+
+std::string SensorUsage() {
+  return "usage: tripline-sensor --aggregator HOST:PORT [--scope host|uts] [--host-name NAME]\n"
+         "                       [--output grpc|jsonl] [--config FILE] [--spool-dir DIR]\n"
+         "                       [--log-level debug|info|warning|error] [--host-root DIR]\n"
+         "\n"
+         "  --aggregator HOST:PORT  where events are streamed (needed for --output grpc)\n"
+         "  --scope host|uts        watch the whole host (default) or only this UTS namespace\n"
+         "  --host-name NAME        host name to report (default: gethostname())\n"
+         "  --output grpc|jsonl     stream to the aggregator (default) or print JSON lines\n"
+         "  --config FILE           tripline.v1.SensorConfig in protobuf text format\n"
+         "  --spool-dir DIR         on-disk spool while the aggregator is unreachable\n"
+         "  --log-level LEVEL       log verbosity on stderr (default info)\n"
+         "  --host-root DIR         where the host's /etc, /home, /root, /var/log are mounted\n"
+         "                          (default /; e.g. /host in a container)\n"
+         "Flags win over the config file. Prints 'sensor ready' once the probes are attached.\n";
+}
+
+Result<SensorFlags> ParseSensorFlags(const std::vector<std::string>& args) {
+  SensorFlags flags;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      flags.help = true;
+      continue;
+    }
+    std::string_view name = arg;
+    std::optional<std::string> value;
+    if (size_t eq = arg.find('='); eq != std::string_view::npos && arg.starts_with("--")) {
+      name = arg.substr(0, eq);
+      value = std::string(arg.substr(eq + 1));
+    }
+    const FlagSpec* spec = nullptr;
+    for (const FlagSpec& f : kFlags) {
+      if (f.name == name) spec = &f;
+    }
+    if (spec == nullptr) {
+      if (!arg.starts_with("-")) {
+        return Status::InvalidArgument("unexpected argument '" + std::string(arg) + "'");
+      }
+      return Status::InvalidArgument("unknown flag " + std::string(name));
+    }
+    if (!value) {
+      if (i + 1 >= args.size()) {
+        return Status::InvalidArgument(std::string(name) + " needs a value");
+      }
+      value = args[++i];
+    }
+    if (value->empty()) return Status::InvalidArgument(std::string(name) + " needs a value");
+    std::optional<std::string>& slot = flags.*(spec->field);
+    if (slot) return Status::InvalidArgument(std::string(name) + " given twice");
+    slot = std::move(value);
+  }
+  return flags;
+}
+
+Result<SensorSettings> ResolveSensorSettings(const SensorFlags& flags) {
+  SensorSettings s;
+  tripline::v1::SensorConfig& c = s.config;
+  if (flags.config) TL_RETURN_IF_ERROR(LoadTextConfigFile(*flags.config, &c));
+  if (flags.aggregator) c.set_aggregator(*flags.aggregator);
+  if (flags.host_name) c.set_host_name(*flags.host_name);
+  if (flags.scope) c.set_scope(*flags.scope);
+  if (flags.spool_dir) c.set_spool_dir(*flags.spool_dir);
+
+  if (!c.aggregator().empty()) {
+    auto hp = ParseHostPort(c.aggregator());
+    if (!hp.ok()) return hp.status().WithContext("--aggregator");
+    s.aggregator = *hp;
+  }
+  if (c.scope().empty() || c.scope() == "host") {
+    s.scope = Scope::kHost;
+  } else if (c.scope() == "uts") {
+    s.scope = Scope::kUts;
+  } else {
+    return Status::InvalidArgument("--scope must be 'host' or 'uts', not '" + c.scope() + "'");
+  }
+  s.host_name = c.host_name();
+  if (flags.output) {
+    if (*flags.output == "grpc") {
+      s.output = OutputMode::kGrpc;
+    } else if (*flags.output == "jsonl") {
+      s.output = OutputMode::kJsonl;
+    } else {
+      return Status::InvalidArgument("--output must be 'grpc' or 'jsonl', not '" + *flags.output +
+                                     "'");
+    }
+  }
+  if (s.output == OutputMode::kGrpc && !s.aggregator) {
+    return Status::InvalidArgument("--aggregator HOST:PORT is required with --output grpc");
+  }
+  if (flags.log_level && !ParseLogLevel(*flags.log_level, &s.log_level)) {
+    return Status::InvalidArgument("--log-level must be debug, info, warning or error, not '" +
+                                   *flags.log_level + "'");
+  }
+  s.spool_dir = c.spool_dir();
+  if (flags.host_root) {
+    if (flags.host_root->front() != '/') {
+      return Status::InvalidArgument("--host-root must be an absolute path");
+    }
+    s.host_root = *flags.host_root;
+    while (s.host_root.size() > 1 && s.host_root.back() == '/') s.host_root.pop_back();
+  }
+  if (c.health_interval_s() != 0) s.health_interval_s = c.health_interval_s();
+  if (c.posture_interval_s() != 0) s.posture_interval_s = c.posture_interval_s();
+  if (c.exec_max_args() != 0) {
+    if (c.exec_max_args() > kMaxExecArgs) {
+      return Status::InvalidArgument("exec_max_args must be at most " +
+                                     std::to_string(kMaxExecArgs));
+    }
+    s.exec_max_args = c.exec_max_args();
+  }
+  s.libpam_path = c.libpam_path();
+  s.replace_default_paths = c.sensitive_paths_size() > 0;
+  for (int i = 0; i < c.sensitive_paths_size(); ++i) {
+    TL_ASSIGN_OR_RETURN(PathRuleSetting r,
+                        ConvertPathRule(c.sensitive_paths(i), i, "sensitive_paths"));
+    s.sensitive_paths.push_back(std::move(r));
+  }
+  for (int i = 0; i < c.extra_sensitive_paths_size(); ++i) {
+    TL_ASSIGN_OR_RETURN(PathRuleSetting r,
+                        ConvertPathRule(c.extra_sensitive_paths(i), i, "extra_sensitive_paths"));
+    s.sensitive_paths.push_back(std::move(r));
+  }
+  return s;
+}
+
+}  // namespace tripline::sensor

@@ -1,0 +1,161 @@
+// tripline-sensor: loads the BPF probes, enriches what they report and streams it to the
+// aggregator (or prints it as JSON lines). See sensor/config.h for the flags.
+//
+// Exit codes: 0 after SIGTERM/SIGINT, 1 when the sensor cannot start or its output breaks,
+// 2 for bad flags or configuration.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "sensor/bpf_probe.h"
+#include "sensor/config.h"
+#include "sensor/host_files.h"
+#include "sensor/host_identity.h"
+#include "sensor/jsonl_sink.h"
+#include "sensor/sensor_daemon.h"
+#ifdef TRIPLINE_HAVE_DELIVERY
+#include "sensor/delivery_sink.h"
+#endif
+
+namespace tripline::sensor {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnStopSignal(int /*sig*/) { g_stop.store(true); }
+
+Status InstallSignalHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  // No SA_RESTART: a blocking epoll_wait returns EINTR and the loop sees the flag at once.
+  for (int sig : {SIGTERM, SIGINT}) {
+    if (sigaction(sig, &sa, nullptr) != 0) return Status::FromErrno(errno, "sigaction");
+  }
+  // A closed stdout (reader gone) must surface as a write error, not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+  return Status::Ok();
+}
+
+Result<uint32_t> OwnUtsNamespaceInode() {
+  struct stat st {};
+  if (stat("/proc/self/ns/uts", &st) != 0) {
+    return Status::FromErrno(errno, "stat /proc/self/ns/uts");
+  }
+  return static_cast<uint32_t>(st.st_ino);
+}
+
+Result<std::unique_ptr<EventSink>> MakeSink(const SensorSettings& settings,
+                                            const HostIdentity& identity) {
+  if (settings.output == OutputMode::kJsonl) {
+    return std::unique_ptr<EventSink>(std::make_unique<JsonlSink>(stdout));
+  }
+#ifdef TRIPLINE_HAVE_DELIVERY
+  return MakeDeliverySink(settings, identity);
+#else
+  (void)identity;
+  return Status::Unsupported(
+      "this build has no delivery library (sensor/delivery); use --output jsonl");
+#endif
+}
+
+int UsageError(const Status& status) {
+  std::fprintf(stderr, "tripline-sensor: %s\n\n%s", status.message().c_str(),
+               SensorUsage().c_str());
+  return 2;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  Result<SensorFlags> flags = ParseSensorFlags(args);
+  if (!flags.ok()) return UsageError(flags.status());
+  if (flags->help) {
+    std::fputs(SensorUsage().c_str(), stdout);
+    return 0;
+  }
+  Result<SensorSettings> settings = ResolveSensorSettings(*flags);
+  if (!settings.ok()) return UsageError(settings.status());
+  SetLogLevel(settings->log_level);
+
+  if (Status s = InstallSignalHandlers(); !s.ok()) {
+    TL_LOG(ERROR) << s.ToString();
+    return 1;
+  }
+
+  RootedHostFiles host_files(settings->host_root);
+  RootedHostFiles proc_files("/");
+  Result<std::string> hostname = LocalHostname();
+  if (!hostname.ok()) {
+    TL_LOG(ERROR) << hostname.status().ToString();
+    return 1;
+  }
+  Result<HostIdentity> identity =
+      ResolveHostIdentity(settings->scope, settings->host_name, *hostname, host_files);
+  if (!identity.ok()) {
+    TL_LOG(ERROR) << identity.status().ToString();
+    return 1;
+  }
+  uint32_t target_uts = 0;
+  if (settings->scope == Scope::kUts) {
+    Result<uint32_t> inum = OwnUtsNamespaceInode();
+    if (!inum.ok()) {
+      TL_LOG(ERROR) << inum.status().ToString();
+      return 1;
+    }
+    target_uts = *inum;
+  }
+  TL_LOG(INFO) << "host " << identity->host << " (" << identity->host_id << "), scope "
+               << (settings->scope == Scope::kUts ? "uts" : "host");
+
+  Result<std::unique_ptr<EventSink>> sink = MakeSink(*settings, *identity);
+  if (!sink.ok()) {
+    TL_LOG(ERROR) << "output: " << sink.status().ToString();
+    return 1;
+  }
+
+  ProbeOptions probe_options =
+      MakeProbeOptions(*settings, target_uts, static_cast<uint32_t>(getpid()));
+  Result<std::unique_ptr<BpfProbe>> probe = BpfProbe::Open(probe_options);
+  if (!probe.ok()) {
+    TL_LOG(ERROR) << "cannot load the BPF probes: " << probe.status().ToString();
+    return 1;
+  }
+  for (const std::string& d : (*probe)->disabled()) {
+    TL_LOG(WARNING) << "disabled: " << d;
+  }
+  TL_LOG(INFO) << "probes attached; " << (*probe)->disabled().size() << " disabled, "
+               << (*probe)->sensitive_paths().size() << " sensitive paths, libpam "
+               << ((*probe)->libpam_path().empty() ? "(none)" : (*probe)->libpam_path());
+
+  SensorDaemon daemon(*settings, *identity, std::move(*probe), host_files, proc_files,
+                      SystemClock::Get(), **sink);
+  std::fputs("sensor ready\n", stdout);
+  std::fflush(stdout);
+
+  Status run = daemon.Run(g_stop);
+  // Detach first: nothing new arrives while the sink drains.
+  daemon.Detach();
+  Status closed = (*sink)->Close(1500);
+  if (!run.ok()) {
+    TL_LOG(ERROR) << run.ToString();
+    return 1;
+  }
+  if (!closed.ok()) {
+    TL_LOG(WARNING) << "final flush: " << closed.ToString();
+  }
+  TL_LOG(INFO) << "stopped";
+  return 0;
+}
+
+}  // namespace
+}  // namespace tripline::sensor
+
+int main(int argc, char** argv) { return tripline::sensor::Main(argc, argv); }

@@ -1,0 +1,152 @@
+#include "sensor/posture_collector.h"
+
+#include <algorithm>
+#include <set>
+#include <unordered_map>
+
+#include "sensor/account_files.h"
+#include "sensor/sudoers_parser.h"
+
+namespace tripline::sensor {
+namespace {
+
+constexpr size_t kMaxAccountFileBytes = 16 << 20;
+constexpr size_t kMaxAuthorizedKeysBytes = 1 << 20;
+// shadow(5): a maximum this large is how "never" is written in practice.
+constexpr int64_t kNeverExpiresDays = 99999;
+
+// Keys in an authorized_keys text: lines that are not blank or comments.
+uint32_t CountKeys(std::string_view text) {
+  uint32_t n = 0;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos || line[first] == '#') continue;
+    ++n;
+  }
+  return n;
+}
+
+bool RuleAppliesTo(const SudoRule& rule, const Account& account) {
+  bool match = false;
+  // sudo reads a user list left to right; the last entry that matches decides.
+  for (const SudoPrincipal& p : rule.principals) {
+    bool hit = false;
+    switch (p.kind) {
+      case SudoPrincipal::Kind::kAll: hit = true; break;
+      case SudoPrincipal::Kind::kUser: hit = p.name == account.name; break;
+      case SudoPrincipal::Kind::kUid: hit = p.name == std::to_string(account.uid); break;
+      case SudoPrincipal::Kind::kGroup:
+        hit =
+            std::find(account.groups.begin(), account.groups.end(), p.name) != account.groups.end();
+        break;
+      case SudoPrincipal::Kind::kOther: break;
+    }
+    if (hit) match = !p.negated;
+  }
+  return match;
+}
+
+}  // namespace
+
+PostureSnapshot PostureCollector::Collect() const {
+  PostureSnapshot snap;
+  std::vector<PasswdEntry> passwd;
+  std::vector<GroupEntry> groups;
+  std::vector<ShadowEntry> shadow;
+
+  auto passwd_text = files_.ReadFile("/etc/passwd", kMaxAccountFileBytes);
+  if (passwd_text.ok()) {
+    passwd = ParsePasswd(*passwd_text, "/etc/passwd", &snap.errors);
+  } else {
+    snap.errors.push_back(passwd_text.status().ToString());
+  }
+  auto group_text = files_.ReadFile("/etc/group", kMaxAccountFileBytes);
+  if (group_text.ok()) {
+    groups = ParseGroup(*group_text, "/etc/group", &snap.errors);
+  } else {
+    snap.errors.push_back(group_text.status().ToString());
+  }
+  auto shadow_text = files_.ReadFile("/etc/shadow", kMaxAccountFileBytes);
+  if (shadow_text.ok()) {
+    shadow = ParseShadow(*shadow_text, "/etc/shadow", &snap.errors);
+  } else {
+    // Without root the sensor cannot read it; say so rather than report "no passwords".
+    snap.errors.push_back(shadow_text.status().ToString());
+  }
+  SudoersPolicy sudo = ParseSudoers(files_, "/etc/sudoers");
+  snap.errors.insert(snap.errors.end(), sudo.errors.begin(), sudo.errors.end());
+
+  std::unordered_map<uint32_t, const GroupEntry*> group_by_gid;
+  for (const GroupEntry& g : groups) group_by_gid.try_emplace(g.gid, &g);
+  std::unordered_map<std::string, const ShadowEntry*> shadow_by_name;
+  for (const ShadowEntry& s : shadow) shadow_by_name.try_emplace(s.name, &s);
+
+  std::set<std::string> root_members;
+  if (auto root = group_by_gid.find(0); root != group_by_gid.end()) {
+    root_members.insert(root->second->members.begin(), root->second->members.end());
+  }
+
+  for (const PasswdEntry& pw : passwd) {
+    Account a;
+    a.name = pw.name;
+    a.uid = pw.uid;
+    a.gid = pw.gid;
+    a.shell = pw.shell;
+    a.home = pw.home;
+    a.interactive_shell = IsInteractiveShell(pw.shell);
+    if (auto g = group_by_gid.find(pw.gid); g != group_by_gid.end()) {
+      a.groups.push_back(g->second->name);
+    }
+    for (const GroupEntry& g : groups) {
+      if (g.gid == pw.gid) continue;
+      if (std::find(g.members.begin(), g.members.end(), pw.name) != g.members.end() &&
+          std::find(a.groups.begin(), a.groups.end(), g.name) == a.groups.end()) {
+        a.groups.push_back(g.name);
+      }
+    }
+    if (pw.gid == 0) root_members.insert(pw.name);
+
+    if (auto s = shadow_by_name.find(pw.name); s != shadow_by_name.end()) {
+      const std::string& hash = s->second->hash;
+      a.password_locked = !hash.empty() && (hash[0] == '!' || hash[0] == '*');
+      std::string_view usable = hash;
+      while (!usable.empty() && usable.front() == '!') usable.remove_prefix(1);
+      // "*" and "!" alone mean no password can ever match; "" means no password at all
+      // (password_set false and not locked: the riskiest state, visible as such).
+      a.password_set = !usable.empty() && usable != "*";
+      a.max_password_age_days =
+          (s->second->max_days < 0 || s->second->max_days >= kNeverExpiresDays)
+              ? -1
+              : s->second->max_days;
+      a.last_password_change_days = s->second->last_change_days;
+    }
+
+    for (const SudoRule& rule : sudo.rules) {
+      if (!RuleAppliesTo(rule, a)) continue;
+      a.sudo_rules.push_back(rule.text + " (" + rule.source + ")");
+      a.sudo_nopasswd = a.sudo_nopasswd || rule.nopasswd;
+    }
+
+    if (!pw.home.empty() && pw.home.front() == '/') {
+      std::string base = pw.home == "/" ? std::string() : pw.home;
+      for (const char* name : {"/.ssh/authorized_keys", "/.ssh/authorized_keys2"}) {
+        auto keys = files_.ReadFile(base + name, kMaxAuthorizedKeysBytes);
+        if (keys.ok()) {
+          a.authorized_keys += CountKeys(*keys);
+        } else if (!keys.status().IsNotFound()) {
+          snap.errors.push_back(keys.status().ToString());
+        }
+      }
+    }
+    snap.accounts.push_back(std::move(a));
+  }
+  snap.root_group_members.assign(root_members.begin(), root_members.end());
+  return snap;
+}
+
+}  // namespace tripline::sensor

@@ -1,0 +1,33 @@
+// PostureCollector: a snapshot of who can log in and who can become root on this host.
+//
+// Sources, all read through HostFiles (so a temp tree stands in for / in tests):
+//   /etc/passwd, /etc/group    accounts, primary and supplementary groups
+//   /etc/shadow                password set / locked, ageing (max days; 99999 or empty =
+//                              never expires, reported as -1)
+//   /etc/sudoers (+ includes)  rules per account, direct or through %group, NOPASSWD
+//                              (see sudoers_parser.h for what is not interpreted)
+//   ~/.ssh/authorized_keys{,2} number of keys per account
+// Root group members: members listed on the gid 0 group and accounts whose primary gid is 0.
+// Every file or line that cannot be read or parsed becomes an entry in `errors`; the
+// snapshot is still produced from what could be read.
+//
+// Threading: Collect() has no shared state; call it from any one thread at a time.
+#pragma once
+
+#include "model/event.h"
+#include "sensor/host_files.h"
+
+namespace tripline::sensor {
+
+class PostureCollector {
+ public:
+  // `files` must outlive the collector.
+  explicit PostureCollector(const HostFiles& files) : files_(files) {}
+
+  PostureSnapshot Collect() const;
+
+ private:
+  const HostFiles& files_;
+};
+
+}  // namespace tripline::sensor

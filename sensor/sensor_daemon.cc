@@ -1,0 +1,148 @@
+#include "sensor/sensor_daemon.h"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <thread>
+
+#include "common/log.h"
+#include "sensor/record_decoder.h"
+
+namespace tripline::sensor {
+namespace {
+
+// Short enough that SIGTERM is noticed well within the 2 s a supervisor gives, long
+// enough that an idle sensor wakes only ten times a second.
+constexpr int kPollTimeoutMs = 100;
+constexpr int64_t kDecodeLogWindowNs = 10 * kNanosPerSecond;
+constexpr uint32_t kDecodeLogsPerWindow = 5;
+
+SensitivePath::Match ToProbeMatch(PathRuleSetting::Match m) {
+  switch (m) {
+    case PathRuleSetting::Match::kExact: return SensitivePath::Match::kExact;
+    case PathRuleSetting::Match::kPrefix: return SensitivePath::Match::kPrefix;
+    case PathRuleSetting::Match::kSuffix: return SensitivePath::Match::kSuffix;
+  }
+  return SensitivePath::Match::kExact;
+}
+
+}  // namespace
+
+ProbeOptions MakeProbeOptions(const SensorSettings& settings, uint32_t target_uts_inum,
+                              uint32_t self_tgid) {
+  ProbeOptions o;
+  o.target_uts_inum = target_uts_inum;
+  o.self_tgid = self_tgid;
+  o.libpam_path = settings.libpam_path;
+  o.exec_max_args = settings.exec_max_args;
+  if (!settings.host_root.empty() && settings.host_root != "/") {
+    // The uprobe and the utmp table key on inodes; a bind mount of the host's /var/log
+    // names the same inodes.
+    o.btmp_path = settings.host_root + "/var/log/btmp";
+    o.wtmp_path = settings.host_root + "/var/log/wtmp";
+  }
+  if (!settings.replace_default_paths) o.sensitive_paths = DefaultSensitivePaths();
+  for (const PathRuleSetting& r : settings.sensitive_paths) {
+    SensitivePath p;
+    p.match = ToProbeMatch(r.match);
+    p.path = r.path;
+    if (std::find(o.sensitive_paths.begin(), o.sensitive_paths.end(), p) ==
+        o.sensitive_paths.end()) {
+      o.sensitive_paths.push_back(std::move(p));
+    }
+  }
+  return o;
+}
+
+SensorDaemon::SensorDaemon(const SensorSettings& settings, const HostIdentity& identity,
+                           std::unique_ptr<BpfProbe> probe, const HostFiles& host_files,
+                           const HostFiles& proc_files, const Clock& clock, EventSink& sink)
+    : health_interval_s_(settings.health_interval_s),
+      posture_interval_s_(settings.posture_interval_s),
+      clock_(clock),
+      sink_(sink),
+      probe_(std::move(probe)),
+      pipeline_(identity, host_files, proc_files, clock, sink) {}
+
+void SensorDaemon::LogDecodeError(const Status& status) {
+  int64_t now = clock_.MonotonicNs();
+  if (now - decode_log_window_ns_ >= kDecodeLogWindowNs) {
+    if (decode_suppressed_ > 0) {
+      TL_LOG(WARNING) << decode_suppressed_ << " more undecodable records not logged";
+    }
+    decode_log_window_ns_ = now;
+    decode_logged_in_window_ = 0;
+    decode_suppressed_ = 0;
+  }
+  if (decode_logged_in_window_ < kDecodeLogsPerWindow) {
+    ++decode_logged_in_window_;
+    TL_LOG(WARNING) << "undecodable record: " << status.ToString();
+  } else {
+    ++decode_suppressed_;
+  }
+}
+
+void SensorDaemon::OnRecord(std::span<const uint8_t> record) {
+  if (!sink_status_.ok()) return;
+  Result<Event> event =
+      DecodeRecord(record, probe_->BootToWallOffsetNs(), probe_->sensitive_paths());
+  if (!event.ok()) {
+    pipeline_.CountDecodeError();
+    LogDecodeError(event.status());
+    return;
+  }
+  sink_status_ = pipeline_.HandleKernelEvent(std::move(event).value());
+}
+
+Status SensorDaemon::EmitHealth() {
+  ProbeCounters pc = probe_->ReadCounters();
+  ExternalCounters ext;
+  ext.ringbuf_drops = pc.ringbuf_drops;
+  ext.ringbuf_drops_by_type = pc.drops_by_type;
+  // State-map failures lose the same kind of information as helper failures (a field or a
+  // whole call's context), so they are reported together.
+  ext.helper_errors = pc.helper_errors + pc.state_errors;
+  ext.spool_drops = sink_.dropped();
+  ext.disabled_programs = probe_->disabled();
+  TL_ASSIGN_OR_RETURN(SensorHealth h, pipeline_.EmitHealth(ext));
+  TL_LOG(INFO) << HealthReporter::Summary(h);
+  return Status::Ok();
+}
+
+Status SensorDaemon::Run(const std::atomic<bool>& stop) {
+  if (probe_ == nullptr) return Status::Aborted("probe already detached");
+  const int64_t health_every = static_cast<int64_t>(health_interval_s_) * kNanosPerSecond;
+  const int64_t posture_every = static_cast<int64_t>(posture_interval_s_) * kNanosPerSecond;
+  int64_t next_health = clock_.MonotonicNs() + health_every;
+  int64_t next_posture = clock_.MonotonicNs();
+  const std::function<void(std::span<const uint8_t>)> on_record =
+      [this](std::span<const uint8_t> r) { OnRecord(r); };
+
+  while (!stop.load(std::memory_order_relaxed)) {
+    int64_t now = clock_.MonotonicNs();
+    if (now >= next_posture) {
+      TL_RETURN_IF_ERROR(pipeline_.EmitPosture().status());
+      next_posture = now + posture_every;
+    }
+    if (now >= next_health) {
+      TL_RETURN_IF_ERROR(EmitHealth());
+      next_health = now + health_every;
+    }
+    Result<int> polled = probe_->Poll(kPollTimeoutMs, on_record);
+    if (!polled.ok()) {
+      // Poll already treats EINTR as a timeout; anything else is logged once and retried,
+      // because a sensor that exits stops protecting the host.
+      std::string msg = polled.status().ToString();
+      if (msg != last_poll_error_) {
+        TL_LOG(ERROR) << "poll: " << msg;
+      }
+      last_poll_error_ = std::move(msg);
+      std::this_thread::sleep_for(std::chrono::milliseconds(kPollTimeoutMs));
+    }
+    TL_RETURN_IF_ERROR(sink_status_);
+    TL_RETURN_IF_ERROR(pipeline_.Flush());
+  }
+  return Status::Ok();
+}
+
+}  // namespace tripline::sensor

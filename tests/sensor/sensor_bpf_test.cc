@@ -1,0 +1,192 @@
+// Root tests of the real tripline-sensor binary: BPF probes attached to this kernel, real
+// syscalls, a real sshd login (tools/lab). They skip, saying why, without root or BTF.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tools/lab/lab.h"
+#include "tools/lab/subprocess.h"
+
+namespace tripline::sensor {
+namespace {
+
+using lab::DeadlineIn;
+using lab::OutputStream;
+using lab::SpawnOptions;
+using lab::Subprocess;
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+std::string BpfUnavailableReason() {
+  if (geteuid() != 0) return "needs root to load BPF programs";
+  if (!std::filesystem::exists("/sys/kernel/btf/vmlinux")) return "kernel has no BTF";
+  return {};
+}
+
+SpawnOptions SensorOptions(std::vector<std::string> extra) {
+  SpawnOptions o;
+  o.argv = {TRIPLINE_SENSOR_BIN, "--output", "jsonl", "--log-level", "info"};
+  o.argv.insert(o.argv.end(), extra.begin(), extra.end());
+  return o;
+}
+
+// Waits for "sensor ready"; on failure the error quotes the sensor's last stderr lines.
+testing::AssertionResult WaitReady(Subprocess& sensor) {
+  auto ready = sensor.ReadLineUntil(OutputStream::kStdout, lab::ContainsText("sensor ready"),
+                                    DeadlineIn(seconds(30)));
+  if (ready.ok()) return testing::AssertionSuccess();
+  auto err = sensor.ReadLineUntil(
+      OutputStream::kStderr, [](std::string_view) { return false; }, DeadlineIn(milliseconds(200)));
+  return testing::AssertionFailure() << "no 'sensor ready': " << ready.status().ToString()
+                                     << "\nstderr: " << err.status().ToString();
+}
+
+// The next JSON event on the sensor's stdout for which `match` is true.
+std::optional<json> NextEvent(Subprocess& sensor, const std::function<bool(const json&)>& match,
+                              seconds timeout) {
+  std::optional<json> found;
+  auto line = sensor.ReadLineUntil(
+      OutputStream::kStdout,
+      [&](std::string_view text) {
+        json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+        if (j.is_discarded() || !j.is_object()) return false;
+        if (!match(j)) return false;
+        found = std::move(j);
+        return true;
+      },
+      DeadlineIn(timeout));
+  if (!line.ok()) ADD_FAILURE() << line.status().ToString();
+  return found;
+}
+
+// Sends SIGTERM and expects a clean exit within 2 s.
+void ExpectCleanStop(Subprocess& sensor) {
+  ASSERT_EQ(kill(sensor.pid(), SIGTERM), 0);
+  auto start = std::chrono::steady_clock::now();
+  auto code = sensor.Wait(seconds(2));
+  ASSERT_TRUE(code.ok()) << "still running 2 s after SIGTERM: " << code.status().ToString();
+  EXPECT_EQ(*code, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(2));
+}
+
+TEST(SensorBpfTest, ShadowReadByCatIsReported) {
+  if (std::string why = BpfUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  auto sensor = Subprocess::Spawn(SensorOptions({"--scope", "host"}));
+  ASSERT_TRUE(sensor.ok()) << sensor.status().ToString();
+  ASSERT_TRUE(WaitReady(*sensor));
+
+  SpawnOptions cat;
+  cat.argv = {"cat", "/etc/shadow"};
+  auto child = Subprocess::Spawn(std::move(cat));
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  const uint32_t cat_pid = static_cast<uint32_t>(child->pid());
+  auto cat_exit = child->Wait(seconds(10));
+  ASSERT_TRUE(cat_exit.ok());
+  ASSERT_EQ(*cat_exit, 0);
+
+  auto event = NextEvent(
+      *sensor,
+      [&](const json& j) {
+        return j.value("kind", "") == "file_open" && j["process"].value("tgid", 0u) == cat_pid;
+      },
+      seconds(10));
+  ASSERT_TRUE(event.has_value());
+  const json& e = *event;
+  EXPECT_EQ(e["file_open"]["path"], "/etc/shadow") << e.dump();
+  EXPECT_EQ(e["file_open"]["access"], "read") << e.dump();
+  EXPECT_EQ(e["file_open"]["result"], 0) << e.dump();
+  EXPECT_EQ(e["process"]["comm"], "cat") << e.dump();
+  EXPECT_EQ(e["process"]["user"], "root") << e.dump();
+  EXPECT_EQ(e["process"]["exe"], "/usr/bin/cat") << e.dump();
+  char hostname[256] = {};
+  gethostname(hostname, sizeof(hostname) - 1);
+  EXPECT_EQ(e["host"], hostname) << e.dump();
+  EXPECT_EQ(e["host_id"].get<std::string>().size(), 32u) << e.dump();
+
+  ExpectCleanStop(*sensor);
+}
+
+TEST(SensorBpfTest, EmitsPostureAndHealth) {
+  if (std::string why = BpfUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  auto sensor = Subprocess::Spawn(SensorOptions({"--scope", "host"}));
+  ASSERT_TRUE(sensor.ok()) << sensor.status().ToString();
+  ASSERT_TRUE(WaitReady(*sensor));
+  auto posture = NextEvent(
+      *sensor, [](const json& j) { return j.value("kind", "") == "posture"; }, seconds(10));
+  ASSERT_TRUE(posture.has_value());
+  bool has_root = false;
+  for (const json& a : (*posture)["posture"]["accounts"]) has_root |= a["name"] == "root";
+  EXPECT_TRUE(has_root) << posture->dump();
+  ExpectCleanStop(*sensor);
+}
+
+// The login session of an sshd login is found by its audit session id, and a sensitive
+// read in that login's shell carries the same session. Also checks --scope uts: the events
+// are named after the lab host.
+TEST(SensorBpfTest, SshLoginAndItsShellShareTheAuditSession) {
+  if (std::string why = BpfUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  if (Status s = lab::Lab::CheckPrerequisites(); !s.ok()) GTEST_SKIP() << s.ToString();
+  lab::LabOptions options;
+  options.hosts = {{"hosta", "198.18.0.1", 22}};
+  options.clients = {{"attacker", "198.18.0.66"}};
+  auto lab = lab::Lab::Create(options);
+  ASSERT_TRUE(lab.ok()) << lab.status().ToString();
+  auto alice = (*lab)->AddUser("alice", "Sensor-test-pw1");
+  ASSERT_TRUE(alice.ok()) << alice.status().ToString();
+  const lab::LabHost& hosta = *(*lab)->host("hosta");
+
+  auto sensor = hosta.SpawnUtsOnly(SensorOptions({"--scope", "uts"}));
+  ASSERT_TRUE(sensor.ok()) << sensor.status().ToString();
+  ASSERT_TRUE(WaitReady(*sensor));
+
+  // cat as alice cannot open /etc/shadow; the attempt (result -EACCES) is what matters.
+  auto ssh = (*lab)->SshCommand("attacker", alice->Hop(hosta), "cat /etc/shadow; true");
+  ASSERT_TRUE(ssh.ok()) << ssh.status().ToString();
+  ASSERT_EQ(ssh->exit_code, 0) << ssh->err;
+
+  auto login = NextEvent(
+      *sensor,
+      [&](const json& j) {
+        return j.value("kind", "") == "login" && j["login"].value("user", "") == alice->login &&
+               j["login"].value("outcome", "") == "success" &&
+               j["login"].value("stage", "") == "session_open";
+      },
+      seconds(15));
+  ASSERT_TRUE(login.has_value());
+  const std::string session = (*login)["session"];
+  EXPECT_TRUE(session.starts_with("audit:")) << login->dump();
+  EXPECT_EQ((*login)["host"], "hosta") << login->dump();
+
+  auto shadow = NextEvent(
+      *sensor,
+      [&](const json& j) {
+        return j.value("kind", "") == "file_open" && j["process"].value("comm", "") == "cat" &&
+               j["file_open"].value("path", "") == "/etc/shadow";
+      },
+      seconds(15));
+  ASSERT_TRUE(shadow.has_value());
+  EXPECT_EQ((*shadow)["session"], session) << shadow->dump();
+  EXPECT_EQ((*shadow)["process"]["user"], alice->login) << shadow->dump();
+  EXPECT_EQ((*shadow)["process"]["login_user"], alice->login) << shadow->dump();
+  EXPECT_EQ((*shadow)["host"], "hosta") << shadow->dump();
+  // Evidence for the log: which audit session the kernel gave this login.
+  std::printf("login %s (auth pid %u, audit session %u) -> cat pid %u in %s\n",
+              (*login)["login"].value("user", "").c_str(), (*login)["login"].value("auth_pid", 0u),
+              (*login)["process"].value("audit_session", 0u),
+              (*shadow)["process"].value("tgid", 0u), session.c_str());
+
+  ExpectCleanStop(*sensor);
+}
+
+}  // namespace
+}  // namespace tripline::sensor
