@@ -1,0 +1,61 @@
+// AggregatorServer: the gRPC server that carries the ingest and query services.
+//
+// Used by tripline-aggregator, by the tests and by the benchmarks, so that all of them run
+// the same wiring (message size limit, services, address handling).
+//
+// Threading: Start and Shutdown from one thread; the accessors are thread-safe.
+// The store and the observer are not owned and must outlive the server.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "aggregator/ingest_service.h"
+#include "aggregator/query_service.h"
+#include "aggregator/store.h"
+#include "common/host_port.h"
+
+namespace tripline {
+
+// Largest request a sensor may send: 4096 events of ~4 KB each. Bigger messages are
+// refused by gRPC with RESOURCE_EXHAUSTED before any allocation for their content.
+constexpr int kMaxReceiveMessageBytes = 16 << 20;
+
+struct AggregatorServerOptions {
+  HostPort listen;  // port 0 picks a free port
+  // nullptr means grpc::InsecureServerCredentials().
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  IngestOptions ingest;
+  int max_receive_message_bytes = kMaxReceiveMessageBytes;
+};
+
+class AggregatorServer {
+ public:
+  // Binds and starts serving; fails when the address cannot be bound.
+  static Result<std::unique_ptr<AggregatorServer>> Start(const AggregatorServerOptions& options,
+                                                         Store* store, IngestObserver* observer);
+  ~AggregatorServer();
+
+  // The address actually bound, with the real port.
+  const HostPort& address() const { return address_; }
+  IngestService& ingest() { return *ingest_; }
+  QueryService& query() { return *query_; }
+
+  // Stops accepting calls and waits until every call is over. Streams still open after
+  // `grace_ns` are cancelled; a batch being written finishes its write (it is then either
+  // acked or, if its stream is already cancelled, not acked and resent by the sensor).
+  void Shutdown(int64_t grace_ns);
+
+ private:
+  AggregatorServer() = default;
+
+  HostPort address_;
+  std::unique_ptr<IngestService> ingest_;
+  std::unique_ptr<QueryService> query_;
+  std::unique_ptr<grpc::Server> server_;
+  bool shut_down_ = false;
+};
+
+}  // namespace tripline

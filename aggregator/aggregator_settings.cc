@@ -1,0 +1,195 @@
+#include "aggregator/aggregator_settings.h"
+
+#include <grpcpp/security/server_credentials.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "common/clock.h"
+#include "common/config_file.h"
+
+namespace tripline {
+namespace {
+
+constexpr int64_t kNanosPerHour = 3600 * kNanosPerSecond;
+
+Result<std::string> ReadPem(const std::string& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::InvalidArgument("cannot read " + std::string(what) + " " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (s.str().empty()) return Status::InvalidArgument(std::string(what) + " " + path + " is empty");
+  return s.str();
+}
+
+}  // namespace
+
+std::string AggregatorUsage() {
+  return R"(usage: tripline-aggregator --listen HOST:PORT --data-dir DIR [options]
+
+  --listen HOST:PORT      address to serve on; port 0 picks a free port
+  --data-dir DIR          RocksDB data directory (created when missing)
+  --config FILE           tripline.v1.AggregatorConfig in protobuf text format;
+                          flags win over the file
+  --forward URL           SIEM output (repeatable): syslog+tcp://H:P, syslog+tls://H:P,
+                          https://H[:P]/PATH?format=ocsf|ecs|hec|elastic-bulk,
+                          http://LOOPBACK[:P]/PATH?format=..., file:///PATH?format=ocsf|ecs
+  --insecure              allow a non-loopback listener without TLS
+  --retention DURATION    drop events older than this (e.g. 7d, 12h); 0 keeps them
+  --sync-writes           fsync the WAL before acknowledging each batch
+  --max-batch-events N    largest batch accepted (default 4096)
+  --log-level LEVEL       debug, info, warning or error (default info)
+  --help                  this text
+
+Prints "listening on HOST:PORT" once it accepts connections; SIGTERM or SIGINT stop it.
+)";
+}
+
+Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& args) {
+  AggregatorSettings s;
+  // Flags are collected first so that the config file (wherever --config appears) is the
+  // base they override.
+  std::string config_path, listen, data_dir, retention, log_level, max_batch;
+  std::vector<std::string> forwards;
+  bool insecure = false, have_listen = false, have_data_dir = false;
+
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i];
+    std::string value;
+    bool has_inline = false;
+    if (const size_t eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      has_inline = true;
+    }
+    const auto take = [&](std::string* out) -> Status {
+      if (has_inline) {
+        *out = value;
+        return Status::Ok();
+      }
+      if (i + 1 >= args.size()) return Status::InvalidArgument(flag + " needs a value");
+      *out = args[++i];
+      return Status::Ok();
+    };
+    const auto no_value = [&]() -> Status {
+      return has_inline ? Status::InvalidArgument(flag + " takes no value") : Status::Ok();
+    };
+    if (flag == "--listen") {
+      TL_RETURN_IF_ERROR(take(&listen));
+      have_listen = true;
+    } else if (flag == "--data-dir") {
+      TL_RETURN_IF_ERROR(take(&data_dir));
+      have_data_dir = true;
+    } else if (flag == "--config") {
+      TL_RETURN_IF_ERROR(take(&config_path));
+    } else if (flag == "--forward") {
+      std::string url;
+      TL_RETURN_IF_ERROR(take(&url));
+      forwards.push_back(url);
+    } else if (flag == "--insecure") {
+      TL_RETURN_IF_ERROR(no_value());
+      insecure = true;
+    } else if (flag == "--sync-writes") {
+      TL_RETURN_IF_ERROR(no_value());
+      s.sync_writes = true;
+    } else if (flag == "--retention") {
+      TL_RETURN_IF_ERROR(take(&retention));
+    } else if (flag == "--max-batch-events") {
+      TL_RETURN_IF_ERROR(take(&max_batch));
+    } else if (flag == "--log-level") {
+      TL_RETURN_IF_ERROR(take(&log_level));
+    } else if (flag == "--help" || flag == "-h") {
+      s.help = true;
+      return s;
+    } else {
+      return Status::InvalidArgument("unknown argument '" + args[i] + "'");
+    }
+  }
+
+  if (!config_path.empty()) {
+    TL_RETURN_IF_ERROR(LoadTextConfigFile(config_path, &s.config));
+  }
+  if (have_listen) s.config.set_listen(listen);
+  if (have_data_dir) s.config.set_data_dir(data_dir);
+  if (insecure) s.config.set_insecure(true);
+  if (!forwards.empty()) {
+    s.config.clear_forward();
+    for (const auto& f : forwards) s.config.add_forward(f);
+  }
+  if (!max_batch.empty()) {
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(max_batch.c_str(), &end, 10);
+    if (*end != '\0' || n == 0 || n > 1'000'000) {
+      return Status::InvalidArgument("--max-batch-events wants a number from 1 to 1000000");
+    }
+    s.config.set_max_batch_events(static_cast<uint32_t>(n));
+  }
+
+  if (s.config.listen().empty()) return Status::InvalidArgument("--listen is required");
+  if (s.config.data_dir().empty()) return Status::InvalidArgument("--data-dir is required");
+  TL_ASSIGN_OR_RETURN(s.listen, ParseHostPort(s.config.listen()));
+
+  s.retention_ns = static_cast<int64_t>(s.config.event_retention_hours()) * kNanosPerHour;
+  if (!retention.empty()) {
+    if (retention == "0") {
+      s.retention_ns = 0;
+    } else {
+      auto ns = ParseDurationNs(retention);
+      if (!ns.ok() || *ns <= 0) {
+        return Status::InvalidArgument("--retention wants a duration such as 7d or 12h, got '" +
+                                       retention + "'");
+      }
+      s.retention_ns = *ns;
+    }
+    s.config.set_event_retention_hours(
+        static_cast<uint32_t>((s.retention_ns + kNanosPerHour - 1) / kNanosPerHour));
+  }
+  if (!log_level.empty() && !ParseLogLevel(log_level, &s.log_level)) {
+    return Status::InvalidArgument("--log-level wants debug, info, warning or error");
+  }
+  for (const auto& url : s.config.forward()) {
+    TL_ASSIGN_OR_RETURN(ForwardTarget t, ParseForwardUrl(url));
+    s.forwards.push_back(std::move(t));
+  }
+  return s;
+}
+
+Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const AggregatorSettings& settings) {
+  const v1::TlsConfig& tls = settings.config.tls();
+  const bool have_cert = !tls.cert_file().empty(), have_key = !tls.key_file().empty();
+  if (have_cert != have_key) {
+    return Status::InvalidArgument("tls needs both cert_file and key_file");
+  }
+  if (!have_cert) {
+    if (tls.require_client_cert() || !tls.ca_file().empty()) {
+      return Status::InvalidArgument("tls.ca_file/require_client_cert need cert_file and key_file");
+    }
+    if (!settings.listen.IsLoopback() && !settings.config.insecure()) {
+      return Status::InvalidArgument(
+          "refusing to listen on " + settings.listen.ToString() +
+          " without TLS: sensors would send events in clear text. Set tls.cert_file and "
+          "tls.key_file in the config file, listen on a loopback address, or pass --insecure");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions options;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  TL_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(tls.cert_file(), "tls.cert_file"));
+  TL_ASSIGN_OR_RETURN(pair.private_key, ReadPem(tls.key_file(), "tls.key_file"));
+  options.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!tls.ca_file().empty()) {
+    TL_ASSIGN_OR_RETURN(options.pem_root_certs, ReadPem(tls.ca_file(), "tls.ca_file"));
+  }
+  if (tls.require_client_cert()) {
+    if (tls.ca_file().empty()) {
+      return Status::InvalidArgument("tls.require_client_cert needs tls.ca_file");
+    }
+    options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  } else {
+    options.client_certificate_request = GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
+  }
+  return grpc::SslServerCredentials(options);
+}
+
+}  // namespace tripline

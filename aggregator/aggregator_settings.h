@@ -1,0 +1,43 @@
+// Command line and configuration file of tripline-aggregator.
+//
+// The configuration file (--config, tripline.v1.AggregatorConfig in protobuf text format)
+// is read first; flags given on the command line win over it. A repeated flag
+// (--forward) replaces the file's list when given at least once.
+#pragma once
+
+#include <grpcpp/security/server_credentials.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aggregator/forward_target.h"
+#include "common/host_port.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "tripline/v1/config.pb.h"
+
+namespace tripline {
+
+struct AggregatorSettings {
+  v1::AggregatorConfig config;  // the merged configuration
+  HostPort listen;
+  int64_t retention_ns = 0;  // 0 keeps events forever
+  bool sync_writes = false;
+  LogLevel log_level = LogLevel::kInfo;
+  std::vector<ForwardTarget> forwards;
+  bool help = false;  // --help: print usage and exit 0
+};
+
+std::string AggregatorUsage();
+
+// args excludes the program name. InvalidArgument for bad flags and bad values; the
+// configuration file's own errors (with line and column) as LoadTextConfigFile reports them.
+Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& args);
+
+// Server credentials from config.tls. Refuses a listener on a non-loopback address without
+// TLS unless `insecure` (flag or config) is set, and refuses half a TLS configuration.
+Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const AggregatorSettings& settings);
+
+}  // namespace tripline

@@ -1,0 +1,99 @@
+#include "aggregator/event_keys.h"
+
+namespace tripline::event_keys {
+
+void AppendBe64(std::string* out, uint64_t v) {
+  char b[8];
+  for (int i = 7; i >= 0; --i) {
+    b[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  out->append(b, 8);
+}
+
+uint64_t ReadBe64(std::string_view in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
+  return v;
+}
+
+std::string Suffix(int64_t time_ns, std::string_view sensor_id, uint64_t seq) {
+  std::string s;
+  s.reserve(17 + sensor_id.size());
+  // Event times are validated positive, so the unsigned cast keeps their order.
+  AppendBe64(&s, static_cast<uint64_t>(time_ns));
+  s.append(sensor_id);
+  s.push_back('\0');
+  AppendBe64(&s, seq);
+  return s;
+}
+
+std::string PrimaryKey(int64_t time_ns, std::string_view sensor_id, uint64_t seq) {
+  return std::string(1, kPrimaryTag) + Suffix(time_ns, sensor_id, seq);
+}
+
+std::string NamePrefix(char tag, std::string_view name) {
+  std::string s;
+  s.reserve(3 + name.size());
+  s.push_back(tag);
+  s.push_back(static_cast<char>((name.size() >> 8) & 0xff));
+  s.push_back(static_cast<char>(name.size() & 0xff));
+  s.append(name);
+  return s;
+}
+
+std::string KindPrefix(EventKind kind) {
+  return std::string{kKindTag, static_cast<char>(static_cast<uint8_t>(kind))};
+}
+
+std::optional<SuffixParts> ParseSuffix(std::string_view s) {
+  if (s.size() < 17) return std::nullopt;
+  if (s[s.size() - 9] != '\0') return std::nullopt;
+  SuffixParts p;
+  p.time_ns = static_cast<int64_t>(ReadBe64(s));
+  p.sensor_id = s.substr(8, s.size() - 17);
+  if (p.sensor_id.find('\0') != std::string_view::npos) return std::nullopt;
+  p.seq = ReadBe64(s.substr(s.size() - 8));
+  return p;
+}
+
+std::optional<SplitKey> Split(std::string_view key) {
+  if (key.empty()) return std::nullopt;
+  size_t prefix_len = 0;
+  switch (key[0]) {
+    case kPrimaryTag: prefix_len = 1; break;
+    case kKindTag: prefix_len = 2; break;
+    case kHostTag:
+    case kUserTag: {
+      if (key.size() < 3) return std::nullopt;
+      const size_t len = (static_cast<uint8_t>(key[1]) << 8) | static_cast<uint8_t>(key[2]);
+      prefix_len = 3 + len;
+      break;
+    }
+    default: return std::nullopt;
+  }
+  if (key.size() < prefix_len + 17) return std::nullopt;
+  return SplitKey{key.substr(0, prefix_len), key.substr(prefix_len)};
+}
+
+std::optional<int64_t> KeyTime(std::string_view key) {
+  const auto split = Split(key);
+  if (!split) return std::nullopt;
+  return static_cast<int64_t>(ReadBe64(split->suffix));
+}
+
+void IndexedUsers(const Event& event, std::string_view out[3], size_t* n) {
+  *n = 0;
+  const auto add = [&](std::string_view name) {
+    if (name.empty() || name.size() > kMaxIndexedName) return;
+    for (size_t i = 0; i < *n; ++i) {
+      if (out[i] == name) return;
+    }
+    out[(*n)++] = name;
+  };
+  if (const auto* login = event.As<LoginEvent>()) add(login->user);
+  add(event.process.user);
+  add(event.process.login_user);
+}
+
+}  // namespace tripline::event_keys

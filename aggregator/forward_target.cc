@@ -1,0 +1,102 @@
+#include "aggregator/forward_target.h"
+
+#include <array>
+
+namespace tripline {
+namespace {
+
+Status Bad(std::string_view url, std::string_view why) {
+  return Status::InvalidArgument("bad --forward URL '" + std::string(url) +
+                                 "': " + std::string(why));
+}
+
+// Splits "path?format=x" and checks the format against `allowed`.
+template <size_t N>
+Status ParseQuery(std::string_view url, std::string_view query,
+                  const std::array<std::string_view, N>& allowed, std::string* format) {
+  *format = "ocsf";
+  if (query.empty()) return Status::Ok();
+  if (query.substr(0, 7) != "format=" || query.find('&') != std::string_view::npos) {
+    return Bad(url, "the only query parameter is format=");
+  }
+  const std::string_view value = query.substr(7);
+  for (std::string_view a : allowed) {
+    if (value == a) {
+      *format = std::string(value);
+      return Status::Ok();
+    }
+  }
+  std::string list;
+  for (std::string_view a : allowed) list += (list.empty() ? "" : "|") + std::string(a);
+  return Bad(url, "format must be " + list);
+}
+
+}  // namespace
+
+Result<ForwardTarget> ParseForwardUrl(std::string_view url) {
+  ForwardTarget t;
+  t.url = std::string(url);
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return Bad(url, "missing scheme://");
+  const std::string_view scheme = url.substr(0, scheme_end);
+  std::string_view rest = url.substr(scheme_end + 3);
+
+  if (scheme == "syslog+tcp" || scheme == "syslog+tls") {
+    t.kind =
+        scheme == "syslog+tcp" ? ForwardTarget::Kind::kSyslogTcp : ForwardTarget::Kind::kSyslogTls;
+    if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+    if (rest.find_first_of("/?") != std::string_view::npos) {
+      return Bad(url, "syslog URLs take HOST:PORT only");
+    }
+    auto hp = ParseHostPort(rest);
+    if (!hp.ok()) return Bad(url, hp.status().message());
+    if (hp->port == 0) return Bad(url, "port 0");
+    t.address = *hp;
+    t.format = "cef";
+    return t;
+  }
+
+  if (scheme == "https" || scheme == "http") {
+    t.kind = scheme == "https" ? ForwardTarget::Kind::kHttps : ForwardTarget::Kind::kHttp;
+    const size_t slash = rest.find('/');
+    std::string_view authority = rest.substr(0, slash);
+    std::string_view path_query = slash == std::string_view::npos ? "/" : rest.substr(slash);
+    if (authority.empty()) return Bad(url, "missing host");
+    const bool has_port = authority.back() != ']' && authority.rfind(':') != std::string_view::npos;
+    std::string with_port(authority);
+    if (!has_port) with_port += scheme == "https" ? ":443" : ":80";
+    auto hp = ParseHostPort(with_port);
+    if (!hp.ok()) return Bad(url, hp.status().message());
+    if (hp->port == 0) return Bad(url, "port 0");
+    if (t.kind == ForwardTarget::Kind::kHttp && !hp->IsLoopback()) {
+      return Bad(url, "plain http is allowed to a loopback host only; use https");
+    }
+    t.address = *hp;
+    const size_t q = path_query.find('?');
+    t.path = std::string(path_query.substr(0, q));
+    const std::string_view query =
+        q == std::string_view::npos ? std::string_view() : path_query.substr(q + 1);
+    TL_RETURN_IF_ERROR(ParseQuery(
+        url, query, std::array<std::string_view, 4>{"ocsf", "ecs", "hec", "elastic-bulk"},
+        &t.format));
+    return t;
+  }
+
+  if (scheme == "file") {
+    t.kind = ForwardTarget::Kind::kFile;
+    const size_t q = rest.find('?');
+    t.path = std::string(rest.substr(0, q));
+    if (t.path.empty() || t.path.front() != '/') {
+      return Bad(url, "file URLs take an absolute path: file:///var/log/tripline.jsonl");
+    }
+    if (t.path.back() == '/') return Bad(url, "path names a directory");
+    const std::string_view query =
+        q == std::string_view::npos ? std::string_view() : rest.substr(q + 1);
+    TL_RETURN_IF_ERROR(
+        ParseQuery(url, query, std::array<std::string_view, 2>{"ocsf", "ecs"}, &t.format));
+    return t;
+  }
+  return Bad(url, "scheme must be syslog+tcp, syslog+tls, https, http or file");
+}
+
+}  // namespace tripline

@@ -1,0 +1,130 @@
+// IngestService: sensors stream event batches in; the aggregator acknowledges what is durable.
+//
+// Protocol (proto/tripline/v1/ingest.proto): the first message of a stream must be a valid
+// SensorHello, answered by an ack carrying the sensor's durable_seq so that the sensor
+// resends only what the store does not have. Then EventBatches, each answered by one ack:
+//   - valid batch: stored (duplicates dropped, gaps recorded; see Store::AppendBatch), the
+//     observer told, then acked with the new durable_seq;
+//   - invalid batch: nothing of it stored, acked with `error` naming the first problem and
+//     `rejected_first_seq`; the stream goes on. After `max_violations` rejected requests on
+//     one stream the stream ends with INVALID_ARGUMENT;
+//   - no hello first, or an invalid hello: the stream ends with INVALID_ARGUMENT;
+//   - a store error: the stream ends with UNAVAILABLE and the batch is not acked, so the
+//     sensor keeps it and resends it on its next stream.
+//
+// Flow control: each stream has exactly one operation outstanding. The next Read starts
+// only after the previous batch was written and its ack sent, so a slow store (or a slow
+// observer) slows the sensors down through HTTP/2 flow control instead of queueing batches
+// in aggregator memory. Memory per stream is bounded by one request (max receive message
+// size, set by AggregatorServer) plus the transport's window.
+//
+// The store write runs on the gRPC callback thread that delivered the batch. Measured with
+// bench/aggregator/ingest_bench.cc (sync_writes=false): a whole 512-event request (parse,
+// validate, write, ack) costs ~6 us of aggregator CPU per event, ~3 ms per batch, and one
+// stream reaches ~110k events/s. A worker pool would add a hand-off per batch without adding
+// cores, and the one-outstanding-read rule already bounds the work in flight to one batch
+// per stream. With --sync-writes the thread also waits for the fsync.
+//
+// Threading: all public methods are thread-safe. Store and observer are not owned and
+// must outlive the gRPC server that runs this service.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "aggregator/ingest_validation.h"
+#include "aggregator/store.h"
+#include "common/clock.h"
+#include "tripline/v1/ingest.grpc.pb.h"
+
+namespace tripline {
+
+// The seam where analysis plugs into ingest (the correlator, later scoring).
+class IngestObserver {
+ public:
+  virtual ~IngestObserver() = default;
+  // Called once per stored batch, after it is durable and before it is acknowledged, with
+  // only the newly stored events (duplicates removed), in sequence order. Calls for one
+  // stream come one at a time in order; calls for different streams come concurrently, so
+  // implementations must be thread-safe. Time spent here delays the ack, which is the
+  // intended back-pressure. Must not throw.
+  virtual void OnDurable(std::string_view sensor_id, std::span<const Event> events) = 0;
+};
+
+struct IngestOptions {
+  size_t max_batch_events = kDefaultMaxBatchEvents;
+  // Rejected requests after which a stream is ended with INVALID_ARGUMENT.
+  uint32_t max_violations = 100;
+  const Clock* clock = nullptr;  // not owned; nullptr means SystemClock::Get()
+};
+
+// Counters since the service started.
+struct IngestCounters {
+  uint64_t streams = 0;            // streams that said hello
+  uint64_t batches = 0;            // batches stored (including all-duplicate ones)
+  uint64_t events = 0;             // events newly stored
+  uint64_t duplicates = 0;         // events dropped as duplicates
+  uint64_t rejected_requests = 0;  // batches (and stray messages) rejected
+  uint64_t fatal_streams = 0;      // streams ended for a protocol violation or store error
+  uint64_t gaps = 0;               // batches that skipped sequence numbers
+};
+
+struct SensorPresence {
+  std::string sensor_id;
+  std::string host;
+  std::string version;
+  uint32_t streams = 0;      // open streams; > 0 means connected
+  int64_t last_seen_ns = 0;  // wall clock of the latest hello or batch
+};
+
+// The stream is registered as a raw (ByteBuffer) callback method so that this service, not
+// the gRPC library, parses each request. A request that does not parse (a proto3 string
+// field with invalid UTF-8, truncated bytes) is then one rejected request answered with an
+// error ack, like any other bad batch, instead of a stream torn down by the library with
+// nothing to tell the sensor which batch was poison.
+class IngestService final : public v1::Ingest::WithRawCallbackMethod_Stream<v1::Ingest::Service> {
+ public:
+  IngestService(Store* store, IngestObserver* observer, IngestOptions options = {});
+  ~IngestService() override;
+
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Stream(
+      grpc::CallbackServerContext* context) override;
+
+  IngestCounters counters() const;
+  // Every sensor that said hello since start, by sensor id.
+  std::vector<SensorPresence> Sensors() const;
+  uint32_t SensorsConnected() const;
+  // Events newly stored per second, averaged over the last 60 s.
+  double EventsPerSecond() const;
+
+ private:
+  class Reactor;
+  void OnHello(const SensorIdentity& id);
+  void OnStreamDone(const std::string& sensor_id);
+  void OnStored(const std::string& sensor_id, const AppendResult& r);
+
+  Store* const store_;
+  IngestObserver* const observer_;
+  const IngestOptions options_;
+  const Clock& clock_;
+
+  std::atomic<uint64_t> streams_{0}, batches_{0}, events_{0}, duplicates_{0}, rejected_{0},
+      fatal_{0}, gaps_{0};
+
+  mutable std::mutex mu_;
+  std::map<std::string, SensorPresence> sensors_;  // GUARDED_BY(mu_)
+  // Events stored in each of the last 60 seconds of the monotonic clock.
+  struct RateBucket {
+    int64_t second = -1;
+    uint64_t events = 0;
+  };
+  RateBucket rate_[60];  // GUARDED_BY(mu_)
+};
+
+}  // namespace tripline

@@ -1,0 +1,138 @@
+// tripline-aggregator: receives sensors' event streams, stores them and serves queries.
+// Flags: aggregator/aggregator_settings.cc (AggregatorUsage). Exit codes: 0 after a clean
+// stop, 1 when the store or the listener fails, 2 for bad flags or configuration.
+#include <signal.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "aggregator/aggregator_server.h"
+#include "aggregator/aggregator_settings.h"
+#include "aggregator/correlation_engine.h"
+#include "aggregator/rocksdb_store.h"
+#include "common/log.h"
+
+namespace tripline {
+namespace {
+
+// Streams still open this long after SIGTERM are cancelled; batches being written finish.
+constexpr int64_t kShutdownGraceNs = 2 * kNanosPerSecond;
+
+int Run(int argc, char** argv) {
+  // Block the stop signals before any thread exists (RocksDB and gRPC start threads), so
+  // that only the sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto settings = ParseAggregatorArgs(std::vector<std::string>(argv + 1, argv + argc));
+  if (!settings.ok()) {
+    std::cerr << "tripline-aggregator: " << settings.status().message() << "\n\n"
+              << AggregatorUsage();
+    return 2;
+  }
+  if (settings->help) {
+    std::cout << AggregatorUsage();
+    return 0;
+  }
+  SetLogLevel(settings->log_level);
+  auto credentials = MakeServerCredentials(*settings);
+  if (!credentials.ok()) {
+    std::cerr << "tripline-aggregator: " << credentials.status().message() << "\n";
+    return 2;
+  }
+  for (const ForwardTarget& f : settings->forwards) {
+    // Accepted and validated so configurations are ready; delivery is a later feature and
+    // nothing is sent.
+    TL_LOG(WARNING) << "forwarding not yet supported: " << f.url;
+  }
+
+  RocksDbStoreOptions store_options;
+  store_options.path = settings->config.data_dir();
+  store_options.sync_writes = settings->sync_writes;
+  store_options.retention_ns = settings->retention_ns;
+  auto store = RocksDbStore::Open(store_options);
+  if (!store.ok()) {
+    std::cerr << "tripline-aggregator: " << store.status().ToString() << "\n";
+    return 1;
+  }
+
+  CorrelationEngineOptions engine_options;
+  if (settings->config.hop_tolerance_ms() > 0) {
+    engine_options.correlator.hop_tolerance_ns =
+        int64_t{settings->config.hop_tolerance_ms()} * kNanosPerMilli;
+  }
+  for (uint32_t port : settings->config.ssh_ports()) {
+    if (port == 0 || port > 65535) {
+      std::cerr << "tripline-aggregator: ssh_ports: " << port << " is not a port\n";
+      return 2;
+    }
+    engine_options.correlator.ssh_ports.push_back(static_cast<uint16_t>(port));
+  }
+  auto engine = CorrelationEngine::Open(store->get(), engine_options, SystemClock::Get());
+  if (!engine.ok()) {
+    std::cerr << "tripline-aggregator: " << engine.status().ToString() << "\n";
+    return 1;
+  }
+
+  AggregatorServerOptions server_options;
+  server_options.listen = settings->listen;
+  server_options.credentials = *credentials;
+  if (settings->config.max_batch_events() > 0) {
+    server_options.ingest.max_batch_events = settings->config.max_batch_events();
+  }
+  auto server = AggregatorServer::Start(server_options, store->get(), engine->get());
+  if (!server.ok()) {
+    std::cerr << "tripline-aggregator: " << server.status().message() << "\n";
+    return 1;
+  }
+  std::printf("listening on %s\n", (*server)->address().ToString().c_str());
+  std::fflush(stdout);
+  TL_LOG(INFO) << "serving on " << (*server)->address().ToString() << ", data in "
+               << store_options.path << (settings->sync_writes ? " (sync writes)" : "");
+
+  // Expiry of correlator state and its snapshots run beside the ingest threads.
+  std::mutex maintain_mu;
+  std::condition_variable maintain_cv;
+  bool stopping = false;
+  std::thread maintainer([&] {
+    std::unique_lock<std::mutex> lock(maintain_mu);
+    while (!maintain_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; })) {
+      Status s = (*engine)->Maintain();
+      if (!s.ok()) TL_LOG(ERROR) << "correlator maintenance: " << s.ToString();
+    }
+  });
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  {
+    std::lock_guard<std::mutex> lock(maintain_mu);
+    stopping = true;
+  }
+  maintain_cv.notify_all();
+  maintainer.join();
+  TL_LOG(INFO) << "signal " << sig << ": stopping";
+  (*server)->Shutdown(kShutdownGraceNs);
+  server->reset();
+  // Every acknowledged event has been fed; the snapshot saves replaying them at next start.
+  const Status snapshot = (*engine)->Snapshot();
+  if (!snapshot.ok()) TL_LOG(ERROR) << "correlator snapshot: " << snapshot.ToString();
+  const Status closed = (*store)->Close();
+  if (!closed.ok()) {
+    std::cerr << "tripline-aggregator: " << closed.ToString() << "\n";
+    return 1;
+  }
+  TL_LOG(INFO) << "stopped cleanly";
+  return 0;
+}
+
+}  // namespace
+}  // namespace tripline
+
+int main(int argc, char** argv) { return tripline::Run(argc, argv); }

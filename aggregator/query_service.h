@@ -1,0 +1,56 @@
+// QueryService: what triplinectl and ops tools ask the aggregator.
+//
+// Implemented here: ListEvents, GetStats, ListIncidents, GetIncident. GetBaseline and
+// GetAudit are answered by the scoring and posture engines, which register their own
+// implementation; until then gRPC answers UNIMPLEMENTED for them.
+//
+// Threading: handlers run concurrently on gRPC callback threads; the store and the ingest
+// service are thread-safe. Neither is owned; both must outlive the server.
+#pragma once
+
+#include "aggregator/ingest_service.h"
+#include "aggregator/store.h"
+#include "tripline/v1/query.grpc.pb.h"
+
+namespace tripline {
+
+// Default and largest page of ListEvents.
+constexpr uint32_t kDefaultEventPage = 100;
+constexpr uint32_t kDefaultIncidentLimit = 1000;
+
+// Store status -> gRPC status, for every handler.
+grpc::Status ToGrpcStatus(const Status& s);
+
+class QueryService final : public v1::Query::CallbackService {
+ public:
+  QueryService(Store* store, const IngestService* ingest);
+
+  grpc::ServerUnaryReactor* ListEvents(grpc::CallbackServerContext* context,
+                                       const v1::ListEventsRequest* request,
+                                       v1::ListEventsResponse* response) override;
+  grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context,
+                                     const v1::GetStatsRequest* request,
+                                     v1::Stats* response) override;
+  grpc::ServerUnaryReactor* ListIncidents(grpc::CallbackServerContext* context,
+                                          const v1::ListIncidentsRequest* request,
+                                          v1::ListIncidentsResponse* response) override;
+  grpc::ServerUnaryReactor* GetIncident(grpc::CallbackServerContext* context,
+                                        const v1::GetIncidentRequest* request,
+                                        v1::Incident* response) override;
+
+ private:
+  grpc::Status DoListEvents(const v1::ListEventsRequest& request, v1::ListEventsResponse* response);
+  grpc::Status DoGetStats(v1::Stats* response);
+  grpc::Status DoListIncidents(const v1::ListIncidentsRequest& request,
+                               v1::ListIncidentsResponse* response);
+  grpc::Status DoGetIncident(const v1::GetIncidentRequest& request, v1::Incident* response);
+
+  Store* const store_;
+  const IngestService* const ingest_;
+};
+
+// Writes `incident` (serialized tripline.v1.Incident) into the store under its id; how the
+// correlator's incidents reach the incidents column family.
+Status PutIncident(Store& store, const v1::Incident& incident);
+
+}  // namespace tripline

@@ -1,0 +1,126 @@
+// RocksDbStore: the Store on RocksDB. On-disk format and policies: docs/storage.md.
+//
+// Column families, one per domain: events (with retention), sessions, baselines, incidents,
+// posture, actions, outbox, meta. This class writes events, meta and incidents; the other
+// families are created here so that every domain finds its family in the same database, and
+// are handed out through column_family() to the components that own them.
+//
+// Write policy: every AppendBatch is one rocksdb::WriteBatch with the WAL on. With
+// sync_writes=false (the default) a batch is acknowledged once it is in the WAL in the OS
+// page cache: it survives a crash or SIGKILL of the process, not a power loss or kernel
+// crash. sync_writes=true fsyncs the WAL before acknowledging and survives power loss, at a
+// cost of one fsync per batch (group commit shares it between concurrent streams).
+//
+// Threading: see Store. Close() must not race with other calls; the destructor closes.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "aggregator/store.h"
+#include "common/clock.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class CompactionFilter;
+class Status;
+}  // namespace rocksdb
+
+namespace tripline {
+
+struct RocksDbStoreOptions {
+  std::string path{};  // the data directory; created when missing
+  // fsync the WAL on every AppendBatch / PutIncident (see the class comment).
+  bool sync_writes = false;
+  // Events older than this (by event time) are removed by compaction and hidden from
+  // queries at once. 0 keeps events forever.
+  int64_t retention_ns = 0;
+  // Time source for retention and last_write_ns. Not owned; must outlive the store.
+  // nullptr means SystemClock::Get().
+  const Clock* clock = nullptr;
+};
+
+// RocksDB status -> Tripline status (corruption, IO error, ...), with context.
+Status FromRocksDb(const rocksdb::Status& s, std::string_view context);
+
+class RocksDbStore final : public Store {
+ public:
+  static constexpr const char* kFormat = "tripline-store 1";
+
+  // Opens (or creates) the database, checks its format marker and loads the per-sensor
+  // records and the set of identities into memory.
+  static Result<std::unique_ptr<RocksDbStore>> Open(const RocksDbStoreOptions& options);
+  ~RocksDbStore() override;
+  RocksDbStore(const RocksDbStore&) = delete;
+  RocksDbStore& operator=(const RocksDbStore&) = delete;
+
+  Result<AppendResult> AppendBatch(std::string_view sensor_id, uint64_t first_seq,
+                                   const std::vector<Event>& events) override;
+  Result<uint64_t> DurableSeq(std::string_view sensor_id) override;
+  Result<std::vector<SensorRecord>> ListSensors() override;
+  Result<EventPage> QueryEvents(const EventQuery& query) override;
+  Result<uint64_t> CountEvents(const EventQuery& query) override;
+  Result<StoreStats> Stats() override;
+  Status PutIncident(std::string_view id, std::string_view bytes) override;
+  Result<std::optional<std::string>> GetIncident(std::string_view id) override;
+  Result<std::vector<std::string>> ListIncidents() override;
+  Status PutCorrelatorSnapshot(std::string_view bytes) override;
+  Result<std::optional<std::string>> GetCorrelatorSnapshot() override;
+
+  // Runs a full compaction of the events family now, applying retention.
+  Status CompactEvents();
+  // Syncs the WAL and closes the database; later calls fail. Idempotent.
+  Status Close();
+
+  // For the components that own the other domains (and for tests). Valid until Close().
+  // Names: events, sessions, baselines, incidents, posture, actions, outbox, meta.
+  rocksdb::DB* db() { return db_; }
+  rocksdb::ColumnFamilyHandle* column_family(std::string_view name);
+
+ private:
+  struct SensorSlot {
+    std::mutex mu;  // serializes appends of one sensor
+    SensorRecord record;
+  };
+  struct ScanPlan;
+
+  explicit RocksDbStore(const RocksDbStoreOptions& options);
+  Status OpenDb();
+  Status LoadMeta();
+  SensorSlot* Slot(std::string_view sensor_id);
+  int64_t RetentionCutoff() const;
+  // Walks the events matching `q` from `start_key`; calls `emit(key, event)` for each
+  // match until it returns false. Returns the key to resume from ("" when exhausted).
+  template <typename Emit>
+  Result<std::string> Scan(const EventQuery& q, const ScanPlan& plan, std::string start_key,
+                           Emit&& emit);
+  Result<ScanPlan> Plan(const EventQuery& q);
+
+  const RocksDbStoreOptions options_;
+  const Clock& clock_;
+  std::unique_ptr<rocksdb::CompactionFilter> retention_filter_;
+  rocksdb::DB* db_ = nullptr;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> cfs_;
+  rocksdb::ColumnFamilyHandle* events_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* incidents_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* sessions_cf_ = nullptr;
+
+  std::mutex slots_mu_;
+  // Slots are never removed, so a SensorSlot* stays valid for the store's lifetime.
+  std::unordered_map<std::string, std::unique_ptr<SensorSlot>> slots_;  // GUARDED_BY(slots_mu_)
+
+  std::mutex identities_mu_;
+  std::unordered_set<std::string> identities_;  // GUARDED_BY(identities_mu_)
+
+  std::atomic<uint64_t> duplicates_{0};
+  std::atomic<uint64_t> gaps_{0};
+};
+
+}  // namespace tripline

@@ -1,0 +1,307 @@
+// The real tripline-aggregator and triplinectl binaries: startup line, SIGKILL and restart
+// without loss or duplicates, clean SIGTERM, refusal of clear text on the network, flags.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "aggregator/rocksdb_store.h"
+#include "tests/aggregator/subprocess.h"
+#include "tests/aggregator/test_support.h"
+
+namespace tripline {
+namespace {
+
+using testing::BinPath;
+using testing::Child;
+using testing::IngestClient;
+using testing::ReadWholeFile;
+using testing::RunCommand;
+using testing::RunResult;
+using testing::SyntheticEvents;
+using testing::TempDir;
+
+constexpr const char* kListening = "listening on ";
+
+class Aggregator {
+ public:
+  Aggregator(const TempDir& dir, std::vector<std::string> extra = {})
+      : stderr_path_(dir.Sub("aggregator.stderr")) {
+    std::vector<std::string> argv = {BinPath("tripline-aggregator"), "--listen", "127.0.0.1:0",
+                                     "--data-dir", dir.Sub("data")};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    child_ = std::make_unique<Child>(argv, stderr_path_);
+    const auto line = child_->ReadLine(20000);
+    if (line && line->rfind(kListening, 0) == 0) address_ = line->substr(strlen(kListening));
+  }
+  const std::string& address() const { return address_; }
+  Child& child() { return *child_; }
+  std::string Stderr() const { return ReadWholeFile(stderr_path_); }
+
+ private:
+  std::string stderr_path_;
+  std::unique_ptr<Child> child_;
+  std::string address_;
+};
+
+std::vector<std::pair<std::string, uint64_t>> StoredSeqs(const std::string& data_dir) {
+  auto store = RocksDbStore::Open({.path = data_dir});
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  std::vector<std::pair<std::string, uint64_t>> out;
+  EventQuery q{.limit = 10000};
+  while (store.ok()) {
+    auto page = (*store)->QueryEvents(q);
+    EXPECT_TRUE(page.ok());
+    for (const auto& e : page->events) out.emplace_back(e.sensor_id, e.event.seq);
+    if (page->next_page_token.empty()) break;
+    q.page_token = page->next_page_token;
+  }
+  return out;
+}
+
+TEST(AggregatorProcessTest, PrintsTheRealPortAndStopsWithExitZeroOnSigterm) {
+  TempDir dir;
+  Aggregator agg(dir);
+  ASSERT_FALSE(agg.address().empty()) << agg.Stderr();
+  EXPECT_EQ(agg.address().rfind("127.0.0.1:", 0), 0u);
+  EXPECT_NE(agg.address(), "127.0.0.1:0");
+  // With a sensor stream open and idle, SIGTERM still stops it, cleanly.
+  IngestClient client(agg.address());
+  ASSERT_TRUE(client.Hello("sensor-a"));
+  ASSERT_TRUE(client.Batch("sensor-a", 1, SyntheticEvents(10)));
+  agg.child().Signal(SIGTERM);
+  EXPECT_EQ(agg.child().Wait(15000), std::optional<int>(0)) << agg.Stderr();
+  EXPECT_NE(agg.Stderr().find("stopped cleanly"), std::string::npos);
+  EXPECT_EQ(StoredSeqs(dir.Sub("data")).size(), 10u);
+}
+
+TEST(AggregatorProcessTest, SigkillMidStreamThenRestartLosesAndDuplicatesNothing) {
+  TempDir dir;
+  constexpr size_t kTotal = 5000, kBatch = 50;
+  const auto events = SyntheticEvents(kTotal);
+  uint64_t last_ack = 0;
+  {
+    Aggregator agg(dir);
+    ASSERT_FALSE(agg.address().empty()) << agg.Stderr();
+    IngestClient client(agg.address());
+    ASSERT_TRUE(client.Hello("sensor-a"));
+    for (size_t i = 0; i < kTotal / 2; i += kBatch) {
+      auto ack = client.Batch("sensor-a", i + 1, {events.begin() + i, events.begin() + i + kBatch});
+      ASSERT_TRUE(ack.has_value());
+      last_ack = ack->durable_seq();
+    }
+    // One more batch in flight (written, ack not read) when the process dies.
+    auto in_flight = testing::BatchRequest(
+        "sensor-a", last_ack + 1, {events.begin() + last_ack, events.begin() + last_ack + kBatch});
+    IngestClient other(agg.address());
+    ASSERT_TRUE(other.Hello("sensor-b"));  // a second sensor, to check both survive
+    ASSERT_TRUE(other.Batch("sensor-b", 1, SyntheticEvents(7)));
+    ASSERT_TRUE(client.WriteOnly(in_flight));
+    agg.child().Signal(SIGKILL);
+    EXPECT_EQ(agg.child().Wait(10000), std::optional<int>(128 + SIGKILL));
+  }
+  EXPECT_EQ(last_ack, kTotal / 2);
+
+  Aggregator agg(dir);
+  ASSERT_FALSE(agg.address().empty()) << agg.Stderr();
+  IngestClient client(agg.address());
+  auto hello = client.Hello("sensor-a");
+  ASSERT_TRUE(hello.has_value());
+  // Every acked batch survived the SIGKILL (WAL in the page cache).
+  EXPECT_GE(hello->durable_seq(), last_ack);
+  // The sensor resends from its last ack; the overlap is deduplicated.
+  for (size_t i = last_ack; i < kTotal; i += kBatch) {
+    auto ack = client.Batch("sensor-a", i + 1, {events.begin() + i, events.begin() + i + kBatch});
+    ASSERT_TRUE(ack.has_value());
+    EXPECT_EQ(ack->error(), "");
+  }
+  EXPECT_TRUE(client.Finish().ok());
+  agg.child().Signal(SIGTERM);
+  ASSERT_EQ(agg.child().Wait(15000), std::optional<int>(0)) << agg.Stderr();
+
+  const auto stored = StoredSeqs(dir.Sub("data"));
+  std::set<uint64_t> a_seqs;
+  size_t b_count = 0;
+  for (const auto& [sensor, seq] : stored) {
+    if (sensor == "sensor-b") {
+      ++b_count;
+      continue;
+    }
+    EXPECT_TRUE(a_seqs.insert(seq).second) << "seq " << seq << " stored twice";
+  }
+  EXPECT_EQ(a_seqs.size(), kTotal);
+  EXPECT_EQ(*a_seqs.begin(), 1u);
+  EXPECT_EQ(*a_seqs.rbegin(), kTotal);
+  EXPECT_EQ(b_count, 7u);
+}
+
+TEST(AggregatorProcessTest, RefusesANonLoopbackListenerWithoutTls) {
+  TempDir dir;
+  const RunResult r = RunCommand(
+      {BinPath("tripline-aggregator"), "--listen", "0.0.0.0:0", "--data-dir", dir.Sub("data")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("refusing to listen on 0.0.0.0:0 without TLS"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST(AggregatorProcessTest, InsecureAllowsANonLoopbackListener) {
+  TempDir dir;
+  Child child({BinPath("tripline-aggregator"), "--listen", "0.0.0.0:0", "--data-dir",
+               dir.Sub("data"), "--insecure"},
+              dir.Sub("stderr"));
+  const auto line = child.ReadLine(20000);
+  ASSERT_TRUE(line.has_value()) << ReadWholeFile(dir.Sub("stderr"));
+  EXPECT_EQ(line->rfind("listening on 0.0.0.0:", 0), 0u) << *line;
+  child.Signal(SIGTERM);
+  EXPECT_EQ(child.Wait(15000), std::optional<int>(0));
+}
+
+TEST(AggregatorProcessTest, BadFlagsPrintUsageAndExitTwo) {
+  TempDir dir;
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--bogus"},
+           {"--listen", "127.0.0.1:0"},
+           {"--listen", "nonsense", "--data-dir", dir.Sub("d")},
+           {"--listen", "127.0.0.1:0", "--data-dir", dir.Sub("d"), "--retention", "soon"},
+           {"--listen", "127.0.0.1:0", "--data-dir", dir.Sub("d"), "--forward", "ftp://x"},
+           {"--listen", "127.0.0.1:0", "--data-dir", dir.Sub("d"), "--forward",
+            "http://example.com/x"},
+           {"--listen", "127.0.0.1:0", "--data-dir", dir.Sub("d"), "--config",
+            dir.Sub("missing.textproto")}}) {
+    std::vector<std::string> argv = {BinPath("tripline-aggregator")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const RunResult r = RunCommand(argv);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << " " << r.err;
+    EXPECT_FALSE(r.err.empty());
+  }
+  const RunResult r = RunCommand({BinPath("tripline-aggregator"), "--bogus"});
+  EXPECT_NE(r.err.find("unknown argument '--bogus'"), std::string::npos);
+  EXPECT_NE(r.err.find("usage: tripline-aggregator"), std::string::npos);
+}
+
+TEST(AggregatorProcessTest, ConfigFileIsReadAndFlagsWin) {
+  TempDir dir;
+  {
+    std::ofstream config(dir.Sub("agg.textproto"));
+    config << "listen: \"127.0.0.1:1\"\n"
+           << "data_dir: \"" << dir.Sub("from-config") << "\"\n"
+           << "forward: \"syslog+tcp://127.0.0.1:6514\"\n"
+           << "max_batch_events: 5\n";
+  }
+  Child child({BinPath("tripline-aggregator"), "--config", dir.Sub("agg.textproto"), "--listen",
+               "127.0.0.1:0"},
+              dir.Sub("stderr"));
+  const auto line = child.ReadLine(20000);
+  ASSERT_TRUE(line.has_value()) << ReadWholeFile(dir.Sub("stderr"));
+  const std::string address = line->substr(strlen(kListening));
+  IngestClient client(address);
+  ASSERT_TRUE(client.Hello("sensor-a"));
+  auto ack = client.Batch("sensor-a", 1, SyntheticEvents(6));  // over the config's maximum
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_NE(ack->error().find("more than 5"), std::string::npos) << ack->error();
+  EXPECT_TRUE(client.Finish().ok());
+  child.Signal(SIGTERM);
+  EXPECT_EQ(child.Wait(15000), std::optional<int>(0));
+  const std::string err = ReadWholeFile(dir.Sub("stderr"));
+  // Validated, not silently ignored, and not faked.
+  EXPECT_NE(err.find("forwarding not yet supported: syslog+tcp://127.0.0.1:6514"),
+            std::string::npos)
+      << err;
+  EXPECT_TRUE(std::filesystem::exists(dir.Sub("from-config")));
+}
+
+class CtlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    agg_ = std::make_unique<Aggregator>(dir_);
+    ASSERT_FALSE(agg_->address().empty()) << agg_->Stderr();
+  }
+  RunResult Ctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {BinPath("triplinectl"), "--aggregator", agg_->address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Aggregator> agg_;
+};
+
+TEST_F(CtlTest, EventsJsonReturnsTheStoredEvents) {
+  const auto events = SyntheticEvents(25);
+  IngestClient client(agg_->address());
+  ASSERT_TRUE(client.Hello("sensor-a"));
+  ASSERT_TRUE(client.Batch("sensor-a", 1, events));
+  const RunResult r = Ctl({"events", "--json", "--limit", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j.is_array());
+  ASSERT_EQ(j.size(), 25u);
+  for (size_t i = 0; i < j.size(); ++i) {
+    EXPECT_EQ(j[i]["seq"], i + 1);
+    EXPECT_EQ(j[i]["sensor_id"], "sensor-a");
+    EXPECT_EQ(j[i]["host"], events[i].host);
+    EXPECT_EQ(j[i]["time_ns"], events[i].time_ns);
+    EXPECT_EQ(j[i]["kind"], std::string(KindName(events[i].kind())));
+  }
+  // Filters and a limit smaller than a page.
+  const RunResult filtered = Ctl({"events", "--json", "--user", "user1", "--kind", "exec"});
+  ASSERT_EQ(filtered.exit_code, 0) << filtered.err;
+  const auto f = nlohmann::json::parse(filtered.out);
+  ASSERT_EQ(f.size(), 2u);  // i = 1*, 5 and 21 → i%4==1 and i%5==1: 1, 21
+  EXPECT_EQ(f[0]["seq"], 2);
+  EXPECT_EQ(f[1]["seq"], 22);
+  const RunResult limited =
+      Ctl({"events", "--json", "--limit", "3", "--since", FormatTimeNs(events[10].time_ns)});
+  ASSERT_EQ(limited.exit_code, 0) << limited.err;
+  const auto l = nlohmann::json::parse(limited.out);
+  ASSERT_EQ(l.size(), 3u);
+  EXPECT_EQ(l[0]["seq"], 11);
+  // The default output is a table with a header.
+  const RunResult table = Ctl({"events", "--host", "host0"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(table.out.rfind("TIME", 0), 0u) << table.out;
+  EXPECT_NE(table.out.find("sensor-a"), std::string::npos);
+}
+
+TEST_F(CtlTest, StatsShowsSensorsAndCounts) {
+  IngestClient client(agg_->address());
+  ASSERT_TRUE(client.Hello("sensor-a"));
+  auto events = SyntheticEvents(8);
+  events.push_back(testing::MakeHealth("host0", testing::kBaseTimeNs + 9'000'000, 3, 4));
+  ASSERT_TRUE(client.Batch("sensor-a", 1, events));
+  const RunResult r = Ctl({"stats", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["events_stored"], 9);
+  EXPECT_EQ(j["sensors_connected"], 1);
+  EXPECT_EQ(j["identities"], 6);  // user0..user4 and root (sshd logins)
+  ASSERT_EQ(j["sensors"].size(), 1u);
+  EXPECT_EQ(j["sensors"][0]["durable_seq"], 9);
+  EXPECT_EQ(j["sensors"][0]["connected"], true);
+  EXPECT_EQ(j["sensors"][0]["ringbuf_drops"], 3);
+  EXPECT_EQ(j["sensors"][0]["spool_drops"], 4);
+  const RunResult table = Ctl({"stats"});
+  ASSERT_EQ(table.exit_code, 0);
+  EXPECT_NE(table.out.find("events stored           9"), std::string::npos) << table.out;
+}
+
+TEST_F(CtlTest, UsageErrorsExitTwoAndRpcErrorsExitOne) {
+  EXPECT_EQ(Ctl({"frobnicate"}).exit_code, 2);
+  EXPECT_EQ(Ctl({"events", "--bogus"}).exit_code, 2);
+  EXPECT_EQ(Ctl({"events", "--since", "yesterday"}).exit_code, 2);
+  EXPECT_EQ(Ctl({"incident"}).exit_code, 2);
+  EXPECT_EQ(RunCommand({BinPath("triplinectl"), "events"}).exit_code, 2);  // no --aggregator
+  const RunResult missing = Ctl({"incident", "nope"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("NOT_FOUND"), std::string::npos) << missing.err;
+  agg_->child().Signal(SIGKILL);
+  agg_->child().Wait(10000);
+  const RunResult down = Ctl({"stats", "--timeout", "2s"});
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_NE(down.err.find("GetStats"), std::string::npos) << down.err;
+}
+
+}  // namespace
+}  // namespace tripline

@@ -1,0 +1,442 @@
+// The Store contract: every Store implementation must pass this typed suite, including
+// across close and reopen. RocksDB-specific behaviour (retention, corruption) follows.
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "aggregator/event_keys.h"
+#include "aggregator/rocksdb_store.h"
+#include "tests/aggregator/test_support.h"
+
+namespace tripline {
+namespace {
+
+using testing::kBaseTimeNs;
+using testing::MakeExec;
+using testing::MakeHealth;
+using testing::MakeLogin;
+using testing::SyntheticEvents;
+using testing::TempDir;
+
+constexpr int64_t kMs = 1'000'000;
+
+// How the suite makes a store of one implementation.
+class RocksDbStoreEnv {
+ public:
+  Store& Open() {
+    store_.reset();
+    RocksDbStoreOptions options;
+    options.path = dir_.Sub("db");
+    auto s = RocksDbStore::Open(options);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+    return *store_;
+  }
+  // Closes and opens again on the same data.
+  Store& Reopen() {
+    EXPECT_TRUE(store_->Close().ok());
+    return Open();
+  }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<RocksDbStore> store_;
+};
+
+template <typename Env>
+class StoreContractTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = &env_.Open(); }
+  void Reopen() { store_ = &env_.Reopen(); }
+  Store& store() { return *store_; }
+
+  std::vector<StoredEvent> All(EventQuery q = {}) {
+    std::vector<StoredEvent> out;
+    q.limit = 7;  // small pages, so paging is exercised everywhere
+    while (true) {
+      auto page = store().QueryEvents(q);
+      EXPECT_TRUE(page.ok()) << page.status().ToString();
+      if (!page.ok()) return out;
+      for (auto& e : page->events) out.push_back(std::move(e));
+      if (page->next_page_token.empty()) return out;
+      q.page_token = page->next_page_token;
+    }
+  }
+
+  Env env_;
+  Store* store_ = nullptr;
+};
+
+using Implementations = ::testing::Types<RocksDbStoreEnv>;
+TYPED_TEST_SUITE(StoreContractTest, Implementations);
+
+TYPED_TEST(StoreContractTest, StoresEveryEventOnceInTimeOrder) {
+  const auto events = SyntheticEvents(100);
+  auto r = this->store().AppendBatch("s1", 1, events);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->durable_seq, 100u);
+  EXPECT_EQ(r->stored, 100u);
+  EXPECT_EQ(r->duplicates, 0u);
+  const auto all = this->All();
+  ASSERT_EQ(all.size(), 100u);
+  for (size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].sensor_id, "s1");
+    EXPECT_EQ(all[i].event.seq, i + 1);
+    EXPECT_EQ(all[i].event.time_ns, events[i].time_ns);
+    EXPECT_EQ(all[i].event.host, events[i].host);
+    EXPECT_EQ(all[i].event.kind(), events[i].kind());
+  }
+}
+
+TYPED_TEST(StoreContractTest, DurableSeqSurvivesReopen) {
+  ASSERT_TRUE(this->store().AppendBatch("s1", 1, SyntheticEvents(10)).ok());
+  ASSERT_TRUE(this->store().AppendBatch("s2", 1, SyntheticEvents(3)).ok());
+  this->Reopen();
+  EXPECT_EQ(*this->store().DurableSeq("s1"), 10u);
+  EXPECT_EQ(*this->store().DurableSeq("s2"), 3u);
+  EXPECT_EQ(*this->store().DurableSeq("never-seen"), 0u);
+  EXPECT_EQ(this->All().size(), 13u);
+  auto sensors = this->store().ListSensors();
+  ASSERT_TRUE(sensors.ok());
+  ASSERT_EQ(sensors->size(), 2u);
+  EXPECT_EQ((*sensors)[0].sensor_id, "s1");
+  EXPECT_EQ((*sensors)[0].events, 10u);
+  EXPECT_GT((*sensors)[0].last_write_ns, 0);
+}
+
+TYPED_TEST(StoreContractTest, ResentBatchIsDroppedAsDuplicates) {
+  const auto events = SyntheticEvents(20);
+  ASSERT_TRUE(this->store().AppendBatch("s1", 1, events).ok());
+  this->Reopen();
+  auto again = this->store().AppendBatch("s1", 1, events);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->stored, 0u);
+  EXPECT_EQ(again->duplicates, 20u);
+  EXPECT_EQ(again->durable_seq, 20u);
+  EXPECT_EQ(this->All().size(), 20u);
+}
+
+TYPED_TEST(StoreContractTest, OverlappingBatchStoresOnlyTheNewTail) {
+  const auto events = SyntheticEvents(30);
+  ASSERT_TRUE(this->store().AppendBatch("s1", 1, {events.begin(), events.begin() + 20}).ok());
+  auto r = this->store().AppendBatch("s1", 11, {events.begin() + 10, events.end()});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->duplicates, 10u);
+  EXPECT_EQ(r->stored, 10u);
+  EXPECT_EQ(r->durable_seq, 30u);
+  const auto all = this->All();
+  ASSERT_EQ(all.size(), 30u);
+  std::set<uint64_t> seqs;
+  for (const auto& e : all) seqs.insert(e.event.seq);
+  EXPECT_EQ(seqs.size(), 30u);
+  EXPECT_EQ(*seqs.rbegin(), 30u);
+}
+
+TYPED_TEST(StoreContractTest, GapIsAcceptedRecordedAndNeverFilled) {
+  const auto events = SyntheticEvents(30);
+  ASSERT_TRUE(this->store().AppendBatch("s1", 1, {events.begin(), events.begin() + 10}).ok());
+  auto r = this->store().AppendBatch("s1", 21, {events.begin() + 20, events.end()});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->gap_first, 11u);
+  EXPECT_EQ(r->gap_last, 20u);
+  EXPECT_EQ(r->durable_seq, 30u);
+  // A late copy of the missing range is below durable_seq: a duplicate.
+  auto late = this->store().AppendBatch("s1", 11, {events.begin() + 10, events.begin() + 20});
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(late->stored, 0u);
+  this->Reopen();
+  auto sensors = this->store().ListSensors();
+  ASSERT_TRUE(sensors.ok());
+  ASSERT_EQ(sensors->size(), 1u);
+  EXPECT_EQ((*sensors)[0].missing, 10u);
+  EXPECT_EQ((*sensors)[0].events, 20u);
+  EXPECT_EQ(this->All().size(), 20u);
+}
+
+TYPED_TEST(StoreContractTest, EmptyBatchChangesNothing) {
+  auto r = this->store().AppendBatch("s1", 1, {});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->durable_seq, 0u);
+  EXPECT_TRUE(this->store().ListSensors()->empty());
+}
+
+TYPED_TEST(StoreContractTest, RejectsBadArguments) {
+  EXPECT_TRUE(this->store().AppendBatch("s1", 0, SyntheticEvents(1)).status().IsInvalidArgument());
+  EXPECT_TRUE(this->store().AppendBatch("", 1, SyntheticEvents(1)).status().IsInvalidArgument());
+  auto bad = SyntheticEvents(2);
+  bad[1].time_ns = 0;
+  EXPECT_TRUE(this->store().AppendBatch("s1", 1, bad).status().IsInvalidArgument());
+  // Nothing of the refused batch was stored.
+  EXPECT_EQ(*this->store().DurableSeq("s1"), 0u);
+  EXPECT_TRUE(this->All().empty());
+}
+
+TYPED_TEST(StoreContractTest, FiltersByHostUserKindAndTime) {
+  std::vector<Event> events = {
+      MakeLogin("hosta", "alice", kBaseTimeNs + 1 * kMs, Outcome::kFailure),
+      MakeLogin("hosta", "alice", kBaseTimeNs + 2 * kMs),
+      MakeExec("hosta", "alice", kBaseTimeNs + 3 * kMs),
+      MakeExec("hostb", "bob", kBaseTimeNs + 4 * kMs),
+      MakeLogin("hostb", "alice", kBaseTimeNs + 5 * kMs),
+      MakeHealth("hostb", kBaseTimeNs + 6 * kMs, 0, 0),
+  };
+  ASSERT_TRUE(this->store().AppendBatch("s1", 1, events).ok());
+  const auto seqs = [&](EventQuery q) {
+    std::vector<uint64_t> out;
+    for (const auto& e : this->All(q)) out.push_back(e.event.seq);
+    return out;
+  };
+  EXPECT_EQ(seqs({.host = "hosta"}), (std::vector<uint64_t>{1, 2, 3}));
+  // Login events are indexed by the login's user, not only by the process (sshd as root).
+  EXPECT_EQ(seqs({.user = "alice"}), (std::vector<uint64_t>{1, 2, 3, 5}));
+  EXPECT_EQ(seqs({.user = "root"}), (std::vector<uint64_t>{1, 2, 5}));
+  EXPECT_EQ(seqs({.kind = EventKind::kExec}), (std::vector<uint64_t>{3, 4}));
+  EXPECT_EQ(seqs({.kind = EventKind::kHealth}), (std::vector<uint64_t>{6}));
+  EXPECT_EQ(seqs({.host = "hostb", .user = "alice"}), (std::vector<uint64_t>{5}));
+  EXPECT_EQ(seqs({.host = "hosta", .user = "alice", .kind = EventKind::kLogin}),
+            (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(seqs({.since_ns = kBaseTimeNs + 2 * kMs, .until_ns = kBaseTimeNs + 5 * kMs}),
+            (std::vector<uint64_t>{2, 3, 4}));
+  EXPECT_EQ(seqs({.user = "alice", .since_ns = kBaseTimeNs + 3 * kMs}),
+            (std::vector<uint64_t>{3, 5}));
+  EXPECT_TRUE(seqs({.host = "nohost"}).empty());
+  EXPECT_TRUE(
+      seqs({.user = "alice", .since_ns = kBaseTimeNs + 9 * kMs, .until_ns = kBaseTimeNs}).empty());
+  EXPECT_EQ(*this->store().CountEvents({.user = "alice"}), 4u);
+  EXPECT_EQ(*this->store().CountEvents({.host = "hostb", .kind = EventKind::kExec}), 1u);
+  EXPECT_EQ(*this->store().CountEvents({}), 6u);
+}
+
+TYPED_TEST(StoreContractTest, PagingVisitsEveryMatchExactlyOnce) {
+  // Two sensors with interleaved times, so pages cross sensors at equal timestamps.
+  ASSERT_TRUE(this->store().AppendBatch("s1", 1, SyntheticEvents(250, 3, 5, 0)).ok());
+  ASSERT_TRUE(this->store().AppendBatch("s2", 1, SyntheticEvents(250, 3, 5, 1)).ok());
+  for (const EventQuery& base :
+       {EventQuery{}, EventQuery{.host = "host1"}, EventQuery{.user = "user2"},
+        EventQuery{.host = "host0", .user = "user3"},
+        EventQuery{.kind = EventKind::kLogin, .since_ns = kBaseTimeNs + 17 * kMs}}) {
+    for (size_t page_size : {1u, 3u, 50u, 1000u}) {
+      EventQuery q = base;
+      q.limit = page_size;
+      std::set<std::pair<std::string, uint64_t>> seen;
+      int64_t last_time = 0;
+      size_t pages = 0;
+      while (true) {
+        auto page = this->store().QueryEvents(q);
+        ASSERT_TRUE(page.ok()) << page.status().ToString();
+        ASSERT_LE(page->events.size(), page_size);
+        ++pages;
+        for (const auto& e : page->events) {
+          EXPECT_TRUE(seen.emplace(e.sensor_id, e.event.seq).second) << "seen twice";
+          EXPECT_GE(e.event.time_ns, last_time);
+          last_time = e.event.time_ns;
+        }
+        if (page->next_page_token.empty()) break;
+        q.page_token = page->next_page_token;
+        ASSERT_LT(pages, 1000u);
+      }
+      EXPECT_EQ(seen.size(), *this->store().CountEvents(base)) << "page size " << page_size;
+      EXPECT_GT(seen.size(), 0u);
+    }
+  }
+}
+
+TYPED_TEST(StoreContractTest, RefusesAPageTokenOfAnotherQuery) {
+  ASSERT_TRUE(this->store().AppendBatch("s1", 1, SyntheticEvents(20)).ok());
+  auto page = this->store().QueryEvents({.host = "host1", .limit = 2});
+  ASSERT_TRUE(page.ok());
+  ASSERT_FALSE(page->next_page_token.empty());
+  auto other = this->store().QueryEvents({.user = "user1", .page_token = page->next_page_token});
+  EXPECT_TRUE(other.status().IsInvalidArgument());
+  auto garbage = this->store().QueryEvents({.page_token = "zz\xff"});
+  EXPECT_TRUE(garbage.status().IsInvalidArgument());
+}
+
+TYPED_TEST(StoreContractTest, CountsIdentitiesAndSensorHealth) {
+  std::vector<Event> events = {MakeLogin("hosta", "alice", kBaseTimeNs),
+                               MakeExec("hosta", "bob", kBaseTimeNs + 1),
+                               MakeHealth("hosta", kBaseTimeNs + 2, 5, 7)};
+  ASSERT_TRUE(this->store().AppendBatch("s1", 1, events).ok());
+  // An older health report arriving later does not replace the newer counters.
+  ASSERT_TRUE(
+      this->store().AppendBatch("s1", 4, {MakeHealth("hosta", kBaseTimeNs + 1, 1, 1)}).ok());
+  this->Reopen();
+  auto stats = this->store().Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->events_stored, 4u);
+  EXPECT_EQ(stats->identities, 3u);  // alice, root (sshd), bob
+  EXPECT_EQ(stats->sensors, 1u);
+  auto sensors = this->store().ListSensors();
+  ASSERT_EQ(sensors->size(), 1u);
+  EXPECT_EQ((*sensors)[0].ringbuf_drops, 5u);
+  EXPECT_EQ((*sensors)[0].spool_drops, 7u);
+  EXPECT_EQ((*sensors)[0].decode_errors, 1u);
+  EXPECT_EQ((*sensors)[0].host, "hosta");
+}
+
+TYPED_TEST(StoreContractTest, IncidentsArePutReplacedAndListed) {
+  ASSERT_TRUE(this->store().PutIncident("inc-2", "two").ok());
+  ASSERT_TRUE(this->store().PutIncident("inc-1", "one").ok());
+  ASSERT_TRUE(this->store().PutIncident("inc-1", "one, grown").ok());
+  EXPECT_TRUE(this->store().PutIncident("", "x").IsInvalidArgument());
+  this->Reopen();
+  auto one = this->store().GetIncident("inc-1");
+  ASSERT_TRUE(one.ok());
+  ASSERT_TRUE(one->has_value());
+  EXPECT_EQ(**one, "one, grown");
+  EXPECT_FALSE(this->store().GetIncident("nope")->has_value());
+  auto all = this->store().ListIncidents();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(*all, (std::vector<std::string>{"one, grown", "two"}));
+  EXPECT_EQ(this->store().Stats()->incidents, 2u);
+}
+
+TYPED_TEST(StoreContractTest, ConcurrentResendsOfOneSensorStoreEachEventOnce) {
+  const auto events = SyntheticEvents(2000);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      // Each thread replays the whole stream in batches of different sizes.
+      const size_t batch = 50 + 37 * t;
+      for (size_t i = 0; i < events.size(); i += batch) {
+        const size_t end = std::min(events.size(), i + batch);
+        auto r = this->store().AppendBatch("s1", i + 1, {events.begin() + i, events.begin() + end});
+        EXPECT_TRUE(r.ok());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(*this->store().DurableSeq("s1"), 2000u);
+  EXPECT_EQ(*this->store().CountEvents({}), 2000u);
+  EXPECT_EQ(this->store().Stats()->events_stored, 2000u);
+}
+
+// --- RocksDB specifics ---
+
+TEST(RocksDbStoreTest, RetentionHidesOldEventsAndCompactionRemovesThem) {
+  TempDir dir;
+  FakeClock clock(kBaseTimeNs + 10 * 3600 * kNanosPerSecond);
+  RocksDbStoreOptions options{
+      .path = dir.Sub("db"), .retention_ns = 5 * 3600 * kNanosPerSecond, .clock = &clock};
+  auto store = RocksDbStore::Open(options);
+  ASSERT_TRUE(store.ok());
+  std::vector<Event> events = {MakeLogin("hosta", "alice", kBaseTimeNs),  // 10 h old
+                               MakeLogin("hosta", "alice", clock.NowNs() - 3600 * kNanosPerSecond)};
+  ASSERT_TRUE((*store)->AppendBatch("s1", 1, events).ok());
+  auto page = (*store)->QueryEvents({.user = "alice"});
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].event.seq, 2u);
+
+  ASSERT_TRUE((*store)->CompactEvents().ok());
+  // Every key of the old event (primary and indexes) is gone; the new one's remain.
+  rocksdb::DB* db = (*store)->db();
+  std::unique_ptr<rocksdb::Iterator> it(
+      db->NewIterator(rocksdb::ReadOptions(), (*store)->column_family("events")));
+  size_t old_keys = 0, new_keys = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const auto t = event_keys::KeyTime(std::string_view(it->key().data(), it->key().size()));
+    ASSERT_TRUE(t.has_value());
+    (*t == kBaseTimeNs ? old_keys : new_keys)++;
+  }
+  ASSERT_TRUE(it->status().ok());
+  EXPECT_EQ(old_keys, 0u);
+  EXPECT_EQ(new_keys, 5u);  // primary, host, user alice, user root, kind
+}
+
+TEST(RocksDbStoreTest, UndecodableEventIsReportedAsCorruption) {
+  TempDir dir;
+  auto store = RocksDbStore::Open({.path = dir.Sub("db")});
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->AppendBatch("s1", 1, SyntheticEvents(3)).ok());
+  rocksdb::DB* db = (*store)->db();
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), (*store)->column_family("events"),
+                      event_keys::PrimaryKey(kBaseTimeNs, "s1", 1), "\xff\xff not a proto")
+                  .ok());
+  auto page = (*store)->QueryEvents({});
+  EXPECT_TRUE(page.status().IsCorruption()) << page.status().ToString();
+  auto by_host = (*store)->QueryEvents({.host = "host0"});
+  EXPECT_TRUE(by_host.status().IsCorruption()) << by_host.status().ToString();
+}
+
+TEST(RocksDbStoreTest, DamagedTableFileIsReportedNotSkipped) {
+  TempDir dir;
+  {
+    auto store = RocksDbStore::Open({.path = dir.Sub("db")});
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->AppendBatch("s1", 1, SyntheticEvents(5000)).ok());
+    ASSERT_TRUE((*store)->CompactEvents().ok());  // flushes the memtable into table files
+    ASSERT_TRUE((*store)->Close().ok());
+  }
+  // Flip bytes in the middle of every table file: block checksums must catch it.
+  size_t damaged = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.Sub("db"))) {
+    if (entry.path().extension() != ".sst") continue;
+    std::fstream f(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
+    const auto size = std::filesystem::file_size(entry.path());
+    if (size < 8192) continue;
+    f.seekp(static_cast<std::streamoff>(size / 3));
+    f.write("\xde\xad\xbe\xef\xde\xad\xbe\xef", 8);
+    ++damaged;
+  }
+  ASSERT_GT(damaged, 0u);
+  auto store = RocksDbStore::Open({.path = dir.Sub("db")});
+  if (!store.ok()) {
+    // paranoid_checks may already refuse the open; that is a reported error too.
+    EXPECT_TRUE(store.status().IsCorruption()) << store.status().ToString();
+    return;
+  }
+  auto count = (*store)->CountEvents({});
+  EXPECT_FALSE(count.ok());
+  EXPECT_TRUE(count.status().IsCorruption()) << count.status().ToString();
+}
+
+TEST(RocksDbStoreTest, RefusesADataDirOfAnotherFormat) {
+  TempDir dir;
+  {
+    auto store = RocksDbStore::Open({.path = dir.Sub("db")});
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)
+                    ->db()
+                    ->Put(rocksdb::WriteOptions(), (*store)->column_family("meta"), "format",
+                          "tripline-store 99")
+                    .ok());
+  }
+  auto store = RocksDbStore::Open({.path = dir.Sub("db")});
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("tripline-store 99"), std::string::npos);
+}
+
+TEST(RocksDbStoreTest, CreatesEveryDomainColumnFamily) {
+  TempDir dir;
+  auto store = RocksDbStore::Open({.path = dir.Sub("db")});
+  ASSERT_TRUE(store.ok());
+  for (const char* name :
+       {"events", "sessions", "baselines", "incidents", "posture", "actions", "outbox", "meta"}) {
+    EXPECT_NE((*store)->column_family(name), nullptr) << name;
+  }
+}
+
+TEST(EventKeysTest, SuffixRoundTripsAndOrdersByTime) {
+  const std::string a = event_keys::PrimaryKey(5, "s", 9);
+  const std::string b = event_keys::PrimaryKey(6, "a", 1);
+  EXPECT_LT(a, b);
+  const std::string key =
+      event_keys::NamePrefix('u', std::string("a\0b", 3)) + event_keys::Suffix(77, "sensor-1", 42);
+  const auto split = event_keys::Split(key);
+  ASSERT_TRUE(split.has_value());
+  const auto parts = event_keys::ParseSuffix(split->suffix);
+  ASSERT_TRUE(parts.has_value());
+  EXPECT_EQ(parts->time_ns, 77);
+  EXPECT_EQ(parts->sensor_id, "sensor-1");
+  EXPECT_EQ(parts->seq, 42u);
+  EXPECT_FALSE(event_keys::Split("x123").has_value());
+  EXPECT_FALSE(event_keys::Split(std::string("u\xff\xff", 3)).has_value());
+}
+
+}  // namespace
+}  // namespace tripline
