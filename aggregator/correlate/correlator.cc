@@ -291,6 +291,37 @@ class Engine {
     AddUnique(n.aliases, alias);
   }
 
+  // Folds the activity-only node `from_key` into the login node `into_key`: they are one
+  // session seen under two names. Its chain merges into the login's, its children and
+  // aliases point to the login node, and its key becomes an alias of it (pending connects
+  // still name it).
+  void AbsorbSession(const std::string& into_key, const std::string& from_key) {
+    if (into_key == from_key) return;
+    SessionNode* from = s_.sessions.Find(from_key);
+    SessionNode* into = s_.sessions.Find(into_key);
+    if (from == nullptr || into == nullptr) return;
+    const SessionNode moved = *from;
+    if (moved.chain != into->chain) MergeChains(into->chain, moved.chain);
+    into = s_.sessions.Find(into_key);
+    into->privileged = into->privileged || moved.privileged;
+    into->discovery_flagged = into->discovery_flagged || moved.discovery_flagged;
+    into->discovery_times.insert(into->discovery_times.end(), moved.discovery_times.begin(),
+                                 moved.discovery_times.end());
+    if (into->user.empty()) into->user = moved.user;
+    Chain& c = ChainOf(*into);
+    c.members.erase(std::remove(c.members.begin(), c.members.end(), from_key), c.members.end());
+    for (const std::string& m : c.members) {
+      if (SessionNode* child = s_.sessions.Find(m); child && child->parent == from_key) {
+        child->parent = into_key;
+      }
+    }
+    s_.sessions.Erase(from_key);
+    for (const std::string& a : moved.aliases) AddAlias(*into, a);
+    AddAlias(*into, from_key);
+    TouchSession(*into);
+    touched_.insert(into->chain);
+  }
+
   void EvictSession(const std::string& key_ref) {
     std::string key = key_ref;  // key_ref may live in the LRU list we are about to change
     SessionNode* n = s_.sessions.Find(key);
@@ -395,15 +426,34 @@ class Engine {
     std::string by_peer = l.remote_addr.empty() || l.remote_port == 0
                               ? ""
                               : e.host + "|peer:" + HostPort(l.remote_addr, l.remote_port);
+    // A node with the login already on it wins over one made from the session's activity:
+    // the session's processes (its audit session id) are often seen before the
+    // session-open event names that id, while earlier stages of the same login made a node
+    // by auth pid, which may already be a hop's child.
     SessionNode* n = nullptr;
+    SessionNode* activity = nullptr;
     for (const std::string* k : {&by_session, &by_pid, &by_peer}) {
-      if (!k->empty() && (n = FindSession(*k)) != nullptr) break;
+      if (k->empty()) continue;
+      SessionNode* m = FindSession(*k);
+      if (m == nullptr) continue;
+      if (m->login_ns != 0) {
+        if (n == nullptr) n = m;
+      } else if (activity == nullptr) {
+        activity = m;
+      }
     }
     // Pids and ports are reused: only the same user from the same address is the same login.
-    if (n != nullptr && n->login_ns != 0 &&
+    if (n != nullptr &&
         ((!n->user.empty() && !l.user.empty() && n->user != l.user) ||
          (!n->remote_addr.empty() && !l.remote_addr.empty() && n->remote_addr != l.remote_addr))) {
       n = nullptr;
+    }
+    if (n == nullptr) {
+      n = activity;
+    } else if (activity != nullptr && activity != n) {
+      const std::string into = n->key;
+      AbsorbSession(into, activity->key);
+      n = FindSession(into);
     }
     if (l.stage == LoginStage::kSessionClose) {
       if (n != nullptr) TouchSession(*n);

@@ -140,6 +140,41 @@ TEST(CorrelatorTest, SeedStoryRaisesOneCriticalIncident) {
   EXPECT_EQ(h.correlator().stats().hops, 2u);
 }
 
+// As real sshd reports it: on hostb the authenticate stage (no session yet) comes first,
+// then the session's own processes (motd scripts) under audit:5, and only then the
+// session-open event that names audit:5. The hop to hostc leaves from audit:5 and must
+// still continue the chain that reached hostb by auth pid.
+TEST(CorrelatorTest, SessionActivitySeenBeforeSessionOpenJoinsTheLogin) {
+  StoryBuilder b;
+  Harness h;
+  std::vector<Delivery> s;
+  for (int i = 0; i < 5; ++i) s.push_back(b.Failure("hosta", "alice", kAttacker, 40001 + i, i));
+  s.push_back(b.Login("hosta", "alice", kAttacker, 40010, "", 7, 22, LoginStage::kAuthenticate));
+  s.push_back(b.Exec("hosta", "audit:1", "alice", 1000, "/usr/bin/uname", 7.1));
+  s.push_back(b.Login("hosta", "alice", kAttacker, 40010, "audit:1", 7.2));
+  s.push_back(
+      b.Open("hosta", "audit:1", "alice", 1000, "cat", "/etc/shadow", FileAccess::kRead, 20));
+  s.push_back(b.Connect("hosta", "audit:1", "alice", 50001, "198.18.0.12", 22, 30));
+  s.push_back(b.Accept("hostb", 22, "198.18.0.11", 50001, 30.1));
+  s.push_back(
+      b.Login("hostb", "alice", "198.18.0.11", 50001, "", 31, 22, LoginStage::kAuthenticate));
+  s.push_back(b.Exec("hostb", "audit:5", "alice", 1000, "/usr/bin/uname", 31.1));
+  s.push_back(b.Login("hostb", "alice", "198.18.0.11", 50001, "audit:5", 31.2));
+  s.push_back(b.Connect("hostb", "audit:5", "alice", 50002, "198.18.0.13", 22, 70));
+  s.push_back(b.Accept("hostc", 22, "198.18.0.12", 50002, 70.1));
+  s.push_back(
+      b.Login("hostc", "alice", "198.18.0.12", 50002, "", 71, 22, LoginStage::kAuthenticate));
+  s.push_back(b.Exec("hostc", "audit:9", "alice", 1000, "/usr/bin/uname", 71.1));
+  s.push_back(b.Login("hostc", "alice", "198.18.0.12", 50002, "audit:9", 71.2));
+  h.Feed(s);
+  const Incident& in = h.Only();
+  EXPECT_EQ(in.severity, Severity::kCritical);
+  EXPECT_THAT(in.hosts, ElementsAre("hosta", "hostb", "hostc"));
+  ASSERT_EQ(in.chain.size(), 2u);
+  EXPECT_EQ(in.chain[1].from, "hostb");
+  EXPECT_EQ(in.chain[1].to, "hostc");
+}
+
 TEST(CorrelatorTest, UserChangesBetweenHopsStillJoins) {
   StoryBuilder b;
   Harness h;
