@@ -1,0 +1,241 @@
+// The story Tripline exists for, end to end: real sshd on three lab hosts, a real sensor
+// per host streaming to a real aggregator, and incidents read back with triplinectl.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "common/clock.h"
+#include "tests/e2e/e2e_support.h"
+#include "tools/scenario/fleet.h"
+#include "tools/scenario/story.h"
+
+namespace tripline::e2e {
+namespace {
+
+using nlohmann::json;
+using scenario::AttackStory;
+using scenario::Fleet;
+
+bool HasTechnique(const json& incident, const std::string& prefix) {
+  for (const auto& t : incident.value("techniques", json::array())) {
+    if (t.get<std::string>().rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> Hosts(const json& incident) {
+  std::vector<std::string> hosts;
+  for (const auto& h : incident.value("hosts", json::array()))
+    hosts.push_back(h.get<std::string>());
+  return hosts;
+}
+
+int SeverityRank(const std::string& s) {
+  static const std::vector<std::string> order = {"info", "low", "medium", "high", "critical"};
+  auto it = std::find(order.begin(), order.end(), s);
+  return it == order.end() ? -1 : static_cast<int>(it - order.begin());
+}
+
+class AttackChainTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Status ready = CheckE2ePrerequisites();
+    if (!ready.ok()) {
+      GTEST_SKIP() << "needs root, namespaces, sshd and BPF: " << ready.ToString();
+    }
+  }
+
+  // Builds hosta, hostb, hostc (hostb's sshd on `hostb_port`), an attacker and an admin
+  // workstation, and starts the fleet.
+  void Build(int hostb_port = 22) {
+    lab::LabOptions options;
+    options.hosts = {{"hosta", "198.18.0.1", 22},
+                     {"hostb", "198.18.0.2", hostb_port},
+                     {"hostc", "198.18.0.3", 22}};
+    options.clients = {{"attacker", "198.18.0.66", 22}, {"admin-ws", "198.18.0.10", 22}};
+    auto lab = lab::Lab::Create(options);
+    ASSERT_TRUE(lab.ok()) << lab.status().ToString();
+    lab_ = std::move(*lab);
+    scenario::FleetOptions fleet_options;
+    fleet_options.bin_dir = BinDir();
+    fleet_options.work_dir = work_.path();
+    auto fleet = Fleet::Start(*lab_, fleet_options);
+    ASSERT_TRUE(fleet.ok()) << fleet.status().ToString();
+    fleet_ = std::move(*fleet);
+  }
+
+  void TearDown() override {
+    if (fleet_) {
+      Status stopped = fleet_->Stop();
+      EXPECT_TRUE(stopped.ok()) << stopped.ToString();
+    }
+    fleet_.reset();
+    if (lab_) {
+      Status closed = lab_->Close();
+      EXPECT_TRUE(closed.ok()) << closed.ToString();
+    }
+  }
+
+  lab::LabUser User(const std::string& name, std::vector<std::string> groups = {}) {
+    auto u = lab_->AddUser(name, "Pw-" + name + "-2026!", groups);
+    EXPECT_TRUE(u.ok()) << u.status().ToString();
+    return u.ok() ? *u : lab::LabUser{};
+  }
+
+  // Plays the story and waits for the critical incident over all its hosts; checks it is
+  // visible within `budget` of the last hop and that it is the only incident of the chain.
+  json PlayAndExpectOneCritical(const AttackStory& story, std::chrono::milliseconds budget) {
+    auto played = scenario::PlayAttack(*lab_, story);
+    EXPECT_TRUE(played.ok()) << played.status().ToString();
+    if (!played.ok()) return {};
+    std::vector<std::string> want = {story.entry_host};
+    for (const auto& hop : story.hops) want.push_back(hop.host);
+    auto incident = scenario::WaitForIncident(
+        *fleet_,
+        [&](const json& i) { return i.value("severity", "") == "critical" && Hosts(i) == want; },
+        std::chrono::seconds(30));
+    EXPECT_TRUE(incident.ok()) << incident.status().ToString();
+    if (!incident.ok()) return {};
+    const int64_t seen = SystemClock::Get().NowNs();
+    EXPECT_LE(seen - played->last_hop_ns, budget.count() * kNanosPerMilli)
+        << "incident visible " << FormatDurationNs(seen - played->last_hop_ns)
+        << " after the last hop";
+    // Late events must extend it, not open another: look again a moment later.
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    auto all = fleet_->CtlJson({"incidents"});
+    EXPECT_TRUE(all.ok()) << all.status().ToString();
+    if (all.ok()) {
+      const json& items = all->is_object() ? (*all)["incidents"] : *all;
+      int touching_entry = 0;
+      for (const auto& i : items) {
+        const auto hosts = Hosts(i);
+        if (std::find(hosts.begin(), hosts.end(), story.entry_host) != hosts.end() &&
+            SeverityRank(i.value("severity", "")) >= SeverityRank("medium")) {
+          ++touching_entry;
+        }
+      }
+      EXPECT_EQ(touching_entry, 1) << all->dump(2);
+    }
+    return *incident;
+  }
+
+  TempDir work_;
+  std::unique_ptr<lab::Lab> lab_;
+  std::unique_ptr<Fleet> fleet_;
+};
+
+TEST_F(AttackChainTest, SeedStoryIsOneCriticalIncident) {
+  ASSERT_NO_FATAL_FAILURE(Build());
+  lab::LabUser alice = User("alice", {"shadow"});
+  AttackStory story;
+  story.victim = alice;
+  story.hops = {{"hostb", alice}, {"hostc", alice}};
+  const json incident = PlayAndExpectOneCritical(story, std::chrono::seconds(5));
+  ASSERT_FALSE(incident.empty());
+  SCOPED_TRACE(incident.dump(2));
+  EXPECT_EQ(Hosts(incident), (std::vector<std::string>{"hosta", "hostb", "hostc"}));
+  EXPECT_TRUE(HasTechnique(incident, "T1110"));
+  EXPECT_TRUE(HasTechnique(incident, "T1078"));
+  EXPECT_TRUE(HasTechnique(incident, "T1003.008"));
+  EXPECT_TRUE(HasTechnique(incident, "T1021.004"));
+  ASSERT_EQ(incident["chain"].size(), 2u);
+  EXPECT_EQ(incident["chain"][0].value("from", ""), "hosta");
+  EXPECT_EQ(incident["chain"][0].value("to", ""), "hostb");
+  EXPECT_EQ(incident["chain"][1].value("from", ""), "hostb");
+  EXPECT_EQ(incident["chain"][1].value("to", ""), "hostc");
+  EXPECT_EQ(incident["chain"][1].value("user", ""), alice.login);
+  EXPECT_FALSE(incident.value("explanation", json::array()).empty());
+  const std::string explanation = incident["explanation"].dump();
+  EXPECT_NE(explanation.find("198.18.0.66"), std::string::npos);
+  EXPECT_NE(explanation.find("/etc/shadow"), std::string::npos);
+  const double confidence = incident.value("confidence", -1.0);
+  EXPECT_GT(confidence, 0.0);
+  EXPECT_LE(confidence, 1.0);
+  for (const char* field : {"id", "title", "identities", "first_seen", "last_seen", "events"}) {
+    EXPECT_TRUE(incident.contains(field)) << field;
+  }
+
+  // The text view draws the chain.
+  auto shown = fleet_->Ctl({"incident", incident.value("id", "")});
+  ASSERT_TRUE(shown.ok());
+  EXPECT_EQ(shown->exit_code, 0) << shown->err;
+  EXPECT_NE(shown->out.find("hosta"), std::string::npos) << shown->out;
+  EXPECT_NE(shown->out.find("hostc"), std::string::npos) << shown->out;
+}
+
+TEST_F(AttackChainTest, UserChangesBetweenHops) {
+  ASSERT_NO_FATAL_FAILURE(Build());
+  lab::LabUser alice = User("alice", {"shadow"});
+  lab::LabUser bob = User("bob");
+  lab::LabUser carol = User("carol");
+  AttackStory story;
+  story.victim = alice;
+  story.hops = {{"hostb", bob}, {"hostc", carol}};
+  const json incident = PlayAndExpectOneCritical(story, std::chrono::seconds(5));
+  ASSERT_FALSE(incident.empty());
+  ASSERT_EQ(incident["chain"].size(), 2u);
+  EXPECT_EQ(incident["chain"][0].value("user", ""), bob.login);
+  EXPECT_EQ(incident["chain"][1].value("user", ""), carol.login);
+}
+
+TEST_F(AttackChainTest, HopThroughNonStandardSshPort) {
+  ASSERT_NO_FATAL_FAILURE(Build(/*hostb_port=*/2222));
+  lab::LabUser alice = User("alice", {"shadow"});
+  AttackStory story;
+  story.victim = alice;
+  story.hops = {{"hostb", alice}, {"hostc", alice}};
+  const json incident = PlayAndExpectOneCritical(story, std::chrono::seconds(5));
+  ASSERT_FALSE(incident.empty());
+  EXPECT_EQ(Hosts(incident), (std::vector<std::string>{"hosta", "hostb", "hostc"}));
+}
+
+TEST_F(AttackChainTest, LateAndOutOfOrderDelivery) {
+  ASSERT_NO_FATAL_FAILURE(Build());
+  lab::LabUser alice = User("alice", {"shadow"});
+  // hostb's sensor is paused through the whole attack: its events arrive after hostc's.
+  ASSERT_TRUE(fleet_->PauseSensor("hostb").ok());
+  AttackStory story;
+  story.victim = alice;
+  story.hops = {{"hostb", alice}, {"hostc", alice}};
+  auto played = scenario::PlayAttack(*lab_, story);
+  ASSERT_TRUE(played.ok()) << played.status().ToString();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  ASSERT_TRUE(fleet_->ResumeSensor("hostb").ok());
+  auto incident = scenario::WaitForIncident(
+      *fleet_,
+      [](const json& i) {
+        return i.value("severity", "") == "critical" &&
+               Hosts(i) == std::vector<std::string>{"hosta", "hostb", "hostc"};
+      },
+      std::chrono::seconds(30));
+  ASSERT_TRUE(incident.ok()) << incident.status().ToString();
+  auto all = fleet_->CtlJson({"incidents"});
+  ASSERT_TRUE(all.ok());
+  const json& items = all->is_object() ? (*all)["incidents"] : *all;
+  int serious = 0;
+  for (const auto& i : items) serious += SeverityRank(i.value("severity", "")) >= 2;
+  EXPECT_EQ(serious, 1) << all->dump(2);
+}
+
+TEST_F(AttackChainTest, BenignAdminHopIsNotAnIncident) {
+  ASSERT_NO_FATAL_FAILURE(Build());
+  lab::LabUser ops = User("ops");
+  ASSERT_TRUE(scenario::PlayBenignAdmin(*lab_, "admin-ws", ops, "hosta", "hostb").ok());
+  ASSERT_TRUE(scenario::PlayBenignAdmin(*lab_, "admin-ws", ops, "hostc", "").ok());
+  // Give the pipeline the time the attack test allows, then look.
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  auto events = fleet_->CtlJson({"events", "--user", ops.login});
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  const json& list = events->is_object() ? (*events)["events"] : *events;
+  EXPECT_FALSE(list.empty()) << "the admin's logins never reached the aggregator";
+  auto all = fleet_->CtlJson({"incidents"});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  const json& items = all->is_object() ? (*all)["incidents"] : *all;
+  for (const auto& i : items) {
+    EXPECT_LE(SeverityRank(i.value("severity", "")), SeverityRank("low")) << i.dump(2);
+  }
+}
+
+}  // namespace
+}  // namespace tripline::e2e
