@@ -68,8 +68,8 @@ Status Main(int runs, int failures, const std::string& bin_dir) {
   if (!mkdtemp(tmpl)) return Status::FromErrno(errno, "mkdtemp");
   const std::string work = tmpl;
   lab::LabOptions options;
-  options.hosts = {{"hosta", "198.18.0.1", 22}, {"hostb", "198.18.0.2", 22},
-                   {"hostc", "198.18.0.3", 22}};
+  options.hosts = {
+      {"hosta", "198.18.0.1", 22}, {"hostb", "198.18.0.2", 22}, {"hostc", "198.18.0.3", 22}};
   options.clients = {{"attacker", "198.18.0.66", 22}};
   TL_ASSIGN_OR_RETURN(std::unique_ptr<lab::Lab> lab, lab::Lab::Create(options));
   scenario::FleetOptions fleet_options;
@@ -84,9 +84,9 @@ Status Main(int runs, int failures, const std::string& bin_dir) {
   std::vector<Sample> samples;
   for (int run = 0; run < runs; ++run) {
     // A new victim each run, so each run is a new chain and a new incident.
-    TL_ASSIGN_OR_RETURN(lab::LabUser victim,
-                        lab->AddUser("v" + std::to_string(run), "Pw-bench-" + std::to_string(run),
-                                     {"shadow"}));
+    TL_ASSIGN_OR_RETURN(
+        lab::LabUser victim,
+        lab->AddUser("v" + std::to_string(run), "Pw-bench-" + std::to_string(run), {"shadow"}));
     scenario::AttackStory story;
     story.victim = victim;
     story.failures = failures;
@@ -103,8 +103,8 @@ Status Main(int runs, int failures, const std::string& bin_dir) {
       grpc::ClientContext ctx;
       if (query->ListIncidents(&ctx, req, &resp).ok()) {
         for (const auto& inc : resp.incidents()) {
-          const bool ours = std::find(inc.identities().begin(), inc.identities().end(),
-                                      identity) != inc.identities().end();
+          const bool ours = std::find(inc.identities().begin(), inc.identities().end(), identity) !=
+                            inc.identities().end();
           if (ours && inc.hosts_size() >= 3 && inc.hosts(2) == "hostc") {
             visible_ns = SystemClock::Get().NowNs();
             found = inc;
@@ -114,13 +114,14 @@ Status Main(int runs, int failures, const std::string& bin_dir) {
       }
       if (visible_ns == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    if (visible_ns == 0) return Status::DeadlineExceeded("run " + std::to_string(run) + ": no incident");
+    if (visible_ns == 0)
+      return Status::DeadlineExceeded("run " + std::to_string(run) + ": no incident");
     const int64_t login_ns = found.chain(found.chain_size() - 1).at_ns();
     TL_ASSIGN_OR_RETURN(int64_t connect_ns,
                         ConnectTime(*query, "hostb", "198.18.0.3", played.started_ns));
     samples.push_back({(visible_ns - login_ns) / 1e6, (visible_ns - connect_ns) / 1e6});
-    std::printf("run %2d: login->visible %8.2f ms   connect->visible %8.2f ms   severity %s\n",
-                run, samples.back().login_to_visible_ms, samples.back().connect_to_visible_ms,
+    std::printf("run %2d: login->visible %8.2f ms   connect->visible %8.2f ms   severity %s\n", run,
+                samples.back().login_to_visible_ms, samples.back().connect_to_visible_ms,
                 v1::Severity_Name(found.severity()).c_str());
     std::fflush(stdout);
   }
@@ -129,11 +130,12 @@ Status Main(int runs, int failures, const std::string& bin_dir) {
     a.push_back(s.login_to_visible_ms);
     b.push_back(s.connect_to_visible_ms);
   }
-  std::printf("\nruns %zu\nlogin->visible   p50 %.2f ms  p99 %.2f ms  max %.2f ms\n"
-              "connect->visible p50 %.2f ms  p99 %.2f ms  max %.2f ms\n",
-              samples.size(), Percentile(a, 0.5), Percentile(a, 0.99),
-              *std::max_element(a.begin(), a.end()), Percentile(b, 0.5), Percentile(b, 0.99),
-              *std::max_element(b.begin(), b.end()));
+  std::printf(
+      "\nruns %zu\nlogin->visible   p50 %.2f ms  p99 %.2f ms  max %.2f ms\n"
+      "connect->visible p50 %.2f ms  p99 %.2f ms  max %.2f ms\n",
+      samples.size(), Percentile(a, 0.5), Percentile(a, 0.99),
+      *std::max_element(a.begin(), a.end()), Percentile(b, 0.5), Percentile(b, 0.99),
+      *std::max_element(b.begin(), b.end()));
   TL_RETURN_IF_ERROR(fleet->Stop());
   fleet.reset();
   TL_RETURN_IF_ERROR(lab->Close());

@@ -105,8 +105,8 @@ inline int64_t StatusKb(pid_t pid, const char* key) {
 inline void PrintHeader(const char* name) {
   setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows up when redirected
   std::printf("== %s ==\n", name);
-  std::printf("kernel %s, %d online CPUs, pid %d, loadavg at start: %s\n",
-              KernelRelease().c_str(), NumCpus(), getpid(), LoadAvg().c_str());
+  std::printf("kernel %s, %d online CPUs, pid %d, loadavg at start: %s\n", KernelRelease().c_str(),
+              NumCpus(), getpid(), LoadAvg().c_str());
 }
 
 inline double Median(std::vector<double> v) {
@@ -200,10 +200,10 @@ inline std::string DropsString(const std::vector<uint64_t>& d) {
 
 // What the drainer looks for among the decoded records. Set before Start().
 struct Watch {
-  std::string file_path;      // file-open records with this path count as file_hits
-  uint32_t exec_ppid = 0;     // exec records of /bin/true whose parent is this tgid
-  uint32_t net_port = 0;      // outbound net records to 127.0.0.1:net_port
-  uint32_t net_tgid = 0;      // ... from this tgid (0: any)
+  std::string file_path;   // file-open records with this path count as file_hits
+  uint32_t exec_ppid = 0;  // exec records of /bin/true whose parent is this tgid
+  uint32_t net_port = 0;   // outbound net records to 127.0.0.1:net_port
+  uint32_t net_tgid = 0;   // ... from this tgid (0: any)
 };
 
 // Polls the probe on its own thread and decodes every record, as the sensor does.

@@ -78,10 +78,14 @@ Breakdown ReadBreakdown(pid_t pid) {
     ls >> kb;
     if (first == "Rss:") {
       b.total_rss += kb;
-      if (name.find("bpf-map") != std::string::npos) b.ring_rss += kb;
-      else if (name == "[heap]") b.heap_rss += kb;
-      else if (name.empty() || name[0] == '[') b.anon_rss += kb;
-      else b.file_rss += kb;
+      if (name.find("bpf-map") != std::string::npos)
+        b.ring_rss += kb;
+      else if (name == "[heap]")
+        b.heap_rss += kb;
+      else if (name.empty() || name[0] == '[')
+        b.anon_rss += kb;
+      else
+        b.file_rss += kb;
     } else if (first == "Pss:") {
       b.total_pss += kb;
       if (name.find("bpf-map") != std::string::npos) b.ring_pss += kb;
@@ -90,11 +94,11 @@ Breakdown ReadBreakdown(pid_t pid) {
   return b;
 }
 void PrintBreakdown(const char* label, const Breakdown& b) {
-  std::printf("  %-34s Rss %.1f MB = ring-buffer mappings %.1f (Pss %.1f) + heap %.1f + other "
-              "anon %.1f + binary/libs %.1f; total Pss %.1f MB\n",
-              label, b.total_rss / 1024.0, b.ring_rss / 1024.0, b.ring_pss / 1024.0,
-              b.heap_rss / 1024.0, b.anon_rss / 1024.0, b.file_rss / 1024.0,
-              b.total_pss / 1024.0);
+  std::printf(
+      "  %-34s Rss %.1f MB = ring-buffer mappings %.1f (Pss %.1f) + heap %.1f + other "
+      "anon %.1f + binary/libs %.1f; total Pss %.1f MB\n",
+      label, b.total_rss / 1024.0, b.ring_rss / 1024.0, b.ring_pss / 1024.0, b.heap_rss / 1024.0,
+      b.anon_rss / 1024.0, b.file_rss / 1024.0, b.total_pss / 1024.0);
 }
 
 // Samples `pid`'s memory every 100 ms while `running` is true; keeps the max VmRSS sample.
@@ -196,8 +200,8 @@ void ThisProcess(const BenchFiles& files, double idle_s, double load_s) {
   PrintMem("after load", after);
   PrintBreakdown("after load, by mapping", bd);
   PrintMem("after load + malloc_trim(0)", trimmed);
-  std::printf("  load: %lu sensitive events decoded (%.0f/s), ring drops %s\n",
-              d.file_hits.load(), d.file_hits.load() / load_s, DropsString(drops).c_str());
+  std::printf("  load: %lu sensitive events decoded (%.0f/s), ring drops %s\n", d.file_hits.load(),
+              d.file_hits.load() / load_s, DropsString(drops).c_str());
   PrintBpfObjects(ListBpfObjects(0));
   d.Stop();
 }

@@ -194,14 +194,15 @@ void Attribute(const char* name, uint64_t n, const std::function<Sample()>& loop
     const uint64_t ns = st.run_time_ns - (it == s0.end() ? 0 : it->second.run_time_ns);
     if (runs == 0) continue;
     sum += static_cast<double>(ns) / n;
-    std::printf("    %-20s %6.2f runs/iter (all tasks)  %6.0f ns/run  %6.0f ns/iter\n", st.name.c_str(),
-                static_cast<double>(runs) / n, static_cast<double>(ns) / runs,
+    std::printf("    %-20s %6.2f runs/iter (all tasks)  %6.0f ns/run  %6.0f ns/iter\n",
+                st.name.c_str(), static_cast<double>(runs) / n, static_cast<double>(ns) / runs,
                 static_cast<double>(ns) / n);
   }
   std::printf("    (run counts are system-wide: other processes' syscalls are included)\n");
-  std::printf("    programs' own run time %.0f ns/iter; rest of the +%.0f ns (tracepoint slow "
-              "path, dispatch, stats clock reads) %.0f ns/iter\n",
-              sum, s.cpu_ns - off_cpu_ns, s.cpu_ns - off_cpu_ns - sum);
+  std::printf(
+      "    programs' own run time %.0f ns/iter; rest of the +%.0f ns (tracepoint slow "
+      "path, dispatch, stats clock reads) %.0f ns/iter\n",
+      sum, s.cpu_ns - off_cpu_ns, s.cpu_ns - off_cpu_ns - sum);
 }
 
 uint64_t Arg(int argc, char** argv, const char* name, uint64_t def) {
@@ -227,15 +228,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "needs root (loads BPF programs)\n");
     return 2;
   }
-  std::printf("loop CPU %d, drainer CPU %d; opens %lu, sensitive opens %lu, getppid %lu, "
-              "execs %lu, %d on-rounds / %d off-rounds\n",
-              kCpu, kDrainCpu, kOpens, kSens, kSyscalls, kExecs, kRounds, kRounds + 1);
+  std::printf(
+      "loop CPU %d, drainer CPU %d; opens %lu, sensitive opens %lu, getppid %lu, "
+      "execs %lu, %d on-rounds / %d off-rounds\n",
+      kCpu, kDrainCpu, kOpens, kSens, kSyscalls, kExecs, kRounds, kRounds + 1);
   BenchFiles files;
   LoopWorker worker(kCpu, files.plain, files.secret);
   auto W = [&worker](int kind, uint64_t n) { return worker.Run(kind, n); };
-  std::printf("loops run in worker process %d pinned to CPU %d; the probe, its drainer and "
-              "this process (self_tgid, not watched) elsewhere\n",
-              worker.pid(), kCpu);
+  std::printf(
+      "loops run in worker process %d pinned to CPU %d; the probe, its drainer and "
+      "this process (self_tgid, not watched) elsewhere\n",
+      worker.pid(), kCpu);
 
   ProbeOptions options;
   options.self_tgid = static_cast<uint32_t>(getpid());  // as the sensor does
@@ -259,10 +262,11 @@ int main(int argc, char** argv) {
     sens_off.Add(W(kSecret, kSens));
     sys_off.Add(W(kGetppid, kSyscalls));
     exec_off.Add(W(kExec, kExecs));
-    std::printf("[off %d] open %.0f ns, sens %.0f ns, getppid %.0f ns, exec %.1f us (wall)  "
-                "load %s\n",
-                r, open_off.wall.back(), sens_off.wall.back(), sys_off.wall.back(),
-                exec_off.wall.back() / 1000, LoadAvg().c_str());
+    std::printf(
+        "[off %d] open %.0f ns, sens %.0f ns, getppid %.0f ns, exec %.1f us (wall)  "
+        "load %s\n",
+        r, open_off.wall.back(), sens_off.wall.back(), sys_off.wall.back(),
+        exec_off.wall.back() / 1000, LoadAvg().c_str());
   };
 
   for (int r = 0; r < kRounds; ++r) {
@@ -297,20 +301,21 @@ int main(int argc, char** argv) {
     total_exec_expected += kExecs;
     total_exec_received += exec_received;
     decode_errors += drainer.decode_errors.load();
-    std::printf("[on  %d] open %.0f ns, sens %.0f ns, getppid %.0f ns, exec %.1f us (wall)  "
-                "load %s\n"
-                "         sensitive events received %lu/%lu, exec events %lu/%lu, records "
-                "decoded %lu (decode errors %lu), ring drops %s\n",
-                r, open_on.wall.back(), sens_on.wall.back(), sys_on.wall.back(),
-                exec_on.wall.back() / 1000, LoadAvg().c_str(), sens_received, kSens,
-                exec_received, kExecs, drainer.records.load(), drainer.decode_errors.load(),
-                DropsString(drops).c_str());
+    std::printf(
+        "[on  %d] open %.0f ns, sens %.0f ns, getppid %.0f ns, exec %.1f us (wall)  "
+        "load %s\n"
+        "         sensitive events received %lu/%lu, exec events %lu/%lu, records "
+        "decoded %lu (decode errors %lu), ring drops %s\n",
+        r, open_on.wall.back(), sens_on.wall.back(), sys_on.wall.back(), exec_on.wall.back() / 1000,
+        LoadAvg().c_str(), sens_received, kSens, exec_received, kExecs, drainer.records.load(),
+        drainer.decode_errors.load(), DropsString(drops).c_str());
   }
   off_round(kRounds);
 
-  std::printf("\n--- results: median over rounds (off: %d, on: %d); noise = min..max (+-half "
-              "range / median) ---\n",
-              kRounds + 1, kRounds);
+  std::printf(
+      "\n--- results: median over rounds (off: %d, on: %d); noise = min..max (+-half "
+      "range / median) ---\n",
+      kRounds + 1, kRounds);
   std::printf("hooks: see 'degraded' above (syscall tracepoints when fentry is refused)\n");
   for (bool cpu : {false, true}) {
     Row("open+close", "ns", open_off, open_on, cpu);
@@ -318,23 +323,27 @@ int main(int argc, char** argv) {
     Row("getppid", "ns", sys_off, sys_on, cpu);
     Row("fork+exec", "ns", exec_off, exec_on, cpu);
   }
-  const double drift = 100.0 * (open_off.wall.back() - open_off.wall.front()) /
-                       open_off.wall.front();
+  const double drift =
+      100.0 * (open_off.wall.back() - open_off.wall.front()) / open_off.wall.front();
   std::printf("drift (open+close wall, first vs last off-round): %+.1f%%\n", drift);
-  std::printf("cost per delivered event (sensitive open with probe, wall): %.0f ns/event, of "
-              "which %.0f ns above a non-sensitive open with the probe\n",
-              Median(sens_on.wall), Median(sens_on.wall) - Median(open_on.wall));
-  std::printf("user-space drainer (poll + DecodeRecord, other CPU): %.0f ns CPU/event "
-              "(median)\n",
-              Median(drainer_cpu_per_event));
-  std::printf("events: sensitive %lu/%lu received, exec %lu/%lu received, decode errors %lu, "
-              "ring drops %s\n",
-              total_sens_received, total_sens_expected, total_exec_received, total_exec_expected,
-              decode_errors, DropsString(drops_total).c_str());
+  std::printf(
+      "cost per delivered event (sensitive open with probe, wall): %.0f ns/event, of "
+      "which %.0f ns above a non-sensitive open with the probe\n",
+      Median(sens_on.wall), Median(sens_on.wall) - Median(open_on.wall));
+  std::printf(
+      "user-space drainer (poll + DecodeRecord, other CPU): %.0f ns CPU/event "
+      "(median)\n",
+      Median(drainer_cpu_per_event));
+  std::printf(
+      "events: sensitive %lu/%lu received, exec %lu/%lu received, decode errors %lu, "
+      "ring drops %s\n",
+      total_sens_received, total_sens_expected, total_exec_received, total_exec_expected,
+      decode_errors, DropsString(drops_total).c_str());
 
   if (Arg(argc, argv, "--attribution", 1) != 0) {
-    std::printf("\n--- attribution pass (probe on, BPF run-time stats on; not part of the "
-                "figures above) ---\n");
+    std::printf(
+        "\n--- attribution pass (probe on, BPF run-time stats on; not part of the "
+        "figures above) ---\n");
     auto probe = OpenProbeOrDie(options, /*verbose=*/false);
     Watch watch;
     watch.file_path = files.secret;
@@ -345,14 +354,15 @@ int main(int argc, char** argv) {
       std::printf("  bpf_enable_stats failed: %s\n", std::strerror(errno));
     } else {
       W(kPlain, 100000);
-      Attribute("open+close", kOpens / 2, [&] { return W(kPlain, kOpens / 2); },
-                Median(open_off.cpu));
-      Attribute("sens open", kSens / 2, [&] { return W(kSecret, kSens / 2); },
-                Median(sens_off.cpu));
-      Attribute("getppid", kSyscalls / 2, [&] { return W(kGetppid, kSyscalls / 2); },
-                Median(sys_off.cpu));
-      Attribute("fork+exec", kExecs / 2, [&] { return W(kExec, kExecs / 2); },
-                Median(exec_off.cpu));
+      Attribute(
+          "open+close", kOpens / 2, [&] { return W(kPlain, kOpens / 2); }, Median(open_off.cpu));
+      Attribute(
+          "sens open", kSens / 2, [&] { return W(kSecret, kSens / 2); }, Median(sens_off.cpu));
+      Attribute(
+          "getppid", kSyscalls / 2, [&] { return W(kGetppid, kSyscalls / 2); },
+          Median(sys_off.cpu));
+      Attribute(
+          "fork+exec", kExecs / 2, [&] { return W(kExec, kExecs / 2); }, Median(exec_off.cpu));
       close(stats_fd);
     }
     drainer.Stop();

@@ -176,15 +176,18 @@ ProbeOptions BaseOptions(const BenchFiles& files) {
 
 void PrintTypes(const Drainer& d) {
   std::printf("    records decoded by type:");
-  for (size_t t = 1; t <= TL_REC_LOGIN_UTMP; ++t) std::printf(" %s=%lu", TypeName(t), d.by_type[t].load());
-  std::printf(" (decode errors %lu, poll errors %lu)\n", d.decode_errors.load(), d.poll_errors.load());
+  for (size_t t = 1; t <= TL_REC_LOGIN_UTMP; ++t)
+    std::printf(" %s=%lu", TypeName(t), d.by_type[t].load());
+  std::printf(" (decode errors %lu, poll errors %lu)\n", d.decode_errors.load(),
+              d.poll_errors.load());
 }
 
 // ---------------------------------------------------------------------------------------
 void SteadyDecode(const BenchFiles& files, double seconds) {
-  std::printf("\n(a1) steady decode: producer child on CPU 0 (sensitive opens), consumer "
-              "(Poll + DecodeRecord) pinned to CPU %d, %.0f s\n",
-              NumCpus() - 1, seconds);
+  std::printf(
+      "\n(a1) steady decode: producer child on CPU 0 (sensitive opens), consumer "
+      "(Poll + DecodeRecord) pinned to CPU %d, %.0f s\n",
+      NumCpus() - 1, seconds);
   const std::string secret = files.secret;
   Worker producer([&] {
     PinSelf(0);
@@ -205,27 +208,30 @@ void SteadyDecode(const BenchFiles& files, double seconds) {
   d.Stop();
   const auto drops = DropsDelta(c0, probe->ReadCounters());
   const uint64_t received = d.file_hits.load();
-  std::printf("    produced %lu sensitive opens in %.2f s (%.0f/s); decoded %lu (%.0f/s over "
-              "%.2f s incl. tail); ring drops %s\n",
-              produced, (t1 - t0) / 1e9, produced / ((t1 - t0) / 1e9), received,
-              received / ((t2 - t0) / 1e9), (t2 - t0) / 1e9, DropsString(drops).c_str());
+  std::printf(
+      "    produced %lu sensitive opens in %.2f s (%.0f/s); decoded %lu (%.0f/s over "
+      "%.2f s incl. tail); ring drops %s\n",
+      produced, (t1 - t0) / 1e9, produced / ((t1 - t0) / 1e9), received,
+      received / ((t2 - t0) / 1e9), (t2 - t0) / 1e9, DropsString(drops).c_str());
   std::printf("    accounting: produced %lu = received %lu + file drops %lu ? %s\n", produced,
               received, drops[TL_REC_FILE_OPEN],
               produced == received + drops[TL_REC_FILE_OPEN] ? "yes" : "NO");
-  std::printf("    consumer thread CPU: %.2f s = %.0f%% of one core; %.0f ns CPU/record -> "
-              "capacity ~%.2f M records/s per core\n",
-              (cpu1 - cpu0) / 1e9, 100.0 * (cpu1 - cpu0) / (t2 - t0),
-              static_cast<double>(cpu1 - cpu0) / std::max<uint64_t>(1, d.records.load()),
-              d.records.load() / ((cpu1 - cpu0) / 1e9) / 1e6);
+  std::printf(
+      "    consumer thread CPU: %.2f s = %.0f%% of one core; %.0f ns CPU/record -> "
+      "capacity ~%.2f M records/s per core\n",
+      (cpu1 - cpu0) / 1e9, 100.0 * (cpu1 - cpu0) / (t2 - t0),
+      static_cast<double>(cpu1 - cpu0) / std::max<uint64_t>(1, d.records.load()),
+      d.records.load() / ((cpu1 - cpu0) / 1e9) / 1e6);
   PrintTypes(d);
 }
 
 // ---------------------------------------------------------------------------------------
 void BacklogDrain(const BenchFiles& files, uint64_t backlog) {
   const int cpu = NumCpus() - 1;
-  std::printf("\n(a2) backlog drain: %lu sensitive-open records queued in a 64 MiB bulk ring "
-              "with nobody polling, then drained with Poll(0) on CPU %d\n",
-              backlog, cpu);
+  std::printf(
+      "\n(a2) backlog drain: %lu sensitive-open records queued in a 64 MiB bulk ring "
+      "with nobody polling, then drained with Poll(0) on CPU %d\n",
+      backlog, cpu);
   ProbeOptions o = BaseOptions(files);
   o.ringbuf_bytes = 64u << 20;
   auto probe = OpenProbeOrDie(o, /*verbose=*/false);
@@ -276,16 +282,18 @@ void BacklogDrain(const BenchFiles& files, uint64_t backlog) {
     lost += produced - std::min(produced, mine);
     const double rate = records / ((w1 - w0) / 1e9);
     (decode ? rate_decode : rate_noop).push_back(rate);
-    std::printf("    rep %d %-13s produced %lu, drained %lu records (%lu ours, %lu decode "
-                "errors) in %.1f ms wall / %.1f ms CPU = %.2f M records/s; drops %s\n",
-                rep / 2, decode ? "DecodeRecord" : "empty cb", produced, records, mine, errors,
-                (w1 - w0) / 1e6, (c_1 - c_0) / 1e6, rate / 1e6, DropsString(drops).c_str());
+    std::printf(
+        "    rep %d %-13s produced %lu, drained %lu records (%lu ours, %lu decode "
+        "errors) in %.1f ms wall / %.1f ms CPU = %.2f M records/s; drops %s\n",
+        rep / 2, decode ? "DecodeRecord" : "empty cb", produced, records, mine, errors,
+        (w1 - w0) / 1e6, (c_1 - c_0) / 1e6, rate / 1e6, DropsString(drops).c_str());
   }
   UnpinSelf();
-  std::printf("    median: ring only %.2f M records/s (%.0f ns/record); poll+decode %.2f M "
-              "records/s (%.0f ns/record) on one core; produced-but-not-drained %lu\n",
-              Median(rate_noop) / 1e6, 1e9 / Median(rate_noop), Median(rate_decode) / 1e6,
-              1e9 / Median(rate_decode), lost);
+  std::printf(
+      "    median: ring only %.2f M records/s (%.0f ns/record); poll+decode %.2f M "
+      "records/s (%.0f ns/record) on one core; produced-but-not-drained %lu\n",
+      Median(rate_noop) / 1e6, 1e9 / Median(rate_noop), Median(rate_decode) / 1e6,
+      1e9 / Median(rate_decode), lost);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -299,11 +307,12 @@ struct StormConfig {
 void StormWithConnects(const BenchFiles& files, const StormConfig& cfg, double seconds,
                        uint64_t connects, int storm_threads) {
   const std::string target = cfg.sensitive ? files.secret : files.plain;
-  std::printf("\n%s\n    storm: %d thread(s) open+close %s (%s) for %.0f s; %lu connects to a "
-              "127.0.0.1 listener spread over the storm; bulk ring %u B, consumer %s\n",
-              cfg.title, storm_threads, target.c_str(),
-              cfg.sensitive ? "SENSITIVE" : "not sensitive", seconds, connects,
-              cfg.ringbuf_bytes, cfg.pause_consumer ? "PAUSED during the storm" : "running");
+  std::printf(
+      "\n%s\n    storm: %d thread(s) open+close %s (%s) for %.0f s; %lu connects to a "
+      "127.0.0.1 listener spread over the storm; bulk ring %u B, consumer %s\n",
+      cfg.title, storm_threads, target.c_str(), cfg.sensitive ? "SENSITIVE" : "not sensitive",
+      seconds, connects, cfg.ringbuf_bytes,
+      cfg.pause_consumer ? "PAUSED during the storm" : "running");
   Listener listener;
   const uint16_t port = listener.port();
   Worker storm([&] { return Storm(target, storm_threads, seconds); });
@@ -335,25 +344,24 @@ void StormWithConnects(const BenchFiles& files, const StormConfig& cfg, double s
   const auto drops = DropsDelta(c0, probe->ReadCounters());
   std::printf("    storm: %lu opens in %.2f s = %.2f M opens/s\n", opens, (t1 - t0) / 1e9,
               opens / ((t1 - t0) / 1e9) / 1e6);
-  std::printf("    net: connects ok %lu/%lu, net events received %lu (%s)%s\n", connected,
-              connects, d.net_hits.load(),
-              d.net_hits.load() == connected ? "none lost" : "LOST SOME",
+  std::printf("    net: connects ok %lu/%lu, net events received %lu (%s)%s\n", connected, connects,
+              d.net_hits.load(), d.net_hits.load() == connected ? "none lost" : "LOST SOME",
               cfg.pause_consumer
                   ? (" [" + std::to_string(net_before_resume) + " before resume]").c_str()
                   : "");
   std::printf("    file records for the storm path received %lu; ring drops %s\n",
               d.file_hits.load(), DropsString(drops).c_str());
   if (cfg.sensitive) {
-    std::printf("    accounting: storm opens %lu = received %lu + file drops %lu ? %s "
-                "(difference %ld)\n",
-                opens, d.file_hits.load(), drops[TL_REC_FILE_OPEN],
-                opens == d.file_hits.load() + drops[TL_REC_FILE_OPEN] ? "yes" : "NO",
-                static_cast<long>(opens) -
-                    static_cast<long>(d.file_hits.load() + drops[TL_REC_FILE_OPEN]));
+    std::printf(
+        "    accounting: storm opens %lu = received %lu + file drops %lu ? %s "
+        "(difference %ld)\n",
+        opens, d.file_hits.load(), drops[TL_REC_FILE_OPEN],
+        opens == d.file_hits.load() + drops[TL_REC_FILE_OPEN] ? "yes" : "NO",
+        static_cast<long>(opens) - static_cast<long>(d.file_hits.load() + drops[TL_REC_FILE_OPEN]));
   } else {
     std::printf("    storm filtered in the kernel: %s\n",
                 d.file_hits.load() == 0 && drops[TL_REC_FILE_OPEN] == 0 ? "yes (0 records, 0 drops)"
-                                                                         : "NO");
+                                                                        : "NO");
   }
   PrintTypes(d);
 }
@@ -374,14 +382,15 @@ int main(int argc, char** argv) {
   BenchFiles files;
   SteadyDecode(files, seconds);
   BacklogDrain(files, backlog);
-  StormWithConnects(files, {"(b) non-sensitive storm + connects", false, 8u << 20, false},
+  StormWithConnects(files, {"(b) non-sensitive storm + connects", false, 8u << 20, false}, seconds,
+                    connects, storm_threads);
+  StormWithConnects(files,
+                    {"(c) SENSITIVE storm, 64 KiB bulk ring + connects", true, 64u << 10, false},
                     seconds, connects, storm_threads);
-  StormWithConnects(files, {"(c) SENSITIVE storm, 64 KiB bulk ring + connects", true, 64u << 10,
-                            false},
-                    seconds, connects, storm_threads);
-  StormWithConnects(files, {"(d) SENSITIVE storm, default rings, consumer paused + connects",
-                            true, 8u << 20, true},
-                    seconds, connects, storm_threads);
+  StormWithConnects(
+      files,
+      {"(d) SENSITIVE storm, default rings, consumer paused + connects", true, 8u << 20, true},
+      seconds, connects, storm_threads);
   std::printf("\nloadavg at end: %s\n", LoadAvg().c_str());
   return 0;
 }

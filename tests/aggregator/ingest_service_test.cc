@@ -4,8 +4,8 @@
 
 #include <chrono>
 #include <mutex>
-#include <thread>
 #include <set>
+#include <thread>
 
 #include "aggregator/aggregator_server.h"
 #include "aggregator/rocksdb_store.h"

@@ -31,8 +31,8 @@ std::string SelfDir() {
 
 Status Run(const std::string& bin_dir, const std::string& work_dir) {
   lab::LabOptions options;
-  options.hosts = {{"hosta", "198.18.0.1", 22}, {"hostb", "198.18.0.2", 22},
-                   {"hostc", "198.18.0.3", 22}};
+  options.hosts = {
+      {"hosta", "198.18.0.1", 22}, {"hostb", "198.18.0.2", 22}, {"hostc", "198.18.0.3", 22}};
   options.clients = {{"attacker", "198.18.0.66", 22}, {"admin-ws", "198.18.0.10", 22}};
   Say("building hosts hosta (198.18.0.1), hostb (198.18.0.2), hostc (198.18.0.3), "
       "attacker (198.18.0.66) and admin-ws (198.18.0.10), each with its own network and "
@@ -67,19 +67,17 @@ Status Run(const std::string& bin_dir, const std::string& work_dir) {
             << FormatTimeNs(played.last_hop_ns) << std::endl;
 
   Say("waiting for the incident");
-  TL_ASSIGN_OR_RETURN(
-      nlohmann::json incident,
-      WaitForIncident(
-          *fleet,
-          [](const nlohmann::json& i) {
-            return i.value("severity", "") == "critical" && i.contains("hosts") &&
-                   i["hosts"].size() >= 3;
-          },
-          std::chrono::seconds(30)));
+  TL_ASSIGN_OR_RETURN(nlohmann::json incident, WaitForIncident(
+                                                   *fleet,
+                                                   [](const nlohmann::json& i) {
+                                                     return i.value("severity", "") == "critical" &&
+                                                            i.contains("hosts") &&
+                                                            i["hosts"].size() >= 3;
+                                                   },
+                                                   std::chrono::seconds(30)));
   const int64_t seen_ns = SystemClock::Get().NowNs();
   std::cout << "incident " << incident.value("id", "?") << " visible through the query API "
-            << FormatDurationNs(seen_ns - played.last_hop_ns) << " after the last hop"
-            << std::endl;
+            << FormatDurationNs(seen_ns - played.last_hop_ns) << " after the last hop" << std::endl;
 
   Say("triplinectl incidents");
   TL_ASSIGN_OR_RETURN(lab::RunResult list, fleet->Ctl({"incidents"}));

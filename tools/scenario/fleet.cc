@@ -40,26 +40,32 @@ Status Fleet::StartAggregator(const FleetOptions& options) {
   spawn.stderr_options.log_path = options.work_dir + "/aggregator.log";
   TL_ASSIGN_OR_RETURN(lab::Subprocess proc, lab::Subprocess::Spawn(std::move(spawn)));
   aggregator_.emplace(std::move(proc));
-  TL_ASSIGN_OR_RETURN(
-      std::string line,
-      aggregator_->ReadLineUntil(lab::OutputStream::kStdout, lab::ContainsText(std::string(kListening)),
-                                 lab::DeadlineIn(options.ready_timeout)));
+  TL_ASSIGN_OR_RETURN(std::string line,
+                      aggregator_->ReadLineUntil(lab::OutputStream::kStdout,
+                                                 lab::ContainsText(std::string(kListening)),
+                                                 lab::DeadlineIn(options.ready_timeout)));
   address_ = line.substr(line.find(kListening) + kListening.size());
   return Status::Ok();
 }
 
 Status Fleet::StartSensor(const lab::LabHost& host, const FleetOptions& options) {
   lab::SpawnOptions spawn;
-  spawn.argv = {bin_dir_ + "/tripline-sensor", "--aggregator", address_, "--scope", "uts",
-                "--spool-dir", options.work_dir + "/spool-" + host.name()};
+  spawn.argv = {bin_dir_ + "/tripline-sensor",
+                "--aggregator",
+                address_,
+                "--scope",
+                "uts",
+                "--spool-dir",
+                options.work_dir + "/spool-" + host.name()};
   spawn.argv.insert(spawn.argv.end(), options.sensor_args.begin(), options.sensor_args.end());
   spawn.stderr_options.capture = false;
   spawn.stderr_options.log_path = options.work_dir + "/sensor-" + host.name() + ".log";
   TL_ASSIGN_OR_RETURN(lab::Subprocess proc, host.SpawnUtsOnly(std::move(spawn)));
   auto [it, inserted] = sensors_.emplace(host.name(), std::move(proc));
   (void)inserted;
-  auto ready = it->second.ReadLineUntil(lab::OutputStream::kStdout, lab::ContainsText("sensor ready"),
-                                        lab::DeadlineIn(options.ready_timeout));
+  auto ready =
+      it->second.ReadLineUntil(lab::OutputStream::kStdout, lab::ContainsText("sensor ready"),
+                               lab::DeadlineIn(options.ready_timeout));
   if (!ready.ok()) {
     return ready.status().WithContext("sensor for " + host.name() + " (log " +
                                       spawn.stderr_options.log_path + ")");
