@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "common/text_lines.h"
+
 namespace tripline::sensor {
 namespace {
 
@@ -42,20 +44,12 @@ void AddError(std::vector<std::string>* errors, std::string_view source, size_t 
 // is nothing local to parse, so they are skipped too.
 template <typename Fn>
 void ForEachEntryLine(std::string_view text, Fn fn) {
-  size_t line_no = 0;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(start, end - start);
-    start = end + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  ForEachLine(text, [&fn](std::string_view line, size_t line_no) {
     if (line.empty() || line.front() == '#' || line.front() == '+' || line.front() == '-') {
-      continue;
+      return;
     }
     fn(line, line_no);
-  }
+  });
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "sensor/container_id.h"
 
+#include "common/text_lines.h"
+
 namespace tripline::sensor {
 namespace {
 
@@ -73,34 +75,26 @@ std::string ContainerIdFromCgroupPath(std::string_view path) {
 }
 
 std::string_view UnifiedCgroupPath(std::string_view text) {
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(start, end - start);
-    start = end + 1;
-    if (StartsWith(line, "0::")) return line.substr(3);
-  }
-  return {};
+  std::string_view unified;
+  ForEachLine(text, [&](std::string_view line, size_t) {
+    if (StartsWith(line, "0::")) unified = line.substr(3);
+    return unified.empty();
+  });
+  return unified;
 }
 
 std::string ContainerIdFromProcCgroup(std::string_view text) {
   std::string id = ContainerIdFromCgroupPath(UnifiedCgroupPath(text));
   if (!id.empty()) return id;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(start, end - start);
-    start = end + 1;
-    size_t first = line.find(':');
-    if (first == std::string_view::npos) continue;
-    size_t second = line.find(':', first + 1);
-    if (second == std::string_view::npos) continue;
+  ForEachLine(text, [&](std::string_view line, size_t) {
+    const size_t first = line.find(':');
+    if (first == std::string_view::npos) return true;
+    const size_t second = line.find(':', first + 1);
+    if (second == std::string_view::npos) return true;
     id = ContainerIdFromCgroupPath(line.substr(second + 1));
-    if (!id.empty()) return id;
-  }
-  return {};
+    return id.empty();
+  });
+  return id;
 }
 
 }  // namespace tripline::sensor

@@ -4,6 +4,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "common/text_lines.h"
 #include "sensor/account_files.h"
 #include "sensor/sudoers_parser.h"
 
@@ -18,16 +19,10 @@ constexpr int64_t kNeverExpiresDays = 99999;
 // Keys in an authorized_keys text: lines that are not blank or comments.
 uint32_t CountKeys(std::string_view text) {
   uint32_t n = 0;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(start, end - start);
-    start = end + 1;
-    size_t first = line.find_first_not_of(" \t\r");
-    if (first == std::string_view::npos || line[first] == '#') continue;
-    ++n;
-  }
+  ForEachLine(text, [&n](std::string_view line, size_t) {
+    const size_t first = line.find_first_not_of(" \t");
+    if (first != std::string_view::npos && line[first] != '#') ++n;
+  });
   return n;
 }
 
