@@ -91,6 +91,12 @@ bool IsDiscoveryCommand(std::string_view filename) {
   return OneOf(Basename(filename), kCommands);
 }
 
+bool IsEscalationProgram(std::string_view filename) {
+  static constexpr std::array<std::string_view, 5> kPrograms = {"sudo", "su", "pkexec", "doas",
+                                                                "runuser"};
+  return OneOf(Basename(filename), kPrograms);
+}
+
 bool IsSshDaemon(const ProcessInfo& p) {
   static constexpr std::array<std::string_view, 3> kDaemons = {"sshd", "sshd-session", "sshd-auth"};
   return OneOf(std::string_view(p.comm), kDaemons) || OneOf(Basename(p.exe), kDaemons);

@@ -38,6 +38,10 @@ bool OpensForWrite(const FileOpenEvent& open);
 // ps, netstat, ss, ip, ifconfig, hostname, w, who, last, env, df, mount, lsblk, arp, route).
 bool IsDiscoveryCommand(std::string_view filename);
 
+// True for programs whose purpose is to act as another user, root by default (sudo, su,
+// pkexec, doas, runuser): their exec in a session means the session holds, or tries, root.
+bool IsEscalationProgram(std::string_view filename);
+
 // True when the SSH daemon is the process (sshd, sshd-session, sshd-auth).
 bool IsSshDaemon(const ProcessInfo& process);
 

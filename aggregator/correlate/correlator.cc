@@ -953,7 +953,6 @@ class Engine {
   void OnFileOpen(const std::string& sensor, const Event& e, const FileOpenEvent& f) {
     SessionNode* n = ActivityNode(e);
     if (n == nullptr) return;
-    if (e.process.uid == 0) MarkPrivileged(*n, true);
     std::string_view technique = ClassifyFileOpen(f, e.process);
     if (technique.empty()) return;
     Chain& c = ChainOf(*n);
@@ -968,7 +967,10 @@ class Engine {
   void OnExec(const std::string& sensor, const Event& e, const ExecEvent& x) {
     SessionNode* n = ActivityNode(e);
     if (n == nullptr) return;
-    if (e.process.uid == 0) MarkPrivileged(*n, true);
+    // A root process in a user's session is not by itself an escalation: sshd runs the PAM
+    // session modules and the motd scripts as root inside the new audit session. Running a
+    // program whose purpose is to become root is.
+    if (n->user != "root" && IsEscalationProgram(x.filename)) MarkPrivileged(*n, true);
     if (!IsDiscoveryCommand(x.filename) || n->discovery_flagged) return;
     auto& times = n->discovery_times;
     times.push_back(e.time_ns);

@@ -506,6 +506,25 @@ TEST(CorrelatorTest, PrivilegeComesFromPostureAndConfiguration) {
   EXPECT_TRUE(h.correlator().IsPrivileged("hostz", "ops", 1002));
 }
 
+// sshd runs the PAM session modules and motd scripts as root inside the user's new audit
+// session; that is not the user acting as root. Running sudo is.
+TEST(CorrelatorTest, RootProcessesOfTheLoginMachineryAreNotEscalation) {
+  StoryBuilder b;
+  std::vector<Delivery> s = SeedStory(b);
+  s.insert(s.begin() + 12, b.Exec("hosta", "audit:1", "alice", 0, "/usr/bin/run-parts", 7.3));
+  s.insert(s.begin() + 13, b.Exec("hosta", "audit:1", "alice", 0, "/usr/bin/uname", 7.4));
+  {
+    Harness h;
+    h.Feed(s);
+    const std::string text = AllText(h.Only());
+    EXPECT_THAT(text, Not(HasSubstr("as root"))) << text;
+  }
+  s.push_back(b.Exec("hostc", "audit:9", "alice", 1000, "/usr/bin/sudo", 72));
+  Harness h;
+  h.Feed(s);
+  EXPECT_THAT(AllText(h.Only()), HasSubstr("alice (as root) on hostc"));
+}
+
 TEST(CorrelatorTest, DiscoveryBurstAddsT1083ButDoesNotRaiseAlone) {
   StoryBuilder b;
   Harness h;
