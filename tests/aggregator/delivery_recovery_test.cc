@@ -1,0 +1,336 @@
+// The real sensor DeliveryClient against the real tripline-aggregator binary: the aggregator
+// is SIGKILLed while events flow, or stopped while the sensor restarts, and comes back on the
+// same data dir and port. Every submitted event must be stored exactly once, under the seq it
+// was given, as the query API reports it.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "sensor/delivery/delivery_client.h"
+#include "tests/aggregator/subprocess.h"
+#include "tests/aggregator/test_support.h"
+#include "tripline/v1/query.grpc.pb.h"
+
+namespace tripline {
+namespace {
+
+using delivery::DeliveryClient;
+using delivery::DeliveryOptions;
+using delivery::DeliveryStats;
+using testing::BinPath;
+using testing::Child;
+using testing::ReadWholeFile;
+using testing::TempDir;
+
+constexpr const char* kListening = "listening on ";
+
+int64_t NowNs() { return SystemClock::Get().MonotonicNs(); }
+int64_t In(int64_t seconds) { return NowNs() + seconds * kNanosPerSecond; }
+
+// Polls pred() every millisecond until it holds or `seconds` pass.
+bool WaitFor(const std::function<bool()>& pred, int64_t seconds) {
+  const int64_t deadline = In(seconds);
+  while (NowNs() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return pred();
+}
+
+// The aggregator binary on one data dir; Start() may be called again after the process
+// ended, on the port the first start was given.
+class AggregatorProcess {
+ public:
+  explicit AggregatorProcess(const TempDir& dir) : dir_(dir) {}
+
+  // Starts on `listen` and waits for its "listening on" line. A port still held by the
+  // previous process (or anyone) makes the binary exit 1: retried until 15 s have passed.
+  bool Start(const std::string& listen) {
+    const int64_t deadline = In(15);
+    while (true) {
+      const std::string stderr_path = dir_.Sub("aggregator." + std::to_string(starts_++) + ".err");
+      last_stderr_path_ = stderr_path;
+      child_ = std::make_unique<Child>(
+          std::vector<std::string>{BinPath("tripline-aggregator"), "--listen", listen, "--data-dir",
+                                   dir_.Sub("data")},
+          stderr_path);
+      const auto line = child_->ReadLine(30000);
+      if (line && line->rfind(kListening, 0) == 0) {
+        address_ = line->substr(strlen(kListening));
+        return true;
+      }
+      child_->Signal(SIGKILL);
+      child_->Wait(10000);
+      if (NowNs() >= deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  // The same port as the first start.
+  bool Restart() { return Start(address_); }
+
+  const std::string& address() const { return address_; }
+  Child& child() { return *child_; }
+  std::string Stderr() const { return ReadWholeFile(last_stderr_path_); }
+
+ private:
+  const TempDir& dir_;
+  int starts_ = 0;
+  std::string last_stderr_path_;
+  std::unique_ptr<Child> child_;
+  std::string address_;
+};
+
+// `n` varied events, event i distinct from every other (its time and its file name or
+// user), of every kind the sensor sends; logins and connections are rarer, as on a host.
+std::vector<Event> MakeEvents(size_t n) {
+  std::vector<Event> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string host = "host" + std::to_string(i % 3);
+    const std::string user = "user" + std::to_string(i % 7);
+    const int64_t t = testing::kBaseTimeNs + static_cast<int64_t>(i) * kNanosPerMilli;
+    const std::string tag = std::to_string(i);
+    if (i % 50 == 0) {
+      out.push_back(testing::MakeLogin(host, user + "-" + tag, t));
+    } else if (i % 50 == 25) {
+      Event e = testing::MakeExec(host, user, t);
+      NetConnectEvent net;
+      net.direction = NetDirection::kOutbound;
+      net.remote_addr = "198.18.0.9";
+      net.remote_port = static_cast<uint32_t>(1024 + i % 60000);
+      net.family = 2;
+      e.body = net;
+      out.push_back(std::move(e));
+    } else if (i % 2 == 0) {
+      out.push_back(testing::MakeExec(host, user, t, "/usr/bin/tool-" + tag));
+    } else {
+      out.push_back(testing::MakeFileOpen(host, user, t, "/srv/data/file-" + tag));
+    }
+  }
+  return out;
+}
+
+DeliveryOptions Options(const std::string& target, const std::string& spool_dir) {
+  DeliveryOptions o;
+  o.target = target;
+  o.spool.dir = spool_dir;
+  o.host = "host0";
+  o.host_id = "id-host0";
+  o.version = "delivery-recovery-test";
+  o.batch_max_events = 256;
+  o.batch_max_delay_ms = 10;
+  // Quick to come back once the aggregator is up again, also on a loaded machine.
+  o.backoff_initial_ms = 20;
+  o.backoff_max_ms = 300;
+  return o;
+}
+
+std::unique_ptr<DeliveryClient> MakeClient(const DeliveryOptions& o) {
+  auto c = DeliveryClient::Create(o, SystemClock::Get());
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  return c.ok() ? std::move(*c) : nullptr;
+}
+
+// Every stored event through Query.ListEvents, page by page: sensor id -> seq -> events
+// stored under it (more than one is a duplicate).
+using Stored = std::map<std::string, std::map<uint64_t, std::vector<v1::Event>>>;
+Stored ListAllEvents(const std::string& address) {
+  auto stub = v1::Query::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  Stored out;
+  v1::ListEventsRequest request;
+  request.set_limit(10000);
+  for (int page = 0; page < 1000; ++page) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::ListEventsResponse response;
+    const grpc::Status s = stub->ListEvents(&context, request, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    if (!s.ok()) break;
+    for (const auto& e : response.events())
+      out[e.sensor_id()][e.event().seq()].push_back(e.event());
+    if (response.next_page_token().empty()) break;
+    request.set_page_token(response.next_page_token());
+  }
+  return out;
+}
+
+// The store holds exactly events[0..n) for `sensor`, event i once under seq i + 1, and
+// nothing from any other sensor.
+void ExpectExactlyOnce(const Stored& stored, const std::string& sensor,
+                       const std::vector<Event>& events) {
+  EXPECT_EQ(stored.size(), 1u) << "events from an unexpected sensor";
+  const auto it = stored.find(sensor);
+  ASSERT_NE(it, stored.end()) << "nothing stored for " << sensor;
+  const auto& by_seq = it->second;
+  size_t duplicates = 0, missing = 0, mismatched = 0, total = 0;
+  for (const auto& [seq, copies] : by_seq) {
+    total += copies.size();
+    if (copies.size() > 1) {
+      ++duplicates;
+      ADD_FAILURE() << "seq " << seq << " stored " << copies.size() << " times";
+    }
+    if (seq == 0 || seq > events.size()) {
+      ADD_FAILURE() << "seq " << seq << " was never submitted";
+      continue;
+    }
+    const Event& want = events[seq - 1];
+    const v1::Event& got = copies.front();
+    if (got.time_ns() != want.time_ns || got.host() != want.host) {
+      if (++mismatched <= 5) ADD_FAILURE() << "seq " << seq << " holds another event";
+    }
+  }
+  for (uint64_t seq = 1; seq <= events.size(); ++seq) {
+    if (!by_seq.contains(seq) && ++missing <= 5) ADD_FAILURE() << "seq " << seq << " missing";
+  }
+  EXPECT_EQ(total, events.size());
+  EXPECT_EQ(by_seq.size(), events.size());
+  EXPECT_EQ(duplicates, 0u);
+  EXPECT_EQ(missing, 0u);
+  EXPECT_EQ(mismatched, 0u);
+}
+
+double Seconds(int64_t since_ns) { return static_cast<double>(NowNs() - since_ns) / 1e9; }
+
+TEST(DeliveryRecoveryTest, AggregatorKilledMidStream) {
+  const int64_t start_ns = NowNs();
+  TempDir dir;
+  constexpr size_t kN = 20000;
+  const std::vector<Event> events = MakeEvents(kN);
+
+  AggregatorProcess agg(dir);
+  ASSERT_TRUE(agg.Start("127.0.0.1:0")) << agg.Stderr();
+  auto client = MakeClient(Options(agg.address(), dir.Sub("spool")));
+  ASSERT_NE(client, nullptr);
+
+  // The sensor's event loop: submits as fast as delivery keeps up (at most kWindow events
+  // unacknowledged) until the kill, then the rest straight into the spool. It never gets
+  // past half before the kill, so the kill always lands mid-stream.
+  constexpr uint64_t kWindow = 2000;
+  std::atomic<bool> killed{false};
+  std::atomic<bool> submit_failed{false};
+  std::thread submitter([&] {
+    for (size_t i = 0; i < kN; ++i) {
+      while (!killed.load() && (i >= kN / 2 || i >= client->Stats().acked + kWindow)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      if (!client->Submit(events[i]).ok()) {
+        submit_failed = true;
+        return;
+      }
+    }
+  });
+
+  // Joined on every way out of the test (an ASSERT below returns early); it never waits
+  // once `killed` is set, which happens before any of them.
+  struct Joiner {
+    std::thread& thread;
+    ~Joiner() {
+      if (thread.joinable()) thread.join();
+    }
+  } joiner{submitter};
+
+  const bool flowing = WaitFor([&] { return client->Stats().acked >= kN / 4; }, 60);
+  agg.child().Signal(SIGKILL);
+  killed = true;
+  const DeliveryStats at_kill = client->Stats();
+  EXPECT_TRUE(flowing) << "acked only " << at_kill.acked << ": " << at_kill.last_error;
+  EXPECT_EQ(agg.child().Wait(10000), std::optional<int>(128 + SIGKILL));
+  EXPECT_LT(at_kill.acked, kN);
+
+  ASSERT_TRUE(agg.Restart()) << agg.Stderr();
+  submitter.join();
+  ASSERT_FALSE(submit_failed.load());
+  const int64_t flush_start = NowNs();
+  const Status flushed = client->Flush(In(60));
+  const DeliveryStats s = client->Stats();
+  EXPECT_TRUE(flushed.ok()) << flushed.ToString() << "; last error: " << s.last_error;
+  client->Stop();
+
+  EXPECT_EQ(s.submitted, kN);
+  EXPECT_EQ(s.spooled, kN);
+  EXPECT_EQ(s.durable_seq, kN);
+  EXPECT_GE(s.reconnects, 1u);
+  EXPECT_EQ(s.spool_drops, 0u);
+  EXPECT_EQ(s.spool_write_errors, 0u);
+  EXPECT_EQ(s.rejected_events, 0u);
+
+  ExpectExactlyOnce(ListAllEvents(agg.address()), client->sensor_id(), events);
+
+  agg.child().Signal(SIGTERM);
+  EXPECT_EQ(agg.child().Wait(20000), std::optional<int>(0)) << agg.Stderr();
+  std::cerr << "[ info ] acked at kill " << at_kill.acked << "/" << kN << ", reconnects "
+            << s.reconnects << ", resent " << s.resent_events << ", flush " << Seconds(flush_start)
+            << " s, total " << Seconds(start_ns) << " s\n";
+}
+
+TEST(DeliveryRecoveryTest, SensorRestartedWhileAggregatorDown) {
+  const int64_t start_ns = NowNs();
+  TempDir dir;
+  constexpr size_t kN1 = 3000, kN2 = 2000, kN3 = 3000;
+  const std::vector<Event> events = MakeEvents(kN1 + kN2 + kN3);
+  const std::string spool = dir.Sub("spool");
+
+  AggregatorProcess agg(dir);
+  ASSERT_TRUE(agg.Start("127.0.0.1:0")) << agg.Stderr();
+
+  std::string sensor_id;
+  {
+    auto a = MakeClient(Options(agg.address(), spool));
+    ASSERT_NE(a, nullptr);
+    sensor_id = a->sensor_id();
+    for (size_t i = 0; i < kN1; ++i) ASSERT_TRUE(a->Submit(events[i]).ok());
+    const Status flushed = a->Flush(In(60));
+    ASSERT_TRUE(flushed.ok()) << flushed.ToString() << "; " << a->Stats().last_error;
+    EXPECT_EQ(a->Stats().durable_seq, kN1);
+
+    agg.child().Signal(SIGTERM);
+    ASSERT_EQ(agg.child().Wait(20000), std::optional<int>(0)) << agg.Stderr();
+
+    // With the aggregator down these only reach the spool.
+    for (size_t i = kN1; i < kN1 + kN2; ++i) ASSERT_TRUE(a->Submit(events[i]).ok());
+    const DeliveryStats s = a->Stats();
+    EXPECT_EQ(s.spooled, kN1 + kN2);
+    EXPECT_EQ(s.durable_seq, kN1);
+    EXPECT_EQ(s.spool_drops, 0u);
+    a->Stop();
+  }  // the sensor process ends
+
+  auto b = MakeClient(Options(agg.address(), spool));
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->sensor_id(), sensor_id) << "the sensor id is kept in the spool dir";
+  EXPECT_EQ(b->spool_recovery().records, kN2);
+  EXPECT_TRUE(b->spool_recovery().clean_shutdown);
+  for (size_t i = kN1 + kN2; i < events.size(); ++i) ASSERT_TRUE(b->Submit(events[i]).ok());
+
+  ASSERT_TRUE(agg.Restart()) << agg.Stderr();
+  const Status flushed = b->Flush(In(60));
+  const DeliveryStats s = b->Stats();
+  EXPECT_TRUE(flushed.ok()) << flushed.ToString() << "; last error: " << s.last_error;
+  b->Stop();
+  EXPECT_EQ(s.submitted, kN3);
+  EXPECT_EQ(s.durable_seq, events.size());
+  EXPECT_EQ(s.spool_drops, 0u);
+  EXPECT_EQ(s.spool_write_errors, 0u);
+  EXPECT_EQ(s.rejected_events, 0u);
+
+  ExpectExactlyOnce(ListAllEvents(agg.address()), sensor_id, events);
+
+  agg.child().Signal(SIGTERM);
+  EXPECT_EQ(agg.child().Wait(20000), std::optional<int>(0)) << agg.Stderr();
+  std::cerr << "[ info ] " << kN1 << "+" << kN2 << "+" << kN3 << " events, total "
+            << Seconds(start_ns) << " s\n";
+}
+
+}  // namespace
+}  // namespace tripline
