@@ -295,7 +295,8 @@ class Engine {
   // session seen under two names. Its chain merges into the login's, its children and
   // aliases point to the login node, and its key becomes an alias of it (pending connects
   // still name it).
-  void AbsorbSession(const std::string& into_key, const std::string& from_key) {
+  // By value: `from_key` is usually the absorbed node's own key, which Erase destroys.
+  void AbsorbSession(const std::string into_key, const std::string from_key) {
     if (into_key == from_key) return;
     SessionNode* from = s_.sessions.Find(from_key);
     SessionNode* into = s_.sessions.Find(into_key);
