@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <set>
 
 #include "aggregator/correlate/attack_stages.h"
@@ -385,6 +386,12 @@ class Engine {
   void AddEvent(Chain& c, const EventRef& ref) {
     for (const EventRef& r : c.events) {
       if (r.sensor_id == ref.sensor_id && r.seq == ref.seq && r.time_ns == ref.time_ns) return;
+      // One attempt reported by two signals (PAM and the btmp record) reads the same and
+      // lands within a second; the analyst needs it once.
+      if (r.sensor_id == ref.sensor_id && r.kind == ref.kind && r.summary == ref.summary &&
+          std::abs(r.time_ns - ref.time_ns) < kNanosPerSecond) {
+        return;
+      }
     }
     size_t cap = std::max<size_t>(2, o_.max_events_per_incident);
     if (c.events.size() >= cap) c.events.erase(c.events.begin() + static_cast<long>(cap / 2));

@@ -129,6 +129,13 @@ TEST(CorrelatorTest, SeedStoryRaisesOneCriticalIncident) {
   EXPECT_DOUBLE_EQ(in.confidence, 1.0);
   EXPECT_GE(in.score, 80);
   EXPECT_TRUE(in.id.starts_with("inc-"));
+  // Each failed attempt is listed once, although two of them were reported by PAM and utmp.
+  EXPECT_EQ(std::count_if(in.events.begin(), in.events.end(),
+                          [](const EventRef& e) {
+                            return e.kind == "login" &&
+                                   e.summary.find("failed") != std::string::npos;
+                          }),
+            5);
   // Evidence: failures, the login, the shadow read, both hops, ordered by time.
   EXPECT_TRUE(
       std::is_sorted(in.events.begin(), in.events.end(),
