@@ -9,18 +9,6 @@
 
 namespace tripline::testing {
 
-TempDir::TempDir() {
-  std::string templ = (std::filesystem::temp_directory_path() / "tripline-agg-XXXXXX").string();
-  char* made = mkdtemp(templ.data());
-  if (made == nullptr) std::abort();
-  path_ = made;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 namespace {
 
 Event Base(const std::string& host, const std::string& user, int64_t time_ns) {

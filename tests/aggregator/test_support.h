@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/event.h"
+#include "tests/support/temp_dir.h"
 #include "tripline/v1/ingest.grpc.pb.h"
 
 namespace tripline::testing {
@@ -19,18 +20,6 @@ constexpr int64_t kBaseTimeNs = 1'700'000'000LL * 1'000'000'000LL;
 
 // A fresh directory under the system temp dir, removed with everything in it on
 // destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 Event MakeLogin(const std::string& host, const std::string& user, int64_t time_ns,
                 Outcome outcome = Outcome::kSuccess);

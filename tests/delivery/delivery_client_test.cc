@@ -14,6 +14,7 @@
 #include <set>
 
 #include "model/event_proto.h"
+#include "tests/support/temp_dir.h"
 #include "tripline/v1/ingest.grpc.pb.h"
 
 namespace tripline::delivery {
@@ -21,18 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tripline-delivery-test-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::tripline::testing::TempDir;
 
 // What the stand-in aggregator stored; outlives server restarts.
 struct Store {

@@ -12,24 +12,14 @@
 #include "sensor/delivery/crc32c.h"
 #include "sensor/delivery/sensor_id.h"
 #include "sensor/delivery/spool_format.h"
+#include "tests/support/temp_dir.h"
 
 namespace tripline::delivery {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tripline-spool-test-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::tripline::testing::TempDir;
 
 std::span<const uint8_t> Bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "tests/support/temp_dir.h"
 #include "tools/lab/lab.h"
 #include "tools/lab/subprocess.h"
 
@@ -28,22 +29,7 @@ inline Status CheckE2ePrerequisites() {
 
 inline std::string BinDir() { return TRIPLINE_BIN_DIR; }
 
-// A unique temp dir removed by the destructor.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tripline-e2e-XXXXXX";
-    path_ = mkdtemp(tmpl) ? tmpl : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::tripline::testing::TempDir;
 
 // Reads JSON lines from a sensor's stdout, keeping every event, until `done` says the
 // events so far are enough or the deadline passes. Non-JSON lines are kept in `other`.
