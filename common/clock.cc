@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
 
 namespace tripline {
@@ -105,6 +106,10 @@ Result<int64_t> ParseTimeNs(std::string_view s) {
   if (pos != s.size()) return bad();
   const int64_t days = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   const int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - offset_s;
+  // Nanoseconds since 1970 in an int64 reach from 1677 to 2262.
+  if (secs >= INT64_MAX / kNanosPerSecond || secs <= INT64_MIN / kNanosPerSecond) {
+    return Status::InvalidArgument("time out of range (1678..2261): '" + std::string(s) + "'");
+  }
   return secs * kNanosPerSecond + frac;
 }
 

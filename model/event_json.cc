@@ -1,5 +1,7 @@
 #include "model/event_json.h"
 
+#include <cmath>
+
 #include "common/clock.h"
 #include "model/event_proto.h"
 
@@ -126,6 +128,7 @@ class Reader {
     if constexpr (std::is_floating_point_v<T>) {
       if (!v->is_number()) return Bad(key, "must be a number");
       *out = v->get<T>();
+      if (!std::isfinite(*out)) return Bad(key, "must be finite");
     } else if constexpr (std::is_signed_v<T>) {
       if (!v->is_number_integer()) return Bad(key, "must be an integer");
       const int64_t x = v->get<int64_t>();

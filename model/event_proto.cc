@@ -1,5 +1,7 @@
 #include "model/event_proto.h"
 
+#include <cmath>
+
 namespace tripline {
 namespace {
 
@@ -276,6 +278,9 @@ Result<EventBody> BodyFromProto(const v1::Event& in) {
       }
       for (const auto& k : m.kinds()) {
         TL_RETURN_IF_ERROR(CheckString(k.kind(), "health.kinds.kind"));
+        if (!std::isfinite(k.events_per_second()) || k.events_per_second() < 0) {
+          return Status::InvalidArgument("health.kinds.events_per_second must be a finite rate");
+        }
         h.kinds.push_back({k.kind(), k.events(), k.events_per_second()});
       }
       TL_RETURN_IF_ERROR(CopyStrings(m.disabled_programs(), kMaxWireListItems,

@@ -32,6 +32,14 @@ TEST(ClockTest, ParseTimeRejectsGarbage) {
   }
 }
 
+TEST(ClockTest, ParseTimeRefusesTimesBeyondInt64Nanoseconds) {
+  EXPECT_TRUE(ParseTimeNs("2261-12-31T23:59:59Z").ok());
+  for (const char* far : {"9999-12-31T23:59:59Z", "2263-01-01T00:00:00Z", "1600-01-01T00:00:00Z"}) {
+    auto r = ParseTimeNs(far);
+    EXPECT_FALSE(r.ok()) << far;
+  }
+}
+
 TEST(ClockTest, ParseDuration) {
   EXPECT_EQ(*ParseDurationNs("500ms"), 500 * kNanosPerMilli);
   EXPECT_EQ(*ParseDurationNs("30s"), 30 * kNanosPerSecond);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "model/event_json.h"
 #include "tests/model/sample_events.h"
 
@@ -50,6 +52,13 @@ TEST(EventProtoTest, RejectsHostileInput) {
        "login.outcome"},
       {"bad port", [](v1::Event* w) { w->mutable_login()->set_remote_port(70000); }, "port"},
       {"empty path", [](v1::Event* w) { w->mutable_file_open()->set_path(""); }, "path"},
+      {"nan rate",
+       [](v1::Event* w) {
+         auto* k = w->mutable_health()->add_kinds();
+         k->set_kind("login");
+         k->set_events_per_second(std::nan(""));
+       },
+       "events_per_second"},
       {"too many args",
        [](v1::Event* w) {
          for (int i = 0; i < 300; ++i) w->mutable_exec()->add_argv("x");
