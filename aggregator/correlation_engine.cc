@@ -59,7 +59,7 @@ Status CorrelationEngine::Restore() {
     for (const StoredEvent& se : page.events) {
       auto it = positions_.find(se.sensor_id);
       if (it != positions_.end() && se.event.seq <= it->second) continue;
-      FeedLocked(se.sensor_id, se.event);
+      WriteLocked(FeedLocked(se.sensor_id, se.event));
       ++replayed;
     }
     if (page.next_page_token.empty()) break;
@@ -75,16 +75,30 @@ Status CorrelationEngine::Restore() {
 
 void CorrelationEngine::OnDurable(std::string_view sensor_id, std::span<const Event> events) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const Event& e : events) FeedLocked(sensor_id, e);
+  // One chain often changes several times within a batch; only its last revision is
+  // written, once, before the batch is acknowledged.
+  std::map<std::string, Incident> changed;
+  for (const Event& e : events) {
+    for (Incident& incident : FeedLocked(sensor_id, e)) {
+      std::string id = incident.id;
+      changed.insert_or_assign(std::move(id), std::move(incident));
+    }
+  }
+  std::vector<Incident> latest;
+  latest.reserve(changed.size());
+  for (auto& [id, incident] : changed) latest.push_back(std::move(incident));
+  WriteLocked(latest);
 }
 
-void CorrelationEngine::FeedLocked(std::string_view sensor_id, const Event& event) {
-  WriteLocked(correlator_.Handle(sensor_id, event));
+std::vector<Incident> CorrelationEngine::FeedLocked(std::string_view sensor_id,
+                                                    const Event& event) {
+  std::vector<Incident> changed = correlator_.Handle(sensor_id, event);
   uint64_t& position = positions_[std::string(sensor_id)];
   position = std::max(position, event.seq);
   watermark_ns_ = std::max(watermark_ns_, event.time_ns);
   dirty_ = true;
   ++stats_.events_fed;
+  return changed;
 }
 
 void CorrelationEngine::WriteLocked(const std::vector<Incident>& incidents) {

@@ -66,8 +66,8 @@ class CorrelationEngine final : public IngestObserver {
  private:
   CorrelationEngine(Store* store, CorrelationEngineOptions options, const Clock& clock);
   Status Restore();
-  // Requires mu_.
-  void FeedLocked(std::string_view sensor_id, const Event& event);
+  // Requires mu_. Returns the incidents the event raised or changed.
+  std::vector<Incident> FeedLocked(std::string_view sensor_id, const Event& event);
   void WriteLocked(const std::vector<Incident>& incidents);
   Status SnapshotLocked();
 

@@ -26,6 +26,12 @@ constexpr size_t kMaxSourcesPerUser = 64;
 constexpr size_t kMaxDropEpisodes = 64;
 // Walking up parents to refuse cycles; chains are never this deep.
 constexpr int kMaxChainDepth = 64;
+// Pending halves are indexed by (address, port); every arrival scans its bucket. Real
+// connections have distinct ephemeral ports, so buckets hold one or two items, but logins
+// whose port is unknown share the address-only bucket, and on a bastion host that would
+// grow with every login and make each event cost more than the last. Beyond this many,
+// the oldest item of the bucket gives way (counted as evicted).
+constexpr size_t kMaxPendingPerKey = 256;
 // Year 2116: every time the correlator does arithmetic on stays far from int64 overflow.
 constexpr int64_t kMaxSaneTimeNs = int64_t{1} << 62;
 
@@ -825,8 +831,14 @@ class Engine {
   void AddPending(PendingItem p) {
     p.arrived_ns = now_;
     uint64_t id = s_.next_pending_id++;
-    s_.pending_by_addr[PendingKey(p.index_addr, p.index_port)].push_back(id);
+    std::vector<uint64_t>& bucket = s_.pending_by_addr[PendingKey(p.index_addr, p.index_port)];
+    bucket.push_back(id);
+    const uint64_t oldest_in_bucket = bucket.size() > kMaxPendingPerKey ? bucket.front() : 0;
     s_.pending.emplace(id, std::move(p));
+    if (oldest_in_bucket != 0) {
+      RemovePending(oldest_in_bucket);
+      ++s_.stats.pending_evicted;
+    }
     while (s_.pending.size() > std::max<size_t>(1, o_.max_pending)) {
       RemovePending(s_.pending.begin()->first);
       ++s_.stats.pending_evicted;

@@ -434,6 +434,21 @@ TEST(CorrelatorTest, EvictionKeepsMemoryBounded) {
   EXPECT_GE(h.correlator().stats().sessions_evicted, 190000u);
 }
 
+// A bastion: thousands of logins from one address whose source port is unknown all wait
+// under one (address, port) key; the key's bucket stays bounded.
+TEST(CorrelatorTest, PendingItemsOfOneAddressStayBounded) {
+  StoryBuilder b;
+  Harness h;
+  std::vector<Delivery> s;
+  for (int i = 0; i < 3000; ++i) {
+    s.push_back(b.Login("host" + std::to_string(i % 50), "user" + std::to_string(i), "198.18.0.200",
+                        0, "audit:" + std::to_string(i), 0.01 * i));
+  }
+  h.Feed(s);
+  EXPECT_LE(h.correlator().pending_items(), 256u);
+  EXPECT_GE(h.correlator().stats().pending_evicted, 3000u - 256u);
+}
+
 TEST(CorrelatorTest, TickForgetsIdleState) {
   CorrelatorOptions o;
   o.session_ttl_ns = 3600 * kNanosPerSecond;
