@@ -68,7 +68,9 @@ void ApplySensorConfig(const v1::SensorConfig& config, DeliveryOptions* options)
   if (config.batch_max_delay_ms() != 0) options->batch_max_delay_ms = config.batch_max_delay_ms();
   if (config.has_tls()) {
     const v1::TlsConfig& tls = config.tls();
-    options->tls.enabled = !tls.ca_file().empty() || !tls.cert_file().empty();
+    // A tls block asks for TLS, even one without ca_file (system roots) or with half a
+    // client certificate (refused by Create): never clear text instead.
+    options->tls.enabled = true;
     options->tls.ca_file = tls.ca_file();
     options->tls.cert_file = tls.cert_file();
     options->tls.key_file = tls.key_file();

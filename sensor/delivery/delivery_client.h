@@ -98,6 +98,7 @@ struct DeliveryOptions {
 };
 
 // Copies the delivery settings of a sensor configuration file (zero fields keep defaults).
+// A tls block, whatever it holds, turns TLS on.
 void ApplySensorConfig(const v1::SensorConfig& config, DeliveryOptions* options);
 
 struct DeliveryStats {
