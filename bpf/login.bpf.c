@@ -12,14 +12,15 @@
  * utmp (fentry/vfs_write): sshd, login and friends append a struct utmp to /var/log/btmp on
  * a failed login and to /var/log/wtmp when a session opens or closes. The loader puts those
  * files' inodes in tl_utmp_files; a write to one of them is copied out whole. The filter is
- * one hash lookup per write(2) on the host. Where fentry is refused the loader uses
- * tp_btf/sys_enter for write/pwrite64 instead, finding the file through the fd.
+ * one hash lookup per write(2) on the host. Where fentry is refused the loader uses the one
+ * tp_btf/sys_exit program (file.bpf.c) for write/pwrite64 instead: the buffer is still
+ * there at exit, the file is found through the fd, and only writes of whole utmp records
+ * (a multiple of 384 bytes, as every utmp writer makes) pay for that lookup.
  */
-#include "lib/fd.h"
 #include "lib/maps.h"
 #include "lib/record.h"
 #include "lib/sock.h"
-#include "lib/syscalls.h"
+#include "lib/utmp.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -226,53 +227,10 @@ int BPF_KPROBE(tl_pam_end, void *pamh)
 	return 0;
 }
 
-static __always_inline void tl_utmp_write_common(struct file *file, const char *buf, __u64 count)
-{
-	struct tl_file_id id = {};
-	struct tl_utmp_record *rec;
-	__u32 *kind;
-	__u32 tgid;
-
-	if (!file)
-		return;
-	id.ino = BPF_CORE_READ(file, f_inode, i_ino);
-	id.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
-	kind = bpf_map_lookup_elem(&tl_utmp_files, &id);
-	if (!kind)
-		return;
-	if (count < sizeof(struct tl_utmp))
-		return; /* not a whole utmp entry */
-	tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!tl_current_in_scope())
-		return;
-	rec = tl_reserve(&tl_priority, sizeof(*rec), TL_REC_LOGIN_UTMP);
-	if (!rec)
-		return;
-	tl_fill_header(&rec->hdr, TL_REC_LOGIN_UTMP, sizeof(*rec));
-	tl_copy_peer(tgid, &rec->peer);
-	rec->file = *kind;
-	rec->write_len = count > 0xffffffffULL ? 0xffffffffU : (__u32)count;
-	if (bpf_probe_read_user(&rec->ut, sizeof(rec->ut), buf) != 0)
-		tl_count_helper_error();
-	bpf_ringbuf_submit(rec, 0);
-}
-
 /* ssize_t vfs_write(struct file *, const char __user *, size_t, loff_t *) */
 SEC("fentry/vfs_write")
 int BPF_PROG(tl_utmp_write, struct file *file, const char *buf, size_t count, loff_t *pos)
 {
 	tl_utmp_write_common(file, buf, count);
-	return 0;
-}
-
-/* Fallback: write(fd, buf, count) and pwrite64(fd, buf, count, off) at syscall entry. */
-SEC("tp_btf/sys_enter")
-int BPF_PROG(tl_utmp_sys_enter, struct pt_regs *regs, long id)
-{
-	if (id != TL_NR_WRITE && id != TL_NR_PWRITE64)
-		return 0;
-	tl_utmp_write_common(
-	    tl_fd_file(bpf_get_current_task_btf(), PT_REGS_PARM1_CORE_SYSCALL(regs)),
-	    (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));
 	return 0;
 }

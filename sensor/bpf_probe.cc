@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "events.h"
 #include "sensor/libpam_locator.h"
+#include "sensor/path_triggers.h"
 #include "tripline_probe.skel.h"
 
 namespace tripline::sensor {
@@ -34,6 +35,7 @@ struct Variant {
   const char* label;
   std::vector<const char*> programs;
   std::vector<std::pair<const char*, int>> kernel_needs;  // BTF (name, kind) they attach to
+  uint32_t sys_exit_family = 0;  // TL_SYSX_* bit when served by the shared tl_sys_exit
 };
 
 // A hook family and its variants, best first. The loader takes the first variant this kernel
@@ -50,8 +52,9 @@ const std::vector<Family>& Families() {
          {"tl_openat_enter", "tl_file_open_check", "tl_openat_exit"},
          {{"do_sys_openat2", BTF_KIND_FUNC}, {"security_file_open", BTF_KIND_FUNC}}},
         {"syscall tracepoints",
-         {"tl_file_sys_enter", "tl_file_sys_exit"},
-         {{"btf_trace_sys_enter", BTF_KIND_TYPEDEF}, {"btf_trace_sys_exit", BTF_KIND_TYPEDEF}}}}},
+         {"tl_sys_exit"},
+         {{"btf_trace_sys_exit", BTF_KIND_TYPEDEF}},
+         TL_SYSX_FILE}}},
       {"exec", {{"tp_btf", {"tl_exec"}, {{"btf_trace_sched_process_exec", BTF_KIND_TYPEDEF}}}}},
       {"net",
        {{"fentry",
@@ -61,15 +64,17 @@ const std::vector<Family>& Families() {
           {"btf_trace_sched_process_fork", BTF_KIND_TYPEDEF},
           {"btf_trace_sched_process_exit", BTF_KIND_TYPEDEF}}},
         {"syscall tracepoints",
-         {"tl_net_sys_exit", "tl_fork", "tl_exit"},
+         {"tl_sys_exit", "tl_fork", "tl_exit"},
          {{"btf_trace_sys_exit", BTF_KIND_TYPEDEF},
           {"btf_trace_sched_process_fork", BTF_KIND_TYPEDEF},
-          {"btf_trace_sched_process_exit", BTF_KIND_TYPEDEF}}}}},
+          {"btf_trace_sched_process_exit", BTF_KIND_TYPEDEF}},
+         TL_SYSX_NET}}},
       {"login-utmp",
        {{"fentry", {"tl_utmp_write"}, {{"vfs_write", BTF_KIND_FUNC}}},
         {"syscall tracepoints",
-         {"tl_utmp_sys_enter"},
-         {{"btf_trace_sys_enter", BTF_KIND_TYPEDEF}}}}},
+         {"tl_sys_exit"},
+         {{"btf_trace_sys_exit", BTF_KIND_TYPEDEF}},
+         TL_SYSX_UTMP}}},
       {"login-pam",
        {{"uprobes",
          {"tl_pam_start", "tl_pam_start_confdir", "tl_pam_start_ret", "tl_pam_set_item",
@@ -126,7 +131,8 @@ uint64_t KernelDev(dev_t dev) {
   return (static_cast<uint64_t>(major(dev)) << 20) | static_cast<uint64_t>(minor(dev));
 }
 
-bool Contains(const std::vector<std::string>& v, std::string_view s) {
+template <typename T>
+bool Contains(const std::vector<T>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
@@ -200,9 +206,16 @@ Status BpfProbe::OpenAndLoad(const std::vector<int>& choice) {
   if (err != 0) return Status::FromErrno(err, "set ring buffer size");
 
   // Everything off, then on for the chosen variant of each family (choice -1: family off).
+  // Families that fell back to the shared sys_exit program tell it so through rodata.
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, skel_->obj) bpf_program__set_autoload(prog, false);
   const auto& families = Families();
+  uint32_t sys_exit_families = 0;
+  for (size_t f = 0; f < families.size(); ++f) {
+    if (choice[f] < 0) continue;
+    sys_exit_families |= families[f].variants[static_cast<size_t>(choice[f])].sys_exit_family;
+  }
+  skel_->rodata->tl_sys_exit_families = sys_exit_families;
   for (size_t f = 0; f < families.size(); ++f) {
     if (choice[f] < 0) continue;
     for (const char* name : families[f].variants[static_cast<size_t>(choice[f])].programs) {
@@ -308,10 +321,14 @@ Result<std::unique_ptr<BpfProbe>> BpfProbe::Open(const ProbeOptions& options) {
   }
   TL_RETURN_IF_ERROR(probe->RefreshUtmpFiles());
 
-  // Attach everything that loaded; a hook that will not attach is reported, not fatal.
+  // Attach everything that loaded, each program once (families share tl_sys_exit); a hook
+  // that will not attach is reported, not fatal.
+  std::vector<std::string_view> attached;
   for (size_t f = 0; f < families.size(); ++f) {
     if (choice[f] < 0 || f == pam) continue;
     for (const char* prog_name : families[f].variants[static_cast<size_t>(choice[f])].programs) {
+      if (Contains(attached, prog_name)) continue;
+      attached.push_back(prog_name);
       bpf_program* prog = bpf_object__find_program_by_name(probe->skel_->obj, prog_name);
       bpf_link* link = prog != nullptr ? bpf_program__attach(prog) : nullptr;
       if (link == nullptr) {
@@ -429,6 +446,31 @@ Status BpfProbe::FillPathTable() {
     }
     int err = bpf_map__update_elem(map, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
     if (err != 0) return Status::FromErrno(err, "sensitive path table: " + path);
+  }
+
+  // The prefilter in front of the tries (sensor/path_triggers.h).
+  const PathTriggers triggers = CompilePathTriggers(paths_);
+  for (const NameTrigger& t : triggers.triggers) {
+    tl_name_key key{};
+    key.depth = t.depth;
+    key.len = static_cast<uint32_t>(t.name.size());
+    std::memcpy(key.head, t.name.data(), std::min<size_t>(t.name.size(), TL_NAME_HEAD - 1));
+    const uint8_t one = 1;
+    int err = bpf_map__update_elem(skel_->maps.tl_name_triggers, &key, sizeof(key), &one,
+                                   sizeof(one), BPF_ANY);
+    if (err != 0) return Status::FromErrno(err, "path prefilter: " + t.name);
+  }
+  tl_path_filter filter{};
+  filter.match_all = triggers.match_all ? 1 : 0;
+  filter.depth_mask = triggers.depth_mask;
+  filter.file_len_mask = triggers.file_len_mask;
+  filter.dir_len_mask = triggers.dir_len_mask;
+  const uint32_t zero = 0;
+  int err = bpf_map__update_elem(skel_->maps.tl_path_filter, &zero, sizeof(zero), &filter,
+                                 sizeof(filter), BPF_ANY);
+  if (err != 0) return Status::FromErrno(err, "path prefilter settings");
+  if (triggers.match_all) {
+    TL_LOG(WARNING) << "path prefilter off, every open is matched in full: " << triggers.why_all;
   }
   return Status::Ok();
 }

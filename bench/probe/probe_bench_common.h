@@ -124,19 +124,30 @@ inline double Max(const std::vector<double>& v) {
 
 // A directory under /tmp (ext4 here, not tmpfs) with an existing non-sensitive file and an
 // existing file that gets an exact sensitive-path rule. Removed on destruction.
+//
+// `near` is the costliest kind of non-sensitive open: with `vault_rule` (a prefix rule,
+// "<dir>/vault/") in the table, its path has a directory named "vault" at the rule's depth,
+// under another parent, so the kernel's prefilter lets it through and the full path is
+// rebuilt and matched, without a match.
 struct BenchFiles {
-  std::string dir, plain, secret;
+  std::string dir, plain, secret, near_dir, near, vault_rule;
   BenchFiles() {
     dir = "/tmp/tripline-probe-bench-" + std::to_string(getpid());
+    near_dir = dir + "-near";
     std::filesystem::create_directories(dir);
+    std::filesystem::create_directories(near_dir + "/vault");
     plain = dir + "/plain.txt";
     secret = dir + "/secret.txt";
+    near = near_dir + "/vault/plain.txt";
+    vault_rule = dir + "/vault/";
     std::ofstream(plain) << "nothing to see\n";
     std::ofstream(secret) << "top secret\n";
+    std::ofstream(near) << "nothing to see either\n";
   }
   ~BenchFiles() {
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
+    std::filesystem::remove_all(near_dir, ec);
   }
   BenchFiles(const BenchFiles&) = delete;
   BenchFiles& operator=(const BenchFiles&) = delete;

@@ -6,6 +6,8 @@
 // One run alternates probe OFF / ON / OFF / ... (R on-rounds, R+1 off-rounds, so drift shows
 // as a difference between off-rounds). In every round, on one pinned CPU:
 //   open   : open(O_RDONLY)+close of an existing NON-sensitive file, N times
+//   near   : the same on a non-sensitive file the kernel's prefilter cannot tell from a
+//            sensitive one (a directory named like a prefix rule's, at its depth), N times
 //   sens   : the same on a file with an exact sensitive-path rule, M times (with the probe
 //            on, every iteration produces a record that a drainer thread on the other CPU
 //            polls and decodes; the records received are counted)
@@ -16,6 +18,9 @@
 // one CPU. With the probe on, this process opens it with the default path table plus the
 // exact rule and self_tgid = its own pid (as the sensor does), and a drainer thread pinned to
 // another CPU polls and decodes.
+// Besides OFF and ON rounds there are FLOOR rounds: a no-op tp_btf/sys_exit program
+// attached instead of the probe (open, near and getppid loops only). Its cost is what any
+// program on that tracepoint costs on this kernel, the lower bound of the fallback hooks.
 // Figures: wall ns per iteration and thread-CPU ns per iteration (the CPU figure excludes
 // time this thread was preempted by other load), medians over rounds, min..max as noise.
 // Files are opened without reading: dentry cache only, no page cache involved.
@@ -25,6 +30,7 @@
 #include <sys/wait.h>
 
 #include "bench/probe/probe_bench_common.h"
+#include "bench_noop.skel.h"
 
 using namespace tripline::bench;
 
@@ -92,14 +98,15 @@ Sample ExecLoop(uint64_t n) {
   return {static_cast<double>(w1 - w0) / n, static_cast<double>((c1 - c0) + (cc1 - cc0)) / n};
 }
 
-enum LoopKind : int { kPlain = 0, kSecret = 1, kGetppid = 2, kExec = 3, kQuit = 9 };
+enum LoopKind : int { kPlain = 0, kSecret = 1, kGetppid = 2, kExec = 3, kNear = 4, kQuit = 9 };
 
 // The measured loops run in a separate process, forked before any probe is opened, pinned
 // to one CPU: a plain process the probe watches, with none of the probe's mappings (a fork
 // of the probe's own process would copy the page tables of its ring-buffer mappings).
 class LoopWorker {
  public:
-  LoopWorker(int cpu, const std::string& plain, const std::string& secret) {
+  LoopWorker(int cpu, const std::string& plain, const std::string& secret,
+             const std::string& near) {
     int cmd[2], res[2];
     if (pipe(cmd) != 0 || pipe(res) != 0) {
       std::perror("pipe");
@@ -116,6 +123,7 @@ class LoopWorker {
         switch (req[0]) {
           case kPlain: s = OpenLoop(plain, req[1]); break;
           case kSecret: s = OpenLoop(secret, req[1]); break;
+          case kNear: s = OpenLoop(near, req[1]); break;
           case kGetppid: s = SyscallLoop(req[1]); break;
           case kExec: s = ExecLoop(req[1]); break;
           default: _exit(0);
@@ -233,7 +241,7 @@ int main(int argc, char** argv) {
       "execs %lu, %d on-rounds / %d off-rounds\n",
       kCpu, kDrainCpu, kOpens, kSens, kSyscalls, kExecs, kRounds, kRounds + 1);
   BenchFiles files;
-  LoopWorker worker(kCpu, files.plain, files.secret);
+  LoopWorker worker(kCpu, files.plain, files.secret, files.near);
   auto W = [&worker](int kind, uint64_t n) { return worker.Run(kind, n); };
   std::printf(
       "loops run in worker process %d pinned to CPU %d; the probe, its drainer and "
@@ -244,14 +252,17 @@ int main(int argc, char** argv) {
   options.self_tgid = static_cast<uint32_t>(getpid());  // as the sensor does
   options.sensitive_paths = tripline::sensor::DefaultSensitivePaths();
   options.sensitive_paths.push_back({SensitivePath::Match::kExact, files.secret});
+  options.sensitive_paths.push_back({SensitivePath::Match::kPrefix, files.vault_rule});
 
   // Warm-up: dentries, the page cache of /bin/true and its libraries, the CPU frequency.
   W(kPlain, 200000);
+  W(kNear, 200000);
   W(kSecret, 50000);
   W(kGetppid, 200000);
   W(kExec, 200);
 
   Series open_off, open_on, sens_off, sens_on, sys_off, sys_on, exec_off, exec_on;
+  Series near_off, near_on, open_floor, near_floor, sys_floor;
   std::vector<double> drainer_cpu_per_event;
   uint64_t total_sens_expected = 0, total_sens_received = 0, total_exec_expected = 0,
            total_exec_received = 0, decode_errors = 0;
@@ -259,6 +270,7 @@ int main(int argc, char** argv) {
 
   auto off_round = [&](int r) {
     open_off.Add(W(kPlain, kOpens));
+    near_off.Add(W(kNear, kOpens));
     sens_off.Add(W(kSecret, kSens));
     sys_off.Add(W(kGetppid, kSyscalls));
     exec_off.Add(W(kExec, kExecs));
@@ -269,8 +281,26 @@ int main(int argc, char** argv) {
         exec_off.wall.back() / 1000, LoadAvg().c_str());
   };
 
+  // The floor: a no-op program on the same tracepoint, nothing else.
+  auto floor_round = [&](int r) {
+    bench_noop* noop = bench_noop__open_and_load();
+    if (noop == nullptr || bench_noop__attach(noop) != 0) {
+      std::fprintf(stderr, "no-op sys_exit program: %s\n", std::strerror(errno));
+      std::exit(3);
+    }
+    W(kPlain, 100000);
+    open_floor.Add(W(kPlain, kOpens));
+    near_floor.Add(W(kNear, kOpens));
+    sys_floor.Add(W(kGetppid, kSyscalls));
+    bench_noop__destroy(noop);
+    std::printf("[flr %d] open %.0f ns, near %.0f ns, getppid %.0f ns (wall)  load %s\n", r,
+                open_floor.wall.back(), near_floor.wall.back(), sys_floor.wall.back(),
+                LoadAvg().c_str());
+  };
+
   for (int r = 0; r < kRounds; ++r) {
     off_round(r);
+    floor_round(r);
     // --- probe on ---
     auto probe = OpenProbeOrDie(options, /*verbose=*/r == 0);
     Watch watch;
@@ -281,6 +311,7 @@ int main(int argc, char** argv) {
     const ProbeCounters c0 = probe->ReadCounters();
     W(kPlain, 100000);  // warm-up with the programs attached
     open_on.Add(W(kPlain, kOpens));
+    near_on.Add(W(kNear, kOpens));
     const uint64_t fh0 = drainer.file_hits.load();
     const int64_t dc0 = drainer.CpuNs();
     sens_on.Add(W(kSecret, kSens));
@@ -302,13 +333,13 @@ int main(int argc, char** argv) {
     total_exec_received += exec_received;
     decode_errors += drainer.decode_errors.load();
     std::printf(
-        "[on  %d] open %.0f ns, sens %.0f ns, getppid %.0f ns, exec %.1f us (wall)  "
-        "load %s\n"
+        "[on  %d] open %.0f ns, near %.0f ns, sens %.0f ns, getppid %.0f ns, exec %.1f us "
+        "(wall)  load %s\n"
         "         sensitive events received %lu/%lu, exec events %lu/%lu, records "
         "decoded %lu (decode errors %lu), ring drops %s\n",
-        r, open_on.wall.back(), sens_on.wall.back(), sys_on.wall.back(), exec_on.wall.back() / 1000,
-        LoadAvg().c_str(), sens_received, kSens, exec_received, kExecs, drainer.records.load(),
-        drainer.decode_errors.load(), DropsString(drops).c_str());
+        r, open_on.wall.back(), near_on.wall.back(), sens_on.wall.back(), sys_on.wall.back(),
+        exec_on.wall.back() / 1000, LoadAvg().c_str(), sens_received, kSens, exec_received, kExecs,
+        drainer.records.load(), drainer.decode_errors.load(), DropsString(drops).c_str());
   }
   off_round(kRounds);
 
@@ -319,10 +350,21 @@ int main(int argc, char** argv) {
   std::printf("hooks: see 'degraded' above (syscall tracepoints when fentry is refused)\n");
   for (bool cpu : {false, true}) {
     Row("open+close", "ns", open_off, open_on, cpu);
+    Row("near open", "ns", near_off, near_on, cpu);
     Row("sens open", "ns", sens_off, sens_on, cpu);
     Row("getppid", "ns", sys_off, sys_on, cpu);
     Row("fork+exec", "ns", exec_off, exec_on, cpu);
   }
+  std::printf("floor (a no-op tp_btf/sys_exit program instead of the probe):\n");
+  for (bool cpu : {false, true}) {
+    Row("open+close", "ns", open_off, open_floor, cpu);
+    Row("near open", "ns", near_off, near_floor, cpu);
+    Row("getppid", "ns", sys_off, sys_floor, cpu);
+  }
+  std::printf(
+      "probe above the floor (cpu): open+close %+.0f ns, near open %+.0f ns, getppid %+.0f ns\n",
+      Median(open_on.cpu) - Median(open_floor.cpu), Median(near_on.cpu) - Median(near_floor.cpu),
+      Median(sys_on.cpu) - Median(sys_floor.cpu));
   const double drift =
       100.0 * (open_off.wall.back() - open_off.wall.front()) / open_off.wall.front();
   std::printf("drift (open+close wall, first vs last off-round): %+.1f%%\n", drift);

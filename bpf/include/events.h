@@ -217,6 +217,41 @@ struct tl_path_rule {
 	__u32 match;   /* enum tl_path_match */
 };
 
+/* Hook families the shared tp_btf/sys_exit program serves (rodata tl_sys_exit_families). */
+#define TL_SYSX_FILE 0x1
+#define TL_SYSX_UTMP 0x2
+#define TL_SYSX_NET 0x4
+
+/*
+ * Prefilter in front of the path tries, so that opens of files that cannot match any rule
+ * cost a few pointer loads and one or two hash lookups instead of rebuilding the path. The
+ * loader derives "triggers" from the rules: the name a matching file must have
+ * (depth 0: exact rules and suffix rules give the file's own name) or the name of the
+ * directory a matching file must lie under, at its depth from the root (prefix rules:
+ * "/etc/pam.d/" gives "pam.d" at depth 2). An open whose names hit no trigger cannot match;
+ * one that does is matched against the tries as before. Rules that give no trigger (a suffix
+ * without '/', a prefix ending inside the first component) switch the prefilter off.
+ */
+#define TL_NAME_HEAD 16 /* bytes of a name in a trigger key: up to 15 and a NUL */
+#define TL_TRIGGER_MAX_DEPTH 31
+
+struct tl_name_key {
+	__u32 depth; /* 0: the file's own name; d > 0: the directory d components below "/" */
+	__u32 len;   /* the whole name's length */
+	char head[TL_NAME_HEAD]; /* its first min(len, 15) bytes, zero-filled */
+};
+
+/* The prefilter's settings, at key 0 of tl_path_filter. */
+struct tl_path_filter {
+	__u32 match_all;  /* 1: every open goes to the tries (some rule gives no trigger) */
+	__u32 depth_mask; /* bit d set: some directory trigger has depth d */
+	/* Bit min(len, 63) set: some trigger name has that length. A name of another length
+	 * is no trigger, which saves reading it: the common case costs one load. */
+	__u64 file_len_mask; /* depth 0 */
+	__u64 dir_len_mask;  /* depth > 0 */
+};
+#define TL_LEN_BIT(len) ((len) < 63 ? (len) : 63)
+
 /* Key of the utmp-file table: the file's inode as the kernel names it. */
 struct tl_file_id {
 	__u64 dev; /* kernel dev_t of the superblock: (major << 20) | minor */

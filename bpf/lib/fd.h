@@ -13,18 +13,37 @@
 #define TL_S_IFSOCK 0140000
 #define TL_MAX_PATH_COMPONENTS 32
 
+/* Reads a kernel object through a BTF-typed, read-only pointer (Linux 6.2+). */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+/*
+ * The address of the struct file behind descriptor `fd` of `task` (the current task, from
+ * bpf_get_current_task_btf()), or 0. A plain number, as global functions take them. One
+ * helper call, for the fd slot (an index into an array the verifier cannot bound).
+ */
+static __always_inline __u64 tl_fd_file_addr(struct task_struct *task, long fd)
+{
+	struct files_struct *files = task->files;
+	struct fdtable *fdt;
+	__u64 file = 0;
+
+	if (!files)
+		return 0;
+	fdt = files->fdt;
+	if (!fdt || fd < 0 || fd >= fdt->max_fds)
+		return 0;
+	if (bpf_probe_read_kernel(&file, sizeof(file),
+				  (void *)((unsigned long)fdt->fd + fd * sizeof(file))) != 0)
+		return 0;
+	return file;
+}
+
+/* The same as a read-only BTF pointer: its fields are plain loads, not helper calls. */
 static __always_inline struct file *tl_fd_file(struct task_struct *task, long fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
-	struct file *file = NULL;
+	__u64 file = tl_fd_file_addr(task, fd);
 
-	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) != 0)
-		return NULL;
-	return file;
+	return file ? bpf_rdonly_cast((void *)file, bpf_core_type_id_kernel(struct file)) : NULL;
 }
 
 /* The TCP socket behind `file`, or NULL. */

@@ -29,6 +29,11 @@ TL_RODATA(__u32, tl_target_uts_inum);
 TL_RODATA(__u32, tl_self_tgid);
 /* Cap on exec arguments reported (the decoder applies it; bytes are capped here). */
 TL_RODATA(__u32, tl_exec_max_args);
+/*
+ * Hook families served by the one tp_btf/sys_exit program (TL_SYSX_* bits), on kernels that
+ * refuse trampolines. Families whose fentry programs loaded are left out.
+ */
+TL_RODATA(__u32, tl_sys_exit_families);
 
 /* ---- output ---- */
 
@@ -74,6 +79,22 @@ TL_MAP struct {
 	__type(key, struct tl_path_key);
 	__type(value, struct tl_path_rule);
 } tl_path_suffix SEC(".maps");
+
+/* Names that can make an open sensitive (see struct tl_name_key in events.h). */
+TL_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct tl_name_key);
+	__type(value, __u8);
+} tl_name_triggers SEC(".maps");
+
+/* The prefilter's settings, key 0. */
+TL_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tl_path_filter);
+} tl_path_filter SEC(".maps");
 
 /* Opens in flight, per task. */
 TL_MAP struct {

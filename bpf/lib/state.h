@@ -17,7 +17,7 @@ struct tl_open_state {
 	__u32 mode;	      /* open_how.mode */
 	__u8 active;	      /* between entry and exit of do_sys_openat2, in scope */
 	__u8 canon_hit;	      /* security_file_open matched the canonical path */
-	__u8 canon_truncated; /* d_path did not fit TL_PATH_LEN */
+	__u8 canon_truncated; /* d_path did not fit TL_PATH_LEN: match the argument */
 	__u8 _pad;
 	__u32 rule_id;	 /* rule that matched the canonical path */
 	__u32 match;	 /* its enum tl_path_match */
@@ -26,7 +26,6 @@ struct tl_open_state {
 	struct tl_path_key canon;      /* canonical path; its header doubles as the LPM key */
 	struct tl_path_key raw;	       /* path argument as passed */
 	struct tl_path_key rev;	       /* scratch: reversed path for the suffix trie */
-	__u64 user_path;	       /* syscall fallback: the path argument (user pointer) */
 	char scratch[2 * TL_PATH_LEN]; /* syscall fallback: path built from dentries */
 };
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Syscall numbers for the raw syscall tracepoints (tp_btf/sys_enter, sys_exit) that the
- * fallback programs use on kernels that refuse trampoline programs (fentry/fexit). They are
+ * Syscall numbers and registers for the raw syscall tracepoint (tp_btf/sys_exit) that the
+ * fallback program uses on kernels that refuse trampoline programs (fentry/fexit). They are
  * per architecture; -1 where the architecture has no such call.
  */
 #ifndef TRIPLINE_BPF_LIB_SYSCALLS_H
@@ -13,6 +13,8 @@
 #define TL_O_CREAT 0100
 #define TL_O_TRUNC 01000
 #define TL_EINPROGRESS 115
+#define TL_EPERM 1
+#define TL_EACCES 13
 
 #if defined(__TARGET_ARCH_x86)
 #define TL_NR_OPEN 2
@@ -24,8 +26,16 @@
 #define TL_NR_CONNECT 42
 #define TL_NR_ACCEPT 43
 #define TL_NR_ACCEPT4 288
-/* Syscall number of the pt_regs a sys_exit tracepoint gets. */
-#define TL_SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
+/*
+ * Syscall number and arguments from the pt_regs a tp_btf/sys_exit program gets. Direct loads
+ * (regs is a BTF pointer there), so no helper call on the path every syscall takes. The
+ * argument registers still hold the caller's values at exit; the result is in ax.
+ */
+#define TL_SYSCALL_NR(regs) ((long)(regs)->orig_ax)
+#define TL_SYSCALL_ARG1(regs) ((regs)->di)
+#define TL_SYSCALL_ARG2(regs) ((regs)->si)
+#define TL_SYSCALL_ARG3(regs) ((regs)->dx)
+#define TL_SYSCALL_ARG4(regs) ((regs)->r10)
 #elif defined(__TARGET_ARCH_arm64)
 #define TL_NR_OPEN -1
 #define TL_NR_CREAT -1
@@ -36,11 +46,19 @@
 #define TL_NR_CONNECT 203
 #define TL_NR_ACCEPT 202
 #define TL_NR_ACCEPT4 242
-/* CO-RE flavor of arm64's struct pt_regs: only the field we read. */
+/* CO-RE flavor of arm64's struct pt_regs: only the fields we read. At exit x0 holds the
+ * result; the first argument is kept in orig_x0. */
 struct pt_regs___tl {
+	__u64 regs[31];
+	__u64 orig_x0;
 	int syscallno;
 } __attribute__((preserve_access_index));
-#define TL_SYSCALL_NR(regs) BPF_CORE_READ((struct pt_regs___tl *)(regs), syscallno)
+#define TL_REGS___TL(regs) ((struct pt_regs___tl *)(regs))
+#define TL_SYSCALL_NR(regs) ((long)TL_REGS___TL(regs)->syscallno)
+#define TL_SYSCALL_ARG1(regs) (TL_REGS___TL(regs)->orig_x0)
+#define TL_SYSCALL_ARG2(regs) (TL_REGS___TL(regs)->regs[1])
+#define TL_SYSCALL_ARG3(regs) (TL_REGS___TL(regs)->regs[2])
+#define TL_SYSCALL_ARG4(regs) (TL_REGS___TL(regs)->regs[3])
 #else
 #error "syscall numbers for this architecture are missing in lib/syscalls.h"
 #endif

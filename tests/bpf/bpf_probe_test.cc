@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -91,6 +92,9 @@ class BpfProbeTest : public ::testing::Test {
     options.sensitive_paths = DefaultSensitivePaths();
     options.sensitive_paths.push_back({SensitivePath::Match::kExact, *secret_});
     options.sensitive_paths.push_back({SensitivePath::Match::kSuffix, "/tripline-test-suffix"});
+    options.sensitive_paths.push_back({SensitivePath::Match::kPrefix, (*dir_ / "vault/").string()});
+    options.sensitive_paths.push_back(
+        {SensitivePath::Match::kExact, (*dir_ / "a-name-longer-than-fifteen.key").string()});
     options.exec_max_args = 8;
     options.listener_tgids = {static_cast<uint32_t>(getpid())};
     options.btmp_path = *btmp_;
@@ -110,7 +114,10 @@ class BpfProbeTest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete probe_;
     probe_ = nullptr;
-    if (dir_) fs::remove_all(*dir_);
+    if (dir_) {
+      fs::remove_all(*dir_);
+      fs::remove_all(dir_->string() + "-twin");
+    }
   }
 
   void SetUp() override {
@@ -238,6 +245,89 @@ TEST_F(BpfProbeTest, SuffixRuleAndNonSensitiveFiles) {
   ASSERT_TRUE(e) << "suffix rule did not match";
   EXPECT_EQ(e->As<FileOpenEvent>()->rule, "suffix:/tripline-test-suffix");
   EXPECT_FALSE(saw_plain) << "a file outside the table reached the ring buffer";
+}
+
+// Opens `path` read-only and closes it; false when the open failed.
+bool OpenClose(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+// Whether a file-open event for `path` is waiting or arrives within `limit`.
+bool SawFile(BpfProbe& probe, const std::string& path, std::chrono::milliseconds limit) {
+  return WaitFor(
+             probe,
+             [&](const Event& e) {
+               const FileOpenEvent* f = e.As<FileOpenEvent>();
+               return f != nullptr && f->path == path;
+             },
+             limit)
+      .has_value();
+}
+
+// The kernel's prefilter lets an open through on the names of the file and of the ancestor
+// at the rule's depth; these cases pin down that it is exact: deep descendants of a prefix
+// directory match, look-alikes (same name at the same depth elsewhere, same first 15 bytes
+// of a long name) are matched in full and rejected.
+TEST_F(BpfProbeTest, PrefixRuleMatchesDeepDescendantsOnly) {
+  const fs::path deep = *dir_ / "vault" / "a" / "b" / "c";
+  const fs::path twin = dir_->string() + "-twin";  // also at depth 2, holds its own "vault"
+  fs::create_directories(deep);
+  fs::create_directories(twin / "vault");
+  const std::string inside = (deep / "key.pem").string();
+  const std::string lookalike = (twin / "vault" / "key.pem").string();
+  std::ofstream(inside) << "k";
+  std::ofstream(lookalike) << "k";
+  ASSERT_TRUE(OpenClose(lookalike));
+  ASSERT_TRUE(OpenClose(inside));
+  auto e = WaitFor(*probe_, [&](const Event& e) { return IsFile(e, getpid(), inside, O_RDONLY); });
+  ASSERT_TRUE(e) << "open four levels below a prefix rule not seen";
+  EXPECT_EQ(e->As<FileOpenEvent>()->rule, "prefix:" + (*dir_ / "vault/").string());
+  EXPECT_FALSE(SawFile(*probe_, lookalike, std::chrono::milliseconds(300)))
+      << "a directory of the same name elsewhere matched";
+}
+
+TEST_F(BpfProbeTest, LongNamesAreComparedInFull) {
+  // Same length and same first 15 bytes as the rule's file name.
+  const std::string real = (*dir_ / "a-name-longer-than-fifteen.key").string();
+  const std::string lookalike = (*dir_ / "a-name-longer-than-sixteen.key").string();
+  ASSERT_EQ(fs::path(real).filename().string().size(),
+            fs::path(lookalike).filename().string().size());
+  std::ofstream(real) << "k";
+  std::ofstream(lookalike) << "k";
+  ASSERT_TRUE(OpenClose(lookalike));
+  ASSERT_TRUE(OpenClose(real));
+  ASSERT_TRUE(SawFile(*probe_, real, std::chrono::seconds(5))) << "long exact name not matched";
+  EXPECT_FALSE(SawFile(*probe_, lookalike, std::chrono::milliseconds(300)));
+}
+
+// A path that crosses a mount point: the name the file has in its own file system ("store")
+// is not the name it has in the path ("m"); both the prefilter and the path rebuild must
+// follow the mount to its mount point.
+TEST_F(BpfProbeTest, PathsAcrossABindMount) {
+  const fs::path store = *dir_ / "store";
+  const fs::path mountpoint = *dir_ / "vault" / "m";
+  fs::create_directories(store);
+  fs::create_directories(mountpoint);
+  std::ofstream(store / "key") << "k";
+  const std::string via_mount = (mountpoint / "key").string();
+  int status = 0;
+  pid_t child = RunChild(
+      [&] {
+        // A mount namespace of its own, so the bind mount never shows on the host.
+        if (unshare(CLONE_NEWNS) != 0) return 10;
+        if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 11;
+        if (mount(store.c_str(), mountpoint.c_str(), nullptr, MS_BIND, nullptr) != 0) return 12;
+        // Relative, so only the path rebuilt from the file can match.
+        if (chdir(mountpoint.c_str()) != 0) return 13;
+        return OpenClose("key") ? 0 : 14;
+      },
+      &status);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  auto e = WaitFor(*probe_, [&](const Event& e) { return IsFile(e, child, via_mount, O_RDONLY); });
+  ASSERT_TRUE(e) << "open through a bind mount not reported under its path";
 }
 
 TEST_F(BpfProbeTest, ExecWithArguments) {

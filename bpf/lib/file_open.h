@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Sensitive-file opens: the record, and the handler of the tp_btf/sys_exit fallback. */
+#ifndef TRIPLINE_BPF_LIB_FILE_OPEN_H
+#define TRIPLINE_BPF_LIB_FILE_OPEN_H
+
+#include "fd.h"
+#include "maps.h"
+#include "path_filter.h"
+#include "path_match.h"
+#include "record.h"
+#include "syscalls.h"
+
+static __always_inline void tl_emit_file_open(__u64 flags, __u32 mode, long ret,
+					      struct tl_path_key *path, __u32 len, __u32 rule_id,
+					      __u32 match, __u8 source, __u8 truncated)
+{
+	struct tl_file_open_record *rec;
+
+	rec = tl_reserve(&tl_events, sizeof(*rec), TL_REC_FILE_OPEN);
+	if (!rec)
+		return;
+	tl_fill_header(&rec->hdr, TL_REC_FILE_OPEN, sizeof(*rec));
+	rec->result = ret < 0 ? (__s32)ret : 0;
+	rec->flags = (__u32)flags;
+	rec->mode = mode;
+	rec->rule_id = rule_id;
+	rec->match = match;
+	rec->path_source = source;
+	rec->path_len = len;
+	rec->path_truncated = truncated;
+	__builtin_memcpy(rec->path, path->data, TL_PATH_LEN);
+	rec->path[TL_PATH_LEN - 1] = 0;
+	bpf_ringbuf_submit(rec, 0);
+}
+
+/* A refused attempt worth reporting: the caller was not allowed to open the file. */
+static __always_inline bool tl_open_denied(long ret)
+{
+	return ret == -TL_EACCES || ret == -TL_EPERM;
+}
+
+/*
+ * Matches the path argument as passed (`upath`, a user pointer) and reports the open when a
+ * rule matches. Relative paths cannot be resolved here and are not matched.
+ */
+static __always_inline void tl_match_argument(struct tl_open_state *st, __u64 upath, __u64 flags,
+					      __u32 mode, long ret)
+{
+	struct tl_path_rule *rule;
+	long n;
+
+	n = bpf_probe_read_user_str(st->raw.data, TL_PATH_LEN, (void *)upath);
+	if (n <= 1) {
+		if (n < 0)
+			tl_count_helper_error();
+		return;
+	}
+	if (st->raw.data[0] != '/')
+		return;
+	rule = tl_match_path(&st->raw, &st->rev, n - 1);
+	if (!rule)
+		return;
+	tl_emit_file_open(flags, mode, ret, &st->raw, n - 1, rule->rule_id, rule->match,
+			  TL_PATH_ARGUMENT, n == TL_PATH_LEN);
+}
+
+/*
+ * tp_btf/sys_exit of open, creat, openat and openat2 (`nr`, result `ret`). A successful open
+ * is matched on the canonical path of the new descriptor's file, after the prefilter; a
+ * refused one (EACCES, EPERM) on the path argument. Other failures (no such file, bad
+ * arguments, ...) are not reported.
+ */
+static __always_inline void tl_file_sys_exit(struct pt_regs *regs, long nr, long ret)
+{
+	struct task_struct *task;
+	struct tl_open_state *st;
+	struct tl_path_rule *rule;
+	struct file *file = NULL;
+	__u64 file_addr, upath, flags;
+	__u32 mode;
+	long n;
+
+	if (ret < 0 && !tl_open_denied(ret))
+		return;
+	task = bpf_get_current_task_btf();
+	if (!tl_in_scope(task, task->tgid)) /* a plain load, not a helper call */
+		return;
+	if (ret >= 0) {
+		file_addr = tl_fd_file_addr(task, ret);
+		if (!file_addr || !tl_open_maybe_sensitive(file_addr))
+			return;
+		file = bpf_rdonly_cast((void *)file_addr, bpf_core_type_id_kernel(struct file));
+	}
+	/* From here on the open is (probably) reported: read its arguments. */
+	if (nr == TL_NR_OPENAT || nr == TL_NR_OPENAT2) {
+		upath = TL_SYSCALL_ARG2(regs);
+		flags = TL_SYSCALL_ARG3(regs);
+		mode = (__u32)TL_SYSCALL_ARG4(regs);
+		if (nr == TL_NR_OPENAT2) {
+			struct open_how how = {};
+
+			if (bpf_probe_read_user(&how, sizeof(how), (void *)flags) != 0)
+				tl_count_helper_error();
+			flags = how.flags;
+			mode = (__u32)how.mode;
+		}
+	} else if (nr == TL_NR_CREAT) {
+		upath = TL_SYSCALL_ARG1(regs);
+		flags = TL_O_CREAT | TL_O_WRONLY | TL_O_TRUNC;
+		mode = (__u32)TL_SYSCALL_ARG2(regs);
+	} else {
+		upath = TL_SYSCALL_ARG1(regs);
+		flags = TL_SYSCALL_ARG2(regs);
+		mode = (__u32)TL_SYSCALL_ARG3(regs);
+	}
+	st = bpf_task_storage_get(&tl_open_states, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st) {
+		tl_count_state_error();
+		return;
+	}
+	if (file) {
+		n = tl_file_path(file, &st->canon, st->scratch);
+		if (n > 0) {
+			rule = tl_match_path(&st->canon, &st->rev, n);
+			if (rule)
+				tl_emit_file_open(flags, mode, ret, &st->canon, n, rule->rule_id,
+						  rule->match, TL_PATH_CANONICAL, 0);
+			return;
+		}
+		/* Too long or too deep to rebuild: the argument may still match. */
+	}
+	tl_match_argument(st, upath, flags, mode, ret);
+}
+
+#endif /* TRIPLINE_BPF_LIB_FILE_OPEN_H */
