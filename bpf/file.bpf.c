@@ -10,8 +10,9 @@
  *   of the few functions where bpf_d_path is allowed. The canonical path it gives defeats
  *   relative paths, "..", "//" and symlinks ("cd /etc; cat shadow", "ln -s /etc/shadow x").
  *   It is not reached when the lookup or the permission check fails; refused opens (EACCES,
- *   EPERM) are then matched on the path argument as passed, when that is absolute. Other
- *   failures (no such file, bad arguments) are not reported.
+ *   EPERM) are then matched on the path argument: as passed when absolute, joined to its
+ *   directory and resolved lexically when relative (lib/path_join.h). Other failures (no
+ *   such file, bad arguments) are not reported.
  * Per-open state lives in task storage: no hash insert on the hot path, freed with the task.
  * A non-matching open costs a task-storage lookup and the prefilter (lib/path_filter.h): a
  * name lookup or two, no d_path, no user-memory read.
@@ -102,7 +103,7 @@ int BPF_PROG(tl_openat_exit, int dfd, const char *filename, struct open_how *how
 	/* No canonical match. A refused open never reached security_file_open, and a path
 	 * too long for d_path was not matched there: try the argument as passed. */
 	if (tl_open_denied(ret) || st->canon_truncated)
-		tl_match_argument(st, (__u64)filename, st->flags, st->mode, ret);
+		tl_match_argument(st, task, dfd, (__u64)filename, st->flags, st->mode, ret);
 	return 0;
 }
 

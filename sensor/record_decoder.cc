@@ -178,7 +178,8 @@ Result<EventBody> DecodeFileOpen(std::span<const uint8_t> bytes,
   if (rec.match < TL_MATCH_EXACT || rec.match > TL_MATCH_SUFFIX) {
     return Bad("file match " + std::to_string(rec.match) + " unknown");
   }
-  if (rec.path_source != TL_PATH_CANONICAL && rec.path_source != TL_PATH_ARGUMENT) {
+  if (rec.path_source != TL_PATH_CANONICAL && rec.path_source != TL_PATH_ARGUMENT &&
+      rec.path_source != TL_PATH_JOINED) {
     return Bad("file path_source " + std::to_string(rec.path_source) + " unknown");
   }
   if (rec.path_len == 0 || rec.path_len >= TL_PATH_LEN) {

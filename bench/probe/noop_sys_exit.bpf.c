@@ -5,15 +5,12 @@
  * slow syscall-exit path for every task, the tracepoint dispatch); probe_overhead measures
  * it beside Tripline's own program.
  */
-#include "vmlinux.h"
-
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+
+#include "vmlinux.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 SEC("tp_btf/sys_exit")
-int BPF_PROG(tl_bench_noop_sys_exit, struct pt_regs *regs, long ret)
-{
-	return 0;
-}
+int BPF_PROG(tl_bench_noop_sys_exit, struct pt_regs* regs, long ret) { return 0; }

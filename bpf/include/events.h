@@ -111,6 +111,9 @@ enum tl_path_match {
 enum tl_path_source {
 	TL_PATH_CANONICAL = 1, /* bpf_d_path of the opened file (symlinks and ".." resolved) */
 	TL_PATH_ARGUMENT = 2,  /* the path argument as the process passed it */
+	/* a relative argument joined to the directory it is relative to (working directory
+	 * or dirfd), "." and ".." resolved lexically (symlinks are not) */
+	TL_PATH_JOINED = 3,
 };
 
 /* TL_REC_FILE_OPEN: open(at)/openat2 of a path in the sensitive table. 352 bytes. */

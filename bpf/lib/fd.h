@@ -62,15 +62,15 @@ static __always_inline struct sock *tl_file_tcp_sock(struct file *file)
 }
 
 /*
- * Writes the absolute path of `file` into out->data (NUL-terminated) by walking dentries up
- * to the root of the task's mount tree, at most TL_MAX_PATH_COMPONENTS deep; `scratch` needs
- * 2 * TL_PATH_LEN bytes. Returns the length, or -1 when the path does not fit or is deeper.
- * Like d_path relative to the namespace root, but does not stop at a chroot.
+ * Writes the absolute path of (dentry, vfsmnt) into out->data (NUL-terminated) by walking
+ * dentries up to the root of the task's mount tree, at most TL_MAX_PATH_COMPONENTS deep;
+ * `scratch` needs 2 * TL_PATH_LEN bytes. Returns the length, or -1 when the path does not
+ * fit or is deeper. Like d_path relative to the namespace root, but does not stop at a
+ * chroot.
  */
-static __always_inline long tl_file_path(struct file *file, struct tl_path_key *out, char *scratch)
+static __always_inline long tl_path_build(struct dentry *dentry, struct vfsmount *vfsmnt,
+					  struct tl_path_key *out, char *scratch)
 {
-	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
-	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
 	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
 	__u32 pos = TL_PATH_LEN - 1;
 	long len;
@@ -120,6 +120,13 @@ done:
 	if (bpf_probe_read_kernel(out->data, len + 1, &scratch[pos & (TL_PATH_LEN - 1)]))
 		return -1;
 	return len;
+}
+
+/* The absolute path of `file`, as tl_path_build. */
+static __always_inline long tl_file_path(struct file *file, struct tl_path_key *out, char *scratch)
+{
+	return tl_path_build(BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
+			     out, scratch);
 }
 
 #endif /* TRIPLINE_BPF_LIB_FD_H */

@@ -6,6 +6,7 @@
 #include "fd.h"
 #include "maps.h"
 #include "path_filter.h"
+#include "path_join.h"
 #include "path_match.h"
 #include "record.h"
 #include "syscalls.h"
@@ -40,11 +41,13 @@ static __always_inline bool tl_open_denied(long ret)
 }
 
 /*
- * Matches the path argument as passed (`upath`, a user pointer) and reports the open when a
- * rule matches. Relative paths cannot be resolved here and are not matched.
+ * Matches the path argument (`upath`, a user pointer) and reports the open when a rule
+ * matches. An absolute argument is matched as passed; a relative one is first joined to
+ * directory `dfd` (lib/path_join.h).
  */
-static __always_inline void tl_match_argument(struct tl_open_state *st, __u64 upath, __u64 flags,
-					      __u32 mode, long ret)
+static __always_inline void tl_match_argument(struct tl_open_state *st, struct task_struct *task,
+					      long dfd, __u64 upath, __u64 flags, __u32 mode,
+					      long ret)
 {
 	struct tl_path_rule *rule;
 	long n;
@@ -55,8 +58,16 @@ static __always_inline void tl_match_argument(struct tl_open_state *st, __u64 up
 			tl_count_helper_error();
 		return;
 	}
-	if (st->raw.data[0] != '/')
+	if (st->raw.data[0] != '/') {
+		n = tl_join_relative(st, task, dfd, n - 1);
+		if (n <= 0)
+			return;
+		rule = tl_match_path(&st->canon, &st->rev, n);
+		if (rule)
+			tl_emit_file_open(flags, mode, ret, &st->canon, n, rule->rule_id,
+					  rule->match, TL_PATH_JOINED, 0);
 		return;
+	}
 	rule = tl_match_path(&st->raw, &st->rev, n - 1);
 	if (!rule)
 		return;
@@ -67,8 +78,8 @@ static __always_inline void tl_match_argument(struct tl_open_state *st, __u64 up
 /*
  * tp_btf/sys_exit of open, creat, openat and openat2 (`nr`, result `ret`). A successful open
  * is matched on the canonical path of the new descriptor's file, after the prefilter; a
- * refused one (EACCES, EPERM) on the path argument. Other failures (no such file, bad
- * arguments, ...) are not reported.
+ * refused one (EACCES, EPERM) on the path argument (relative ones joined to their directory). Other
+ * failures (no such file, bad arguments, ...) are not reported.
  */
 static __always_inline void tl_file_sys_exit(struct pt_regs *regs, long nr, long ret)
 {
@@ -77,6 +88,7 @@ static __always_inline void tl_file_sys_exit(struct pt_regs *regs, long nr, long
 	struct tl_path_rule *rule;
 	struct file *file = NULL;
 	__u64 file_addr, upath, flags;
+	long dfd = TL_AT_FDCWD;
 	__u32 mode;
 	long n;
 
@@ -93,6 +105,7 @@ static __always_inline void tl_file_sys_exit(struct pt_regs *regs, long nr, long
 	}
 	/* From here on the open is (probably) reported: read its arguments. */
 	if (nr == TL_NR_OPENAT || nr == TL_NR_OPENAT2) {
+		dfd = (int)TL_SYSCALL_ARG1(regs);
 		upath = TL_SYSCALL_ARG2(regs);
 		flags = TL_SYSCALL_ARG3(regs);
 		mode = (__u32)TL_SYSCALL_ARG4(regs);
@@ -129,7 +142,7 @@ static __always_inline void tl_file_sys_exit(struct pt_regs *regs, long nr, long
 		}
 		/* Too long or too deep to rebuild: the argument may still match. */
 	}
-	tl_match_argument(st, upath, flags, mode, ret);
+	tl_match_argument(st, task, dfd, upath, flags, mode, ret);
 }
 
 #endif /* TRIPLINE_BPF_LIB_FILE_OPEN_H */

@@ -204,6 +204,32 @@ TEST_F(BpfProbeTest, FileOpenRefusedIsAnEventToo) {
   EXPECT_EQ(e->As<FileOpenEvent>()->access, FileAccess::kRead);
 }
 
+// A refused open never resolves, so there is no file to name: a relative argument is joined
+// to its directory (working directory, or openat's dirfd) and "." / ".." resolved.
+TEST_F(BpfProbeTest, RefusedRelativeOpensAreJoinedToTheirDirectory) {
+  int status = 0;
+  pid_t child = RunChild(
+      [] {
+        if (chdir((*dir_ / "sub").c_str()) != 0) return 9;
+        if (setgid(kNobody) != 0 || setuid(kNobody) != 0) return 10;
+        if (open("../secret", O_RDONLY) >= 0 || errno != EACCES) return 11;
+        if (chdir("..") != 0) return 12;
+        if (open("./sub/.././/secret", O_WRONLY) >= 0 || errno != EACCES) return 13;
+        int dirfd = open((*dir_ / "sub").c_str(), O_RDONLY | O_DIRECTORY);
+        if (dirfd < 0) return 14;
+        if (openat(dirfd, "../secret", O_RDWR) >= 0 || errno != EACCES) return 15;
+        return 0;
+      },
+      &status);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  for (int accmode : {O_RDONLY, O_WRONLY, O_RDWR}) {
+    auto e = WaitFor(*probe_, [&](const Event& e) { return IsFile(e, child, *secret_, accmode); });
+    ASSERT_TRUE(e) << "refused relative open (access mode " << accmode << ") not reported";
+    EXPECT_EQ(e->As<FileOpenEvent>()->result, -EACCES);
+    EXPECT_EQ(e->As<FileOpenEvent>()->rule, "exact:" + *secret_);
+  }
+}
+
 TEST_F(BpfProbeTest, RelativeAndDotDotPathsResolveToCanonical) {
   pid_t child = RunChild([] {
     if (chdir(dir_->c_str()) != 0) return 10;
