@@ -142,3 +142,75 @@ int BPF_PROG(tl_sys_exit, struct pt_regs *regs, long ret)
 		tl_net_sys_exit(regs, nr, ret);
 	return 0;
 }
+
+/* ---- io_uring: opens and connects that never pass through a syscall ---- */
+
+/*
+ * IORING_OP_OPENAT/OPENAT2 and IORING_OP_CONNECT run inside io_uring (at submission or in
+ * an io-wq worker of the same process), so neither the syscall hooks nor do_sys_openat2
+ * see them. Every completion passes the io_uring_complete tracepoint with its request:
+ * a successful open's result is the new descriptor in the submitter's file table (the
+ * workers share it), matched like any other open; a connect's request holds the socket.
+ * Opens into a fixed-file slot (no descriptor) and refused io_uring opens (the name is
+ * freed by then) are not seen.
+ */
+#define TL_IORING_OP_CONNECT 16
+#define TL_IORING_OP_OPENAT 18
+#define TL_IORING_OP_OPENAT2 28
+
+SEC("tp_btf/io_uring_complete")
+int BPF_PROG(tl_io_uring_complete, struct io_ring_ctx *ring, void *req_ptr,
+	     struct io_uring_cqe *cqe)
+{
+	struct io_kiocb *req = bpf_rdonly_cast(req_ptr, bpf_core_type_id_kernel(struct io_kiocb));
+	struct task_struct *task;
+	long res;
+	__u8 op;
+
+	if (!req || !cqe)
+		return 0; /* an overflow entry posted without its request */
+	op = req->opcode;
+	if (op != TL_IORING_OP_OPENAT && op != TL_IORING_OP_OPENAT2 && op != TL_IORING_OP_CONNECT)
+		return 0;
+	res = cqe->res;
+	task = bpf_get_current_task_btf();
+	if (!tl_in_scope(task, task->tgid))
+		return 0;
+	if (op == TL_IORING_OP_CONNECT) {
+		struct sock *sk;
+
+		if (res != 0 && res != -TL_EINPROGRESS)
+			return 0;
+		sk = tl_file_tcp_sock(req->file);
+		if (sk)
+			tl_emit_net(sk, TL_NET_OUTBOUND, NULL);
+		return 0;
+	} else {
+		struct io_open *open = (struct io_open *)&req->cmd;
+		struct tl_open_state *st;
+		struct tl_path_rule *rule;
+		__u64 file_addr;
+		struct file *file;
+		long n;
+
+		if (res < 0 || open->file_slot != 0)
+			return 0;
+		file_addr = tl_fd_file_addr(task, res);
+		if (!file_addr || !tl_open_maybe_sensitive(file_addr))
+			return 0;
+		st = bpf_task_storage_get(&tl_open_states, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!st) {
+			tl_count_state_error();
+			return 0;
+		}
+		file = bpf_rdonly_cast((void *)file_addr, bpf_core_type_id_kernel(struct file));
+		n = tl_file_path(file, &st->canon, st->scratch);
+		if (n <= 0)
+			return 0;
+		rule = tl_match_path(&st->canon, &st->rev, n);
+		if (rule)
+			tl_emit_file_open(open->how.flags, (__u32)open->how.mode, res, &st->canon,
+					  n, rule->rule_id, rule->match, TL_PATH_CANONICAL, 0);
+	}
+	return 0;
+}

@@ -56,6 +56,11 @@ const std::vector<Family>& Families() {
          {{"btf_trace_sys_exit", BTF_KIND_TYPEDEF}},
          TL_SYSX_FILE}}},
       {"exec", {{"tp_btf", {"tl_exec"}, {{"btf_trace_sched_process_exec", BTF_KIND_TYPEDEF}}}}},
+      // Opens and connects submitted through io_uring, which no syscall hook sees.
+      {"io_uring",
+       {{"tp_btf",
+         {"tl_io_uring_complete"},
+         {{"btf_trace_io_uring_complete", BTF_KIND_TYPEDEF}, {"io_open", BTF_KIND_STRUCT}}}}},
       {"net",
        {{"fentry",
          {"tl_tcp_connect", "tl_accept_exit", "tl_fork", "tl_exit"},

@@ -5,14 +5,18 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -354,6 +358,112 @@ TEST_F(BpfProbeTest, PathsAcrossABindMount) {
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
   auto e = WaitFor(*probe_, [&](const Event& e) { return IsFile(e, child, via_mount, O_RDONLY); });
   ASSERT_TRUE(e) << "open through a bind mount not reported under its path";
+}
+
+// A minimal io_uring (no liburing): one submission, wait for its completion.
+class IoUring {
+ public:
+  IoUring() {
+    io_uring_params p{};
+    fd_ = static_cast<int>(syscall(__NR_io_uring_setup, 4, &p));
+    if (fd_ < 0) return;
+    sq_size_ = p.sq_off.array + p.sq_entries * sizeof(uint32_t);
+    cq_size_ = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
+    sq_ = mmap(nullptr, sq_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_,
+               IORING_OFF_SQ_RING);
+    cq_ = mmap(nullptr, cq_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_,
+               IORING_OFF_CQ_RING);
+    sqes_size_ = p.sq_entries * sizeof(io_uring_sqe);
+    sqes_ = static_cast<io_uring_sqe*>(mmap(nullptr, sqes_size_, PROT_READ | PROT_WRITE,
+                                            MAP_SHARED | MAP_POPULATE, fd_, IORING_OFF_SQES));
+    if (sq_ == MAP_FAILED || cq_ == MAP_FAILED || sqes_ == MAP_FAILED) {
+      close(fd_);
+      fd_ = -1;
+      return;
+    }
+    p_ = p;
+  }
+  ~IoUring() {
+    if (fd_ < 0) return;
+    munmap(sq_, sq_size_);
+    munmap(cq_, cq_size_);
+    munmap(sqes_, sqes_size_);
+    close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+
+  // Submits `sqe` and returns its completion's result.
+  int32_t Run(const io_uring_sqe& sqe) {
+    auto* sq = static_cast<char*>(sq_);
+    auto* cq = static_cast<char*>(cq_);
+    auto* tail = reinterpret_cast<std::atomic<uint32_t>*>(sq + p_.sq_off.tail);
+    const uint32_t mask = *reinterpret_cast<uint32_t*>(sq + p_.sq_off.ring_mask);
+    const uint32_t t = tail->load(std::memory_order_relaxed);
+    sqes_[t & mask] = sqe;
+    reinterpret_cast<uint32_t*>(sq + p_.sq_off.array)[t & mask] = t & mask;
+    tail->store(t + 1, std::memory_order_release);
+    if (syscall(__NR_io_uring_enter, fd_, 1, 1, IORING_ENTER_GETEVENTS, nullptr, 0) < 0) {
+      return -errno;
+    }
+    auto* head = reinterpret_cast<std::atomic<uint32_t>*>(cq + p_.cq_off.head);
+    const uint32_t cmask = *reinterpret_cast<uint32_t*>(cq + p_.cq_off.ring_mask);
+    const uint32_t h = head->load(std::memory_order_acquire);
+    const int32_t res = reinterpret_cast<io_uring_cqe*>(cq + p_.cq_off.cqes)[h & cmask].res;
+    head->store(h + 1, std::memory_order_release);
+    return res;
+  }
+
+ private:
+  int fd_ = -1;
+  io_uring_params p_{};
+  void* sq_ = MAP_FAILED;
+  void* cq_ = MAP_FAILED;
+  io_uring_sqe* sqes_ = static_cast<io_uring_sqe*>(MAP_FAILED);
+  size_t sq_size_ = 0, cq_size_ = 0, sqes_size_ = 0;
+};
+
+// Opens and connects submitted through io_uring never enter a syscall hook.
+TEST_F(BpfProbeTest, IoUringOpenAndConnect) {
+  IoUring ring;
+  if (!ring.ok()) GTEST_SKIP() << "io_uring not available: " << std::strerror(errno);
+  io_uring_sqe open_sqe{};
+  open_sqe.opcode = IORING_OP_OPENAT;
+  open_sqe.fd = AT_FDCWD;
+  open_sqe.addr = reinterpret_cast<uint64_t>(secret_->c_str());
+  open_sqe.open_flags = O_RDWR;
+  const int32_t fd = ring.Run(open_sqe);
+  ASSERT_GE(fd, 0) << std::strerror(-fd);
+  close(fd);
+  auto e = WaitFor(*probe_, [&](const Event& e) { return IsFile(e, getpid(), *secret_, O_RDWR); });
+  ASSERT_TRUE(e) << "io_uring open of a sensitive file not seen";
+  EXPECT_EQ(e->As<FileOpenEvent>()->result, 0);
+  EXPECT_EQ(e->As<FileOpenEvent>()->access, FileAccess::kReadWrite);
+
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const uint16_t server_port = ntohs(addr.sin_port);
+  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  io_uring_sqe connect_sqe{};
+  connect_sqe.opcode = IORING_OP_CONNECT;
+  connect_sqe.fd = client;
+  connect_sqe.addr = reinterpret_cast<uint64_t>(&addr);
+  connect_sqe.off = sizeof(addr);
+  ASSERT_EQ(ring.Run(connect_sqe), 0);
+  close(client);
+  close(listener);
+  auto out = WaitFor(*probe_, [&](const Event& e) {
+    const NetConnectEvent* n = e.As<NetConnectEvent>();
+    return n && n->direction == NetDirection::kOutbound && n->remote_port == server_port;
+  });
+  ASSERT_TRUE(out) << "io_uring connect not seen";
+  EXPECT_EQ(out->process.tgid, static_cast<uint32_t>(getpid()));
+  EXPECT_EQ(out->As<NetConnectEvent>()->remote_addr, "127.0.0.1");
 }
 
 TEST_F(BpfProbeTest, ExecWithArguments) {
