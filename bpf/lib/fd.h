@@ -68,38 +68,40 @@ static __always_inline struct sock *tl_file_tcp_sock(struct file *file)
  * fit or is deeper. Like d_path relative to the namespace root, but does not stop at a
  * chroot.
  */
-static __always_inline long tl_path_build(struct dentry *dentry, struct vfsmount *vfsmnt,
+static __always_inline long tl_path_build(struct dentry *dentry_in, struct vfsmount *vfsmnt_in,
 					  struct tl_path_key *out, char *scratch)
 {
-	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	/* Read-only BTF pointers: plain loads instead of a helper call per field. */
+	struct dentry *dentry = bpf_rdonly_cast(dentry_in, bpf_core_type_id_kernel(struct dentry));
+	struct mount *mnt =
+	    bpf_rdonly_cast((void *)vfsmnt_in - bpf_core_field_offset(struct mount, mnt),
+			    bpf_core_type_id_kernel(struct mount));
 	__u32 pos = TL_PATH_LEN - 1;
 	long len;
 
 	scratch[TL_PATH_LEN - 1] = 0;
 	for (int i = 0; i < TL_MAX_PATH_COMPONENTS; i++) {
-		struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		struct dentry *mnt_root = mnt->mnt.mnt_root;
+		struct dentry *parent = dentry->d_parent;
 		__u32 name_len;
 
 		if (dentry == mnt_root || dentry == parent) {
-			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+			struct mount *up = mnt->mnt_parent;
 
 			if (dentry != mnt_root || up == mnt || !up)
 				goto done; /* the root of the tree */
-			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			dentry = mnt->mnt_mountpoint;
 			mnt = up;
-			vfsmnt = (void *)mnt + bpf_core_field_offset(struct mount, mnt);
 			continue;
 		}
-		name_len = BPF_CORE_READ(dentry, d_name.len);
+		name_len = dentry->d_name.len;
 		if (name_len == 0 || name_len + 1 > pos)
 			return -1;
 		pos -= name_len;
 		TL_BARRIER_VAR(pos);
 		pos &= TL_PATH_LEN - 1;
 		name_len &= TL_PATH_LEN - 1;
-		if (bpf_probe_read_kernel(&scratch[pos], name_len,
-					  BPF_CORE_READ(dentry, d_name.name)))
+		if (bpf_probe_read_kernel(&scratch[pos], name_len, dentry->d_name.name))
 			return -1;
 		pos -= 1;
 		pos &= TL_PATH_LEN - 1;
