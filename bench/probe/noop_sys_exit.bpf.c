@@ -5,10 +5,7 @@
  * slow syscall-exit path for every task, the tracepoint dispatch); probe_overhead measures
  * it beside Tripline's own program.
  */
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-
-#include "vmlinux.h"
+#include "lib/common.h"  // vmlinux.h, then the libbpf headers, in that order
 
 char LICENSE[] SEC("license") = "GPL";
 
