@@ -9,7 +9,39 @@
 namespace tripline {
 namespace {
 
-constexpr int kSnapshotVersion = 1;
+// Snapshot value, version 2: a one-line JSON header {"version":2,"positions":{sensor: seq},
+// "watermark_ns":N}, a newline, then the correlator state exactly as SerializeState wrote
+// it. Version 1 was a single JSON object that carried the state as an escaped JSON string,
+// which doubled the cost of writing and reading it; it is still read. A compact JSON dump
+// never contains a raw newline, so the first newline tells the two apart.
+constexpr int kSnapshotVersion = 2;
+constexpr int kLegacySnapshotVersion = 1;
+
+struct SnapshotParts {
+  nlohmann::json header;
+  std::string_view state;
+};
+
+Result<SnapshotParts> SplitSnapshot(const std::string& bytes) {
+  SnapshotParts parts;
+  const size_t newline = bytes.find('\n');
+  if (newline != std::string::npos) {
+    parts.header = nlohmann::json::parse(std::string_view(bytes).substr(0, newline), nullptr,
+                                         /*allow_exceptions=*/false);
+    if (!parts.header.is_object() || parts.header.value("version", 0) != kSnapshotVersion) {
+      return Status::Corruption("correlator snapshot header is not a version-2 header");
+    }
+    parts.state = std::string_view(bytes).substr(newline + 1);
+    return parts;
+  }
+  parts.header = nlohmann::json::parse(bytes, nullptr, /*allow_exceptions=*/false);
+  if (!parts.header.is_object() || parts.header.value("version", 0) != kLegacySnapshotVersion ||
+      !parts.header.contains("state") || !parts.header["state"].is_string()) {
+    return Status::Corruption("correlator snapshot is neither a version-1 nor a version-2 one");
+  }
+  parts.state = parts.header["state"].get_ref<const std::string&>();
+  return parts;
+}
 
 }  // namespace
 
@@ -20,12 +52,22 @@ CorrelationEngine::CorrelationEngine(Store* store, CorrelationEngineOptions opti
       clock_(clock),
       correlator_(options_.correlator, clock) {}
 
+CorrelationEngine::~CorrelationEngine() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
 Result<std::unique_ptr<CorrelationEngine>> CorrelationEngine::Open(Store* store,
                                                                    CorrelationEngineOptions options,
                                                                    const Clock& clock) {
   std::unique_ptr<CorrelationEngine> engine(
       new CorrelationEngine(store, std::move(options), clock));
   TL_RETURN_IF_ERROR(engine->Restore());
+  engine->thread_ = std::thread([e = engine.get()] { e->Run(); });
   return engine;
 }
 
@@ -34,14 +76,14 @@ Status CorrelationEngine::Restore() {
   TL_ASSIGN_OR_RETURN(std::optional<std::string> snapshot, store_->GetCorrelatorSnapshot());
   int64_t replay_from = clock_.NowNs() - options_.replay_margin_ns;
   if (snapshot) {
-    nlohmann::json j = nlohmann::json::parse(*snapshot, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object() || j.value("version", 0) != kSnapshotVersion || !j.contains("state") ||
-        !j["state"].is_string() || !j.contains("positions") || !j["positions"].is_object() ||
-        !j.contains("watermark_ns") || !j["watermark_ns"].is_number_integer()) {
-      return Status::Corruption("correlator snapshot is not a version-1 snapshot");
+    TL_ASSIGN_OR_RETURN(SnapshotParts parts, SplitSnapshot(*snapshot));
+    const nlohmann::json& j = parts.header;
+    if (!j.contains("positions") || !j["positions"].is_object() || !j.contains("watermark_ns") ||
+        !j["watermark_ns"].is_number_integer()) {
+      return Status::Corruption("correlator snapshot header lacks positions or watermark");
     }
-    TL_RETURN_IF_ERROR(correlator_.RestoreState(j["state"].get<std::string>())
-                           .WithContext("restoring correlator snapshot"));
+    TL_RETURN_IF_ERROR(
+        correlator_.RestoreState(parts.state).WithContext("restoring correlator snapshot"));
     for (const auto& [sensor, seq] : j["positions"].items()) {
       if (!seq.is_number_unsigned()) return Status::Corruption("snapshot position not a count");
       positions_[sensor] = seq.get<uint64_t>();
@@ -59,7 +101,7 @@ Status CorrelationEngine::Restore() {
     for (const StoredEvent& se : page.events) {
       auto it = positions_.find(se.sensor_id);
       if (it != positions_.end() && se.event.seq <= it->second) continue;
-      WriteLocked(FeedLocked(se.sensor_id, se.event));
+      WriteLocked(FeedLocked(se.sensor_id, se.event, &positions_[se.sensor_id]));
       ++replayed;
     }
     if (page.next_page_token.empty()) break;
@@ -73,15 +115,63 @@ Status CorrelationEngine::Restore() {
   return Status::Ok();
 }
 
-void CorrelationEngine::OnDurable(std::string_view sensor_id, std::span<const Event> events) {
-  std::lock_guard<std::mutex> lock(mu_);
-  // One chain often changes several times within a batch; only its last revision is
-  // written, once, before the batch is acknowledged.
+void CorrelationEngine::OnDurable(std::string_view sensor_id, std::vector<Event> events) {
+  if (events.empty()) return;
+  const size_t n = events.size();
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  // A batch larger than the whole bound is still taken, alone, so nothing waits forever.
+  space_cv_.wait(lock, [&] {
+    return queued_events_ == 0 || queued_events_ + n <= options_.max_queued_events;
+  });
+  queue_.push_back(Batch{std::string(sensor_id), std::move(events)});
+  queued_events_ += n;
+  ++batches_queued_;
+  lock.unlock();
+  work_cv_.notify_one();
+}
+
+void CorrelationEngine::Run() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  while (true) {
+    work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and everything queued has been fed
+    // Everything queued so far in one go: a chain that changes in several of these batches
+    // is written once, with its latest revision.
+    std::deque<Batch> work;
+    work.swap(queue_);
+    lock.unlock();
+    {
+      std::lock_guard<std::mutex> engine_lock(mu_);
+      FeedBatchesLocked(work);
+    }
+    size_t n = 0;
+    for (const Batch& b : work) n += b.events.size();
+    const uint64_t batches = work.size();
+    work.clear();  // free the events outside the queue lock
+    lock.lock();
+    queued_events_ -= n;
+    batches_done_ += batches;
+    space_cv_.notify_all();
+  }
+}
+
+void CorrelationEngine::Drain() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  const uint64_t target = batches_queued_;
+  space_cv_.wait(lock, [&] { return batches_done_ >= target; });
+}
+
+void CorrelationEngine::FeedBatchesLocked(const std::deque<Batch>& batches) {
+  // One chain often changes several times within a hand-over; only its last revision is
+  // written, once.
   std::map<std::string, Incident> changed;
-  for (const Event& e : events) {
-    for (Incident& incident : FeedLocked(sensor_id, e)) {
-      std::string id = incident.id;
-      changed.insert_or_assign(std::move(id), std::move(incident));
+  for (const Batch& batch : batches) {
+    uint64_t* position = &positions_[batch.sensor_id];
+    for (const Event& e : batch.events) {
+      for (Incident& incident : FeedLocked(batch.sensor_id, e, position)) {
+        std::string id = incident.id;
+        changed.insert_or_assign(std::move(id), std::move(incident));
+      }
     }
   }
   std::vector<Incident> latest;
@@ -90,11 +180,10 @@ void CorrelationEngine::OnDurable(std::string_view sensor_id, std::span<const Ev
   WriteLocked(latest);
 }
 
-std::vector<Incident> CorrelationEngine::FeedLocked(std::string_view sensor_id,
-                                                    const Event& event) {
+std::vector<Incident> CorrelationEngine::FeedLocked(std::string_view sensor_id, const Event& event,
+                                                    uint64_t* position) {
   std::vector<Incident> changed = correlator_.Handle(sensor_id, event);
-  uint64_t& position = positions_[std::string(sensor_id)];
-  position = std::max(position, event.seq);
+  *position = std::max(*position, event.seq);
   watermark_ns_ = std::max(watermark_ns_, event.time_ns);
   dirty_ = true;
   ++stats_.events_fed;
@@ -121,28 +210,38 @@ void CorrelationEngine::WriteLocked(const std::vector<Incident>& incidents) {
 Status CorrelationEngine::Maintain() {
   std::lock_guard<std::mutex> lock(mu_);
   WriteLocked(correlator_.Tick());
-  if (dirty_ && clock_.MonotonicNs() - last_snapshot_mono_ns_ >= options_.snapshot_interval_ns) {
+  const int64_t since = clock_.MonotonicNs() - last_snapshot_mono_ns_;
+  if (dirty_ && since >= options_.snapshot_interval_ns &&
+      since >= options_.snapshot_cost_factor * stats_.last_snapshot_cost_ns) {
     return SnapshotLocked();
   }
   return Status::Ok();
 }
 
 Status CorrelationEngine::Snapshot() {
+  Drain();
   std::lock_guard<std::mutex> lock(mu_);
   return SnapshotLocked();
 }
 
 Status CorrelationEngine::SnapshotLocked() {
+  const int64_t start = clock_.MonotonicNs();
   nlohmann::json positions = nlohmann::json::object();
   for (const auto& [sensor, seq] : positions_) positions[sensor] = seq;
-  const nlohmann::json j = {{"version", kSnapshotVersion},
-                            {"positions", std::move(positions)},
-                            {"watermark_ns", watermark_ns_},
-                            {"state", correlator_.SerializeState()}};
-  TL_RETURN_IF_ERROR(store_->PutCorrelatorSnapshot(j.dump()));
+  const nlohmann::json header = {{"version", kSnapshotVersion},
+                                 {"positions", std::move(positions)},
+                                 {"watermark_ns", watermark_ns_}};
+  std::string bytes = header.dump();
+  bytes.push_back('\n');
+  bytes += correlator_.SerializeState();
+  TL_RETURN_IF_ERROR(store_->PutCorrelatorSnapshot(bytes));
   dirty_ = false;
   last_snapshot_mono_ns_ = clock_.MonotonicNs();
   ++stats_.snapshots;
+  stats_.last_snapshot_cost_ns = last_snapshot_mono_ns_ - start;
+  stats_.last_snapshot_bytes = bytes.size();
+  TL_LOG(DEBUG) << "correlator snapshot: " << bytes.size() << " bytes in "
+                << FormatDurationNs(stats_.last_snapshot_cost_ns);
   return Status::Ok();
 }
 

@@ -112,9 +112,9 @@ class IngestService::Reactor final
                       << ".." << stored->gap_last << " (recorded as missing)";
     }
     if (stored->stored > 0 && service_->observer_ != nullptr) {
-      const std::span<const Event> fresh(batch->events);
-      service_->observer_->OnDurable(identity_->sensor_id,
-                                     fresh.subspan(static_cast<size_t>(stored->duplicates)));
+      std::vector<Event>& fresh = batch->events;
+      fresh.erase(fresh.begin(), fresh.begin() + static_cast<ptrdiff_t>(stored->duplicates));
+      service_->observer_->OnDurable(identity_->sensor_id, std::move(fresh));
     }
     v1::IngestAck ack;
     ack.set_durable_seq(stored->durable_seq);

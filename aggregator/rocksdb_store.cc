@@ -349,15 +349,30 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
     record.missing += result.gap_last - result.gap_first + 1;
   }
 
-  std::vector<std::string> fresh_identities;
   // Events-family writes are collected and put in key order: the memtable skiplist reuses
   // its insertion point for ascending keys, while the natural order (primary, host, user,
   // kind, next event, ...) jumps between key ranges and made skiplist search the dominant
-  // ingest cost (bench/aggregator/ingest_bench.cc, perf).
-  std::vector<std::pair<std::string, std::string>> writes;
+  // ingest cost (bench/aggregator/ingest_bench.cc, perf). Keys and values are appended to
+  // one buffer and sorted as (offset, length) entries, so a batch costs a few allocations
+  // instead of two strings per key.
+  struct Entry {
+    size_t key, key_len, value, value_len;
+  };
+  std::string arena;
+  std::vector<Entry> writes;
   writes.reserve((events.size() - start) * 5);
+  arena.reserve((events.size() - start) * 384);
+  const auto put_index = [&](std::string_view prefix, std::string_view suffix) {
+    writes.push_back({arena.size(), prefix.size() + suffix.size(), 0, 0});
+    arena.append(prefix);
+    arena.append(suffix);
+  };
+  std::unordered_set<std::string_view> batch_users;  // distinct user names of this batch
   v1::Event pb;
-  std::string value;
+  std::string suffix;
+  std::string name_prefix;
+  const SensorHealth* newest_health = nullptr;
+  int64_t newest_health_ns = record.health_time_ns;
   for (size_t i = start; i < events.size(); ++i) {
     const Event& e = events[i];
     const uint64_t seq = first_seq + i;
@@ -366,43 +381,65 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
     }
     ToProto(e, &pb);
     pb.set_seq(seq);
-    value.clear();
-    if (!pb.SerializeToString(&value)) return Status::Internal("cannot serialize event");
-    const std::string suffix = keys::Suffix(e.time_ns, sensor_id, seq);
-    writes.emplace_back(std::string(1, keys::kPrimaryTag) + suffix, value);
+    suffix.clear();
+    keys::AppendBe64(&suffix, static_cast<uint64_t>(e.time_ns));
+    suffix.append(sensor_id);
+    suffix.push_back('\0');
+    keys::AppendBe64(&suffix, seq);
+
+    Entry primary{arena.size(), 1 + suffix.size(), 0, 0};
+    arena.push_back(keys::kPrimaryTag);
+    arena.append(suffix);
+    primary.value = arena.size();
+    if (!pb.AppendToString(&arena)) return Status::Internal("cannot serialize event");
+    primary.value_len = arena.size() - primary.value;
+    writes.push_back(primary);
+
     if (e.host.size() <= keys::kMaxIndexedName) {
-      writes.emplace_back(keys::NamePrefix(keys::kHostTag, e.host) + suffix, std::string());
+      name_prefix = keys::NamePrefix(keys::kHostTag, e.host);
+      put_index(name_prefix, suffix);
     }
     std::string_view users[3];
     size_t n_users = 0;
     keys::IndexedUsers(e, users, &n_users);
     for (size_t u = 0; u < n_users; ++u) {
-      writes.emplace_back(keys::NamePrefix(keys::kUserTag, users[u]) + suffix, std::string());
+      name_prefix = keys::NamePrefix(keys::kUserTag, users[u]);
+      put_index(name_prefix, suffix);
+      batch_users.insert(users[u]);
     }
-    writes.emplace_back(keys::KindPrefix(e.kind()) + suffix, std::string());
-    {
-      std::lock_guard<std::mutex> ilock(identities_mu_);
-      for (size_t u = 0; u < n_users; ++u) {
-        if (identities_.count(std::string(users[u])) == 0 &&
-            std::find(fresh_identities.begin(), fresh_identities.end(), users[u]) ==
-                fresh_identities.end()) {
-          fresh_identities.emplace_back(users[u]);
-        }
-      }
-    }
+    put_index(keys::KindPrefix(e.kind()), suffix);
     if (const auto* health = e.As<SensorHealth>();
-        health != nullptr && e.time_ns >= record.health_time_ns) {
-      record.ringbuf_drops = health->ringbuf_drops;
-      record.spool_drops = health->spool_drops;
-      record.decode_errors = health->decode_errors;
-      record.helper_errors = health->helper_errors;
-      record.health_time_ns = e.time_ns;
+        health != nullptr && e.time_ns >= newest_health_ns) {
+      newest_health = health;
+      newest_health_ns = e.time_ns;
     }
-    record.host = e.host;
   }
-  std::sort(writes.begin(), writes.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [key, val] : writes) batch.Put(events_cf_, key, val);
+  if (newest_health != nullptr) {
+    record.ringbuf_drops = newest_health->ringbuf_drops;
+    record.spool_drops = newest_health->spool_drops;
+    record.decode_errors = newest_health->decode_errors;
+    record.helper_errors = newest_health->helper_errors;
+    record.health_time_ns = newest_health_ns;
+  }
+  record.host = events.back().host;
+  const auto view = [&arena](size_t offset, size_t len) {
+    return std::string_view(arena.data() + offset, len);
+  };
+  std::sort(writes.begin(), writes.end(), [&](const Entry& a, const Entry& b) {
+    return view(a.key, a.key_len) < view(b.key, b.key_len);
+  });
+  for (const Entry& w : writes) {
+    batch.Put(events_cf_, rocksdb::Slice(arena.data() + w.key, w.key_len),
+              rocksdb::Slice(arena.data() + w.value, w.value_len));
+  }
+  std::vector<std::string> fresh_identities;
+  {
+    std::lock_guard<std::mutex> ilock(identities_mu_);
+    for (std::string_view user : batch_users) {
+      std::string name(user);
+      if (identities_.count(name) == 0) fresh_identities.push_back(std::move(name));
+    }
+  }
   for (const auto& name : fresh_identities) {
     batch.Put(meta_cf_, std::string(kIdentityPrefix) + name, {});
   }

@@ -164,8 +164,12 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
   std::sort(in.chain.begin(), in.chain.end(),
             [](const Hop& x, const Hop& y) { return x.at_ns < y.at_ns; });
   in.events = c.events;
-  std::stable_sort(in.events.begin(), in.events.end(),
-                   [](const EventRef& x, const EventRef& y) { return x.time_ns < y.time_ns; });
+  // Evidence is usually collected in time order already; the check is much cheaper than the
+  // sort's buffer, and this runs every time a raised chain changes.
+  const auto by_time = [](const EventRef& x, const EventRef& y) { return x.time_ns < y.time_ns; };
+  if (!std::is_sorted(in.events.begin(), in.events.end(), by_time)) {
+    std::stable_sort(in.events.begin(), in.events.end(), by_time);
+  }
 
   for (const std::string& u : c.users) in.identities.push_back("user:" + u);
   for (const std::string& h : c.hosts) in.identities.push_back("host:" + h);

@@ -22,7 +22,7 @@ using testing::TempDir;
 
 class RecordingObserver final : public IngestObserver {
  public:
-  void OnDurable(std::string_view sensor_id, std::span<const Event> events) override {
+  void OnDurable(std::string_view sensor_id, std::vector<Event> events) override {
     std::lock_guard<std::mutex> lock(mu_);
     for (const Event& e : events) seen_.emplace_back(std::string(sensor_id), e.seq);
   }

@@ -1,0 +1,247 @@
+// CorrelationEngine over a real RocksDB store: the correlator thread, its queue, snapshots
+// and the replay of acknowledged events that a crash kept from being correlated.
+#include "aggregator/correlation_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+
+#include "aggregator/rocksdb_store.h"
+#include "model/incident_proto.h"
+#include "tests/correlate/story_builder.h"
+#include "tests/support/temp_dir.h"
+#include "tripline/v1/query.pb.h"
+
+namespace tripline {
+namespace {
+
+using correlate::testing::Delivery;
+using correlate::testing::StoryBuilder;
+
+constexpr char kAttacker[] = "198.18.0.66";
+
+// The seed story of the correlator tests: failed passwords for alice on hosta, a success,
+// /etc/shadow read, then ssh hosta -> hostb -> hostc.
+std::vector<Delivery> SeedStory() {
+  StoryBuilder b;
+  std::vector<Delivery> s;
+  for (int i = 0; i < 5; ++i) s.push_back(b.Failure("hosta", "alice", kAttacker, 40001 + i, i));
+  s.push_back(b.Login("hosta", "alice", kAttacker, 40010, "audit:1", 7.2));
+  s.push_back(
+      b.Open("hosta", "audit:1", "alice", 1000, "cat", "/etc/shadow", FileAccess::kRead, 20));
+  s.push_back(b.Connect("hosta", "audit:1", "alice", 50001, "198.18.0.12", 22, 30));
+  s.push_back(b.Accept("hostb", 22, "198.18.0.11", 50001, 30.1));
+  s.push_back(b.Login("hostb", "alice", "198.18.0.11", 50001, "audit:5", 31));
+  s.push_back(b.Connect("hostb", "audit:5", "alice", 50002, "198.18.0.13", 22, 70));
+  s.push_back(b.Accept("hostc", 22, "198.18.0.12", 50002, 70.1));
+  s.push_back(b.Login("hostc", "alice", "198.18.0.12", 50002, "audit:9", 71));
+  return s;
+}
+
+// A clock whose monotonic reading moves by `step` each time it is read, so that a snapshot
+// appears to take `step`.
+class SteppingClock final : public Clock {
+ public:
+  int64_t NowNs() const override { return StoryBuilder::At(100); }
+  int64_t MonotonicNs() const override { return mono_.fetch_add(step) + step; }
+  void AdvanceNs(int64_t d) { mono_.fetch_add(d); }
+  int64_t step = 0;
+
+ private:
+  mutable std::atomic<int64_t> mono_{1'000 * kNanosPerSecond};
+};
+
+class CorrelationEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { OpenStore(); }
+
+  void OpenStore() {
+    store_.reset();
+    auto store = RocksDbStore::Open({.path = dir_.Sub("db")});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+  }
+
+  std::unique_ptr<CorrelationEngine> OpenEngine(CorrelationEngineOptions options = {}) {
+    auto engine = CorrelationEngine::Open(store_.get(), options, clock_);
+    EXPECT_TRUE(engine.ok()) << engine.status().ToString();
+    return engine.ok() ? std::move(engine).value() : nullptr;
+  }
+
+  // Makes the deliveries durable, as the ingest service does, one batch per delivery.
+  void Store(const std::vector<Delivery>& stream) {
+    for (const Delivery& d : stream) {
+      auto r = store_->AppendBatch(d.sensor, d.event.seq, {d.event});
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      ASSERT_EQ(r->stored, 1u);
+    }
+  }
+
+  void StoreAndFeed(CorrelationEngine& engine, const std::vector<Delivery>& stream) {
+    Store(stream);
+    for (const Delivery& d : stream) engine.OnDurable(d.sensor, {d.event});
+  }
+
+  std::vector<Incident> Incidents() {
+    std::vector<Incident> out;
+    auto all = store_->ListIncidents();
+    EXPECT_TRUE(all.ok()) << all.status().ToString();
+    if (!all.ok()) return out;
+    for (const std::string& bytes : *all) {
+      v1::Incident wire;
+      EXPECT_TRUE(wire.ParseFromString(bytes));
+      auto in = FromProto(wire);
+      EXPECT_TRUE(in.ok()) << in.status().ToString();
+      if (in.ok()) out.push_back(std::move(in).value());
+    }
+    return out;
+  }
+
+  void ExpectTheSeedIncident() {
+    const std::vector<Incident> incidents = Incidents();
+    ASSERT_EQ(incidents.size(), 1u);
+    EXPECT_EQ(incidents[0].severity, Severity::kCritical);
+    EXPECT_EQ(incidents[0].hosts, (std::vector<std::string>{"hosta", "hostb", "hostc"}));
+  }
+
+  testing::TempDir dir_;
+  FakeClock clock_{StoryBuilder::At(100)};
+  std::unique_ptr<RocksDbStore> store_;
+};
+
+TEST_F(CorrelationEngineTest, DrainWaitsUntilQueuedBatchesAreCorrelated) {
+  auto engine = OpenEngine();
+  ASSERT_NE(engine, nullptr);
+  const std::vector<Delivery> story = SeedStory();
+  StoreAndFeed(*engine, story);
+  engine->Drain();
+  ExpectTheSeedIncident();
+  EXPECT_EQ(engine->stats().events_fed, story.size());
+  EXPECT_GE(engine->stats().incident_writes, 1u);
+}
+
+TEST_F(CorrelationEngineTest, TinyQueueStillFeedsEverythingInOrder) {
+  CorrelationEngineOptions options;
+  options.max_queued_events = 1;
+  auto engine = OpenEngine(options);
+  ASSERT_NE(engine, nullptr);
+  const std::vector<Delivery> story = SeedStory();
+  Store(story);
+  // Two producers, one per half of the hosts, each in its own order, as two streams are.
+  std::vector<Delivery> first, second;
+  for (const Delivery& d : story) (d.event.host == "hosta" ? first : second).push_back(d);
+  std::thread other([&] {
+    for (const Delivery& d : second) engine->OnDurable(d.sensor, {d.event});
+  });
+  for (const Delivery& d : first) engine->OnDurable(d.sensor, {d.event});
+  other.join();
+  engine->Drain();
+  EXPECT_EQ(engine->stats().events_fed, story.size());
+  // The hop's halves wait for each other, so the chain is whole whatever the interleaving.
+  ExpectTheSeedIncident();
+}
+
+TEST_F(CorrelationEngineTest, RestartReplaysAckedEventsTheSnapshotDoesNotHave) {
+  const std::vector<Delivery> story = SeedStory();
+  const size_t half = story.size() / 2;
+  {
+    auto engine = OpenEngine();
+    ASSERT_NE(engine, nullptr);
+    StoreAndFeed(*engine, {story.begin(), story.begin() + static_cast<long>(half)});
+    ASSERT_TRUE(engine->Snapshot().ok());
+    EXPECT_EQ(engine->stats().snapshots, 1u);
+    for (const Incident& in : Incidents()) EXPECT_EQ(in.hosts.size(), 1u);  // no hop yet
+  }
+  // The rest was made durable and acknowledged, but the process died before the correlator
+  // thread took it: it is in the store only.
+  Store({story.begin() + static_cast<long>(half), story.end()});
+  OpenStore();
+  auto engine = OpenEngine();
+  ASSERT_NE(engine, nullptr);
+  EXPECT_EQ(engine->stats().replayed, story.size() - half);
+  ExpectTheSeedIncident();
+}
+
+TEST_F(CorrelationEngineTest, ReadsVersionOneSnapshots) {
+  const std::vector<Delivery> story = SeedStory();
+  Store(story);
+  // A snapshot as earlier aggregators wrote it: the state as a JSON string inside the object.
+  correlate::Correlator correlator({}, clock_);
+  nlohmann::json positions = nlohmann::json::object();
+  for (const Delivery& d : story) {
+    (void)correlator.Handle(d.sensor, d.event);
+    positions[d.sensor] = d.event.seq;
+  }
+  const std::string state = correlator.SerializeState();
+  const nlohmann::json v1 = {{"version", 1},
+                             {"positions", positions},
+                             {"watermark_ns", story.back().event.time_ns},
+                             {"state", state}};
+  ASSERT_TRUE(store_->PutCorrelatorSnapshot(v1.dump()).ok());
+
+  auto engine = OpenEngine();
+  ASSERT_NE(engine, nullptr);
+  EXPECT_EQ(engine->stats().replayed, 0u);  // the positions cover every stored event
+  ASSERT_TRUE(engine->Snapshot().ok());
+  auto bytes = store_->GetCorrelatorSnapshot();
+  ASSERT_TRUE(bytes.ok() && bytes->has_value());
+  const size_t newline = (*bytes)->find('\n');
+  ASSERT_NE(newline, std::string::npos);
+  const auto header = nlohmann::json::parse((*bytes)->substr(0, newline));
+  EXPECT_EQ(header["version"], 2);
+  EXPECT_EQ(header["positions"], positions);
+  EXPECT_EQ((*bytes)->substr(newline + 1), state);
+}
+
+TEST_F(CorrelationEngineTest, DamagedSnapshotIsCorruption) {
+  for (const std::string& bad :
+       {std::string("{\"version\":2,\"positions\":{},\"watermark_ns\":1}\nnot a state"),
+        std::string("{\"version\":2}\n{}"), std::string("{]"),
+        std::string("{\"version\":7,\"positions\":{},\"watermark_ns\":1}\n{}")}) {
+    ASSERT_TRUE(store_->PutCorrelatorSnapshot(bad).ok());
+    auto engine = CorrelationEngine::Open(store_.get(), {}, clock_);
+    ASSERT_FALSE(engine.ok()) << bad;
+    EXPECT_EQ(engine.status().code(), Status::Code::kCorruption) << bad;
+  }
+}
+
+TEST_F(CorrelationEngineTest, SnapshotsWaitInProportionToTheirCost) {
+  SteppingClock clock;
+  CorrelationEngineOptions options;
+  options.snapshot_interval_ns = 5 * kNanosPerSecond;
+  options.snapshot_cost_factor = 20;
+  auto opened = CorrelationEngine::Open(store_.get(), options, clock);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  CorrelationEngine& engine = **opened;
+  const std::vector<Delivery> story = SeedStory();
+  Store(story);
+  const auto feed = [&](size_t i) {
+    engine.OnDurable(story[i].sensor, {story[i].event});
+    engine.Drain();
+  };
+
+  clock.step = 2 * kNanosPerSecond;  // every snapshot now takes 2 s
+  feed(0);
+  ASSERT_TRUE(engine.Maintain().ok());
+  EXPECT_EQ(engine.stats().snapshots, 1u);
+  EXPECT_EQ(engine.stats().last_snapshot_cost_ns, 2 * kNanosPerSecond);
+
+  // Due by the interval, but not yet 20 x 2 s after the last one.
+  feed(1);
+  clock.AdvanceNs(10 * kNanosPerSecond);
+  ASSERT_TRUE(engine.Maintain().ok());
+  EXPECT_EQ(engine.stats().snapshots, 1u);
+
+  clock.AdvanceNs(30 * kNanosPerSecond);
+  ASSERT_TRUE(engine.Maintain().ok());
+  EXPECT_EQ(engine.stats().snapshots, 2u);
+
+  // Nothing new fed: no snapshot however long it has been.
+  clock.AdvanceNs(100 * kNanosPerSecond);
+  ASSERT_TRUE(engine.Maintain().ok());
+  EXPECT_EQ(engine.stats().snapshots, 2u);
+}
+
+}  // namespace
+}  // namespace tripline
