@@ -37,11 +37,9 @@ int BPF_PROG(tl_openat_enter, int dfd, const char *filename, struct open_how *ho
 
 	if (!tl_in_scope(task, bpf_get_current_pid_tgid() >> 32))
 		return 0;
-	st = bpf_task_storage_get(&tl_open_states, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!st) {
-		tl_count_state_error();
+	st = tl_open_state_get(task);
+	if (!st)
 		return 0;
-	}
 	st->flags = BPF_CORE_READ(how, flags);
 	st->mode = BPF_CORE_READ(how, mode);
 	st->canon_hit = 0;
@@ -188,29 +186,19 @@ int BPF_PROG(tl_io_uring_complete, struct io_ring_ctx *ring, void *req_ptr,
 	} else {
 		struct io_open *open = (struct io_open *)&req->cmd;
 		struct tl_open_state *st;
-		struct tl_path_rule *rule;
 		__u64 file_addr;
-		struct file *file;
-		long n;
 
 		if (res < 0 || open->file_slot != 0)
 			return 0;
 		file_addr = tl_fd_file_addr(task, res);
 		if (!file_addr || !tl_open_maybe_sensitive(file_addr))
 			return 0;
-		st = bpf_task_storage_get(&tl_open_states, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (!st) {
-			tl_count_state_error();
-			return 0;
-		}
-		file = bpf_rdonly_cast((void *)file_addr, bpf_core_type_id_kernel(struct file));
-		n = tl_file_path(file, &st->canon, st->scratch);
-		if (n <= 0)
-			return 0;
-		rule = tl_match_path(&st->canon, &st->rev, n);
-		if (rule)
-			tl_emit_file_open(open->how.flags, (__u32)open->how.mode, res, &st->canon,
-					  n, rule->rule_id, rule->match, TL_PATH_CANONICAL, 0);
+		st = tl_open_state_get(task);
+		if (st)
+			tl_match_opened_file(st,
+					     bpf_rdonly_cast((void *)file_addr,
+							     bpf_core_type_id_kernel(struct file)),
+					     open->how.flags, (__u32)open->how.mode, res);
 	}
 	return 0;
 }

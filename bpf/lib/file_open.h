@@ -75,6 +75,37 @@ static __always_inline void tl_match_argument(struct tl_open_state *st, struct t
 			  TL_PATH_ARGUMENT, n == TL_PATH_LEN);
 }
 
+/* The current task's per-open scratch state, created on first use; NULL (counted) if full. */
+static __always_inline struct tl_open_state *tl_open_state_get(struct task_struct *task)
+{
+	struct tl_open_state *st;
+
+	st = bpf_task_storage_get(&tl_open_states, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st)
+		tl_count_state_error();
+	return st;
+}
+
+/*
+ * Matches the canonical path of `file`, which an open just returned, and reports the open
+ * when a rule matches. False when the path could not be rebuilt (too long or too deep).
+ */
+static __always_inline bool tl_match_opened_file(struct tl_open_state *st, struct file *file,
+						 __u64 flags, __u32 mode, long ret)
+{
+	struct tl_path_rule *rule;
+	long n;
+
+	n = tl_file_path(file, &st->canon, st->scratch);
+	if (n <= 0)
+		return false;
+	rule = tl_match_path(&st->canon, &st->rev, n);
+	if (rule)
+		tl_emit_file_open(flags, mode, ret, &st->canon, n, rule->rule_id, rule->match,
+				  TL_PATH_CANONICAL, 0);
+	return true;
+}
+
 /*
  * tp_btf/sys_exit of open, creat, openat and openat2 (`nr`, result `ret`). A successful open
  * is matched on the canonical path of the new descriptor's file, after the prefilter; a
@@ -85,12 +116,10 @@ static __always_inline void tl_file_sys_exit(struct pt_regs *regs, long nr, long
 {
 	struct task_struct *task;
 	struct tl_open_state *st;
-	struct tl_path_rule *rule;
 	struct file *file = NULL;
 	__u64 file_addr, upath, flags;
 	long dfd = TL_AT_FDCWD;
 	__u32 mode;
-	long n;
 
 	if (ret < 0 && !tl_open_denied(ret))
 		return;
@@ -126,22 +155,12 @@ static __always_inline void tl_file_sys_exit(struct pt_regs *regs, long nr, long
 		flags = TL_SYSCALL_ARG2(regs);
 		mode = (__u32)TL_SYSCALL_ARG3(regs);
 	}
-	st = bpf_task_storage_get(&tl_open_states, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!st) {
-		tl_count_state_error();
+	st = tl_open_state_get(task);
+	if (!st)
 		return;
-	}
-	if (file) {
-		n = tl_file_path(file, &st->canon, st->scratch);
-		if (n > 0) {
-			rule = tl_match_path(&st->canon, &st->rev, n);
-			if (rule)
-				tl_emit_file_open(flags, mode, ret, &st->canon, n, rule->rule_id,
-						  rule->match, TL_PATH_CANONICAL, 0);
-			return;
-		}
-		/* Too long or too deep to rebuild: the argument may still match. */
-	}
+	/* A path too long or too deep to rebuild: the argument may still match. */
+	if (file && tl_match_opened_file(st, file, flags, mode, ret))
+		return;
 	tl_match_argument(st, task, dfd, upath, flags, mode, ret);
 }
 

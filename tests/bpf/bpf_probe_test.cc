@@ -360,6 +360,21 @@ TEST_F(BpfProbeTest, PathsAcrossABindMount) {
   ASSERT_TRUE(e) << "open through a bind mount not reported under its path";
 }
 
+// A TCP listener on 127.0.0.1 and a kernel-chosen port, its address in `addr`; -1 on error.
+int LoopbackListener(sockaddr_in* addr) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  *addr = {};
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(*addr);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(addr), sizeof(*addr)) != 0 ||
+      listen(fd, 4) != 0 || getsockname(fd, reinterpret_cast<sockaddr*>(addr), &len) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // A minimal io_uring (no liburing): one submission, wait for its completion.
 class IoUring {
  public:
@@ -439,14 +454,9 @@ TEST_F(BpfProbeTest, IoUringOpenAndConnect) {
   EXPECT_EQ(e->As<FileOpenEvent>()->result, 0);
   EXPECT_EQ(e->As<FileOpenEvent>()->access, FileAccess::kReadWrite);
 
-  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener, 4), 0);
-  socklen_t len = sizeof(addr);
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int listener = LoopbackListener(&addr);
+  ASSERT_GE(listener, 0) << std::strerror(errno);
   const uint16_t server_port = ntohs(addr.sin_port);
   int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   io_uring_sqe connect_sqe{};
@@ -501,20 +511,15 @@ TEST_F(BpfProbeTest, ExecArgumentsAreCapped) {
 }
 
 TEST_F(BpfProbeTest, TcpConnectAndAccept) {
-  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener, 4), 0);
-  socklen_t len = sizeof(addr);
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int listener = LoopbackListener(&addr);
+  ASSERT_GE(listener, 0) << std::strerror(errno);
   const uint16_t server_port = ntohs(addr.sin_port);
 
   int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   sockaddr_in local{};
-  len = sizeof(local);
+  socklen_t len = sizeof(local);
   getsockname(client, reinterpret_cast<sockaddr*>(&local), &len);
   const uint16_t client_port = ntohs(local.sin_port);
   int accepted = accept(listener, nullptr, nullptr);
