@@ -1,5 +1,7 @@
 #include "aggregator/event_keys.h"
 
+#include <algorithm>
+
 namespace tripline::event_keys {
 
 void AppendBe64(std::string* out, uint64_t v) {
@@ -46,6 +48,35 @@ std::string KindPrefix(EventKind kind) {
   return std::string{kKindTag, static_cast<char>(static_cast<uint8_t>(kind))};
 }
 
+std::string BatchLogPrefix(std::string_view sensor_id) {
+  return NamePrefix(kBatchLogTag, sensor_id);
+}
+
+std::string BatchLogKey(std::string_view sensor_id, uint64_t first_seq) {
+  std::string key = BatchLogPrefix(sensor_id);
+  AppendBe64(&key, first_seq);
+  return key;
+}
+
+void EncodeBatchLog(const int64_t* times, size_t n, std::string* out) {
+  int64_t max_time = 0;
+  for (size_t i = 0; i < n; ++i) max_time = std::max(max_time, times[i]);
+  out->reserve(out->size() + 9 + 8 * n);
+  out->push_back(kBatchLogVersion);
+  AppendBe64(out, static_cast<uint64_t>(max_time));
+  for (size_t i = 0; i < n; ++i) AppendBe64(out, static_cast<uint64_t>(times[i]));
+}
+
+std::optional<BatchLog> DecodeBatchLog(std::string_view value) {
+  if (value.size() < 9 || value[0] != kBatchLogVersion || (value.size() - 9) % 8 != 0) {
+    return std::nullopt;
+  }
+  BatchLog log;
+  log.max_time_ns = static_cast<int64_t>(ReadBe64(value.substr(1)));
+  log.times = value.substr(9);
+  return log;
+}
+
 std::optional<SuffixParts> ParseSuffix(std::string_view s) {
   if (s.size() < 17) return std::nullopt;
   if (s[s.size() - 9] != '\0') return std::nullopt;
@@ -80,6 +111,15 @@ std::optional<int64_t> KeyTime(std::string_view key) {
   const auto split = Split(key);
   if (!split) return std::nullopt;
   return static_cast<int64_t>(ReadBe64(split->suffix));
+}
+
+std::optional<int64_t> RecordTime(std::string_view key, std::string_view value) {
+  if (!key.empty() && key[0] == kBatchLogTag) {
+    const auto log = DecodeBatchLog(value);
+    if (!log) return std::nullopt;
+    return log->max_time_ns;
+  }
+  return KeyTime(key);
 }
 
 void IndexedUsers(const Event& event, std::string_view out[3], size_t* n) {

@@ -125,16 +125,18 @@ bool MatchesUser(const Event& e, std::string_view user) {
 }
 
 // Drops events older than the retention window during compaction. Keys are judged by the
-// time embedded in them, so index keys age out with their events without reading values.
-// A key that does not parse is kept: never destroy what we cannot read.
+// time embedded in them, so index keys age out with their events without reading values;
+// a batch-log record (no time in its key) by the newest event time in its value. A record
+// that does not parse is kept: never destroy what we cannot read.
 class RetentionFilter final : public rocksdb::CompactionFilter {
  public:
   RetentionFilter(const Clock& clock, int64_t retention_ns)
       : clock_(clock), retention_ns_(retention_ns) {}
-  bool Filter(int /*level*/, const rocksdb::Slice& key, const rocksdb::Slice& /*value*/,
+  bool Filter(int /*level*/, const rocksdb::Slice& key, const rocksdb::Slice& value,
               std::string* /*new_value*/, bool* /*value_changed*/) const override {
     if (retention_ns_ <= 0) return false;
-    const auto t = keys::KeyTime(std::string_view(key.data(), key.size()));
+    const auto t = keys::RecordTime(std::string_view(key.data(), key.size()),
+                                    std::string_view(value.data(), value.size()));
     return t && *t < clock_.NowNs() - retention_ns_;
   }
   const char* Name() const override { return "tripline.EventRetentionFilter"; }
@@ -422,6 +424,16 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
     record.health_time_ns = newest_health_ns;
   }
   record.host = events.back().host;
+  // The batch log: this batch's new events by sequence number (see event_keys.h).
+  std::string log_key = keys::BatchLogKey(sensor_id, first_seq + start);
+  std::string log_value;
+  {
+    std::vector<int64_t> times;
+    times.reserve(events.size() - start);
+    for (size_t i = start; i < events.size(); ++i) times.push_back(events[i].time_ns);
+    keys::EncodeBatchLog(times.data(), times.size(), &log_value);
+  }
+  batch.Put(events_cf_, log_key, log_value);
   const auto view = [&arena](size_t offset, size_t len) {
     return std::string_view(arena.data() + offset, len);
   };
@@ -642,6 +654,77 @@ Result<uint64_t> RocksDbStore::CountEvents(const EventQuery& q) {
                       }));
   (void)next;
   return n;
+}
+
+Result<std::vector<Event>> RocksDbStore::ReadSensorEvents(std::string_view sensor_id,
+                                                          uint64_t after_seq, size_t max_events) {
+  if (!db_) return Status::Unavailable("store is closed");
+  if (sensor_id.empty() || sensor_id.size() > keys::kMaxIndexedName) {
+    return Status::InvalidArgument("bad sensor id");
+  }
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  struct Release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* s;
+    ~Release() { db->ReleaseSnapshot(s); }
+  } release{db_, snapshot};
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  const std::string prefix = keys::BatchLogPrefix(sensor_id);
+  std::string upper = prefix;
+  upper.append(8, '\xff');
+  upper.push_back('\xff');
+  const rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_cf_));
+  // The record holding after_seq + 1 may start below it: the last one at or before it.
+  const uint64_t want = after_seq == UINT64_MAX ? after_seq : after_seq + 1;
+  it->SeekForPrev(keys::BatchLogKey(sensor_id, want));
+  if (!it->Valid() || !it->key().starts_with(prefix)) it->Seek(prefix);
+
+  std::vector<std::string> primary_keys;
+  std::vector<uint64_t> seqs;
+  std::vector<int64_t> times;
+  for (; it->Valid() && it->key().starts_with(prefix) && seqs.size() < max_events; it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    if (key.size() != prefix.size() + 8) return Logged(Status::Corruption("malformed batch key"));
+    const uint64_t first = keys::ReadBe64(key.substr(prefix.size()));
+    const auto log = keys::DecodeBatchLog(std::string_view(it->value().data(), it->value().size()));
+    if (!log) return Logged(Status::Corruption("malformed batch-log record"));
+    for (size_t i = 0; i < log->size(); ++i) {
+      const uint64_t seq = first + i;
+      if (seq <= after_seq) continue;
+      seqs.push_back(seq);
+      times.push_back(log->time(i));
+      primary_keys.push_back(keys::PrimaryKey(log->time(i), sensor_id, seq));
+    }
+  }
+  TL_RETURN_IF_ERROR(Logged(FromRocksDb(it->status(), "reading the batch log")));
+
+  std::vector<rocksdb::Slice> slices(primary_keys.begin(), primary_keys.end());
+  std::vector<rocksdb::PinnableSlice> values(slices.size());
+  std::vector<rocksdb::Status> statuses(slices.size());
+  db_->MultiGet(ro, events_cf_, slices.size(), slices.data(), values.data(), statuses.data());
+  const int64_t cutoff = RetentionCutoff();
+  std::vector<Event> out;
+  out.reserve(slices.size());
+  for (size_t i = 0; i < slices.size(); ++i) {
+    if (statuses[i].IsNotFound()) {
+      // Records age out by their newest event, so older events of a kept record may be gone.
+      if (times[i] < cutoff) continue;
+      return Logged(Status::Corruption("batch-log record of sensor '" + std::string(sensor_id) +
+                                       "' names seq " + std::to_string(seqs[i]) +
+                                       ", which is not stored"));
+    }
+    TL_RETURN_IF_ERROR(Logged(FromRocksDb(statuses[i], "reading a logged event")));
+    StoredEvent event;
+    TL_RETURN_IF_ERROR(
+        Logged(DecodeEvent(std::string_view(primary_keys[i]).substr(1),
+                           std::string_view(values[i].data(), values[i].size()), &event)));
+    event.event.seq = seqs[i];
+    out.push_back(std::move(event.event));
+  }
+  return out;
 }
 
 Result<StoreStats> RocksDbStore::Stats() {

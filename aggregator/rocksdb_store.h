@@ -67,6 +67,8 @@ class RocksDbStore final : public Store {
   Result<EventPage> QueryEvents(const EventQuery& query) override;
   Result<uint64_t> CountEvents(const EventQuery& query) override;
   Result<StoreStats> Stats() override;
+  Result<std::vector<Event>> ReadSensorEvents(std::string_view sensor_id, uint64_t after_seq,
+                                              size_t max_events) override;
   Status PutIncident(std::string_view id, std::string_view bytes) override;
   Result<std::optional<std::string>> GetIncident(std::string_view id) override;
   Result<std::vector<std::string>> ListIncidents() override;

@@ -105,6 +105,14 @@ class Store {
   virtual Result<uint64_t> CountEvents(const EventQuery& query) = 0;
   virtual Result<StoreStats> Stats() = 0;
 
+  // The events of one sensor with sequence numbers above `after_seq`, in sequence order,
+  // each with its seq set: whole stored batches, at least one when there is any, until
+  // `max_events` or more are collected. Empty when the sensor has nothing above after_seq.
+  // Sequence numbers skipped by gaps, and events that retention removed, are absent.
+  // This is how a reader that fell behind (the correlator) catches up from the store.
+  virtual Result<std::vector<Event>> ReadSensorEvents(std::string_view sensor_id,
+                                                      uint64_t after_seq, size_t max_events) = 0;
+
   // Incidents, stored as opaque bytes (the aggregator writes serialized tripline.v1.Incident)
   // under their id. Put replaces an incident of the same id: incidents grow.
   virtual Status PutIncident(std::string_view id, std::string_view bytes) = 0;

@@ -317,6 +317,66 @@ TYPED_TEST(StoreContractTest, ConcurrentResendsOfOneSensorStoreEachEventOnce) {
 
 // --- RocksDB specifics ---
 
+TYPED_TEST(StoreContractTest, ReadsASensorsEventsBackInSequenceOrder) {
+  const auto events = SyntheticEvents(100);
+  Store& store = this->store();
+  ASSERT_TRUE(store.AppendBatch("s1", 1, {events.begin(), events.begin() + 30}).ok());
+  ASSERT_TRUE(store.AppendBatch("s2", 1, {events.begin(), events.begin() + 5}).ok());
+  // Overlap (21..30 are duplicates), then a gap (61..70 never stored).
+  ASSERT_TRUE(store.AppendBatch("s1", 21, {events.begin() + 20, events.begin() + 60}).ok());
+  ASSERT_TRUE(store.AppendBatch("s1", 71, {events.begin() + 70, events.end()}).ok());
+  this->Reopen();
+  Store& reopened = this->store();
+
+  const auto seqs = [](const std::vector<Event>& got) {
+    std::vector<uint64_t> out;
+    for (const Event& e : got) out.push_back(e.seq);
+    return out;
+  };
+  std::vector<uint64_t> want;
+  for (uint64_t s = 1; s <= 100; ++s) {
+    if (s <= 60 || s > 70) want.push_back(s);
+  }
+  auto all = reopened.ReadSensorEvents("s1", 0, 1000);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(seqs(*all), want);
+  for (size_t i = 0; i < all->size(); ++i) {
+    const Event& original = events[(*all)[i].seq - 1];
+    EXPECT_EQ((*all)[i].time_ns, original.time_ns);
+    EXPECT_EQ((*all)[i].host, original.host);
+    EXPECT_EQ((*all)[i].kind(), original.kind());
+  }
+
+  // From the middle of a stored batch: only what lies above.
+  auto tail = reopened.ReadSensorEvents("s1", 45, 1000);
+  ASSERT_TRUE(tail.ok());
+  ASSERT_FALSE(tail->empty());
+  EXPECT_EQ(tail->front().seq, 46u);
+  EXPECT_EQ(tail->size(), 15u + 30u);
+
+  // In chunks: whole stored batches, at least one, every event exactly once.
+  std::vector<uint64_t> chunked;
+  uint64_t after = 0;
+  for (int rounds = 0; rounds < 10; ++rounds) {
+    auto chunk = reopened.ReadSensorEvents("s1", after, 1);
+    ASSERT_TRUE(chunk.ok());
+    if (chunk->empty()) break;
+    for (const Event& e : *chunk) chunked.push_back(e.seq);
+    after = chunk->back().seq;
+  }
+  EXPECT_EQ(chunked, want);
+
+  auto other = reopened.ReadSensorEvents("s2", 0, 1000);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->size(), 5u);
+  auto none = reopened.ReadSensorEvents("s1", 100, 1000);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  auto unknown = reopened.ReadSensorEvents("never-seen", 0, 1000);
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_TRUE(unknown->empty());
+}
+
 TEST(RocksDbStoreTest, RetentionHidesOldEventsAndCompactionRemovesThem) {
   TempDir dir;
   FakeClock clock(kBaseTimeNs + 10 * 3600 * kNanosPerSecond);
@@ -327,25 +387,38 @@ TEST(RocksDbStoreTest, RetentionHidesOldEventsAndCompactionRemovesThem) {
   std::vector<Event> events = {MakeLogin("hosta", "alice", kBaseTimeNs),  // 10 h old
                                MakeLogin("hosta", "alice", clock.NowNs() - 3600 * kNanosPerSecond)};
   ASSERT_TRUE((*store)->AppendBatch("s1", 1, events).ok());
+  // A batch whose events are all old: its batch-log record ages out too.
+  ASSERT_TRUE((*store)->AppendBatch("s2", 1, {events[0]}).ok());
   auto page = (*store)->QueryEvents({.user = "alice"});
   ASSERT_TRUE(page.ok());
   ASSERT_EQ(page->events.size(), 1u);
   EXPECT_EQ(page->events[0].event.seq, 2u);
 
   ASSERT_TRUE((*store)->CompactEvents().ok());
-  // Every key of the old event (primary and indexes) is gone; the new one's remain.
+  // Every key of the old events (primary and indexes) is gone; the new one's remain, and
+  // so does s1's batch-log record (its newest event is recent).
   rocksdb::DB* db = (*store)->db();
   std::unique_ptr<rocksdb::Iterator> it(
       db->NewIterator(rocksdb::ReadOptions(), (*store)->column_family("events")));
   size_t old_keys = 0, new_keys = 0;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    const auto t = event_keys::KeyTime(std::string_view(it->key().data(), it->key().size()));
+    const auto t = event_keys::RecordTime(std::string_view(it->key().data(), it->key().size()),
+                                          std::string_view(it->value().data(), it->value().size()));
     ASSERT_TRUE(t.has_value());
     (*t == kBaseTimeNs ? old_keys : new_keys)++;
   }
   ASSERT_TRUE(it->status().ok());
   EXPECT_EQ(old_keys, 0u);
-  EXPECT_EQ(new_keys, 5u);  // primary, host, user alice, user root, kind
+  EXPECT_EQ(new_keys, 6u);  // primary, host, user alice, user root, kind; s1's batch log
+
+  // Reading s1 back by sequence skips the expired event and returns the kept one.
+  auto back = (*store)->ReadSensorEvents("s1", 0, 100);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->size(), 1u);
+  EXPECT_EQ((*back)[0].seq, 2u);
+  auto gone = (*store)->ReadSensorEvents("s2", 0, 100);
+  ASSERT_TRUE(gone.ok()) << gone.status().ToString();
+  EXPECT_TRUE(gone->empty());
 }
 
 TEST(RocksDbStoreTest, UndecodableEventIsReportedAsCorruption) {
@@ -361,6 +434,28 @@ TEST(RocksDbStoreTest, UndecodableEventIsReportedAsCorruption) {
   EXPECT_TRUE(page.status().IsCorruption()) << page.status().ToString();
   auto by_host = (*store)->QueryEvents({.host = "host0"});
   EXPECT_TRUE(by_host.status().IsCorruption()) << by_host.status().ToString();
+}
+
+TEST(RocksDbStoreTest, BatchLogWithoutItsEventsIsReportedAsCorruption) {
+  TempDir dir;
+  auto store = RocksDbStore::Open({.path = dir.Sub("db")});
+  ASSERT_TRUE(store.ok());
+  const auto events = SyntheticEvents(3);
+  ASSERT_TRUE((*store)->AppendBatch("s1", 1, events).ok());
+  rocksdb::DB* db = (*store)->db();
+  rocksdb::ColumnFamilyHandle* cf = (*store)->column_family("events");
+  ASSERT_TRUE(
+      db->Delete(rocksdb::WriteOptions(), cf, event_keys::PrimaryKey(events[1].time_ns, "s1", 2))
+          .ok());
+  auto read = (*store)->ReadSensorEvents("s1", 0, 100);
+  ASSERT_FALSE(read.ok());
+  EXPECT_TRUE(read.status().IsCorruption()) << read.status().ToString();
+
+  ASSERT_TRUE(
+      db->Put(rocksdb::WriteOptions(), cf, event_keys::BatchLogKey("s2", 1), "\x07junk").ok());
+  auto junk = (*store)->ReadSensorEvents("s2", 0, 100);
+  ASSERT_FALSE(junk.ok());
+  EXPECT_TRUE(junk.status().IsCorruption()) << junk.status().ToString();
 }
 
 TEST(RocksDbStoreTest, DamagedTableFileIsReportedNotSkipped) {
@@ -379,8 +474,11 @@ TEST(RocksDbStoreTest, DamagedTableFileIsReportedNotSkipped) {
     std::fstream f(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
     const auto size = std::filesystem::file_size(entry.path());
     if (size < 8192) continue;
-    f.seekp(static_cast<std::streamoff>(size / 3));
-    f.write("\xde\xad\xbe\xef\xde\xad\xbe\xef", 8);
+    // At a third (index keys), a half and two thirds (batch log and events).
+    for (const auto at : {size / 3, size / 2, size * 2 / 3}) {
+      f.seekp(static_cast<std::streamoff>(at));
+      f.write("\xde\xad\xbe\xef\xde\xad\xbe\xef", 8);
+    }
     ++damaged;
   }
   ASSERT_GT(damaged, 0u);
