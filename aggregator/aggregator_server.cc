@@ -8,7 +8,7 @@ Result<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
     const AggregatorServerOptions& options, Store* store, IngestObserver* observer) {
   std::unique_ptr<AggregatorServer> server(new AggregatorServer());
   server->ingest_ = std::make_unique<IngestService>(store, observer, options.ingest);
-  server->query_ = std::make_unique<QueryService>(store, server->ingest_.get());
+  server->query_ = std::make_unique<QueryService>(store, server->ingest_.get(), observer);
 
   grpc::ServerBuilder builder;
   int selected_port = 0;

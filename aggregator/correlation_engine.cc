@@ -1,5 +1,6 @@
 #include "aggregator/correlation_engine.h"
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "aggregator/query_service.h"
@@ -9,15 +10,19 @@
 namespace tripline {
 namespace {
 
-// Snapshot value, version 2: a one-line JSON header {"version":2,"positions":{sensor: seq},
+// Snapshot value: a one-line JSON header {"version":3,"positions":{sensor: seq},
 // "watermark_ns":N}, a newline, then the correlator state exactly as SerializeState wrote
-// it. Version 1 was a single JSON object that carried the state as an escaped JSON string,
-// which doubled the cost of writing and reading it; it is still read. A compact JSON dump
-// never contains a raw newline, so the first newline tells the two apart.
-constexpr int kSnapshotVersion = 2;
+// it. Version 3 promises exact positions, so a restart replays each sensor's events above
+// its position from the batch log. Version 2 (same layout) came before the batch log and
+// is replayed by time. Version 1 was a single JSON object that carried the state as an
+// escaped JSON string; it is still read. A compact JSON dump never contains a raw newline,
+// so the first newline tells the layouts apart.
+constexpr int kSnapshotVersion = 3;
+constexpr int kTimeReplaySnapshotVersion = 2;
 constexpr int kLegacySnapshotVersion = 1;
 
 struct SnapshotParts {
+  int version = 0;
   nlohmann::json header;
   std::string_view state;
 };
@@ -28,8 +33,9 @@ Result<SnapshotParts> SplitSnapshot(const std::string& bytes) {
   if (newline != std::string::npos) {
     parts.header = nlohmann::json::parse(std::string_view(bytes).substr(0, newline), nullptr,
                                          /*allow_exceptions=*/false);
-    if (!parts.header.is_object() || parts.header.value("version", 0) != kSnapshotVersion) {
-      return Status::Corruption("correlator snapshot header is not a version-2 header");
+    parts.version = parts.header.is_object() ? parts.header.value("version", 0) : 0;
+    if (parts.version != kSnapshotVersion && parts.version != kTimeReplaySnapshotVersion) {
+      return Status::Corruption("correlator snapshot header is not a version-2 or -3 header");
     }
     parts.state = std::string_view(bytes).substr(newline + 1);
     return parts;
@@ -39,6 +45,7 @@ Result<SnapshotParts> SplitSnapshot(const std::string& bytes) {
       !parts.header.contains("state") || !parts.header["state"].is_string()) {
     return Status::Corruption("correlator snapshot is neither a version-1 nor a version-2 one");
   }
+  parts.version = kLegacySnapshotVersion;
   parts.state = parts.header["state"].get_ref<const std::string&>();
   return parts;
 }
@@ -74,8 +81,11 @@ Result<std::unique_ptr<CorrelationEngine>> CorrelationEngine::Open(Store* store,
 Status CorrelationEngine::Restore() {
   std::lock_guard<std::mutex> lock(mu_);
   TL_ASSIGN_OR_RETURN(std::optional<std::string> snapshot, store_->GetCorrelatorSnapshot());
-  int64_t replay_from = clock_.NowNs() - options_.replay_margin_ns;
-  if (snapshot) {
+  uint64_t replayed = 0;
+  if (!snapshot) {
+    // Nothing to resume from: the recent past is what the correlator's windows could use.
+    TL_RETURN_IF_ERROR(ReplayByTimeLocked(clock_.NowNs() - options_.replay_margin_ns, &replayed));
+  } else {
     TL_ASSIGN_OR_RETURN(SnapshotParts parts, SplitSnapshot(*snapshot));
     const nlohmann::json& j = parts.header;
     if (!j.contains("positions") || !j["positions"].is_object() || !j.contains("watermark_ns") ||
@@ -89,23 +99,12 @@ Status CorrelationEngine::Restore() {
       positions_[sensor] = seq.get<uint64_t>();
     }
     watermark_ns_ = j["watermark_ns"].get<int64_t>();
-    replay_from = watermark_ns_ - options_.replay_margin_ns;
-  }
-  // Replay what was stored after the snapshot (or, with none, the recent past).
-  EventQuery q;
-  q.since_ns = std::max<int64_t>(0, replay_from);
-  q.limit = Store::kMaxPageSize;
-  uint64_t replayed = 0;
-  while (true) {
-    TL_ASSIGN_OR_RETURN(EventPage page, store_->QueryEvents(q));
-    for (const StoredEvent& se : page.events) {
-      auto it = positions_.find(se.sensor_id);
-      if (it != positions_.end() && se.event.seq <= it->second) continue;
-      WriteLocked(FeedLocked(se.sensor_id, se.event, &positions_[se.sensor_id]));
-      ++replayed;
+    const int64_t replay_from = watermark_ns_ - options_.replay_margin_ns;
+    if (parts.version >= kSnapshotVersion) {
+      TL_RETURN_IF_ERROR(ReplayFromLogLocked(replay_from, &replayed));
+    } else {
+      TL_RETURN_IF_ERROR(ReplayByTimeLocked(replay_from, &replayed));
     }
-    if (page.next_page_token.empty()) break;
-    q.page_token = page.next_page_token;
   }
   stats_.replayed = replayed;
   if (replayed > 0 || snapshot) {
@@ -115,68 +114,209 @@ Status CorrelationEngine::Restore() {
   return Status::Ok();
 }
 
+Status CorrelationEngine::ReplayFromLogLocked(int64_t skip_before_ns, uint64_t* replayed) {
+  TL_ASSIGN_OR_RETURN(std::vector<SensorRecord> sensors, store_->ListSensors());
+  for (const SensorRecord& r : sensors) {
+    uint64_t* position = &positions_[r.sensor_id];
+    while (*position < r.durable_seq) {
+      TL_ASSIGN_OR_RETURN(
+          std::vector<Event> events,
+          store_->ReadSensorEvents(r.sensor_id, *position, options_.read_back_chunk));
+      if (events.empty()) {
+        // The rest up to durable_seq are gaps or expired: nothing more to feed.
+        *position = r.durable_seq;
+        break;
+      }
+      std::map<std::string, Incident> changed;
+      *replayed += FeedRunLocked(r.sensor_id, events, skip_before_ns, &changed);
+      WriteChangedLocked(&changed);
+    }
+  }
+  return Status::Ok();
+}
+
+Status CorrelationEngine::ReplayByTimeLocked(int64_t since_ns, uint64_t* replayed) {
+  EventQuery q;
+  q.since_ns = std::max<int64_t>(0, since_ns);
+  q.limit = Store::kMaxPageSize;
+  while (true) {
+    TL_ASSIGN_OR_RETURN(EventPage page, store_->QueryEvents(q));
+    for (const StoredEvent& se : page.events) {
+      auto it = positions_.find(se.sensor_id);
+      if (it != positions_.end() && se.event.seq <= it->second) continue;
+      WriteLocked(FeedLocked(se.sensor_id, se.event, &positions_[se.sensor_id]));
+      ++*replayed;
+    }
+    if (page.next_page_token.empty()) break;
+    q.page_token = page.next_page_token;
+  }
+  // Everything stored before now has been considered: older events were skipped on
+  // purpose. From here on positions are exact (see the class comment).
+  TL_ASSIGN_OR_RETURN(std::vector<SensorRecord> sensors, store_->ListSensors());
+  for (const SensorRecord& r : sensors) {
+    uint64_t& position = positions_[r.sensor_id];
+    position = std::max(position, r.durable_seq);
+  }
+  return Status::Ok();
+}
+
 void CorrelationEngine::OnDurable(std::string_view sensor_id, std::vector<Event> events) {
   if (events.empty()) return;
   const size_t n = events.size();
-  std::unique_lock<std::mutex> lock(queue_mu_);
-  // A batch larger than the whole bound is still taken, alone, so nothing waits forever.
-  space_cv_.wait(lock, [&] {
-    return queued_events_ == 0 || queued_events_ + n <= options_.max_queued_events;
-  });
-  queue_.push_back(Batch{std::string(sensor_id), std::move(events)});
-  queued_events_ += n;
-  ++batches_queued_;
-  lock.unlock();
+  bool fell_behind = false;
+  size_t queued = 0;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    ++batches_handed_;
+    // A batch larger than the whole bound is still queued when the queue is empty.
+    if (!behind_ && options_.max_queued_events > 0 &&
+        (queued_events_ == 0 || queued_events_ + n <= options_.max_queued_events)) {
+      queue_.push_back(Batch{std::string(sensor_id), std::move(events)});
+      queued_events_ += n;
+    } else {
+      // Durable already: the correlator thread reads it back from the store.
+      fell_behind = !behind_;
+      behind_ = true;
+      times_fell_behind_ += fell_behind ? 1 : 0;
+      ++batches_left_;
+      queued = queued_events_;
+    }
+  }
   work_cv_.notify_one();
+  if (fell_behind) {
+    TL_LOG(WARNING) << "correlation fell behind ingest with " << queued
+                    << " events queued; reading the backlog back from the store";
+  }
 }
 
 void CorrelationEngine::Run() {
   std::unique_lock<std::mutex> lock(queue_mu_);
+  bool reported_error = false;
   while (true) {
-    work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping, and everything queued has been fed
-    // Everything queued so far in one go: a chain that changes in several of these batches
-    // is written once, with its latest revision.
-    std::deque<Batch> work;
-    work.swap(queue_);
-    lock.unlock();
-    {
-      std::lock_guard<std::mutex> engine_lock(mu_);
-      FeedBatchesLocked(work);
+    work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || behind_; });
+    if (!queue_.empty()) {
+      // Everything queued so far in one go: a chain that changes in several of these
+      // batches is written once, with its latest revision.
+      std::deque<Batch> work;
+      work.swap(queue_);
+      lock.unlock();
+      {
+        std::lock_guard<std::mutex> engine_lock(mu_);
+        FeedBatchesLocked(work);
+      }
+      size_t n = 0;
+      for (const Batch& b : work) n += b.events.size();
+      const uint64_t batches = work.size();
+      work.clear();  // free the events outside the queue lock
+      lock.lock();
+      queued_events_ -= n;
+      batches_done_ += batches;
+      done_cv_.notify_all();
+      continue;
     }
-    size_t n = 0;
-    for (const Batch& b : work) n += b.events.size();
-    const uint64_t batches = work.size();
-    work.clear();  // free the events outside the queue lock
+    // A backlog still to read back when stopping stays in the store; the snapshot's exact
+    // positions make the next start replay it.
+    if (stopping_) return;
+    // Behind, and the queue is empty: read back.
+    lock.unlock();
+    bool progressed = false;
+    const Status s = ReadBackStep(&progressed);
     lock.lock();
-    queued_events_ -= n;
-    batches_done_ += batches;
-    space_cv_.notify_all();
+    if (!s.ok()) {
+      if (!reported_error) TL_LOG(ERROR) << "correlation read-back: " << s.ToString();
+      reported_error = true;
+      {
+        std::lock_guard<std::mutex> engine_lock(mu_);
+        ++stats_.read_back_errors;
+      }
+      work_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+      continue;
+    }
+    reported_error = false;
+    if (!progressed && CaughtUp()) {
+      behind_ = false;
+      batches_done_ += batches_left_;
+      batches_left_ = 0;
+      done_cv_.notify_all();
+      TL_LOG(INFO) << "correlation caught up with ingest";
+    }
   }
+}
+
+Status CorrelationEngine::ReadBackStep(bool* progressed) {
+  TL_ASSIGN_OR_RETURN(std::vector<SensorRecord> sensors, store_->ListSensors());
+  for (const SensorRecord& r : sensors) {
+    // One sensor's chunk at a time under the engine lock, so stats and maintenance are
+    // not held up for the whole step.
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t* position = &positions_[r.sensor_id];
+    if (*position >= r.durable_seq) continue;
+    TL_ASSIGN_OR_RETURN(std::vector<Event> events,
+                        store_->ReadSensorEvents(r.sensor_id, *position, options_.read_back_chunk));
+    *progressed = true;
+    if (events.empty()) {
+      // The rest up to durable_seq are gaps or expired: nothing more to feed.
+      *position = r.durable_seq;
+      dirty_ = true;
+      continue;
+    }
+    std::map<std::string, Incident> changed;
+    stats_.events_read_back += FeedRunLocked(r.sensor_id, events, 0, &changed);
+    WriteChangedLocked(&changed);
+  }
+  return Status::Ok();
+}
+
+bool CorrelationEngine::CaughtUp() {
+  auto sensors = store_->ListSensors();
+  if (!sensors.ok()) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const SensorRecord& r : *sensors) {
+    const auto it = positions_.find(r.sensor_id);
+    if ((it == positions_.end() ? 0 : it->second) < r.durable_seq) return false;
+  }
+  return true;
 }
 
 void CorrelationEngine::Drain() {
   std::unique_lock<std::mutex> lock(queue_mu_);
-  const uint64_t target = batches_queued_;
-  space_cv_.wait(lock, [&] { return batches_done_ >= target; });
+  const uint64_t target = batches_handed_;
+  done_cv_.wait(lock, [&] { return batches_done_ >= target; });
 }
 
 void CorrelationEngine::FeedBatchesLocked(const std::deque<Batch>& batches) {
   // One chain often changes several times within a hand-over; only its last revision is
   // written, once.
   std::map<std::string, Incident> changed;
-  for (const Batch& batch : batches) {
-    uint64_t* position = &positions_[batch.sensor_id];
-    for (const Event& e : batch.events) {
-      for (Incident& incident : FeedLocked(batch.sensor_id, e, position)) {
-        std::string id = incident.id;
-        changed.insert_or_assign(std::move(id), std::move(incident));
-      }
+  for (const Batch& batch : batches) FeedRunLocked(batch.sensor_id, batch.events, 0, &changed);
+  WriteChangedLocked(&changed);
+}
+
+uint64_t CorrelationEngine::FeedRunLocked(std::string_view sensor_id,
+                                          const std::vector<Event>& events, int64_t skip_before_ns,
+                                          std::map<std::string, Incident>* changed) {
+  uint64_t* position = &positions_[std::string(sensor_id)];
+  uint64_t fed = 0;
+  for (const Event& e : events) {
+    if (e.time_ns < skip_before_ns) {
+      *position = std::max(*position, e.seq);
+      dirty_ = true;
+      continue;
     }
+    for (Incident& incident : FeedLocked(sensor_id, e, position)) {
+      std::string id = incident.id;
+      changed->insert_or_assign(std::move(id), std::move(incident));
+    }
+    ++fed;
   }
+  return fed;
+}
+
+void CorrelationEngine::WriteChangedLocked(std::map<std::string, Incident>* changed) {
   std::vector<Incident> latest;
-  latest.reserve(changed.size());
-  for (auto& [id, incident] : changed) latest.push_back(std::move(incident));
+  latest.reserve(changed->size());
+  for (auto& [id, incident] : *changed) latest.push_back(std::move(incident));
+  changed->clear();
   WriteLocked(latest);
 }
 
@@ -219,7 +359,13 @@ Status CorrelationEngine::Maintain() {
 }
 
 Status CorrelationEngine::Snapshot() {
-  Drain();
+  {
+    // What is queued in memory exists nowhere else in order; a backlog being read back
+    // is in the store, and the snapshot's exact positions replay it at the next start.
+    std::unique_lock<std::mutex> lock(queue_mu_);
+    const uint64_t target = batches_handed_;
+    done_cv_.wait(lock, [&] { return batches_done_ + batches_left_ >= target; });
+  }
   std::lock_guard<std::mutex> lock(mu_);
   return SnapshotLocked();
 }
@@ -246,8 +392,36 @@ Status CorrelationEngine::SnapshotLocked() {
 }
 
 CorrelationEngineStats CorrelationEngine::stats() const {
+  uint64_t fell_behind = 0;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    fell_behind = times_fell_behind_;
+  }
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  CorrelationEngineStats out = stats_;
+  out.times_fell_behind = fell_behind;
+  return out;
+}
+
+ObserverProgress CorrelationEngine::Progress() const {
+  ObserverProgress p;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    p.behind = behind_;
+    p.times_fell_behind = times_fell_behind_;
+  }
+  auto sensors = store_->ListSensors();
+  std::lock_guard<std::mutex> lock(mu_);
+  p.events_fed = stats_.events_fed;
+  p.events_read_back = stats_.events_read_back;
+  if (sensors.ok()) {
+    for (const SensorRecord& r : *sensors) {
+      const auto it = positions_.find(r.sensor_id);
+      const uint64_t fed = it == positions_.end() ? 0 : it->second;
+      if (r.durable_seq > fed) p.backlog += r.durable_seq - fed;
+    }
+  }
+  return p;
 }
 
 }  // namespace tripline

@@ -1,26 +1,32 @@
 // CorrelationEngine: the aggregator's link between durable events and incidents.
 //
 // It is the IngestObserver of the ingest service. Durable batches are handed over through a
-// bounded queue to one correlator thread, which feeds them event by event to the Correlator
-// and writes every incident it raises or grows to the store's incidents column family. The
-// ingest stream acknowledges a batch as soon as it is durable and queued; correlation runs
-// beside the next batches instead of in front of their acks. An incident is therefore
-// visible shortly after the ack of the event that completed it: the queue's wait, normally
-// well under a millisecond, and at most the time to drain a full queue (see
-// `max_queued_events`). Drain() waits for everything queued so far.
+// bounded memory queue to one correlator thread, which feeds them event by event to the
+// Correlator and writes every incident it raises or grows to the store's incidents column
+// family. The ingest stream acknowledges a batch as soon as it is durable and handed over;
+// correlation runs beside the next batches instead of in front of their acks. An incident
+// is therefore visible shortly after the ack of the event that completed it: the queue's
+// wait, normally well under a millisecond. Drain() waits for everything handed over so far.
 //
-// Back-pressure: when `max_queued_events` events are waiting, OnDurable blocks until the
-// correlator thread has taken them, so a slow correlator still slows the sensors down
-// through gRPC flow control, as the store does, and memory stays bounded.
+// Falling behind: correlation costs several times what storing an event does, so a burst
+// can outrun it. When `max_queued_events` events are waiting, the engine does not block
+// ingest (which would push the burst back into the sensors' bounded spools) and does not
+// queue more: it marks itself behind and drops further hand-overs, and the correlator
+// thread, once the queue is empty, reads every sensor's events above the position it has
+// fed from the store (Store::ReadSensorEvents, the batch log) in sequence order, chunk by
+// chunk, until no sensor has stored more than was fed. The switch back to the queue
+// happens under the queue lock after a last check of every sensor's durable sequence, so
+// no batch falls between the two paths. Memory stays bounded by the queue and one chunk;
+// nothing stored is skipped; detection is delayed by the backlog, which stats report.
 //
 // Restarts: the correlator's state is snapshotted (with the highest sequence number fed
 // per sensor and the newest event time) into the sessions column family by Maintain() and
-// on shutdown. Open() restores the latest snapshot and replays the events stored after it
-// (those with a higher sequence number than the snapshot's for their sensor, found by
-// scanning events from `watermark - replay_margin_ns`). Positions advance only when an
-// event has been fed, so an event acknowledged but still queued when the process died is
-// replayed too. An event whose own time is older than that margin and which arrived after
-// the snapshot is not replayed (documented limit).
+// on shutdown. Open() restores the latest snapshot and feeds each sensor's events stored
+// after its position from the batch log. Events whose own time is more than
+// `replay_margin_ns` before the snapshot's newest event are skipped in that replay (they
+// are older than any window the correlator keeps). Without a snapshot, or with one from a
+// version that predates the batch log, the events of the last `replay_margin_ns` are
+// replayed by time instead.
 //
 // Snapshot cost grows with the correlator's state (a fleet's worth of sessions and chains
 // is tens of megabytes), while the replay it saves grows with the events since the last
@@ -31,8 +37,9 @@
 //
 // Threading: OnDurable may be called from several ingest streams at once. The correlator
 // and its bookkeeping are guarded by one mutex, taken by the correlator thread for each
-// hand-over and by Maintain(), Snapshot() and stats(). The destructor drains the queue and
-// joins the thread; the store must outlive the engine.
+// hand-over or chunk and by Maintain(), Snapshot(), stats() and Progress(). The destructor
+// drains the queue (not a backlog being read back: the next start replays it) and joins
+// the thread; the store must outlive the engine.
 #pragma once
 
 #include <condition_variable>
@@ -59,9 +66,12 @@ struct CorrelationEngineOptions {
   // The next snapshot waits at least this many times as long as the last one took.
   int64_t snapshot_cost_factor = 20;
   int64_t replay_margin_ns = 3600 * kNanosPerSecond;
-  // Events waiting for the correlator thread before OnDurable blocks. 64k events are
-  // about 0.2 s of correlation at the measured ~3 us per event.
+  // Events waiting in memory for the correlator thread; beyond this the engine falls
+  // behind and reads back from the store. 64k events are about 0.3 s of correlation.
+  // 0 queues nothing: every batch is read back from the store.
   size_t max_queued_events = 65536;
+  // Events read back from the store per sensor and step while behind.
+  size_t read_back_chunk = 4096;
 };
 
 struct CorrelationEngineStats {
@@ -72,6 +82,9 @@ struct CorrelationEngineStats {
   uint64_t replayed = 0;
   int64_t last_snapshot_cost_ns = 0;  // monotonic time the latest snapshot took
   uint64_t last_snapshot_bytes = 0;
+  uint64_t times_fell_behind = 0;
+  uint64_t events_read_back = 0;  // fed from the store while behind
+  uint64_t read_back_errors = 0;  // store reads that failed while behind (then retried)
 };
 
 class CorrelationEngine final : public IngestObserver {
@@ -86,10 +99,13 @@ class CorrelationEngine final : public IngestObserver {
   CorrelationEngine(const CorrelationEngine&) = delete;
   CorrelationEngine& operator=(const CorrelationEngine&) = delete;
 
-  // Queues the batch for the correlator thread; blocks while the queue is full.
+  // Queues the batch for the correlator thread, or, when the queue is full or the engine
+  // is behind, leaves it to be read back from the store. Never blocks on correlation.
   void OnDurable(std::string_view sensor_id, std::vector<Event> events) override;
+  ObserverProgress Progress() const override;
 
-  // Returns once every batch queued before the call has been fed and its incidents written.
+  // Returns once every batch handed over before the call has been fed (from the queue or
+  // read back) and its incidents written.
   void Drain();
 
   // Evicts expired correlator state and writes a snapshot when one is due and something
@@ -108,9 +124,25 @@ class CorrelationEngine final : public IngestObserver {
 
   CorrelationEngine(Store* store, CorrelationEngineOptions options, const Clock& clock);
   Status Restore();
+  // Requires mu_. Feeds each sensor's logged events above its position (see Restore).
+  Status ReplayFromLogLocked(int64_t skip_before_ns, uint64_t* replayed);
+  // Requires mu_. Feeds the events of the last replay_margin_ns by time.
+  Status ReplayByTimeLocked(int64_t since_ns, uint64_t* replayed);
   void Run();
+  // One step of reading back while behind: a chunk of every sensor that has stored more
+  // than was fed. Sets *progressed when anything was fed.
+  Status ReadBackStep(bool* progressed);
+  // Requires queue_mu_. True when no sensor has stored more than was fed.
+  bool CaughtUp();
   // Requires mu_. Feeds the batches in order and writes each changed incident once.
   void FeedBatchesLocked(const std::deque<Batch>& batches);
+  // Requires mu_. Feeds a run of one sensor's events into `changed` (latest revision of
+  // each incident by id); events before skip_before_ns only advance the position.
+  // Returns the events fed.
+  uint64_t FeedRunLocked(std::string_view sensor_id, const std::vector<Event>& events,
+                         int64_t skip_before_ns, std::map<std::string, Incident>* changed);
+  // Requires mu_. Writes the incidents collected by FeedRunLocked.
+  void WriteChangedLocked(std::map<std::string, Incident>* changed);
   // Requires mu_. Returns the incidents the event raised or changed.
   // `position` is the sensor's entry in positions_.
   std::vector<Incident> FeedLocked(std::string_view sensor_id, const Event& event,
@@ -130,14 +162,17 @@ class CorrelationEngine final : public IngestObserver {
   int64_t last_snapshot_mono_ns_ = 0;          // GUARDED_BY(mu_)
   CorrelationEngineStats stats_;               // GUARDED_BY(mu_)
 
-  std::mutex queue_mu_;
-  std::condition_variable work_cv_;   // batches queued, or stopping
-  std::condition_variable space_cv_;  // the correlator thread took batches
-  std::deque<Batch> queue_;           // GUARDED_BY(queue_mu_)
-  size_t queued_events_ = 0;          // GUARDED_BY(queue_mu_)
-  uint64_t batches_queued_ = 0;       // GUARDED_BY(queue_mu_): ever
-  uint64_t batches_done_ = 0;         // GUARDED_BY(queue_mu_): ever
-  bool stopping_ = false;             // GUARDED_BY(queue_mu_)
+  mutable std::mutex queue_mu_;
+  std::condition_variable work_cv_;  // batches queued, behind, or stopping
+  std::condition_variable done_cv_;  // batches fed, or caught up
+  std::deque<Batch> queue_;          // GUARDED_BY(queue_mu_)
+  size_t queued_events_ = 0;         // GUARDED_BY(queue_mu_)
+  uint64_t batches_handed_ = 0;      // GUARDED_BY(queue_mu_): ever, queued or left behind
+  uint64_t batches_done_ = 0;        // GUARDED_BY(queue_mu_): ever, fed
+  bool behind_ = false;              // GUARDED_BY(queue_mu_)
+  uint64_t times_fell_behind_ = 0;   // GUARDED_BY(queue_mu_)
+  uint64_t batches_left_ = 0;        // GUARDED_BY(queue_mu_): left to the read-back
+  bool stopping_ = false;            // GUARDED_BY(queue_mu_)
   std::thread thread_;
 };
 

@@ -48,6 +48,15 @@
 
 namespace tripline {
 
+// The correlator's progress through the stored events (see CorrelationEngine).
+struct ObserverProgress {
+  uint64_t events_fed = 0;         // events handed to the analysis, ever
+  uint64_t backlog = 0;            // stored events not yet fed (an upper bound)
+  bool behind = false;             // reading back from the store instead of a memory queue
+  uint64_t times_fell_behind = 0;  // since start
+  uint64_t events_read_back = 0;   // fed from the store rather than from memory, since start
+};
+
 // The seam where analysis plugs into ingest (the correlator, later scoring).
 class IngestObserver {
  public:
@@ -56,9 +65,12 @@ class IngestObserver {
   // only the newly stored events (duplicates removed), in sequence order; the observer takes
   // them. Calls for one stream come one at a time in order; calls for different streams come
   // concurrently, so implementations must be thread-safe. Time spent here delays the ack:
-  // an observer hands the events to its own thread and blocks only to bound its backlog,
-  // which is then the back-pressure. Must not throw.
+  // an observer hands the events to its own thread and returns. One that cannot keep up
+  // must not block ingest either: the events are durable, so it can read them back from
+  // the store later (Store::ReadSensorEvents). Must not throw.
   virtual void OnDurable(std::string_view sensor_id, std::vector<Event> events) = 0;
+  // How far the observer has got through the stored events, for the query service's stats.
+  virtual ObserverProgress Progress() const { return {}; }
 };
 
 struct IngestOptions {

@@ -43,8 +43,9 @@ Status PutIncident(Store& store, const v1::Incident& incident) {
   return store.PutIncident(incident.id(), bytes);
 }
 
-QueryService::QueryService(Store* store, const IngestService* ingest)
-    : store_(store), ingest_(ingest) {}
+QueryService::QueryService(Store* store, const IngestService* ingest,
+                           const IngestObserver* observer)
+    : store_(store), ingest_(ingest), observer_(observer) {}
 
 grpc::ServerUnaryReactor* QueryService::ListEvents(grpc::CallbackServerContext* context,
                                                    const v1::ListEventsRequest* request,
@@ -127,6 +128,13 @@ grpc::Status QueryService::DoGetStats(v1::Stats* response) {
     s.set_spool_drops(r.spool_drops);
     s.set_decode_errors(r.decode_errors);
     s.set_last_seen_ns(r.last_write_ns);
+  }
+  if (observer_ != nullptr) {
+    const ObserverProgress p = observer_->Progress();
+    response->set_correlation_events_fed(p.events_fed);
+    response->set_correlation_backlog(p.backlog);
+    response->set_correlation_behind(p.behind);
+    response->set_correlation_fell_behind(p.times_fell_behind);
   }
   if (ingest_ != nullptr) {
     const IngestCounters c = ingest_->counters();

@@ -23,7 +23,8 @@ grpc::Status ToGrpcStatus(const Status& s);
 
 class QueryService final : public v1::Query::CallbackService {
  public:
-  QueryService(Store* store, const IngestService* ingest);
+  // `ingest` and `observer` may be nullptr (their stats are then left out); not owned.
+  QueryService(Store* store, const IngestService* ingest, const IngestObserver* observer = nullptr);
 
   grpc::ServerUnaryReactor* ListEvents(grpc::CallbackServerContext* context,
                                        const v1::ListEventsRequest* request,
@@ -47,6 +48,7 @@ class QueryService final : public v1::Query::CallbackService {
 
   Store* const store_;
   const IngestService* const ingest_;
+  const IngestObserver* const observer_;
 };
 
 // Writes `incident` (serialized tripline.v1.Incident) into the store under its id; how the

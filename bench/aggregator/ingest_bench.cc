@@ -1,19 +1,29 @@
 // Ingest throughput end to end: a client stream -> the real tripline-aggregator process ->
-// durable in RocksDB (WAL, no fsync unless --sync) -> ack, one batch outstanding per
-// stream as the protocol has it.
+// durable in RocksDB (WAL, no fsync unless --sync) -> ack. Each stream keeps up to
+// --window batches unacknowledged, as the sensor's delivery client does
+// (DeliveryOptions::max_in_flight_batches, 8); --window 1 is stop-and-wait.
 //
-//   ingest_bench [--events 200000] [--batch-sizes 1,64,512] [--streams 1] [--sync]
+//   ingest_bench [--events 200000] [--batch-sizes 1,64,512] [--streams 1] [--window 8] [--sync]
 //
-// Prints, per batch size: events/s, aggregator CPU per event (from /proc/PID/stat, i.e. the
-// server process alone) and client CPU per event (getrusage of this process).
+// Prints, per batch size: events/s acknowledged, aggregator CPU per event (from
+// /proc/PID/stat, i.e. the server process alone), client CPU per event (getrusage of this
+// process); then the correlator's side: the backlog of stored but not yet correlated
+// events when the last ack arrived, and the seconds from the first send until correlation
+// had caught up (polled through the query API every 10 ms), with the rate that makes.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "bench/aggregator/bench_support.h"
 #include "common/clock.h"
 #include "tests/aggregator/test_support.h"
+#include "tripline/v1/query.grpc.pb.h"
 
 namespace tripline {
 namespace {
@@ -22,14 +32,16 @@ int Main(int argc, char** argv) {
   const bench::Flags flags(argc, argv);
   const int64_t total = flags.GetInt("events", 200000);
   const int streams = static_cast<int>(flags.GetInt("streams", 1));
+  const int64_t window = std::max<int64_t>(1, flags.GetInt("window", 8));
   std::vector<int64_t> sizes;
   std::stringstream list(flags.Get("batch-sizes", "1,64,512"));
   for (std::string s; std::getline(list, s, ',');) sizes.push_back(std::stoll(s));
 
-  std::printf("ingest_bench: %lld events per batch size, %d stream(s)%s\n",
-              static_cast<long long>(total), streams, flags.Has("sync") ? ", --sync-writes" : "");
-  std::printf("%-6s %-9s %12s %14s %14s %10s\n", "batch", "events", "events/s", "agg CPU us/ev",
-              "client us/ev", "wall s");
+  std::printf("ingest_bench: %lld events per batch size, %d stream(s), window %lld%s\n",
+              static_cast<long long>(total), streams, static_cast<long long>(window),
+              flags.Has("sync") ? ", --sync-writes" : "");
+  std::printf("%-6s %-9s %12s %14s %14s %10s %10s %12s %12s\n", "batch", "events", "events/s",
+              "agg CPU us/ev", "client us/ev", "wall s", "backlog", "correlated s", "correlated/s");
   for (const int64_t batch : sizes) {
     // Batch size 1 is one round trip per event; fewer events keep the run short.
     const int64_t n = batch == 1 ? std::min<int64_t>(total, 20000) : total;
@@ -63,10 +75,34 @@ int Main(int argc, char** argv) {
     std::atomic<bool> failed{false};
     for (int s = 0; s < streams; ++s) {
       threads.emplace_back([&, s] {
+        // The writer runs ahead of the acks by at most `window` batches. Acks are
+        // cumulative (durable_seq), one per batch.
+        std::mutex mu;
+        std::condition_variable cv;
+        int64_t unacked = 0;
+        std::thread reader([&] {
+          for (size_t i = 0; i < requests[s].size(); ++i) {
+            auto ack = clients[s]->ReadAck();
+            if (!ack || !ack->error().empty()) failed = true;
+            std::lock_guard<std::mutex> lock(mu);
+            --unacked;
+            cv.notify_one();
+            if (!ack) break;
+          }
+        });
         for (const auto& r : requests[s]) {
-          auto ack = clients[s]->Send(r);
-          if (!ack || !ack->error().empty()) failed = true;
+          {
+            std::unique_lock<std::mutex> lock(mu);
+            cv.wait(lock, [&] { return unacked < window || failed; });
+            if (failed) break;
+            ++unacked;
+          }
+          if (!clients[s]->WriteOnly(r)) {
+            failed = true;
+            break;
+          }
         }
+        reader.join();
       });
     }
     for (auto& t : threads) t.join();
@@ -77,8 +113,36 @@ int Main(int argc, char** argv) {
       return 1;
     }
     const double stored = static_cast<double>(per_stream * streams);
-    std::printf("%-6lld %-9.0f %12.0f %14.2f %14.2f %10.2f\n", static_cast<long long>(batch),
-                stored, stored / wall, cpu * 1e6 / stored, self * 1e6 / stored, wall);
+    // The correlator's side: how far behind it was at the last ack, and when it caught up.
+    auto query =
+        v1::Query::NewStub(grpc::CreateChannel(agg.address(), grpc::InsecureChannelCredentials()));
+    const auto poll = [&](v1::Stats* st) {
+      grpc::ClientContext ctx;
+      return query->GetStats(&ctx, v1::GetStatsRequest(), st).ok();
+    };
+    v1::Stats st;
+    if (!poll(&st)) {
+      std::fprintf(stderr, "GetStats failed\n");
+      return 1;
+    }
+    const uint64_t backlog_at_ack = st.correlation_backlog();
+    const double deadline = bench::NowSeconds() + 600;
+    while (st.correlation_events_fed() < static_cast<uint64_t>(stored) || st.correlation_behind()) {
+      if (bench::NowSeconds() > deadline) {
+        std::fprintf(stderr, "correlation did not catch up within 600 s\n");
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (!poll(&st)) {
+        std::fprintf(stderr, "GetStats failed\n");
+        return 1;
+      }
+    }
+    const double correlated = bench::NowSeconds() - t0;
+    std::printf("%-6lld %-9.0f %12.0f %14.2f %14.2f %10.2f %10llu %12.2f %12.0f\n",
+                static_cast<long long>(batch), stored, stored / wall, cpu * 1e6 / stored,
+                self * 1e6 / stored, wall, static_cast<unsigned long long>(backlog_at_ack),
+                correlated, stored / correlated);
     std::fflush(stdout);
     for (auto& c : clients) c->Finish();
   }

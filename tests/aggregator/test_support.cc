@@ -138,6 +138,12 @@ std::optional<v1::IngestAck> IngestClient::Send(const v1::IngestRequest& request
   return ack;
 }
 
+std::optional<v1::IngestAck> IngestClient::ReadAck() {
+  v1::IngestAck ack;
+  if (!stream_->Read(&ack)) return std::nullopt;
+  return ack;
+}
+
 grpc::Status IngestClient::Finish() {
   if (!done_writing_) {
     stream_->WritesDone();

@@ -52,6 +52,9 @@ class IngestClient {
   }
   // Writes a request without waiting for its ack (to leave one in flight).
   bool WriteOnly(const v1::IngestRequest& request) { return stream_->Write(request); }
+  // Reads the next ack; nullopt when the stream has ended. May run on another thread than
+  // WriteOnly (gRPC allows one reader and one writer at a time on a stream).
+  std::optional<v1::IngestAck> ReadAck();
   // Half-closes (if not yet) and returns the stream's final status.
   grpc::Status Finish();
 

@@ -333,6 +333,10 @@ class Ctl {
                    {"incidents", st.incidents()},
                    {"duplicates_dropped", st.duplicates_dropped()},
                    {"batches_rejected", st.batches_rejected()},
+                   {"correlation_events_fed", st.correlation_events_fed()},
+                   {"correlation_backlog", st.correlation_backlog()},
+                   {"correlation_behind", st.correlation_behind()},
+                   {"correlation_fell_behind", st.correlation_fell_behind()},
                    {"sensors", std::move(sensors)}}
                   .dump(2)
            << "\n";
@@ -348,6 +352,10 @@ class Ctl {
     summary.AddRow({"incidents", std::to_string(st.incidents())});
     summary.AddRow({"duplicates dropped", std::to_string(st.duplicates_dropped())});
     summary.AddRow({"batches rejected", std::to_string(st.batches_rejected())});
+    summary.AddRow({"events correlated", std::to_string(st.correlation_events_fed())});
+    summary.AddRow({"correlation backlog",
+                    std::to_string(st.correlation_backlog()) +
+                        (st.correlation_behind() ? " (behind: reading back from the store)" : "")});
     summary.Print(out_);
     out_ << "\n";
     Table sensors({"SENSOR", "HOST", "CONNECTED", "DURABLE_SEQ", "EVENTS", "RINGBUF_DROPS",
