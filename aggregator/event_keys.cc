@@ -13,25 +13,33 @@ void AppendBe64(std::string* out, uint64_t v) {
   out->append(b, 8);
 }
 
+void AppendBe32(std::string* out, uint32_t v) {
+  const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                     static_cast<char>(v >> 8), static_cast<char>(v)};
+  out->append(b, 4);
+}
+
 uint64_t ReadBe64(std::string_view in) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
   return v;
 }
 
-std::string Suffix(int64_t time_ns, std::string_view sensor_id, uint64_t seq) {
-  std::string s;
-  s.reserve(17 + sensor_id.size());
-  // Event times are validated positive, so the unsigned cast keeps their order.
-  AppendBe64(&s, static_cast<uint64_t>(time_ns));
-  s.append(sensor_id);
-  s.push_back('\0');
-  AppendBe64(&s, seq);
-  return s;
+uint32_t ReadBe32(std::string_view in) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
+  return v;
 }
 
-std::string PrimaryKey(int64_t time_ns, std::string_view sensor_id, uint64_t seq) {
-  return std::string(1, kPrimaryTag) + Suffix(time_ns, sensor_id, seq);
+std::string Suffix(int64_t bucket_ns, std::string_view sensor_id, uint64_t first_seq) {
+  std::string s;
+  s.reserve(17 + sensor_id.size());
+  // Times are validated positive, so the unsigned cast keeps their order.
+  AppendBe64(&s, static_cast<uint64_t>(bucket_ns));
+  s.append(sensor_id);
+  s.push_back('\0');
+  AppendBe64(&s, first_seq);
+  return s;
 }
 
 std::string NamePrefix(char tag, std::string_view name) {
@@ -48,33 +56,29 @@ std::string KindPrefix(EventKind kind) {
   return std::string{kKindTag, static_cast<char>(static_cast<uint8_t>(kind))};
 }
 
-std::string BatchLogPrefix(std::string_view sensor_id) {
-  return NamePrefix(kBatchLogTag, sensor_id);
-}
+std::string AllPrefix() { return std::string(1, kAllTag); }
 
-std::string BatchLogKey(std::string_view sensor_id, uint64_t first_seq) {
-  std::string key = BatchLogPrefix(sensor_id);
-  AppendBe64(&key, first_seq);
+std::string EventPrefix(std::string_view sensor_id) { return NamePrefix(kEventTag, sensor_id); }
+
+std::string EventKey(std::string_view sensor_id, uint64_t seq) {
+  std::string key = EventPrefix(sensor_id);
+  AppendBe64(&key, seq);
   return key;
 }
 
-void EncodeBatchLog(const int64_t* times, size_t n, std::string* out) {
-  int64_t max_time = 0;
-  for (size_t i = 0; i < n; ++i) max_time = std::max(max_time, times[i]);
-  out->reserve(out->size() + 9 + 8 * n);
-  out->push_back(kBatchLogVersion);
-  AppendBe64(out, static_cast<uint64_t>(max_time));
-  for (size_t i = 0; i < n; ++i) AppendBe64(out, static_cast<uint64_t>(times[i]));
+void AppendEventValue(std::string* out, int64_t time_ns, std::string_view event_bytes) {
+  AppendBe64(out, static_cast<uint64_t>(time_ns));
+  out->append(event_bytes);
 }
 
-std::optional<BatchLog> DecodeBatchLog(std::string_view value) {
-  if (value.size() < 9 || value[0] != kBatchLogVersion || (value.size() - 9) % 8 != 0) {
-    return std::nullopt;
-  }
-  BatchLog log;
-  log.max_time_ns = static_cast<int64_t>(ReadBe64(value.substr(1)));
-  log.times = value.substr(9);
-  return log;
+std::optional<EventValue> ParseEventValue(std::string_view value) {
+  if (value.size() < 8) return std::nullopt;
+  return EventValue{static_cast<int64_t>(ReadBe64(value)), value.substr(8)};
+}
+
+void AppendPostingEntry(std::string* out, uint32_t offset, int64_t time_ns) {
+  AppendBe32(out, offset);
+  AppendBe64(out, static_cast<uint64_t>(time_ns));
 }
 
 std::optional<SuffixParts> ParseSuffix(std::string_view s) {
@@ -92,7 +96,7 @@ std::optional<SplitKey> Split(std::string_view key) {
   if (key.empty()) return std::nullopt;
   size_t prefix_len = 0;
   switch (key[0]) {
-    case kPrimaryTag: prefix_len = 1; break;
+    case kAllTag: prefix_len = 1; break;
     case kKindTag: prefix_len = 2; break;
     case kHostTag:
     case kUserTag: {
@@ -107,19 +111,15 @@ std::optional<SplitKey> Split(std::string_view key) {
   return SplitKey{key.substr(0, prefix_len), key.substr(prefix_len)};
 }
 
-std::optional<int64_t> KeyTime(std::string_view key) {
+std::optional<int64_t> RecordTime(std::string_view key, std::string_view value) {
+  if (!key.empty() && key[0] == kEventTag) {
+    const auto event = ParseEventValue(value);
+    if (!event) return std::nullopt;
+    return event->time_ns;
+  }
   const auto split = Split(key);
   if (!split) return std::nullopt;
-  return static_cast<int64_t>(ReadBe64(split->suffix));
-}
-
-std::optional<int64_t> RecordTime(std::string_view key, std::string_view value) {
-  if (!key.empty() && key[0] == kBatchLogTag) {
-    const auto log = DecodeBatchLog(value);
-    if (!log) return std::nullopt;
-    return log->max_time_ns;
-  }
-  return KeyTime(key);
+  return static_cast<int64_t>(ReadBe64(split->suffix)) + kBucketNs - 1;
 }
 
 void IndexedUsers(const Event& event, std::string_view out[3], size_t* n) {

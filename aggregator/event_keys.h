@@ -1,28 +1,33 @@
-// Key layout of the events column family (see docs/storage.md for the whole on-disk format).
+// Key and value layout of the events column family, format "tripline-store 2" (see
+// docs/storage.md for the whole on-disk format).
 //
-// Every event has one primary key and a few secondary index keys. All of them end with the
-// same 8+N+1+8 byte "suffix" so that an index key leads straight back to its primary key:
+// Every event is stored once, under its sensor and sequence number; each stored batch
+// adds a handful of *postings* that make the common queries range scans:
 //
-//   suffix   = be64(time_ns) | sensor_id | 0x00 | be64(seq)
-//   primary  = 't' | suffix                         -> serialized tripline.v1.Event
-//   by host  = 'h' | be16(len) | host | suffix       -> "" (points to the primary key)
-//   by user  = 'u' | be16(len) | user | suffix       -> ""
-//   by kind  = 'k' | kind byte | suffix              -> ""
+//   event    = 'e' | be16(len) | sensor_id | be64(seq)  -> be64(time) | tripline.v1.Event
+//   suffix   = be64(bucket) | sensor_id | 0x00 | be64(first_seq)
+//   all      = 't' | suffix                              -> posting value
+//   by host  = 'h' | be16(len) | host | suffix           -> posting value
+//   by user  = 'u' | be16(len) | user | suffix           -> posting value
+//   by kind  = 'k' | kind byte | suffix                  -> posting value
 //
-// Beside them, one batch-log record per stored batch, keyed by sensor and sequence number
-// rather than by time, so that a sensor's events can be read back in sequence order (the
-// correlator catching up after it fell behind, or replaying after a restart):
+//   posting value = n x (be32 seq - first_seq | be64 time), ascending
 //
-//   batch    = 'q' | be16(len) | sensor_id | be64(first_seq)
-//              -> 0x01 | be64(max time_ns) | be64(time_ns) for each event, in seq order
+// `bucket` is an event's time rounded down to kBucketNs, and `first_seq` the first
+// sequence number the batch stored. A posting lists the events of one batch that fall in
+// one bucket and carry one name, so "events of user U between T1 and T2" is one range
+// scan over U's postings from bucket(T1); within a bucket the candidates are sorted by
+// (time, sensor, seq) before any event is read, and a page of them is one MultiGet.
+// Keys by sensor and sequence make a sensor's events its log in order: reading a sensor
+// back (the correlator catching up) is one range scan.
 //
-// Event i of the record has seq first_seq + i; its primary key is rebuilt from its time.
+// Why postings per batch: one primary key plus three or four index keys per event made
+// the memtable's skiplist insertions, and the flush and compaction of those small keys,
+// the largest ingest cost; now an event is one key whose neighbour in the skiplist is the
+// sensor's previous event, and a batch adds a few posting keys (bench/aggregator).
 //
-// Big-endian times make byte order equal time order, so "events of user U between T1 and T2"
-// is one range scan. Names are length-prefixed rather than NUL-terminated because proto3
-// strings may legally contain U+0000; sensor ids are validated printable, so a NUL ends them.
-// Index keys point at the primary key instead of duplicating the event: an event is written
-// once (plus three or four ~40-byte keys), and a page of results costs one MultiGet.
+// Names are length-prefixed rather than NUL-terminated because proto3 strings may legally
+// contain U+0000; sensor ids are validated printable, so a NUL ends them.
 //
 // Pure functions, no state; safe from any thread.
 #pragma once
@@ -36,60 +41,74 @@
 
 namespace tripline::event_keys {
 
-constexpr char kPrimaryTag = 't';
+constexpr char kAllTag = 't';
 constexpr char kHostTag = 'h';
 constexpr char kUserTag = 'u';
 constexpr char kKindTag = 'k';
-constexpr char kBatchLogTag = 'q';
-constexpr char kBatchLogVersion = 0x01;
+constexpr char kEventTag = 'e';
+// Width of a posting's time bucket. Small enough that one bucket's candidates of a busy
+// index fit in memory while a page is sorted; large enough that a batch (a sensor sends
+// what it has every few hundred milliseconds) usually needs one posting per name.
+constexpr int64_t kBucketNs = 1'000'000'000;
 // Names longer than this are not indexed (FromProto already bounds strings to 4096 bytes).
 constexpr size_t kMaxIndexedName = 4096;
 
 void AppendBe64(std::string* out, uint64_t v);
+void AppendBe32(std::string* out, uint32_t v);
 uint64_t ReadBe64(std::string_view in);  // precondition: in.size() >= 8
+uint32_t ReadBe32(std::string_view in);  // precondition: in.size() >= 4
 
-// be64(time) | sensor | 0 | be64(seq).
-std::string Suffix(int64_t time_ns, std::string_view sensor_id, uint64_t seq);
-std::string PrimaryKey(int64_t time_ns, std::string_view sensor_id, uint64_t seq);
+// Event times are validated positive.
+inline int64_t Bucket(int64_t time_ns) { return time_ns - time_ns % kBucketNs; }
+
+// be64(bucket) | sensor | 0 | be64(first_seq).
+std::string Suffix(int64_t bucket_ns, std::string_view sensor_id, uint64_t first_seq);
 // The index prefix for one name: tag | be16(len) | name. Used for scans and keys alike.
 std::string NamePrefix(char tag, std::string_view name);
 std::string KindPrefix(EventKind kind);
+std::string AllPrefix();
 
-// 'q' | be16(len) | sensor_id: the prefix of one sensor's batch-log records.
-std::string BatchLogPrefix(std::string_view sensor_id);
-std::string BatchLogKey(std::string_view sensor_id, uint64_t first_seq);
-// Appends the batch-log value for events with these times.
-void EncodeBatchLog(const int64_t* times, size_t n, std::string* out);
-// A decoded batch-log value: the times of its events. nullopt when malformed.
-struct BatchLog {
-  int64_t max_time_ns = 0;
-  std::string_view times;  // n big-endian 8-byte times
-  size_t size() const { return times.size() / 8; }
-  int64_t time(size_t i) const { return static_cast<int64_t>(ReadBe64(times.substr(i * 8))); }
+// 'e' | be16(len) | sensor_id: the prefix of one sensor's events.
+std::string EventPrefix(std::string_view sensor_id);
+std::string EventKey(std::string_view sensor_id, uint64_t seq);
+// be64(time) | event bytes.
+void AppendEventValue(std::string* out, int64_t time_ns, std::string_view event_bytes);
+// The parts of an event value; nullopt when it is too short to hold a time.
+struct EventValue {
+  int64_t time_ns = 0;
+  std::string_view event_bytes;
 };
-std::optional<BatchLog> DecodeBatchLog(std::string_view value);
+std::optional<EventValue> ParseEventValue(std::string_view value);
+
+// Posting entries: (seq - first_seq, time).
+void AppendPostingEntry(std::string* out, uint32_t offset, int64_t time_ns);
+constexpr size_t kPostingEntrySize = 12;
+inline bool PostingValueValid(std::string_view v) { return v.size() % kPostingEntrySize == 0; }
+inline uint32_t PostingOffset(std::string_view v, size_t i) {
+  return ReadBe32(v.substr(i * kPostingEntrySize));
+}
+inline int64_t PostingTime(std::string_view v, size_t i) {
+  return static_cast<int64_t>(ReadBe64(v.substr(i * kPostingEntrySize + 4)));
+}
 
 // The parts of a suffix; nullopt when the bytes are not a well-formed suffix.
 struct SuffixParts {
-  int64_t time_ns = 0;
+  int64_t time_ns = 0;  // the bucket, for a posting
   std::string_view sensor_id;
-  uint64_t seq = 0;
+  uint64_t seq = 0;  // the batch's first stored sequence number, for a posting
 };
 std::optional<SuffixParts> ParseSuffix(std::string_view suffix);
 
-// Splits any events-CF key into the part before the suffix (tag and name) and the suffix.
-// nullopt when the key is malformed.
+// Splits a posting key into the part before the suffix (tag and name) and the suffix.
+// nullopt when the key is malformed or not a posting.
 struct SplitKey {
   std::string_view prefix;
   std::string_view suffix;
 };
 std::optional<SplitKey> Split(std::string_view key);
 
-// The time of any events-CF key, for retention; nullopt when the key is malformed.
-// Batch-log keys carry no time: see RecordTime.
-std::optional<int64_t> KeyTime(std::string_view key);
-// The time by which any events-CF record ages out: the key's time, or for a batch-log
-// record the newest time in its value. nullopt when key or value is malformed.
+// The newest event time a record can hold, by which it ages out: an event's own time, or
+// the end of a posting's bucket. nullopt when malformed.
 std::optional<int64_t> RecordTime(std::string_view key, std::string_view value);
 
 // The user names an event is indexed under: the login's user, the process user and the

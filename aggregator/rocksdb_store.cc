@@ -7,7 +7,9 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <deque>
 #include <filesystem>
+#include <map>
 
 #include "aggregator/event_keys.h"
 #include "common/log.h"
@@ -98,22 +100,21 @@ bool HexDecode(std::string_view in, std::string* out) {
   return true;
 }
 
-Status DecodeEvent(std::string_view suffix, std::string_view value, StoredEvent* out) {
-  const auto parts = keys::ParseSuffix(suffix);
-  if (!parts) return Status::Corruption("malformed event key");
+Status DecodeEvent(std::string_view sensor_id, uint64_t seq, std::string_view bytes,
+                   StoredEvent* out) {
   v1::Event pb;
-  if (!pb.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-    return Status::Corruption("stored event of sensor '" + std::string(parts->sensor_id) +
-                              "' seq " + std::to_string(parts->seq) + " does not parse");
+  if (!pb.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Status::Corruption("stored event of sensor '" + std::string(sensor_id) + "' seq " +
+                              std::to_string(seq) + " does not parse");
   }
   auto event = FromProto(pb);
   if (!event.ok()) {
-    return Status::Corruption("stored event of sensor '" + std::string(parts->sensor_id) +
-                              "' seq " + std::to_string(parts->seq) +
-                              " is invalid: " + event.status().message());
+    return Status::Corruption("stored event of sensor '" + std::string(sensor_id) + "' seq " +
+                              std::to_string(seq) + " is invalid: " + event.status().message());
   }
-  out->sensor_id = std::string(parts->sensor_id);
+  out->sensor_id = std::string(sensor_id);
   out->event = std::move(event).value();
+  out->event.seq = seq;
   return Status::Ok();
 }
 
@@ -124,10 +125,10 @@ bool MatchesUser(const Event& e, std::string_view user) {
   return std::find(names, names + n, user) != names + n;
 }
 
-// Drops events older than the retention window during compaction. Keys are judged by the
-// time embedded in them, so index keys age out with their events without reading values;
-// a batch-log record (no time in its key) by the newest event time in its value. A record
-// that does not parse is kept: never destroy what we cannot read.
+// Drops events older than the retention window during compaction: an event by its time
+// (the first 8 bytes of its value), a posting by the end of its bucket (in its key), so
+// nothing is parsed and a posting never ages out before the events it lists. A record that
+// does not parse is kept: never destroy what we cannot read.
 class RetentionFilter final : public rocksdb::CompactionFilter {
  public:
   RetentionFilter(const Clock& clock, int64_t retention_ns)
@@ -154,11 +155,23 @@ class EventKeyPrefix final : public rocksdb::SliceTransform {
  public:
   const char* Name() const override { return "tripline.EventKeyPrefix"; }
   rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
-    const auto split = keys::Split(std::string_view(key.data(), key.size()));
-    return rocksdb::Slice(key.data(), split ? split->prefix.size() : key.size());
+    return rocksdb::Slice(key.data(), PrefixLength(std::string_view(key.data(), key.size())));
   }
   bool InDomain(const rocksdb::Slice& key) const override {
-    return keys::Split(std::string_view(key.data(), key.size())).has_value();
+    return PrefixLength(std::string_view(key.data(), key.size())) > 0;
+  }
+
+ private:
+  // An event key's prefix is its sensor ('e' | len | sensor); a posting's is its tag and
+  // name. 0 for anything else.
+  static size_t PrefixLength(std::string_view key) {
+    if (!key.empty() && key[0] == keys::kEventTag) {
+      if (key.size() < 3) return 0;
+      const size_t len = (static_cast<uint8_t>(key[1]) << 8) | static_cast<uint8_t>(key[2]);
+      return key.size() >= 3 + len + 8 ? 3 + len : 0;
+    }
+    const auto split = keys::Split(key);
+    return split ? split->prefix.size() : 0;
   }
 };
 
@@ -178,11 +191,12 @@ Status FromRocksDb(const rocksdb::Status& s, std::string_view context) {
 }
 
 struct RocksDbStore::ScanPlan {
-  std::string prefix;  // index (or primary) prefix being scanned
-  std::string lower;   // first key of the range
-  std::string upper;   // first key past the range
-  bool is_index = false;
-  bool postfilter = false;  // filters that the chosen key range does not express
+  std::string prefix;    // posting prefix (tag and name) being scanned
+  std::string lower;     // first key of the range
+  std::string upper;     // first key past the range
+  int64_t since_ns = 0;  // event times in [since_ns, until_ns)
+  int64_t until_ns = 0;
+  bool postfilter = false;  // filters that the chosen postings do not express
 };
 
 RocksDbStore::RocksDbStore(const RocksDbStoreOptions& options)
@@ -351,65 +365,67 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
     record.missing += result.gap_last - result.gap_first + 1;
   }
 
-  // Events-family writes are collected and put in key order: the memtable skiplist reuses
-  // its insertion point for ascending keys, while the natural order (primary, host, user,
-  // kind, next event, ...) jumps between key ranges and made skiplist search the dominant
-  // ingest cost (bench/aggregator/ingest_bench.cc, perf). Keys and values are appended to
-  // one buffer and sorted as (offset, length) entries, so a batch costs a few allocations
-  // instead of two strings per key.
-  struct Entry {
-    size_t key, key_len, value, value_len;
-  };
-  std::string arena;
-  std::vector<Entry> writes;
-  writes.reserve((events.size() - start) * 5);
-  arena.reserve((events.size() - start) * 384);
-  const auto put_index = [&](std::string_view prefix, std::string_view suffix) {
-    writes.push_back({arena.size(), prefix.size() + suffix.size(), 0, 0});
-    arena.append(prefix);
-    arena.append(suffix);
+  // Each new event once, keyed by sensor and seq, and one posting per (index, name,
+  // bucket) for the batch: the events' keys ascend within the sensor's prefix, so the
+  // memtable reuses its insertion point, and the postings are a few keys per batch
+  // instead of four or five per event (see event_keys.h).
+  const uint64_t batch_first = first_seq + start;
+  const std::string suffix_tail = [&] {
+    std::string t(sensor_id);
+    t.push_back('\0');
+    keys::AppendBe64(&t, batch_first);
+    return t;
+  }();
+  std::map<std::string, std::string> postings;  // key -> entries, in key order
+  std::string posting_key;
+  const auto post = [&](std::string_view prefix, int64_t bucket, uint32_t offset, int64_t time) {
+    posting_key.assign(prefix);
+    keys::AppendBe64(&posting_key, static_cast<uint64_t>(bucket));
+    posting_key.append(suffix_tail);
+    keys::AppendPostingEntry(&postings[posting_key], offset, time);
   };
   std::unordered_set<std::string_view> batch_users;  // distinct user names of this batch
   v1::Event pb;
-  std::string suffix;
+  std::string bytes;
+  std::string value;
+  const std::string event_prefix = keys::EventPrefix(sensor_id);
+  std::string event_key;
   std::string name_prefix;
+  const std::string all_prefix = keys::AllPrefix();
   const SensorHealth* newest_health = nullptr;
   int64_t newest_health_ns = record.health_time_ns;
   for (size_t i = start; i < events.size(); ++i) {
     const Event& e = events[i];
     const uint64_t seq = first_seq + i;
+    const uint32_t offset = static_cast<uint32_t>(i - start);
     if (e.time_ns <= 0) {
       return Status::InvalidArgument("event seq " + std::to_string(seq) + " has no time");
     }
     ToProto(e, &pb);
     pb.set_seq(seq);
-    suffix.clear();
-    keys::AppendBe64(&suffix, static_cast<uint64_t>(e.time_ns));
-    suffix.append(sensor_id);
-    suffix.push_back('\0');
-    keys::AppendBe64(&suffix, seq);
+    bytes.clear();
+    if (!pb.AppendToString(&bytes)) return Status::Internal("cannot serialize event");
+    value.clear();
+    keys::AppendEventValue(&value, e.time_ns, bytes);
+    event_key.assign(event_prefix);
+    keys::AppendBe64(&event_key, seq);
+    batch.Put(events_cf_, event_key, value);
 
-    Entry primary{arena.size(), 1 + suffix.size(), 0, 0};
-    arena.push_back(keys::kPrimaryTag);
-    arena.append(suffix);
-    primary.value = arena.size();
-    if (!pb.AppendToString(&arena)) return Status::Internal("cannot serialize event");
-    primary.value_len = arena.size() - primary.value;
-    writes.push_back(primary);
-
+    const int64_t bucket = keys::Bucket(e.time_ns);
+    post(all_prefix, bucket, offset, e.time_ns);
     if (e.host.size() <= keys::kMaxIndexedName) {
       name_prefix = keys::NamePrefix(keys::kHostTag, e.host);
-      put_index(name_prefix, suffix);
+      post(name_prefix, bucket, offset, e.time_ns);
     }
     std::string_view users[3];
     size_t n_users = 0;
     keys::IndexedUsers(e, users, &n_users);
     for (size_t u = 0; u < n_users; ++u) {
       name_prefix = keys::NamePrefix(keys::kUserTag, users[u]);
-      put_index(name_prefix, suffix);
+      post(name_prefix, bucket, offset, e.time_ns);
       batch_users.insert(users[u]);
     }
-    put_index(keys::KindPrefix(e.kind()), suffix);
+    post(keys::KindPrefix(e.kind()), bucket, offset, e.time_ns);
     if (const auto* health = e.As<SensorHealth>();
         health != nullptr && e.time_ns >= newest_health_ns) {
       newest_health = health;
@@ -424,26 +440,7 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
     record.health_time_ns = newest_health_ns;
   }
   record.host = events.back().host;
-  // The batch log: this batch's new events by sequence number (see event_keys.h).
-  std::string log_key = keys::BatchLogKey(sensor_id, first_seq + start);
-  std::string log_value;
-  {
-    std::vector<int64_t> times;
-    times.reserve(events.size() - start);
-    for (size_t i = start; i < events.size(); ++i) times.push_back(events[i].time_ns);
-    keys::EncodeBatchLog(times.data(), times.size(), &log_value);
-  }
-  batch.Put(events_cf_, log_key, log_value);
-  const auto view = [&arena](size_t offset, size_t len) {
-    return std::string_view(arena.data() + offset, len);
-  };
-  std::sort(writes.begin(), writes.end(), [&](const Entry& a, const Entry& b) {
-    return view(a.key, a.key_len) < view(b.key, b.key_len);
-  });
-  for (const Entry& w : writes) {
-    batch.Put(events_cf_, rocksdb::Slice(arena.data() + w.key, w.key_len),
-              rocksdb::Slice(arena.data() + w.value, w.value_len));
-  }
+  for (const auto& [key, entries] : postings) batch.Put(events_cf_, key, entries);
   std::vector<std::string> fresh_identities;
   {
     std::lock_guard<std::mutex> ilock(identities_mu_);
@@ -532,25 +529,27 @@ Result<RocksDbStore::ScanPlan> RocksDbStore::Plan(const EventQuery& q) {
   if (q.user.size() > keys::kMaxIndexedName || q.host.size() > keys::kMaxIndexedName) {
     return Status::InvalidArgument("filter name too long");
   }
-  if (filters == 0) plan.prefix = std::string(1, keys::kPrimaryTag);
-  plan.is_index = filters > 0;
+  if (filters == 0) plan.prefix = keys::AllPrefix();
   plan.postfilter = filters > 1;
-  const int64_t since = std::max<int64_t>({q.since_ns, RetentionCutoff(), 0});
+  plan.since_ns = std::max<int64_t>({q.since_ns, RetentionCutoff(), 1});
+  // Valid event times are positive int64, so INT64_MAX is past every one of them.
+  plan.until_ns = q.until_ns > 0 ? q.until_ns : INT64_MAX;
   plan.lower = plan.prefix;
-  keys::AppendBe64(&plan.lower, static_cast<uint64_t>(since));
+  keys::AppendBe64(&plan.lower, static_cast<uint64_t>(keys::Bucket(plan.since_ns)));
   plan.upper = plan.prefix;
-  // Valid event times are positive int64, so 2^63 is past every one of them.
-  keys::AppendBe64(&plan.upper,
-                   q.until_ns > 0 ? static_cast<uint64_t>(q.until_ns) : uint64_t{1} << 63);
+  // Past every posting of the bucket that holds until - 1.
+  keys::AppendBe64(&plan.upper, static_cast<uint64_t>(keys::Bucket(plan.until_ns - 1)) + 1);
   return plan;
 }
 
 template <typename Emit>
-Result<std::string> RocksDbStore::Scan(const EventQuery& q, const ScanPlan& plan,
-                                       std::string start_key, Emit&& emit) {
-  if (plan.upper <= plan.lower) return std::string();
-  // One snapshot for the index scan and the lookups it drives, so an event is never seen
-  // in one and missing from the other.
+Result<std::optional<RocksDbStore::Cursor>> RocksDbStore::Scan(const EventQuery& q,
+                                                               const ScanPlan& plan,
+                                                               const std::optional<Cursor>& after,
+                                                               bool need_events, Emit&& emit) {
+  if (plan.until_ns <= plan.since_ns) return std::optional<Cursor>();
+  // One snapshot for the posting scan and the lookups it drives, so an event is never
+  // seen in one and missing from the other.
   const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
   struct Release {
     rocksdb::DB* db;
@@ -562,85 +561,138 @@ Result<std::string> RocksDbStore::Scan(const EventQuery& q, const ScanPlan& plan
   const rocksdb::Slice upper(plan.upper);
   ro.iterate_upper_bound = &upper;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_cf_));
-  it->Seek(std::max(start_key, plan.lower));
+  std::string start = plan.lower;
+  if (after) {
+    std::string resume = plan.prefix;
+    keys::AppendBe64(&resume, static_cast<uint64_t>(keys::Bucket(after->time_ns)));
+    start = std::max(start, resume);
+  }
+  it->Seek(start);
 
-  std::vector<std::string> index_keys;
-  std::vector<std::string> primary_keys;
-  std::vector<std::string> inline_values;
-  while (true) {
-    index_keys.clear();
-    primary_keys.clear();
-    inline_values.clear();
-    for (; it->Valid() && index_keys.size() < kScanChunk; it->Next()) {
+  // The candidates of one bucket: every posting entry in range, sorted by (time, sensor,
+  // seq) before any event is read. Sensor ids point into `sensors`.
+  struct Candidate {
+    int64_t time_ns;
+    std::string_view sensor_id;
+    uint64_t seq;
+  };
+  const auto less = [](const Candidate& a, const Candidate& b) {
+    if (a.time_ns != b.time_ns) return a.time_ns < b.time_ns;
+    if (a.sensor_id != b.sensor_id) return a.sensor_id < b.sensor_id;
+    return a.seq < b.seq;
+  };
+  std::optional<Candidate> after_candidate;
+  if (after) after_candidate = Candidate{after->time_ns, after->sensor_id, after->seq};
+
+  std::deque<std::string> sensors;  // stable addresses for the candidates' views
+  std::vector<Candidate> candidates;
+  std::vector<std::string> keys_to_read;
+  while (it->Valid()) {
+    candidates.clear();
+    sensors.clear();
+    const auto first_split = keys::Split(std::string_view(it->key().data(), it->key().size()));
+    if (!first_split) return Logged(Status::Corruption("malformed posting key in events"));
+    const std::string bucket(first_split->suffix.substr(0, 8));
+    for (; it->Valid(); it->Next()) {
       const std::string_view key(it->key().data(), it->key().size());
-      index_keys.emplace_back(key);
-      if (plan.is_index) {
-        const auto split = keys::Split(key);
-        if (!split) return Logged(Status::Corruption("malformed index key in events"));
-        primary_keys.push_back(std::string(1, keys::kPrimaryTag) + std::string(split->suffix));
-      } else {
-        inline_values.emplace_back(it->value().data(), it->value().size());
+      const auto split = keys::Split(key);
+      if (!split) return Logged(Status::Corruption("malformed posting key in events"));
+      if (split->suffix.substr(0, 8) != bucket) break;
+      const auto parts = keys::ParseSuffix(split->suffix);
+      const std::string_view entries(it->value().data(), it->value().size());
+      if (!parts || !keys::PostingValueValid(entries)) {
+        return Logged(Status::Corruption("malformed posting in events"));
+      }
+      if (sensors.empty() || sensors.back() != parts->sensor_id) {
+        sensors.emplace_back(parts->sensor_id);
+      }
+      for (size_t i = 0; i < entries.size() / keys::kPostingEntrySize; ++i) {
+        const Candidate c{keys::PostingTime(entries, i), sensors.back(),
+                          parts->seq + keys::PostingOffset(entries, i)};
+        if (c.time_ns < plan.since_ns || c.time_ns >= plan.until_ns) continue;
+        if (after_candidate && !less(*after_candidate, c)) continue;
+        candidates.push_back(c);
       }
     }
-    TL_RETURN_IF_ERROR(Logged(FromRocksDb(it->status(), "scanning events")));
-    if (index_keys.empty()) return std::string();
+    TL_RETURN_IF_ERROR(Logged(FromRocksDb(it->status(), "scanning postings")));
+    std::sort(candidates.begin(), candidates.end(), less);
 
-    std::vector<rocksdb::PinnableSlice> fetched;
-    if (plan.is_index) {
-      std::vector<rocksdb::Slice> slices(primary_keys.begin(), primary_keys.end());
-      fetched.resize(slices.size());
-      std::vector<rocksdb::Status> statuses(slices.size());
-      db_->MultiGet(ro, events_cf_, slices.size(), slices.data(), fetched.data(), statuses.data(),
-                    /*sorted_input=*/true);
-      for (size_t i = 0; i < statuses.size(); ++i) {
-        if (statuses[i].IsNotFound()) {
-          // Index and event are written in one batch and age out by the same time, and the
-          // range starts after the retention cutoff: a dangling index key is damage.
-          return Logged(Status::Corruption("index key without its event"));
+    for (size_t begin = 0; begin < candidates.size();) {
+      const size_t end = std::min(candidates.size(), begin + kScanChunk);
+      std::vector<rocksdb::PinnableSlice> values;
+      if (need_events) {
+        keys_to_read.clear();
+        for (size_t i = begin; i < end; ++i) {
+          keys_to_read.push_back(keys::EventKey(candidates[i].sensor_id, candidates[i].seq));
         }
-        TL_RETURN_IF_ERROR(Logged(FromRocksDb(statuses[i], "reading indexed event")));
+        std::vector<rocksdb::Slice> slices(keys_to_read.begin(), keys_to_read.end());
+        values.resize(slices.size());
+        std::vector<rocksdb::Status> statuses(slices.size());
+        db_->MultiGet(ro, events_cf_, slices.size(), slices.data(), values.data(), statuses.data());
+        for (size_t i = 0; i < statuses.size(); ++i) {
+          if (statuses[i].IsNotFound()) {
+            // A posting and its events are written in one batch, and no posting outlives
+            // an event in range (it ages by its bucket's end, they by their own times, and
+            // the range starts after the retention cutoff): a dangling entry is damage.
+            return Logged(Status::Corruption("posting names an event that is not stored"));
+          }
+          TL_RETURN_IF_ERROR(Logged(FromRocksDb(statuses[i], "reading an indexed event")));
+        }
       }
-    }
-
-    for (size_t i = 0; i < index_keys.size(); ++i) {
-      StoredEvent event;
-      const std::string_view value = plan.is_index
-                                         ? std::string_view(fetched[i].data(), fetched[i].size())
-                                         : std::string_view(inline_values[i]);
-      const std::string_view primary =
-          plan.is_index ? std::string_view(primary_keys[i]) : std::string_view(index_keys[i]);
-      TL_RETURN_IF_ERROR(Logged(DecodeEvent(primary.substr(1), value, &event)));
-      if (plan.postfilter) {
-        if (!q.host.empty() && event.event.host != q.host) continue;
-        if (!q.user.empty() && !MatchesUser(event.event, q.user)) continue;
-        if (q.kind && event.event.kind() != *q.kind) continue;
+      for (size_t i = begin; i < end; ++i) {
+        const Candidate& c = candidates[i];
+        StoredEvent event;
+        if (need_events) {
+          const rocksdb::PinnableSlice& v = values[i - begin];
+          const auto value = keys::ParseEventValue(std::string_view(v.data(), v.size()));
+          if (!value) return Logged(Status::Corruption("malformed event value"));
+          TL_RETURN_IF_ERROR(Logged(DecodeEvent(c.sensor_id, c.seq, value->event_bytes, &event)));
+          if (plan.postfilter) {
+            if (!q.host.empty() && event.event.host != q.host) continue;
+            if (!q.user.empty() && !MatchesUser(event.event, q.user)) continue;
+            if (q.kind && event.event.kind() != *q.kind) continue;
+          }
+        }
+        if (!emit(need_events ? &event : nullptr)) {
+          // More may follow: later candidates of this bucket, or later buckets.
+          if (i + 1 < candidates.size() || it->Valid()) {
+            return std::optional<Cursor>(Cursor{c.time_ns, std::string(c.sensor_id), c.seq});
+          }
+          return std::optional<Cursor>();
+        }
       }
-      if (!emit(std::move(event))) {
-        if (i + 1 < index_keys.size()) return index_keys[i + 1];
-        if (it->Valid()) return std::string(it->key().data(), it->key().size());
-        return std::string();
-      }
+      begin = end;
     }
   }
+  return std::optional<Cursor>();
 }
 
 Result<EventPage> RocksDbStore::QueryEvents(const EventQuery& q) {
   if (!db_) return Status::Unavailable("store is closed");
   TL_ASSIGN_OR_RETURN(const ScanPlan plan, Plan(q));
-  std::string start;
+  std::optional<Cursor> after;
   if (!q.page_token.empty()) {
-    if (!HexDecode(q.page_token, &start) || start.compare(0, plan.prefix.size(), plan.prefix) ||
-        start.size() < plan.prefix.size() + 8) {
+    // A token is the hex of prefix | be64(time) | sensor | 0 | be64(seq): the query's
+    // index prefix and the last event returned.
+    std::string raw;
+    if (!HexDecode(q.page_token, &raw) || raw.compare(0, plan.prefix.size(), plan.prefix)) {
       return Status::InvalidArgument("page token does not belong to this query");
     }
+    const auto parts = keys::ParseSuffix(std::string_view(raw).substr(plan.prefix.size()));
+    if (!parts) return Status::InvalidArgument("page token does not belong to this query");
+    after = Cursor{parts->time_ns, std::string(parts->sensor_id), parts->seq};
   }
   const size_t limit = std::clamp<size_t>(q.limit, 1, kMaxPageSize);
   EventPage page;
-  TL_ASSIGN_OR_RETURN(std::string next, Scan(q, plan, std::move(start), [&](StoredEvent&& e) {
-                        page.events.push_back(std::move(e));
+  TL_ASSIGN_OR_RETURN(std::optional<Cursor> next,
+                      Scan(q, plan, after, /*need_events=*/true, [&](const StoredEvent* e) {
+                        page.events.push_back(*e);
                         return page.events.size() < limit;
                       }));
-  page.next_page_token = HexEncode(next);
+  if (next) {
+    page.next_page_token =
+        HexEncode(plan.prefix + keys::Suffix(next->time_ns, next->sensor_id, next->seq));
+  }
   return page;
 }
 
@@ -648,10 +700,12 @@ Result<uint64_t> RocksDbStore::CountEvents(const EventQuery& q) {
   if (!db_) return Status::Unavailable("store is closed");
   TL_ASSIGN_OR_RETURN(const ScanPlan plan, Plan(q));
   uint64_t n = 0;
-  TL_ASSIGN_OR_RETURN(std::string next, Scan(q, plan, std::string(), [&](StoredEvent&&) {
-                        ++n;
-                        return true;
-                      }));
+  TL_ASSIGN_OR_RETURN(
+      std::optional<Cursor> next,
+      Scan(q, plan, std::nullopt, /*need_events=*/plan.postfilter, [&](const StoredEvent*) {
+        ++n;
+        return true;
+      }));
   (void)next;
   return n;
 }
@@ -662,68 +716,31 @@ Result<std::vector<Event>> RocksDbStore::ReadSensorEvents(std::string_view senso
   if (sensor_id.empty() || sensor_id.size() > keys::kMaxIndexedName) {
     return Status::InvalidArgument("bad sensor id");
   }
-  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
-  struct Release {
-    rocksdb::DB* db;
-    const rocksdb::Snapshot* s;
-    ~Release() { db->ReleaseSnapshot(s); }
-  } release{db_, snapshot};
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snapshot;
-  const std::string prefix = keys::BatchLogPrefix(sensor_id);
+  std::vector<Event> out;
+  if (after_seq == UINT64_MAX) return out;
+  const std::string prefix = keys::EventPrefix(sensor_id);
   std::string upper = prefix;
-  upper.append(8, '\xff');
-  upper.push_back('\xff');
+  upper.append(9, '\xff');  // past prefix | be64(any seq)
   const rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_cf_));
-  // The record holding after_seq + 1 may start below it: the last one at or before it.
-  const uint64_t want = after_seq == UINT64_MAX ? after_seq : after_seq + 1;
-  it->SeekForPrev(keys::BatchLogKey(sensor_id, want));
-  if (!it->Valid() || !it->key().starts_with(prefix)) it->Seek(prefix);
-
-  std::vector<std::string> primary_keys;
-  std::vector<uint64_t> seqs;
-  std::vector<int64_t> times;
-  for (; it->Valid() && it->key().starts_with(prefix) && seqs.size() < max_events; it->Next()) {
+  const size_t want = std::max<size_t>(max_events, 1);
+  for (it->Seek(keys::EventKey(sensor_id, after_seq + 1)); it->Valid() && out.size() < want;
+       it->Next()) {
     const std::string_view key(it->key().data(), it->key().size());
-    if (key.size() != prefix.size() + 8) return Logged(Status::Corruption("malformed batch key"));
-    const uint64_t first = keys::ReadBe64(key.substr(prefix.size()));
-    const auto log = keys::DecodeBatchLog(std::string_view(it->value().data(), it->value().size()));
-    if (!log) return Logged(Status::Corruption("malformed batch-log record"));
-    for (size_t i = 0; i < log->size(); ++i) {
-      const uint64_t seq = first + i;
-      if (seq <= after_seq) continue;
-      seqs.push_back(seq);
-      times.push_back(log->time(i));
-      primary_keys.push_back(keys::PrimaryKey(log->time(i), sensor_id, seq));
+    if (key.size() != prefix.size() + 8 || !key.starts_with(prefix)) {
+      return Logged(Status::Corruption("malformed event key"));
     }
-  }
-  TL_RETURN_IF_ERROR(Logged(FromRocksDb(it->status(), "reading the batch log")));
-
-  std::vector<rocksdb::Slice> slices(primary_keys.begin(), primary_keys.end());
-  std::vector<rocksdb::PinnableSlice> values(slices.size());
-  std::vector<rocksdb::Status> statuses(slices.size());
-  db_->MultiGet(ro, events_cf_, slices.size(), slices.data(), values.data(), statuses.data());
-  const int64_t cutoff = RetentionCutoff();
-  std::vector<Event> out;
-  out.reserve(slices.size());
-  for (size_t i = 0; i < slices.size(); ++i) {
-    if (statuses[i].IsNotFound()) {
-      // Records age out by their newest event, so older events of a kept record may be gone.
-      if (times[i] < cutoff) continue;
-      return Logged(Status::Corruption("batch-log record of sensor '" + std::string(sensor_id) +
-                                       "' names seq " + std::to_string(seqs[i]) +
-                                       ", which is not stored"));
-    }
-    TL_RETURN_IF_ERROR(Logged(FromRocksDb(statuses[i], "reading a logged event")));
+    const uint64_t seq = keys::ReadBe64(key.substr(prefix.size()));
+    const auto value =
+        keys::ParseEventValue(std::string_view(it->value().data(), it->value().size()));
+    if (!value) return Logged(Status::Corruption("malformed event value"));
     StoredEvent event;
-    TL_RETURN_IF_ERROR(
-        Logged(DecodeEvent(std::string_view(primary_keys[i]).substr(1),
-                           std::string_view(values[i].data(), values[i].size()), &event)));
-    event.event.seq = seqs[i];
+    TL_RETURN_IF_ERROR(Logged(DecodeEvent(sensor_id, seq, value->event_bytes, &event)));
     out.push_back(std::move(event.event));
   }
+  TL_RETURN_IF_ERROR(Logged(FromRocksDb(it->status(), "reading a sensor's events")));
   return out;
 }
 

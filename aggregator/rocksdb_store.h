@@ -51,7 +51,7 @@ Status FromRocksDb(const rocksdb::Status& s, std::string_view context);
 
 class RocksDbStore final : public Store {
  public:
-  static constexpr const char* kFormat = "tripline-store 1";
+  static constexpr const char* kFormat = "tripline-store 2";
 
   // Opens (or creates) the database, checks its format marker and loads the per-sensor
   // records and the set of identities into memory.
@@ -91,17 +91,26 @@ class RocksDbStore final : public Store {
     SensorRecord record;
   };
   struct ScanPlan;
+  // A position in a query's results: the (time, sensor, seq) of the last event returned.
+  struct Cursor {
+    int64_t time_ns = 0;
+    std::string sensor_id;
+    uint64_t seq = 0;
+  };
 
   explicit RocksDbStore(const RocksDbStoreOptions& options);
   Status OpenDb();
   Status LoadMeta();
   SensorSlot* Slot(std::string_view sensor_id);
   int64_t RetentionCutoff() const;
-  // Walks the events matching `q` from `start_key`; calls `emit(key, event)` for each
-  // match until it returns false. Returns the key to resume from ("" when exhausted).
+  // Walks the events matching `q` after `after` in (time, sensor, seq) order and calls
+  // `emit(const StoredEvent*)` for each until it returns false; with need_events false
+  // (no filter beyond the scanned index) emit gets nullptr and no event is read. Returns
+  // the cursor to resume after, or nullopt when the range is exhausted.
   template <typename Emit>
-  Result<std::string> Scan(const EventQuery& q, const ScanPlan& plan, std::string start_key,
-                           Emit&& emit);
+  Result<std::optional<Cursor>> Scan(const EventQuery& q, const ScanPlan& plan,
+                                     const std::optional<Cursor>& after, bool need_events,
+                                     Emit&& emit);
   Result<ScanPlan> Plan(const EventQuery& q);
 
   const RocksDbStoreOptions options_;

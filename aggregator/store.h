@@ -106,8 +106,8 @@ class Store {
   virtual Result<StoreStats> Stats() = 0;
 
   // The events of one sensor with sequence numbers above `after_seq`, in sequence order,
-  // each with its seq set: whole stored batches, at least one when there is any, until
-  // `max_events` or more are collected. Empty when the sensor has nothing above after_seq.
+  // each with its seq set: at most `max_events` (at least one when there is any). Empty
+  // when the sensor has nothing stored above after_seq.
   // Sequence numbers skipped by gaps, and events that retention removed, are absent.
   // This is how a reader that fell behind (the correlator) catches up from the store.
   virtual Result<std::vector<Event>> ReadSensorEvents(std::string_view sensor_id,
