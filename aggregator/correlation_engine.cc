@@ -1,5 +1,7 @@
 #include "aggregator/correlation_engine.h"
 
+#include <pthread.h>
+
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -190,6 +192,8 @@ void CorrelationEngine::OnDurable(std::string_view sensor_id, std::vector<Event>
 }
 
 void CorrelationEngine::Run() {
+  // Named so that per-thread CPU (top -H, /proc/PID/task) tells correlation from ingest.
+  pthread_setname_np(pthread_self(), "tl-correlate");
   std::unique_lock<std::mutex> lock(queue_mu_);
   bool reported_error = false;
   while (true) {

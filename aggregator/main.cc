@@ -1,6 +1,7 @@
 // tripline-aggregator: receives sensors' event streams, stores them and serves queries.
 // Flags: aggregator/aggregator_settings.cc (AggregatorUsage). Exit codes: 0 after a clean
 // stop, 1 when the store or the listener fails, 2 for bad flags or configuration.
+#include <pthread.h>
 #include <signal.h>
 
 #include <condition_variable>
@@ -102,6 +103,7 @@ int Run(int argc, char** argv) {
   std::condition_variable maintain_cv;
   bool stopping = false;
   std::thread maintainer([&] {
+    pthread_setname_np(pthread_self(), "tl-maintain");
     std::unique_lock<std::mutex> lock(maintain_mu);
     while (!maintain_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; })) {
       Status s = (*engine)->Maintain();

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -78,6 +79,47 @@ AggregatorProcess::AggregatorProcess(const std::string& data_dir,
 AggregatorProcess::~AggregatorProcess() {
   kill(pid_, SIGTERM);
   waitpid(pid_, nullptr, 0);
+}
+
+namespace {
+// utime + stime from a /proc stat file's contents, in seconds; comm through *comm.
+double StatCpuSeconds(const std::string& stat, std::string* comm) {
+  const size_t open = stat.find('('), close = stat.rfind(')');
+  if (open == std::string::npos || close == std::string::npos) return 0;
+  if (comm != nullptr) *comm = stat.substr(open + 1, close - open - 1);
+  // Fields after the ")" that closes comm: state is field 3; utime 14, stime 15.
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  double utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) stime = std::stod(field);
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+}  // namespace
+
+std::map<std::string, double> AggregatorProcess::CpuSecondsByRole() const {
+  std::map<std::string, double> out{
+      {"correlation", 0}, {"storage", 0}, {"maintenance", 0}, {"ingest", 0}};
+  const std::string dir = "/proc/" + std::to_string(pid_) + "/task";
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(dir, ec)) {
+    std::ifstream in(task.path() / "stat");
+    const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string comm;
+    const double cpu = StatCpuSeconds(stat, &comm);
+    if (comm.rfind("tl-correlate", 0) == 0) {
+      out["correlation"] += cpu;
+    } else if (comm.rfind("tl-maintain", 0) == 0) {
+      out["maintenance"] += cpu;
+    } else if (comm.rfind("rocksdb:", 0) == 0) {
+      out["storage"] += cpu;
+    } else {
+      out["ingest"] += cpu;
+    }
+  }
+  return out;
 }
 
 double AggregatorProcess::CpuSeconds() const {

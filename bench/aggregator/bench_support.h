@@ -31,6 +31,11 @@ class AggregatorProcess {
   const std::string& address() const { return address_; }
   pid_t pid() const { return pid_; }
   double CpuSeconds() const;  // user + system of the child, from /proc/PID/stat
+  // The same per thread role, from /proc/PID/task/*/stat: "correlation" (the correlator
+  // thread, named tl-correlate), "maintenance" (tl-maintain: the correlator's expiry and
+  // snapshots), "storage" (RocksDB's flush and compaction threads) and "ingest"
+  // (everything else: gRPC's threads, which parse, validate, write and ack).
+  std::map<std::string, double> CpuSecondsByRole() const;
   int64_t RssKb() const;      // VmRSS
   int64_t PeakRssKb() const;  // VmHWM
 

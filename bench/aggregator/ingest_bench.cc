@@ -5,11 +5,14 @@
 //
 //   ingest_bench [--events 200000] [--batch-sizes 1,64,512] [--streams 1] [--window 8] [--sync]
 //
-// Prints, per batch size: events/s acknowledged, aggregator CPU per event (from
-// /proc/PID/stat, i.e. the server process alone), client CPU per event (getrusage of this
-// process); then the correlator's side: the backlog of stored but not yet correlated
-// events when the last ack arrived, and the seconds from the first send until correlation
-// had caught up (polled through the query API every 10 ms), with the rate that makes.
+// Prints, per batch size: events/s acknowledged and the wall time to the last ack; the
+// correlator's side: the backlog of stored but not yet correlated events when the last
+// ack arrived, and the seconds from the first send until correlation had caught up (polled
+// through the query API every 10 ms), with the rate that makes; then CPU per event up to
+// that point: the aggregator's by thread role (ingest = gRPC threads: parse, validate,
+// write, ack; storage = RocksDB flush and compaction; correlation = the correlator thread;
+// maintenance = expiry and snapshots of the correlator's state; from
+// /proc/PID/task/*/stat) and the client's (getrusage of this process).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -40,8 +43,9 @@ int Main(int argc, char** argv) {
   std::printf("ingest_bench: %lld events per batch size, %d stream(s), window %lld%s\n",
               static_cast<long long>(total), streams, static_cast<long long>(window),
               flags.Has("sync") ? ", --sync-writes" : "");
-  std::printf("%-6s %-9s %12s %14s %14s %10s %10s %12s %12s\n", "batch", "events", "events/s",
-              "agg CPU us/ev", "client us/ev", "wall s", "backlog", "correlated s", "correlated/s");
+  std::printf("%-6s %-8s %10s %7s %8s %11s %12s | %s\n", "batch", "events", "events/s", "wall s",
+              "backlog", "caught up s", "correlated/s",
+              "CPU us/event: ingest storage correlation maintenance total client");
   for (const int64_t batch : sizes) {
     // Batch size 1 is one round trip per event; fewer events keep the run short.
     const int64_t n = batch == 1 ? std::min<int64_t>(total, 20000) : total;
@@ -69,7 +73,8 @@ int Main(int argc, char** argv) {
       clients.push_back(std::make_unique<testing::IngestClient>(agg.address()));
       if (!clients.back()->Hello("bench-" + std::to_string(s))) return 1;
     }
-    const double cpu0 = agg.CpuSeconds(), self0 = bench::SelfCpuSeconds();
+    const auto roles0 = agg.CpuSecondsByRole();
+    const double self0 = bench::SelfCpuSeconds();
     const double t0 = bench::NowSeconds();
     std::vector<std::thread> threads;
     std::atomic<bool> failed{false};
@@ -107,7 +112,6 @@ int Main(int argc, char** argv) {
     }
     for (auto& t : threads) t.join();
     const double wall = bench::NowSeconds() - t0;
-    const double cpu = agg.CpuSeconds() - cpu0, self = bench::SelfCpuSeconds() - self0;
     if (failed) {
       std::fprintf(stderr, "a batch was not acked\n");
       return 1;
@@ -139,10 +143,19 @@ int Main(int argc, char** argv) {
       }
     }
     const double correlated = bench::NowSeconds() - t0;
-    std::printf("%-6lld %-9.0f %12.0f %14.2f %14.2f %10.2f %10llu %12.2f %12.0f\n",
-                static_cast<long long>(batch), stored, stored / wall, cpu * 1e6 / stored,
-                self * 1e6 / stored, wall, static_cast<unsigned long long>(backlog_at_ack),
-                correlated, stored / correlated);
+    const double self = bench::SelfCpuSeconds() - self0;
+    auto roles = agg.CpuSecondsByRole();
+    double total = 0;
+    for (auto& [role, cpu] : roles) {
+      cpu = (cpu - roles0.at(role)) * 1e6 / stored;
+      total += cpu;
+    }
+    std::printf(
+        "%-6lld %-8.0f %10.0f %7.2f %8llu %11.2f %12.0f | %6.2f %7.2f %11.2f %11.2f %5.2f %6.2f\n",
+        static_cast<long long>(batch), stored, stored / wall, wall,
+        static_cast<unsigned long long>(backlog_at_ack), correlated, stored / correlated,
+        roles["ingest"], roles["storage"], roles["correlation"], roles["maintenance"], total,
+        self * 1e6 / stored);
     std::fflush(stdout);
     for (auto& c : clients) c->Finish();
   }
