@@ -13,20 +13,18 @@
 //     sensor keeps it and resends it on its next stream.
 //
 // Flow control: each stream has exactly one operation outstanding. The next Read starts
-// only after the previous batch was written and its ack sent, so a slow store (or an
-// observer whose backlog is full) slows the sensors down through HTTP/2 flow control instead
-// of queueing batches in aggregator memory. Memory per stream is bounded by one request (max
-// receive message size, set by AggregatorServer) plus the transport's window.
+// only after the previous batch was written and its ack sent, so a slow store slows the
+// sensors down through HTTP/2 flow control instead of queueing batches in aggregator
+// memory. Memory per stream is bounded by one request (max receive message size, set by
+// AggregatorServer) plus the transport's window. The observer does not hold up acks: it
+// takes the events, or, when it is behind, reads them back from the store later.
 //
 // The store write runs on the gRPC callback thread that delivered the batch; the observer
-// (the correlator) only takes the events and runs on its own thread. Measured with
-// bench/aggregator/ingest_bench.cc (sync_writes=false, synthetic events of 50 hosts and 500
-// users, this 2-core machine): a 512-event request (parse, validate, write, hand-over, ack
-// and the correlation beside it) costs ~14 us of aggregator CPU per event, and one stream
-// reaches ~100k events/s, 4 to 8 streams ~115-130k events/s. A worker pool for the writes
-// would add a hand-off per batch without adding cores, and the one-outstanding-read rule
-// already bounds the work in flight to one batch per stream. With --sync-writes the thread
-// also waits for the fsync.
+// (the correlator) runs on its own thread. A worker pool for the writes would add a
+// hand-off per batch without adding cores, and the one-outstanding-read rule already
+// bounds the work in flight to one batch per stream; several streams (sensors) write
+// concurrently. With --sync-writes the thread also waits for the fsync. Figures:
+// docs/benchmarks.md (bench/aggregator/ingest_bench.cc).
 //
 // Threading: all public methods are thread-safe. Store and observer are not owned and
 // must outlive the gRPC server that runs this service.
