@@ -3,7 +3,8 @@
 // --window batches unacknowledged, as the sensor's delivery client does
 // (DeliveryOptions::max_in_flight_batches, 8); --window 1 is stop-and-wait.
 //
-//   ingest_bench [--events 200000] [--batch-sizes 1,64,512] [--streams 1] [--window 8] [--sync]
+//   ingest_bench [--events 200000] [--batch-sizes 1,64,512] [--streams 1] [--window 8]
+//                [--hosts 50] [--users 500] [--sync]
 //
 // Prints, per batch size: events/s acknowledged and the wall time to the last ack; the
 // correlator's side: the backlog of stored but not yet correlated events when the last
@@ -36,13 +37,20 @@ int Main(int argc, char** argv) {
   const int64_t total = flags.GetInt("events", 200000);
   const int streams = static_cast<int>(flags.GetInt("streams", 1));
   const int64_t window = std::max<int64_t>(1, flags.GetInt("window", 8));
+  // Each batch cycles through this many host and user names, one per event: the default
+  // makes every event of a batch a different identity (the worst case for postings and
+  // for the correlator); --hosts 1 --users 20 is closer to one host's sensor.
+  const int hosts = static_cast<int>(std::max<int64_t>(1, flags.GetInt("hosts", 50)));
+  const int users = static_cast<int>(std::max<int64_t>(1, flags.GetInt("users", 500)));
   std::vector<int64_t> sizes;
   std::stringstream list(flags.Get("batch-sizes", "1,64,512"));
   for (std::string s; std::getline(list, s, ',');) sizes.push_back(std::stoll(s));
 
-  std::printf("ingest_bench: %lld events per batch size, %d stream(s), window %lld%s\n",
-              static_cast<long long>(total), streams, static_cast<long long>(window),
-              flags.Has("sync") ? ", --sync-writes" : "");
+  std::printf(
+      "ingest_bench: %lld events per batch size, %d stream(s), window %lld, %d hosts, %d "
+      "users%s\n",
+      static_cast<long long>(total), streams, static_cast<long long>(window), hosts, users,
+      flags.Has("sync") ? ", --sync-writes" : "");
   std::printf("%-6s %-8s %10s %7s %8s %11s %12s | %s\n", "batch", "events", "events/s", "wall s",
               "backlog", "caught up s", "correlated/s",
               "CPU us/event: ingest storage correlation maintenance total client");
@@ -53,7 +61,7 @@ int Main(int argc, char** argv) {
     std::vector<std::string> extra;
     if (flags.Has("sync")) extra.push_back("--sync-writes");
     bench::AggregatorProcess agg(dir.Sub("data"), extra);
-    const auto events = testing::SyntheticEvents(static_cast<size_t>(batch), 50, 500);
+    const auto events = testing::SyntheticEvents(static_cast<size_t>(batch), hosts, users);
     // Build the requests up front so the client measures sending, not proto building.
     std::vector<std::vector<v1::IngestRequest>> requests(streams);
     const int64_t per_stream = n / streams;
