@@ -4,6 +4,7 @@
 #include <set>
 
 #include "aggregator/aggregator_server.h"
+#include "aggregator/correlation_engine.h"
 #include "aggregator/rocksdb_store.h"
 #include "tests/aggregator/test_support.h"
 #include "tripline/v1/query.grpc.pb.h"
@@ -157,6 +158,38 @@ TEST_F(QueryServiceTest, StatsCombineStoreAndLiveStreams) {
   EXPECT_TRUE(stats.sensors(0).connected());
   EXPECT_EQ(stats.sensors(0).durable_seq(), 12u);
   EXPECT_GT(stats.sensors(0).last_seen_ns(), 0);
+}
+
+TEST(QueryServiceStatsTest, ReportsTheCorrelatorsProgress) {
+  TempDir dir;
+  auto store = RocksDbStore::Open({.path = dir.Sub("db")});
+  ASSERT_TRUE(store.ok());
+  CorrelationEngineOptions engine_options;
+  engine_options.max_queued_events = 0;  // every batch read back from the store
+  auto engine = CorrelationEngine::Open(store->get(), engine_options, SystemClock::Get());
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  AggregatorServerOptions options;
+  options.listen = HostPort{"127.0.0.1", 0};
+  auto server = AggregatorServer::Start(options, store->get(), engine->get());
+  ASSERT_TRUE(server.ok());
+
+  IngestClient client((*server)->address().ToString());
+  ASSERT_TRUE(client.Hello("s1"));
+  auto ack = client.Batch("s1", 1, SyntheticEvents(50));
+  ASSERT_TRUE(ack && ack->error().empty());
+  EXPECT_EQ(ack->durable_seq(), 50u);
+  (*engine)->Drain();
+
+  auto stub = v1::Query::NewStub(
+      grpc::CreateChannel((*server)->address().ToString(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  v1::Stats stats;
+  ASSERT_TRUE(stub->GetStats(&ctx, v1::GetStatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.correlation_events_fed(), 50u);
+  EXPECT_EQ(stats.correlation_backlog(), 0u);
+  EXPECT_FALSE(stats.correlation_behind());
+  EXPECT_GE(stats.correlation_fell_behind(), 1u);
+  EXPECT_TRUE(client.Finish().ok());
 }
 
 }  // namespace
