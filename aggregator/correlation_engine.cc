@@ -14,9 +14,9 @@ namespace {
 
 // Snapshot value: a one-line JSON header {"version":3,"positions":{sensor: seq},
 // "watermark_ns":N}, a newline, then the correlator state exactly as SerializeState wrote
-// it. Version 3 promises exact positions, so a restart replays each sensor's events above
-// its position from the batch log. Version 2 (same layout) came before the batch log and
-// is replayed by time. Version 1 was a single JSON object that carried the state as an
+// it. Version 3 promises exact positions, so a restart reads each sensor's events above
+// its position back from the store. Version 2 (same layout) came before positions were
+// exact and is replayed by time. Version 1 was a single JSON object that carried the state as an
 // escaped JSON string; it is still read. A compact JSON dump never contains a raw newline,
 // so the first newline tells the layouts apart.
 constexpr int kSnapshotVersion = 3;
@@ -103,7 +103,7 @@ Status CorrelationEngine::Restore() {
     watermark_ns_ = j["watermark_ns"].get<int64_t>();
     const int64_t replay_from = watermark_ns_ - options_.replay_margin_ns;
     if (parts.version >= kSnapshotVersion) {
-      TL_RETURN_IF_ERROR(ReplayFromLogLocked(replay_from, &replayed));
+      TL_RETURN_IF_ERROR(ReplayFromStoreLocked(replay_from, &replayed));
     } else {
       TL_RETURN_IF_ERROR(ReplayByTimeLocked(replay_from, &replayed));
     }
@@ -116,25 +116,34 @@ Status CorrelationEngine::Restore() {
   return Status::Ok();
 }
 
-Status CorrelationEngine::ReplayFromLogLocked(int64_t skip_before_ns, uint64_t* replayed) {
+Status CorrelationEngine::ReplayFromStoreLocked(int64_t skip_before_ns, uint64_t* replayed) {
   TL_ASSIGN_OR_RETURN(std::vector<SensorRecord> sensors, store_->ListSensors());
   for (const SensorRecord& r : sensors) {
-    uint64_t* position = &positions_[r.sensor_id];
-    while (*position < r.durable_seq) {
-      TL_ASSIGN_OR_RETURN(
-          std::vector<Event> events,
-          store_->ReadSensorEvents(r.sensor_id, *position, options_.read_back_chunk));
-      if (events.empty()) {
-        // The rest up to durable_seq are gaps or expired: nothing more to feed.
-        *position = r.durable_seq;
-        break;
-      }
-      std::map<std::string, Incident> changed;
-      *replayed += FeedRunLocked(r.sensor_id, events, skip_before_ns, &changed);
-      WriteChangedLocked(&changed);
+    bool more = true;
+    while (more) {
+      TL_ASSIGN_OR_RETURN(more, ReadBackChunkLocked(r, skip_before_ns, replayed));
     }
   }
   return Status::Ok();
+}
+
+Result<bool> CorrelationEngine::ReadBackChunkLocked(const SensorRecord& sensor,
+                                                    int64_t skip_before_ns, uint64_t* fed) {
+  uint64_t* position = &positions_[sensor.sensor_id];
+  if (*position >= sensor.durable_seq) return false;
+  TL_ASSIGN_OR_RETURN(
+      std::vector<Event> events,
+      store_->ReadSensorEvents(sensor.sensor_id, *position, options_.read_back_chunk));
+  if (events.empty()) {
+    // The rest up to durable_seq are gaps or expired: nothing more to feed.
+    *position = sensor.durable_seq;
+    dirty_ = true;
+    return false;
+  }
+  std::map<std::string, Incident> changed;
+  *fed += FeedRunLocked(sensor.sensor_id, events, skip_before_ns, &changed);
+  WriteChangedLocked(&changed);
+  return *position < sensor.durable_seq;
 }
 
 Status CorrelationEngine::ReplayByTimeLocked(int64_t since_ns, uint64_t* replayed) {
@@ -250,23 +259,16 @@ void CorrelationEngine::Run() {
 Status CorrelationEngine::ReadBackStep(bool* progressed) {
   TL_ASSIGN_OR_RETURN(std::vector<SensorRecord> sensors, store_->ListSensors());
   for (const SensorRecord& r : sensors) {
-    // One sensor's chunk at a time under the engine lock, so stats and maintenance are
-    // not held up for the whole step.
+    // One chunk per sensor under the engine lock at a time, so that stats and maintenance
+    // are not held up for a whole step and every sensor's backlog moves.
     std::lock_guard<std::mutex> lock(mu_);
-    uint64_t* position = &positions_[r.sensor_id];
-    if (*position >= r.durable_seq) continue;
-    TL_ASSIGN_OR_RETURN(std::vector<Event> events,
-                        store_->ReadSensorEvents(r.sensor_id, *position, options_.read_back_chunk));
+    const auto it = positions_.find(r.sensor_id);
+    if (it != positions_.end() && it->second >= r.durable_seq) continue;
+    uint64_t fed = 0;
+    TL_ASSIGN_OR_RETURN(bool more, ReadBackChunkLocked(r, 0, &fed));
+    (void)more;
+    stats_.events_read_back += fed;
     *progressed = true;
-    if (events.empty()) {
-      // The rest up to durable_seq are gaps or expired: nothing more to feed.
-      *position = r.durable_seq;
-      dirty_ = true;
-      continue;
-    }
-    std::map<std::string, Incident> changed;
-    stats_.events_read_back += FeedRunLocked(r.sensor_id, events, 0, &changed);
-    WriteChangedLocked(&changed);
   }
   return Status::Ok();
 }

@@ -13,7 +13,7 @@
 // ingest (which would push the burst back into the sensors' bounded spools) and does not
 // queue more: it marks itself behind and drops further hand-overs, and the correlator
 // thread, once the queue is empty, reads every sensor's events above the position it has
-// fed from the store (Store::ReadSensorEvents, the batch log) in sequence order, chunk by
+// fed back from the store (Store::ReadSensorEvents) in sequence order, chunk by
 // chunk, until no sensor has stored more than was fed. The switch back to the queue
 // happens under the queue lock after a last check of every sensor's durable sequence, so
 // no batch falls between the two paths. Memory stays bounded by the queue and one chunk;
@@ -22,10 +22,10 @@
 // Restarts: the correlator's state is snapshotted (with the highest sequence number fed
 // per sensor and the newest event time) into the sessions column family by Maintain() and
 // on shutdown. Open() restores the latest snapshot and feeds each sensor's events stored
-// after its position from the batch log. Events whose own time is more than
+// after its position from the store. Events whose own time is more than
 // `replay_margin_ns` before the snapshot's newest event are skipped in that replay (they
 // are older than any window the correlator keeps). Without a snapshot, or with one from a
-// version that predates the batch log, the events of the last `replay_margin_ns` are
+// version whose positions were not exact, the events of the last `replay_margin_ns` are
 // replayed by time instead.
 //
 // Snapshot cost grows with the correlator's state (a fleet's worth of sessions and chains
@@ -124,8 +124,13 @@ class CorrelationEngine final : public IngestObserver {
 
   CorrelationEngine(Store* store, CorrelationEngineOptions options, const Clock& clock);
   Status Restore();
-  // Requires mu_. Feeds each sensor's logged events above its position (see Restore).
-  Status ReplayFromLogLocked(int64_t skip_before_ns, uint64_t* replayed);
+  // Requires mu_. Feeds every sensor's stored events above its position (see Restore).
+  Status ReplayFromStoreLocked(int64_t skip_before_ns, uint64_t* replayed);
+  // Requires mu_. Reads one chunk of the sensor's stored events above its position back
+  // and feeds it (events before skip_before_ns only advance the position); adds the
+  // events fed to *fed. Returns whether more of the sensor's events remain to be read.
+  Result<bool> ReadBackChunkLocked(const SensorRecord& sensor, int64_t skip_before_ns,
+                                   uint64_t* fed);
   // Requires mu_. Feeds the events of the last replay_margin_ns by time.
   Status ReplayByTimeLocked(int64_t since_ns, uint64_t* replayed);
   void Run();

@@ -171,7 +171,7 @@ TEST_F(CorrelationEngineTest, WithoutAQueueEverythingIsReadBackFromTheStore) {
   EXPECT_EQ(engine->stats().events_read_back, story.size() + 1);
 }
 
-TEST_F(CorrelationEngineTest, BacklogLeftAtShutdownIsReplayedFromTheBatchLog) {
+TEST_F(CorrelationEngineTest, BacklogLeftAtShutdownIsReplayedFromTheStore) {
   const std::vector<Delivery> story = SeedStory();
   {
     CorrelationEngineOptions options;
