@@ -30,7 +30,7 @@ constexpr std::string_view kGapPrefix = "g/";       // g/<sensor>\0<be64 first> 
 constexpr std::string_view kIdentityPrefix = "i/";  // i/<user> -> ""
 constexpr uint8_t kSensorRecordVersion = 1;
 constexpr size_t kMaxIncidentId = 256;
-// Index keys read per MultiGet while scanning.
+// Events read per MultiGet while scanning postings.
 constexpr size_t kScanChunk = 256;
 
 Status Logged(Status s) {
@@ -147,10 +147,11 @@ class RetentionFilter final : public rocksdb::CompactionFilter {
   const int64_t retention_ns_;
 };
 
-// The part of an events key before its time suffix: the tag and the indexed name. Used as
-// the memtable's insert-hint prefix: within one prefix keys arrive in (almost) ascending
-// time, so the memtable keeps one insertion point per prefix instead of searching the
-// whole skiplist for every key, which perf showed as the largest ingest cost.
+// The memtable's insert-hint prefix of an events key: a sensor for event keys, the tag and
+// the indexed name for postings. Within one prefix keys arrive in (almost) ascending
+// order, sequence for events and bucket for postings, so the memtable keeps one insertion
+// point per prefix instead of searching the whole skiplist for every key, which perf
+// showed as the largest ingest cost.
 class EventKeyPrefix final : public rocksdb::SliceTransform {
  public:
   const char* Name() const override { return "tripline.EventKeyPrefix"; }
