@@ -6,6 +6,12 @@
 // plus a small attacker chain so incidents are built and re-scored. The stream is generated
 // once; each iteration feeds all of it to a fresh Correlator.
 //
+// BM_HandleIngestMix: the shape of the aggregator's synthetic ingest stream
+// (tests/aggregator/test_support.cc SyntheticEvents, as ingest_bench sends it: 50 hosts, 500
+// users, a quarter each logins, execs, /etc/shadow opens and outbound SSH connects, all in
+// one audit session per host). Nearly every user looks compromised, so almost every event
+// revises a raised incident: the worst case for building and fingerprinting incidents.
+//
 // Memory per tracked session is printed before the benchmarks run: the heap bytes in use
 // (glibc mallinfo2, exact for this process's allocations) and the RSS growth (/proc/self/statm,
 // includes allocator slack), both divided by the number of sessions tracked, for sessions that
@@ -140,6 +146,88 @@ void BM_HandleMixedStream(benchmark::State& state) {
   state.counters["hops"] = static_cast<double>(hops);
 }
 BENCHMARK(BM_HandleMixedStream)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+
+// Copies the shape of testing::SyntheticEvents, which lives in the aggregator's test support
+// (gRPC and RocksDB) that this benchmark does not link. As ingest_bench sends it: one batch
+// of `batch` events repeated with time and sequence moving forward.
+std::vector<Delivery> MakeIngestMix(size_t n, size_t batch, int hosts, int users) {
+  constexpr int64_t kBaseNs = 1'700'000'000LL * kNanosPerSecond;
+  std::vector<Delivery> out;
+  out.reserve(n);
+  for (size_t seq = 1; seq <= n; ++seq) {
+    const size_t i = (seq - 1) % batch;
+    Event e;
+    e.seq = seq;
+    e.time_ns = kBaseNs + static_cast<int64_t>(seq - 1) * kNanosPerMilli;
+    e.host = "host" + std::to_string(i % static_cast<size_t>(hosts));
+    e.host_id = "id-" + e.host;
+    e.process.pid = e.process.tgid = 4242;
+    e.process.uid = 1000;
+    e.process.comm = "bash";
+    e.process.user = "user" + std::to_string(i % static_cast<size_t>(users));
+    e.session = "audit:7";
+    switch (i % 4) {
+      case 0: {
+        e.process.user = "root";
+        e.process.comm = "sshd";
+        LoginEvent l;
+        l.service = "sshd";
+        l.user = "user" + std::to_string(i % static_cast<size_t>(users));
+        l.remote_addr = "198.18.0.66";
+        l.remote_port = 40022;
+        l.outcome = Outcome::kSuccess;
+        l.source = LoginSource::kPam;
+        l.stage = LoginStage::kAuthenticate;
+        e.body = l;
+        break;
+      }
+      case 1: {
+        ExecEvent x;
+        x.filename = "/usr/bin/id";
+        x.argv = {x.filename, "-a"};
+        x.parent_comm = "bash";
+        e.body = x;
+        break;
+      }
+      case 2: {
+        FileOpenEvent f;
+        f.path = "/etc/shadow";
+        f.access = FileAccess::kRead;
+        f.rule = f.path;
+        e.body = f;
+        break;
+      }
+      default: {
+        NetConnectEvent net;
+        net.direction = NetDirection::kOutbound;
+        net.remote_addr = "198.18.0.9";
+        net.remote_port = 22;
+        net.family = 2;
+        e.body = net;
+      }
+    }
+    out.push_back({"bench-0", std::move(e), 0});
+  }
+  return out;
+}
+
+void BM_HandleIngestMix(benchmark::State& state) {
+  static const std::vector<Delivery> stream = MakeIngestMix(200000, 512, 50, 500);
+  size_t incidents = 0;
+  for (auto _ : state) {
+    FakeClock clock(stream.front().event.time_ns);
+    Correlator c(CorrelatorOptions{}, clock);
+    for (const Delivery& d : stream) {
+      clock.SetNs(d.event.time_ns);
+      incidents += c.Handle(d.sensor, d.event).size();
+    }
+    benchmark::DoNotOptimize(incidents);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * stream.size()));
+  state.counters["incidents_per_event"] =
+      static_cast<double>(incidents) / static_cast<double>(state.iterations() * stream.size());
+}
+BENCHMARK(BM_HandleIngestMix)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
 void BM_SerializeState(benchmark::State& state) {
   const std::vector<Delivery>& stream = Stream();
