@@ -761,15 +761,18 @@ class Engine {
     return static_cast<int>((four_tuple ? 2'000'000 : 0) + closeness);
   }
 
-  // Calls f(id) for the pending items indexed under addr:port, or under every port of addr
-  // when port is 0, plus those indexed without a port.
+  // Calls f(id) for the pending items of `kind` indexed under addr:port, or under every port
+  // of addr when port is 0, plus those indexed without a port.
   template <typename F>
-  void ForEachPending(const std::string& addr, uint32_t port, F&& f) const {
+  void ForEachPending(PendingItem::Kind kind, const std::string& addr, uint32_t port, F&& f) const {
+    auto scan_bucket = [&](const std::vector<PendingIndexEntry>& bucket) {
+      for (const PendingIndexEntry& entry : bucket) {
+        if (entry.kind == kind) f(entry.id);
+      }
+    };
     auto scan = [&](const std::string& key) {
       auto it = s_.pending_by_addr.find(key);
-      if (it != s_.pending_by_addr.end()) {
-        for (uint64_t id : it->second) f(id);
-      }
+      if (it != s_.pending_by_addr.end()) scan_bucket(it->second);
     };
     if (port != 0) {
       scan(PendingKey(addr, port));
@@ -779,7 +782,7 @@ class Engine {
     std::string prefix = addr + "|";
     for (auto it = s_.pending_by_addr.lower_bound(prefix);
          it != s_.pending_by_addr.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-      for (uint64_t id : it->second) f(id);
+      scan_bucket(it->second);
     }
   }
 
@@ -790,9 +793,8 @@ class Engine {
   bool MatchPendingConnect(SessionNode& login_node, const LoginEvent& l, const Event& e) {
     uint64_t best = 0;
     int best_rank = -1;
-    ForEachPending(l.remote_addr, l.remote_port, [&](uint64_t id) {
+    ForEachPending(PendingItem::kConnect, l.remote_addr, l.remote_port, [&](uint64_t id) {
       const PendingItem& p = s_.pending.at(id);
-      if (p.kind != PendingItem::kConnect) return;
       int rank = HopMatch(p.host, p.index_port, p.peer_addr, p.peer_port, p.time_ns, e.host,
                           l.remote_port, l.local_addr, l.local_port, e.time_ns);
       if (rank > best_rank) {
@@ -811,9 +813,8 @@ class Engine {
                          const NetConnectEvent& c, const EventRef& connect_ref) {
     uint64_t best = 0;
     int best_rank = -1;
-    ForEachPending(c.local_addr, c.local_port, [&](uint64_t id) {
+    ForEachPending(PendingItem::kLogin, c.local_addr, c.local_port, [&](uint64_t id) {
       const PendingItem& p = s_.pending.at(id);
-      if (p.kind != PendingItem::kLogin) return;
       int rank = HopMatch(e.host, c.local_port, c.remote_addr, c.remote_port, e.time_ns, p.host,
                           p.index_port, p.peer_addr, p.peer_port, p.time_ns);
       if (rank > best_rank) {
@@ -831,9 +832,10 @@ class Engine {
   void AddPending(PendingItem p) {
     p.arrived_ns = now_;
     uint64_t id = s_.next_pending_id++;
-    std::vector<uint64_t>& bucket = s_.pending_by_addr[PendingKey(p.index_addr, p.index_port)];
-    bucket.push_back(id);
-    const uint64_t oldest_in_bucket = bucket.size() > kMaxPendingPerKey ? bucket.front() : 0;
+    std::vector<PendingIndexEntry>& bucket =
+        s_.pending_by_addr[PendingKey(p.index_addr, p.index_port)];
+    bucket.push_back({id, p.kind});
+    const uint64_t oldest_in_bucket = bucket.size() > kMaxPendingPerKey ? bucket.front().id : 0;
     s_.pending.emplace(id, std::move(p));
     if (oldest_in_bucket != 0) {
       RemovePending(oldest_in_bucket);
@@ -850,9 +852,11 @@ class Engine {
     if (it == s_.pending.end()) return;
     auto idx = s_.pending_by_addr.find(PendingKey(it->second.index_addr, it->second.index_port));
     if (idx != s_.pending_by_addr.end()) {
-      auto& ids = idx->second;
-      ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
-      if (ids.empty()) s_.pending_by_addr.erase(idx);
+      auto& bucket = idx->second;
+      bucket.erase(std::remove_if(bucket.begin(), bucket.end(),
+                                  [&](const PendingIndexEntry& entry) { return entry.id == id; }),
+                   bucket.end());
+      if (bucket.empty()) s_.pending_by_addr.erase(idx);
     }
     s_.pending.erase(it);
   }

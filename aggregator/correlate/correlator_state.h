@@ -180,6 +180,13 @@ struct PendingItem {
   EventRef ref;
 };
 
+// The kind is repeated in the index so that a scan for one kind skips the other without
+// looking the item up: a busy address's bucket holds up to kMaxPendingPerKey of them.
+struct PendingIndexEntry {
+  uint64_t id = 0;
+  PendingItem::Kind kind = PendingItem::kConnect;
+};
+
 struct HostKnowledge {
   std::set<uint32_t> ssh_ports;                     // where sshd was seen accepting
   std::set<std::string> privileged_users;           // from the latest posture snapshot
@@ -199,9 +206,10 @@ struct CorrelatorState {
   LruMap<std::string> addresses;                              // addr -> host
   LruMap<HostKnowledge> hosts;
   std::map<uint64_t, PendingItem> pending;  // by insertion id: oldest first
-  // "addr|port" -> ids. Ordered, so that a login without a source port can scan every
-  // port of one address ("addr|" prefix) while the usual lookup is exact and short.
-  std::map<std::string, std::vector<uint64_t>> pending_by_addr;
+  // "addr|port" -> items, ascending by id. Ordered, so that a login without a source port
+  // can scan every port of one address ("addr|" prefix) while the usual lookup is exact and
+  // short.
+  std::map<std::string, std::vector<PendingIndexEntry>, std::less<>> pending_by_addr;
   uint64_t next_pending_id = 1;
   CorrelatorStats stats;
 };

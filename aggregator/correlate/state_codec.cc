@@ -611,7 +611,7 @@ Status Correlator::RestoreState(std::string_view bytes) {
       return corrupt(w + ".id is repeated or not below next_pending_id");
     }
     p.kind = static_cast<PendingItem::Kind>(kind);
-    s.pending_by_addr[p.index_addr + "|" + std::to_string(p.index_port)].push_back(id);
+    s.pending_by_addr[p.index_addr + "|" + std::to_string(p.index_port)].push_back({id, p.kind});
     s.pending.emplace(id, std::move(p));
   }
   if (!r.ok()) return corrupt(r.error());
