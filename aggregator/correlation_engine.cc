@@ -140,9 +140,8 @@ Result<bool> CorrelationEngine::ReadBackChunkLocked(const SensorRecord& sensor,
     dirty_ = true;
     return false;
   }
-  std::map<std::string, Incident> changed;
-  *fed += FeedRunLocked(sensor.sensor_id, events, skip_before_ns, &changed);
-  WriteChangedLocked(&changed);
+  *fed += FeedRunLocked(sensor.sensor_id, events, skip_before_ns);
+  WriteChangedLocked();
   return *position < sensor.durable_seq;
 }
 
@@ -155,9 +154,10 @@ Status CorrelationEngine::ReplayByTimeLocked(int64_t since_ns, uint64_t* replaye
     for (const StoredEvent& se : page.events) {
       auto it = positions_.find(se.sensor_id);
       if (it != positions_.end() && se.event.seq <= it->second) continue;
-      WriteLocked(FeedLocked(se.sensor_id, se.event, &positions_[se.sensor_id]));
+      FeedLocked(se.sensor_id, se.event, &positions_[se.sensor_id]);
       ++*replayed;
     }
+    WriteChangedLocked();
     if (page.next_page_token.empty()) break;
     q.page_token = page.next_page_token;
   }
@@ -291,16 +291,15 @@ void CorrelationEngine::Drain() {
 }
 
 void CorrelationEngine::FeedBatchesLocked(const std::deque<Batch>& batches) {
-  // One chain often changes several times within a hand-over; only its last revision is
-  // written, once.
-  std::map<std::string, Incident> changed;
-  for (const Batch& batch : batches) FeedRunLocked(batch.sensor_id, batch.events, 0, &changed);
-  WriteChangedLocked(&changed);
+  // One chain often changes several times within a hand-over; it is built and written once,
+  // with its latest content.
+  for (const Batch& batch : batches) FeedRunLocked(batch.sensor_id, batch.events, 0);
+  WriteChangedLocked();
 }
 
 uint64_t CorrelationEngine::FeedRunLocked(std::string_view sensor_id,
-                                          const std::vector<Event>& events, int64_t skip_before_ns,
-                                          std::map<std::string, Incident>* changed) {
+                                          const std::vector<Event>& events,
+                                          int64_t skip_before_ns) {
   uint64_t* position = &positions_[std::string(sensor_id)];
   uint64_t fed = 0;
   for (const Event& e : events) {
@@ -309,31 +308,32 @@ uint64_t CorrelationEngine::FeedRunLocked(std::string_view sensor_id,
       dirty_ = true;
       continue;
     }
-    for (Incident& incident : FeedLocked(sensor_id, e, position)) {
-      std::string id = incident.id;
-      changed->insert_or_assign(std::move(id), std::move(incident));
-    }
+    FeedLocked(sensor_id, e, position);
     ++fed;
   }
   return fed;
 }
 
-void CorrelationEngine::WriteChangedLocked(std::map<std::string, Incident>* changed) {
-  std::vector<Incident> latest;
-  latest.reserve(changed->size());
-  for (auto& [id, incident] : *changed) latest.push_back(std::move(incident));
-  changed->clear();
-  WriteLocked(latest);
+void CorrelationEngine::WriteChangedLocked() {
+  // An id repeats when its chain lost a session in between; the later one is newer.
+  std::map<std::string, Incident> latest;
+  for (Incident& incident : correlator_.TakeChanged()) {
+    std::string id = incident.id;
+    latest.insert_or_assign(std::move(id), std::move(incident));
+  }
+  std::vector<Incident> incidents;
+  incidents.reserve(latest.size());
+  for (auto& [id, incident] : latest) incidents.push_back(std::move(incident));
+  WriteLocked(incidents);
 }
 
-std::vector<Incident> CorrelationEngine::FeedLocked(std::string_view sensor_id, const Event& event,
-                                                    uint64_t* position) {
-  std::vector<Incident> changed = correlator_.Handle(sensor_id, event);
+void CorrelationEngine::FeedLocked(std::string_view sensor_id, const Event& event,
+                                   uint64_t* position) {
+  correlator_.Feed(sensor_id, event);
   *position = std::max(*position, event.seq);
   watermark_ns_ = std::max(watermark_ns_, event.time_ns);
   dirty_ = true;
   ++stats_.events_fed;
-  return changed;
 }
 
 void CorrelationEngine::WriteLocked(const std::vector<Incident>& incidents) {

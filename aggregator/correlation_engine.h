@@ -141,17 +141,16 @@ class CorrelationEngine final : public IngestObserver {
   bool CaughtUp();
   // Requires mu_. Feeds the batches in order and writes each changed incident once.
   void FeedBatchesLocked(const std::deque<Batch>& batches);
-  // Requires mu_. Feeds a run of one sensor's events into `changed` (latest revision of
-  // each incident by id); events before skip_before_ns only advance the position.
-  // Returns the events fed.
+  // Requires mu_. Feeds a run of one sensor's events, leaving the incidents they change in
+  // the correlator for WriteChangedLocked; events before skip_before_ns only advance the
+  // position. Returns the events fed.
   uint64_t FeedRunLocked(std::string_view sensor_id, const std::vector<Event>& events,
-                         int64_t skip_before_ns, std::map<std::string, Incident>* changed);
-  // Requires mu_. Writes the incidents collected by FeedRunLocked.
-  void WriteChangedLocked(std::map<std::string, Incident>* changed);
-  // Requires mu_. Returns the incidents the event raised or changed.
-  // `position` is the sensor's entry in positions_.
-  std::vector<Incident> FeedLocked(std::string_view sensor_id, const Event& event,
-                                   uint64_t* position);
+                         int64_t skip_before_ns);
+  // Requires mu_. Writes each incident changed since the last call once, with its latest
+  // revision. Called before anything else takes from the correlator or snapshots it.
+  void WriteChangedLocked();
+  // Requires mu_. Feeds one event; `position` is the sensor's entry in positions_.
+  void FeedLocked(std::string_view sensor_id, const Event& event, uint64_t* position);
   void WriteLocked(const std::vector<Incident>& incidents);
   Status SnapshotLocked();
 

@@ -215,25 +215,38 @@ class Engine {
     }
   }
 
-  // Assesses every chain touched by this call and returns the incidents that were raised or
-  // changed since last reported.
-  std::vector<Incident> Finish() {
+  // Raises the chains this call touched that now call for an incident, and marks every
+  // raised chain it touched for the next Report. Raising is decided per event even when
+  // reporting is not: it names the incident (from the chain's first evidence) and decides
+  // which incident survives a merge.
+  void Settle() {
     for (const std::string& key : touched_) {
       auto it = s_.chains.find(key);
       if (it == s_.chains.end()) continue;
       Chain& c = it->second;
-      std::vector<HostDataGap> gaps = GapsFor(c);
-      Assessment a = AssessChain(c, gaps);
       if (c.incident_id.empty()) {
-        if (!a.raise) continue;
+        if (!AssessChain(c, GapsFor(c)).raise) continue;
         c.incident_id = "inc-" + Hex16(Fnv1a(c.key + "|" + std::to_string(c.first_ns)));
         s_.raised.insert(c.key);
         ++s_.stats.incidents_raised;
       }
-      Emit(c, a, gaps, "");
+      s_.unreported.insert(key);
     }
     touched_.clear();
-    return std::move(out_);
+  }
+
+  // Builds the incident of every chain marked since the last Report and returns, after the
+  // revisions held from before, those that changed since last reported.
+  std::vector<Incident> Report() {
+    for (const std::string& key : s_.unreported) {
+      auto it = s_.chains.find(key);
+      if (it == s_.chains.end()) continue;
+      ReportNow(it->second, "");
+    }
+    s_.unreported.clear();
+    std::vector<Incident> out = std::move(s_.held);
+    s_.held.clear();
+    return out;
   }
 
  private:
@@ -341,6 +354,9 @@ class Engine {
     auto cit = s_.chains.find(n->chain);
     if (cit != s_.chains.end()) {
       Chain& c = cit->second;
+      // Changes fed but not yet reported are reported as they were, with this member:
+      // an incident's content can depend on whether its chain still has sessions.
+      if (s_.unreported.erase(c.key) > 0) ReportNow(c, "");
       c.members.erase(std::remove(c.members.begin(), c.members.end(), key), c.members.end());
       MaybeEraseChain(c.key);
     }
@@ -356,6 +372,8 @@ class Engine {
       auto sc = s_.source_chain.find(src);
       if (sc != s_.source_chain.end() && sc->second == key) return;
     }
+    // Changes fed but not yet reported would go with the chain.
+    if (s_.unreported.erase(key) > 0) ReportNow(it->second, "");
     s_.raised.erase(key);
     touched_.erase(key);
     s_.chains.erase(it);
@@ -949,13 +967,13 @@ class Engine {
         into.fingerprint = from.fingerprint;
         s_.raised.insert(into_key);
       } else {
-        std::vector<HostDataGap> gaps = GapsFor(from);
-        Emit(from, AssessChain(from, gaps), gaps,
-             "This chain joined incident " + into.incident_id +
-                 " as part of a longer chain; follow that incident from now on.");
+        ReportNow(from, "This chain joined incident " + into.incident_id +
+                            " as part of a longer chain; follow that incident from now on.");
       }
     }
     s_.raised.erase(from_key);
+    // Whatever of `from` was not yet reported is now in `into` or in the revision above.
+    s_.unreported.erase(from_key);
     touched_.erase(from_key);
     s_.chains.erase(fit);
     RecomputeEntries(into);
@@ -1090,8 +1108,10 @@ class Engine {
     return gaps;
   }
 
-  void Emit(Chain& c, const Assessment& a, const std::vector<HostDataGap>& gaps,
-            const std::string& note) {
+  // Adds the chain's incident to s_.held if it changed since last reported.
+  void ReportNow(Chain& c, const std::string& note) {
+    const std::vector<HostDataGap> gaps = GapsFor(c);
+    const Assessment a = AssessChain(c, gaps);
     Incident in = BuildIncident(c, a, gaps);
     if (!note.empty()) in.explanation.push_back(note);
     in.id = c.incident_id;
@@ -1101,7 +1121,7 @@ class Engine {
     in.revision = ++c.revision;
     in.updated_ns = now_;
     if (in.revision > 1) ++s_.stats.incident_updates;
-    out_.push_back(std::move(in));
+    s_.held.push_back(std::move(in));
   }
 
  public:
@@ -1119,7 +1139,6 @@ class Engine {
   CorrelatorState& s_;
   const int64_t now_;
   std::set<std::string> touched_;  // sorted: output order does not depend on hashing
-  std::vector<Incident> out_;
 };
 
 Correlator::Correlator(CorrelatorOptions options, const Clock& clock)
@@ -1130,13 +1149,26 @@ Correlator::~Correlator() = default;
 std::vector<Incident> Correlator::Handle(std::string_view sensor_id, const Event& e) {
   Engine engine(options_, clock_, *state_);
   engine.Handle(sensor_id, e);
-  return engine.Finish();
+  engine.Settle();
+  return engine.Report();
+}
+
+void Correlator::Feed(std::string_view sensor_id, const Event& e) {
+  Engine engine(options_, clock_, *state_);
+  engine.Handle(sensor_id, e);
+  engine.Settle();
+}
+
+std::vector<Incident> Correlator::TakeChanged() {
+  Engine engine(options_, clock_, *state_);
+  return engine.Report();
 }
 
 std::vector<Incident> Correlator::Tick() {
   Engine engine(options_, clock_, *state_);
   engine.Tick();
-  return engine.Finish();
+  engine.Settle();
+  return engine.Report();
 }
 
 bool Correlator::IsPrivileged(std::string_view host, std::string_view user, uint32_t uid) const {

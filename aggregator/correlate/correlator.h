@@ -90,12 +90,24 @@ class Correlator {
 
   // Feeds one durable event from sensor `sensor_id`. Returns the incidents this event raised
   // or changed (each with a higher revision than last reported), usually none.
+  // Also returns what earlier Feed calls left untaken.
   std::vector<Incident> Handle(std::string_view sensor_id, const Event& e);
+  // Feeds one event like Handle, deciding the same (incidents are raised, merged and
+  // evicted at the same events), but leaves the incidents it changed for TakeChanged: an
+  // incident that many events revise in a run is built, fingerprinted and reported once,
+  // with one revision, instead of once per event.
+  void Feed(std::string_view sensor_id, const Event& e);
+  // The incidents raised or changed since the last Handle, Tick or TakeChanged, usually each
+  // once with its latest content. One appears more than once when its chain lost a session
+  // (which can change the incident) or was forgotten in between: the later is newer.
+  // Take them before SerializeState or RestoreState, which neither save nor keep them.
+  std::vector<Incident> TakeChanged();
   // Evicts state that outlived its window (sessions idle past session_ttl_ns, unmatched
   // pending items past pending_ttl_ns, failure and source trackers past failure_window_ns +
   // pending_ttl_ns). Call it every few seconds. Returns the incidents that changed as a
   // result; eviction forgets state but never rewrites an incident's evidence, so this is
-  // empty today and exists so the aggregator need not change if expiry ever reports.
+  // empty today (but for what earlier Feed calls left untaken) and exists so the aggregator
+  // need not change if expiry ever reports.
   std::vector<Incident> Tick();
 
   // The whole state as JSON text (format "tripline.correlator.v1", see state_codec.cc).

@@ -212,6 +212,12 @@ struct CorrelatorState {
   std::map<std::string, std::vector<PendingIndexEntry>, std::less<>> pending_by_addr;
   uint64_t next_pending_id = 1;
   CorrelatorStats stats;
+  // Not serialized: what Correlator::Feed leaves for TakeChanged. Raised chains that may
+  // have changed since they were last reported (sorted: output order does not depend on
+  // hashing), and revisions that were final when made (a chain that joined another's
+  // incident, or was forgotten).
+  std::set<std::string> unreported;
+  std::vector<Incident> held;
 };
 
 }  // namespace tripline::correlate

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -412,6 +413,162 @@ TEST(CorrelatorTest, RestartMidStreamContinuesTheSameIncident) {
   EXPECT_EQ(got.events, want.events);
   // Revisions continue from before the restart rather than starting again at 1.
   EXPECT_EQ(got.revision, want.revision);
+}
+
+// Incidents as Feed/TakeChanged report them when taken every `take_every` events (0: once,
+// at the end), next to what Handle reports event by event.
+struct FedInBatches {
+  Outcome batched;
+  Outcome by_event;
+  CorrelatorStats batched_stats;
+  CorrelatorStats by_event_stats;
+  std::string batched_state;
+  std::string by_event_state;
+};
+
+FedInBatches FeedBothWays(const std::vector<Delivery>& stream, size_t take_every,
+                          CorrelatorOptions options = {}) {
+  FedInBatches out;
+  Harness by_event(options);
+  by_event.Feed(stream);
+  out.by_event = by_event.outcome();
+  out.by_event_stats = by_event.correlator().stats();
+  out.by_event_state = by_event.correlator().SerializeState();
+
+  Harness batched(options);
+  size_t since_take = 0;
+  auto take = [&] {
+    std::vector<Incident> taken = batched.correlator().TakeChanged();
+    std::set<std::string> ids;
+    for (const Incident& in : taken) {
+      EXPECT_TRUE(ids.insert(in.id).second) << in.id << " reported twice in one take";
+    }
+    batched.Collect(std::move(taken));
+    since_take = 0;
+  };
+  for (const Delivery& d : stream) {
+    batched.clock().SetNs(
+        std::max(batched.clock().NowNs(), d.arrive_ns != 0 ? d.arrive_ns : d.event.time_ns));
+    batched.correlator().Feed(d.sensor, d.event);
+    if (take_every != 0 && ++since_take == take_every) take();
+  }
+  take();
+  out.batched = batched.outcome();
+  out.batched_stats = batched.correlator().stats();
+  out.batched_state = batched.correlator().SerializeState();
+  return out;
+}
+
+// Everything a reader sees but the revision and when it was made.
+void ExpectSameContent(const Incident& got, const Incident& want) {
+  Incident a = got, b = want;
+  a.revision = b.revision = 0;
+  a.updated_ns = b.updated_ns = 0;
+  EXPECT_EQ(a, b) << got.id;
+}
+
+void ExpectSameLatest(const FedInBatches& r) {
+  ASSERT_EQ(r.batched.latest.size(), r.by_event.latest.size());
+  for (const auto& [id, want] : r.by_event.latest) {
+    auto it = r.batched.latest.find(id);
+    ASSERT_NE(it, r.batched.latest.end()) << id;
+    ExpectSameContent(it->second, want);
+    EXPECT_LE(it->second.revision, want.revision);
+  }
+  EXPECT_EQ(r.batched_stats.incidents_raised, r.by_event_stats.incidents_raised);
+  EXPECT_EQ(r.batched_stats.hops, r.by_event_stats.hops);
+  EXPECT_EQ(r.batched_stats.sessions_evicted, r.by_event_stats.sessions_evicted);
+  EXPECT_EQ(r.batched_stats.pending_evicted, r.by_event_stats.pending_evicted);
+}
+
+TEST(CorrelatorTest, FeedReportsEachIncidentOnceWithTheLatestContent) {
+  StoryBuilder b;
+  const std::vector<Delivery> story = SeedStory(b);
+  const FedInBatches once = FeedBothWays(story, 0);
+  ExpectSameLatest(once);
+  ASSERT_EQ(once.batched.reports.size(), 1u);
+  EXPECT_EQ(once.batched.reports[0].revision, 1u);
+  ASSERT_GE(once.by_event.reports.size(), 3u);
+
+  for (size_t every = 2; every <= 6; ++every) {
+    SCOPED_TRACE("taken every " + std::to_string(every) + " events");
+    ExpectSameLatest(FeedBothWays(story, every));
+  }
+  // Taken after each event, Feed is Handle: the same revisions and the same state.
+  const FedInBatches each = FeedBothWays(story, 1);
+  ASSERT_EQ(each.batched.reports.size(), each.by_event.reports.size());
+  for (size_t i = 0; i < each.batched.reports.size(); ++i) {
+    EXPECT_EQ(each.batched.reports[i].id, each.by_event.reports[i].id);
+    EXPECT_EQ(each.batched.reports[i].revision, each.by_event.reports[i].revision);
+    ExpectSameContent(each.batched.reports[i], each.by_event.reports[i]);
+  }
+  EXPECT_EQ(each.batched_state, each.by_event_state);
+}
+
+// Two chains raised on their own, then joined by a hop within one batch: the joined one's
+// last revision points to the survivor, as when reported event by event.
+TEST(CorrelatorTest, FeedReportsAChainJoiningAnotherIncident) {
+  StoryBuilder b;
+  const std::vector<Delivery> story = {
+      b.Login("hosta", "alice", "203.0.113.5", 41000, "audit:1", 5),
+      b.Open("hosta", "audit:1", "alice", 1000, "cat", "/etc/shadow", FileAccess::kRead, 20),
+      b.Login("hostb", "bob", "198.18.0.11", 50001, "audit:5", 31),
+      b.Open("hostb", "audit:5", "bob", 1000, "cat", "/etc/shadow", FileAccess::kRead, 32),
+      b.Connect("hosta", "audit:1", "alice", 50001, "198.18.0.12", 22, 30),
+  };
+  const FedInBatches r = FeedBothWays(story, 0);
+  ASSERT_EQ(r.by_event.latest.size(), 2u);
+  size_t joined = 0;
+  for (const auto& [id, in] : r.by_event.latest) {
+    joined += AllText(in).find("joined incident") != std::string::npos ? 1 : 0;
+  }
+  ASSERT_EQ(joined, 1u);
+  ExpectSameLatest(r);
+  EXPECT_EQ(r.batched.reports.size(), 2u);
+}
+
+// A raised chain forgotten (its session evicted) before its changes were taken still gets
+// them reported.
+TEST(CorrelatorTest, FeedReportsAChainForgottenBeforeTheTake) {
+  CorrelatorOptions o;
+  o.max_sessions = 1;
+  StoryBuilder b;
+  const std::vector<Delivery> story = {
+      b.Login("hosta", "alice", "203.0.113.5", 41000, "audit:1", 5),
+      b.Open("hosta", "audit:1", "alice", 1000, "cat", "/etc/shadow", FileAccess::kRead, 20),
+      b.Open("hosta", "audit:1", "alice", 1000, "cat", "/etc/gshadow", FileAccess::kRead, 21),
+      b.Login("hostb", "bob", "203.0.113.6", 41001, "audit:5", 31),
+  };
+  const FedInBatches r = FeedBothWays(story, 0, o);
+  ASSERT_EQ(r.by_event.latest.size(), 1u);
+  EXPECT_GE(r.by_event_stats.sessions_evicted, 1u);
+  ExpectSameLatest(r);
+  ASSERT_EQ(r.batched.reports.size(), 1u);
+  EXPECT_EQ(r.batched.reports[0].revision, 1u);
+}
+
+TEST(CorrelatorTest, HandleAndTickAlsoReturnWhatFeedLeft) {
+  StoryBuilder b;
+  const std::vector<Delivery> story = SeedStory(b);
+  Harness h;
+  for (const Delivery& d : story) {
+    h.clock().SetNs(d.event.time_ns);
+    h.correlator().Feed(d.sensor, d.event);
+  }
+  std::vector<Incident> ticked = h.correlator().Tick();
+  ASSERT_EQ(ticked.size(), 1u);
+  EXPECT_EQ(ticked[0].severity, Severity::kCritical);
+  EXPECT_TRUE(h.correlator().TakeChanged().empty());
+
+  h.correlator().Feed(story[0].sensor, b.Open("hostc", "audit:9", "alice", 1000, "cat",
+                                              "/home/alice/.ssh/id_ed25519", FileAccess::kRead, 95)
+                                           .event);
+  std::vector<Incident> handled = h.correlator().Handle(
+      "sensor-hostc", b.Exec("hostc", "audit:9", "alice", 1000, "/usr/bin/vim", 96).event);
+  ASSERT_EQ(handled.size(), 1u);
+  EXPECT_EQ(handled[0].id, ticked[0].id);
+  EXPECT_EQ(handled[0].revision, 2u);
+  EXPECT_THAT(handled[0].techniques, Contains("T1552.004"));
 }
 
 TEST(CorrelatorTest, EvictionKeepsMemoryBounded) {
