@@ -7,9 +7,11 @@
 #include <atomic>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "aggregator/rocksdb_store.h"
 #include "model/incident_proto.h"
+#include "tests/aggregator/test_support.h"
 #include "tests/correlate/story_builder.h"
 #include "tests/support/temp_dir.h"
 #include "tripline/v1/query.pb.h"
@@ -201,6 +203,44 @@ TEST_F(CorrelationEngineTest, WithoutAQueueEverythingIsReadBackFromTheStore) {
   engine->Drain();
   EXPECT_EQ(engine->stats().events_fed, story.size() + 1);
   EXPECT_EQ(engine->stats().events_read_back, story.size() + 1);
+}
+
+TEST_F(CorrelationEngineTest, StreamsThatOutrunATinyQueueLoseAndRepeatNothing) {
+  // Four streams store and hand over batches of 1 to 9 events as fast as they can, so the
+  // engine falls behind and catches up many times; every stored event must be fed once.
+  CorrelationEngineOptions options;
+  options.max_queued_events = 16;
+  options.read_back_chunk = 5;
+  auto engine = OpenEngine(options);
+  ASSERT_NE(engine, nullptr);
+  constexpr int kStreams = 4;
+  constexpr uint64_t kPerStream = 3000;
+  std::vector<std::thread> streams;
+  for (int s = 0; s < kStreams; ++s) {
+    streams.emplace_back([&, s] {
+      const std::string sensor = "sensor-" + std::to_string(s);
+      const auto events = testing::SyntheticEvents(kPerStream, 3, 7, static_cast<uint64_t>(s));
+      for (uint64_t seq = 1; seq <= kPerStream;) {
+        const uint64_t n = std::min<uint64_t>(1 + (seq % 9), kPerStream - seq + 1);
+        std::vector<Event> batch(events.begin() + static_cast<long>(seq - 1),
+                                 events.begin() + static_cast<long>(seq - 1 + n));
+        for (uint64_t i = 0; i < n; ++i) batch[i].seq = seq + i;
+        auto r = store_->AppendBatch(sensor, seq, batch);
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        engine->OnDurable(sensor, std::move(batch));
+        seq += n;
+      }
+    });
+  }
+  for (auto& t : streams) t.join();
+  engine->Drain();
+  const CorrelationEngineStats stats = engine->stats();
+  EXPECT_EQ(stats.events_fed, kStreams * kPerStream);
+  EXPECT_GE(stats.times_fell_behind, 1u);
+  EXPECT_GT(stats.events_read_back, 0u);
+  const ObserverProgress progress = engine->Progress();
+  EXPECT_FALSE(progress.behind);
+  EXPECT_EQ(progress.backlog, 0u);
 }
 
 TEST_F(CorrelationEngineTest, BacklogLeftAtShutdownIsReplayedFromTheStore) {
