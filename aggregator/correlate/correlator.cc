@@ -783,6 +783,12 @@ class Engine {
   // of addr when port is 0, plus those indexed without a port.
   template <typename F>
   void ForEachPending(PendingItem::Kind kind, const std::string& addr, uint32_t port, F&& f) const {
+    // With a port the buckets scanned are exactly those of `addr`. (Without one, the prefix
+    // scan below can also reach addresses that begin with "addr|", so it always runs.)
+    if (port != 0) {
+      auto count = s_.pending_at_addr.find(addr);
+      if (count == s_.pending_at_addr.end() || count->second[kind] == 0) return;
+    }
     auto scan_bucket = [&](const std::vector<PendingIndexEntry>& bucket) {
       for (const PendingIndexEntry& entry : bucket) {
         if (entry.kind == kind) f(entry.id);
@@ -853,6 +859,7 @@ class Engine {
     std::vector<PendingIndexEntry>& bucket =
         s_.pending_by_addr[PendingKey(p.index_addr, p.index_port)];
     bucket.push_back({id, p.kind});
+    ++s_.pending_at_addr[p.index_addr][p.kind];
     const uint64_t oldest_in_bucket = bucket.size() > kMaxPendingPerKey ? bucket.front().id : 0;
     s_.pending.emplace(id, std::move(p));
     if (oldest_in_bucket != 0) {
@@ -868,6 +875,13 @@ class Engine {
   void RemovePending(uint64_t id) {
     auto it = s_.pending.find(id);
     if (it == s_.pending.end()) return;
+    if (auto count = s_.pending_at_addr.find(it->second.index_addr);
+        count != s_.pending_at_addr.end()) {
+      --count->second[it->second.kind];
+      if (count->second[PendingItem::kConnect] == 0 && count->second[PendingItem::kLogin] == 0) {
+        s_.pending_at_addr.erase(count);
+      }
+    }
     auto idx = s_.pending_by_addr.find(PendingKey(it->second.index_addr, it->second.index_port));
     if (idx != s_.pending_by_addr.end()) {
       auto& bucket = idx->second;

@@ -2,6 +2,7 @@
 // reads and what state_codec.cc writes and reads. Internal to tripline_correlate.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <list>
 #include <map>
@@ -210,6 +211,10 @@ struct CorrelatorState {
   // can scan every port of one address ("addr|" prefix) while the usual lookup is exact and
   // short.
   std::map<std::string, std::vector<PendingIndexEntry>, std::less<>> pending_by_addr;
+  // index_addr -> how many pending items of each kind it indexes. Most connects and logins
+  // have no other half waiting at their address at all; this small table says so without
+  // walking pending_by_addr, a tree of up to max_pending string keys.
+  std::unordered_map<std::string, std::array<uint32_t, 2>> pending_at_addr;
   uint64_t next_pending_id = 1;
   CorrelatorStats stats;
   // Not serialized: what Correlator::Feed leaves for TakeChanged. Raised chains that may

@@ -612,6 +612,7 @@ Status Correlator::RestoreState(std::string_view bytes) {
     }
     p.kind = static_cast<PendingItem::Kind>(kind);
     s.pending_by_addr[p.index_addr + "|" + std::to_string(p.index_port)].push_back({id, p.kind});
+    ++s.pending_at_addr[p.index_addr][p.kind];
     s.pending.emplace(id, std::move(p));
   }
   if (!r.ok()) return corrupt(r.error());

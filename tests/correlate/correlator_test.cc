@@ -218,6 +218,27 @@ TEST(CorrelatorTest, HopThroughPortLearnedFromSshdAccept) {
   EXPECT_THAT(in.hosts, ElementsAre("hosta", "hostb"));
 }
 
+// Either half of a hop can wait across a restart: the restored state finds it, whichever
+// half arrives after.
+TEST(CorrelatorTest, HopHalvesWaitingAcrossARestoreStillMatch) {
+  for (bool connect_first : {true, false}) {
+    SCOPED_TRACE(connect_first ? "connect waits" : "login waits");
+    StoryBuilder b;
+    const Delivery login = b.Login("hosta", "alice", "203.0.113.5", 41000, "audit:1", 5);
+    const Delivery connect = b.Connect("hosta", "audit:1", "alice", 50001, "198.18.0.12", 22, 30);
+    const Delivery hop = b.Login("hostb", "alice", "198.18.0.11", 50001, "audit:5", 31);
+    Harness first;
+    first.Feed({login, connect_first ? connect : hop});
+    Harness second;
+    second.clock().SetNs(first.clock().NowNs());
+    ASSERT_TRUE(second.correlator().RestoreState(first.correlator().SerializeState()).ok());
+    second.Feed({connect_first ? hop : connect});
+    EXPECT_EQ(second.correlator().stats().hops, 1u);
+    // The matched half no longer waits: only the entry login does.
+    EXPECT_EQ(second.correlator().pending_items(), 1u);
+  }
+}
+
 TEST(CorrelatorTest, NoHopToPortNeverSeenAsSsh) {
   StoryBuilder b;
   Harness h;
