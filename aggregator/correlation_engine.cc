@@ -137,10 +137,12 @@ Result<bool> CorrelationEngine::ReadBackChunkLocked(const SensorRecord& sensor,
   if (events.empty()) {
     // The rest up to durable_seq are gaps or expired: nothing more to feed.
     *position = sensor.durable_seq;
+    read_back_through_[sensor.sensor_id] = *position;
     dirty_ = true;
     return false;
   }
-  *fed += FeedRunLocked(sensor.sensor_id, events, skip_before_ns);
+  *fed += FeedRunLocked(sensor.sensor_id, events, skip_before_ns, 0);
+  read_back_through_[sensor.sensor_id] = *position;
   WriteChangedLocked();
   return *position < sensor.durable_seq;
 }
@@ -293,16 +295,24 @@ void CorrelationEngine::Drain() {
 void CorrelationEngine::FeedBatchesLocked(const std::deque<Batch>& batches) {
   // One chain often changes several times within a hand-over; it is built and written once,
   // with its latest content.
-  for (const Batch& batch : batches) FeedRunLocked(batch.sensor_id, batch.events, 0);
+  for (const Batch& batch : batches) {
+    // A batch stored before the engine caught up but handed over after it has been read
+    // back already (its store write came before the last check, its hand-over after the
+    // switch back to the queue).
+    const auto read_back = read_back_through_.find(batch.sensor_id);
+    FeedRunLocked(batch.sensor_id, batch.events, 0,
+                  read_back == read_back_through_.end() ? 0 : read_back->second);
+  }
   WriteChangedLocked();
 }
 
 uint64_t CorrelationEngine::FeedRunLocked(std::string_view sensor_id,
-                                          const std::vector<Event>& events,
-                                          int64_t skip_before_ns) {
+                                          const std::vector<Event>& events, int64_t skip_before_ns,
+                                          uint64_t fed_through_seq) {
   uint64_t* position = &positions_[std::string(sensor_id)];
   uint64_t fed = 0;
   for (const Event& e : events) {
+    if (e.seq <= fed_through_seq) continue;
     if (e.time_ns < skip_before_ns) {
       *position = std::max(*position, e.seq);
       dirty_ = true;

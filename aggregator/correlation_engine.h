@@ -16,8 +16,10 @@
 // fed back from the store (Store::ReadSensorEvents) in sequence order, chunk by
 // chunk, until no sensor has stored more than was fed. The switch back to the queue
 // happens under the queue lock after a last check of every sensor's durable sequence, so
-// no batch falls between the two paths. Memory stays bounded by the queue and one chunk;
-// nothing stored is skipped; detection is delayed by the backlog, which stats report.
+// no batch falls between the two paths; a batch stored before that check but handed over
+// after it was read back already, and its events are skipped by sequence number. Memory stays
+// bounded by the queue and one chunk; nothing stored is skipped; detection is delayed by the
+// backlog, which stats report.
 //
 // Restarts: the correlator's state is snapshotted (with the highest sequence number fed
 // per sensor and the newest event time) into the sessions column family by Maintain() and
@@ -144,8 +146,9 @@ class CorrelationEngine final : public IngestObserver {
   // Requires mu_. Feeds a run of one sensor's events, leaving the incidents they change in
   // the correlator for WriteChangedLocked; events before skip_before_ns only advance the
   // position. Returns the events fed.
+  // Events at or below fed_through_seq were fed already and are skipped.
   uint64_t FeedRunLocked(std::string_view sensor_id, const std::vector<Event>& events,
-                         int64_t skip_before_ns);
+                         int64_t skip_before_ns, uint64_t fed_through_seq);
   // Requires mu_. Writes each incident changed since the last call once, with its latest
   // revision. Called before anything else takes from the correlator or snapshots it.
   void WriteChangedLocked();
@@ -161,10 +164,15 @@ class CorrelationEngine final : public IngestObserver {
   mutable std::mutex mu_;
   correlate::Correlator correlator_;           // GUARDED_BY(mu_)
   std::map<std::string, uint64_t> positions_;  // GUARDED_BY(mu_): highest seq fed per sensor
-  int64_t watermark_ns_ = 0;                   // GUARDED_BY(mu_): newest event time fed
-  bool dirty_ = false;                         // GUARDED_BY(mu_)
-  int64_t last_snapshot_mono_ns_ = 0;          // GUARDED_BY(mu_)
-  CorrelationEngineStats stats_;               // GUARDED_BY(mu_)
+  // GUARDED_BY(mu_): per sensor, the highest seq fed by reading back from the store. Batches
+  // handed over later that reach below it were stored before the read-back saw them; only
+  // their events above it are new. (positions_ would not do: batches of one sensor from
+  // two streams may be handed over out of order, and the lower one must still be fed.)
+  std::map<std::string, uint64_t> read_back_through_;
+  int64_t watermark_ns_ = 0;           // GUARDED_BY(mu_): newest event time fed
+  bool dirty_ = false;                 // GUARDED_BY(mu_)
+  int64_t last_snapshot_mono_ns_ = 0;  // GUARDED_BY(mu_)
+  CorrelationEngineStats stats_;       // GUARDED_BY(mu_)
 
   mutable std::mutex queue_mu_;
   std::condition_variable work_cv_;  // batches queued, behind, or stopping
