@@ -124,16 +124,8 @@ std::map<std::string, double> AggregatorProcess::CpuSecondsByRole() const {
 
 double AggregatorProcess::CpuSeconds() const {
   std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // Fields after the ")" that closes comm: state is field 3; utime 14, stime 15.
-  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
-  std::string field;
-  double utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stod(field);
-    if (i == 15) stime = std::stod(field);
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return StatCpuSeconds(stat, nullptr);
 }
 
 namespace {

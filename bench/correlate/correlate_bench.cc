@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "aggregator/correlate/correlator.h"
+#include "tests/aggregator/test_support.h"
 #include "tests/correlate/story_builder.h"
 
 namespace tripline::correlate {
@@ -150,65 +151,16 @@ void BM_HandleMixedStream(benchmark::State& state) {
 }
 BENCHMARK(BM_HandleMixedStream)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
-// Copies the shape of testing::SyntheticEvents, which lives in the aggregator's test support
-// (gRPC and RocksDB) that this benchmark does not link. As ingest_bench sends it: one batch
-// of `batch` events repeated with time and sequence moving forward.
 std::vector<Delivery> MakeIngestMix(size_t n, size_t batch, int hosts, int users) {
-  constexpr int64_t kBaseNs = 1'700'000'000LL * kNanosPerSecond;
+  // The events ingest_bench sends: one synthetic batch, repeated with time and sequence
+  // moving forward (event seq-1 at base + (seq-1) ms).
+  const std::vector<Event> events = tripline::testing::SyntheticEvents(batch, hosts, users);
   std::vector<Delivery> out;
   out.reserve(n);
   for (size_t seq = 1; seq <= n; ++seq) {
-    const size_t i = (seq - 1) % batch;
-    Event e;
+    Event e = events[(seq - 1) % batch];
     e.seq = seq;
-    e.time_ns = kBaseNs + static_cast<int64_t>(seq - 1) * kNanosPerMilli;
-    e.host = "host" + std::to_string(i % static_cast<size_t>(hosts));
-    e.host_id = "id-" + e.host;
-    e.process.pid = e.process.tgid = 4242;
-    e.process.uid = 1000;
-    e.process.comm = "bash";
-    e.process.user = "user" + std::to_string(i % static_cast<size_t>(users));
-    e.session = "audit:7";
-    switch (i % 4) {
-      case 0: {
-        e.process.user = "root";
-        e.process.comm = "sshd";
-        LoginEvent l;
-        l.service = "sshd";
-        l.user = "user" + std::to_string(i % static_cast<size_t>(users));
-        l.remote_addr = "198.18.0.66";
-        l.remote_port = 40022;
-        l.outcome = Outcome::kSuccess;
-        l.source = LoginSource::kPam;
-        l.stage = LoginStage::kAuthenticate;
-        e.body = l;
-        break;
-      }
-      case 1: {
-        ExecEvent x;
-        x.filename = "/usr/bin/id";
-        x.argv = {x.filename, "-a"};
-        x.parent_comm = "bash";
-        e.body = x;
-        break;
-      }
-      case 2: {
-        FileOpenEvent f;
-        f.path = "/etc/shadow";
-        f.access = FileAccess::kRead;
-        f.rule = f.path;
-        e.body = f;
-        break;
-      }
-      default: {
-        NetConnectEvent net;
-        net.direction = NetDirection::kOutbound;
-        net.remote_addr = "198.18.0.9";
-        net.remote_port = 22;
-        net.family = 2;
-        e.body = net;
-      }
-    }
+    e.time_ns = tripline::testing::kBaseTimeNs + static_cast<int64_t>(seq - 1) * kNanosPerMilli;
     out.push_back({"bench-0", std::move(e), 0});
   }
   return out;
