@@ -58,22 +58,61 @@ std::string KindPrefix(EventKind kind) {
 
 std::string AllPrefix() { return std::string(1, kAllTag); }
 
-std::string EventPrefix(std::string_view sensor_id) { return NamePrefix(kEventTag, sensor_id); }
+std::string BatchPrefix(std::string_view sensor_id) { return NamePrefix(kBatchTag, sensor_id); }
 
-std::string EventKey(std::string_view sensor_id, uint64_t seq) {
-  std::string key = EventPrefix(sensor_id);
-  AppendBe64(&key, seq);
+std::string BatchKey(std::string_view sensor_id, uint64_t first_seq) {
+  std::string key = BatchPrefix(sensor_id);
+  AppendBe64(&key, first_seq);
   return key;
 }
 
-void AppendEventValue(std::string* out, int64_t time_ns, std::string_view event_bytes) {
-  AppendBe64(out, static_cast<uint64_t>(time_ns));
-  out->append(event_bytes);
+void AppendBatchKey(std::string* out, std::string_view batch_prefix, uint64_t first_seq) {
+  out->append(batch_prefix);
+  AppendBe64(out, first_seq);
 }
 
-std::optional<EventValue> ParseEventValue(std::string_view value) {
-  if (value.size() < 8) return std::nullopt;
-  return EventValue{static_cast<int64_t>(ReadBe64(value)), value.substr(8)};
+namespace {
+constexpr size_t kBatchHeader = 12;  // be64 newest | be32 count
+}  // namespace
+
+std::string EncodeBatchValue(int64_t newest_ns, const std::string_view* events, size_t n) {
+  size_t payload = 0;
+  for (size_t i = 0; i < n; ++i) payload += events[i].size();
+  std::string out;
+  out.reserve(kBatchHeader + 4 * n + payload);
+  AppendBe64(&out, static_cast<uint64_t>(newest_ns));
+  AppendBe32(&out, static_cast<uint32_t>(n));
+  uint32_t end = 0;
+  for (size_t i = 0; i < n; ++i) {
+    end += static_cast<uint32_t>(events[i].size());
+    AppendBe32(&out, end);
+  }
+  for (size_t i = 0; i < n; ++i) out.append(events[i]);
+  return out;
+}
+
+std::optional<BatchValue> BatchValue::Parse(std::string_view value) {
+  if (value.size() < kBatchHeader) return std::nullopt;
+  BatchValue v;
+  v.newest_ns_ = static_cast<int64_t>(ReadBe64(value));
+  v.count_ = ReadBe32(value.substr(8));
+  if ((value.size() - kBatchHeader) / 4 < v.count_) return std::nullopt;
+  v.offsets_ = value.substr(kBatchHeader, size_t{v.count_} * 4);
+  v.payload_ = value.substr(kBatchHeader + v.offsets_.size());
+  uint32_t previous = 0;
+  for (uint32_t i = 0; i < v.count_; ++i) {
+    const uint32_t end = ReadBe32(v.offsets_.substr(size_t{i} * 4));
+    if (end < previous) return std::nullopt;
+    previous = end;
+  }
+  if (previous != v.payload_.size()) return std::nullopt;
+  return v;
+}
+
+std::string_view BatchValue::event(uint32_t i) const {
+  const uint32_t begin = i == 0 ? 0 : ReadBe32(offsets_.substr(size_t{i - 1} * 4));
+  const uint32_t end = ReadBe32(offsets_.substr(size_t{i} * 4));
+  return payload_.substr(begin, end - begin);
 }
 
 void AppendPostingEntry(std::string* out, uint32_t offset, int64_t time_ns) {
@@ -112,10 +151,10 @@ std::optional<SplitKey> Split(std::string_view key) {
 }
 
 std::optional<int64_t> RecordTime(std::string_view key, std::string_view value) {
-  if (!key.empty() && key[0] == kEventTag) {
-    const auto event = ParseEventValue(value);
-    if (!event) return std::nullopt;
-    return event->time_ns;
+  if (!key.empty() && key[0] == kBatchTag) {
+    // Only the header is needed; the offsets are checked when the batch is read.
+    if (value.size() < kBatchHeader) return std::nullopt;
+    return static_cast<int64_t>(ReadBe64(value));
   }
   const auto split = Split(key);
   if (!split) return std::nullopt;

@@ -1,10 +1,11 @@
-// Key and value layout of the events column family, format "tripline-store 2" (see
+// Key and value layout of the events column family, format "tripline-store 3" (see
 // docs/storage.md for the whole on-disk format).
 //
-// Every event is stored once, under its sensor and sequence number; each stored batch
-// adds a handful of *postings* that make the common queries range scans:
+// Every stored batch is one record under its sensor and first sequence number, holding
+// its events as the sensor encoded them; each stored batch adds a handful of *postings*
+// that make the common queries range scans:
 //
-//   event    = 'e' | be16(len) | sensor_id | be64(seq)  -> be64(time) | tripline.v1.Event
+//   batch    = 'b' | be16(len) | sensor_id | be64(first_seq)  -> batch value
 //   suffix   = be64(bucket) | sensor_id | 0x00 | be64(first_seq)
 //   all      = 't' | suffix                              -> posting value
 //   by host  = 'h' | be16(len) | host | suffix           -> posting value
@@ -12,19 +13,23 @@
 //   by kind  = 'k' | kind byte | suffix                  -> posting value
 //
 //   posting value = n x (be32 seq - first_seq | be64 time), ascending
+//   batch value   = be64(newest time) | be32(n) | n x be32(end of event i in payload) |
+//                   payload (n x tripline.v1.Event, concatenated)
 //
 // `bucket` is an event's time rounded down to kBucketNs, and `first_seq` the first
 // sequence number the batch stored. A posting lists the events of one batch that fall in
 // one bucket and carry one name, so "events of user U between T1 and T2" is one range
 // scan over U's postings from bucket(T1); within a bucket the candidates are sorted by
 // (time, sensor, seq) before any event is read, and a page of them is one MultiGet.
-// Keys by sensor and sequence make a sensor's events its log in order: reading a sensor
-// back (the correlator catching up) is one range scan.
+// Keys by sensor and first sequence number make a sensor's batches its log in order:
+// reading a sensor back (the correlator catching up) is one range scan, and a posting
+// names the batch record that holds its events (its suffix carries sensor and first_seq,
+// its entries the events' positions in the batch).
 //
-// Why postings per batch: one primary key plus three or four index keys per event made
-// the memtable's skiplist insertions, and the flush and compaction of those small keys,
-// the largest ingest cost; now an event is one key whose neighbour in the skiplist is the
-// sensor's previous event, and a batch adds a few posting keys (bench/aggregator).
+// Why one record per batch: a key per event (format 2), and before that a primary key
+// plus three or four index keys per event (format 1), made the memtable's skiplist
+// insertions, the WAL and the flush and compaction of small keys the largest ingest
+// cost; now a 512-event batch is one key plus its postings (bench/aggregator).
 //
 // Names are length-prefixed rather than NUL-terminated because proto3 strings may legally
 // contain U+0000; sensor ids are validated printable, so a NUL ends them.
@@ -45,7 +50,7 @@ constexpr char kAllTag = 't';
 constexpr char kHostTag = 'h';
 constexpr char kUserTag = 'u';
 constexpr char kKindTag = 'k';
-constexpr char kEventTag = 'e';
+constexpr char kBatchTag = 'b';
 // Width of a posting's time bucket. Small enough that one bucket's candidates of a busy
 // index fit in memory while a page is sorted; large enough that a batch (a sensor sends
 // what it has every few hundred milliseconds) usually needs one posting per name.
@@ -68,17 +73,32 @@ std::string NamePrefix(char tag, std::string_view name);
 std::string KindPrefix(EventKind kind);
 std::string AllPrefix();
 
-// 'e' | be16(len) | sensor_id: the prefix of one sensor's events.
-std::string EventPrefix(std::string_view sensor_id);
-std::string EventKey(std::string_view sensor_id, uint64_t seq);
-// be64(time) | event bytes.
-void AppendEventValue(std::string* out, int64_t time_ns, std::string_view event_bytes);
-// The parts of an event value; nullopt when it is too short to hold a time.
-struct EventValue {
-  int64_t time_ns = 0;
-  std::string_view event_bytes;
+// 'b' | be16(len) | sensor_id: the prefix of one sensor's batches.
+std::string BatchPrefix(std::string_view sensor_id);
+std::string BatchKey(std::string_view sensor_id, uint64_t first_seq);
+// Appends BatchKey(sensor_id, first_seq) to `out` given BatchPrefix(sensor_id).
+void AppendBatchKey(std::string* out, std::string_view batch_prefix, uint64_t first_seq);
+
+// A batch value: `events[i]` is event i's tripline.v1.Event encoding, `newest_ns` the
+// newest event time of the batch (by which the record ages out).
+std::string EncodeBatchValue(int64_t newest_ns, const std::string_view* events, size_t n);
+// A decoded batch value, viewing the bytes it was parsed from.
+class BatchValue {
+ public:
+  // nullopt when the bytes are not a well-formed batch value (short, offsets out of order
+  // or past the payload).
+  static std::optional<BatchValue> Parse(std::string_view value);
+  int64_t newest_ns() const { return newest_ns_; }
+  uint32_t size() const { return count_; }
+  // Event i's encoding; precondition: i < size().
+  std::string_view event(uint32_t i) const;
+
+ private:
+  int64_t newest_ns_ = 0;
+  uint32_t count_ = 0;
+  std::string_view offsets_;
+  std::string_view payload_;
 };
-std::optional<EventValue> ParseEventValue(std::string_view value);
 
 // Posting entries: (seq - first_seq, time).
 void AppendPostingEntry(std::string* out, uint32_t offset, int64_t time_ns);
@@ -107,8 +127,8 @@ struct SplitKey {
 };
 std::optional<SplitKey> Split(std::string_view key);
 
-// The newest event time a record can hold, by which it ages out: an event's own time, or
-// the end of a posting's bucket. nullopt when malformed.
+// The newest event time a record can hold, by which it ages out: a batch's newest event,
+// or the end of a posting's bucket. nullopt when malformed.
 std::optional<int64_t> RecordTime(std::string_view key, std::string_view value);
 
 // The user names an event is indexed under: the login's user, the process user and the

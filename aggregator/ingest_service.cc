@@ -1,11 +1,10 @@
 #include "aggregator/ingest_service.h"
 
-#include <grpcpp/support/proto_buffer_reader.h>
+#include <climits>
 
 #include "common/log.h"
 
 namespace tripline {
-
 // One per stream. gRPC owns the lifetime: OnDone is the last callback, and deletes.
 // Exactly one of Read/Write is outstanding at a time, so callbacks never overlap and the
 // members need no lock.
@@ -23,12 +22,24 @@ class IngestService::Reactor final
       Finish(grpc::Status::OK);
       return;
     }
-    bool parsed = false;
-    {
-      grpc::ProtoBufferReader reader(&in_);
-      parsed = request_.ParseFromZeroCopyStream(&reader) && reader.status().ok();
+    // The request's bytes in one piece: parsed from there, and the batch's events are
+    // stored as these bytes (no second encoding).
+    std::vector<grpc::Slice> slices;
+    bool parsed = in_.Dump(&slices).ok();
+    std::string_view bytes;
+    std::string flat;  // the bytes when they came in more than one slice
+    if (parsed && slices.size() == 1) {
+      bytes = std::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size());
+    } else if (parsed) {
+      flat.reserve(in_.Length());
+      for (const auto& slice : slices) {
+        flat.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+      }
+      bytes = flat;
     }
     in_.Clear();
+    parsed = parsed && bytes.size() <= static_cast<size_t>(INT_MAX) &&
+             request_.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
     if (!parsed) {
       request_.Clear();
       if (!identity_) {
@@ -40,7 +51,7 @@ class IngestService::Reactor final
     }
     switch (request_.msg_case()) {
       case v1::IngestRequest::kHello: HandleHello(); return;
-      case v1::IngestRequest::kBatch: HandleBatch(); return;
+      case v1::IngestRequest::kBatch: HandleBatch(bytes); return;
       case v1::IngestRequest::MSG_NOT_SET: break;
     }
     if (!identity_) {
@@ -88,7 +99,8 @@ class IngestService::Reactor final
     Write(ack);
   }
 
-  void HandleBatch() {
+  // `bytes` is the request's encoding, alive for the call.
+  void HandleBatch(std::string_view bytes) {
     if (!identity_) {
       Fail(grpc::StatusCode::INVALID_ARGUMENT, "first message must be a SensorHello");
       return;
@@ -99,8 +111,13 @@ class IngestService::Reactor final
       Reject(batch.status().message(), wire.first_seq());
       return;
     }
-    auto stored =
-        service_->store_->AppendBatch(identity_->sensor_id, batch->first_seq, batch->events);
+    // The events' own bytes when the request is the plain case; else the store encodes.
+    if (!FindEventEncodings(bytes, &encoded_) || encoded_.size() != batch->events.size()) {
+      encoded_.clear();
+    }
+    auto stored = service_->store_->AppendBatch(identity_->sensor_id, batch->first_seq,
+                                                batch->events, encoded_);
+    encoded_.clear();
     if (!stored.ok()) {
       // Not acknowledged: the sensor keeps the batch and resends it on its next stream.
       Fail(grpc::StatusCode::UNAVAILABLE, "store: " + stored.status().ToString());
@@ -171,7 +188,9 @@ class IngestService::Reactor final
   const std::string peer_;
   grpc::ByteBuffer in_;   // the request being read
   grpc::ByteBuffer out_;  // the ack being written; alive until OnWriteDone
+  // Reused: parsing into it again reuses the events and strings of earlier requests.
   v1::IngestRequest request_;
+  std::vector<std::string_view> encoded_;  // the batch's events' bytes, during HandleBatch
   std::optional<SensorIdentity> identity_;
   uint32_t violations_ = 0;
 };

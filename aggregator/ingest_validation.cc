@@ -70,3 +70,72 @@ Result<ValidatedBatch> ValidateBatch(const v1::EventBatch& batch,
 }
 
 }  // namespace tripline
+
+namespace tripline {
+namespace {
+
+// Protobuf wire format: a tag is a varint of (field << 3 | wire type).
+constexpr uint32_t kVarint = 0, kFixed64 = 1, kLen = 2, kFixed32 = 5;
+
+bool ReadVarint(std::string_view* in, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (in->empty()) return false;
+    const uint8_t b = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    *v |= uint64_t{b & 0x7fu} << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// Reads one field: its number and wire type, and for a length-delimited one its bytes.
+bool ReadField(std::string_view* in, uint64_t* field, uint32_t* type, std::string_view* bytes) {
+  uint64_t tag = 0, v = 0;
+  if (!ReadVarint(in, &tag)) return false;
+  *field = tag >> 3;
+  *type = static_cast<uint32_t>(tag & 7);
+  switch (*type) {
+    case kVarint: return ReadVarint(in, &v);
+    case kFixed64:
+      if (in->size() < 8) return false;
+      in->remove_prefix(8);
+      return true;
+    case kFixed32:
+      if (in->size() < 4) return false;
+      in->remove_prefix(4);
+      return true;
+    case kLen:
+      if (!ReadVarint(in, &v) || v > in->size()) return false;
+      *bytes = in->substr(0, v);
+      in->remove_prefix(v);
+      return true;
+    default: return false;  // groups: never ours
+  }
+}
+
+}  // namespace
+
+bool FindEventEncodings(std::string_view request, std::vector<std::string_view>* out) {
+  out->clear();
+  constexpr uint64_t kBatchField = 2;   // IngestRequest.batch
+  constexpr uint64_t kEventsField = 3;  // EventBatch.events
+  while (!request.empty()) {
+    uint64_t field = 0;
+    uint32_t type = 0;
+    std::string_view batch;
+    if (!ReadField(&request, &field, &type, &batch)) return false;
+    // A `batch` of another wire type would be an unknown field to the parser; anything
+    // but batches (a hello clears the oneof) is not the simple case this serves.
+    if (field != kBatchField || type != kLen) return false;
+    // Batches that repeat are merged by the parser: their events append in order.
+    while (!batch.empty()) {
+      std::string_view event;
+      if (!ReadField(&batch, &field, &type, &event)) return false;
+      if (field == kEventsField && type == kLen) out->push_back(event);
+    }
+  }
+  return true;
+}
+
+}  // namespace tripline

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -39,5 +40,16 @@ struct ValidatedBatch {
 // The error names the first problem ("event 3 (seq 12): event has no body").
 Result<ValidatedBatch> ValidateBatch(const v1::EventBatch& batch,
                                      const std::string& stream_sensor_id, size_t max_events);
+
+}  // namespace tripline
+
+namespace tripline {
+
+// The encodings of a batch's events as they lie in an encoded IngestRequest, in order:
+// after `request` parsed as an IngestRequest carrying a batch, the batch's event i was
+// decoded from (*out)[i]. Returns false, and the caller must encode the events itself, when
+// the request is anything but one or more `batch` fields (other top-level fields, groups,
+// malformed varints); the count is not checked here, compare it with the parsed batch.
+bool FindEventEncodings(std::string_view request, std::vector<std::string_view>* out);
 
 }  // namespace tripline

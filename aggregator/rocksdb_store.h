@@ -51,7 +51,7 @@ Status FromRocksDb(const rocksdb::Status& s, std::string_view context);
 
 class RocksDbStore final : public Store {
  public:
-  static constexpr const char* kFormat = "tripline-store 2";
+  static constexpr const char* kFormat = "tripline-store 3";
 
   // Opens (or creates) the database, checks its format marker and loads the per-sensor
   // records and the set of identities into memory.
@@ -60,8 +60,10 @@ class RocksDbStore final : public Store {
   RocksDbStore(const RocksDbStore&) = delete;
   RocksDbStore& operator=(const RocksDbStore&) = delete;
 
+  using Store::AppendBatch;
   Result<AppendResult> AppendBatch(std::string_view sensor_id, uint64_t first_seq,
-                                   const std::vector<Event>& events) override;
+                                   const std::vector<Event>& events,
+                                   std::span<const std::string_view> encoded) override;
   Result<uint64_t> DurableSeq(std::string_view sensor_id) override;
   Result<std::vector<SensorRecord>> ListSensors() override;
   Result<EventPage> QueryEvents(const EventQuery& query) override;
@@ -110,7 +112,7 @@ class RocksDbStore final : public Store {
   template <typename Emit>
   Result<std::optional<Cursor>> Scan(const EventQuery& q, const ScanPlan& plan,
                                      const std::optional<Cursor>& after, bool need_events,
-                                     Emit&& emit);
+                                     size_t chunk, Emit&& emit);
   Result<ScanPlan> Plan(const EventQuery& q);
 
   const RocksDbStoreOptions options_;
@@ -125,10 +127,17 @@ class RocksDbStore final : public Store {
 
   std::mutex slots_mu_;
   // Slots are never removed, so a SensorSlot* stays valid for the store's lifetime.
-  std::unordered_map<std::string, std::unique_ptr<SensorSlot>> slots_;  // GUARDED_BY(slots_mu_)
+  // Lookups by string_view without building a string.
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::unique_ptr<SensorSlot>, NameHash, std::equal_to<>>
+      slots_;  // GUARDED_BY(slots_mu_)
 
   std::mutex identities_mu_;
-  std::unordered_set<std::string> identities_;  // GUARDED_BY(identities_mu_)
+  std::unordered_set<std::string, NameHash, std::equal_to<>>
+      identities_;  // GUARDED_BY(identities_mu_)
 
   std::atomic<uint64_t> duplicates_{0};
   std::atomic<uint64_t> gaps_{0};

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -91,8 +92,16 @@ class Store {
   // current durable_seq are duplicates and dropped; a first_seq beyond durable_seq + 1 is a
   // gap, accepted and recorded. Precondition: first_seq >= 1, sensor_id validated
   // (non-empty, printable). On error nothing of the batch is stored.
+  Result<AppendResult> AppendBatch(std::string_view sensor_id, uint64_t first_seq,
+                                   const std::vector<Event>& events) {
+    return AppendBatch(sensor_id, first_seq, events, {});
+  }
+  // The same, where encoded[i] is the tripline.v1.Event encoding that events[i] was decoded
+  // from, as the sensor sent it (its seq 0 or its own): the store keeps those bytes instead
+  // of encoding the events again. Empty to let the store encode; otherwise one per event.
   virtual Result<AppendResult> AppendBatch(std::string_view sensor_id, uint64_t first_seq,
-                                           const std::vector<Event>& events) = 0;
+                                           const std::vector<Event>& events,
+                                           std::span<const std::string_view> encoded) = 0;
 
   // 0 for a sensor never seen.
   virtual Result<uint64_t> DurableSeq(std::string_view sensor_id) = 0;

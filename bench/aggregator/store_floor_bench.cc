@@ -3,12 +3,18 @@
 //
 //   store_floor_bench [--events 2000000] [--batch 512] [--hosts 50] [--users 500]
 //
-// Two rows, each on one thread writing batches of --batch events, WAL on, no fsync:
+// Rows, each on one thread writing batches of --batch events, WAL on, no fsync:
 //   raw        RocksDB alone: one WriteBatch per batch of pre-serialized values (the events'
-//              protobuf bytes) under sequential 'e'|sensor|seq keys, nothing else; the
-//              ceiling of any layout that writes each event once.
-//   store      RocksDbStore::AppendBatch, what the ingest thread calls: serialization,
-//              postings, sensor record and identities in one WriteBatch.
+//              protobuf bytes), one key per event under sequential sensor|seq keys,
+//              nothing else; the ceiling of any layout that writes a key per event.
+//   store      RocksDbStore::AppendBatch given the events' encodings as they arrived, what
+//              the ingest thread calls: the batch record, postings, sensor record and
+//              identities in one WriteBatch.
+//   encode     the same, with the store encoding the events itself (requests that are not
+//              the plain case, and callers without wire bytes).
+//   decode     no store: what the ingest thread does before it calls the store, on
+//              requests encoded beforehand: parse the IngestRequest, validate the batch and
+//              convert its events (ValidateBatch), find the events' bytes.
 // Prints events/s and CPU per event of this process (the writing thread plus RocksDB's
 // flush and compaction threads), measured until a final flush has completed, so that the
 // background work the writes cause is counted.
@@ -21,6 +27,7 @@
 #include <vector>
 
 #include "aggregator/event_keys.h"
+#include "aggregator/ingest_validation.h"
 #include "aggregator/rocksdb_store.h"
 #include "bench/aggregator/bench_support.h"
 #include "model/event_proto.h"
@@ -69,29 +76,73 @@ int Main(int argc, char** argv) {
     for (int64_t done = 0; done < total; done += batch) {
       rocksdb::WriteBatch wb;
       for (int64_t i = 0; i < batch; ++i) {
-        wb.Put(event_keys::EventKey("bench-0", seq++), values[static_cast<size_t>(i)]);
+        std::string key = "e/bench-0/";
+        event_keys::AppendBe64(&key, seq++);
+        wb.Put(key, values[static_cast<size_t>(i)]);
       }
       if (!db->Write(rocksdb::WriteOptions(), &wb).ok()) return 1;
     }
     if (!db->Flush(rocksdb::FlushOptions()).ok()) return 1;
     Report("raw", total, bench::NowSeconds() - t0, bench::SelfCpuSeconds() - cpu0);
   }
-  {
+  for (const bool encoded : {true, false}) {
     testing::TempDir dir;
     auto store = RocksDbStore::Open({.path = dir.Sub("store")});
     if (!store.ok()) return 1;
-    std::vector<Event> timed = events;
-    const double cpu0 = bench::SelfCpuSeconds(), t0 = bench::NowSeconds();
+    // Every batch's events with their times, and (for the store row) their encodings as a
+    // sensor sends them, made before the clock starts: encoding is the sensor's cost.
+    std::vector<std::vector<Event>> batches;
+    std::vector<std::vector<std::string>> bytes;
+    v1::Event pb;
     for (int64_t seq = 1; seq <= total; seq += batch) {
+      batches.push_back(events);
+      bytes.emplace_back();
       for (int64_t i = 0; i < batch; ++i) {
-        timed[static_cast<size_t>(i)].time_ns = testing::kBaseTimeNs + (seq - 1 + i) * 1'000'000;
+        Event& e = batches.back()[static_cast<size_t>(i)];
+        e.time_ns = testing::kBaseTimeNs + (seq - 1 + i) * 1'000'000;
+        if (encoded) {
+          ToProto(e, &pb);
+          bytes.back().push_back(pb.SerializeAsString());
+        }
       }
-      if (!(*store)->AppendBatch("bench-0", static_cast<uint64_t>(seq), timed).ok()) return 1;
+    }
+    std::vector<std::string_view> views;
+    const double cpu0 = bench::SelfCpuSeconds(), t0 = bench::NowSeconds();
+    for (size_t b = 0; b < batches.size(); ++b) {
+      views.assign(bytes[b].begin(), bytes[b].end());
+      const auto r =
+          (*store)->AppendBatch("bench-0", 1 + b * static_cast<uint64_t>(batch), batches[b], views);
+      if (!r.ok()) return 1;
     }
     if (!(*store)->db()->Flush(rocksdb::FlushOptions(), (*store)->column_family("events")).ok()) {
       return 1;
     }
-    Report("store", total, bench::NowSeconds() - t0, bench::SelfCpuSeconds() - cpu0);
+    Report(encoded ? "store" : "encode", total, bench::NowSeconds() - t0,
+           bench::SelfCpuSeconds() - cpu0);
+  }
+  {
+    // Requests as a sensor sends them, encoded before the clock starts.
+    std::vector<std::string> requests;
+    for (int64_t seq = 1; seq <= total; seq += batch) {
+      std::vector<Event> timed = events;
+      for (int64_t i = 0; i < batch; ++i) {
+        timed[static_cast<size_t>(i)].time_ns = testing::kBaseTimeNs + (seq - 1 + i) * 1'000'000;
+      }
+      requests.push_back(
+          testing::BatchRequest("bench-0", static_cast<uint64_t>(seq), timed).SerializeAsString());
+    }
+    v1::IngestRequest request;  // reused, as the ingest stream reuses its own
+    std::vector<std::string_view> encoded;
+    const double cpu0 = bench::SelfCpuSeconds(), t0 = bench::NowSeconds();
+    for (const std::string& bytes : requests) {
+      if (!request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return 1;
+      const auto validated = ValidateBatch(request.batch(), "bench-0", kDefaultMaxBatchEvents);
+      if (!validated.ok() || !FindEventEncodings(bytes, &encoded) ||
+          encoded.size() != validated->events.size()) {
+        return 1;
+      }
+    }
+    Report("decode", total, bench::NowSeconds() - t0, bench::SelfCpuSeconds() - cpu0);
   }
   return 0;
 }

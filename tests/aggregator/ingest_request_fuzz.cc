@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <string_view>
+#include <vector>
 
 #include "aggregator/ingest_validation.h"
 
@@ -13,6 +15,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto id = tripline::ValidateHello(request.hello());
     if (id.ok() && (id->sensor_id.empty() || id->sensor_id.size() > tripline::kMaxSensorIdBytes)) {
       std::abort();
+    }
+  }
+  // Where the scan finds the events' bytes, they are exactly what the parser decoded.
+  std::vector<std::string_view> encodings;
+  if (tripline::FindEventEncodings(std::string_view(reinterpret_cast<const char*>(data), size),
+                                   &encodings) &&
+      request.has_batch() &&
+      encodings.size() == static_cast<size_t>(request.batch().events_size())) {
+    for (size_t i = 0; i < encodings.size(); ++i) {
+      tripline::v1::Event again;
+      if (!again.ParseFromArray(encodings[i].data(), static_cast<int>(encodings[i].size())) ||
+          again.SerializeAsString() !=
+              request.batch().events(static_cast<int>(i)).SerializeAsString()) {
+        std::abort();
+      }
     }
   }
   if (request.has_batch()) {

@@ -1,6 +1,7 @@
 // Ingest over a real in-process gRPC server and a real RocksDB store, with a real client
 // stream: delivery counts, reconnects, and hostile input.
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include <chrono>
 #include <mutex>
@@ -8,7 +9,10 @@
 #include <thread>
 
 #include "aggregator/aggregator_server.h"
+#include "aggregator/event_keys.h"
+#include "aggregator/ingest_validation.h"
 #include "aggregator/rocksdb_store.h"
+#include "model/event_proto.h"
 #include "tests/aggregator/test_support.h"
 
 namespace tripline {
@@ -93,6 +97,101 @@ TEST_F(IngestServiceTest, StoresExactlyTheEventsSentAndAcksEachBatch) {
   const IngestCounters c = server_->ingest().counters();
   EXPECT_EQ(c.events, 1000u);
   EXPECT_EQ(c.batches, 28u);  // ceil(1000 / 37)
+}
+
+// The canonical encoding of an event with its seq cleared: equal for equal events.
+std::string Canonical(Event e) {
+  e.seq = 0;
+  v1::Event pb;
+  ToProto(e, &pb);
+  return pb.SerializeAsString();
+}
+
+// Events are kept as the sensor encoded them. Encodings the aggregator would not produce
+// itself (unknown fields inside an event, seq set or left 0) and requests it cannot take
+// apart (an unknown top-level field: the store encodes those events itself) read back as
+// the same events either way.
+TEST_F(IngestServiceTest, StoresEventsAsEncodedAndReadsThemBackTheSame) {
+  const auto events = SyntheticEvents(40);
+  IngestClient client(target());
+  ASSERT_TRUE(client.Hello("sensor-a").has_value());
+  v1::IngestRequest plain =
+      testing::BatchRequest("sensor-a", 1, {events.begin(), events.begin() + 20});
+  for (int i = 0; i < plain.batch().events_size(); i += 2) {
+    v1::Event* pb = plain.mutable_batch()->mutable_events(i);
+    pb->set_seq(1 + static_cast<uint64_t>(i));
+    // Field 99, varint 7: unknown to this build, kept in the stored bytes.
+    ASSERT_TRUE(pb->MergeFromString(std::string("\x98\x06\x07", 3)));
+  }
+  auto ack = client.Send(plain);
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->error(), "");
+  v1::IngestRequest odd =
+      testing::BatchRequest("sensor-a", 21, {events.begin() + 20, events.end()});
+  ASSERT_TRUE(odd.MergeFromString(std::string("\x78\x01", 2)));  // top-level field 15, varint 1
+  ack = client.Send(odd);
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->error(), "");
+  EXPECT_EQ(ack->durable_seq(), 40u);
+  EXPECT_TRUE(client.Finish().ok());
+
+  // The first batch's record holds the sensor's bytes, unknown field included.
+  std::string record;
+  ASSERT_TRUE(store_->db()
+                  ->Get(rocksdb::ReadOptions(), store_->column_family("events"),
+                        event_keys::BatchKey("sensor-a", 1), &record)
+                  .ok());
+  EXPECT_NE(record.find(std::string("\x98\x06\x07", 3)), std::string::npos);
+
+  auto back = store_->ReadSensorEvents("sensor-a", 0, 100);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->size(), 40u);
+  for (size_t i = 0; i < back->size(); ++i) {
+    EXPECT_EQ((*back)[i].seq, i + 1);
+    EXPECT_EQ(Canonical((*back)[i]), Canonical(events[i])) << "event " << i;
+  }
+  auto page = store_->QueryEvents({.user = events[3].process.user, .limit = 100});
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_FALSE(page->events.empty());
+  for (const StoredEvent& e : page->events) {
+    EXPECT_EQ(Canonical(e.event), Canonical(events[e.event.seq - 1]));
+  }
+}
+
+TEST(FindEventEncodingsTest, FindsEachEventsBytesInOrder) {
+  const auto events = SyntheticEvents(5);
+  const v1::IngestRequest request = testing::BatchRequest("s", 1, events);
+  const std::string bytes = request.SerializeAsString();
+  std::vector<std::string_view> found;
+  ASSERT_TRUE(FindEventEncodings(bytes, &found));
+  ASSERT_EQ(found.size(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(found[static_cast<size_t>(i)], request.batch().events(i).SerializeAsString());
+  }
+
+  // Two batch fields: the parser merges them, events in order; so does the scan.
+  const std::string twice = bytes + testing::BatchRequest("s", 6, events).SerializeAsString();
+  v1::IngestRequest merged;
+  ASSERT_TRUE(merged.ParseFromString(twice));
+  ASSERT_TRUE(FindEventEncodings(twice, &found));
+  ASSERT_EQ(found.size(), static_cast<size_t>(merged.batch().events_size()));
+  EXPECT_EQ(found.size(), 10u);
+  EXPECT_EQ(found[7], merged.batch().events(7).SerializeAsString());
+}
+
+TEST(FindEventEncodingsTest, DeclinesWhatIsNotAPlainBatch) {
+  std::vector<std::string_view> found;
+  const std::string hello = testing::HelloRequest("s").SerializeAsString();
+  EXPECT_FALSE(FindEventEncodings(hello, &found));
+  const std::string batch = testing::BatchRequest("s", 1, SyntheticEvents(2)).SerializeAsString();
+  EXPECT_FALSE(FindEventEncodings(batch + hello, &found));       // the oneof switches
+  EXPECT_FALSE(FindEventEncodings(batch + "\x78\x01", &found));  // unknown top-level field
+  EXPECT_FALSE(FindEventEncodings(batch.substr(0, batch.size() - 1), &found));  // truncated
+  EXPECT_FALSE(FindEventEncodings(std::string("\x12\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 11),
+                                  &found));                          // a varint of eleven bytes
+  EXPECT_FALSE(FindEventEncodings(std::string("\x13", 1), &found));  // a group
+  EXPECT_TRUE(FindEventEncodings("", &found));                       // an empty request
+  EXPECT_TRUE(found.empty());
 }
 
 TEST_F(IngestServiceTest, ResendAfterReconnectStoresNoDuplicates) {

@@ -396,7 +396,8 @@ TEST(RocksDbStoreTest, RetentionHidesOldEventsAndCompactionRemovesThem) {
   EXPECT_EQ(page->events[0].event.seq, 2u);
 
   ASSERT_TRUE((*store)->CompactEvents().ok());
-  // Every record of the old events (event and postings) is gone; the new one's remain.
+  // Every record only old events need (s2's batch, old postings) is gone; s1's batch stays
+  // for its new event, which the old one shares it with.
   rocksdb::DB* db = (*store)->db();
   std::unique_ptr<rocksdb::Iterator> it(
       db->NewIterator(rocksdb::ReadOptions(), (*store)->column_family("events")));
@@ -409,7 +410,7 @@ TEST(RocksDbStoreTest, RetentionHidesOldEventsAndCompactionRemovesThem) {
   }
   ASSERT_TRUE(it->status().ok());
   EXPECT_EQ(old_keys, 0u);
-  EXPECT_EQ(new_keys, 6u);  // the event; postings all, host, user alice, user root, kind
+  EXPECT_EQ(new_keys, 6u);  // s1's batch; postings all, host, user alice, user root, kind
 
   // Reading s1 back by sequence skips the expired event and returns the kept one.
   auto back = (*store)->ReadSensorEvents("s1", 0, 100);
@@ -428,7 +429,7 @@ TEST(RocksDbStoreTest, UndecodableEventIsReportedAsCorruption) {
   ASSERT_TRUE((*store)->AppendBatch("s1", 1, SyntheticEvents(3)).ok());
   rocksdb::DB* db = (*store)->db();
   ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), (*store)->column_family("events"),
-                      event_keys::EventKey("s1", 1), "\xff\xff not a proto")
+                      event_keys::BatchKey("s1", 1), "\xff\xff not a batch")
                   .ok());
   auto page = (*store)->QueryEvents({});
   EXPECT_TRUE(page.status().IsCorruption()) << page.status().ToString();
@@ -444,7 +445,7 @@ TEST(RocksDbStoreTest, PostingWithoutItsEventIsReportedAsCorruption) {
   ASSERT_TRUE((*store)->AppendBatch("s1", 1, events).ok());
   rocksdb::DB* db = (*store)->db();
   rocksdb::ColumnFamilyHandle* cf = (*store)->column_family("events");
-  ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), cf, event_keys::EventKey("s1", 2)).ok());
+  ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), cf, event_keys::BatchKey("s1", 1)).ok());
   auto page = (*store)->QueryEvents({});
   ASSERT_FALSE(page.ok());
   EXPECT_TRUE(page.status().IsCorruption()) << page.status().ToString();
@@ -452,8 +453,8 @@ TEST(RocksDbStoreTest, PostingWithoutItsEventIsReportedAsCorruption) {
   ASSERT_FALSE(count.ok());
   EXPECT_TRUE(count.status().IsCorruption()) << count.status().ToString();
 
-  // An event value too short to hold its time.
-  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cf, event_keys::EventKey("s2", 1), "\x07").ok());
+  // A batch value too short to hold its header.
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cf, event_keys::BatchKey("s2", 1), "\x07").ok());
   auto junk = (*store)->ReadSensorEvents("s2", 0, 100);
   ASSERT_FALSE(junk.ok());
   EXPECT_TRUE(junk.status().IsCorruption()) << junk.status().ToString();
@@ -525,15 +526,27 @@ TEST(EventKeysTest, SuffixRoundTripsAndOrdersByTime) {
   const std::string a = event_keys::AllPrefix() + event_keys::Suffix(5, "s", 9);
   const std::string b = event_keys::AllPrefix() + event_keys::Suffix(6, "a", 1);
   EXPECT_LT(a, b);
-  // A sensor's events are ordered by sequence number.
-  EXPECT_LT(event_keys::EventKey("s", 255), event_keys::EventKey("s", 256));
-  std::string value;
-  event_keys::AppendEventValue(&value, 1234, "bytes");
-  const auto parsed = event_keys::ParseEventValue(value);
+  // A sensor's batches are ordered by first sequence number.
+  EXPECT_LT(event_keys::BatchKey("s", 255), event_keys::BatchKey("s", 256));
+  const std::string_view events[] = {"first", "", "third event"};
+  const std::string value = event_keys::EncodeBatchValue(1234, events, 3);
+  const auto parsed = event_keys::BatchValue::Parse(value);
   ASSERT_TRUE(parsed.has_value());
-  EXPECT_EQ(parsed->time_ns, 1234);
-  EXPECT_EQ(parsed->event_bytes, "bytes");
-  EXPECT_FALSE(event_keys::ParseEventValue("short").has_value());
+  EXPECT_EQ(parsed->newest_ns(), 1234);
+  ASSERT_EQ(parsed->size(), 3u);
+  for (uint32_t i = 0; i < 3; ++i) EXPECT_EQ(parsed->event(i), events[i]);
+  EXPECT_EQ(event_keys::RecordTime(event_keys::BatchKey("s", 1), value), 1234);
+  EXPECT_FALSE(event_keys::BatchValue::Parse("short").has_value());
+  // Truncated payload, count past the offsets, offsets out of order: all refused.
+  EXPECT_FALSE(event_keys::BatchValue::Parse(value.substr(0, value.size() - 1)).has_value());
+  std::string more = value;
+  more[11] = 9;
+  EXPECT_FALSE(event_keys::BatchValue::Parse(more).has_value());
+  std::string swapped = value;
+  std::swap_ranges(swapped.begin() + 12, swapped.begin() + 16, swapped.begin() + 20);
+  EXPECT_FALSE(event_keys::BatchValue::Parse(swapped).has_value());
+  EXPECT_TRUE(
+      event_keys::BatchValue::Parse(event_keys::EncodeBatchValue(1, nullptr, 0)).has_value());
   std::string posting;
   event_keys::AppendPostingEntry(&posting, 3, 99);
   event_keys::AppendPostingEntry(&posting, 7, 100);
