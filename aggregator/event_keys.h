@@ -1,11 +1,11 @@
 // Key and value layout of the events column family, format "tripline-store 3" (see
 // docs/storage.md for the whole on-disk format).
 //
-// Every stored batch is one record under its sensor and first sequence number, holding
-// its events as the sensor encoded them; each stored batch adds a handful of *postings*
-// that make the common queries range scans:
+// A stored batch is a few records under its sensor and their first sequence numbers,
+// kEventsPerRecord events each, holding the events as the sensor encoded them; each stored
+// batch adds a handful of *postings* that make the common queries range scans:
 //
-//   batch    = 'b' | be16(len) | sensor_id | be64(first_seq)  -> batch value
+//   batch    = 'b' | be16(len) | sensor_id | be64(first seq) -> batch value
 //   suffix   = be64(bucket) | sensor_id | 0x00 | be64(first_seq)
 //   all      = 't' | suffix                              -> posting value
 //   by host  = 'h' | be16(len) | host | suffix           -> posting value
@@ -21,15 +21,18 @@
 // one bucket and carry one name, so "events of user U between T1 and T2" is one range
 // scan over U's postings from bucket(T1); within a bucket the candidates are sorted by
 // (time, sensor, seq) before any event is read, and a page of them is one MultiGet.
-// Keys by sensor and first sequence number make a sensor's batches its log in order:
-// reading a sensor back (the correlator catching up) is one range scan, and a posting
-// names the batch record that holds its events (its suffix carries sensor and first_seq,
-// its entries the events' positions in the batch).
+// Keys by sensor and first sequence number make a sensor's records its log in order:
+// reading a sensor back (the correlator catching up) is one range scan. A posting's suffix
+// carries the sensor and the first sequence number its batch stored, its entries the
+// events' positions in the batch; the batch's records start at first_seq, first_seq +
+// kEventsPerRecord, ..., so each entry names its record and its place in it.
 //
-// Why one record per batch: a key per event (format 2), and before that a primary key
+// Why records of several events: a key per event (format 2), and before that a primary key
 // plus three or four index keys per event (format 1), made the memtable's skiplist
-// insertions, the WAL and the flush and compaction of small keys the largest ingest
-// cost; now a 512-event batch is one key plus its postings (bench/aggregator).
+// insertions, the WAL and the flush and compaction of small keys the largest ingest cost;
+// now a 512-event batch is 16 keys plus its postings (bench/aggregator). Why not one
+// record per batch: a query that takes one event from a record reads all of it, and a
+// batch may hold 4096 events; 32 events are about one 4 KiB block.
 //
 // Names are length-prefixed rather than NUL-terminated because proto3 strings may legally
 // contain U+0000; sensor ids are validated printable, so a NUL ends them.
@@ -51,6 +54,8 @@ constexpr char kHostTag = 'h';
 constexpr char kUserTag = 'u';
 constexpr char kKindTag = 'k';
 constexpr char kBatchTag = 'b';
+// Events per batch record (the last record of a batch may hold fewer).
+constexpr uint32_t kEventsPerRecord = 32;
 // Width of a posting's time bucket. Small enough that one bucket's candidates of a busy
 // index fit in memory while a page is sorted; large enough that a batch (a sensor sends
 // what it has every few hundred milliseconds) usually needs one posting per name.
@@ -79,8 +84,8 @@ std::string BatchKey(std::string_view sensor_id, uint64_t first_seq);
 // Appends BatchKey(sensor_id, first_seq) to `out` given BatchPrefix(sensor_id).
 void AppendBatchKey(std::string* out, std::string_view batch_prefix, uint64_t first_seq);
 
-// A batch value: `events[i]` is event i's tripline.v1.Event encoding, `newest_ns` the
-// newest event time of the batch (by which the record ages out).
+// A batch record's value: `events[i]` is event i's tripline.v1.Event encoding, `newest_ns`
+// the newest event time among them (by which the record ages out).
 std::string EncodeBatchValue(int64_t newest_ns, const std::string_view* events, size_t n);
 // A decoded batch value, viewing the bytes it was parsed from.
 class BatchValue {
@@ -127,7 +132,7 @@ struct SplitKey {
 };
 std::optional<SplitKey> Split(std::string_view key);
 
-// The newest event time a record can hold, by which it ages out: a batch's newest event,
+// The newest event time a record can hold, by which it ages out: a batch record's newest event,
 // or the end of a posting's bucket. nullopt when malformed.
 std::optional<int64_t> RecordTime(std::string_view key, std::string_view value);
 

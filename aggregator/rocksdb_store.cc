@@ -413,8 +413,8 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
     record.missing += result.gap_last - result.gap_first + 1;
   }
 
-  // The new events as one record under the sensor and the first new sequence number, and
-  // one posting per (index, name, bucket) of the batch (see event_keys.h).
+  // The new events as records of up to kEventsPerRecord under the sensor and their first
+  // sequence number, and one posting per (index, name, bucket) of the batch (event_keys.h).
   const size_t n = events.size() - start;
   const uint64_t batch_first = first_seq + start;
   std::vector<std::string> own_encoding;  // when the caller passed none
@@ -442,14 +442,15 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
   std::unordered_set<std::string_view> batch_users;  // distinct user names of this batch
   const SensorHealth* newest_health = nullptr;
   int64_t newest_health_ns = record.health_time_ns;
-  int64_t newest_ns = 0;
+  std::vector<int64_t> newest_ns((n + keys::kEventsPerRecord - 1) / keys::kEventsPerRecord, 0);
   for (size_t i = 0; i < n; ++i) {
     const Event& e = events[start + i];
     if (e.time_ns <= 0) {
       return Status::InvalidArgument("event seq " + std::to_string(batch_first + i) +
                                      " has no time");
     }
-    newest_ns = std::max(newest_ns, e.time_ns);
+    int64_t& newest = newest_ns[i / keys::kEventsPerRecord];
+    newest = std::max(newest, e.time_ns);
     const uint32_t offset = static_cast<uint32_t>(i);
     const int64_t bucket = keys::Bucket(e.time_ns);
     post(keys::kAllTag, {}, bucket, offset, e.time_ns);
@@ -471,8 +472,12 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
       newest_health_ns = e.time_ns;
     }
   }
-  batch.Put(events_cf_, keys::BatchKey(sensor_id, batch_first),
-            keys::EncodeBatchValue(newest_ns, bytes.data(), bytes.size()));
+  for (size_t r = 0; r < newest_ns.size(); ++r) {
+    const size_t first = r * keys::kEventsPerRecord;
+    batch.Put(events_cf_, keys::BatchKey(sensor_id, batch_first + first),
+              keys::EncodeBatchValue(newest_ns[r], bytes.data() + first,
+                                     std::min<size_t>(keys::kEventsPerRecord, n - first)));
+  }
   std::string suffix_tail(sensor_id);
   suffix_tail.push_back('\0');
   keys::AppendBe64(&suffix_tail, batch_first);
@@ -626,7 +631,11 @@ Result<std::optional<RocksDbStore::Cursor>> RocksDbStore::Scan(const EventQuery&
     int64_t time_ns;
     std::string_view sensor_id;
     uint64_t seq;
-    uint64_t batch_first;  // the batch record that holds the event
+    uint64_t batch_first;  // the first sequence number its batch stored
+    // The record of the batch that holds the event, and the event's position in it.
+    uint64_t record_first() const {
+      return batch_first + (seq - batch_first) / keys::kEventsPerRecord * keys::kEventsPerRecord;
+    }
   };
   const auto less = [](const Candidate& a, const Candidate& b) {
     if (a.time_ns != b.time_ns) return a.time_ns < b.time_ns;
@@ -680,7 +689,7 @@ Result<std::optional<RocksDbStore::Cursor>> RocksDbStore::Scan(const EventQuery&
         keys_to_read.reserve(end - begin);  // no reallocation: `index` views these strings
         std::unordered_map<std::string_view, size_t> index;
         for (size_t i = begin; i < end; ++i) {
-          std::string key = keys::BatchKey(candidates[i].sensor_id, candidates[i].batch_first);
+          std::string key = keys::BatchKey(candidates[i].sensor_id, candidates[i].record_first());
           const auto found = index.find(key);
           if (found != index.end()) {
             batch_of[i - begin] = found->second;
@@ -714,7 +723,7 @@ Result<std::optional<RocksDbStore::Cursor>> RocksDbStore::Scan(const EventQuery&
         StoredEvent event;
         if (need_events) {
           const keys::BatchValue& batch = batches[batch_of[i - begin]];
-          const uint64_t offset = c.seq - c.batch_first;
+          const uint64_t offset = c.seq - c.record_first();
           if (offset >= batch.size()) {
             return Logged(Status::Corruption("posting names an event that is not stored"));
           }
