@@ -1,6 +1,6 @@
 // Persistence of the correlator's state.
 //
-// Format "tripline.correlator.v1": one JSON object (UTF-8 text, nlohmann::json).
+// Format "tripline.correlator.v1": one JSON object (UTF-8 text).
 //   {"format": "tripline.correlator.v1", "next_pending_id": N, "stats": {...},
 //    "sessions": [...],       // oldest used first, so replaying restores the LRU order
 //    "chains": [...], "source_chain": [[addr, chain], ...], "raised": [chain, ...],
@@ -8,15 +8,25 @@
 //    "hosts": [...], "pending": [...]}          // pending by insertion id, oldest first
 // Indexes (aliases, pending by address) are derived and rebuilt on restore.
 //
+// Written straight into one string by JsonWriter (json_writer.h), compact, with every
+// object's members in byte order of their names and chains and source_chain sorted by key:
+// equal states serialize to equal bytes, the same bytes nlohmann::json's compact dump()
+// gives for the document. Sensors report raw bytes (paths, argv, names), so strings may
+// hold invalid UTF-8: it is replaced by U+FFFD, as dump() with error_handler_t::replace
+// does, never an error. Read back with nlohmann::json.
+//
 // JSON rather than a compact binary: the state is written at checkpoints, not per event,
 // the aggregator can show it to an operator as is, and it stays readable across versions
 // (a new field gets a default). Restore is written for hostile input: nesting depth is
 // checked before parsing, every field's type and range is checked, and cross-references
 // (session <-> chain) must agree, else Corruption and the current state is kept.
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "aggregator/correlate/correlator.h"
 #include "aggregator/correlate/correlator_state.h"
+#include "aggregator/correlate/json_writer.h"
 
 namespace tripline::correlate {
 namespace {
@@ -163,33 +173,53 @@ class Reader {
   std::string error_;
 };
 
-json RefJson(const EventRef& r) {
-  return json{{"sensor_id", r.sensor_id}, {"seq", r.seq},   {"host", r.host},
-              {"time_ns", r.time_ns},     {"kind", r.kind}, {"summary", r.summary}};
+// Writers. Members go in byte order of their names (see the top of the file).
+
+template <typename Strings>
+void WriteStrings(JsonWriter& w, const Strings& strings) {
+  w.BeginArray();
+  for (const std::string& s : strings) w.String(s);
+  w.EndArray();
 }
 
-json RefsJson(const std::vector<EventRef>& refs) {
-  json a = json::array();
-  for (const EventRef& r : refs) a.push_back(RefJson(r));
-  return a;
+void WriteRef(JsonWriter& w, const EventRef& r) {
+  w.BeginObject();
+  w.Key("host").String(r.host);
+  w.Key("kind").String(r.kind);
+  w.Key("sensor_id").String(r.sensor_id);
+  w.Key("seq").Uint(r.seq);
+  w.Key("summary").String(r.summary);
+  w.Key("time_ns").Int(r.time_ns);
+  w.EndObject();
 }
 
-json SessionJson(const SessionNode& n) {
-  return json{{"key", n.key},
-              {"host", n.host},
-              {"user", n.user},
-              {"service", n.service},
-              {"remote_addr", n.remote_addr},
-              {"remote_port", n.remote_port},
-              {"login_ns", n.login_ns},
-              {"last_activity_ns", n.last_activity_ns},
-              {"parent", n.parent},
-              {"chain", n.chain},
-              {"privileged", n.privileged},
-              {"discovery_flagged", n.discovery_flagged},
-              {"new_source", n.new_source},
-              {"discovery_times", n.discovery_times},
-              {"aliases", n.aliases}};
+void WriteRefs(JsonWriter& w, const std::vector<EventRef>& refs) {
+  w.BeginArray();
+  for (const EventRef& r : refs) WriteRef(w, r);
+  w.EndArray();
+}
+
+void WriteSession(JsonWriter& w, const SessionNode& n) {
+  w.BeginObject();
+  w.Key("aliases");
+  WriteStrings(w, n.aliases);
+  w.Key("chain").String(n.chain);
+  w.Key("discovery_flagged").Bool(n.discovery_flagged);
+  w.Key("discovery_times").BeginArray();
+  for (int64_t t : n.discovery_times) w.Int(t);
+  w.EndArray();
+  w.Key("host").String(n.host);
+  w.Key("key").String(n.key);
+  w.Key("last_activity_ns").Int(n.last_activity_ns);
+  w.Key("login_ns").Int(n.login_ns);
+  w.Key("new_source").Bool(n.new_source);
+  w.Key("parent").String(n.parent);
+  w.Key("privileged").Bool(n.privileged);
+  w.Key("remote_addr").String(n.remote_addr);
+  w.Key("remote_port").Uint(n.remote_port);
+  w.Key("service").String(n.service);
+  w.Key("user").String(n.user);
+  w.EndObject();
 }
 
 void ReadSession(Reader& r, const json& j, const std::string& w, SessionNode* n) {
@@ -215,56 +245,75 @@ void ReadSession(Reader& r, const json& j, const std::string& w, SessionNode* n)
   r.Strings(j, "aliases", w, &n->aliases);
 }
 
-json HopJson(const Hop& h) {
-  return json{{"from", h.from},           {"to", h.to},       {"user", h.user},
-              {"from_user", h.from_user}, {"at_ns", h.at_ns}, {"port", h.port}};
+void WriteHop(JsonWriter& w, const Hop& h) {
+  w.BeginObject();
+  w.Key("at_ns").Int(h.at_ns);
+  w.Key("from").String(h.from);
+  w.Key("from_user").String(h.from_user);
+  w.Key("port").Uint(h.port);
+  w.Key("to").String(h.to);
+  w.Key("user").String(h.user);
+  w.EndObject();
 }
 
-json ChainJson(const Chain& c) {
-  json hops = json::array();
-  for (const Hop& h : c.hops) hops.push_back(HopJson(h));
-  json files = json::array();
-  for (const FileFinding& f : c.files) {
-    files.push_back(json{{"host", f.host},
-                         {"user", f.user},
-                         {"path", f.path},
-                         {"technique", f.technique},
-                         {"succeeded", f.succeeded},
-                         {"at_ns", f.at_ns},
-                         {"process", f.process}});
-  }
-  return json{{"key", c.key},
-              {"incident_id", c.incident_id},
-              {"revision", c.revision},
-              {"fingerprint", c.fingerprint},
-              {"last_activity_ns", c.last_activity_ns},
-              {"members", c.members},
-              {"hosts", c.hosts},
-              {"users", c.users},
-              {"sources", c.sources},
-              {"hops", std::move(hops)},
-              {"files", std::move(files)},
-              {"discovery", c.discovery},
-              {"privileged", c.privileged},
-              {"failures", c.failures},
-              {"failure_user", c.failure_user},
-              {"failure_host", c.failure_host},
-              {"failure_source", c.failure_source},
-              {"sprayed_accounts", c.sprayed_accounts},
-              {"brute_force", c.brute_force},
-              {"spraying", c.spraying},
-              {"stuffing", c.stuffing},
-              {"success_after_failures", c.success_after_failures},
-              {"failures_before_success", c.failures_before_success},
-              {"compromised_user", c.compromised_user},
-              {"compromised_host", c.compromised_host},
-              {"compromise_ns", c.compromise_ns},
-              {"new_source_login", c.new_source_login},
-              {"new_source_detail", c.new_source_detail},
-              {"first_login_ns", c.first_login_ns},
-              {"events", RefsJson(c.events)},
-              {"first_ns", c.first_ns},
-              {"last_ns", c.last_ns}};
+void WriteFile(JsonWriter& w, const FileFinding& f) {
+  w.BeginObject();
+  w.Key("at_ns").Int(f.at_ns);
+  w.Key("host").String(f.host);
+  w.Key("path").String(f.path);
+  w.Key("process").String(f.process);
+  w.Key("succeeded").Bool(f.succeeded);
+  w.Key("technique").String(f.technique);
+  w.Key("user").String(f.user);
+  w.EndObject();
+}
+
+void WriteChain(JsonWriter& w, const Chain& c) {
+  w.BeginObject();
+  w.Key("brute_force").Bool(c.brute_force);
+  w.Key("compromise_ns").Int(c.compromise_ns);
+  w.Key("compromised_host").String(c.compromised_host);
+  w.Key("compromised_user").String(c.compromised_user);
+  w.Key("discovery");
+  WriteStrings(w, c.discovery);
+  w.Key("events");
+  WriteRefs(w, c.events);
+  w.Key("failure_host").String(c.failure_host);
+  w.Key("failure_source").String(c.failure_source);
+  w.Key("failure_user").String(c.failure_user);
+  w.Key("failures").Uint(c.failures);
+  w.Key("failures_before_success").Uint(c.failures_before_success);
+  w.Key("files").BeginArray();
+  for (const FileFinding& f : c.files) WriteFile(w, f);
+  w.EndArray();
+  w.Key("fingerprint").Uint(c.fingerprint);
+  w.Key("first_login_ns").Int(c.first_login_ns);
+  w.Key("first_ns").Int(c.first_ns);
+  w.Key("hops").BeginArray();
+  for (const Hop& h : c.hops) WriteHop(w, h);
+  w.EndArray();
+  w.Key("hosts");
+  WriteStrings(w, c.hosts);
+  w.Key("incident_id").String(c.incident_id);
+  w.Key("key").String(c.key);
+  w.Key("last_activity_ns").Int(c.last_activity_ns);
+  w.Key("last_ns").Int(c.last_ns);
+  w.Key("members");
+  WriteStrings(w, c.members);
+  w.Key("new_source_detail").String(c.new_source_detail);
+  w.Key("new_source_login").Bool(c.new_source_login);
+  w.Key("privileged");
+  WriteStrings(w, c.privileged);
+  w.Key("revision").Uint(c.revision);
+  w.Key("sources");
+  WriteStrings(w, c.sources);
+  w.Key("sprayed_accounts").Uint(c.sprayed_accounts);
+  w.Key("spraying").Bool(c.spraying);
+  w.Key("stuffing").Bool(c.stuffing);
+  w.Key("success_after_failures").Bool(c.success_after_failures);
+  w.Key("users");
+  WriteStrings(w, c.users);
+  w.EndObject();
 }
 
 void ReadChain(Reader& r, const json& j, const std::string& w, Chain* c) {
@@ -325,121 +374,191 @@ void ReadChain(Reader& r, const json& j, const std::string& w, Chain* c) {
   r.Time(j, "last_ns", w, &c->last_ns);
 }
 
-json PendingJson(uint64_t id, const PendingItem& p) {
-  return json{{"id", id},
-              {"kind", static_cast<uint32_t>(p.kind)},
-              {"index_addr", p.index_addr},
-              {"index_port", p.index_port},
-              {"host", p.host},
-              {"session", p.session},
-              {"peer_addr", p.peer_addr},
-              {"peer_port", p.peer_port},
-              {"time_ns", p.time_ns},
-              {"arrived_ns", p.arrived_ns},
-              {"ref", RefJson(p.ref)}};
+void WritePending(JsonWriter& w, uint64_t id, const PendingItem& p) {
+  w.BeginObject();
+  w.Key("arrived_ns").Int(p.arrived_ns);
+  w.Key("host").String(p.host);
+  w.Key("id").Uint(id);
+  w.Key("index_addr").String(p.index_addr);
+  w.Key("index_port").Uint(p.index_port);
+  w.Key("kind").Uint(static_cast<uint32_t>(p.kind));
+  w.Key("peer_addr").String(p.peer_addr);
+  w.Key("peer_port").Uint(p.peer_port);
+  w.Key("ref");
+  WriteRef(w, p.ref);
+  w.Key("session").String(p.session);
+  w.Key("time_ns").Int(p.time_ns);
+  w.EndObject();
 }
 
-json StatsJson(const CorrelatorStats& s) {
-  return json{{"events", s.events},
-              {"sessions_evicted", s.sessions_evicted},
-              {"pending_evicted", s.pending_evicted},
-              {"trackers_evicted", s.trackers_evicted},
-              {"hops", s.hops},
-              {"incidents_raised", s.incidents_raised},
-              {"incident_updates", s.incident_updates}};
+void WriteStats(JsonWriter& w, const CorrelatorStats& s) {
+  w.BeginObject();
+  w.Key("events").Uint(s.events);
+  w.Key("hops").Uint(s.hops);
+  w.Key("incident_updates").Uint(s.incident_updates);
+  w.Key("incidents_raised").Uint(s.incidents_raised);
+  w.Key("pending_evicted").Uint(s.pending_evicted);
+  w.Key("sessions_evicted").Uint(s.sessions_evicted);
+  w.Key("trackers_evicted").Uint(s.trackers_evicted);
+  w.EndObject();
+}
+
+void WriteFailure(JsonWriter& w, const std::string& key, const FailureTracker& f) {
+  w.BeginObject();
+  w.Key("attempts").BeginArray();
+  for (const auto& [t, signal] : f.attempts) {
+    w.BeginArray();
+    w.Int(t);
+    w.Uint(signal);
+    w.EndArray();
+  }
+  w.EndArray();
+  w.Key("key").String(key);
+  w.Key("refs");
+  WriteRefs(w, f.refs);
+  w.Key("touched_ns").Int(f.touched_ns);
+  w.EndObject();
+}
+
+void WriteSource(JsonWriter& w, const std::string& addr, const SourceTracker& t) {
+  w.BeginObject();
+  w.Key("addr").String(addr);
+  w.Key("attempts").Uint(t.attempts);
+  w.Key("first_ns").Int(t.first_ns);
+  w.Key("hosts");
+  WriteStrings(w, t.hosts);
+  w.Key("last_ns").Int(t.last_ns);
+  w.Key("refs");
+  WriteRefs(w, t.refs);
+  w.Key("revisits").Uint(t.revisits);
+  w.Key("touched_ns").Int(t.touched_ns);
+  w.Key("users").BeginArray();
+  for (const auto& [user, a] : t.users) {
+    w.BeginObject();
+    w.Key("by_signal").BeginArray();
+    for (uint32_t n : a.by_signal) w.Uint(n);
+    w.EndArray();
+    w.Key("failures").Uint(a.failures);
+    w.Key("last_index").Uint(a.last_index);
+    w.Key("user").String(user);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+}
+
+void WriteHost(JsonWriter& w, const std::string& host, const HostKnowledge& k) {
+  w.BeginObject();
+  w.Key("drop_counters").BeginArray();
+  for (const auto& [sensor, n] : k.drop_counters) {
+    w.BeginArray();
+    w.String(sensor);
+    w.Uint(n);
+    w.EndArray();
+  }
+  w.EndArray();
+  w.Key("drops").BeginArray();
+  for (const auto& [t, n] : k.drops) {
+    w.BeginArray();
+    w.Int(t);
+    w.Uint(n);
+    w.EndArray();
+  }
+  w.EndArray();
+  w.Key("host").String(host);
+  w.Key("privileged_users");
+  WriteStrings(w, k.privileged_users);
+  w.Key("ssh_ports").BeginArray();
+  for (uint32_t port : k.ssh_ports) w.Uint(port);
+  w.EndArray();
+  w.EndObject();
+}
+
+void WriteStringPair(JsonWriter& w, const std::string& a, const std::string& b) {
+  w.BeginArray();
+  w.String(a);
+  w.String(b);
+  w.EndArray();
 }
 
 }  // namespace
 
 std::string Correlator::SerializeState() const {
   const CorrelatorState& s = *state_;
-  json j;
-  j["format"] = kFormat;
-  j["next_pending_id"] = s.next_pending_id;
-  j["stats"] = StatsJson(s.stats);
-  json sessions = json::array();
+  // Chains in key order, so that equal states serialize to equal bytes.
+  std::vector<const Chain*> chains;
+  chains.reserve(s.chains.size());
+  size_t chain_events = 0;
+  for (const auto& [k, c] : s.chains) {
+    chains.push_back(&c);
+    chain_events += c.events.size();
+  }
+  std::sort(chains.begin(), chains.end(),
+            [](const Chain* a, const Chain* b) { return a->key < b->key; });
+  std::vector<const std::pair<const std::string, std::string>*> source_chain;
+  source_chain.reserve(s.source_chain.size());
+  for (const auto& entry : s.source_chain) source_chain.push_back(&entry);
+  std::sort(source_chain.begin(), source_chain.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+
+  // Room for the whole text up front, from typical sizes per entry (a session ~400 bytes,
+  // a chain ~700 plus ~200 per event it cites, a pending item ~400, a source ~2.7 k with
+  // its users and refs), a little generous: too little costs one copy to grow, too much
+  // only address space, as untouched pages are never backed by memory.
+  std::string out;
+  out.reserve(4096 + 450 * s.sessions.size() + 800 * s.chains.size() + 220 * chain_events +
+              450 * s.pending.size() + 350 * (s.failures.size() + s.user_sources.size()) +
+              3000 * s.sources.size() + 64 * (s.addresses.size() + s.source_chain.size()) +
+              200 * s.hosts.size() + 32 * s.raised.size());
+  JsonWriter w(&out);
+  w.BeginObject();
+  w.Key("addresses").BeginArray();
+  s.addresses.ForEachOldestFirst(
+      [&](const std::string& addr, const std::string& host) { WriteStringPair(w, addr, host); });
+  w.EndArray();
+  w.Key("chains").BeginArray();
+  for (const Chain* c : chains) WriteChain(w, *c);
+  w.EndArray();
+  w.Key("failures").BeginArray();
+  s.failures.ForEachOldestFirst(
+      [&](const std::string& key, const FailureTracker& f) { WriteFailure(w, key, f); });
+  w.EndArray();
+  w.Key("format").String(kFormat);
+  w.Key("hosts").BeginArray();
+  s.hosts.ForEachOldestFirst(
+      [&](const std::string& host, const HostKnowledge& k) { WriteHost(w, host, k); });
+  w.EndArray();
+  w.Key("next_pending_id").Uint(s.next_pending_id);
+  w.Key("pending").BeginArray();
+  for (const auto& [id, p] : s.pending) WritePending(w, id, p);
+  w.EndArray();
+  w.Key("raised");
+  WriteStrings(w, s.raised);
+  w.Key("sessions").BeginArray();
   s.sessions.ForEachOldestFirst(
-      [&](const std::string&, const SessionNode& n) { sessions.push_back(SessionJson(n)); });
-  j["sessions"] = std::move(sessions);
-  // Chains in key order so that equal states serialize to equal bytes.
-  std::map<std::string, const Chain*> chains;
-  for (const auto& [k, c] : s.chains) chains.emplace(k, &c);
-  json chain_array = json::array();
-  for (const auto& [k, c] : chains) chain_array.push_back(ChainJson(*c));
-  j["chains"] = std::move(chain_array);
-  std::map<std::string, std::string> source_chain(s.source_chain.begin(), s.source_chain.end());
-  json sc = json::array();
-  for (const auto& [addr, chain] : source_chain) sc.push_back(json::array({addr, chain}));
-  j["source_chain"] = std::move(sc);
-  j["raised"] = std::vector<std::string>(s.raised.begin(), s.raised.end());
-
-  json failures = json::array();
-  s.failures.ForEachOldestFirst([&](const std::string& k, const FailureTracker& f) {
-    json attempts = json::array();
-    for (const auto& [t, signal] : f.attempts) attempts.push_back(json::array({t, signal}));
-    failures.push_back(json{{"key", k},
-                            {"touched_ns", f.touched_ns},
-                            {"attempts", std::move(attempts)},
-                            {"refs", RefsJson(f.refs)}});
-  });
-  j["failures"] = std::move(failures);
-
-  json sources = json::array();
-  s.sources.ForEachOldestFirst([&](const std::string& addr, const SourceTracker& t) {
-    json users = json::array();
-    for (const auto& [user, a] : t.users) {
-      users.push_back(
-          json{{"user", user},
-               {"failures", a.failures},
-               {"by_signal", std::vector<uint32_t>(std::begin(a.by_signal), std::end(a.by_signal))},
-               {"last_index", a.last_index}});
-    }
-    sources.push_back(json{{"addr", addr},
-                           {"touched_ns", t.touched_ns},
-                           {"users", std::move(users)},
-                           {"attempts", t.attempts},
-                           {"revisits", t.revisits},
-                           {"first_ns", t.first_ns},
-                           {"last_ns", t.last_ns},
-                           {"hosts", t.hosts},
-                           {"refs", RefsJson(t.refs)}});
-  });
-  j["sources"] = std::move(sources);
-
-  json user_sources = json::array();
+      [&](const std::string&, const SessionNode& n) { WriteSession(w, n); });
+  w.EndArray();
+  w.Key("source_chain").BeginArray();
+  for (const auto* entry : source_chain) WriteStringPair(w, entry->first, entry->second);
+  w.EndArray();
+  w.Key("sources").BeginArray();
+  s.sources.ForEachOldestFirst(
+      [&](const std::string& addr, const SourceTracker& t) { WriteSource(w, addr, t); });
+  w.EndArray();
+  w.Key("stats");
+  WriteStats(w, s.stats);
+  w.Key("user_sources").BeginArray();
   s.user_sources.ForEachOldestFirst(
       [&](const std::string& user, const std::vector<std::string>& addrs) {
-        user_sources.push_back(json{{"user", user}, {"addrs", addrs}});
+        w.BeginObject();
+        w.Key("addrs");
+        WriteStrings(w, addrs);
+        w.Key("user").String(user);
+        w.EndObject();
       });
-  j["user_sources"] = std::move(user_sources);
-
-  json addresses = json::array();
-  s.addresses.ForEachOldestFirst([&](const std::string& addr, const std::string& host) {
-    addresses.push_back(json::array({addr, host}));
-  });
-  j["addresses"] = std::move(addresses);
-
-  json hosts = json::array();
-  s.hosts.ForEachOldestFirst([&](const std::string& host, const HostKnowledge& k) {
-    json counters = json::array();
-    for (const auto& [sensor, n] : k.drop_counters) counters.push_back(json::array({sensor, n}));
-    json drops = json::array();
-    for (const auto& [t, n] : k.drops) drops.push_back(json::array({t, n}));
-    hosts.push_back(
-        json{{"host", host},
-             {"ssh_ports", std::vector<uint32_t>(k.ssh_ports.begin(), k.ssh_ports.end())},
-             {"privileged_users",
-              std::vector<std::string>(k.privileged_users.begin(), k.privileged_users.end())},
-             {"drop_counters", std::move(counters)},
-             {"drops", std::move(drops)}});
-  });
-  j["hosts"] = std::move(hosts);
-
-  json pending = json::array();
-  for (const auto& [id, p] : s.pending) pending.push_back(PendingJson(id, p));
-  j["pending"] = std::move(pending);
-  // Sensors report raw bytes (paths, argv): invalid UTF-8 is replaced, never thrown on.
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  w.EndArray();
+  w.EndObject();
+  return out;
 }
 
 Status Correlator::RestoreState(std::string_view bytes) {

@@ -6,12 +6,15 @@
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "aggregator/correlate/attack_stages.h"
 #include "aggregator/correlate/chain_scorer.h"
+#include "aggregator/correlate/correlator_state.h"
+#include "aggregator/correlate/json_writer.h"
 #include "tests/correlate/story_builder.h"
 
 namespace tripline::correlate {
@@ -802,6 +805,513 @@ TEST(IncidentTest, JsonHasContractFieldsAndRoundTrips) {
   EXPECT_TRUE(ParseSeverityName("high", &s));
   EXPECT_EQ(s, Severity::kHigh);
   EXPECT_EQ(SeverityName(Severity::kInfo), "info");
+}
+
+// What SerializeState wrote when it built the whole document with nlohmann::json: the
+// reference the streaming writer is held to (same members, types, order and escaping).
+nlohmann::json RefDocument(const EventRef& r) {
+  return {{"sensor_id", r.sensor_id}, {"seq", r.seq},   {"host", r.host},
+          {"time_ns", r.time_ns},     {"kind", r.kind}, {"summary", r.summary}};
+}
+
+nlohmann::json RefsDocument(const std::vector<EventRef>& refs) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const EventRef& r : refs) a.push_back(RefDocument(r));
+  return a;
+}
+
+nlohmann::json ChainDocument(const Chain& c) {
+  nlohmann::json hops = nlohmann::json::array();
+  for (const Hop& h : c.hops) {
+    hops.push_back({{"from", h.from},
+                    {"to", h.to},
+                    {"user", h.user},
+                    {"from_user", h.from_user},
+                    {"at_ns", h.at_ns},
+                    {"port", h.port}});
+  }
+  nlohmann::json files = nlohmann::json::array();
+  for (const FileFinding& f : c.files) {
+    files.push_back({{"host", f.host},
+                     {"user", f.user},
+                     {"path", f.path},
+                     {"technique", f.technique},
+                     {"succeeded", f.succeeded},
+                     {"at_ns", f.at_ns},
+                     {"process", f.process}});
+  }
+  return {{"key", c.key},
+          {"incident_id", c.incident_id},
+          {"revision", c.revision},
+          {"fingerprint", c.fingerprint},
+          {"last_activity_ns", c.last_activity_ns},
+          {"members", c.members},
+          {"hosts", c.hosts},
+          {"users", c.users},
+          {"sources", c.sources},
+          {"hops", std::move(hops)},
+          {"files", std::move(files)},
+          {"discovery", c.discovery},
+          {"privileged", c.privileged},
+          {"failures", c.failures},
+          {"failure_user", c.failure_user},
+          {"failure_host", c.failure_host},
+          {"failure_source", c.failure_source},
+          {"sprayed_accounts", c.sprayed_accounts},
+          {"brute_force", c.brute_force},
+          {"spraying", c.spraying},
+          {"stuffing", c.stuffing},
+          {"success_after_failures", c.success_after_failures},
+          {"failures_before_success", c.failures_before_success},
+          {"compromised_user", c.compromised_user},
+          {"compromised_host", c.compromised_host},
+          {"compromise_ns", c.compromise_ns},
+          {"new_source_login", c.new_source_login},
+          {"new_source_detail", c.new_source_detail},
+          {"first_login_ns", c.first_login_ns},
+          {"events", RefsDocument(c.events)},
+          {"first_ns", c.first_ns},
+          {"last_ns", c.last_ns}};
+}
+
+nlohmann::json StateDocument(const CorrelatorState& s) {
+  using nlohmann::json;
+  json j;
+  j["format"] = "tripline.correlator.v1";
+  j["next_pending_id"] = s.next_pending_id;
+  j["stats"] = {{"events", s.stats.events},
+                {"sessions_evicted", s.stats.sessions_evicted},
+                {"pending_evicted", s.stats.pending_evicted},
+                {"trackers_evicted", s.stats.trackers_evicted},
+                {"hops", s.stats.hops},
+                {"incidents_raised", s.stats.incidents_raised},
+                {"incident_updates", s.stats.incident_updates}};
+  json sessions = json::array();
+  s.sessions.ForEachOldestFirst([&](const std::string&, const SessionNode& n) {
+    sessions.push_back({{"key", n.key},
+                        {"host", n.host},
+                        {"user", n.user},
+                        {"service", n.service},
+                        {"remote_addr", n.remote_addr},
+                        {"remote_port", n.remote_port},
+                        {"login_ns", n.login_ns},
+                        {"last_activity_ns", n.last_activity_ns},
+                        {"parent", n.parent},
+                        {"chain", n.chain},
+                        {"privileged", n.privileged},
+                        {"discovery_flagged", n.discovery_flagged},
+                        {"new_source", n.new_source},
+                        {"discovery_times", n.discovery_times},
+                        {"aliases", n.aliases}});
+  });
+  j["sessions"] = std::move(sessions);
+  std::map<std::string, const Chain*> chains;
+  for (const auto& [k, c] : s.chains) chains.emplace(k, &c);
+  json chain_array = json::array();
+  for (const auto& [k, c] : chains) chain_array.push_back(ChainDocument(*c));
+  j["chains"] = std::move(chain_array);
+  std::map<std::string, std::string> source_chain(s.source_chain.begin(), s.source_chain.end());
+  json sc = json::array();
+  for (const auto& [addr, chain] : source_chain) sc.push_back(json::array({addr, chain}));
+  j["source_chain"] = std::move(sc);
+  j["raised"] = std::vector<std::string>(s.raised.begin(), s.raised.end());
+  json failures = json::array();
+  s.failures.ForEachOldestFirst([&](const std::string& k, const FailureTracker& f) {
+    json attempts = json::array();
+    for (const auto& [t, signal] : f.attempts) attempts.push_back(json::array({t, signal}));
+    failures.push_back({{"key", k},
+                        {"touched_ns", f.touched_ns},
+                        {"attempts", std::move(attempts)},
+                        {"refs", RefsDocument(f.refs)}});
+  });
+  j["failures"] = std::move(failures);
+  json sources = json::array();
+  s.sources.ForEachOldestFirst([&](const std::string& addr, const SourceTracker& t) {
+    json users = json::array();
+    for (const auto& [user, a] : t.users) {
+      users.push_back(
+          {{"user", user},
+           {"failures", a.failures},
+           {"by_signal", std::vector<uint32_t>(std::begin(a.by_signal), std::end(a.by_signal))},
+           {"last_index", a.last_index}});
+    }
+    sources.push_back({{"addr", addr},
+                       {"touched_ns", t.touched_ns},
+                       {"users", std::move(users)},
+                       {"attempts", t.attempts},
+                       {"revisits", t.revisits},
+                       {"first_ns", t.first_ns},
+                       {"last_ns", t.last_ns},
+                       {"hosts", t.hosts},
+                       {"refs", RefsDocument(t.refs)}});
+  });
+  j["sources"] = std::move(sources);
+  json user_sources = json::array();
+  s.user_sources.ForEachOldestFirst(
+      [&](const std::string& user, const std::vector<std::string>& addrs) {
+        user_sources.push_back({{"user", user}, {"addrs", addrs}});
+      });
+  j["user_sources"] = std::move(user_sources);
+  json addresses = json::array();
+  s.addresses.ForEachOldestFirst([&](const std::string& addr, const std::string& host) {
+    addresses.push_back(json::array({addr, host}));
+  });
+  j["addresses"] = std::move(addresses);
+  json hosts = json::array();
+  s.hosts.ForEachOldestFirst([&](const std::string& host, const HostKnowledge& k) {
+    json counters = json::array();
+    for (const auto& [sensor, n] : k.drop_counters) counters.push_back(json::array({sensor, n}));
+    json drops = json::array();
+    for (const auto& [t, n] : k.drops) drops.push_back(json::array({t, n}));
+    hosts.push_back({{"host", host},
+                     {"ssh_ports", std::vector<uint32_t>(k.ssh_ports.begin(), k.ssh_ports.end())},
+                     {"privileged_users", std::vector<std::string>(k.privileged_users.begin(),
+                                                                   k.privileged_users.end())},
+                     {"drop_counters", std::move(counters)},
+                     {"drops", std::move(drops)}});
+  });
+  j["hosts"] = std::move(hosts);
+  json pending = json::array();
+  for (const auto& [id, p] : s.pending) {
+    pending.push_back({{"id", id},
+                       {"kind", static_cast<uint32_t>(p.kind)},
+                       {"index_addr", p.index_addr},
+                       {"index_port", p.index_port},
+                       {"host", p.host},
+                       {"session", p.session},
+                       {"peer_addr", p.peer_addr},
+                       {"peer_port", p.peer_port},
+                       {"time_ns", p.time_ns},
+                       {"arrived_ns", p.arrived_ns},
+                       {"ref", RefDocument(p.ref)}});
+  }
+  j["pending"] = std::move(pending);
+  return j;
+}
+
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Names as sensors may report them: JSON's special characters, every control character,
+// DEL, a NUL, and UTF-8 of two to four bytes (U+2028 included).
+const std::string kQuoted = "qu\"o\"te";
+const std::string kSlashes = "back\\slash/and\\\\two";
+const std::string kControls = std::string("nul\0", 4) + "\x01\x07\b\t\n\v\f\r\x1b\x1f\x7f end";
+const std::string kUnicode = "h\xC3\xB6st-\xE2\x82\xAC-\xF0\x9F\x90\x9F-\xE2\x80\xA8";
+
+EventRef NastyRef(uint64_t seq, const std::string& host) {
+  return {"sensor-" + host,
+          seq,
+          host,
+          StoryBuilder::At(static_cast<double>(seq)),
+          "file_open",
+          "read \"" + kControls + "\" as " + kUnicode};
+}
+
+// Every section of the state, every field set, no field equal to its neighbour; valid
+// UTF-8 throughout (what RestoreState can read).
+CorrelatorState RichState() {
+  CorrelatorState s;
+  const int64_t t = StoryBuilder::kT0;
+  const std::string root_key = kQuoted + "|audit:1";
+  const std::string hop_key = kUnicode + "|audit:5";
+  const std::string other_key = kControls + "|pid:42";
+  SessionNode root;
+  root.key = root_key;
+  root.host = kQuoted;
+  root.user = kSlashes;
+  root.service = "sshd";
+  root.remote_addr = "198.18.0.66";
+  root.remote_port = 40010;
+  root.login_ns = t + 1;
+  root.last_activity_ns = t + 2;
+  root.chain = root_key;
+  root.privileged = true;
+  root.new_source = true;
+  root.discovery_times = {t + 3, t + 4};
+  root.aliases = {kQuoted + "|pid:" + kUnicode};
+  SessionNode hop;
+  hop.key = hop_key;
+  hop.host = kUnicode;
+  hop.user = kControls;
+  hop.service = "sshd";
+  hop.remote_addr = "198.18.0.11";
+  hop.remote_port = 50001;
+  hop.login_ns = t + 5;
+  hop.last_activity_ns = (int64_t{1} << 62);
+  hop.parent = root_key;
+  hop.chain = root_key;
+  hop.discovery_flagged = true;
+  SessionNode other;
+  other.key = other_key;
+  other.host = kControls;
+  other.last_activity_ns = t + 6;
+  other.chain = other_key;
+  s.sessions.Put(hop.key, hop);
+  s.sessions.Put(other.key, other);
+  s.sessions.Put(root.key, root);  // the most recently used last
+
+  Chain c;
+  c.key = root_key;
+  c.incident_id = "inc-00000000deadbeef";
+  c.revision = 7;
+  c.fingerprint = UINT64_MAX;
+  c.last_activity_ns = t + 10;
+  c.members = {root_key, hop_key};
+  c.hosts = {kQuoted, kUnicode};
+  c.users = {kSlashes, kControls};
+  c.sources = {"198.18.0.66"};
+  c.hops = {{kQuoted, kUnicode, kControls, kSlashes, t + 11, 2222}};
+  c.files = {{kQuoted, kSlashes, "/etc/" + kUnicode, "T1003.008", true, t + 12, kControls},
+             {kUnicode, kControls, "/root/.ssh/\"id\"", "T1552.004", false, t + 13, "cat"}};
+  c.discovery = {kSlashes + " on " + kQuoted};
+  c.privileged = {kSlashes + "@" + kQuoted};
+  c.failures = 5;
+  c.failure_user = kSlashes;
+  c.failure_host = kQuoted;
+  c.failure_source = "198.18.0.66";
+  c.sprayed_accounts = 3;
+  c.brute_force = true;
+  c.stuffing = true;
+  c.success_after_failures = true;
+  c.failures_before_success = 4;
+  c.compromised_user = kSlashes;
+  c.compromised_host = kQuoted;
+  c.compromise_ns = t + 14;
+  c.new_source_login = true;
+  c.new_source_detail = kSlashes + " from 198.18.0.66 on " + kQuoted;
+  c.first_login_ns = t + 15;
+  c.events = {NastyRef(1, kQuoted), NastyRef(2, kUnicode)};
+  c.first_ns = t + 16;
+  c.last_ns = t + 17;
+  Chain quiet;
+  quiet.key = other_key;
+  quiet.members = {other_key};
+  s.chains.emplace(c.key, c);
+  s.chains.emplace(quiet.key, quiet);
+  s.source_chain = {{"198.18.0.66", root_key}, {kUnicode, other_key}, {"10.0.0.1", root_key}};
+  s.raised = {root_key};
+
+  FailureTracker f;
+  f.touched_ns = t + 20;
+  f.attempts = {{t + 21, 0}, {t + 22, 5}};
+  f.refs = {NastyRef(3, kQuoted)};
+  s.failures.Put(kQuoted + "|" + kSlashes + "|198.18.0.66", f);
+  s.failures.Put(kUnicode + "||10.0.0.9", {});
+  SourceTracker src;
+  src.touched_ns = t + 23;
+  src.users[kSlashes] = {4, {1, 2, 3, 4, 5, 0xffffffffu}, 9};
+  src.users[kUnicode] = {1, {0, 1, 0, 0, 0, 0}, 10};
+  src.attempts = 11;
+  src.revisits = 2;
+  src.first_ns = t + 24;
+  src.last_ns = t + 25;
+  src.hosts = {kQuoted, kControls};
+  src.refs = {NastyRef(4, kQuoted), NastyRef(5, kQuoted)};
+  s.sources.Put("198.18.0.66", src);
+  s.user_sources.Put(kSlashes, {"198.18.0.66", kUnicode});
+  s.user_sources.Put(kControls, {});
+  s.addresses.Put("198.18.0.11", kQuoted);
+  s.addresses.Put("198.18.0.12", kUnicode);
+  HostKnowledge k;
+  k.ssh_ports = {22, 2222, 65535};
+  k.privileged_users = {"root", kSlashes, kUnicode};
+  k.drop_counters = {{"sensor-" + kQuoted, 120}, {"sensor-b", UINT64_MAX}};
+  k.drops = {{t + 26, 120}, {t + 27, 3}};
+  s.hosts.Put(kQuoted, k);
+  s.hosts.Put(kUnicode, {});
+
+  PendingItem connect;
+  connect.kind = PendingItem::kConnect;
+  connect.index_addr = "198.18.0.12";
+  connect.index_port = 50002;
+  connect.host = kUnicode;
+  connect.session = hop_key;
+  connect.peer_addr = "198.18.0.13";
+  connect.peer_port = 22;
+  connect.time_ns = t + 28;
+  connect.arrived_ns = t + 29;
+  connect.ref = NastyRef(6, kUnicode);
+  PendingItem login;
+  login.kind = PendingItem::kLogin;
+  login.index_addr = kControls;
+  login.host = kControls;
+  login.session = other_key;
+  login.time_ns = t + 30;
+  login.arrived_ns = t + 31;
+  login.ref = NastyRef(7, kControls);
+  s.pending.emplace(3, connect);
+  s.pending.emplace(8, login);
+  s.next_pending_id = 9;
+  s.stats = {1, 2, 3, 4, 5, 6, 7};
+  return s;
+}
+
+TEST(StateCodecTest, StateIsTheDocumentNlohmannJsonWouldWrite) {
+  const nlohmann::json want = StateDocument(RichState());
+  const std::string want_text = Dump(want);
+  Harness h;
+  ASSERT_TRUE(h.correlator().RestoreState(want_text).ok());
+  const std::string got = h.correlator().SerializeState();
+  EXPECT_EQ(nlohmann::json::parse(got), want);
+  EXPECT_EQ(got, want_text);  // members, escaping and numbers byte for byte
+  EXPECT_THAT(got, HasSubstr(R"("nul\u0000\u0001\u0007\b\t\n\u000b\f\r\u001b\u001f)"
+                             "\x7f end"));
+  EXPECT_THAT(got, HasSubstr(R"("back\\slash/and\\\\two")"));
+  EXPECT_THAT(got, HasSubstr(R"("fingerprint":18446744073709551615)"));
+
+  Harness again;
+  ASSERT_TRUE(again.correlator().RestoreState(got).ok());
+  EXPECT_EQ(again.correlator().SerializeState(), got);
+}
+
+// A state the correlator built itself from events whose names hold JSON's special
+// characters, control characters, UTF-8 and invalid UTF-8; every section has entries.
+TEST(StateCodecTest, StateFromHostileNamesRoundTripsByteForByte) {
+  const std::string ha = "host\"a\\";
+  const std::string hb = kUnicode;
+  const std::string hc = "ctl\x01\x1f\t\n\x7f";
+  const std::string user = "al\"ice\\";
+  const std::string bad_user = "bad\xFF\xFE-\xC3\x28-\xE2\x82";  // invalid, cut short
+  const std::string bad_path = "/home/\xC0\xAF\"x\\/.ssh/authorized_keys";
+  StoryBuilder b;
+  b.SetAddress(ha, "198.18.0.11");
+  b.SetAddress(hb, "198.18.0.12");
+  b.SetAddress(hc, "198.18.0.13");
+  std::vector<Delivery> s;
+  for (int i = 0; i < 4; ++i) s.push_back(b.Failure(ha, user, kAttacker, 40001 + i, i));
+  for (int i = 0; i < 3; ++i) s.push_back(b.Failure(hc, bad_user, kAttacker, 41001 + i, i + 0.5));
+  s.push_back(b.Login(ha, user, kAttacker, 40010, "audit:1", 7));
+  s.push_back(b.Open(ha, "audit:1", user, 1000, "cat", "/etc/shadow", FileAccess::kRead, 8));
+  s.push_back(b.Connect(ha, "audit:1", user, 50001, "198.18.0.12", 22, 9));
+  s.push_back(b.Accept(hb, 22, "198.18.0.11", 50001, 9.1));
+  s.push_back(b.Login(hb, bad_user, "198.18.0.11", 50001, "audit:5", 10));
+  s.push_back(b.Open(hb, "audit:5", bad_user, 0, "tee", bad_path, FileAccess::kWrite, 11));
+  // Halves still waiting: a connect to hc that sshd never accepted, and a login on hc from
+  // hb's address on a port no connect used.
+  s.push_back(b.Connect(hb, "audit:5", bad_user, 50002, "198.18.0.13", 22, 12));
+  s.push_back(b.Login(hc, user, "198.18.0.12", 50999, "audit:" + bad_user, 13));
+  s.push_back(b.Health(hb, 120, 14));
+  Event posture = b.Base(ha, 15);
+  PostureSnapshot p;
+  Account root_like;
+  root_like.name = "r\xC3\xB6ot\"";
+  root_like.uid = 0;
+  Account admin;
+  admin.name = bad_user;
+  admin.uid = 1001;
+  admin.groups = {"wheel"};
+  p.accounts = {root_like, admin};
+  posture.body = p;
+  s.push_back(b.Wrap(ha, posture));
+  Harness h;
+  h.Feed(s);
+
+  const std::string got = h.correlator().SerializeState();
+  const nlohmann::json j = nlohmann::json::parse(got);
+  for (const char* section : {"sessions", "chains", "source_chain", "raised", "failures", "sources",
+                              "user_sources", "addresses", "hosts", "pending"}) {
+    EXPECT_FALSE(j[section].empty()) << section;
+  }
+  std::set<uint64_t> pending_kinds;
+  for (const nlohmann::json& item : j["pending"]) {
+    pending_kinds.insert(item["kind"].get<uint64_t>());
+  }
+  EXPECT_EQ(pending_kinds, (std::set<uint64_t>{PendingItem::kConnect, PendingItem::kLogin}));
+  // Invalid UTF-8 is replaced as nlohmann's dump(..., replace) replaces it: one U+FFFD per
+  // byte that cannot start a sequence, one for a start whose next byte cannot continue it
+  // (that byte is kept), one for a sequence cut short by the end.
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_THAT(got, HasSubstr("bad" + fffd + fffd + "-" + fffd + "(-" + fffd + "\""));
+  EXPECT_THAT(got, HasSubstr("/home/" + fffd + fffd + R"(\"x\\/.ssh/authorized_keys)"));
+  EXPECT_THAT(got, HasSubstr("r\xC3\xB6ot\\\""));
+  // What nlohmann writes for the document it reads: members, escaping, numbers.
+  EXPECT_EQ(got, Dump(j));
+
+  Harness again;
+  ASSERT_TRUE(again.correlator().RestoreState(got).ok());
+  EXPECT_EQ(again.correlator().SerializeState(), got);
+}
+
+std::string WrittenString(std::string_view s) {
+  std::string out;
+  JsonWriter w(&out);
+  w.String(s);
+  return out;
+}
+
+TEST(JsonWriterTest, StringsAreWrittenAsNlohmannDumpWritesThem) {
+  int mismatches = 0;
+  auto expect_same = [&](const std::string& s) {
+    const std::string got = WrittenString(s), want = Dump(nlohmann::json(s));
+    if (got != want && ++mismatches <= 5) {
+      ADD_FAILURE() << ::testing::PrintToString(s) << ": " << got << " != " << want;
+    }
+  };
+  // Every string of one or two bytes.
+  for (int a = 0; a < 256; ++a) {
+    expect_same(std::string(1, static_cast<char>(a)));
+    for (int b = 0; b < 256; ++b) {
+      expect_same(std::string{static_cast<char>(a), static_cast<char>(b)});
+    }
+  }
+  // Every string of three and four bytes over the bytes where UTF-8's rules change.
+  std::vector<char> edges;
+  for (int v : {0x00, 0x1f, 0x22, 0x5c, 0x61, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf,
+                0xc0, 0xc2, 0xdf, 0xe0, 0xe1, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf4, 0xf5}) {
+    edges.push_back(static_cast<char>(v));
+  }
+  for (char a : edges) {
+    for (char b : edges) {
+      for (char c : edges) {
+        expect_same({a, b, c});
+        for (char d : edges) expect_same({a, b, c, d});
+      }
+    }
+  }
+  // Longer strings of random bytes, mostly ASCII.
+  std::mt19937 rng(7);
+  for (int i = 0; i < 20000; ++i) {
+    std::string r(rng() % 40, '\0');
+    for (char& ch : r) ch = static_cast<char>(rng() % 4 == 0 ? rng() % 256 : 0x20 + rng() % 95);
+    expect_same(r);
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
+TEST(JsonWriterTest, ValuesAndNestingAreWrittenAsNlohmannDumpWritesThem) {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject();
+  w.Key("a").BeginArray();
+  w.EndArray();
+  w.Key("b").BeginObject();
+  w.EndObject();
+  w.Key("c").BeginArray();
+  w.Int(INT64_MIN);
+  w.Int(-1);
+  w.Int(0);
+  w.Int(INT64_MAX);
+  w.Uint(0);
+  w.Uint(UINT64_MAX);
+  w.Bool(true);
+  w.Bool(false);
+  w.String("");
+  w.BeginArray();
+  w.BeginObject();
+  w.EndObject();
+  w.EndArray();
+  w.EndArray();
+  w.Key("d").Uint(1);
+  w.EndObject();
+  const nlohmann::json want = {{"a", nlohmann::json::array()},
+                               {"b", nlohmann::json::object()},
+                               {"c",
+                                {INT64_MIN, -1, 0, INT64_MAX, uint64_t{0}, UINT64_MAX, true, false,
+                                 "", nlohmann::json::array({nlohmann::json::object()})}},
+                               {"d", 1u}};
+  EXPECT_EQ(out, Dump(want));
 }
 
 }  // namespace
