@@ -783,12 +783,10 @@ class Engine {
   // of addr when port is 0, plus those indexed without a port.
   template <typename F>
   void ForEachPending(PendingItem::Kind kind, const std::string& addr, uint32_t port, F&& f) const {
-    // With a port the buckets scanned are exactly those of `addr`. (Without one, the prefix
-    // scan below can also reach addresses that begin with "addr|", so it always runs.)
-    if (port != 0) {
-      auto count = s_.pending_at_addr.find(addr);
-      if (count == s_.pending_at_addr.end() || count->second[kind] == 0) return;
-    }
+    // The buckets scanned are exactly those of `addr`: nothing to do when it has no item of
+    // this kind.
+    auto count = s_.pending_at_addr.find(addr);
+    if (count == s_.pending_at_addr.end() || count->second[kind] == 0) return;
     auto scan_bucket = [&](const std::vector<PendingIndexEntry>& bucket) {
       for (const PendingIndexEntry& entry : bucket) {
         if (entry.kind == kind) f(entry.id);
@@ -803,9 +801,12 @@ class Engine {
       scan(PendingKey(addr, 0));
       return;
     }
+    // Every port of addr: the keys "addr|<port>". A key that starts so but has another '|'
+    // after the prefix belongs to an address that extends addr ("addr|x|<port>"): skipped.
     std::string prefix = addr + "|";
     for (auto it = s_.pending_by_addr.lower_bound(prefix);
          it != s_.pending_by_addr.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      if (it->first.find('|', prefix.size()) != std::string::npos) continue;
       scan_bucket(it->second);
     }
   }

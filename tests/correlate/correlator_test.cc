@@ -242,6 +242,24 @@ TEST(CorrelatorTest, HopHalvesWaitingAcrossARestoreStillMatch) {
   }
 }
 
+// Sensors report addresses as text, and nothing makes them IP literals: an address that
+// extends another with "|..." is not that address. A login from 198.18.0.11 whose port is
+// unknown takes a waiting connect from 198.18.0.11, never one from "198.18.0.11|5".
+TEST(CorrelatorTest, AnAddressThatExtendsAnotherIsNotThatAddress) {
+  for (const bool hostile : {true, false}) {
+    SCOPED_TRACE(hostile ? "connect from 198.18.0.11|5" : "connect from 198.18.0.11");
+    StoryBuilder b;
+    Harness h;
+    Delivery connect = b.Connect("hosta", "audit:1", "alice", 50001, "198.18.0.12", 22, 30);
+    std::string& from = std::get<NetConnectEvent>(connect.event.body).local_addr;
+    ASSERT_EQ(from, "198.18.0.11");
+    if (hostile) from += "|5";
+    h.Feed({b.Login("hosta", "alice", "10.0.0.5", 40010, "audit:1", 7), connect,
+            b.Login("hostb", "alice", "198.18.0.11", 0, "audit:5", 31)});
+    EXPECT_EQ(h.correlator().stats().hops, hostile ? 0u : 1u);
+  }
+}
+
 TEST(CorrelatorTest, NoHopToPortNeverSeenAsSsh) {
   StoryBuilder b;
   Harness h;
