@@ -66,11 +66,6 @@ std::string BatchKey(std::string_view sensor_id, uint64_t first_seq) {
   return key;
 }
 
-void AppendBatchKey(std::string* out, std::string_view batch_prefix, uint64_t first_seq) {
-  out->append(batch_prefix);
-  AppendBe64(out, first_seq);
-}
-
 namespace {
 constexpr size_t kBatchHeader = 12;  // be64 newest | be32 count
 }  // namespace

@@ -81,8 +81,6 @@ std::string AllPrefix();
 // 'b' | be16(len) | sensor_id: the prefix of one sensor's batches.
 std::string BatchPrefix(std::string_view sensor_id);
 std::string BatchKey(std::string_view sensor_id, uint64_t first_seq);
-// Appends BatchKey(sensor_id, first_seq) to `out` given BatchPrefix(sensor_id).
-void AppendBatchKey(std::string* out, std::string_view batch_prefix, uint64_t first_seq);
 
 // A batch record's value: `events[i]` is event i's tripline.v1.Event encoding, `newest_ns`
 // the newest event time among them (by which the record ages out).
