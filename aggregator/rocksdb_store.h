@@ -107,8 +107,10 @@ class RocksDbStore final : public Store {
   int64_t RetentionCutoff() const;
   // Walks the events matching `q` after `after` in (time, sensor, seq) order and calls
   // `emit(const StoredEvent*)` for each until it returns false; with need_events false
-  // (no filter beyond the scanned index) emit gets nullptr and no event is read. Returns
-  // the cursor to resume after, or nullopt when the range is exhausted.
+  // (no filter beyond the scanned index) emit gets nullptr and no event is read. The batch
+  // records of up to `chunk` candidates are read per MultiGet (a page's size, so a page
+  // reads no record it does not need). Returns the cursor to resume after, or nullopt when
+  // the range is exhausted.
   template <typename Emit>
   Result<std::optional<Cursor>> Scan(const EventQuery& q, const ScanPlan& plan,
                                      const std::optional<Cursor>& after, bool need_events,
