@@ -18,19 +18,21 @@
  * name lookup or two, no d_path, no user-memory read.
  *
  * Fallback for kernels that refuse trampoline programs (fentry/fexit/lsm: EPERM under some
- * sandboxes and hardened kernels), chosen by the loader: the one tp_btf/sys_exit program
- * (at the end of this file) with lib/file_open.h's handler for open, creat, openat and openat2. It
- * reads the arguments at exit, finds the new descriptor's file, and rebuilds the canonical
- * path from its dentries only when the prefilter lets it through.
+ * sandboxes and hardened kernels), chosen by the loader: tl_sys_exit_file, which the
+ * tp_btf/sys_exit dispatcher (sys_exit.bpf.c) tail-calls for open, creat, openat and
+ * openat2. It reads the arguments at exit, finds the new descriptor's file, and rebuilds the
+ * canonical path from its dentries only when the prefilter lets it through.
+ *
+ * Every program here exists in two flavours (lib/kptr.h): this file as it is, for kernels
+ * with bpf_rdonly_cast (6.2+), and file_compat.bpf.c, the same source with TL_COMPAT.
  */
 #include "lib/file_open.h"
 #include "lib/net_hooks.h"
-#include "lib/utmp.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 SEC("fentry/do_sys_openat2")
-int BPF_PROG(tl_openat_enter, int dfd, const char *filename, struct open_how *how)
+int TL_PROG(TL_FN(tl_openat_enter), int dfd, const char *filename, struct open_how *how)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct tl_open_state *st;
@@ -49,7 +51,7 @@ int BPF_PROG(tl_openat_enter, int dfd, const char *filename, struct open_how *ho
 }
 
 SEC("fentry/security_file_open")
-int BPF_PROG(tl_file_open_check, struct file *file)
+int TL_PROG(TL_FN(tl_file_open_check), struct file *file)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct tl_open_state *st;
@@ -62,7 +64,7 @@ int BPF_PROG(tl_file_open_check, struct file *file)
 		return 0;
 	/* The prefilter takes the address as a number (it is a global function). */
 	bpf_probe_read_kernel(&file_addr, sizeof(file_addr), &ctx[0]);
-	if (!tl_open_maybe_sensitive(file_addr))
+	if (!TL_FN(tl_open_maybe_sensitive)(file_addr))
 		return 0;
 	n = bpf_d_path((struct path *)&file->f_path, (char *)st->canon.data, TL_PATH_LEN);
 	if (n <= 1) {
@@ -84,7 +86,7 @@ int BPF_PROG(tl_file_open_check, struct file *file)
 }
 
 SEC("fexit/do_sys_openat2")
-int BPF_PROG(tl_openat_exit, int dfd, const char *filename, struct open_how *how, long ret)
+int TL_PROG(TL_FN(tl_openat_exit), int dfd, const char *filename, struct open_how *how, long ret)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct tl_open_state *st;
@@ -101,43 +103,15 @@ int BPF_PROG(tl_openat_exit, int dfd, const char *filename, struct open_how *how
 	/* No canonical match. A refused open never reached security_file_open, and a path
 	 * too long for d_path was not matched there: try the argument as passed. */
 	if (tl_open_denied(ret) || st->canon_truncated)
-		tl_match_argument(st, task, dfd, (__u64)filename, st->flags, st->mode, ret);
+		TL_FN(tl_report_argument)(dfd, (__u64)filename, st->flags, st->mode, ret);
 	return 0;
 }
 
-/* ---- fallback: the shared tp_btf/sys_exit program ---- */
-
-/*
- * The one tp_btf/sys_exit program, for kernels that refuse trampoline programs.
- *
- * A raw syscall tracepoint runs on every system call of the host, so its fixed cost is what
- * matters: one program (not one per hook family) and no sys_enter program at all. Every
- * argument the handlers need is still in the saved registers at exit, and the outcome is
- * known there. The loader sets tl_sys_exit_families to the families that fell back to this
- * program; the verifier drops the code of the others.
- *
- * - open, creat, openat, openat2: sensitive-file opens (lib/file_open.h)
- * - write, pwrite64: utmp records written to btmp/wtmp (lib/utmp.h)
- * - connect, accept, accept4: outbound TCP and SSH accepts (lib/net_hooks.h)
- *
- * It lives in this object because it shares bpf_rdonly_cast (lib/fd.h) with the fentry
- * programs above: libbpf 1.1's linker cannot merge one kfunc extern from two objects.
- */
-
+/* The fallback: tail-called by tl_sys_exit for open, creat, openat and openat2. */
 SEC("tp_btf/sys_exit")
-int BPF_PROG(tl_sys_exit, struct pt_regs *regs, long ret)
+int TL_PROG(TL_FN(tl_sys_exit_file), struct pt_regs *regs, long ret)
 {
-	long nr = TL_SYSCALL_NR(regs);
-
-	if ((tl_sys_exit_families & TL_SYSX_FILE) &&
-	    (nr == TL_NR_OPENAT || nr == TL_NR_OPEN || nr == TL_NR_OPENAT2 || nr == TL_NR_CREAT))
-		tl_file_sys_exit(regs, nr, ret);
-	else if ((tl_sys_exit_families & TL_SYSX_UTMP) &&
-		 (nr == TL_NR_WRITE || nr == TL_NR_PWRITE64))
-		tl_utmp_sys_exit(regs, ret);
-	else if ((tl_sys_exit_families & TL_SYSX_NET) &&
-		 (nr == TL_NR_CONNECT || nr == TL_NR_ACCEPT || nr == TL_NR_ACCEPT4))
-		tl_net_sys_exit(regs, nr, ret);
+	tl_file_sys_exit(regs, TL_SYSCALL_NR(regs), ret);
 	return 0;
 }
 
@@ -157,17 +131,19 @@ int BPF_PROG(tl_sys_exit, struct pt_regs *regs, long ret)
 #define TL_IORING_OP_OPENAT2 28
 
 SEC("tp_btf/io_uring_complete")
-int BPF_PROG(tl_io_uring_complete, struct io_ring_ctx *ring, void *req_ptr,
-	     struct io_uring_cqe *cqe)
+int TL_PROG(TL_FN(tl_io_uring_complete), struct io_ring_ctx *ring, void *req_ptr,
+	    struct io_uring_cqe *cqe)
 {
-	struct io_kiocb *req = bpf_rdonly_cast(req_ptr, bpf_core_type_id_kernel(struct io_kiocb));
+	struct io_kiocb *req = TL_KPTR(io_kiocb, req_ptr);
 	struct task_struct *task;
+	struct io_open *open;
+	__u64 file_addr;
 	long res;
 	__u8 op;
 
 	if (!req || !cqe)
 		return 0; /* an overflow entry posted without its request */
-	op = req->opcode;
+	op = TL_KLOAD(req, opcode);
 	if (op != TL_IORING_OP_OPENAT && op != TL_IORING_OP_OPENAT2 && op != TL_IORING_OP_CONNECT)
 		return 0;
 	res = cqe->res;
@@ -179,26 +155,18 @@ int BPF_PROG(tl_io_uring_complete, struct io_ring_ctx *ring, void *req_ptr,
 
 		if (res != 0 && res != -TL_EINPROGRESS)
 			return 0;
-		sk = tl_file_tcp_sock(req->file);
+		sk = tl_file_tcp_sock(TL_KLOAD(req, file));
 		if (sk)
 			tl_emit_net(sk, TL_NET_OUTBOUND, NULL);
 		return 0;
-	} else {
-		struct io_open *open = (struct io_open *)&req->cmd;
-		struct tl_open_state *st;
-		__u64 file_addr;
-
-		if (res < 0 || open->file_slot != 0)
-			return 0;
-		file_addr = tl_fd_file_addr(task, res);
-		if (!file_addr || !tl_open_maybe_sensitive(file_addr))
-			return 0;
-		st = tl_open_state_get(task);
-		if (st)
-			tl_match_opened_file(st,
-					     bpf_rdonly_cast((void *)file_addr,
-							     bpf_core_type_id_kernel(struct file)),
-					     open->how.flags, (__u32)open->how.mode, res);
 	}
+	open = (struct io_open *)((void *)req + bpf_core_field_offset(struct io_kiocb, cmd));
+	if (res < 0 || TL_KLOAD(open, file_slot) != 0)
+		return 0;
+	file_addr = tl_fd_file_addr(task, res);
+	if (!file_addr || !TL_FN(tl_open_maybe_sensitive)(file_addr))
+		return 0;
+	TL_FN(tl_report_opened_file)
+	(file_addr, TL_KLOAD(open, how.flags), (__u32)TL_KLOAD(open, how.mode), res);
 	return 0;
 }

@@ -12,10 +12,11 @@
  * utmp (fentry/vfs_write): sshd, login and friends append a struct utmp to /var/log/btmp on
  * a failed login and to /var/log/wtmp when a session opens or closes. The loader puts those
  * files' inodes in tl_utmp_files; a write to one of them is copied out whole. The filter is
- * one hash lookup per write(2) on the host. Where fentry is refused the loader uses the one
- * tp_btf/sys_exit program (file.bpf.c) for write/pwrite64 instead: the buffer is still
- * there at exit, the file is found through the fd, and only writes of whole utmp records
- * (a multiple of 384 bytes, as every utmp writer makes) pay for that lookup.
+ * one hash lookup per write(2) on the host. Where fentry is refused the loader uses
+ * tl_sys_exit_utmp, tail-called by the tp_btf/sys_exit dispatcher (sys_exit.bpf.c) for
+ * write/pwrite64 instead: the buffer is still there at exit, the file is found through the
+ * fd, and only writes of whole utmp records (a multiple of 384 bytes, as every utmp writer
+ * makes) pay for that lookup.
  */
 #include "lib/maps.h"
 #include "lib/record.h"
@@ -232,5 +233,13 @@ SEC("fentry/vfs_write")
 int BPF_PROG(tl_utmp_write, struct file *file, const char *buf, size_t count, loff_t *pos)
 {
 	tl_utmp_write_common(file, buf, count);
+	return 0;
+}
+
+/* The fallback: tail-called by tl_sys_exit for write and pwrite64. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(tl_sys_exit_utmp, struct pt_regs *regs, long ret)
+{
+	tl_utmp_sys_exit(regs, ret);
 	return 0;
 }

@@ -12,10 +12,10 @@
  *   in that child), so login records can carry the remote port.
  * - tp_btf/sched_process_fork and sched_process_exit: propagate and free that per-tgid peer.
  *
- * Fallback for kernels that refuse fentry/fexit: the one tp_btf/sys_exit program
- * (file.bpf.c) handles connect (success or EINPROGRESS: the source port is bound by then)
- * and accept/accept4, the socket found through the fd (lib/net_hooks.h). Connections made by the
- * kernel itself or through io_uring are not seen.
+ * Fallback for kernels that refuse fentry/fexit: tl_sys_exit_net, tail-called by the
+ * tp_btf/sys_exit dispatcher (sys_exit.bpf.c), handles connect (success or EINPROGRESS: the source
+ * port is bound by then) and accept/accept4, the socket found through the fd (lib/net_hooks.h).
+ * Connections made by the kernel itself or through io_uring are not seen.
  */
 #include "lib/net_hooks.h"
 
@@ -69,5 +69,13 @@ int BPF_PROG(tl_exit, struct task_struct *p)
 
 	if (BPF_CORE_READ(p, pid) == tgid)
 		bpf_map_delete_elem(&tl_peer_by_tgid, &tgid);
+	return 0;
+}
+
+/* The fallback: tail-called by tl_sys_exit for connect, accept and accept4. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(tl_sys_exit_net, struct pt_regs *regs, long ret)
+{
+	tl_net_sys_exit(regs, TL_SYSCALL_NR(regs), ret);
 	return 0;
 }

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -33,53 +34,88 @@ constexpr int64_t kUtmpRefreshNs = 30LL * 1000 * 1000 * 1000;
 // One way of implementing a hook family: the programs that only make sense together.
 struct Variant {
   const char* label;
-  std::vector<const char*> programs;
-  std::vector<std::pair<const char*, int>> kernel_needs;  // BTF (name, kind) they attach to
-  uint32_t sys_exit_family = 0;  // TL_SYSX_* bit when served by the shared tl_sys_exit
+  std::vector<const char*> programs;  // attached
+  // BTF (name, kind) they need: functions and tracepoints they attach to, kfuncs they call.
+  std::vector<std::pair<const char*, int>> kernel_needs;
+  bool trampolines = false;  // fentry/fexit programs, which some kernels refuse
+  // Misses something the preferred hooks see (reported as degraded, not just as a variant).
+  bool fallback = false;
+  // The family handler tl_sys_exit tail-calls from slot sys_exit_slot (not attached).
+  const char* sys_exit_handler = nullptr;
+  int sys_exit_slot = -1;
 };
 
 // A hook family and its variants, best first. The loader takes the first variant this kernel
-// accepts: trampolines (fentry/fexit) where allowed, raw syscall tracepoints otherwise.
+// accepts: trampolines (fentry/fexit) where allowed, raw syscall tracepoints otherwise; each
+// with the bpf_rdonly_cast kfunc (6.2+) where the kernel has it, probe reads otherwise
+// (bpf/lib/kptr.h).
 struct Family {
   const char* name;
   std::vector<Variant> variants;
 };
+
+constexpr std::pair<const char*, int> kRdonlyCast = {"bpf_rdonly_cast", BTF_KIND_FUNC};
+constexpr std::pair<const char*, int> kSysExit = {"btf_trace_sys_exit", BTF_KIND_TYPEDEF};
+constexpr std::pair<const char*, int> kFork = {"btf_trace_sched_process_fork", BTF_KIND_TYPEDEF};
+constexpr std::pair<const char*, int> kExit = {"btf_trace_sched_process_exit", BTF_KIND_TYPEDEF};
 
 const std::vector<Family>& Families() {
   static const std::vector<Family> kFamilies = {
       {"file",
        {{"fentry",
          {"tl_openat_enter", "tl_file_open_check", "tl_openat_exit"},
-         {{"do_sys_openat2", BTF_KIND_FUNC}, {"security_file_open", BTF_KIND_FUNC}}},
+         {{"do_sys_openat2", BTF_KIND_FUNC}, {"security_file_open", BTF_KIND_FUNC}, kRdonlyCast},
+         true},
+        {"fentry, probe reads",
+         {"tl_openat_enter_compat", "tl_file_open_check_compat", "tl_openat_exit_compat"},
+         {{"do_sys_openat2", BTF_KIND_FUNC}, {"security_file_open", BTF_KIND_FUNC}},
+         true},
         {"syscall tracepoints",
          {"tl_sys_exit"},
-         {{"btf_trace_sys_exit", BTF_KIND_TYPEDEF}},
-         TL_SYSX_FILE}}},
+         {kSysExit, kRdonlyCast},
+         false,
+         true,
+         "tl_sys_exit_file",
+         TL_SYSX_SLOT_FILE},
+        {"syscall tracepoints, probe reads",
+         {"tl_sys_exit"},
+         {kSysExit},
+         false,
+         true,
+         "tl_sys_exit_file_compat",
+         TL_SYSX_SLOT_FILE}}},
       {"exec", {{"tp_btf", {"tl_exec"}, {{"btf_trace_sched_process_exec", BTF_KIND_TYPEDEF}}}}},
       // Opens and connects submitted through io_uring, which no syscall hook sees.
       {"io_uring",
        {{"tp_btf",
          {"tl_io_uring_complete"},
+         {{"btf_trace_io_uring_complete", BTF_KIND_TYPEDEF},
+          {"io_open", BTF_KIND_STRUCT},
+          kRdonlyCast}},
+        {"tp_btf, probe reads",
+         {"tl_io_uring_complete_compat"},
          {{"btf_trace_io_uring_complete", BTF_KIND_TYPEDEF}, {"io_open", BTF_KIND_STRUCT}}}}},
       {"net",
        {{"fentry",
          {"tl_tcp_connect", "tl_accept_exit", "tl_fork", "tl_exit"},
-         {{"tcp_connect", BTF_KIND_FUNC},
-          {"inet_csk_accept", BTF_KIND_FUNC},
-          {"btf_trace_sched_process_fork", BTF_KIND_TYPEDEF},
-          {"btf_trace_sched_process_exit", BTF_KIND_TYPEDEF}}},
+         {{"tcp_connect", BTF_KIND_FUNC}, {"inet_csk_accept", BTF_KIND_FUNC}, kFork, kExit},
+         true},
         {"syscall tracepoints",
          {"tl_sys_exit", "tl_fork", "tl_exit"},
-         {{"btf_trace_sys_exit", BTF_KIND_TYPEDEF},
-          {"btf_trace_sched_process_fork", BTF_KIND_TYPEDEF},
-          {"btf_trace_sched_process_exit", BTF_KIND_TYPEDEF}},
-         TL_SYSX_NET}}},
+         {kSysExit, kFork, kExit},
+         false,
+         true,
+         "tl_sys_exit_net",
+         TL_SYSX_SLOT_NET}}},
       {"login-utmp",
-       {{"fentry", {"tl_utmp_write"}, {{"vfs_write", BTF_KIND_FUNC}}},
+       {{"fentry", {"tl_utmp_write"}, {{"vfs_write", BTF_KIND_FUNC}}, true},
         {"syscall tracepoints",
          {"tl_sys_exit"},
-         {{"btf_trace_sys_exit", BTF_KIND_TYPEDEF}},
-         TL_SYSX_UTMP}}},
+         {kSysExit},
+         false,
+         true,
+         "tl_sys_exit_utmp",
+         TL_SYSX_SLOT_UTMP}}},
       {"login-pam",
        {{"uprobes",
          {"tl_pam_start", "tl_pam_start_confdir", "tl_pam_start_ret", "tl_pam_set_item",
@@ -88,6 +124,29 @@ const std::vector<Family>& Families() {
          {}}}},
   };
   return kFamilies;
+}
+
+// Every program a variant loads: the attached ones and its sys_exit handler.
+std::vector<const char*> LoadedPrograms(const Variant& v) {
+  std::vector<const char*> out = v.programs;
+  if (v.sys_exit_handler != nullptr) out.push_back(v.sys_exit_handler);
+  return out;
+}
+
+// Whether this kernel lets BPF trampolines (fentry/fexit) load: some kernels and sandboxes
+// refuse them with EPERM even to root. A two-instruction fentry program on `btf_id` (a
+// kernel function) tells, in well under a millisecond, without loading the whole object.
+Status ProbeTrampolines(int btf_id) {
+  const bpf_insn insns[] = {
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},  // r0 = 0
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},                   // exit
+  };
+  LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
+              .attach_btf_id = static_cast<__u32>(btf_id));
+  int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "tl_probe_fentry", "GPL", insns, 2, &opts);
+  if (fd < 0) return Status::FromErrno(errno, "load a minimal fentry program");
+  close(fd);
+  return Status::Ok();
 }
 
 int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
@@ -191,47 +250,170 @@ void BpfProbe::Teardown() {
   skel_ = nullptr;
 }
 
-Status BpfProbe::OpenAndLoad(const std::vector<int>& choice) {
-  if (skel_ != nullptr) tripline_probe__destroy(skel_);
-  skel_ = tripline_probe__open();
-  if (skel_ == nullptr) return Status::FromErrno(errno, "open BPF skeleton");
+namespace {
 
-  skel_->rodata->tl_target_uts_inum = options_.target_uts_inum;
-  skel_->rodata->tl_self_tgid = options_.self_tgid;
-  skel_->rodata->tl_exec_max_args =
-      std::clamp<uint32_t>(options_.exec_max_args, 1, TL_MAX_ARGS_LIMIT);
-
+// Opens the skeleton with the read-only configuration and ring sizes of `options`, and
+// every program's autoload off.
+Result<tripline_probe*> OpenConfigured(const ProbeOptions& options) {
+  tripline_probe* skel = tripline_probe__open();
+  if (skel == nullptr) return Status::FromErrno(errno, "open BPF skeleton");
+  skel->rodata->tl_target_uts_inum = options.target_uts_inum;
+  skel->rodata->tl_self_tgid = options.self_tgid;
+  skel->rodata->tl_exec_max_args =
+      std::clamp<uint32_t>(options.exec_max_args, 1, TL_MAX_ARGS_LIMIT);
   const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
   int err =
-      bpf_map__set_max_entries(skel_->maps.tl_events, RoundUpPow2(options_.ringbuf_bytes, page));
+      bpf_map__set_max_entries(skel->maps.tl_events, RoundUpPow2(options.ringbuf_bytes, page));
   if (err == 0) {
-    err = bpf_map__set_max_entries(skel_->maps.tl_priority,
-                                   RoundUpPow2(options_.priority_ringbuf_bytes, page));
+    err = bpf_map__set_max_entries(skel->maps.tl_priority,
+                                   RoundUpPow2(options.priority_ringbuf_bytes, page));
   }
-  if (err != 0) return Status::FromErrno(err, "set ring buffer size");
-
-  // Everything off, then on for the chosen variant of each family (choice -1: family off).
-  // Families that fell back to the shared sys_exit program tell it so through rodata.
+  if (err != 0) {
+    tripline_probe__destroy(skel);
+    return Status::FromErrno(err, "set ring buffer size");
+  }
   bpf_program* prog = nullptr;
-  bpf_object__for_each_program(prog, skel_->obj) bpf_program__set_autoload(prog, false);
-  const auto& families = Families();
-  uint32_t sys_exit_families = 0;
-  for (size_t f = 0; f < families.size(); ++f) {
-    if (choice[f] < 0) continue;
-    sys_exit_families |= families[f].variants[static_cast<size_t>(choice[f])].sys_exit_family;
+  bpf_object__for_each_program(prog, skel->obj) bpf_program__set_autoload(prog, false);
+  return skel;
+}
+
+// Why a variant cannot run on this kernel, found before loading anything, and what would
+// let it. Empty `why` when it can.
+struct Obstacle {
+  std::string why;
+  std::string remedy;
+};
+
+Obstacle ObstacleFor(const Variant& v, const btf* vmlinux, const Status& trampolines,
+                     const ProbeOptions& options) {
+  for (const auto& [name, kind] : v.kernel_needs) {
+    const bool kfunc = std::string_view(name) == kRdonlyCast.first;
+    if (kfunc && options.avoid_kfuncs) {
+      return {"bpf_rdonly_cast avoided by configuration", "clear avoid_kfuncs"};
+    }
+    if (btf__find_by_name_kind(vmlinux, name, kind) < 0) {
+      if (kfunc) {
+        return {"kernel has no bpf_rdonly_cast kfunc (Linux 6.2+)",
+                "Linux 6.2 or later, where the path walks read kernel memory without helper "
+                "calls"};
+      }
+      return {std::string("kernel has no ") + name,
+              std::string("a kernel with BTF (CONFIG_DEBUG_INFO_BTF) that has ") + name};
+    }
   }
-  skel_->rodata->tl_sys_exit_families = sys_exit_families;
+  if (v.trampolines && options.avoid_trampolines) {
+    return {"trampolines avoided by configuration", "clear avoid_trampolines"};
+  }
+  if (v.trampolines && !trampolines.ok()) {
+    return {"the kernel refuses BPF trampolines (fentry/fexit): " + trampolines.message(),
+            "a kernel that allows fentry/fexit programs (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS, "
+            "not locked down, no sandbox refusing BPF trampolines)"};
+  }
+  return {};
+}
+
+// The trampoline probe, on a kernel function every supported kernel has.
+Status CheckTrampolines(const btf* vmlinux) {
+  int id = btf__find_by_name_kind(vmlinux, "security_file_open", BTF_KIND_FUNC);
+  if (id < 0) return Status::Unsupported("kernel BTF has no security_file_open");
+  return ProbeTrampolines(id);
+}
+
+void Append(std::string& to, std::string_view what) {
+  if (!to.empty()) to += "; ";
+  to += what;
+}
+
+constexpr const char* kVerifierRemedy =
+    "this kernel's verifier refuses the program: report it with the output of "
+    "tripline-veristat on this kernel";
+
+uint64_t ProgramVerifiedInsns(const bpf_program* prog) {
+  const int fd = bpf_program__fd(prog);
+  if (fd < 0) return 0;
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return 0;
+  return info.verified_insns;
+}
+
+// "processed N insns" from a verifier log with statistics (log level 4).
+uint64_t ParseProcessedInsns(std::string_view log) {
+  constexpr std::string_view kKey = "processed ";
+  size_t at = log.rfind(kKey);
+  while (at != std::string_view::npos) {
+    size_t p = at + kKey.size();
+    uint64_t n = 0;
+    size_t digits = 0;
+    while (p < log.size() && log[p] >= '0' && log[p] <= '9' && digits < 12) {
+      n = n * 10 + static_cast<uint64_t>(log[p] - '0');
+      ++p;
+      ++digits;
+    }
+    if (digits > 0 && log.substr(p, 6) == " insns") return n;
+    if (at == 0) break;
+    at = log.rfind(kKey, at - 1);
+  }
+  return 0;
+}
+
+}  // namespace
+
+const char* FamilyStateName(FamilyStatus::State state) {
+  switch (state) {
+    case FamilyStatus::State::kLive: return "live";
+    case FamilyStatus::State::kDegraded: return "degraded";
+    case FamilyStatus::State::kDisabled: return "disabled";
+  }
+  return "unknown";
+}
+
+Status BpfProbe::OpenAndLoad(const std::vector<int>& choice) {
+  if (skel_ != nullptr) tripline_probe__destroy(skel_);
+  skel_ = nullptr;
+  TL_ASSIGN_OR_RETURN(skel_, OpenConfigured(options_));
+  // The chosen variant of each family on (choice -1: family off).
+  const auto& families = Families();
   for (size_t f = 0; f < families.size(); ++f) {
     if (choice[f] < 0) continue;
-    for (const char* name : families[f].variants[static_cast<size_t>(choice[f])].programs) {
-      prog = bpf_object__find_program_by_name(skel_->obj, name);
+    for (const char* name : LoadedPrograms(families[f].variants[static_cast<size_t>(choice[f])])) {
+      bpf_program* prog = bpf_object__find_program_by_name(skel_->obj, name);
       if (prog == nullptr) return Status::Internal(std::string("no BPF program ") + name);
       bpf_program__set_autoload(prog, true);
     }
   }
-  err = tripline_probe__load(skel_);
+  int err = tripline_probe__load(skel_);
   if (err != 0) return Status::FromErrno(err, "load BPF programs");
   return Status::Ok();
+}
+
+Status BpfProbe::FillSysExitHandlers(const std::vector<int>& choice) {
+  const auto& families = Families();
+  for (size_t f = 0; f < families.size(); ++f) {
+    if (choice[f] < 0) continue;
+    const Variant& v = families[f].variants[static_cast<size_t>(choice[f])];
+    if (v.sys_exit_handler == nullptr) continue;
+    bpf_program* prog = bpf_object__find_program_by_name(skel_->obj, v.sys_exit_handler);
+    const int fd = prog != nullptr ? bpf_program__fd(prog) : -1;
+    if (fd < 0) return Status::Internal(std::string("handler not loaded: ") + v.sys_exit_handler);
+    const uint32_t slot = static_cast<uint32_t>(v.sys_exit_slot);
+    int err = bpf_map__update_elem(skel_->maps.tl_sys_exit_handlers, &slot, sizeof(slot), &fd,
+                                   sizeof(fd), BPF_ANY);
+    if (err != 0)
+      return Status::FromErrno(err, std::string("sys_exit slot for ") + families[f].name);
+  }
+  return Status::Ok();
+}
+
+std::vector<std::pair<std::string, uint64_t>> BpfProbe::VerifiedInstructions() const {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  if (skel_ == nullptr) return out;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    if (bpf_program__fd(prog) < 0) continue;
+    out.emplace_back(bpf_program__name(prog), ProgramVerifiedInsns(prog));
+  }
+  return out;
 }
 
 Result<std::unique_ptr<BpfProbe>> BpfProbe::Open(const ProbeOptions& options) {
@@ -240,51 +422,58 @@ Result<std::unique_ptr<BpfProbe>> BpfProbe::Open(const ProbeOptions& options) {
 
   std::unique_ptr<BpfProbe> probe(new BpfProbe(options));
   const auto& families = Families();
-  // Per family: index of the variant to load, -1 when off. Starts at the first variant
-  // whose kernel functions and tracepoints exist.
+  const size_t pam = families.size() - 1;
+  // Per family: index of the variant to load, -1 when off; why the better variants are not
+  // used, and what would bring back the preferred one.
   std::vector<int> choice(families.size(), -1);
-  std::vector<std::string> why_off(families.size());
+  std::vector<std::string> why(families.size()), remedy(families.size());
+  std::vector<std::vector<bool>> usable(families.size());
 
   btf* vmlinux = btf__load_vmlinux_btf();
   if (vmlinux == nullptr) {
     return Status::Unsupported("kernel BTF (/sys/kernel/btf/vmlinux) not available");
   }
+  const Status trampolines = options.avoid_trampolines ? Status::Ok() : CheckTrampolines(vmlinux);
   for (size_t f = 0; f < families.size(); ++f) {
-    for (size_t v = 0; v < families[f].variants.size() && choice[f] < 0; ++v) {
-      bool ok = true;
-      for (const auto& [name, kind] : families[f].variants[v].kernel_needs) {
-        if (btf__find_by_name_kind(vmlinux, name, kind) < 0) {
-          why_off[f] += std::string(why_off[f].empty() ? "" : "; ") + "kernel has no " + name;
-          ok = false;
-          break;
+    for (size_t v = 0; v < families[f].variants.size(); ++v) {
+      const Variant& variant = families[f].variants[v];
+      Obstacle o = ObstacleFor(variant, vmlinux, trampolines, options);
+      usable[f].push_back(o.why.empty());
+      if (!o.why.empty()) {
+        if (choice[f] < 0) {
+          Append(why[f], std::string(variant.label) + " not used: " + o.why);
+          if (remedy[f].empty()) remedy[f] = o.remedy;
         }
+      } else if (choice[f] < 0) {
+        choice[f] = static_cast<int>(v);
       }
-      if (ok) choice[f] = static_cast<int>(v);
     }
   }
   btf__free(vmlinux);
 
   // What the host lacks.
-  const size_t pam = families.size() - 1;
   Result<std::string> libpam = LocateLibpam(options.libpam_path);
   if (libpam.ok()) {
     probe->libpam_path_ = *libpam;
   } else {
     choice[pam] = -1;
-    why_off[pam] = libpam.status().message();
+    why[pam] = libpam.status().message();
+    remedy[pam] = "install libpam (Debian: libpam0g) or name it with the sensor's libpam_path";
   }
 
   Status st = probe->OpenAndLoad(choice);
   if (!st.ok()) {
-    // Find, family by family, the first variant this kernel accepts (the verifier, or an
-    // LSM refusing an attach type, fails the whole load). Only when no family loads at all
-    // is it an error (typically EPERM without CAP_BPF/CAP_SYS_ADMIN).
-    TL_LOG(INFO) << "BPF load failed (" << st.ToString() << "), probing families one by one";
+    // Some program was refused (by the verifier, or by an LSM refusing an attach type),
+    // which fails the whole load. Find, family by family, the first usable variant this
+    // kernel accepts. Only when no family loads at all is it an error (typically EPERM
+    // without CAP_BPF/CAP_SYS_ADMIN).
+    TL_LOG(WARNING) << "BPF load failed (" << st.ToString() << "), probing families one by one";
     bool any = false;
     for (size_t f = 0; f < families.size(); ++f) {
       if (choice[f] < 0) continue;
       int chosen = -1;
       for (size_t v = static_cast<size_t>(choice[f]); v < families[f].variants.size(); ++v) {
+        if (!usable[f][v]) continue;
         std::vector<int> alone(families.size(), -1);
         alone[f] = static_cast<int>(v);
         Status s = probe->OpenAndLoad(alone);
@@ -292,8 +481,8 @@ Result<std::unique_ptr<BpfProbe>> BpfProbe::Open(const ProbeOptions& options) {
           chosen = static_cast<int>(v);
           break;
         }
-        why_off[f] += std::string(why_off[f].empty() ? "" : "; ") + families[f].variants[v].label +
-                      " refused: " + s.ToString();
+        Append(why[f], std::string(families[f].variants[v].label) + " refused: " + s.ToString());
+        if (remedy[f].empty()) remedy[f] = kVerifierRemedy;
       }
       choice[f] = chosen;
       any = any || chosen >= 0;
@@ -301,21 +490,8 @@ Result<std::unique_ptr<BpfProbe>> BpfProbe::Open(const ProbeOptions& options) {
     if (!any) return st;
     TL_RETURN_IF_ERROR(probe->OpenAndLoad(choice));
   }
-  for (size_t f = 0; f < families.size(); ++f) {
-    if (choice[f] < 0) {
-      probe->disabled_.push_back(std::string(families[f].name) + ": " + why_off[f]);
-    } else if (choice[f] > 0) {
-      probe->degraded_.push_back(std::string(families[f].name) + ": using " +
-                                 families[f].variants[static_cast<size_t>(choice[f])].label + " (" +
-                                 why_off[f] + ")");
-    }
-  }
-  std::vector<std::string> off;
-  for (size_t f = 0; f < families.size(); ++f) {
-    if (choice[f] < 0) off.push_back(families[f].name);
-  }
+  TL_RETURN_IF_ERROR(probe->FillSysExitHandlers(choice));
 
-  if (Contains(off, "login-pam")) probe->libpam_path_.clear();
   probe->boot_to_wall_ns_ = MeasureBootToWall();
   TL_RETURN_IF_ERROR(probe->FillPathTable());
   for (uint32_t tgid : options.listener_tgids) {
@@ -327,24 +503,72 @@ Result<std::unique_ptr<BpfProbe>> BpfProbe::Open(const ProbeOptions& options) {
   TL_RETURN_IF_ERROR(probe->RefreshUtmpFiles());
 
   // Attach everything that loaded, each program once (families share tl_sys_exit); a hook
-  // that will not attach is reported, not fatal.
+  // that will not attach turns its family off, reported, not fatal.
   std::vector<std::string_view> attached;
+  std::vector<std::string> attach_error(families.size());
   for (size_t f = 0; f < families.size(); ++f) {
     if (choice[f] < 0 || f == pam) continue;
     for (const char* prog_name : families[f].variants[static_cast<size_t>(choice[f])].programs) {
       if (Contains(attached, prog_name)) continue;
-      attached.push_back(prog_name);
       bpf_program* prog = bpf_object__find_program_by_name(probe->skel_->obj, prog_name);
       bpf_link* link = prog != nullptr ? bpf_program__attach(prog) : nullptr;
       if (link == nullptr) {
-        probe->disabled_.push_back(std::string(families[f].name) + ": attach " + prog_name + ": " +
-                                   std::strerror(errno));
+        Append(attach_error[f], std::string("attach ") + prog_name + ": " + std::strerror(errno));
         continue;
       }
+      attached.push_back(prog_name);
       probe->links_.push_back(link);
     }
   }
-  if (!Contains(off, "login-pam")) TL_RETURN_IF_ERROR(probe->AttachPam());
+  Status pam_attached = choice[pam] >= 0 ? probe->AttachPam() : Status::Ok();
+  if (!pam_attached.ok()) attach_error[pam] = pam_attached.message();
+  if (choice[pam] < 0 || !pam_attached.ok()) probe->libpam_path_.clear();
+
+  for (size_t f = 0; f < families.size(); ++f) {
+    FamilyStatus fs;
+    fs.name = families[f].name;
+    if (choice[f] >= 0 && attach_error[f].empty()) {
+      const Variant& v = families[f].variants[static_cast<size_t>(choice[f])];
+      fs.state = v.fallback ? FamilyStatus::State::kDegraded : FamilyStatus::State::kLive;
+      fs.hooks = v.label;
+      if (choice[f] > 0) {
+        fs.reason = why[f];
+        fs.remedy = remedy[f];
+      }
+    } else {
+      fs.state = FamilyStatus::State::kDisabled;
+      fs.reason = why[f];
+      fs.remedy = remedy[f];
+      if (!attach_error[f].empty()) {
+        Append(fs.reason, attach_error[f]);
+        fs.remedy = "see the kernel log (dmesg): the kernel refused to attach the hook";
+      }
+      if (fs.reason.empty()) fs.reason = "no variant of it can run on this kernel";
+    }
+    switch (fs.state) {
+      case FamilyStatus::State::kDisabled:
+        probe->disabled_.push_back(fs.name + ": " + fs.reason);
+        TL_LOG(ERROR) << "hook family " << fs.name
+                      << " DISABLED, the sensor sees none of it: " << fs.reason
+                      << ". Remedy: " << fs.remedy;
+        break;
+      case FamilyStatus::State::kDegraded:
+        probe->degraded_.push_back(fs.name + ": using " + fs.hooks + " (" + fs.reason + ")");
+        TL_LOG(ERROR) << "hook family " << fs.name << " DEGRADED to " << fs.hooks << ": "
+                      << fs.reason << ". Remedy: " << fs.remedy;
+        break;
+      case FamilyStatus::State::kLive:
+        if (!fs.reason.empty()) {
+          TL_LOG(INFO) << "hook family " << fs.name << " live on " << fs.hooks << " (" << fs.reason
+                       << ")";
+        }
+        break;
+    }
+    probe->families_.push_back(std::move(fs));
+  }
+  for (const auto& [name, insns] : probe->VerifiedInstructions()) {
+    TL_LOG(DEBUG) << "program " << name << ": " << insns << " instructions verified";
+  }
 
   probe->priority_rb_ = ring_buffer__new(bpf_map__fd(probe->skel_->maps.tl_priority),
                                          &BpfProbe::OnSample, probe.get(), nullptr);
@@ -361,16 +585,65 @@ Result<std::unique_ptr<BpfProbe>> BpfProbe::Open(const ProbeOptions& options) {
       return Status::FromErrno(errno, "epoll_ctl ring buffer");
     }
   }
-  for (const std::string& d : probe->disabled_) {
-    TL_LOG(WARNING) << "probe disabled: " << d;
-  }
-  for (const std::string& d : probe->degraded_) {
-    TL_LOG(INFO) << "probe fallback: " << d;
-  }
-  // Loading (and, where trampolines are refused, loading again with the fallbacks) leaves
+  // Loading (and, where a program is refused, loading again family by family) leaves
   // ~11 MB of freed libbpf heap that glibc would otherwise keep resident for good.
   malloc_trim(0);
   return probe;
+}
+
+Result<std::vector<ProgramVerification>> MeasureVerification(const ProbeOptions& options) {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (vmlinux == nullptr) {
+    return Status::Unsupported("kernel BTF (/sys/kernel/btf/vmlinux) not available");
+  }
+  const Status trampolines = CheckTrampolines(vmlinux);
+  std::vector<ProgramVerification> out;
+  for (const Family& family : Families()) {
+    for (const Variant& variant : family.variants) {
+      const Obstacle o = ObstacleFor(variant, vmlinux, trampolines, options);
+      for (const char* name : LoadedPrograms(variant)) {
+        ProgramVerification pv;
+        pv.family = family.name;
+        pv.variant = variant.label;
+        pv.program = name;
+        if (!o.why.empty()) {
+          pv.error = "not loaded: " + o.why;
+          out.push_back(std::move(pv));
+          continue;
+        }
+        // Each program alone, so each one's count and error are its own.
+        Result<tripline_probe*> skel = OpenConfigured(options);
+        if (!skel.ok()) {
+          btf__free(vmlinux);
+          return skel.status();
+        }
+        bpf_program* prog = bpf_object__find_program_by_name((*skel)->obj, name);
+        if (prog == nullptr) {
+          tripline_probe__destroy(*skel);
+          btf__free(vmlinux);
+          return Status::Internal(std::string("no BPF program ") + name);
+        }
+        std::vector<char> log(1 << 16, '\0');
+        bpf_program__set_autoload(prog, true);
+        bpf_program__set_log_buf(prog, log.data(), log.size());
+        bpf_program__set_log_level(prog, 4);  // statistics only
+        const auto t0 = std::chrono::steady_clock::now();
+        const int err = tripline_probe__load(*skel);
+        pv.load_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        pv.loaded = err == 0;
+        pv.insns =
+            ParseProcessedInsns(std::string_view(log.data(), strnlen(log.data(), log.size())));
+        if (pv.loaded && pv.insns == 0) pv.insns = ProgramVerifiedInsns(prog);
+        if (!pv.loaded) pv.error = Status::FromErrno(err, "load").ToString();
+        tripline_probe__destroy(*skel);
+        out.push_back(std::move(pv));
+      }
+    }
+  }
+  btf__free(vmlinux);
+  return out;
 }
 
 Status BpfProbe::AttachPam() {
@@ -406,9 +679,7 @@ Status BpfProbe::AttachPam() {
                               " in " + libpam_path_ + ": " + std::strerror(errno);
       if (h.required) {
         for (bpf_link* l : pam_links) bpf_link__destroy(l);
-        disabled_.push_back("login-pam: " + why);
-        libpam_path_.clear();
-        return Status::Ok();
+        return Status::Unsupported(why);
       }
       TL_LOG(INFO) << "optional PAM hook not attached: " << why;
       continue;

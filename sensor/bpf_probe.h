@@ -45,7 +45,53 @@ struct ProbeOptions {
   std::string wtmp_path = "/var/log/wtmp";
   // Processes whose accepted connections are reported besides those named "sshd*".
   std::vector<uint32_t> listener_tgids = {};
+  // Pass over the preferred variants, as if the kernel refused them: trampolines
+  // (fentry/fexit: the families fall back to syscall tracepoints) and the bpf_rdonly_cast
+  // kfunc (the programs read kernel objects with probe reads). For tests and measurements,
+  // so that every variant runs on a kernel that would pick another.
+  bool avoid_trampolines = false;
+  bool avoid_kfuncs = false;
 };
+
+// How one hook family runs on this host.
+struct FamilyStatus {
+  enum class State { kLive, kDegraded, kDisabled };
+  std::string name;  // "file", "exec", "io_uring", "net", "login-utmp", "login-pam"
+  State state = State::kDisabled;
+  // kLive: the family sees all it is built to see, on `hooks` (its preferred variant, or
+  // the same hooks reading kernel memory with helper calls where the kernel lacks a kfunc:
+  // "fentry, probe reads"). kDegraded: it runs on a fallback that misses some of it.
+  // kDisabled: it sees nothing.
+  std::string hooks;   // the variant that runs; empty when disabled
+  std::string reason;  // why not the preferred variant, or why off; empty when preferred
+  std::string remedy;  // what would bring the preferred variant back
+};
+
+const char* FamilyStateName(FamilyStatus::State state);  // "live", "degraded", "disabled"
+
+// What the verifier made of one program (bpftool's veristat, for Tripline's programs).
+struct ProgramVerification {
+  std::string family;
+  std::string variant;
+  std::string program;
+  bool loaded = false;
+  // Instructions the verifier processed (its budget is 1,000,000 per program): from its
+  // statistics line, or bpf_prog_info.verified_insns; 0 when it said neither.
+  uint64_t insns = 0;
+  std::string error;  // why it did not load
+  double load_ms = 0;
+};
+
+// The verifier's budget, and the share of it any Tripline program may use: a program near
+// the limit is one the next kernel's verifier refuses.
+inline constexpr uint64_t kVerifierLimit = 1000000;
+inline constexpr uint64_t kVerifierBudget = kVerifierLimit / 4;
+
+// Loads every variant of every family that this kernel could run, each on its own (with the
+// read-only configuration `options` gives), and reports each program's verification. A
+// variant the kernel cannot run (missing function or kfunc, trampolines refused) is listed
+// with the reason and not loaded.
+Result<std::vector<ProgramVerification>> MeasureVerification(const ProbeOptions& options);
 
 struct ProbeCounters {
   uint64_t ringbuf_drops = 0;           // records lost to a full ring buffer, all types
@@ -80,6 +126,13 @@ class BpfProbe {
   // refused: ...)". Their records are the same; the notes say what they miss.
   const std::vector<std::string>& degraded() const { return degraded_; }
 
+  // Every family, in a fixed order, with how it runs here.
+  const std::vector<FamilyStatus>& families() const { return families_; }
+
+  // (program, instructions the verifier processed) of every loaded program; 0 where the
+  // kernel does not report it (before 5.16).
+  std::vector<std::pair<std::string, uint64_t>> VerifiedInstructions() const;
+
   // Add to a record's ktime_ns (CLOCK_BOOTTIME) to get wall-clock ns since the epoch.
   int64_t BootToWallOffsetNs() const { return boot_to_wall_ns_; }
 
@@ -96,9 +149,10 @@ class BpfProbe {
  private:
   explicit BpfProbe(const ProbeOptions& options);
   Status OpenAndLoad(const std::vector<int>& variant_by_family);
+  Status FillSysExitHandlers(const std::vector<int>& variant_by_family);
   Status FillPathTable();
   Status AttachAll();
-  Status AttachPam();
+  Status AttachPam();  // all or none of the required uprobes; an error says which failed
   void Teardown();
   static int OnSample(void* ctx, void* data, size_t size);
 
@@ -111,6 +165,7 @@ class BpfProbe {
   int epoll_fd_ = -1;
   std::vector<std::string> disabled_;
   std::vector<std::string> degraded_;
+  std::vector<FamilyStatus> families_;
   std::string libpam_path_;
   std::vector<std::pair<uint64_t, uint64_t>> utmp_ids_;  // (kernel dev, ino) in the map
   int64_t boot_to_wall_ns_ = 0;

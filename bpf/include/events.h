@@ -220,10 +220,11 @@ struct tl_path_rule {
 	__u32 match;   /* enum tl_path_match */
 };
 
-/* Hook families the shared tp_btf/sys_exit program serves (rodata tl_sys_exit_families). */
-#define TL_SYSX_FILE 0x1
-#define TL_SYSX_UTMP 0x2
-#define TL_SYSX_NET 0x4
+/* Slots of tl_sys_exit_handlers: the family handler the sys_exit dispatcher tail-calls. */
+#define TL_SYSX_SLOT_FILE 0 /* open, creat, openat, openat2 */
+#define TL_SYSX_SLOT_UTMP 1 /* write, pwrite64 */
+#define TL_SYSX_SLOT_NET 2  /* connect, accept, accept4 */
+#define TL_SYSX_SLOTS 3
 
 /*
  * Prefilter in front of the path tries, so that opens of files that cannot match any rule

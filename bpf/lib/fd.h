@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * From a file descriptor of the current task to its struct file, its path and its socket.
- * Used by the syscall-tracepoint programs, where neither the struct file nor bpf_d_path is
- * available.
+ * From a file descriptor of the current task to its struct file and its socket. Used by the
+ * syscall-tracepoint programs, where the hooked function's arguments are not at hand.
  */
 #ifndef TRIPLINE_BPF_LIB_FD_H
 #define TRIPLINE_BPF_LIB_FD_H
@@ -11,10 +10,6 @@
 
 #define TL_S_IFMT 00170000
 #define TL_S_IFSOCK 0140000
-#define TL_MAX_PATH_COMPONENTS 32
-
-/* Reads a kernel object through a BTF-typed, read-only pointer (Linux 6.2+). */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 /*
  * The address of the struct file behind descriptor `fd` of `task` (the current task, from
@@ -38,12 +33,10 @@ static __always_inline __u64 tl_fd_file_addr(struct task_struct *task, long fd)
 	return file;
 }
 
-/* The same as a read-only BTF pointer: its fields are plain loads, not helper calls. */
+/* The same as a pointer to read with BPF_CORE_READ, or NULL. */
 static __always_inline struct file *tl_fd_file(struct task_struct *task, long fd)
 {
-	__u64 file = tl_fd_file_addr(task, fd);
-
-	return file ? bpf_rdonly_cast((void *)file, bpf_core_type_id_kernel(struct file)) : NULL;
+	return (struct file *)tl_fd_file_addr(task, fd);
 }
 
 /* The TCP socket behind `file`, or NULL. */
@@ -59,76 +52,6 @@ static __always_inline struct sock *tl_file_tcp_sock(struct file *file)
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != TL_IPPROTO_TCP)
 		return NULL;
 	return sk;
-}
-
-/*
- * Writes the absolute path of (dentry, vfsmnt) into out->data (NUL-terminated) by walking
- * dentries up to the root of the task's mount tree, at most TL_MAX_PATH_COMPONENTS deep;
- * `scratch` needs 2 * TL_PATH_LEN bytes. Returns the length, or -1 when the path does not
- * fit or is deeper. Like d_path relative to the namespace root, but does not stop at a
- * chroot.
- */
-static __always_inline long tl_path_build(struct dentry *dentry_in, struct vfsmount *vfsmnt_in,
-					  struct tl_path_key *out, char *scratch)
-{
-	/* Read-only BTF pointers: plain loads instead of a helper call per field. */
-	struct dentry *dentry = bpf_rdonly_cast(dentry_in, bpf_core_type_id_kernel(struct dentry));
-	struct mount *mnt =
-	    bpf_rdonly_cast((void *)vfsmnt_in - bpf_core_field_offset(struct mount, mnt),
-			    bpf_core_type_id_kernel(struct mount));
-	__u32 pos = TL_PATH_LEN - 1;
-	long len;
-
-	scratch[TL_PATH_LEN - 1] = 0;
-	for (int i = 0; i < TL_MAX_PATH_COMPONENTS; i++) {
-		struct dentry *mnt_root = mnt->mnt.mnt_root;
-		struct dentry *parent = dentry->d_parent;
-		__u32 name_len;
-
-		if (dentry == mnt_root || dentry == parent) {
-			struct mount *up = mnt->mnt_parent;
-
-			if (dentry != mnt_root || up == mnt || !up)
-				goto done; /* the root of the tree */
-			dentry = mnt->mnt_mountpoint;
-			mnt = up;
-			continue;
-		}
-		name_len = dentry->d_name.len;
-		if (name_len == 0 || name_len + 1 > pos)
-			return -1;
-		pos -= name_len;
-		TL_BARRIER_VAR(pos);
-		pos &= TL_PATH_LEN - 1;
-		name_len &= TL_PATH_LEN - 1;
-		if (bpf_probe_read_kernel(&scratch[pos], name_len, dentry->d_name.name))
-			return -1;
-		pos -= 1;
-		pos &= TL_PATH_LEN - 1;
-		scratch[pos] = '/';
-		dentry = parent;
-	}
-	return -1; /* deeper than we walk */
-done:
-	if (pos == TL_PATH_LEN - 1) {
-		out->data[0] = '/';
-		out->data[1] = 0;
-		return 1;
-	}
-	len = TL_PATH_LEN - 1 - pos;
-	TL_BARRIER_VAR(len);
-	if (len <= 0 || len >= TL_PATH_LEN)
-		return -1;
-	if (bpf_probe_read_kernel(out->data, len + 1, &scratch[pos & (TL_PATH_LEN - 1)]))
-		return -1;
-	return len;
-}
-
-/* The absolute path of `file`, as tl_path_build. */
-static __always_inline long tl_file_path(struct file *file, struct tl_path_key *out, char *scratch)
-{
-	return tl_path_build(BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
-			     out, scratch);
 }
 
 #endif /* TRIPLINE_BPF_LIB_FD_H */

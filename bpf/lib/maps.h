@@ -29,12 +29,6 @@ TL_RODATA(__u32, tl_target_uts_inum);
 TL_RODATA(__u32, tl_self_tgid);
 /* Cap on exec arguments reported (the decoder applies it; bytes are capped here). */
 TL_RODATA(__u32, tl_exec_max_args);
-/*
- * Hook families served by the one tp_btf/sys_exit program (TL_SYSX_* bits), on kernels that
- * refuse trampolines. Families whose fentry programs loaded are left out.
- */
-TL_RODATA(__u32, tl_sys_exit_families);
-
 /* ---- output ---- */
 
 /* Bulk records (file opens, execs). Size set by the loader (ProbeOptions::ringbuf_bytes). */
@@ -59,6 +53,21 @@ TL_MAP struct {
 	__type(key, __u32);
 	__type(value, struct tl_counters);
 } tl_counters_map SEC(".maps");
+
+/* ---- the tp_btf/sys_exit fallback ---- */
+
+/*
+ * The handlers tl_sys_exit (sys_exit.bpf.c) tail-calls, by TL_SYSX_SLOT_*: one program per
+ * hook family that fell back to the syscall tracepoint, put here by the loader. An empty
+ * slot (the family runs on its preferred hooks, or is off) costs the dispatcher nothing but
+ * the failed tail call.
+ */
+TL_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, TL_SYSX_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} tl_sys_exit_handlers SEC(".maps");
 
 /* ---- sensitive-path table, filled by the loader ---- */
 

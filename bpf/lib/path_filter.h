@@ -18,7 +18,7 @@
 #ifndef TRIPLINE_BPF_LIB_PATH_FILTER_H
 #define TRIPLINE_BPF_LIB_PATH_FILTER_H
 
-#include "fd.h"
+#include "kptr.h"
 #include "maps.h"
 
 /* Components plus mount crossings walked before giving up (and matching the slow way). */
@@ -27,8 +27,7 @@
 /* The struct mount that embeds `vfsmnt`, as a read-only BTF pointer. */
 static __always_inline struct mount *tl_real_mount(struct vfsmount *vfsmnt)
 {
-	return bpf_rdonly_cast((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt),
-			       bpf_core_type_id_kernel(struct mount));
+	return TL_KPTR(mount, (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
 }
 
 /*
@@ -39,11 +38,11 @@ static __always_inline bool tl_name_hits(struct dentry *d, __u32 depth, __u64 le
 {
 	struct tl_name_key key = {};
 
-	key.len = d->d_name.len;
+	key.len = TL_KLOAD(d, d_name.len);
 	if (!((len_mask >> TL_LEN_BIT(key.len)) & 1))
 		return false;
 	key.depth = depth;
-	if (bpf_probe_read_kernel_str(key.head, sizeof(key.head), d->d_name.name) < 0)
+	if (bpf_probe_read_kernel_str(key.head, sizeof(key.head), TL_KLOAD(d, d_name.name)) < 0)
 		return true;
 	return bpf_map_lookup_elem(&tl_name_triggers, &key) != NULL;
 }
@@ -69,10 +68,10 @@ struct tl_walk {
  */
 static __always_inline int tl_walk_up(struct tl_walk *w)
 {
-	struct dentry *d = bpf_rdonly_cast(w->d, bpf_core_type_id_kernel(struct dentry));
-	struct mount *m = bpf_rdonly_cast(w->m, bpf_core_type_id_kernel(struct mount));
-	struct dentry *parent = d->d_parent;
-	struct dentry *mnt_root = m->mnt.mnt_root;
+	struct dentry *d = TL_KPTR(dentry, w->d);
+	struct mount *m = TL_KPTR(mount, w->m);
+	struct dentry *parent = TL_KLOAD(d, d_parent);
+	struct dentry *mnt_root = TL_KLOAD(m, mnt.mnt_root);
 	struct mount *up;
 
 	if (d != mnt_root && d != parent) {
@@ -81,10 +80,10 @@ static __always_inline int tl_walk_up(struct tl_walk *w)
 	}
 	if (d != mnt_root)
 		return -1; /* the root of a tree that is not mounted (pipes, sockets, ...) */
-	up = m->mnt_parent;
+	up = TL_KLOAD(m, mnt_parent);
 	if (!up || up == m)
 		return -1; /* the root of the namespace */
-	w->d = m->mnt_mountpoint;
+	w->d = TL_KLOAD(m, mnt_mountpoint);
 	w->m = up;
 	return 0;
 }
@@ -106,9 +105,11 @@ static long tl_count_step(__u32 i, void *ctx)
 	if (step == 0)
 		return 0;
 	w->level++;
-	d = bpf_rdonly_cast(w->d, bpf_core_type_id_kernel(struct dentry));
-	if (((w->len_mask >> TL_LEN_BIT(d->d_name.len)) & 1) && w->level < 64)
-		w->cand |= 1ULL << w->level;
+	d = TL_KPTR(dentry, w->d);
+	/* level < TL_WALK_STEPS < 64. No test of it against a constant here: the verifier
+	 * would then track its exact value and check this step once per value. */
+	if ((w->len_mask >> TL_LEN_BIT(TL_KLOAD(d, d_name.len))) & 1)
+		w->cand |= 1ULL << (w->level & 63);
 	return 0;
 }
 
@@ -131,31 +132,42 @@ static long tl_trigger_step(__u32 i, void *ctx)
 		return 1;
 	}
 	if (level <= TL_TRIGGER_MAX_DEPTH && ((w->depth_mask >> level) & 1) &&
-	    tl_name_hits(bpf_rdonly_cast(w->d, bpf_core_type_id_kernel(struct dentry)), level,
-			 w->len_mask)) {
+	    tl_name_hits(TL_KPTR(dentry, w->d), level, w->len_mask)) {
 		w->result = 2;
 		return 1;
 	}
 	return 0;
 }
 
-/* Whether an ancestor marked in `cand` (a path of `depth` components) is at a trigger depth. */
+/* `v` with its 64 bits in reverse order. */
+static __always_inline __u64 tl_bit_reverse(__u64 v)
+{
+	v = ((v >> 1) & 0x5555555555555555ULL) | ((v & 0x5555555555555555ULL) << 1);
+	v = ((v >> 2) & 0x3333333333333333ULL) | ((v & 0x3333333333333333ULL) << 2);
+	v = ((v >> 4) & 0x0f0f0f0f0f0f0f0fULL) | ((v & 0x0f0f0f0f0f0f0f0fULL) << 4);
+	v = ((v >> 8) & 0x00ff00ff00ff00ffULL) | ((v & 0x00ff00ff00ff00ffULL) << 8);
+	v = ((v >> 16) & 0x0000ffff0000ffffULL) | ((v & 0x0000ffff0000ffffULL) << 16);
+	return (v >> 32) | (v << 32);
+}
+
+/*
+ * Whether an ancestor marked in `cand` (bit i: i components up, 1 <= i <= depth) of a path
+ * of `depth` components is at a depth from the root (depth - i, at least 1) that
+ * `depth_mask` names. Bit arithmetic, no branch on `depth`: a branch the verifier can decide
+ * makes it track `depth` exactly, and with it the walk that counted it, step by step.
+ */
 static __always_inline bool tl_candidate_at_depth(__u64 cand, int depth, __u32 depth_mask)
 {
-	for (int d = 1; d <= TL_TRIGGER_MAX_DEPTH; d++) {
-		if (d >= depth)
-			break;
-		if (((depth_mask >> d) & 1) && ((cand >> (depth - d)) & 1))
-			return true;
-	}
-	return false;
+	__u64 from_root = tl_bit_reverse(cand) >> ((63 - depth) & 63);
+
+	return (from_root & depth_mask & ~1ULL) != 0;
 }
 
 /* Starts a walk at the file itself. */
 static __always_inline void tl_walk_start(struct tl_walk *w, struct file *file)
 {
-	w->d = file->f_path.dentry;
-	w->m = tl_real_mount(file->f_path.mnt);
+	w->d = TL_KLOAD(file, f_path.dentry);
+	w->m = tl_real_mount(TL_KLOAD(file, f_path.mnt));
 	w->level = 0;
 	w->result = 0;
 	w->cand = 0;
@@ -166,10 +178,9 @@ static __always_inline void tl_walk_start(struct tl_walk *w, struct file *file)
  * none can. A global function: the verifier checks it once, not once per caller state (the
  * two walks would otherwise multiply with the states of the path rebuild that follows).
  */
-__noinline int tl_open_maybe_sensitive(__u64 file_addr)
+__noinline int TL_FN(tl_open_maybe_sensitive)(__u64 file_addr)
 {
-	struct file *file =
-	    bpf_rdonly_cast((void *)file_addr, bpf_core_type_id_kernel(struct file));
+	struct file *file = TL_KPTR(file, file_addr);
 	struct tl_path_filter *pf;
 	struct tl_walk w = {};
 	__u32 zero = 0;
@@ -180,7 +191,7 @@ __noinline int tl_open_maybe_sensitive(__u64 file_addr)
 	pf = bpf_map_lookup_elem(&tl_path_filter, &zero);
 	if (!pf || pf->match_all)
 		return 1;
-	if (tl_name_hits(file->f_path.dentry, 0, pf->file_len_mask))
+	if (tl_name_hits(TL_KLOAD(file, f_path.dentry), 0, pf->file_len_mask))
 		return 1;
 	if (!pf->depth_mask)
 		return 0;

@@ -10,6 +10,7 @@
 #define TRIPLINE_BPF_LIB_PATH_JOIN_H
 
 #include "fd.h"
+#include "path_build.h"
 #include "state.h"
 
 #define TL_AT_FDCWD -100

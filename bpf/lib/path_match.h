@@ -13,6 +13,23 @@
 
 #include "maps.h"
 
+/* Reverses len bytes of `in` into `out`, one bpf_loop step per byte. */
+struct tl_reverse {
+	const __u8 *in;
+	__u8 *out;
+	__u32 len;
+};
+
+static long tl_reverse_step(__u32 i, void *ctx)
+{
+	struct tl_reverse *r = ctx;
+
+	if (i >= r->len)
+		return 1;
+	r->out[i & (TL_PATH_LEN - 1)] = r->in[(r->len - 1 - i) & (TL_PATH_LEN - 1)];
+	return 0;
+}
+
 /*
  * `path->data` holds `len` bytes then a NUL (len < TL_PATH_LEN). `rev` is scratch space.
  * Returns the matching rule or NULL. Bytes after the NUL do not matter: no rule has a NUL
@@ -21,6 +38,7 @@
 static __always_inline struct tl_path_rule *tl_match_path(struct tl_path_key *path,
 							  struct tl_path_key *rev, __u32 len)
 {
+	struct tl_reverse r = {.in = path->data, .out = rev->data, .len = len};
 	struct tl_path_rule *rule;
 
 	if (len == 0 || len >= TL_PATH_LEN)
@@ -30,11 +48,7 @@ static __always_inline struct tl_path_rule *tl_match_path(struct tl_path_key *pa
 	if (rule)
 		return rule;
 
-	for (__u32 i = 0; i < TL_PATH_LEN - 1; i++) {
-		if (i >= len)
-			break;
-		rev->data[i] = path->data[(len - 1 - i) & (TL_PATH_LEN - 1)];
-	}
+	bpf_loop(TL_PATH_LEN - 1, tl_reverse_step, &r, 0);
 	rev->data[len & (TL_PATH_LEN - 1)] = 0;
 	rev->prefixlen = TL_PATH_LEN * 8;
 	return bpf_map_lookup_elem(&tl_path_suffix, rev);
