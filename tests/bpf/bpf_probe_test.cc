@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -103,6 +104,12 @@ class BpfProbeTest : public ::testing::Test {
     options.listener_tgids = {static_cast<uint32_t>(getpid())};
     options.btmp_path = *btmp_;
     options.wtmp_path = "";
+    // The suite runs once per variant the ctest registration names (tests/bpf/CMakeLists.txt):
+    // "best" (what this kernel picks), "probe-reads" (no kfunc), "fallback" (syscall
+    // tracepoints), "fallback-probe-reads".
+    const std::string variant = Variant();
+    options.avoid_kfuncs = variant.find("probe-reads") != std::string::npos;
+    options.avoid_trampolines = variant.rfind("fallback", 0) == 0;
     auto probe = BpfProbe::Open(options);
     if (!probe.ok()) {
       const auto code = probe.status().code();
@@ -113,6 +120,11 @@ class BpfProbeTest : public ::testing::Test {
       FAIL() << probe.status().ToString();
     }
     probe_ = std::move(probe).value().release();
+  }
+
+  static std::string Variant() {
+    const char* v = std::getenv("TRIPLINE_TEST_PROBE_VARIANT");
+    return v != nullptr ? v : "best";
   }
 
   static void TearDownTestSuite() {
@@ -163,6 +175,43 @@ TEST_F(BpfProbeTest, ReportsDisabledParts) {
   for (const std::string& d : probe_->disabled()) std::printf("disabled: %s\n", d.c_str());
   EXPECT_TRUE(probe_->disabled().empty());
   EXPECT_FALSE(probe_->libpam_path().empty());
+}
+
+// Every family runs, on the variant this suite asked for; TRIPLINE_EXPECT_HOOKS=fentry (the
+// kernel matrix, on kernels whose configuration allows trampolines) makes the preferred
+// hooks required where the suite did not avoid them.
+TEST_F(BpfProbeTest, EveryFamilyRunsOnTheVariantAsked) {
+  const std::string variant = Variant();
+  const char* expect = std::getenv("TRIPLINE_EXPECT_HOOKS");
+  const bool fentry_expected = expect != nullptr && std::string(expect) == "fentry";
+  std::map<std::string, FamilyStatus> by_name;
+  for (const FamilyStatus& f : probe_->families()) {
+    std::printf("%-10s %-8s %-33s %s\n", f.name.c_str(), FamilyStateName(f.state), f.hooks.c_str(),
+                f.reason.c_str());
+    by_name[f.name] = f;
+  }
+  ASSERT_EQ(by_name.size(), 6u);
+  for (const auto& [name, f] : by_name) {
+    EXPECT_NE(f.state, FamilyStatus::State::kDisabled) << name << ": " << f.reason;
+    if (f.state != FamilyStatus::State::kLive) {
+      EXPECT_FALSE(f.reason.empty()) << name;
+      EXPECT_FALSE(f.remedy.empty()) << name;
+    }
+  }
+  const bool probe_reads = variant.find("probe-reads") != std::string::npos;
+  EXPECT_EQ(by_name["file"].hooks.find("probe reads") != std::string::npos, probe_reads);
+  EXPECT_EQ(by_name["io_uring"].hooks.find("probe reads") != std::string::npos, probe_reads);
+  if (variant.rfind("fallback", 0) == 0) {
+    for (const char* name : {"file", "net", "login-utmp"}) {
+      EXPECT_EQ(by_name[name].hooks.rfind("syscall tracepoints", 0), 0u) << name;
+      EXPECT_EQ(by_name[name].state, FamilyStatus::State::kDegraded) << name;
+    }
+  } else if (fentry_expected) {
+    for (const char* name : {"file", "net", "login-utmp"}) {
+      EXPECT_EQ(by_name[name].hooks.rfind("fentry", 0), 0u) << name << ": " << by_name[name].reason;
+      EXPECT_EQ(by_name[name].state, FamilyStatus::State::kLive) << name;
+    }
+  }
 }
 
 TEST_F(BpfProbeTest, FileOpenReadAndWrite) {
