@@ -32,17 +32,18 @@ int BPF_PROG(tl_tcp_connect, struct sock *sk)
 
 /*
  * inet_csk_accept(sk, arg) since Linux 6.10, inet_csk_accept(sk, flags, err, kern) before:
- * the return value follows the arguments, so its slot depends on the signature.
+ * the return value follows the arguments, so its slot depends on the signature. The slot is
+ * read with a helper: a load from ctx at an offset chosen at run time (as clang compiles
+ * the choice of ctx[2] or ctx[4]) is refused ("dereference of modified ctx ptr").
  */
 SEC("fexit/inet_csk_accept")
 int tl_accept_exit(unsigned long long *ctx)
 {
-	struct sock *newsk;
+	__u32 slot = bpf_core_type_exists(struct proto_accept_arg) ? 2 : 4;
+	struct sock *newsk = NULL;
 
-	if (bpf_core_type_exists(struct proto_accept_arg))
-		newsk = (struct sock *)ctx[2];
-	else
-		newsk = (struct sock *)ctx[4];
+	if (bpf_probe_read_kernel(&newsk, sizeof(newsk), &ctx[slot]) != 0)
+		tl_count_helper_error();
 	tl_on_accept(newsk);
 	return 0;
 }

@@ -55,6 +55,10 @@ struct Family {
 };
 
 constexpr std::pair<const char*, int> kRdonlyCast = {"bpf_rdonly_cast", BTF_KIND_FUNC};
+// The file family keeps per-open state in task storage (5.11+) and walks paths with bpf_loop
+// (5.17+); kernels without them cannot run it (its map is then not even created).
+constexpr std::pair<const char*, int> kTaskStorage = {"bpf_task_storage_get", BTF_KIND_FUNC};
+constexpr std::pair<const char*, int> kLoop = {"bpf_loop", BTF_KIND_FUNC};
 constexpr std::pair<const char*, int> kSysExit = {"btf_trace_sys_exit", BTF_KIND_TYPEDEF};
 constexpr std::pair<const char*, int> kFork = {"btf_trace_sched_process_fork", BTF_KIND_TYPEDEF};
 constexpr std::pair<const char*, int> kExit = {"btf_trace_sched_process_exit", BTF_KIND_TYPEDEF};
@@ -64,22 +68,29 @@ const std::vector<Family>& Families() {
       {"file",
        {{"fentry",
          {"tl_openat_enter", "tl_file_open_check", "tl_openat_exit"},
-         {{"do_sys_openat2", BTF_KIND_FUNC}, {"security_file_open", BTF_KIND_FUNC}, kRdonlyCast},
+         {{"do_sys_openat2", BTF_KIND_FUNC},
+          {"security_file_open", BTF_KIND_FUNC},
+          kTaskStorage,
+          kLoop,
+          kRdonlyCast},
          true},
         {"fentry, probe reads",
          {"tl_openat_enter_compat", "tl_file_open_check_compat", "tl_openat_exit_compat"},
-         {{"do_sys_openat2", BTF_KIND_FUNC}, {"security_file_open", BTF_KIND_FUNC}},
+         {{"do_sys_openat2", BTF_KIND_FUNC},
+          {"security_file_open", BTF_KIND_FUNC},
+          kTaskStorage,
+          kLoop},
          true},
         {"syscall tracepoints",
          {"tl_sys_exit"},
-         {kSysExit, kRdonlyCast},
+         {kSysExit, kTaskStorage, kLoop, kRdonlyCast},
          false,
          true,
          "tl_sys_exit_file",
          TL_SYSX_SLOT_FILE},
         {"syscall tracepoints, probe reads",
          {"tl_sys_exit"},
-         {kSysExit},
+         {kSysExit, kTaskStorage, kLoop},
          false,
          true,
          "tl_sys_exit_file_compat",
@@ -91,10 +102,15 @@ const std::vector<Family>& Families() {
          {"tl_io_uring_complete"},
          {{"btf_trace_io_uring_complete", BTF_KIND_TYPEDEF},
           {"io_open", BTF_KIND_STRUCT},
+          kTaskStorage,
+          kLoop,
           kRdonlyCast}},
         {"tp_btf, probe reads",
          {"tl_io_uring_complete_compat"},
-         {{"btf_trace_io_uring_complete", BTF_KIND_TYPEDEF}, {"io_open", BTF_KIND_STRUCT}}}}},
+         {{"btf_trace_io_uring_complete", BTF_KIND_TYPEDEF},
+          {"io_open", BTF_KIND_STRUCT},
+          kTaskStorage,
+          kLoop}}}},
       {"net",
        {{"fentry",
          {"tl_tcp_connect", "tl_accept_exit", "tl_fork", "tl_exit"},
@@ -274,6 +290,10 @@ Result<tripline_probe*> OpenConfigured(const ProbeOptions& options) {
   }
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, skel->obj) bpf_program__set_autoload(prog, false);
+  // A map type the kernel does not have fails the whole load, even unused.
+  if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, nullptr) != 1) {
+    bpf_map__set_autocreate(skel->maps.tl_open_states, false);
+  }
   return skel;
 }
 
@@ -296,6 +316,11 @@ Obstacle ObstacleFor(const Variant& v, const btf* vmlinux, const Status& trampol
         return {"kernel has no bpf_rdonly_cast kfunc (Linux 6.2+)",
                 "Linux 6.2 or later, where the path walks read kernel memory without helper "
                 "calls"};
+      }
+      if (std::string_view(name) == kTaskStorage.first || std::string_view(name) == kLoop.first) {
+        return {
+            std::string("kernel has no ") + name + " (task storage: Linux 5.11+, bpf_loop: 5.17+)",
+            "Linux 5.17 or later"};
       }
       return {std::string("kernel has no ") + name,
               std::string("a kernel with BTF (CONFIG_DEBUG_INFO_BTF) that has ") + name};
@@ -591,7 +616,8 @@ Result<std::unique_ptr<BpfProbe>> BpfProbe::Open(const ProbeOptions& options) {
   return probe;
 }
 
-Result<std::vector<ProgramVerification>> MeasureVerification(const ProbeOptions& options) {
+Result<std::vector<ProgramVerification>> MeasureVerification(const ProbeOptions& options,
+                                                             const std::string& log_program) {
   btf* vmlinux = btf__load_vmlinux_btf();
   if (vmlinux == nullptr) {
     return Status::Unsupported("kernel BTF (/sys/kernel/btf/vmlinux) not available");
@@ -623,10 +649,11 @@ Result<std::vector<ProgramVerification>> MeasureVerification(const ProbeOptions&
           btf__free(vmlinux);
           return Status::Internal(std::string("no BPF program ") + name);
         }
-        std::vector<char> log(1 << 16, '\0');
+        const bool whole_log = log_program == name;
+        std::vector<char> log(whole_log ? (16 << 20) : (1 << 16), '\0');
         bpf_program__set_autoload(prog, true);
         bpf_program__set_log_buf(prog, log.data(), log.size());
-        bpf_program__set_log_level(prog, 4);  // statistics only
+        bpf_program__set_log_level(prog, whole_log ? (1 | 4) : 4);  // 4: statistics
         const auto t0 = std::chrono::steady_clock::now();
         const int err = tripline_probe__load(*skel);
         pv.load_ms =
@@ -637,6 +664,7 @@ Result<std::vector<ProgramVerification>> MeasureVerification(const ProbeOptions&
             ParseProcessedInsns(std::string_view(log.data(), strnlen(log.data(), log.size())));
         if (pv.loaded && pv.insns == 0) pv.insns = ProgramVerifiedInsns(prog);
         if (!pv.loaded) pv.error = Status::FromErrno(err, "load").ToString();
+        if (whole_log) pv.log.assign(log.data(), strnlen(log.data(), log.size()));
         tripline_probe__destroy(*skel);
         out.push_back(std::move(pv));
       }

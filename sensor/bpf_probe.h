@@ -80,6 +80,7 @@ struct ProgramVerification {
   uint64_t insns = 0;
   std::string error;  // why it did not load
   double load_ms = 0;
+  std::string log;  // the verifier's whole log, for the program MeasureVerification names
 };
 
 // The verifier's budget, and the share of it any Tripline program may use: a program near
@@ -91,7 +92,10 @@ inline constexpr uint64_t kVerifierBudget = kVerifierLimit / 4;
 // read-only configuration `options` gives), and reports each program's verification. A
 // variant the kernel cannot run (missing function or kfunc, trampolines refused) is listed
 // with the reason and not loaded.
-Result<std::vector<ProgramVerification>> MeasureVerification(const ProbeOptions& options);
+// With `log_program` set, that program's verification keeps the verifier's whole log (level 1,
+// up to 16 MiB) instead of its statistics alone.
+Result<std::vector<ProgramVerification>> MeasureVerification(const ProbeOptions& options,
+                                                             const std::string& log_program = "");
 
 struct ProbeCounters {
   uint64_t ringbuf_drops = 0;           // records lost to a full ring buffer, all types

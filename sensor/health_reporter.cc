@@ -20,6 +20,7 @@ SensorHealth HealthReporter::Report(int64_t now_mono_ns, const ExternalCounters&
   h.helper_errors = external.helper_errors;
   h.spool_drops = external.spool_drops;
   h.disabled_programs = external.disabled_programs;
+  h.families = external.families;
   h.decode_errors = decode_errors_;
   h.rss_bytes = rss_bytes;
   h.uptime_seconds = static_cast<uint64_t>((now_mono_ns - start_ns_) / kNanosPerSecond);
@@ -55,6 +56,9 @@ std::string HealthReporter::Summary(const SensorHealth& h) {
       << h.decode_errors << " decode errors, " << h.spool_drops << " spool drops, rss "
       << (h.rss_bytes >> 20) << " MiB, up " << h.uptime_seconds << " s";
   if (!h.disabled_programs.empty()) out << ", " << h.disabled_programs.size() << " disabled";
+  for (const HookFamilyStatus& f : h.families) {
+    if (f.state != "live") out << ", " << f.name << " " << f.state;
+  }
   return out.str();
 }
 

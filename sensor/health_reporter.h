@@ -23,6 +23,7 @@ struct ExternalCounters {
   uint64_t helper_errors = 0;
   uint64_t spool_drops = 0;
   std::vector<std::string> disabled_programs;
+  std::vector<HookFamilyStatus> families;  // every hook family and how it runs
 };
 
 class HealthReporter {

@@ -128,11 +128,14 @@ int Main(int argc, char** argv) {
     TL_LOG(ERROR) << "cannot load the BPF probes: " << probe.status().ToString();
     return 1;
   }
-  for (const std::string& d : (*probe)->disabled()) {
-    TL_LOG(WARNING) << "disabled: " << d;
+  // Disabled and degraded families were logged as errors, with the remedy, by the probe.
+  std::string families;
+  for (const FamilyStatus& f : (*probe)->families()) {
+    families += (families.empty() ? "" : ", ") + f.name + " " + FamilyStateName(f.state);
+    if (!f.hooks.empty()) families += " (" + f.hooks + ")";
   }
-  TL_LOG(INFO) << "probes attached; " << (*probe)->disabled().size() << " disabled, "
-               << (*probe)->sensitive_paths().size() << " sensitive paths, libpam "
+  TL_LOG(INFO) << "probes attached: " << families << "; " << (*probe)->sensitive_paths().size()
+               << " sensitive paths, libpam "
                << ((*probe)->libpam_path().empty() ? "(none)" : (*probe)->libpam_path());
 
   SensorDaemon daemon(*settings, *identity, std::move(*probe), host_files, proc_files,

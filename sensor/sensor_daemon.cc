@@ -104,6 +104,9 @@ Status SensorDaemon::EmitHealth() {
   ext.helper_errors = pc.helper_errors + pc.state_errors;
   ext.spool_drops = sink_.dropped();
   ext.disabled_programs = probe_->disabled();
+  for (const FamilyStatus& f : probe_->families()) {
+    ext.families.push_back({f.name, FamilyStateName(f.state), f.hooks, f.reason, f.remedy});
+  }
   TL_ASSIGN_OR_RETURN(SensorHealth h, pipeline_.EmitHealth(ext));
   TL_LOG(INFO) << HealthReporter::Summary(h);
   return Status::Ok();
@@ -113,7 +116,9 @@ Status SensorDaemon::Run(const std::atomic<bool>& stop) {
   if (probe_ == nullptr) return Status::Aborted("probe already detached");
   const int64_t health_every = static_cast<int64_t>(health_interval_s_) * kNanosPerSecond;
   const int64_t posture_every = static_cast<int64_t>(posture_interval_s_) * kNanosPerSecond;
-  int64_t next_health = clock_.MonotonicNs() + health_every;
+  // The first report goes out at once: which hook families run here is news the aggregator
+  // (and triplinectl stats) should have before the first interval is over.
+  int64_t next_health = clock_.MonotonicNs();
   int64_t next_posture = clock_.MonotonicNs();
   const std::function<void(std::span<const uint8_t>)> on_record =
       [this](std::span<const uint8_t> r) { OnRecord(r); };

@@ -5,7 +5,9 @@
 // of the verifier's 1,000,000), like bpftool's veristat. Variants this kernel cannot run
 // (a missing function or kfunc, trampolines refused) are listed with the reason.
 //
-//   tripline-veristat [--scope host|uts] [--json]
+//   tripline-veristat [--scope host|uts] [--json] [--log PROGRAM]
+//
+// --log PROGRAM prints that program's whole verifier log first.
 //
 // Exit codes: 0 when every program this kernel could run loaded within the budget, 1 when one
 // was refused or is over it, 2 for bad arguments. Needs root (or CAP_BPF and CAP_PERFMON).
@@ -27,7 +29,7 @@ namespace {
 int Quiet(enum libbpf_print_level, const char*, va_list) { return 0; }
 
 int Usage() {
-  std::fputs("usage: tripline-veristat [--scope host|uts] [--json]\n", stderr);
+  std::fputs("usage: tripline-veristat [--scope host|uts] [--json] [--log PROGRAM]\n", stderr);
   return 2;
 }
 
@@ -52,10 +54,13 @@ std::string JsonString(std::string_view s) {
 int Run(int argc, char** argv) {
   bool json = false;
   bool uts = false;
+  std::string log_program;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--json") {
       json = true;
+    } else if (a == "--log" && i + 1 < argc) {
+      log_program = argv[++i];
     } else if (a == "--scope" && i + 1 < argc) {
       std::string_view v = argv[++i];
       if (v != "host" && v != "uts") return Usage();
@@ -76,10 +81,16 @@ int Run(int argc, char** argv) {
     }
     options.target_uts_inum = static_cast<uint32_t>(st.st_ino);
   }
-  Result<std::vector<ProgramVerification>> r = MeasureVerification(options);
+  Result<std::vector<ProgramVerification>> r = MeasureVerification(options, log_program);
   if (!r.ok()) {
     std::fprintf(stderr, "tripline-veristat: %s\n", r.status().ToString().c_str());
     return 1;
+  }
+  for (const ProgramVerification& p : *r) {
+    if (p.program == log_program) {
+      std::printf("---- verifier log of %s (%s, %s) ----\n%s\n", p.program.c_str(),
+                  p.family.c_str(), p.variant.c_str(), p.log.c_str());
+    }
   }
   utsname u{};
   uname(&u);

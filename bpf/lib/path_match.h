@@ -49,6 +49,9 @@ static __always_inline struct tl_path_rule *tl_match_path(struct tl_path_key *pa
 		return rule;
 
 	bpf_loop(TL_PATH_LEN - 1, tl_reverse_step, &r, 0);
+	/* Older verifiers (6.1) forget len's bound across the call, and clang drops the mask it
+	 * knows to be redundant: make it keep it. */
+	TL_BARRIER_VAR(len);
 	rev->data[len & (TL_PATH_LEN - 1)] = 0;
 	rev->prefixlen = TL_PATH_LEN * 8;
 	return bpf_map_lookup_elem(&tl_path_suffix, rev);
