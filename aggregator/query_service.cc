@@ -128,6 +128,14 @@ grpc::Status QueryService::DoGetStats(v1::Stats* response) {
     s.set_spool_drops(r.spool_drops);
     s.set_decode_errors(r.decode_errors);
     s.set_last_seen_ns(r.last_write_ns);
+    for (const HookFamilyStatus& f : r.families) {
+      v1::HookFamilyStatus* p = s.add_families();
+      p->set_name(f.name);
+      p->set_state(f.state);
+      p->set_hooks(f.hooks);
+      p->set_reason(f.reason);
+      p->set_remedy(f.remedy);
+    }
   }
   if (observer_ != nullptr) {
     const ObserverProgress p = observer_->Progress();

@@ -28,7 +28,9 @@ constexpr std::string_view kFormatKey = "format";
 constexpr std::string_view kSensorPrefix = "s/";    // s/<sensor> -> SensorRecord
 constexpr std::string_view kGapPrefix = "g/";       // g/<sensor>\0<be64 first> -> be64 last
 constexpr std::string_view kIdentityPrefix = "i/";  // i/<user> -> ""
-constexpr uint8_t kSensorRecordVersion = 1;
+// 1: nine counters and the host. 2: the host length-prefixed, then the hook families of the
+// latest health event. Both are read.
+constexpr uint8_t kSensorRecordVersion = 2;
 constexpr size_t kMaxIncidentId = 256;
 // Candidates whose batches are read per MultiGet while counting with a filter the postings
 // do not express. A query reads as many as its page needs.
@@ -41,6 +43,22 @@ Status Logged(Status s) {
   return s;
 }
 
+void AppendLengthPrefixed(std::string* out, std::string_view s) {
+  keys::AppendBe64(out, s.size());
+  out->append(s);
+}
+
+// Reads a length-prefixed string from the front of `in`; false when it is cut short.
+bool ReadLengthPrefixed(std::string_view* in, std::string* out) {
+  if (in->size() < 8) return false;
+  const uint64_t n = keys::ReadBe64(*in);
+  in->remove_prefix(8);
+  if (n > in->size()) return false;
+  out->assign(in->substr(0, n));
+  in->remove_prefix(n);
+  return true;
+}
+
 std::string EncodeSensorRecord(const SensorRecord& r) {
   std::string out(1, static_cast<char>(kSensorRecordVersion));
   for (uint64_t v :
@@ -48,15 +66,22 @@ std::string EncodeSensorRecord(const SensorRecord& r) {
         r.spool_drops, r.decode_errors, r.helper_errors, static_cast<uint64_t>(r.health_time_ns)}) {
     keys::AppendBe64(&out, v);
   }
-  out.append(r.host);
+  AppendLengthPrefixed(&out, r.host);
+  keys::AppendBe64(&out, r.families.size());
+  for (const HookFamilyStatus& f : r.families) {
+    for (const std::string* s : {&f.name, &f.state, &f.hooks, &f.reason, &f.remedy}) {
+      AppendLengthPrefixed(&out, *s);
+    }
+  }
   return out;
 }
 
 Status DecodeSensorRecord(std::string_view sensor_id, std::string_view in, SensorRecord* r) {
   constexpr size_t kFixed = 1 + 9 * 8;
-  if (in.size() < kFixed || static_cast<uint8_t>(in[0]) != kSensorRecordVersion) {
-    return Status::Corruption("sensor record of '" + std::string(sensor_id) + "' is malformed");
-  }
+  const Status malformed =
+      Status::Corruption("sensor record of '" + std::string(sensor_id) + "' is malformed");
+  const uint8_t version = in.empty() ? 0 : static_cast<uint8_t>(in[0]);
+  if (in.size() < kFixed || (version != 1 && version != kSensorRecordVersion)) return malformed;
   uint64_t v[9];
   for (int i = 0; i < 9; ++i) v[i] = keys::ReadBe64(in.substr(1 + 8 * i));
   r->sensor_id = std::string(sensor_id);
@@ -69,7 +94,23 @@ Status DecodeSensorRecord(std::string_view sensor_id, std::string_view in, Senso
   r->decode_errors = v[6];
   r->helper_errors = v[7];
   r->health_time_ns = static_cast<int64_t>(v[8]);
-  r->host = std::string(in.substr(kFixed));
+  r->families.clear();
+  in.remove_prefix(kFixed);
+  if (version == 1) {
+    r->host = std::string(in);
+    return Status::Ok();
+  }
+  if (!ReadLengthPrefixed(&in, &r->host) || in.size() < 8) return malformed;
+  const uint64_t families = keys::ReadBe64(in);
+  in.remove_prefix(8);
+  if (families > in.size() / (5 * 8)) return malformed;  // each takes at least 40 bytes
+  r->families.resize(families);
+  for (HookFamilyStatus& f : r->families) {
+    for (std::string* s : {&f.name, &f.state, &f.hooks, &f.reason, &f.remedy}) {
+      if (!ReadLengthPrefixed(&in, s)) return malformed;
+    }
+  }
+  if (!in.empty()) return malformed;
   return Status::Ok();
 }
 
@@ -495,6 +536,7 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
     record.decode_errors = newest_health->decode_errors;
     record.helper_errors = newest_health->helper_errors;
     record.health_time_ns = newest_health_ns;
+    record.families = newest_health->families;
   }
   record.host = events.back().host;
   std::vector<std::string> fresh_identities;

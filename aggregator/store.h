@@ -49,7 +49,8 @@ struct SensorRecord {
   uint64_t spool_drops = 0;
   uint64_t decode_errors = 0;
   uint64_t helper_errors = 0;
-  int64_t health_time_ns = 0;  // time of that health event, 0 when none was seen
+  int64_t health_time_ns = 0;              // time of that health event, 0 when none was seen
+  std::vector<HookFamilyStatus> families;  // how its hook families run, from that event
 };
 
 struct EventQuery {

@@ -116,6 +116,20 @@ struct KindCounters {
   double events_per_second = 0;
 };
 
+// How one of the sensor's hook families runs on its host (sensor/bpf_probe.h, FamilyStatus).
+struct HookFamilyStatus {
+  std::string name;    // "file", "exec", "io_uring", "net", "login-utmp", "login-pam"
+  std::string state;   // "live", "degraded" (a fallback that misses some), "disabled"
+  std::string hooks;   // the variant that runs ("fentry", "syscall tracepoints"); "" when off
+  std::string reason;  // why not the preferred variant, or why off
+  std::string remedy;  // what would bring the preferred variant back
+};
+
+// Whether `state` is one of the HookFamilyStatus states.
+inline bool IsHookFamilyState(std::string_view state) {
+  return state == "live" || state == "degraded" || state == "disabled";
+}
+
 struct SensorHealth {
   uint64_t ringbuf_drops = 0;
   uint64_t helper_errors = 0;
@@ -126,6 +140,7 @@ struct SensorHealth {
   uint64_t rss_bytes = 0;
   uint64_t uptime_seconds = 0;
   std::vector<uint64_t> ringbuf_drops_by_kind;
+  std::vector<HookFamilyStatus> families;
 };
 
 using EventBody = std::variant<LoginEvent, FileOpenEvent, ExecEvent, NetConnectEvent,

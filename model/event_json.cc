@@ -103,6 +103,15 @@ struct BodyToJson {
                             {"rss_bytes", h.rss_bytes},
                             {"uptime_seconds", h.uptime_seconds},
                             {"ringbuf_drops_by_kind", h.ringbuf_drops_by_kind}};
+    json families = json::array();
+    for (const auto& f : h.families) {
+      families.push_back(json{{"name", f.name},
+                              {"state", f.state},
+                              {"hooks", f.hooks},
+                              {"reason", f.reason},
+                              {"remedy", f.remedy}});
+    }
+    (*out)["health"]["families"] = std::move(families);
   }
 };
 
@@ -334,6 +343,26 @@ Result<EventBody> BodyFromJson(EventKind kind, const json& b) {
             return Status::InvalidArgument("health.ringbuf_drops_by_kind must hold counts");
           }
           h.ringbuf_drops_by_kind.push_back(d.get<uint64_t>());
+        }
+      }
+      if (const json* families = r.Find("families")) {
+        if (!families->is_array() || families->size() > kMaxWireListItems) {
+          return Status::InvalidArgument("health.families must be an array");
+        }
+        for (const auto& fj : *families) {
+          if (!fj.is_object()) return Status::InvalidArgument("health.families[] not an object");
+          Reader fr(fj, "health.families[].");
+          HookFamilyStatus f;
+          TL_RETURN_IF_ERROR(fr.Str("name", &f.name));
+          TL_RETURN_IF_ERROR(fr.Str("state", &f.state));
+          TL_RETURN_IF_ERROR(fr.Str("hooks", &f.hooks));
+          TL_RETURN_IF_ERROR(fr.Str("reason", &f.reason));
+          TL_RETURN_IF_ERROR(fr.Str("remedy", &f.remedy));
+          if (f.name.empty() || !IsHookFamilyState(f.state)) {
+            return Status::InvalidArgument(
+                "health.families[] needs a name and a state of live, degraded or disabled");
+          }
+          h.families.push_back(std::move(f));
         }
       }
       return EventBody(std::move(h));

@@ -179,6 +179,14 @@ struct BodyToProto {
     m->set_rss_bytes(h.rss_bytes);
     m->set_uptime_seconds(h.uptime_seconds);
     for (const auto d : h.ringbuf_drops_by_kind) m->add_ringbuf_drops_by_kind(d);
+    for (const auto& f : h.families) {
+      auto* p = m->add_families();
+      p->set_name(f.name);
+      p->set_state(f.state);
+      p->set_hooks(f.hooks);
+      p->set_reason(f.reason);
+      p->set_remedy(f.remedy);
+    }
   }
 };
 
@@ -289,6 +297,19 @@ Result<EventBody> BodyFromProto(const v1::Event& in) {
       h.uptime_seconds = m.uptime_seconds();
       h.ringbuf_drops_by_kind.assign(m.ringbuf_drops_by_kind().begin(),
                                      m.ringbuf_drops_by_kind().end());
+      if (static_cast<size_t>(m.families_size()) > kMaxWireListItems) {
+        return Status::InvalidArgument("health has too many hook families");
+      }
+      for (const auto& f : m.families()) {
+        for (const auto* s : {&f.name(), &f.state(), &f.hooks(), &f.reason(), &f.remedy()}) {
+          TL_RETURN_IF_ERROR(CheckString(*s, "health.families"));
+        }
+        if (f.name().empty() || !IsHookFamilyState(f.state())) {
+          return Status::InvalidArgument(
+              "health.families needs a name and a state of live, degraded or disabled");
+        }
+        h.families.push_back({f.name(), f.state(), f.hooks(), f.reason(), f.remedy()});
+      }
       return EventBody(std::move(h));
     }
     case v1::Event::BODY_NOT_SET: break;

@@ -73,6 +73,17 @@ Severity SeverityForScore(double score) {
   return Severity::kCritical;
 }
 
+// What a hook family lets Tripline see, for explanations.
+std::string HookFamilySees(const std::string& family) {
+  if (family == "file") return "sensitive file opens";
+  if (family == "exec") return "process executions";
+  if (family == "net") return "network connections (SSH hops)";
+  if (family == "io_uring") return "opens and connections made through io_uring";
+  if (family == "login-utmp") return "logins recorded in utmp (btmp, wtmp)";
+  if (family == "login-pam") return "PAM logins";
+  return "the " + family + " events";
+}
+
 Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
   Assessment a;
   std::set<std::string> techniques;
@@ -145,6 +156,10 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
   a.raise = (raising && a.score >= kRaiseScore) || a.score >= kRaiseScoreMovementOnly;
   for (const HostDataGap& g : gaps) {
     if (g.drops > 0) a.confidence *= g.drops >= 1000 ? 0.5 : 0.75;
+    // A family that sees nothing hides whole stages; a fallback misses some cases.
+    bool disabled = false;
+    for (const HookFamilyStatus& f : g.blind) disabled = disabled || f.state == "disabled";
+    if (!g.blind.empty()) a.confidence *= disabled ? 0.6 : 0.9;
   }
   a.confidence = std::max(0.1, a.confidence);
   return a;
@@ -262,10 +277,31 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
                  (c.privileged.size() > 1 ? "those hosts." : "that host."));
   }
   for (const HostDataGap& g : gaps) {
-    if (g.drops == 0) continue;
-    ex.push_back(g.host + "'s sensor reported " + std::to_string(g.drops) +
-                 " dropped events while this chain was active, so parts of the chain on " + g.host +
-                 " may be missing (confidence " + FormatConfidence(a.confidence) + ").");
+    if (g.drops > 0) {
+      ex.push_back(g.host + "'s sensor reported " + std::to_string(g.drops) +
+                   " dropped events while this chain was active, so parts of the chain on " +
+                   g.host + " may be missing (confidence " + FormatConfidence(a.confidence) + ").");
+    }
+    std::vector<std::string> unseen, unseen_why, partly;
+    for (const HookFamilyStatus& f : g.blind) {
+      if (f.state == "disabled") {
+        unseen.push_back(HookFamilySees(f.name));
+        unseen_why.push_back(f.name + ": " + f.reason);
+      } else {
+        partly.push_back(HookFamilySees(f.name) + " (" + f.hooks + ")");
+      }
+    }
+    if (!unseen.empty()) {
+      ex.push_back("Tripline cannot see " + JoinAnd(unseen) + " on " + g.host +
+                   ", whose sensor has those hooks disabled (" + Join(unseen_why, "; ") +
+                   "), so such steps of the chain there would be missing (confidence " +
+                   FormatConfidence(a.confidence) + ").");
+    }
+    if (!partly.empty()) {
+      ex.push_back("On " + g.host + " the sensor sees " + JoinAnd(partly) +
+                   " through fallback hooks that can miss some of them (confidence " +
+                   FormatConfidence(a.confidence) + ").");
+    }
   }
   std::vector<std::string> act;
   std::vector<std::string> lock;

@@ -44,6 +44,7 @@ inline constexpr int64_t kFastHopGapNs = 120 * kNanosPerSecond;
 struct HostDataGap {
   std::string host;
   uint64_t drops = 0;
+  std::vector<HookFamilyStatus> blind;  // hook families not live there
 };
 
 struct Assessment {

@@ -1087,6 +1087,17 @@ class Engine {
   void OnHealth(const std::string& sensor, const Event& e, const SensorHealth& h) {
     if (e.host.empty()) return;
     HostKnowledge& k = Host(e.host);
+    std::vector<HookFamilyStatus> blind;
+    for (const HookFamilyStatus& f : h.families) {
+      if (f.state != "live") blind.push_back(f);
+    }
+    const bool blind_changed =
+        blind.size() != k.blind.size() ||
+        !std::equal(blind.begin(), blind.end(), k.blind.begin(), [](const auto& a, const auto& b) {
+          return a.name == b.name && a.state == b.state && a.hooks == b.hooks;
+        });
+    k.blind = std::move(blind);
+    if (blind_changed) TouchChainsOn(e.host);
     // Counters are cumulative since the sensor started; a smaller value means it restarted.
     uint64_t total = h.ringbuf_drops + h.spool_drops;
     // A host normally has one sensor; a reinstalled one gets a new id. Keep the latest few.
@@ -1099,11 +1110,16 @@ class Engine {
     if (fresh == 0) return;
     k.drops.emplace_back(e.time_ns, fresh);
     if (k.drops.size() > kMaxDropEpisodes) k.drops.erase(k.drops.begin());
+    TouchChainsOn(e.host);
+  }
+
+  // Raised chains through `host` are reported again: what is known of its data changed.
+  void TouchChainsOn(const std::string& host) {
     for (const std::string& key : s_.raised) {
       auto it = s_.chains.find(key);
       if (it == s_.chains.end()) continue;
       const auto& hosts = it->second.hosts;
-      if (std::find(hosts.begin(), hosts.end(), e.host) != hosts.end()) touched_.insert(key);
+      if (std::find(hosts.begin(), hosts.end(), host) != hosts.end()) touched_.insert(key);
     }
   }
 
@@ -1118,7 +1134,7 @@ class Engine {
       for (const auto& [at, n] : k->drops) {
         if (at >= c.first_ns - kDropLookbehindNs && at <= c.last_ns + kDropLookaheadNs) drops += n;
       }
-      if (drops > 0) gaps.push_back({host, drops});
+      if (drops > 0 || !k->blind.empty()) gaps.push_back({host, drops, k->blind});
     }
     return gaps;
   }

@@ -193,6 +193,9 @@ struct HostKnowledge {
   std::set<std::string> privileged_users;           // from the latest posture snapshot
   std::map<std::string, uint64_t> drop_counters;    // sensor id -> last cumulative drops
   std::vector<std::pair<int64_t, uint64_t>> drops;  // event time, newly reported drops
+  // Hook families that are not live, from the host's latest health report: what its sensor
+  // cannot see, or sees only in part.
+  std::vector<HookFamilyStatus> blind;
 };
 
 struct CorrelatorState {

@@ -448,7 +448,18 @@ void WriteSource(JsonWriter& w, const std::string& addr, const SourceTracker& t)
 }
 
 void WriteHost(JsonWriter& w, const std::string& host, const HostKnowledge& k) {
-  w.BeginObject();
+  w.BeginObject();  // members in nlohmann's (sorted) order
+  w.Key("blind").BeginArray();
+  for (const HookFamilyStatus& f : k.blind) {
+    w.BeginArray();
+    w.String(f.name);
+    w.String(f.state);
+    w.String(f.hooks);
+    w.String(f.reason);
+    w.String(f.remedy);
+    w.EndArray();
+  }
+  w.EndArray();
   w.Key("drop_counters").BeginArray();
   for (const auto& [sensor, n] : k.drop_counters) {
     w.BeginArray();
@@ -704,6 +715,20 @@ Status Correlator::RestoreState(std::string_view bytes) {
       k.drop_counters[p[0].get<std::string>()] = p[1].get<uint64_t>();
     }
     r.TimeCounts(hosts[i], "drops", w, &k.drops);
+    // Snapshots before the hook families were reported have no "blind".
+    if (hosts[i].is_object() && hosts[i].contains("blind")) {
+      for (const json& f : r.Array(hosts[i], "blind", w)) {
+        bool shaped = f.is_array() && f.size() == 5;
+        for (size_t x = 0; shaped && x < 5; ++x) shaped = f[x].is_string();
+        if (!shaped || !IsHookFamilyState(f[1].get_ref<const std::string&>())) {
+          r.Fail(w + ".blind", "is not an array of [name, state, hooks, reason, remedy]");
+          break;
+        }
+        k.blind.push_back({f[0].get<std::string>(), f[1].get<std::string>(),
+                           f[2].get<std::string>(), f[3].get<std::string>(),
+                           f[4].get<std::string>()});
+      }
+    }
     if (r.ok()) s.hosts.Put(host, std::move(k));
   }
 

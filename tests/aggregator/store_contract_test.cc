@@ -276,6 +276,26 @@ TYPED_TEST(StoreContractTest, CountsIdentitiesAndSensorHealth) {
   EXPECT_EQ((*sensors)[0].spool_drops, 7u);
   EXPECT_EQ((*sensors)[0].decode_errors, 1u);
   EXPECT_EQ((*sensors)[0].host, "hosta");
+  EXPECT_TRUE((*sensors)[0].families.empty());
+
+  // The hook families of the newest health report are kept, and survive a reopen.
+  Event health = MakeHealth("hosta", kBaseTimeNs + 5, 6, 7);
+  std::get<SensorHealth>(health.body).families = {
+      {"file", "disabled", "", "syscall tracepoints refused: \"E2BIG\"\n", "a kernel with..."},
+      {"net", "degraded", "syscall tracepoints", "fentry refused", ""},
+      {"exec", "live", "tp_btf", "", ""}};
+  ASSERT_TRUE(this->store().AppendBatch("s1", 5, {health}).ok());
+  this->Reopen();
+  sensors = this->store().ListSensors();
+  ASSERT_EQ(sensors->size(), 1u);
+  ASSERT_EQ((*sensors)[0].families.size(), 3u);
+  EXPECT_EQ((*sensors)[0].families[0].name, "file");
+  EXPECT_EQ((*sensors)[0].families[0].state, "disabled");
+  EXPECT_EQ((*sensors)[0].families[0].reason, "syscall tracepoints refused: \"E2BIG\"\n");
+  EXPECT_EQ((*sensors)[0].families[0].remedy, "a kernel with...");
+  EXPECT_EQ((*sensors)[0].families[1].hooks, "syscall tracepoints");
+  EXPECT_EQ((*sensors)[0].families[2].state, "live");
+  EXPECT_EQ((*sensors)[0].ringbuf_drops, 6u);
 }
 
 TYPED_TEST(StoreContractTest, IncidentsArePutReplacedAndListed) {

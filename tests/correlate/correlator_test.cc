@@ -427,6 +427,36 @@ TEST(CorrelatorTest, DropsOnAHostOfTheChainLowerConfidence) {
   EXPECT_EQ(h.outcome().reports.size(), before);
 }
 
+TEST(CorrelatorTest, AHostBlindToAFamilySaysWhatWasNotSeenAndLowersConfidence) {
+  StoryBuilder b;
+  Harness h;
+  std::vector<Delivery> s = SeedStory(b);
+  // hostc's sensor runs without its file hooks; hostb's net hooks are on a fallback.
+  s.push_back(b.Health("hostc", 0, 60,
+                       {{"file", "disabled", "", "syscall tracepoints refused: E2BIG", "fix"},
+                        {"exec", "live", "tp_btf", "", ""}}));
+  s.push_back(b.Health("hostb", 0, 61,
+                       {{"net", "degraded", "syscall tracepoints", "fentry refused", "allow"}}));
+  s.push_back(b.Health("hostd", 0, 62, {{"file", "disabled", "", "x", "y"}}));  // not in it
+  h.Feed(s);
+  const Incident& in = h.Only();
+  EXPECT_DOUBLE_EQ(in.confidence, 0.6 * 0.9);
+  EXPECT_EQ(in.severity, Severity::kCritical);
+  const std::string text = AllText(in);
+  EXPECT_THAT(text, HasSubstr("Tripline cannot see sensitive file opens on hostc"));
+  EXPECT_THAT(text, HasSubstr("syscall tracepoints refused: E2BIG"));
+  EXPECT_THAT(text, HasSubstr("On hostb the sensor sees network connections (SSH hops) "
+                              "(syscall tracepoints) through fallback hooks"));
+  EXPECT_THAT(text, Not(HasSubstr("hostd")));
+  EXPECT_THAT(text, Not(HasSubstr("process executions")));  // live families are not named
+
+  // The file hooks come back on hostc: the incident is revised and says so no more.
+  h.Feed({b.Health("hostc", 0, 90, {{"file", "live", "fentry", "", ""}})});
+  const Incident& latest = h.outcome().reports.back();
+  EXPECT_DOUBLE_EQ(latest.confidence, 0.9);
+  EXPECT_THAT(AllText(latest), Not(HasSubstr("cannot see")));
+}
+
 TEST(CorrelatorTest, RestartMidStreamContinuesTheSameIncident) {
   StoryBuilder b1, b2;
   std::vector<Delivery> s = SeedStory(b1);
@@ -981,7 +1011,12 @@ nlohmann::json StateDocument(const CorrelatorState& s) {
     for (const auto& [sensor, n] : k.drop_counters) counters.push_back(json::array({sensor, n}));
     json drops = json::array();
     for (const auto& [t, n] : k.drops) drops.push_back(json::array({t, n}));
-    hosts.push_back({{"host", host},
+    json blind = json::array();
+    for (const auto& f : k.blind) {
+      blind.push_back(json::array({f.name, f.state, f.hooks, f.reason, f.remedy}));
+    }
+    hosts.push_back({{"blind", std::move(blind)},
+                     {"host", host},
                      {"ssh_ports", std::vector<uint32_t>(k.ssh_ports.begin(), k.ssh_ports.end())},
                      {"privileged_users", std::vector<std::string>(k.privileged_users.begin(),
                                                                    k.privileged_users.end())},
@@ -1137,6 +1172,7 @@ CorrelatorState RichState() {
   k.privileged_users = {"root", kSlashes, kUnicode};
   k.drop_counters = {{"sensor-" + kQuoted, 120}, {"sensor-b", UINT64_MAX}};
   k.drops = {{t + 26, 120}, {t + 27, 3}};
+  k.blind = {{"file", "disabled", "", kQuoted, kControls}, {"net", "degraded", kUnicode, "", ""}};
   s.hosts.Put(kQuoted, k);
   s.hosts.Put(kUnicode, {});
 

@@ -141,10 +141,12 @@ class StoryBuilder {
     return Wrap(host, std::move(e));
   }
 
-  Delivery Health(const std::string& host, uint64_t ringbuf_drops, double t) {
+  Delivery Health(const std::string& host, uint64_t ringbuf_drops, double t,
+                  std::vector<HookFamilyStatus> families = {}) {
     Event e = Base(host, t);
     SensorHealth h;
     h.ringbuf_drops = ringbuf_drops;
+    h.families = std::move(families);
     e.body = h;
     return Wrap(host, std::move(e));
   }

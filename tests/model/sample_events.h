@@ -64,15 +64,20 @@ inline std::vector<Event> SampleEvents() {
   posture.body = PostureSnapshot{{a}, {"root", "svc-ai"}, {"/etc/sudoers.d/x: line 3: bad"}};
   out.push_back(posture);
   Event health = BaseEvent(6);
-  health.body = SensorHealth{12,
-                             1,
-                             2,
-                             3,
-                             {{"login", 10, 0.5}, {"file_open", 4, 0.2}},
-                             {"login-pam: libpam not found"},
-                             20 << 20,
-                             60,
-                             {0, 12, 0, 0, 0}};
+  health.body =
+      SensorHealth{12,
+                   1,
+                   2,
+                   3,
+                   {{"login", 10, 0.5}, {"file_open", 4, 0.2}},
+                   {"login-pam: libpam not found"},
+                   20 << 20,
+                   60,
+                   {0, 12, 0, 0, 0},
+                   {{"file", "degraded", "syscall tracepoints",
+                     "fentry not used: the kernel refuses BPF trampolines", "allow fentry"},
+                    {"login-pam", "disabled", "", "libpam not found", "install libpam"},
+                    {"exec", "live", "tp_btf", "", ""}}};
   out.push_back(health);
   return out;
 }

@@ -316,6 +316,14 @@ class Ctl {
     if (want_json()) {
       json sensors = json::array();
       for (const auto& x : st.sensors()) {
+        json families = json::array();
+        for (const auto& f : x.families()) {
+          families.push_back({{"name", f.name()},
+                              {"state", f.state()},
+                              {"hooks", f.hooks()},
+                              {"reason", f.reason()},
+                              {"remedy", f.remedy()}});
+        }
         sensors.push_back({{"sensor_id", x.sensor_id()},
                            {"host", x.host()},
                            {"connected", x.connected()},
@@ -324,7 +332,8 @@ class Ctl {
                            {"ringbuf_drops", x.ringbuf_drops()},
                            {"spool_drops", x.spool_drops()},
                            {"decode_errors", x.decode_errors()},
-                           {"last_seen", when(x.last_seen_ns())}});
+                           {"last_seen", when(x.last_seen_ns())},
+                           {"families", std::move(families)}});
       }
       out_ << json{{"events_stored", st.events_stored()},
                    {"events_per_second", st.events_per_second()},
@@ -359,14 +368,30 @@ class Ctl {
     summary.Print(out_);
     out_ << "\n";
     Table sensors({"SENSOR", "HOST", "CONNECTED", "DURABLE_SEQ", "EVENTS", "RINGBUF_DROPS",
-                   "SPOOL_DROPS", "DECODE_ERRORS", "LAST_SEEN"});
+                   "SPOOL_DROPS", "DECODE_ERRORS", "LAST_SEEN", "HOOKS"});
+    std::vector<std::string> blind;  // one paragraph per family that is not live
     for (const auto& x : st.sensors()) {
+      std::string hooks;
+      for (const auto& f : x.families()) {
+        if (f.state() == "live") continue;
+        hooks += (hooks.empty() ? "" : ", ") + f.name() + " " + f.state();
+        std::string line = x.host() + " (" + x.sensor_id() + "): " + f.name() + " " + f.state();
+        if (!f.hooks().empty()) line += " to " + f.hooks();
+        line += ": " + f.reason();
+        if (!f.remedy().empty()) line += "\n    remedy: " + f.remedy();
+        blind.push_back(std::move(line));
+      }
+      if (hooks.empty()) hooks = x.families().empty() ? "-" : "all live";
       sensors.AddRow({x.sensor_id(), x.host(), x.connected() ? "yes" : "no",
                       std::to_string(x.durable_seq()), std::to_string(x.events()),
                       std::to_string(x.ringbuf_drops()), std::to_string(x.spool_drops()),
-                      std::to_string(x.decode_errors()), when(x.last_seen_ns())});
+                      std::to_string(x.decode_errors()), when(x.last_seen_ns()), hooks});
     }
     sensors.Print(out_);
+    if (!blind.empty()) {
+      out_ << "\nHook families not live (what Tripline cannot fully see on these hosts):\n";
+      for (const std::string& b : blind) out_ << "  " << b << "\n";
+    }
     return 0;
   }
 
