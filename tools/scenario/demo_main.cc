@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -22,6 +24,62 @@ namespace tripline::scenario {
 namespace {
 
 void Say(const std::string& text) { std::cout << "\n== " << text << std::endl; }
+
+// The hook families the story needs on every host, and whether each is running there, from
+// the sensors' health as triplinectl stats reports it. A disabled family is an error: the
+// story would be told with a hole in it. A degraded one (a fallback) is said, not fatal.
+Status CheckFamilies(const Fleet& fleet, size_t sensors) {
+  const int64_t deadline = SystemClock::Get().MonotonicNs() + 20LL * 1000 * 1000 * 1000;
+  nlohmann::json stats;
+  for (;;) {
+    TL_ASSIGN_OR_RETURN(lab::RunResult r, fleet.Ctl({"stats", "--json"}));
+    stats = nlohmann::json::parse(r.out, nullptr, false);
+    size_t reported = 0;
+    if (stats.is_object() && stats.contains("sensors") && stats["sensors"].is_array()) {
+      for (const auto& s : stats["sensors"]) {
+        if (s.contains("families") && s["families"].is_array() && !s["families"].empty()) {
+          ++reported;
+        }
+      }
+    }
+    if (reported >= sensors) break;
+    if (SystemClock::Get().MonotonicNs() > deadline) {
+      return Status::Unavailable("the sensors did not report their hook families in 20 s");
+    }
+    usleep(200 * 1000);
+  }
+  std::vector<std::string> missing;
+  for (const auto& s : stats["sensors"]) {
+    const std::string host = s.value("host", "?");
+    bool login = false;
+    std::map<std::string, std::string> state;
+    for (const auto& f : s["families"]) {
+      const std::string name = f.value("name", "");
+      state[name] = f.value("state", "");
+      if (state[name] == "degraded") {
+        std::cout << host << ": " << name << " degraded to " << f.value("hooks", "")
+                  << " (still sees the story; " << f.value("reason", "") << ")" << std::endl;
+      } else if (state[name] == "disabled") {
+        std::cout << host << ": " << name << " DISABLED: " << f.value("reason", "")
+                  << "\n  remedy: " << f.value("remedy", "") << std::endl;
+      }
+      if ((name == "login-pam" || name == "login-utmp") && state[name] != "disabled") login = true;
+    }
+    for (const char* needed : {"file", "exec", "net"}) {
+      if (state[needed] != "live" && state[needed] != "degraded") {
+        missing.push_back(host + ": " + needed);
+      }
+    }
+    if (!login) missing.push_back(host + ": login (neither login-pam nor login-utmp)");
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (const std::string& m : missing) list += (list.empty() ? "" : ", ") + m;
+    return Status::Unavailable("the story needs hook families that are not running: " + list);
+  }
+  std::cout << "every hook family the story needs runs on every host" << std::endl;
+  return Status::Ok();
+}
 
 std::string SelfDir() {
   std::error_code ec;
@@ -51,6 +109,7 @@ Status Run(const std::string& bin_dir, const std::string& work_dir) {
   TL_ASSIGN_OR_RETURN(std::unique_ptr<Fleet> fleet, Fleet::Start(*lab, fleet_options));
   std::cout << "aggregator listening on " << fleet->aggregator_address() << ", 3 sensors ready"
             << std::endl;
+  TL_RETURN_IF_ERROR(CheckFamilies(*fleet, options.hosts.size()));
 
   Say("daily work: " + ops.login + " logs in to hosta from admin-ws and hops to hostb");
   TL_RETURN_IF_ERROR(PlayBenignAdmin(*lab, "admin-ws", ops, "hosta", "hostb"));
