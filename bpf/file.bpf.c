@@ -130,9 +130,14 @@ int TL_PROG(TL_FN(tl_sys_exit_file), struct pt_regs *regs, long ret)
 #define TL_IORING_OP_OPENAT 18
 #define TL_IORING_OP_OPENAT2 28
 
+/*
+ * The tracepoint's arguments after the request differ by kernel: (user_data, res, cflags,
+ * extra1, extra2) up to 6.14 or so, a struct io_uring_cqe * since. Only the first two are
+ * read; the result is taken from the request's own completion (req->cqe), which the
+ * tracepoint is fed from in both.
+ */
 SEC("tp_btf/io_uring_complete")
-int TL_PROG(TL_FN(tl_io_uring_complete), struct io_ring_ctx *ring, void *req_ptr,
-	    struct io_uring_cqe *cqe)
+int TL_PROG(TL_FN(tl_io_uring_complete), void *ring, void *req_ptr)
 {
 	struct io_kiocb *req = TL_KPTR(io_kiocb, req_ptr);
 	struct task_struct *task;
@@ -141,12 +146,12 @@ int TL_PROG(TL_FN(tl_io_uring_complete), struct io_ring_ctx *ring, void *req_ptr
 	long res;
 	__u8 op;
 
-	if (!req || !cqe)
+	if (!req)
 		return 0; /* an overflow entry posted without its request */
 	op = TL_KLOAD(req, opcode);
 	if (op != TL_IORING_OP_OPENAT && op != TL_IORING_OP_OPENAT2 && op != TL_IORING_OP_CONNECT)
 		return 0;
-	res = cqe->res;
+	res = TL_KLOAD(req, cqe.res);
 	task = bpf_get_current_task_btf();
 	if (!tl_in_scope(task, task->tgid))
 		return 0;

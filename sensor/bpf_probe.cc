@@ -59,6 +59,8 @@ constexpr std::pair<const char*, int> kRdonlyCast = {"bpf_rdonly_cast", BTF_KIND
 // (5.17+); kernels without them cannot run it (its map is then not even created).
 constexpr std::pair<const char*, int> kTaskStorage = {"bpf_task_storage_get", BTF_KIND_FUNC};
 constexpr std::pair<const char*, int> kLoop = {"bpf_loop", BTF_KIND_FUNC};
+// The syscall-tracepoint handlers find the descriptor's file from the BTF task (5.11+).
+constexpr std::pair<const char*, int> kTaskBtf = {"bpf_get_current_task_btf", BTF_KIND_FUNC};
 constexpr std::pair<const char*, int> kSysExit = {"btf_trace_sys_exit", BTF_KIND_TYPEDEF};
 constexpr std::pair<const char*, int> kFork = {"btf_trace_sched_process_fork", BTF_KIND_TYPEDEF};
 constexpr std::pair<const char*, int> kExit = {"btf_trace_sched_process_exit", BTF_KIND_TYPEDEF};
@@ -83,14 +85,14 @@ const std::vector<Family>& Families() {
          true},
         {"syscall tracepoints",
          {"tl_sys_exit"},
-         {kSysExit, kTaskStorage, kLoop, kRdonlyCast},
+         {kSysExit, kTaskBtf, kTaskStorage, kLoop, kRdonlyCast},
          false,
          true,
          "tl_sys_exit_file",
          TL_SYSX_SLOT_FILE},
         {"syscall tracepoints, probe reads",
          {"tl_sys_exit"},
-         {kSysExit, kTaskStorage, kLoop},
+         {kSysExit, kTaskBtf, kTaskStorage, kLoop},
          false,
          true,
          "tl_sys_exit_file_compat",
@@ -118,7 +120,7 @@ const std::vector<Family>& Families() {
          true},
         {"syscall tracepoints",
          {"tl_sys_exit", "tl_fork", "tl_exit"},
-         {kSysExit, kFork, kExit},
+         {kSysExit, kTaskBtf, kFork, kExit},
          false,
          true,
          "tl_sys_exit_net",
@@ -127,7 +129,7 @@ const std::vector<Family>& Families() {
        {{"fentry", {"tl_utmp_write"}, {{"vfs_write", BTF_KIND_FUNC}}, true},
         {"syscall tracepoints",
          {"tl_sys_exit"},
-         {kSysExit},
+         {kSysExit, kTaskBtf},
          false,
          true,
          "tl_sys_exit_utmp",
