@@ -162,7 +162,7 @@ Status ProbeTrampolines(int btf_id) {
   LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
               .attach_btf_id = static_cast<__u32>(btf_id));
   int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "tl_probe_fentry", "GPL", insns, 2, &opts);
-  if (fd < 0) return Status::FromErrno(errno, "load a minimal fentry program");
+  if (fd < 0) return Status::FromErrno(errno, "a minimal fentry program");
   close(fd);
   return Status::Ok();
 }
@@ -332,7 +332,7 @@ Obstacle ObstacleFor(const Variant& v, const btf* vmlinux, const Status& trampol
     return {"trampolines avoided by configuration", "clear avoid_trampolines"};
   }
   if (v.trampolines && !trampolines.ok()) {
-    return {"the kernel refuses BPF trampolines (fentry/fexit): " + trampolines.message(),
+    return {"the kernel refuses BPF trampolines (" + trampolines.message() + ")",
             "a kernel that allows fentry/fexit programs (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS, "
             "not locked down, no sandbox refusing BPF trampolines)"};
   }
@@ -468,7 +468,8 @@ Result<std::unique_ptr<BpfProbe>> BpfProbe::Open(const ProbeOptions& options) {
       usable[f].push_back(o.why.empty());
       if (!o.why.empty()) {
         if (choice[f] < 0) {
-          Append(why[f], std::string(variant.label) + " not used: " + o.why);
+          // Variants often share the obstacle (both flavours of fentry): say it once.
+          if (why[f].find(o.why) == std::string::npos) Append(why[f], o.why);
           if (remedy[f].empty()) remedy[f] = o.remedy;
         }
       } else if (choice[f] < 0) {

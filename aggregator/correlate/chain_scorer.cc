@@ -282,13 +282,16 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
                    " dropped events while this chain was active, so parts of the chain on " +
                    g.host + " may be missing (confidence " + FormatConfidence(a.confidence) + ").");
     }
-    std::vector<std::string> unseen, unseen_why, partly;
+    std::vector<std::string> unseen, unseen_why, partly, partly_hooks;
     for (const HookFamilyStatus& f : g.blind) {
       if (f.state == "disabled") {
         unseen.push_back(HookFamilySees(f.name));
         unseen_why.push_back(f.name + ": " + f.reason);
       } else {
-        partly.push_back(HookFamilySees(f.name) + " (" + f.hooks + ")");
+        partly.push_back(HookFamilySees(f.name));
+        if (std::find(partly_hooks.begin(), partly_hooks.end(), f.hooks) == partly_hooks.end()) {
+          partly_hooks.push_back(f.hooks);
+        }
       }
     }
     if (!unseen.empty()) {
@@ -299,8 +302,9 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
     }
     if (!partly.empty()) {
       ex.push_back("On " + g.host + " the sensor sees " + JoinAnd(partly) +
-                   " through fallback hooks that can miss some of them (confidence " +
-                   FormatConfidence(a.confidence) + ").");
+                   " through fallback hooks (" + Join(partly_hooks, ", ") +
+                   ") that can miss some of them (confidence " + FormatConfidence(a.confidence) +
+                   ").");
     }
   }
   std::vector<std::string> act;

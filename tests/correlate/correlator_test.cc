@@ -446,7 +446,7 @@ TEST(CorrelatorTest, AHostBlindToAFamilySaysWhatWasNotSeenAndLowersConfidence) {
   EXPECT_THAT(text, HasSubstr("Tripline cannot see sensitive file opens on hostc"));
   EXPECT_THAT(text, HasSubstr("syscall tracepoints refused: E2BIG"));
   EXPECT_THAT(text, HasSubstr("On hostb the sensor sees network connections (SSH hops) "
-                              "(syscall tracepoints) through fallback hooks"));
+                              "through fallback hooks (syscall tracepoints)"));
   EXPECT_THAT(text, Not(HasSubstr("hostd")));
   EXPECT_THAT(text, Not(HasSubstr("process executions")));  // live families are not named
 
