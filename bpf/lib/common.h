@@ -18,6 +18,15 @@
 #define TL_IPPROTO_TCP 6
 #define TL_ENAMETOOLONG 36
 
+/*
+ * Makes the bytes of `x` (on the BPF stack) unknown to the verifier and keeps their values:
+ * the state a bpf_loop callback works on must not look constant. Verifiers before 6.7 check
+ * a callback once, with the state of its first call, and hard-wire the branches that state
+ * decides (a walk would then stop after one step on those kernels); newer ones track exact
+ * values and check the callback once per value. Pointers do not survive it.
+ */
+#define TL_OPAQUE(x) bpf_probe_read_kernel(&(x), sizeof(x), &(x))
+
 /* Keeps clang from folding a bounds check the verifier needs to see. */
 #define TL_BARRIER_VAR(var) asm volatile("" : "+r"(var))
 

@@ -15,11 +15,13 @@
 
 /* A path being built right to left in scratch, one bpf_loop step per component. */
 struct tl_build {
-	struct dentry *d; /* the component to prepend next */
-	struct mount *m;  /* the mount d is in */
-	char *scratch;	  /* 2 * TL_PATH_LEN bytes; the path is scratch[pos, TL_PATH_LEN - 1) */
-	__u32 pos;
-	int result; /* 0: walking, 1: the root was reached, -1: too long or unreadable */
+	char *scratch;	 /* 2 * TL_PATH_LEN bytes; the path is scratch[pos, TL_PATH_LEN - 1) */
+	struct {	 /* the walk's state, opaque to the verifier (TL_OPAQUE) */
+		__u64 d; /* the component to prepend next (struct dentry *) */
+		__u64 m; /* the mount d is in (struct mount *) */
+		__u32 pos;
+		int result; /* 0: walking, 1: the root was reached, -1: too long or unreadable */
+	} v;
 };
 
 /*
@@ -30,39 +32,39 @@ struct tl_build {
 static long tl_build_step(__u32 i, void *ctx)
 {
 	struct tl_build *b = ctx;
-	struct dentry *d = TL_KPTR(dentry, b->d);
-	struct mount *m = TL_KPTR(mount, b->m);
+	struct dentry *d = TL_KPTR(dentry, b->v.d);
+	struct mount *m = TL_KPTR(mount, b->v.m);
 	struct dentry *mnt_root = TL_KLOAD(m, mnt.mnt_root);
 	struct dentry *parent = TL_KLOAD(d, d_parent);
-	__u32 pos = b->pos, name_len;
+	__u32 pos = b->v.pos, name_len;
 
 	if (d == mnt_root || d == parent) {
 		struct mount *up = TL_KLOAD(m, mnt_parent);
 
 		if (d != mnt_root || up == m || !up) {
-			b->result = 1; /* the root of the tree */
+			b->v.result = 1; /* the root of the tree */
 			return 1;
 		}
-		b->d = TL_KLOAD(m, mnt_mountpoint);
-		b->m = up;
+		b->v.d = (__u64)TL_KLOAD(m, mnt_mountpoint);
+		b->v.m = (__u64)up;
 		return 0;
 	}
 	name_len = TL_KLOAD(d, d_name.len);
 	if (name_len == 0 || name_len + 1 > pos) {
-		b->result = -1;
+		b->v.result = -1;
 		return 1;
 	}
 	pos -= name_len;
 	pos &= TL_PATH_LEN - 1;
 	name_len &= TL_PATH_LEN - 1;
 	if (bpf_probe_read_kernel(&b->scratch[pos], name_len, TL_KLOAD(d, d_name.name))) {
-		b->result = -1;
+		b->v.result = -1;
 		return 1;
 	}
 	pos = (pos - 1) & (TL_PATH_LEN - 1);
 	b->scratch[pos] = '/';
-	b->pos = pos;
-	b->d = parent;
+	b->v.pos = pos;
+	b->v.d = (__u64)parent;
 	return 0;
 }
 
@@ -76,28 +78,28 @@ static long tl_build_step(__u32 i, void *ctx)
 static __always_inline long tl_path_build(struct dentry *dentry, struct vfsmount *vfsmnt,
 					  struct tl_path_key *out, char *scratch)
 {
-	struct tl_build b = {
-	    .d = dentry,
-	    .m = (struct mount *)((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt)),
-	    .scratch = scratch,
-	    .pos = TL_PATH_LEN - 1,
-	};
+	struct tl_build b = {.scratch = scratch};
 	long len;
 
+	b.v.d = (__u64)dentry;
+	b.v.m = (__u64)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	b.v.pos = TL_PATH_LEN - 1;
+	b.v.result = 0;
+	TL_OPAQUE(b.v);
 	scratch[TL_PATH_LEN - 1] = 0;
 	bpf_loop(TL_BUILD_STEPS, tl_build_step, &b, 0);
-	if (b.result != 1)
+	if (b.v.result != 1)
 		return -1;
-	if (b.pos >= TL_PATH_LEN - 1) {
+	if (b.v.pos >= TL_PATH_LEN - 1) {
 		out->data[0] = '/';
 		out->data[1] = 0;
 		return 1;
 	}
-	len = TL_PATH_LEN - 1 - b.pos;
+	len = TL_PATH_LEN - 1 - b.v.pos;
 	TL_BARRIER_VAR(len);
 	if (len <= 0 || len >= TL_PATH_LEN)
 		return -1;
-	if (bpf_probe_read_kernel(out->data, len + 1, &scratch[b.pos & (TL_PATH_LEN - 1)]))
+	if (bpf_probe_read_kernel(out->data, len + 1, &scratch[b.v.pos & (TL_PATH_LEN - 1)]))
 		return -1;
 	return len;
 }

@@ -198,6 +198,7 @@ __noinline int TL_FN(tl_open_maybe_sensitive)(__u64 file_addr)
 	/* Its depth first; a path too deep to walk is left to the full match. */
 	tl_walk_start(&w, file);
 	w.len_mask = pf->dir_len_mask;
+	TL_OPAQUE(w);
 	bpf_loop(TL_WALK_STEPS, tl_count_step, &w, 0);
 	if (w.result != 1)
 		return 1;
@@ -208,6 +209,7 @@ __noinline int TL_FN(tl_open_maybe_sensitive)(__u64 file_addr)
 	tl_walk_start(&w, file);
 	w.level = depth;
 	w.depth_mask = pf->depth_mask;
+	TL_OPAQUE(w);
 	bpf_loop(TL_WALK_STEPS, tl_trigger_step, &w, 0);
 	return w.result == 1 ? 0 : 1;
 }

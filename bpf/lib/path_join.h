@@ -20,51 +20,53 @@
 struct tl_norm {
 	char *in;  /* joined path, in_len bytes */
 	char *out; /* TL_PATH_LEN bytes */
-	__u32 in_len;
-	__u32 o;	/* bytes written to out */
-	__u32 depth;	/* components kept */
-	__u32 comp_len; /* bytes of the component being copied */
-	__u32 dots;	/* the component so far is all '.' */
-	__u32 failed;
-	__u16 starts[TL_JOIN_MAX_DEPTH]; /* out offset of each kept component's '/' */
+	struct {   /* the state, opaque to the verifier (TL_OPAQUE) */
+		__u32 in_len;
+		__u32 o;	/* bytes written to out */
+		__u32 depth;	/* components kept */
+		__u32 comp_len; /* bytes of the component being copied */
+		__u32 dots;	/* the component so far is all '.' */
+		__u32 failed;
+		__u16 starts[TL_JOIN_MAX_DEPTH]; /* out offset of each kept component's '/' */
+	} v;
 };
 
 static long tl_norm_step(__u32 i, void *ctx)
 {
 	struct tl_norm *n = ctx;
-	char c = i < n->in_len ? n->in[i & (2 * TL_PATH_LEN - 1)] : '/';
+	char c = i < n->v.in_len ? n->in[i & (2 * TL_PATH_LEN - 1)] : '/';
 
 	if (c != '/') {
-		if (n->o + 2 >= TL_PATH_LEN) {
-			n->failed = 1;
+		if (n->v.o + 2 >= TL_PATH_LEN) {
+			n->v.failed = 1;
 			return 1;
 		}
-		if (n->comp_len == 0) {
-			n->starts[n->depth & (TL_JOIN_MAX_DEPTH - 1)] = n->o;
-			n->out[n->o & (TL_PATH_LEN - 1)] = '/';
-			n->o++;
-			n->dots = 1;
+		if (n->v.comp_len == 0) {
+			n->v.starts[n->v.depth & (TL_JOIN_MAX_DEPTH - 1)] = n->v.o;
+			n->out[n->v.o & (TL_PATH_LEN - 1)] = '/';
+			n->v.o++;
+			n->v.dots = 1;
 		}
-		n->out[n->o & (TL_PATH_LEN - 1)] = c;
-		n->o++;
-		n->comp_len++;
-		n->dots = n->dots && c == '.';
+		n->out[n->v.o & (TL_PATH_LEN - 1)] = c;
+		n->v.o++;
+		n->v.comp_len++;
+		n->v.dots = n->v.dots && c == '.';
 		return 0;
 	}
-	if (n->comp_len == 0)
+	if (n->v.comp_len == 0)
 		return 0; /* "//" or a leading '/' */
-	if (n->dots && n->comp_len <= 2) {
+	if (n->v.dots && n->v.comp_len <= 2) {
 		/* "." is dropped; ".." drops itself and the component before (none at "/"). */
-		n->o = n->starts[n->depth & (TL_JOIN_MAX_DEPTH - 1)];
-		if (n->comp_len == 2 && n->depth > 0) {
-			n->depth--;
-			n->o = n->starts[n->depth & (TL_JOIN_MAX_DEPTH - 1)];
+		n->v.o = n->v.starts[n->v.depth & (TL_JOIN_MAX_DEPTH - 1)];
+		if (n->v.comp_len == 2 && n->v.depth > 0) {
+			n->v.depth--;
+			n->v.o = n->v.starts[n->v.depth & (TL_JOIN_MAX_DEPTH - 1)];
 		}
-	} else if (++n->depth >= TL_JOIN_MAX_DEPTH) {
-		n->failed = 1;
+	} else if (++n->v.depth >= TL_JOIN_MAX_DEPTH) {
+		n->v.failed = 1;
 		return 1;
 	}
-	n->comp_len = 0;
+	n->v.comp_len = 0;
 	return 0;
 }
 
@@ -107,16 +109,17 @@ static __always_inline long tl_join_relative(struct tl_open_state *st, struct ta
 		return -1;
 	n.in = st->scratch;
 	n.out = (char *)st->canon.data;
-	n.in_len = base + 1 + raw_len;
+	n.v.in_len = base + 1 + raw_len;
+	TL_OPAQUE(n.v);
 	bpf_loop(2 * TL_PATH_LEN, tl_norm_step, &n, 0);
-	if (n.failed)
+	if (n.v.failed)
 		return -1;
-	if (n.o == 0) {
+	if (n.v.o == 0) {
 		st->canon.data[0] = '/';
-		n.o = 1;
+		n.v.o = 1;
 	}
-	st->canon.data[n.o & (TL_PATH_LEN - 1)] = 0;
-	return n.o;
+	st->canon.data[n.v.o & (TL_PATH_LEN - 1)] = 0;
+	return n.v.o;
 }
 
 #endif /* TRIPLINE_BPF_LIB_PATH_JOIN_H */

@@ -56,7 +56,17 @@ std::optional<Event> WaitFor(BpfProbe& probe, const std::function<bool(const Eve
     }
     // Events nobody asked for are dropped once they are many (other processes' opens).
     while (backlog.size() > 10000) backlog.pop_front();
-    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      // What did arrive, for the failure message: the file opens and connects of the backlog.
+      int shown = 0;
+      for (const Event& e : backlog) {
+        if ((e.As<FileOpenEvent>() != nullptr || e.As<NetConnectEvent>() != nullptr) &&
+            shown++ < 20) {
+          std::printf("  seen instead: pid %u %s\n", e.process.tgid, Summarize(e).c_str());
+        }
+      }
+      return std::nullopt;
+    }
     auto n = probe.Poll(100, [&](std::span<const uint8_t> bytes) {
       auto e = DecodeRecord(bytes, probe.BootToWallOffsetNs(), probe.sensitive_paths());
       EXPECT_TRUE(e.ok()) << e.status().ToString();
