@@ -183,7 +183,7 @@ __noinline int TL_FN(tl_open_maybe_sensitive)(__u64 file_addr)
 	struct file *file = TL_KPTR(file, file_addr);
 	struct tl_path_filter *pf;
 	struct tl_walk w = {};
-	__u32 zero = 0;
+	__u32 zero = 0, unknown_zero;
 	int depth;
 
 	if (!file)
@@ -195,10 +195,16 @@ __noinline int TL_FN(tl_open_maybe_sensitive)(__u64 file_addr)
 		return 1;
 	if (!pf->depth_mask)
 		return 0;
-	/* Its depth first; a path too deep to walk is left to the full match. */
+	/* Its depth first; a path too deep to walk is left to the full match. The counters
+	 * start from a zero the verifier cannot see as one, a fresh load of match_all (0 here),
+	 * so that they look unknown as TL_OPAQUE makes them, without its helper call on the
+	 * path every open takes. The dentry and mount are pointers, not constants. */
 	tl_walk_start(&w, file);
+	unknown_zero = *(volatile __u32 *)&pf->match_all;
+	w.level = unknown_zero;
+	w.result = unknown_zero;
+	w.cand = unknown_zero;
 	w.len_mask = pf->dir_len_mask;
-	TL_OPAQUE(w);
 	bpf_loop(TL_WALK_STEPS, tl_count_step, &w, 0);
 	if (w.result != 1)
 		return 1;
