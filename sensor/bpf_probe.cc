@@ -292,8 +292,11 @@ Result<tripline_probe*> OpenConfigured(const ProbeOptions& options) {
   }
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, skel->obj) bpf_program__set_autoload(prog, false);
-  // A map type the kernel does not have fails the whole load, even unused.
-  if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, nullptr) != 1) {
+  // A map type the kernel does not have fails the whole load, even unused. Probed once per
+  // process: every load (and each of the verifier measurement's) would otherwise ask again.
+  static const bool task_storage =
+      libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, nullptr) == 1;
+  if (!task_storage) {
     bpf_map__set_autocreate(skel->maps.tl_open_states, false);
   }
   return skel;
@@ -430,17 +433,6 @@ Status BpfProbe::FillSysExitHandlers(const std::vector<int>& choice) {
       return Status::FromErrno(err, std::string("sys_exit slot for ") + families[f].name);
   }
   return Status::Ok();
-}
-
-std::vector<std::pair<std::string, uint64_t>> BpfProbe::VerifiedInstructions() const {
-  std::vector<std::pair<std::string, uint64_t>> out;
-  if (skel_ == nullptr) return out;
-  bpf_program* prog = nullptr;
-  bpf_object__for_each_program(prog, skel_->obj) {
-    if (bpf_program__fd(prog) < 0) continue;
-    out.emplace_back(bpf_program__name(prog), ProgramVerifiedInsns(prog));
-  }
-  return out;
 }
 
 Result<std::unique_ptr<BpfProbe>> BpfProbe::Open(const ProbeOptions& options) {
@@ -593,9 +585,6 @@ Result<std::unique_ptr<BpfProbe>> BpfProbe::Open(const ProbeOptions& options) {
         break;
     }
     probe->families_.push_back(std::move(fs));
-  }
-  for (const auto& [name, insns] : probe->VerifiedInstructions()) {
-    TL_LOG(DEBUG) << "program " << name << ": " << insns << " instructions verified";
   }
 
   probe->priority_rb_ = ring_buffer__new(bpf_map__fd(probe->skel_->maps.tl_priority),

@@ -133,10 +133,6 @@ class BpfProbe {
   // Every family, in a fixed order, with how it runs here.
   const std::vector<FamilyStatus>& families() const { return families_; }
 
-  // (program, instructions the verifier processed) of every loaded program; 0 where the
-  // kernel does not report it (before 5.16).
-  std::vector<std::pair<std::string, uint64_t>> VerifiedInstructions() const;
-
   // Add to a record's ktime_ns (CLOCK_BOOTTIME) to get wall-clock ns since the epoch.
   int64_t BootToWallOffsetNs() const { return boot_to_wall_ns_; }
 
