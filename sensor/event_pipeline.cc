@@ -55,9 +55,10 @@ Event EventPipeline::HostEvent() const {
   return e;
 }
 
-Result<size_t> EventPipeline::EmitPosture() {
+Result<size_t> EventPipeline::EmitPosture() { return EmitPosture(posture_.Collect()); }
+
+Result<size_t> EventPipeline::EmitPosture(PostureSnapshot snap) {
   Event e = HostEvent();
-  PostureSnapshot snap = posture_.Collect();
   size_t errors = snap.errors.size();
   for (const std::string& err : snap.errors) {
     TL_LOG(WARNING) << "posture: " << err;

@@ -31,8 +31,11 @@ class EventPipeline {
   // Counts a record that could not be decoded.
   void CountDecodeError() { health_.CountDecodeError(); }
 
-  // Collects and emits a posture snapshot; returns how many errors it carried.
+  // Collects (on the calling thread) and emits a posture snapshot; returns how many errors
+  // it carried.
   Result<size_t> EmitPosture();
+  // Emits a snapshot collected elsewhere (PostureWorker); returns how many errors it carried.
+  Result<size_t> EmitPosture(PostureSnapshot snapshot);
   // Builds and emits a health event; returns it for logging.
   Result<SensorHealth> EmitHealth(const ExternalCounters& external);
 

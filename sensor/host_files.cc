@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <memory>
 
 namespace tripline::sensor {
 namespace {
@@ -59,6 +60,35 @@ bool ReadUpTo(int fd, size_t max_bytes, std::string* out, bool* larger) {
   }
 }
 
+const char* FileTypeName(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFIFO: return "a FIFO";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFSOCK: return "a socket";
+    case S_IFDIR: return "a directory";
+    case S_IFLNK: return "a symbolic link";
+    default: return "not a regular file";
+  }
+}
+
+// Reads the regular file open on `fd` (named `full` in errors), at most `max_bytes`.
+Result<std::string> ReadRegular(int fd, const std::string& full, size_t max_bytes) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return ErrnoStatus(errno, "fstat", full);
+  if (!S_ISREG(st.st_mode)) {
+    return Status::PermissionDenied(full + " is " + FileTypeName(st.st_mode) + "; not read");
+  }
+  std::string out;
+  bool larger = false;
+  if (!ReadUpTo(fd, max_bytes, &out, &larger)) return ErrnoStatus(errno, "read", full);
+  if (larger) {
+    return Status::ResourceExhausted(full + " is larger than " + std::to_string(max_bytes) +
+                                     " bytes");
+  }
+  return out;
+}
+
 }  // namespace
 
 RootedHostFiles::RootedHostFiles(std::string root)
@@ -73,18 +103,67 @@ std::string RootedHostFiles::Resolve(std::string_view path) const {
 }
 
 Result<std::string> RootedHostFiles::ReadFile(std::string_view path, size_t max_bytes) const {
-  std::string out;
   std::string full = Resolve(path);
-  int fd = open(full.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+  int fd = open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return ErrnoStatus(errno, "open", full);
   FdCloser closer(fd);
-  bool larger = false;
-  if (!ReadUpTo(fd, max_bytes, &out, &larger)) return ErrnoStatus(errno, "read", full);
-  if (larger) {
-    return Status::ResourceExhausted(full + " is larger than " + std::to_string(max_bytes) +
-                                     " bytes");
+  return ReadRegular(fd, full, max_bytes);
+}
+
+Result<std::string> RootedHostFiles::ReadAccountFile(std::string_view dir,
+                                                     std::string_view relative, uint32_t owner_uid,
+                                                     size_t max_bytes) const {
+  std::string full = Resolve(dir);
+  // The directory itself comes from /etc/passwd (root's file): followed like any path.
+  int fd = open(full.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+  if (fd < 0) return ErrnoStatus(errno, "open", full);
+  FdCloser dir_closer(fd);
+  // Below it the account decides what exists: no component is followed if it is a link.
+  std::string_view rest = relative;
+  while (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
+  int parent = fd;
+  int last = -1;
+  std::unique_ptr<FdCloser> parent_closer;
+  while (true) {
+    const size_t slash = rest.find('/');
+    const std::string name(rest.substr(0, slash));
+    const bool final = slash == std::string_view::npos;
+    full += "/" + name;
+    if (name.empty() || name == "." || name == "..") {
+      return Status::InvalidArgument("bad relative path '" + std::string(relative) + "'");
+    }
+    const int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (final ? 0 : O_DIRECTORY);
+    last = openat(parent, name.c_str(), flags);
+    if (last < 0) {
+      const int err = errno;
+      if (err == ELOOP) {
+        return Status::PermissionDenied(full + " is a symbolic link; not followed");
+      }
+      if (err == ENOTDIR && !final) {
+        struct stat st {};
+        if (fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+          return Status::PermissionDenied(full + " is a symbolic link; not followed");
+        }
+      }
+      return ErrnoStatus(err, "open", full);
+    }
+    if (final) break;
+    parent_closer = std::make_unique<FdCloser>(last);
+    parent = last;
+    rest = rest.substr(slash + 1);
   }
-  return out;
+  FdCloser closer(last);
+  struct stat st {};
+  if (fstat(last, &st) != 0) return ErrnoStatus(errno, "fstat", full);
+  // sshd's StrictModes rule: the account's own file, or root's. A sensor running as another
+  // user trusts its own uid as it trusts root.
+  if (S_ISREG(st.st_mode) && st.st_uid != owner_uid && st.st_uid != 0 && st.st_uid != geteuid()) {
+    return Status::PermissionDenied(full + " is owned by uid " + std::to_string(st.st_uid) +
+                                    ", not by the account (uid " + std::to_string(owner_uid) +
+                                    ") or root; not read");
+  }
+  return ReadRegular(last, full, max_bytes);
 }
 
 Status RootedHostFiles::ReadPrefix(std::string_view path, size_t max_bytes,

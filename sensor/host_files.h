@@ -33,8 +33,19 @@ class HostFiles {
 
   // The whole file. NotFound when it does not exist, ResourceExhausted when it is larger
   // than `max_bytes` (so a hostile or runaway file cannot make the daemon allocate without
-  // bound), IoError/PermissionDenied otherwise.
+  // bound), PermissionDenied when it is not a regular file (a FIFO or device is never
+  // read: the open does not block and the read is refused), IoError/PermissionDenied
+  // otherwise.
   virtual Result<std::string> ReadFile(std::string_view path, size_t max_bytes) const = 0;
+  // A file inside a directory an account controls, e.g. "~/.ssh/authorized_keys": `dir`
+  // (the home directory, named by /etc/passwd) is trusted; every component of `relative`
+  // is opened without following symbolic links, the file without blocking, and it is read
+  // only when it is a regular file owned by `owner_uid` or root (or the sensor's own
+  // uid) and at most `max_bytes` long. NotFound when it does not exist; PermissionDenied with the
+  // reason (a symbolic link, not a regular file, the wrong owner) when it is skipped;
+  // ResourceExhausted when too large.
+  virtual Result<std::string> ReadAccountFile(std::string_view dir, std::string_view relative,
+                                              uint32_t owner_uid, size_t max_bytes) const = 0;
   // Reads at most `max_bytes` from the start of the file into `out`, reusing its capacity:
   // the per-event /proc reads go through here so they do not allocate once warm.
   virtual Status ReadPrefix(std::string_view path, size_t max_bytes, std::string* out) const = 0;
@@ -51,6 +62,8 @@ class RootedHostFiles final : public HostFiles {
   explicit RootedHostFiles(std::string root);
 
   Result<std::string> ReadFile(std::string_view path, size_t max_bytes) const override;
+  Result<std::string> ReadAccountFile(std::string_view dir, std::string_view relative,
+                                      uint32_t owner_uid, size_t max_bytes) const override;
   Status ReadPrefix(std::string_view path, size_t max_bytes, std::string* out) const override;
   Result<FileVersion> Stat(std::string_view path) const override;
   Result<std::string> ReadLink(std::string_view path) const override;

@@ -48,7 +48,11 @@ bool RuleAppliesTo(const SudoRule& rule, const Account& account) {
 
 }  // namespace
 
-PostureSnapshot PostureCollector::Collect() const {
+PostureSnapshot PostureCollector::Collect() const { return Collect(nullptr, 0); }
+
+PostureSnapshot PostureCollector::Collect(const Clock* clock, int64_t budget_ns) const {
+  const int64_t deadline = clock != nullptr ? clock->MonotonicNs() + budget_ns : 0;
+  size_t keys_skipped = 0;
   PostureSnapshot snap;
   std::vector<PasswdEntry> passwd;
   std::vector<GroupEntry> groups;
@@ -127,10 +131,14 @@ PostureSnapshot PostureCollector::Collect() const {
       a.sudo_nopasswd = a.sudo_nopasswd || rule.nopasswd;
     }
 
-    if (!pw.home.empty() && pw.home.front() == '/') {
-      std::string base = pw.home == "/" ? std::string() : pw.home;
-      for (const char* name : {"/.ssh/authorized_keys", "/.ssh/authorized_keys2"}) {
-        auto keys = files_.ReadFile(base + name, kMaxAuthorizedKeysBytes);
+    if (clock != nullptr && clock->MonotonicNs() >= deadline) {
+      // Out of time: the accounts are still reported, their keys no longer read.
+      ++keys_skipped;
+    } else if (!pw.home.empty() && pw.home.front() == '/') {
+      // The home directory and everything in it belong to the account: read as root,
+      // nothing there is followed through a link or opened if it could block.
+      for (const char* name : {".ssh/authorized_keys", ".ssh/authorized_keys2"}) {
+        auto keys = files_.ReadAccountFile(pw.home, name, pw.uid, kMaxAuthorizedKeysBytes);
         if (keys.ok()) {
           a.authorized_keys += CountKeys(*keys);
         } else if (!keys.status().IsNotFound()) {
@@ -139,6 +147,11 @@ PostureSnapshot PostureCollector::Collect() const {
       }
     }
     snap.accounts.push_back(std::move(a));
+  }
+  if (keys_skipped > 0) {
+    snap.errors.push_back("posture time budget of " + std::to_string(budget_ns / 1'000'000) +
+                          " ms used up: authorized keys of " + std::to_string(keys_skipped) +
+                          " accounts not counted");
   }
   snap.root_group_members.assign(root_members.begin(), root_members.end());
   return snap;

@@ -6,14 +6,20 @@
 //                              never expires, reported as -1)
 //   /etc/sudoers (+ includes)  rules per account, direct or through %group, NOPASSWD
 //                              (see sudoers_parser.h for what is not interpreted)
-//   ~/.ssh/authorized_keys{,2} number of keys per account
+//   ~/.ssh/authorized_keys{,2} number of keys per account. The account owns its home, so
+//                              these are read with HostFiles::ReadAccountFile: no link
+//                              followed, nothing opened that could block, only a regular
+//                              file owned by the account or root; anything else is skipped
+//                              and the reason goes to `errors`.
 // Root group members: members listed on the gid 0 group and accounts whose primary gid is 0.
 // Every file or line that cannot be read or parsed becomes an entry in `errors`; the
 // snapshot is still produced from what could be read.
 //
-// Threading: Collect() has no shared state; call it from any one thread at a time.
+// Threading: Collect() has no shared state; call it from any one thread at a time. The
+// sensor runs it on a thread of its own (PostureWorker), never on the event loop's.
 #pragma once
 
+#include "common/clock.h"
 #include "model/event.h"
 #include "sensor/host_files.h"
 
@@ -25,6 +31,10 @@ class PostureCollector {
   explicit PostureCollector(const HostFiles& files) : files_(files) {}
 
   PostureSnapshot Collect() const;
+  // With a time budget: once `budget_ns` of `clock`'s monotonic time has passed, the
+  // remaining accounts are reported without reading their home directories, and `errors`
+  // says how many.
+  PostureSnapshot Collect(const Clock* clock, int64_t budget_ns) const;
 
  private:
   const HostFiles& files_;

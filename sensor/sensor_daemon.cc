@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <thread>
 
 #include "common/log.h"
@@ -16,6 +17,9 @@ namespace {
 constexpr int kPollTimeoutMs = 100;
 constexpr int64_t kDecodeLogWindowNs = 10 * kNanosPerSecond;
 constexpr uint32_t kDecodeLogsPerWindow = 5;
+// A posture snapshot reads a few files per account; on a healthy host it takes
+// milliseconds. Past this budget the remaining accounts are reported without their keys.
+constexpr int64_t kPostureBudgetNs = 20 * kNanosPerSecond;
 
 SensitivePath::Match ToProbeMatch(PathRuleSetting::Match m) {
   switch (m) {
@@ -62,7 +66,8 @@ SensorDaemon::SensorDaemon(const SensorSettings& settings, const HostIdentity& i
       clock_(clock),
       sink_(sink),
       probe_(std::move(probe)),
-      pipeline_(identity, host_files, proc_files, clock, sink) {}
+      pipeline_(identity, host_files, proc_files, clock, sink),
+      posture_(host_files, clock, kPostureBudgetNs) {}
 
 void SensorDaemon::LogDecodeError(const Status& status) {
   int64_t now = clock_.MonotonicNs();
@@ -126,8 +131,15 @@ Status SensorDaemon::Run(const std::atomic<bool>& stop) {
   while (!stop.load(std::memory_order_relaxed)) {
     int64_t now = clock_.MonotonicNs();
     if (now >= next_posture) {
-      TL_RETURN_IF_ERROR(pipeline_.EmitPosture().status());
+      int64_t since = 0;
+      if (!posture_.Start() && posture_.running(&since)) {
+        TL_LOG(WARNING) << "posture: the collection started " << (now - since) / kNanosPerSecond
+                        << " s ago is still running; not starting another";
+      }
       next_posture = now + posture_every;
+    }
+    if (std::optional<PostureSnapshot> snap = posture_.Take()) {
+      TL_RETURN_IF_ERROR(pipeline_.EmitPosture(std::move(*snap)).status());
     }
     if (now >= next_health) {
       TL_RETURN_IF_ERROR(EmitHealth());

@@ -1,5 +1,7 @@
 // SensorDaemon: the sensor's event loop. Polls the BPF probe, decodes each record, runs it
-// through the EventPipeline, and on timers emits health and posture events.
+// through the EventPipeline, and on timers emits health and posture events. Posture is
+// collected on the PostureWorker's thread and emitted by the loop when it is ready, so a
+// slow home directory never stops events.
 //
 // Ownership: owns the probe and the pipeline; borrows the sink and the stop flag.
 // Threading: Run() is the only thread touching the daemon; `stop` may be set from a signal
@@ -15,6 +17,7 @@
 #include "sensor/config.h"
 #include "sensor/event_pipeline.h"
 #include "sensor/event_sink.h"
+#include "sensor/posture_worker.h"
 
 namespace tripline::sensor {
 
@@ -43,6 +46,7 @@ class SensorDaemon {
   EventSink& sink_;
   std::unique_ptr<BpfProbe> probe_;
   EventPipeline pipeline_;
+  PostureWorker posture_;
   Status sink_status_;
   // Decode errors are logged with a budget so a corrupt stream cannot flood the log.
   int64_t decode_log_window_ns_ = 0;

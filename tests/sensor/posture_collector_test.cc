@@ -1,9 +1,15 @@
 #include "sensor/posture_collector.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <future>
 
+#include "sensor/posture_worker.h"
 #include "sensor/sudoers_parser.h"
 #include "tests/sensor/temp_tree.h"
 
@@ -141,6 +147,115 @@ TEST_F(PostureCollectorTest, EveryProblemIsReported) {
   EXPECT_TRUE(Contains(snap.errors, "/etc/group:2: expected 4 fields, got 1"));
   EXPECT_TRUE(AnyContains(snap.errors, "/etc/sudoers:1: include: not found"));
   EXPECT_TRUE(AnyContains(snap.errors, "/etc/sudoers:2: expected 'USERS HOSTS = COMMANDS'"));
+}
+
+// An account plants what a root reader must not follow or wait on: a FIFO as
+// authorized_keys2 (a blocking open waits forever for a writer), authorized_keys as a
+// link to /etc/shadow, and a second account's ~/.ssh as a link to root's. As root, a third
+// account's key file is owned by someone else. Collect returns at once, skips each with
+// the reason, and still counts the keys it may read.
+class PlantedHomeTest : public PostureCollectorTest {
+ protected:
+  void SetUp() override {
+    PostureCollectorTest::SetUp();
+    as_root_ = geteuid() == 0;
+    // Without root the files are the test's own; the sensor trusts its own uid like root's.
+    mallory_uid_ = as_root_ ? 4242 : getuid();
+    tree_.Write("/etc/passwd",
+                "root:x:0:0:root:/root:/bin/bash\n"
+                "mallory:x:" +
+                    std::to_string(mallory_uid_) +
+                    ":4242::/home/mallory:/bin/bash\n"
+                    "eve:x:4243:4243::/home/eve:/bin/bash\n"
+                    "trent:x:4244:4244::/home/trent:/bin/bash\n");
+    tree_.Write("/home/mallory/.ssh/.keep", "");
+    fifo_ = tree_.root() + "/home/mallory/.ssh/authorized_keys2";
+    ASSERT_EQ(mkfifo(fifo_.c_str(), 0644), 0);
+    tree_.Symlink(tree_.root() + "/etc/shadow", "/home/mallory/.ssh/authorized_keys");
+    tree_.Write("/home/eve/.keep", "");
+    tree_.Symlink(tree_.root() + "/root/.ssh", "/home/eve/.ssh");
+    tree_.Write("/home/trent/.ssh/authorized_keys", "ssh-ed25519 DDDD trent@x\n");
+    if (as_root_) {
+      for (const std::string& path :
+           {tree_.root() + "/home/mallory", tree_.root() + "/home/mallory/.ssh", fifo_}) {
+        ASSERT_EQ(lchown(path.c_str(), mallory_uid_, 4242), 0) << path;
+      }
+      ASSERT_EQ(chown((tree_.root() + "/home/trent/.ssh/authorized_keys").c_str(), 5555, 5555), 0);
+    }
+  }
+
+  // Collect on another thread; a collection stuck on the FIFO is released (by opening its
+  // write end) so the test can end, and reported as a failure.
+  PostureSnapshot CollectPromptly() {
+    auto future =
+        std::async(std::launch::async, [this] { return PostureCollector(files_).Collect(); });
+    if (future.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      ADD_FAILURE() << "Collect() still blocked after 10 s";
+      int fd = open(fifo_.c_str(), O_WRONLY | O_NONBLOCK);
+      if (fd >= 0) close(fd);
+    }
+    return future.get();
+  }
+
+  bool as_root_ = false;
+  uint32_t mallory_uid_ = 0;
+  std::string fifo_;
+};
+
+TEST_F(PlantedHomeTest, FifoAndLinksAreSkippedWithTheReason) {
+  const auto start = std::chrono::steady_clock::now();
+  PostureSnapshot snap = CollectPromptly();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  ASSERT_EQ(snap.accounts.size(), 4u);
+  EXPECT_EQ(Find(snap, "root")->authorized_keys, 1u);  // /root/.ssh/authorized_keys2
+  EXPECT_EQ(Find(snap, "mallory")->authorized_keys, 0u);
+  EXPECT_EQ(Find(snap, "eve")->authorized_keys, 0u);
+  const std::string home = tree_.root() + "/home/";
+  EXPECT_TRUE(AnyContains(snap.errors, home + "mallory/.ssh/authorized_keys2 is a FIFO; not read"))
+      << ::testing::PrintToString(snap.errors);
+  EXPECT_TRUE(AnyContains(snap.errors,
+                          home + "mallory/.ssh/authorized_keys is a symbolic link; not followed"))
+      << ::testing::PrintToString(snap.errors);
+  EXPECT_TRUE(AnyContains(snap.errors, home + "eve/.ssh is a symbolic link; not followed"))
+      << ::testing::PrintToString(snap.errors);
+  if (as_root_) {
+    EXPECT_EQ(Find(snap, "trent")->authorized_keys, 0u);
+    EXPECT_TRUE(AnyContains(snap.errors,
+                            "trent/.ssh/authorized_keys is owned by uid 5555, not by "
+                            "the account (uid 4244) or root; not read"))
+        << ::testing::PrintToString(snap.errors);
+  } else {
+    EXPECT_EQ(Find(snap, "trent")->authorized_keys, 1u);
+  }
+}
+
+TEST_F(PlantedHomeTest, TheWorkerCollectsOffTheCallersThread) {
+  FakeClock clock;
+  PostureWorker worker(files_, clock, 20 * kNanosPerSecond);
+  EXPECT_FALSE(worker.Take().has_value());
+  ASSERT_TRUE(worker.Start());
+  auto snap = worker.WaitAndTake(10 * kNanosPerSecond);
+  if (!snap.has_value()) {
+    int fd = open(fifo_.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) close(fd);
+    snap = worker.WaitAndTake(10 * kNanosPerSecond);
+    FAIL() << "the worker's collection was stuck";
+  }
+  EXPECT_EQ(snap->accounts.size(), 4u);
+  EXPECT_FALSE(worker.running());
+  ASSERT_TRUE(worker.Start());  // and again, once the result was taken
+  EXPECT_TRUE(worker.WaitAndTake(10 * kNanosPerSecond).has_value());
+}
+
+TEST_F(PostureCollectorTest, TimeBudgetSpentKeepsAccountsAndSaysWhatIsMissing) {
+  FakeClock clock;
+  PostureSnapshot snap = PostureCollector(files_).Collect(&clock, 0);
+  ASSERT_EQ(snap.accounts.size(), 6u);
+  EXPECT_EQ(Find(snap, "alice")->authorized_keys, 0u);
+  EXPECT_TRUE(Contains(snap.errors,
+                       "posture time budget of 0 ms used up: authorized keys of 6 accounts not "
+                       "counted"))
+      << ::testing::PrintToString(snap.errors);
 }
 
 TEST(SudoersParserTest, TagsNegationAndComments) {
