@@ -6,6 +6,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/text_escape.h"
+
 namespace tripline {
 namespace {
 
@@ -54,8 +56,10 @@ LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(leve
 }
 
 LogMessage::~LogMessage() {
-  stream_ << '\n';
-  const std::string s = stream_.str();
+  // Messages carry names and paths from hosts and sensors: escaped, a host name with a
+  // newline or a terminal sequence cannot forge a line or drive the reader's terminal.
+  std::string s = EscapeForDisplay(stream_.str());
+  s.push_back('\n');
   size_t off = 0;
   while (off < s.size()) {
     ssize_t n = ::write(STDERR_FILENO, s.data() + off, s.size() - off);

@@ -1,5 +1,6 @@
 // Minimal leveled logging to stderr. Thread-safe: each message is written with one
-// write(2) call, so lines from different threads never interleave.
+// write(2) call, so lines from different threads never interleave. A message is one line:
+// controls and bidi overrides in it are escaped with EscapeForDisplay (common/text_escape.h).
 //
 //   TL_LOG(INFO) << "listening on " << addr;
 #pragma once
