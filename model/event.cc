@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "common/text_escape.h"
+
 namespace tripline {
 namespace {
 
@@ -124,6 +126,96 @@ std::string Summarize(const Event& e) {
     }
   }
   return out.str();
+}
+
+namespace {
+
+// Applies the rule to one string and names it in `fields` when it was rewritten.
+class Utf8Repair {
+ public:
+  explicit Utf8Repair(std::vector<std::string>* fields) : fields_(fields) {}
+
+  void Fix(std::string* s, std::string_view name) {
+    if (EscapeInvalidUtf8(s)) fields_->emplace_back(name);
+  }
+  void Fix(std::string* s, std::string_view prefix, size_t index, std::string_view suffix = {}) {
+    if (!EscapeInvalidUtf8(s)) return;
+    std::string name(prefix);
+    name += "[" + std::to_string(index) + "]";
+    name += suffix;
+    fields_->push_back(std::move(name));
+  }
+  void FixAll(std::vector<std::string>* v, std::string_view prefix) {
+    for (size_t i = 0; i < v->size(); ++i) Fix(&(*v)[i], prefix, i);
+  }
+  size_t count() const { return fields_->size(); }
+
+ private:
+  std::vector<std::string>* fields_;
+};
+
+}  // namespace
+
+size_t EscapeInvalidUtf8(Event* e) {
+  const size_t before = e->escaped_fields.size();
+  Utf8Repair r(&e->escaped_fields);
+  r.Fix(&e->host, "host");
+  r.Fix(&e->host_id, "host_id");
+  r.Fix(&e->session, "session");
+  ProcessInfo& p = e->process;
+  r.Fix(&p.comm, "process.comm");
+  r.Fix(&p.exe, "process.exe");
+  r.Fix(&p.user, "process.user");
+  r.Fix(&p.login_user, "process.login_user");
+  r.Fix(&p.container_id, "process.container_id");
+  if (auto* l = e->As<LoginEvent>()) {
+    r.Fix(&l->service, "login.service");
+    r.Fix(&l->user, "login.user");
+    r.Fix(&l->remote_addr, "login.remote_addr");
+    r.Fix(&l->local_addr, "login.local_addr");
+    r.Fix(&l->reason, "login.reason");
+    r.Fix(&l->tty, "login.tty");
+  } else if (auto* f = e->As<FileOpenEvent>()) {
+    r.Fix(&f->path, "file_open.path");
+    r.Fix(&f->rule, "file_open.rule");
+  } else if (auto* x = e->As<ExecEvent>()) {
+    r.Fix(&x->filename, "exec.filename");
+    r.FixAll(&x->argv, "exec.argv");
+    r.Fix(&x->parent_comm, "exec.parent_comm");
+  } else if (auto* n = e->As<NetConnectEvent>()) {
+    r.Fix(&n->local_addr, "net.local_addr");
+    r.Fix(&n->remote_addr, "net.remote_addr");
+  } else if (auto* ps = e->As<PostureSnapshot>()) {
+    for (size_t i = 0; i < ps->accounts.size(); ++i) {
+      Account& a = ps->accounts[i];
+      r.Fix(&a.name, "posture.accounts", i, ".name");
+      r.Fix(&a.shell, "posture.accounts", i, ".shell");
+      r.Fix(&a.home, "posture.accounts", i, ".home");
+      for (size_t k = 0; k < a.groups.size(); ++k) {
+        r.Fix(&a.groups[k], "posture.accounts", i, ".groups[" + std::to_string(k) + "]");
+      }
+      for (size_t k = 0; k < a.sudo_rules.size(); ++k) {
+        r.Fix(&a.sudo_rules[k], "posture.accounts", i, ".sudo_rules[" + std::to_string(k) + "]");
+      }
+    }
+    r.FixAll(&ps->root_group_members, "posture.root_group_members");
+    r.FixAll(&ps->errors, "posture.errors");
+  } else if (auto* h = e->As<SensorHealth>()) {
+    for (size_t i = 0; i < h->kinds.size(); ++i) {
+      r.Fix(&h->kinds[i].kind, "health.kinds", i, ".kind");
+    }
+    r.FixAll(&h->disabled_programs, "health.disabled_programs");
+    for (size_t i = 0; i < h->families.size(); ++i) {
+      HookFamilyStatus& f = h->families[i];
+      const std::pair<std::string*, const char*> strings[] = {{&f.name, ".name"},
+                                                              {&f.state, ".state"},
+                                                              {&f.hooks, ".hooks"},
+                                                              {&f.reason, ".reason"},
+                                                              {&f.remedy, ".remedy"}};
+      for (const auto& [s, name] : strings) r.Fix(s, "health.families", i, name);
+    }
+  }
+  return r.count() - before;
 }
 
 }  // namespace tripline

@@ -163,6 +163,10 @@ struct Event {
   ProcessInfo process;
   std::string session;  // login session the process belongs to, "" when none
   EventBody body;
+  // The strings of this event that held bytes which are not UTF-8 and were rewritten by
+  // EscapeInvalidUtf8 (common/text_escape.h): "exec.filename", "exec.argv[2]",
+  // "posture.accounts[4].home". Empty for almost every event.
+  std::vector<std::string> escaped_fields;
 
   EventKind kind() const { return static_cast<EventKind>(body.index()); }
   template <typename T>
@@ -183,6 +187,13 @@ bool ParseKindName(std::string_view name, EventKind* out);
 bool IsPriorityKind(EventKind kind);
 // One line a person can read: "login sshd alice from 198.18.0.66:40022 failed".
 std::string Summarize(const Event& event);
+
+// Makes every string of `event` valid UTF-8 by rule 1 of common/text_escape.h (valid text
+// untouched; otherwise invalid bytes as \xNN and backslashes doubled) and appends the name
+// of each rewritten string to `event->escaped_fields`. Returns how many it rewrote. The
+// sensor applies this to every event before it leaves the pipeline, so no event is lost
+// to a protobuf parse that refuses invalid UTF-8.
+size_t EscapeInvalidUtf8(Event* event);
 
 std::string_view OutcomeName(Outcome o);            // "success", "failure", "unspecified"
 std::string_view LoginSourceName(LoginSource s);    // "pam", "utmp", "cred"

@@ -379,6 +379,7 @@ json EventToJson(const Event& e) {
          {"host_id", e.host_id}, {"kind", KindName(e.kind())},
          {"session", e.session}, {"process", ProcessToJson(e.process)}};
   std::visit(BodyToJson{&j}, e.body);
+  if (!e.escaped_fields.empty()) j["escaped_fields"] = e.escaped_fields;
   return j;
 }
 
@@ -403,6 +404,7 @@ Result<Event> EventFromJson(const json& j) {
   TL_RETURN_IF_ERROR(r.Str("host", &e.host));
   TL_RETURN_IF_ERROR(r.Str("host_id", &e.host_id));
   TL_RETURN_IF_ERROR(r.Str("session", &e.session));
+  TL_RETURN_IF_ERROR(r.Strings("escaped_fields", kMaxWireListItems, &e.escaped_fields));
   if (const json* p = r.Find("process")) TL_RETURN_IF_ERROR(ProcessFromJson(*p, &e.process));
   const json* body = r.Find(std::string(KindName(kind)).c_str());
   if (!body) return Status::InvalidArgument("event of kind " + kind_name + " has no body");

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/text_escape.h"
+
 namespace tripline {
 namespace {
 
@@ -9,6 +11,12 @@ Status CheckString(const std::string& s, std::string_view field) {
   if (s.size() > kMaxWireString) {
     return Status::InvalidArgument(std::string(field) + " longer than " +
                                    std::to_string(kMaxWireString) + " bytes");
+  }
+  // A parsed message cannot hold anything else; one built in memory can, and would then
+  // be unreadable once stored or forwarded.
+  if (!IsValidUtf8(s)) {
+    return Status::InvalidArgument(std::string(field) +
+                                   " is not valid UTF-8 (escape it with EscapeInvalidUtf8)");
   }
   return Status::Ok();
 }
@@ -327,6 +335,7 @@ void ToProto(const Event& e, v1::Event* out) {
   out->set_host_id(e.host_id);
   ProcessToProto(e.process, out->mutable_process());
   out->set_session(e.session);
+  for (const auto& f : e.escaped_fields) out->add_escaped_fields(f);
   std::visit(BodyToProto{out}, e.body);
 }
 
@@ -343,6 +352,8 @@ Result<Event> FromProto(const v1::Event& in) {
   e.host_id = in.host_id();
   TL_RETURN_IF_ERROR(ProcessFromProto(in.process(), &e.process));
   e.session = in.session();
+  TL_RETURN_IF_ERROR(
+      CopyStrings(in.escaped_fields(), kMaxWireListItems, "escaped_fields", &e.escaped_fields));
   TL_ASSIGN_OR_RETURN(e.body, BodyFromProto(in));
   return e;
 }

@@ -37,6 +37,9 @@ Status EventPipeline::HandleKernelEvent(Event&& event) {
 }
 
 Status EventPipeline::Emit(Event&& event) {
+  // Kernel strings are bytes; the wire wants UTF-8. Escaped here, after enrichment, so no
+  // event is lost to a parse that refuses it (the event names what was escaped).
+  EscapeInvalidUtf8(&event);
   // Per-run numbering; the delivery client, which owns the durable sequence, renumbers.
   event.seq = next_seq_++;
   health_.CountEvent(event.kind());

@@ -64,6 +64,8 @@ TEST(EventProtoTest, RejectsHostileInput) {
          for (int i = 0; i < 300; ++i) w->mutable_exec()->add_argv("x");
        },
        "exec.argv"},
+      // Built in memory, not parsed: the edge still refuses what the wire cannot carry.
+      {"invalid utf-8", [](v1::Event* w) { w->set_host("host\xff"); }, "host is not valid UTF-8"},
   };
   for (const auto& c : cases) {
     v1::Event w = ValidWire();

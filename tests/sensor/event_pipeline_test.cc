@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/clock.h"
 #include "sensor/jsonl_sink.h"
 #include "tests/sensor/temp_tree.h"
 
@@ -71,6 +72,34 @@ TEST(EventPipelineTest, KernelEventsPostureAndHealth) {
   }
   EXPECT_TRUE(saw_file_kind);
   EXPECT_NE(HealthReporter::Summary(*h).find("7 ring-buffer drops"), std::string::npos);
+}
+
+// Whatever bytes a kernel string holds, what the pipeline emits is valid UTF-8 (so the wire
+// can carry it) and says which strings were escaped.
+TEST(EventPipelineTest, KernelStringsThatAreNotUtf8AreEscapedAndNamed) {
+  TempTree tree;
+  tree.Write("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
+  RootedHostFiles files(tree.root());
+  FakeClock clock;
+  CollectingSink sink;
+  EventPipeline pipeline({"hosta", "00112233445566778899aabbccddeeff"}, files, files, clock, sink);
+  Event e;
+  e.process.pid = e.process.tgid = 4242;
+  e.process.comm =
+      "ba\xff"
+      "d";
+  e.body = ExecEvent{"/tmp/\xc0\xaf/x", {"x", "caf\xc3\xa9", "a\\b\x80"}, false, "bash"};
+  ASSERT_TRUE(pipeline.HandleKernelEvent(std::move(e)).ok());
+  ASSERT_EQ(sink.events.size(), 1u);
+  const Event& out = sink.events[0];
+  EXPECT_EQ(out.process.comm, "ba\\xffd");
+  const ExecEvent& x = *out.As<ExecEvent>();
+  EXPECT_EQ(x.filename, "/tmp/\\xc0\\xaf/x");
+  EXPECT_EQ(x.argv[1], "caf\xc3\xa9");  // valid UTF-8: untouched
+  EXPECT_EQ(x.argv[2], "a\\\\b\\x80");
+  EXPECT_EQ(out.process.exe, x.filename);  // the enricher took it from the exec
+  EXPECT_EQ(out.escaped_fields, (std::vector<std::string>{"process.comm", "process.exe",
+                                                          "exec.filename", "exec.argv[2]"}));
 }
 
 TEST(JsonlSinkTest, OneObjectPerLine) {

@@ -1,6 +1,8 @@
 // Root tests of the real tripline-sensor binary: BPF probes attached to this kernel, real
 // syscalls, a real sshd login (tools/lab). They skip, saying why, without root or BTF.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -127,6 +129,96 @@ TEST(SensorBpfTest, EmitsPostureAndHealth) {
   bool has_root = false;
   for (const json& a : (*posture)["posture"]["accounts"]) has_root |= a["name"] == "root";
   EXPECT_TRUE(has_root) << posture->dump();
+  ExpectCleanStop(*sensor);
+}
+
+// An account plants a FIFO and a link in its ~/.ssh (here a --host-root tree whose passwd
+// names it), and a program runs from a directory whose name is not UTF-8. The sensor's
+// posture skips both files with the reason instead of blocking on the FIFO, and the exec
+// and the shadow read of that program still arrive, escaped and named.
+TEST(SensorBpfTest, PlantedFifoBlindsNothingAndNonUtf8PathsArrive) {
+  if (std::string why = BpfUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  namespace fs = std::filesystem;
+  char tmpl[] = "/tmp/tripline-bpf-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string root = tmpl;
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{root};
+  fs::create_directories(root + "/etc");
+  fs::create_directories(root + "/var/log");
+  fs::create_directories(root + "/home/mallory/.ssh");
+  const auto write = [](const std::string& path, const std::string& text) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr) << path;
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+  };
+  write(root + "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\nmallory:x:4242:4242::/home/mallory:/bin/bash\n");
+  write(root + "/etc/group", "root:x:0:\n");
+  write(root + "/var/log/btmp", "");
+  write(root + "/var/log/wtmp", "");
+  const std::string fifo = root + "/home/mallory/.ssh/authorized_keys2";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
+  fs::create_symlink("/etc/shadow", root + "/home/mallory/.ssh/authorized_keys");
+  for (const std::string& p : {root + "/home/mallory", root + "/home/mallory/.ssh", fifo}) {
+    ASSERT_EQ(lchown(p.c_str(), 4242, 4242), 0) << p;
+  }
+  // A copy of cat in a directory named with a 0xff byte.
+  const std::string odd_dir = root + "/bin-\xff";
+  fs::create_directories(odd_dir);
+  fs::copy_file("/usr/bin/cat", odd_dir + "/cat");
+  fs::permissions(odd_dir + "/cat", fs::perms::owner_all);
+
+  auto sensor = Subprocess::Spawn(SensorOptions({"--scope", "host", "--host-root", root}));
+  ASSERT_TRUE(sensor.ok()) << sensor.status().ToString();
+  ASSERT_TRUE(WaitReady(*sensor));
+
+  SpawnOptions cat;
+  cat.argv = {odd_dir + "/cat", "/etc/shadow"};
+  auto child = Subprocess::Spawn(std::move(cat));
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  const uint32_t cat_pid = static_cast<uint32_t>(child->pid());
+  auto cat_exit = child->Wait(seconds(10));
+  ASSERT_TRUE(cat_exit.ok());
+
+  const std::string escaped_dir = root + "/bin-\\xff";
+  std::optional<json> exec, read, posture;
+  auto line = sensor->ReadLineUntil(
+      OutputStream::kStdout,
+      [&](std::string_view text) {
+        json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+        if (j.is_discarded() || !j.is_object()) return false;
+        const std::string kind = j.value("kind", "");
+        if (kind == "posture") posture = j;
+        if (kind == "exec" && j["process"].value("tgid", 0u) == cat_pid) exec = j;
+        if (kind == "file_open" && j["process"].value("tgid", 0u) == cat_pid) read = j;
+        return exec && read && posture;
+      },
+      DeadlineIn(seconds(15)));
+  if (!line.ok()) {
+    // Release a collection stuck on the FIFO so the sensor can be stopped.
+    int fd = open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) close(fd);
+  }
+  ASSERT_TRUE(exec.has_value()) << "no exec from " << escaped_dir << ": "
+                                << line.status().ToString();
+  EXPECT_EQ((*exec)["exec"]["filename"], escaped_dir + "/cat") << exec->dump();
+  EXPECT_NE((*exec)["escaped_fields"].dump().find("exec.filename"), std::string::npos)
+      << exec->dump();
+  ASSERT_TRUE(read.has_value()) << "no shadow read from the program under " << escaped_dir;
+  EXPECT_EQ((*read)["file_open"]["path"], "/etc/shadow") << read->dump();
+  EXPECT_EQ((*read)["process"]["exe"], escaped_dir + "/cat") << read->dump();
+  ASSERT_TRUE(posture.has_value());
+  const std::string errors = (*posture)["posture"]["errors"].dump();
+  EXPECT_NE(errors.find("authorized_keys2 is a FIFO; not read"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("authorized_keys is a symbolic link; not followed"), std::string::npos)
+      << errors;
   ExpectCleanStop(*sensor);
 }
 
