@@ -48,6 +48,12 @@ int Run(int argc, char** argv) {
     std::cerr << "tripline-aggregator: " << credentials.status().message() << "\n";
     return 2;
   }
+  if (settings->config.insecure() && settings->config.tls().cert_file().empty() &&
+      !settings->listen.IsLoopback()) {
+    TL_LOG(WARNING) << "listening on " << settings->listen.ToString()
+                    << " without TLS (--insecure): events, queries and acknowledgements travel "
+                       "in clear text, and anyone on the path can read or forge them";
+  }
   for (const ForwardTarget& f : settings->forwards) {
     // Accepted and validated so configurations are ready; delivery is a later feature and
     // nothing is sent.

@@ -124,6 +124,7 @@ std::string Summarize(const Event& e) {
     for (const HookFamilyStatus& f : h->families) {
       if (f.state != "live") out << ", " << f.name << " " << f.state;
     }
+    for (const std::string& w : h->warnings) out << "; warning: " << w;
   }
   return out.str();
 }
@@ -214,6 +215,7 @@ size_t EscapeInvalidUtf8(Event* e) {
                                                               {&f.remedy, ".remedy"}};
       for (const auto& [s, name] : strings) r.Fix(s, "health.families", i, name);
     }
+    r.FixAll(&h->warnings, "health.warnings");
   }
   return r.count() - before;
 }

@@ -141,6 +141,9 @@ struct SensorHealth {
   uint64_t uptime_seconds = 0;
   std::vector<uint64_t> ringbuf_drops_by_kind;
   std::vector<HookFamilyStatus> families;
+  // What weakens this sensor's protection by its own configuration, repeated in every
+  // report ("events go to 198.51.100.7:4317 in clear text: ..."); empty when nothing does.
+  std::vector<std::string> warnings;
 };
 
 using EventBody = std::variant<LoginEvent, FileOpenEvent, ExecEvent, NetConnectEvent,

@@ -112,6 +112,7 @@ struct BodyToJson {
                               {"remedy", f.remedy}});
     }
     (*out)["health"]["families"] = std::move(families);
+    if (!h.warnings.empty()) (*out)["health"]["warnings"] = h.warnings;
   }
 };
 
@@ -365,6 +366,7 @@ Result<EventBody> BodyFromJson(EventKind kind, const json& b) {
           h.families.push_back(std::move(f));
         }
       }
+      TL_RETURN_IF_ERROR(r.Strings("warnings", kMaxWireListItems, &h.warnings));
       return EventBody(std::move(h));
     }
   }

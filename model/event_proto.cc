@@ -187,6 +187,7 @@ struct BodyToProto {
     m->set_rss_bytes(h.rss_bytes);
     m->set_uptime_seconds(h.uptime_seconds);
     for (const auto d : h.ringbuf_drops_by_kind) m->add_ringbuf_drops_by_kind(d);
+    for (const auto& w : h.warnings) m->add_warnings(w);
     for (const auto& f : h.families) {
       auto* p = m->add_families();
       p->set_name(f.name);
@@ -318,6 +319,8 @@ Result<EventBody> BodyFromProto(const v1::Event& in) {
         }
         h.families.push_back({f.name(), f.state(), f.hooks(), f.reason(), f.remedy()});
       }
+      TL_RETURN_IF_ERROR(
+          CopyStrings(m.warnings(), kMaxWireListItems, "health.warnings", &h.warnings));
       return EventBody(std::move(h));
     }
     case v1::Event::BODY_NOT_SET: break;

@@ -170,6 +170,12 @@ Result<SensorSettings> ResolveSensorSettings(const SensorFlags& flags) {
                         ConvertPathRule(c.extra_sensitive_paths(i), i, "extra_sensitive_paths"));
     s.sensitive_paths.push_back(std::move(r));
   }
+  if (s.output == OutputMode::kGrpc && !c.has_tls() && !s.aggregator->IsLoopback()) {
+    s.warnings.push_back(
+        "events go to " + s.aggregator->ToString() +
+        " in clear text (no tls block in the sensor config): anyone on the path can read "
+        "them, and a man in the middle can acknowledge events that never arrived");
+  }
   return s;
 }
 

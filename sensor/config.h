@@ -68,6 +68,9 @@ struct SensorSettings {
   // The config file with the flags applied: what the delivery client reads (TLS, batching,
   // spool limits, sensor id).
   tripline::v1::SensorConfig config;
+  // What in this configuration weakens the sensor's protection (clear text off loopback):
+  // logged at start and carried in every health event.
+  std::vector<std::string> warnings;
 };
 
 // Loads `flags.config` (when given) and applies the flags over it. InvalidArgument for

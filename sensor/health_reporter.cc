@@ -21,6 +21,7 @@ SensorHealth HealthReporter::Report(int64_t now_mono_ns, const ExternalCounters&
   h.spool_drops = external.spool_drops;
   h.disabled_programs = external.disabled_programs;
   h.families = external.families;
+  h.warnings = external.warnings;
   h.decode_errors = decode_errors_;
   h.rss_bytes = rss_bytes;
   h.uptime_seconds = static_cast<uint64_t>((now_mono_ns - start_ns_) / kNanosPerSecond);
@@ -59,6 +60,7 @@ std::string HealthReporter::Summary(const SensorHealth& h) {
   for (const HookFamilyStatus& f : h.families) {
     if (f.state != "live") out << ", " << f.name << " " << f.state;
   }
+  for (const std::string& w : h.warnings) out << "; warning: " << w;
   return out.str();
 }
 

@@ -24,6 +24,7 @@ struct ExternalCounters {
   uint64_t spool_drops = 0;
   std::vector<std::string> disabled_programs;
   std::vector<HookFamilyStatus> families;  // every hook family and how it runs
+  std::vector<std::string> warnings;       // configuration that weakens protection
 };
 
 class HealthReporter {

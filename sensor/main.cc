@@ -84,6 +84,7 @@ int Main(int argc, char** argv) {
   Result<SensorSettings> settings = ResolveSensorSettings(*flags);
   if (!settings.ok()) return UsageError(settings.status());
   SetLogLevel(settings->log_level);
+  for (const std::string& w : settings->warnings) TL_LOG(WARNING) << w;
 
   if (Status s = InstallSignalHandlers(); !s.ok()) {
     TL_LOG(ERROR) << s.ToString();

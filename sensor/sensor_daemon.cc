@@ -63,6 +63,7 @@ SensorDaemon::SensorDaemon(const SensorSettings& settings, const HostIdentity& i
                            const HostFiles& proc_files, const Clock& clock, EventSink& sink)
     : health_interval_s_(settings.health_interval_s),
       posture_interval_s_(settings.posture_interval_s),
+      warnings_(settings.warnings),
       clock_(clock),
       sink_(sink),
       probe_(std::move(probe)),
@@ -109,6 +110,7 @@ Status SensorDaemon::EmitHealth() {
   ext.helper_errors = pc.helper_errors + pc.state_errors;
   ext.spool_drops = sink_.dropped();
   ext.disabled_programs = probe_->disabled();
+  ext.warnings = warnings_;
   for (const FamilyStatus& f : probe_->families()) {
     ext.families.push_back({f.name, FamilyStateName(f.state), f.hooks, f.reason, f.remedy});
   }

@@ -42,6 +42,7 @@ class SensorDaemon {
 
   const uint32_t health_interval_s_;
   const uint32_t posture_interval_s_;
+  const std::vector<std::string> warnings_;
   const Clock& clock_;
   EventSink& sink_;
   std::unique_ptr<BpfProbe> probe_;

@@ -156,6 +156,12 @@ TEST(AggregatorProcessTest, InsecureAllowsANonLoopbackListener) {
   EXPECT_EQ(line->rfind("listening on 0.0.0.0:", 0), 0u) << *line;
   child.Signal(SIGTERM);
   EXPECT_EQ(child.Wait(15000), std::optional<int>(0));
+  // Clear text on the network is allowed, and said loudly.
+  const std::string log = ReadWholeFile(dir.Sub("stderr"));
+  EXPECT_NE(log.find("without TLS (--insecure): events, queries and acknowledgements travel in "
+                     "clear text"),
+            std::string::npos)
+      << log;
 }
 
 TEST(AggregatorProcessTest, BadFlagsPrintUsageAndExitTwo) {

@@ -105,3 +105,33 @@ TEST(SensorConfigTest, FileErrorsCarryLineAndColumn) {
 
 }  // namespace
 }  // namespace tripline::sensor
+
+namespace tripline::sensor {
+namespace {
+
+TEST(SensorSettingsTest, ClearTextOffLoopbackIsAWarning) {
+  auto off = Resolve({"--aggregator", "198.51.100.7:4317"});
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  ASSERT_EQ(off->warnings.size(), 1u);
+  EXPECT_NE(off->warnings[0].find("events go to 198.51.100.7:4317 in clear text"),
+            std::string::npos)
+      << off->warnings[0];
+
+  auto loopback = Resolve({"--aggregator", "127.0.0.1:4317"});
+  ASSERT_TRUE(loopback.ok());
+  EXPECT_TRUE(loopback->warnings.empty());
+
+  auto jsonl = Resolve({"--aggregator", "198.51.100.7:4317", "--output", "jsonl"});
+  ASSERT_TRUE(jsonl.ok());
+  EXPECT_TRUE(jsonl->warnings.empty());  // nothing leaves the host
+
+  TempTree tree;
+  tree.Write("/sensor.textproto", "tls { ca_file: \"/etc/tripline/ca.pem\" }\n");
+  auto tls =
+      Resolve({"--aggregator", "198.51.100.7:4317", "--config", tree.root() + "/sensor.textproto"});
+  ASSERT_TRUE(tls.ok()) << tls.status().ToString();
+  EXPECT_TRUE(tls->warnings.empty());
+}
+
+}  // namespace
+}  // namespace tripline::sensor

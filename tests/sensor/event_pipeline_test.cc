@@ -43,6 +43,7 @@ TEST(EventPipelineTest, KernelEventsPostureAndHealth) {
   ExternalCounters ext;
   ext.ringbuf_drops = 7;
   ext.disabled_programs = {"net: test"};
+  ext.warnings = {"events go to 198.51.100.7:4317 in clear text"};
   auto health = pipeline.EmitHealth(ext);
   ASSERT_TRUE(health.ok());
 
@@ -62,6 +63,9 @@ TEST(EventPipelineTest, KernelEventsPostureAndHealth) {
   EXPECT_EQ(h->decode_errors, 1u);
   EXPECT_EQ(h->uptime_seconds, 2u);
   EXPECT_EQ(h->disabled_programs, std::vector<std::string>{"net: test"});
+  EXPECT_EQ(h->warnings, std::vector<std::string>{"events go to 198.51.100.7:4317 in clear text"});
+  EXPECT_NE(Summarize(sink.events[2]).find("warning: events go to 198.51.100.7:4317 in clear text"),
+            std::string::npos);
   bool saw_file_kind = false;
   for (const KindCounters& k : h->kinds) {
     if (k.kind == "file_open") {
