@@ -25,7 +25,7 @@ Result<std::string> LoadOrCreateSensorId(const std::string& dir) {
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("create " + dir + ": " + ec.message());
   const std::string path = dir + "/" + kIdFile;
-  Result<std::string> existing = ReadWholeFile(path);
+  Result<std::string> existing = ReadOwnFile(path);
   if (existing.ok()) {
     std::string id = *existing;
     while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) id.pop_back();

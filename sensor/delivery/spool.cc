@@ -97,9 +97,7 @@ Result<std::unique_ptr<Spool>> Spool::Open(const SpoolOptions& options) {
   if (options.max_bytes < 4 * kSegmentHeaderSize) {
     return Status::InvalidArgument("spool max_bytes too small");
   }
-  std::error_code ec;
-  std::filesystem::create_directories(options.dir, ec);
-  if (ec) return Status::IoError("create " + options.dir + ": " + ec.message());
+  TL_RETURN_IF_ERROR(PrepareOwnDirectory(options.dir));
   std::unique_ptr<Spool> spool(new Spool(options));
   TL_RETURN_IF_ERROR(spool->Recover().WithContext("spool " + options.dir));
   return spool;
@@ -108,7 +106,7 @@ Result<std::unique_ptr<Spool>> Spool::Open(const SpoolOptions& options) {
 Status Spool::Recover() {
   std::lock_guard<std::mutex> lock(mu_);
   SpoolState state;
-  Result<std::string> raw = ReadWholeFile(options_.dir + "/" + kStateFile);
+  Result<std::string> raw = ReadOwnFile(options_.dir + "/" + kStateFile);
   if (raw.ok()) {
     Result<SpoolState> decoded = DecodeState(AsBytes(*raw));
     if (decoded.ok()) {
@@ -147,7 +145,7 @@ Status Spool::Recover() {
   bool changed = false;
   uint64_t max_seq = 0;
   for (const Found& f : found) {
-    TL_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(f.path));
+    TL_ASSIGN_OR_RETURN(std::string bytes, ReadOwnFile(f.path));
     uint64_t acked_here = 0;
     std::map<uint64_t, uint64_t> holes;
     uint64_t expected = kSegmentHeaderSize;
@@ -190,7 +188,7 @@ Status Spool::Recover() {
     auto seg = std::make_shared<Segment>();
     seg->lane = f.lane;
     seg->path = f.path;
-    seg->fd = ::open(f.path.c_str(), O_RDWR | O_CLOEXEC);
+    seg->fd = ::open(f.path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (seg->fd < 0) return Status::FromErrno(errno, "open " + f.path);
     seg->size = scan.valid_end;
     seg->first_seq = scan.first_seq;
@@ -246,7 +244,7 @@ Status Spool::EnsureActiveLocked(Lane lane, uint64_t first_seq) {
   seg->path = options_.dir + "/" + SegmentName(lane, first_seq);
   // O_EXCL: numbers never repeat, so an existing file of that name means the state was
   // lost; refuse rather than overwrite data.
-  seg->fd = ::open(seg->path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  seg->fd = ::open(seg->path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (seg->fd < 0) return Status::FromErrno(errno, "create " + seg->path);
   const std::string header = EncodeSegmentHeader(lane);
   Status s = PwriteAll(seg->fd, 0, header, seg->path);

@@ -380,3 +380,73 @@ TEST(SensorIdTest, MalformedFileIsAnErrorNotReplaced) {
 
 }  // namespace
 }  // namespace tripline::delivery
+
+namespace tripline::delivery {
+namespace {
+
+// A state.tmp planted as a link (by anyone who could once write the directory) must not
+// make the spool write through it: the victim keeps its contents.
+TEST(SpoolDirectoryTest, StateIsNeverWrittenThroughALink) {
+  TempDir dir;
+  const std::string spool_dir = dir.Sub("spool");
+  ASSERT_TRUE(fs::create_directory(spool_dir));
+  fs::permissions(spool_dir, fs::perms::owner_all, fs::perm_options::replace);
+  const std::string victim = dir.Sub("victim");
+  std::ofstream(victim) << "precious\n";
+  fs::create_symlink(victim, spool_dir + "/state.tmp");
+  {
+    auto spool = OpenSpool(spool_dir);
+    ASSERT_NE(spool, nullptr);
+    ASSERT_TRUE(spool->Append(EventKind::kExec, Payload(1)).ok());
+    ASSERT_TRUE(spool->Close().ok());
+  }
+  std::ifstream in(victim);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "precious\n");
+  EXPECT_FALSE(fs::is_symlink(spool_dir + "/state"));
+  EXPECT_TRUE(fs::is_regular_file(spool_dir + "/state"));
+}
+
+TEST(SpoolDirectoryTest, OwnerAndModeAreCheckedWithAClearError) {
+  TempDir dir;
+  SpoolOptions o;
+  o.max_bytes = 1 << 20;
+
+  o.dir = dir.Sub("open-to-all");
+  ASSERT_TRUE(fs::create_directory(o.dir));
+  fs::permissions(o.dir, fs::perms::all, fs::perm_options::replace);
+  auto spool = Spool::Open(o);
+  ASSERT_FALSE(spool.ok());
+  EXPECT_NE(spool.status().message().find("(mode 0777) is writable by group or others; chmod "
+                                          "700 it"),
+            std::string::npos)
+      << spool.status().ToString();
+
+  o.dir = dir.Sub("link");
+  ASSERT_TRUE(fs::create_directory(dir.Sub("target")));
+  fs::create_symlink(dir.Sub("target"), o.dir);
+  spool = Spool::Open(o);
+  ASSERT_FALSE(spool.ok());
+  EXPECT_NE(spool.status().message().find("is a symbolic link"), std::string::npos)
+      << spool.status().ToString();
+
+  if (geteuid() == 0) {
+    o.dir = dir.Sub("someone-elses");
+    ASSERT_TRUE(fs::create_directory(o.dir));
+    ASSERT_EQ(chown(o.dir.c_str(), 4321, 4321), 0);
+    spool = Spool::Open(o);
+    ASSERT_FALSE(spool.ok());
+    EXPECT_NE(spool.status().message().find("is owned by uid 4321, not by this sensor (uid 0)"),
+              std::string::npos)
+        << spool.status().ToString();
+  }
+
+  // A missing directory is made private.
+  o.dir = dir.Sub("new/spool");
+  spool = Spool::Open(o);
+  ASSERT_TRUE(spool.ok()) << spool.status().ToString();
+  EXPECT_EQ(fs::status(o.dir).permissions() & fs::perms::all, fs::perms::owner_all);
+}
+
+}  // namespace
+}  // namespace tripline::delivery
