@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/host_port.h"
+#include "common/text_escape.h"
 #include "model/event_json.h"
 #include "model/event_proto.h"
 #include "model/incident.h"
@@ -218,7 +219,8 @@ class Ctl {
 
   int RpcFailed(const char* rpc, const grpc::Status& s) {
     err_ << "triplinectl: " << rpc << " on " << o_.aggregator
-         << " failed: " << StatusCodeName(s.error_code()) << ": " << s.error_message() << "\n";
+         << " failed: " << StatusCodeName(s.error_code()) << ": "
+         << EscapeForDisplay(s.error_message()) << "\n";
     return 1;
   }
 
@@ -277,8 +279,8 @@ class Ctl {
       for (const auto& stored : resp.events()) {
         auto e = FromProto(stored.event());
         if (!e.ok()) {
-          err_ << "triplinectl: the aggregator returned an invalid event: " << e.status().message()
-               << "\n";
+          err_ << "triplinectl: the aggregator returned an invalid event: "
+               << EscapeForDisplay(e.status().message()) << "\n";
           return 1;
         }
         events.emplace_back(stored.sensor_id(), std::move(e).value());
@@ -375,10 +377,11 @@ class Ctl {
       for (const auto& f : x.families()) {
         if (f.state() == "live") continue;
         hooks += (hooks.empty() ? "" : ", ") + f.name() + " " + f.state();
-        std::string line = x.host() + " (" + x.sensor_id() + "): " + f.name() + " " + f.state();
-        if (!f.hooks().empty()) line += " to " + f.hooks();
-        line += ": " + f.reason();
-        if (!f.remedy().empty()) line += "\n    remedy: " + f.remedy();
+        std::string line = Show(x.host()) + " (" + Show(x.sensor_id()) + "): " + Show(f.name()) +
+                           " " + Show(f.state());
+        if (!f.hooks().empty()) line += " to " + Show(f.hooks());
+        line += ": " + Show(f.reason());
+        if (!f.remedy().empty()) line += "\n    remedy: " + Show(f.remedy());
         blind.push_back(std::move(line));
       }
       if (hooks.empty()) hooks = x.families().empty() ? "-" : "all live";
@@ -453,9 +456,9 @@ class Ctl {
     }
     char confidence[16];
     std::snprintf(confidence, sizeof(confidence), "%.2f", i.confidence);
-    out_ << "incident " << i.id << "  " << SeverityName(i.severity) << ", confidence " << confidence
-         << ", revision " << i.revision << "\n"
-         << i.title << "\n\n"
+    out_ << "incident " << Show(i.id) << "  " << SeverityName(i.severity) << ", confidence "
+         << confidence << ", revision " << i.revision << "\n"
+         << Show(i.title) << "\n\n"
          << "first seen   " << FormatTimeNs(i.first_seen_ns) << "\n"
          << "last seen    " << FormatTimeNs(i.last_seen_ns) << "\n"
          << "identities   " << Join(i.identities, ", ") << "\n"
@@ -463,7 +466,7 @@ class Ctl {
     if (!i.chain.empty()) out_ << "\nchain\n" << DrawChain(i);
     if (!i.explanation.empty()) {
       out_ << "\nexplanation\n";
-      for (const auto& line : i.explanation) out_ << "  - " << line << "\n";
+      for (const auto& line : i.explanation) out_ << "  - " << Show(line) << "\n";
     }
     if (!i.events.empty()) {
       out_ << "\nevents\n";
@@ -484,18 +487,20 @@ class Ctl {
   static std::string DrawChain(const Incident& i) {
     size_t from_width = 0, user_width = 0, to_width = 0;
     for (const auto& h : i.chain) {
-      from_width = std::max(from_width, h.from.size());
-      user_width = std::max(user_width, h.user.size());
-      to_width = std::max(to_width, h.to.size());
+      from_width = std::max(from_width, DisplayWidth(Show(h.from)));
+      user_width = std::max(user_width, DisplayWidth(Show(h.user)));
+      to_width = std::max(to_width, DisplayWidth(Show(h.to)));
     }
     std::string out = "  " + Join(i.hosts, " → ") + "\n\n";
     int64_t previous = 0;
-    for (const auto& h : i.chain) {
+    for (const auto& hop : i.chain) {
+      const std::string from = Show(hop.from), user = Show(hop.user), to = Show(hop.to);
+      const auto& h = hop;
       std::string line =
-          "  " + h.from + std::string(from_width - h.from.size(), ' ') + " ──" + h.user;
-      for (size_t k = h.user.size(); k < user_width; ++k) line += "─";
-      line +=
-          "──▶ " + h.to + std::string(to_width - h.to.size(), ' ') + "   " + FormatTimeNs(h.at_ns);
+          "  " + from + std::string(from_width - DisplayWidth(from), ' ') + " ──" + user;
+      for (size_t k = DisplayWidth(user); k < user_width; ++k) line += "─";
+      line += "──▶ " + to + std::string(to_width - DisplayWidth(to), ' ') + "   " +
+              FormatTimeNs(h.at_ns);
       if (h.port != 0 && h.port != 22) line += "  port " + std::to_string(h.port);
       if (previous != 0) line += "  (+" + FormatDurationNs(h.at_ns - previous) + ")";
       previous = h.at_ns;
@@ -505,16 +510,20 @@ class Ctl {
   }
 
   int BadAnswer(const char* rpc, const Status& why) {
-    err_ << "triplinectl: " << rpc << " returned an incident it cannot read: " << why.ToString()
-         << "\n";
+    err_ << "triplinectl: " << rpc
+         << " returned an incident it cannot read: " << EscapeForDisplay(why.ToString()) << "\n";
     return 1;
   }
 
+  // Text from the aggregator, as it may be shown to a person (common/text_escape.h).
+  static std::string Show(const std::string& text) { return EscapeForDisplay(text); }
+
+  // The items, each escaped for display, joined by `sep`.
   static std::string Join(const std::vector<std::string>& items, const char* sep) {
     std::string out;
     for (const auto& item : items) {
       if (!out.empty()) out += sep;
-      out += item;
+      out += Show(item);
     }
     return out;
   }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/text_escape.h"
+
 namespace tripline::ctl {
 
 size_t DisplayWidth(const std::string& s) {
@@ -12,8 +14,9 @@ size_t DisplayWidth(const std::string& s) {
 
 void Table::AddRow(std::vector<std::string> row) {
   row.resize(header_.size());
-  // A cell with a newline would break the alignment of every row after it.
-  for (auto& cell : row) std::replace(cell.begin(), cell.end(), '\n', ' ');
+  // Cells hold what hosts and sensors sent: a newline would forge a row, an escape
+  // sequence would drive the terminal. Escaped here, so no command can forget it.
+  for (auto& cell : row) cell = EscapeForDisplay(cell);
   rows_.push_back(std::move(row));
 }
 

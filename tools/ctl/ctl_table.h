@@ -12,6 +12,7 @@ class Table {
  public:
   explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
   // Missing cells print empty; extra cells are an error of the caller and are dropped.
+  // Every cell is shown through EscapeForDisplay (common/text_escape.h).
   void AddRow(std::vector<std::string> row);
   void Print(std::ostream& out) const;
   size_t rows() const { return rows_.size(); }
