@@ -1,6 +1,7 @@
 #include "common/text_escape.h"
 
 #include <cstdint>
+#include <cstring>
 
 namespace tripline {
 namespace {
@@ -43,6 +44,43 @@ void AppendByteEscape(uint8_t b, std::string* out) {
   out->push_back(kHex[b & 0xf]);
 }
 
+constexpr uint64_t kOnes = 0x0101010101010101ULL;
+constexpr uint64_t kHighs = 0x8080808080808080ULL;
+
+// Length of the run of ASCII bytes at text[i..], eight at a time: most text is ASCII, and
+// this is on the path of every event and every log line.
+size_t AsciiRun(std::string_view text, size_t i) {
+  const size_t start = i;
+  while (i + 8 <= text.size()) {
+    uint64_t w;
+    std::memcpy(&w, text.data() + i, 8);
+    if ((w & kHighs) != 0) break;
+    i += 8;
+  }
+  while (i < text.size() && static_cast<uint8_t>(text[i]) < 0x80) ++i;
+  return i - start;
+}
+
+// Length of the run of printable ASCII (0x20..0x7e) at text[i..], eight bytes at a time.
+size_t PrintableAsciiRun(std::string_view text, size_t i) {
+  const size_t start = i;
+  while (i + 8 <= text.size()) {
+    uint64_t w;
+    std::memcpy(&w, text.data() + i, 8);
+    const uint64_t below_space = (w - kOnes * 0x20) & ~w;  // a byte < 0x20 (or >= 0x80)
+    const uint64_t x = w ^ (kOnes * 0x7f);
+    const uint64_t del = (x - kOnes) & ~x;  // a byte == 0x7f
+    if (((w | below_space | del) & kHighs) != 0) break;
+    i += 8;
+  }
+  while (i < text.size()) {
+    const auto b = static_cast<uint8_t>(text[i]);
+    if (b < 0x20 || b >= 0x7f) break;
+    ++i;
+  }
+  return i - start;
+}
+
 bool NeedsDisplayEscape(uint32_t cp) {
   return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
          (cp >= 0x2066 && cp <= 0x2069);
@@ -60,6 +98,8 @@ int HexValue(char c) {
 bool IsValidUtf8(std::string_view text) {
   uint32_t cp;
   for (size_t i = 0; i < text.size();) {
+    i += AsciiRun(text, i);
+    if (i == text.size()) break;
     const size_t n = SequenceAt(text, i, &cp);
     if (n == 0) return false;
     i += n;
@@ -116,6 +156,8 @@ std::string EscapeForDisplay(std::string_view text) {
   size_t i = 0;
   // Fast path: nothing to escape, one copy.
   for (; i < text.size();) {
+    i += PrintableAsciiRun(text, i);
+    if (i == text.size()) break;
     const size_t n = SequenceAt(text, i, &cp);
     if (n == 0 || NeedsDisplayEscape(cp)) break;
     i += n;
