@@ -406,7 +406,7 @@ Result<Event> EventFromJson(const json& j) {
   TL_RETURN_IF_ERROR(r.Str("host", &e.host));
   TL_RETURN_IF_ERROR(r.Str("host_id", &e.host_id));
   TL_RETURN_IF_ERROR(r.Str("session", &e.session));
-  TL_RETURN_IF_ERROR(r.Strings("escaped_fields", kMaxWireListItems, &e.escaped_fields));
+  TL_RETURN_IF_ERROR(r.Strings("escaped_fields", kMaxWireEscapedFields, &e.escaped_fields));
   if (const json* p = r.Find("process")) TL_RETURN_IF_ERROR(ProcessFromJson(*p, &e.process));
   const json* body = r.Find(std::string(KindName(kind)).c_str());
   if (!body) return Status::InvalidArgument("event of kind " + kind_name + " has no body");

@@ -356,7 +356,7 @@ Result<Event> FromProto(const v1::Event& in) {
   TL_RETURN_IF_ERROR(ProcessFromProto(in.process(), &e.process));
   e.session = in.session();
   TL_RETURN_IF_ERROR(
-      CopyStrings(in.escaped_fields(), kMaxWireListItems, "escaped_fields", &e.escaped_fields));
+      CopyStrings(in.escaped_fields(), kMaxWireEscapedFields, "escaped_fields", &e.escaped_fields));
   TL_ASSIGN_OR_RETURN(e.body, BodyFromProto(in));
   return e;
 }

@@ -16,6 +16,9 @@ constexpr size_t kMaxWireString = 4096;
 constexpr size_t kMaxWireArgs = 256;
 constexpr size_t kMaxWireAccounts = 65536;
 constexpr size_t kMaxWireListItems = 4096;
+// escaped_fields names strings anywhere in the event, a posture snapshot's included (up to
+// kMaxWireAccounts accounts with several strings each); the message size bounds it first.
+constexpr size_t kMaxWireEscapedFields = kMaxWireAccounts * 8;
 
 void ToProto(const Event& event, v1::Event* out);
 Result<Event> FromProto(const v1::Event& in);

@@ -78,6 +78,34 @@ TEST(EventProtoTest, RejectsHostileInput) {
   }
 }
 
+// A posture snapshot of a host whose account names and homes are not UTF-8 names more
+// escaped strings than any other list holds; it still crosses the wire.
+TEST(EventProtoTest, APostureWithManyEscapedStringsRoundTrips) {
+  Event e = testing::SampleEvents()[0];
+  PostureSnapshot p;
+  for (int i = 0; i < 1000; ++i) {
+    Account a;
+    a.name = "u\xff" + std::to_string(i);
+    a.home = "/home/\xfe" + std::to_string(i);
+    a.shell = "/bin/sh\x80";
+    a.groups = {"g\xff", "h\xfe"};
+    p.accounts.push_back(std::move(a));
+  }
+  e.body = std::move(p);
+  ASSERT_EQ(EscapeInvalidUtf8(&e), 5000u);
+  v1::Event wire;
+  ToProto(e, &wire);
+  std::string bytes;
+  ASSERT_TRUE(wire.SerializeToString(&bytes));
+  v1::Event parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  auto back = FromProto(parsed);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->escaped_fields.size(), 5000u);
+  EXPECT_EQ(back->escaped_fields[4], "posture.accounts[0].groups[1]");
+  ExpectSame(e, *back);
+}
+
 TEST(EventProtoTest, SummariesReadWell) {
   const auto events = testing::SampleEvents();
   EXPECT_EQ(Summarize(events[0]),
