@@ -222,6 +222,47 @@ TEST(SensorBpfTest, PlantedFifoBlindsNothingAndNonUtf8PathsArrive) {
   ExpectCleanStop(*sensor);
 }
 
+// Clear text to an aggregator off loopback (here one that is not there: TEST-NET-2) is
+// logged as a warning at start and repeated with every health report.
+TEST(SensorBpfTest, ClearTextOffLoopbackIsAWarningAtStartAndInHealth) {
+  if (std::string why = BpfUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  char tmpl[] = "/tmp/tripline-bpf-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{tmpl};
+  SpawnOptions o;
+  o.argv = {TRIPLINE_SENSOR_BIN,
+            "--aggregator",
+            "198.51.100.7:4317",
+            "--spool-dir",
+            cleanup.dir + "/spool",
+            "--log-level",
+            "info",
+            "--scope",
+            "host"};
+  auto sensor = Subprocess::Spawn(std::move(o));
+  ASSERT_TRUE(sensor.ok()) << sensor.status().ToString();
+  const std::string warning = "events go to 198.51.100.7:4317 in clear text";
+  auto at_start = sensor->ReadLineUntil(OutputStream::kStderr, lab::ContainsText(warning),
+                                        DeadlineIn(seconds(30)));
+  ASSERT_TRUE(at_start.ok()) << at_start.status().ToString();
+  EXPECT_EQ(at_start->rfind("W ", 0), 0u) << *at_start;
+  auto in_health = sensor->ReadLineUntil(OutputStream::kStderr, lab::ContainsText("health: "),
+                                         DeadlineIn(seconds(30)));
+  ASSERT_TRUE(in_health.ok()) << in_health.status().ToString();
+  EXPECT_NE(in_health->find("warning: " + warning), std::string::npos) << *in_health;
+  // Stopping waits up to 1.5 s for acknowledgements that cannot come, then detaches.
+  ASSERT_EQ(kill(sensor->pid(), SIGTERM), 0);
+  auto code = sensor->Wait(seconds(15));
+  ASSERT_TRUE(code.ok()) << code.status().ToString();
+  EXPECT_EQ(*code, 0);
+}
+
 // The login session of an sshd login is found by its audit session id, and a sensitive
 // read in that login's shell carries the same session. Also checks --scope uts: the events
 // are named after the lab host.
