@@ -106,9 +106,10 @@ Status PrepareOwnDirectory(const std::string& dir) {
   if (::lstat(dir.c_str(), &st) != 0) {
     if (errno != ENOENT) return Status::FromErrno(errno, "stat " + dir);
     // Parents as the system makes them; the directory itself private.
+    const std::filesystem::path parent = std::filesystem::path(dir).parent_path();
     std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ec);
-    if (ec) return Status::IoError("create " + dir + ": " + ec.message());
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (ec) return Status::IoError("create " + parent.string() + ": " + ec.message());
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
       return Status::FromErrno(errno, "create " + dir);
     }

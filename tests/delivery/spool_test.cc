@@ -450,3 +450,19 @@ TEST(SpoolDirectoryTest, OwnerAndModeAreCheckedWithAClearError) {
 
 }  // namespace
 }  // namespace tripline::delivery
+
+namespace tripline::delivery {
+namespace {
+
+TEST(SpoolDirectoryTest, ARelativeDirectoryIsMadeToo) {
+  TempDir dir;
+  const std::string cwd = fs::current_path();
+  fs::current_path(dir.path());
+  const Status made = PrepareOwnDirectory("spool");
+  fs::current_path(cwd);
+  ASSERT_TRUE(made.ok()) << made.ToString();
+  EXPECT_TRUE(fs::is_directory(dir.Sub("spool")));
+}
+
+}  // namespace
+}  // namespace tripline::delivery
