@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +55,8 @@ class HostFiles {
   virtual Result<std::string> ReadLink(std::string_view path) const = 0;
   // Names of the entries of a directory (no "." or ".."), sorted.
   virtual Result<std::vector<std::string>> ListDir(std::string_view path) const = 0;
+  // An independent copy, for a thread that may outlive the original (PostureWorker).
+  virtual std::unique_ptr<HostFiles> Clone() const = 0;
 };
 
 class RootedHostFiles final : public HostFiles {
@@ -68,6 +71,9 @@ class RootedHostFiles final : public HostFiles {
   Result<FileVersion> Stat(std::string_view path) const override;
   Result<std::string> ReadLink(std::string_view path) const override;
   Result<std::vector<std::string>> ListDir(std::string_view path) const override;
+  std::unique_ptr<HostFiles> Clone() const override {
+    return std::make_unique<RootedHostFiles>(root_);
+  }
 
   const std::string& root() const { return root_; }
 

@@ -7,13 +7,14 @@
 // a new Start() is refused rather than queued.
 //
 // Threading: Start, Take and running are called from one thread (the event loop); the
-// collection runs on the worker's thread. The destructor waits for a collection in
-// progress: posture reads only regular files, without blocking opens, so that wait is as
-// long as the slowest read of one file.
+// collection runs on the worker's thread, with its own copy of the HostFiles. The
+// destructor waits up to 1 s for a collection in progress; one stuck longer (a read that
+// never returns) is left to end on its own, so it cannot hold up shutdown either.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -27,7 +28,8 @@ namespace tripline::sensor {
 
 class PostureWorker {
  public:
-  // `files` and `clock` must outlive the worker.
+  // `files` is copied (HostFiles::Clone). `clock` must outlive the worker, and outlive the
+  // process's main function if a collection can get stuck (SystemClock does).
   PostureWorker(const HostFiles& files, const Clock& clock, int64_t budget_ns);
   ~PostureWorker();
   PostureWorker(const PostureWorker&) = delete;
@@ -44,18 +46,27 @@ class PostureWorker {
   bool running(int64_t* since_ns = nullptr) const;
 
  private:
-  void Loop();
+  // Everything the worker's thread touches: shared, so a thread left running at shutdown
+  // never touches a destroyed worker.
+  struct State {
+    State(std::unique_ptr<HostFiles> f, const Clock& c, int64_t budget)
+        : files(std::move(f)), collector(*files), clock(c), budget_ns(budget) {}
+    const std::unique_ptr<HostFiles> files;
+    const PostureCollector collector;
+    const Clock& clock;
+    const int64_t budget_ns;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool requested = false;                 // GUARDED_BY(mu)
+    bool running = false;                   // GUARDED_BY(mu)
+    bool stop = false;                      // GUARDED_BY(mu)
+    int64_t started_ns = 0;                 // GUARDED_BY(mu)
+    std::optional<PostureSnapshot> result;  // GUARDED_BY(mu)
+  };
 
-  const PostureCollector collector_;
-  const Clock& clock_;
-  const int64_t budget_ns_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool requested_ = false;                 // GUARDED_BY(mu_)
-  bool running_ = false;                   // GUARDED_BY(mu_)
-  bool stop_ = false;                      // GUARDED_BY(mu_)
-  int64_t started_ns_ = 0;                 // GUARDED_BY(mu_)
-  std::optional<PostureSnapshot> result_;  // GUARDED_BY(mu_)
+  static void Loop(const std::shared_ptr<State>& state);
+
+  const std::shared_ptr<State> state_;
   std::thread thread_;
 };
 

@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <future>
+#include <memory>
+#include <mutex>
 
 #include "sensor/posture_worker.h"
 #include "sensor/sudoers_parser.h"
@@ -245,6 +248,99 @@ TEST_F(PlantedHomeTest, TheWorkerCollectsOffTheCallersThread) {
   EXPECT_FALSE(worker.running());
   ASSERT_TRUE(worker.Start());  // and again, once the result was taken
   EXPECT_TRUE(worker.WaitAndTake(10 * kNanosPerSecond).has_value());
+}
+
+// A home directory on a file system that stopped answering: every read of an account file
+// waits until the gate opens. Only a fake can stand in for a hung mount; everything else is
+// read from the real tree.
+class HangingHostFiles final : public HostFiles {
+ public:
+  struct Gate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool open = false;
+    int waiting = 0;    // reads blocked now
+    int instances = 0;  // copies alive (the worker's lives as long as its thread)
+  };
+  HangingHostFiles(std::string root, std::shared_ptr<Gate> gate)
+      : real_(root), root_(std::move(root)), gate_(std::move(gate)) {
+    std::lock_guard<std::mutex> lock(gate_->mu);
+    ++gate_->instances;
+  }
+  ~HangingHostFiles() override {
+    std::lock_guard<std::mutex> lock(gate_->mu);
+    --gate_->instances;
+    gate_->cv.notify_all();
+  }
+  Result<std::string> ReadFile(std::string_view path, size_t max_bytes) const override {
+    return real_.ReadFile(path, max_bytes);
+  }
+  Result<std::string> ReadAccountFile(std::string_view dir, std::string_view relative,
+                                      uint32_t owner_uid, size_t max_bytes) const override {
+    {
+      std::unique_lock<std::mutex> lock(gate_->mu);
+      ++gate_->waiting;
+      gate_->cv.notify_all();
+      gate_->cv.wait(lock, [this] { return gate_->open; });
+      --gate_->waiting;
+    }
+    return real_.ReadAccountFile(dir, relative, owner_uid, max_bytes);
+  }
+  Status ReadPrefix(std::string_view path, size_t max_bytes, std::string* out) const override {
+    return real_.ReadPrefix(path, max_bytes, out);
+  }
+  Result<FileVersion> Stat(std::string_view path) const override { return real_.Stat(path); }
+  Result<std::string> ReadLink(std::string_view path) const override {
+    return real_.ReadLink(path);
+  }
+  Result<std::vector<std::string>> ListDir(std::string_view path) const override {
+    return real_.ListDir(path);
+  }
+  std::unique_ptr<HostFiles> Clone() const override {
+    return std::make_unique<HangingHostFiles>(root_, gate_);
+  }
+
+ private:
+  RootedHostFiles real_;
+  std::string root_;
+  std::shared_ptr<Gate> gate_;
+};
+
+TEST_F(PostureCollectorTest, AStuckCollectionHoldsUpNeitherTheLoopNorShutdown) {
+  auto gate = std::make_shared<HangingHostFiles::Gate>();
+  const auto open_gate = [&] {
+    std::lock_guard<std::mutex> lock(gate->mu);
+    gate->open = true;
+    gate->cv.notify_all();
+  };
+  {
+    HangingHostFiles files(tree_.root(), gate);
+    auto worker = std::make_unique<PostureWorker>(files, SystemClock::Get(), 20 * kNanosPerSecond);
+    ASSERT_TRUE(worker->Start());
+    {
+      std::unique_lock<std::mutex> lock(gate->mu);
+      ASSERT_TRUE(
+          gate->cv.wait_for(lock, std::chrono::seconds(10), [&] { return gate->waiting > 0; }));
+    }
+    // The loop's calls answer at once while the collection hangs.
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(worker->Take().has_value());
+    EXPECT_TRUE(worker->running());
+    EXPECT_FALSE(worker->Start());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(100));
+    // And so does shutdown.
+    auto stopped = std::async(std::launch::async, [&worker] { worker.reset(); });
+    if (stopped.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+      ADD_FAILURE() << "the worker's destructor waits for the stuck collection";
+      open_gate();
+    }
+    stopped.get();
+  }
+  // Released, the collection left behind ends on its own copy of everything it uses.
+  open_gate();
+  std::unique_lock<std::mutex> lock(gate->mu);
+  EXPECT_TRUE(
+      gate->cv.wait_for(lock, std::chrono::seconds(10), [&] { return gate->instances == 0; }));
 }
 
 TEST_F(PostureCollectorTest, TimeBudgetSpentKeepsAccountsAndSaysWhatIsMissing) {
