@@ -19,13 +19,14 @@ function(tripline_executable name)
 endfunction()
 
 # tripline_test(NAME SOURCES ... [DEPS ...] [LABELS ...]): a GoogleTest binary whose
-# tests are registered with CTest one by one.
+# tests are registered with CTest one by one. Its main() is tripline_test_main
+# (tests/support/test_main.cc): under CI=true a skipped test fails with its reason.
 function(tripline_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_compile_options(${name} PRIVATE ${TRIPLINE_WARNINGS})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
-  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} tripline_test_main GTest::gtest GTest::gmock)
   set(labels unit)
   if(ARG_LABELS)
     set(labels ${ARG_LABELS})
