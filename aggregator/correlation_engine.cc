@@ -340,6 +340,7 @@ void CorrelationEngine::WriteChangedLocked() {
 void CorrelationEngine::FeedLocked(std::string_view sensor_id, const Event& event,
                                    uint64_t* position) {
   correlator_.Feed(sensor_id, event);
+  if (options_.on_fed) options_.on_fed(sensor_id, event);
   *position = std::max(*position, event.seq);
   watermark_ns_ = std::max(watermark_ns_, event.time_ns);
   dirty_ = true;

@@ -47,6 +47,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,6 +75,10 @@ struct CorrelationEngineOptions {
   size_t max_queued_events = 65536;
   // Events read back from the store per sensor and step while behind.
   size_t read_back_chunk = 4096;
+  // When set, called with every event fed to the correlator, in feed order, on the
+  // correlator thread (or in Open() for the replay) with the engine's lock held. For tests
+  // that check each stored event is fed exactly once; it must not call into the engine.
+  std::function<void(std::string_view sensor_id, const Event& event)> on_fed;
 };
 
 struct CorrelationEngineStats {

@@ -7,12 +7,14 @@
 #include <atomic>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "aggregator/rocksdb_store.h"
 #include "model/incident_proto.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/correlate/story_builder.h"
+#include "tests/support/exactly_once.h"
 #include "tests/support/temp_dir.h"
 #include "tripline/v1/query.pb.h"
 
@@ -211,6 +213,10 @@ TEST_F(CorrelationEngineTest, StreamsThatOutrunATinyQueueLoseAndRepeatNothing) {
   CorrelationEngineOptions options;
   options.max_queued_events = 16;
   options.read_back_chunk = 5;
+  std::vector<testing::SensorSeq> fed;  // appended under the engine's lock
+  options.on_fed = [&fed](std::string_view sensor, const Event& e) {
+    fed.emplace_back(std::string(sensor), e.seq);
+  };
   auto engine = OpenEngine(options);
   ASSERT_NE(engine, nullptr);
   constexpr int kStreams = 4;
@@ -236,6 +242,12 @@ TEST_F(CorrelationEngineTest, StreamsThatOutrunATinyQueueLoseAndRepeatNothing) {
   engine->Drain();
   const CorrelationEngineStats stats = engine->stats();
   EXPECT_EQ(stats.events_fed, kStreams * kPerStream);
+  // Every stored (sensor, seq) fed once, none twice, nothing else.
+  std::set<testing::SensorSeq> stored;
+  for (int s = 0; s < kStreams; ++s) {
+    stored.merge(testing::SeqRange("sensor-" + std::to_string(s), 1, kPerStream));
+  }
+  EXPECT_TRUE(testing::StoredExactlyOnce(fed, stored));
   EXPECT_GE(stats.times_fell_behind, 1u);
   EXPECT_GT(stats.events_read_back, 0u);
   const ObserverProgress progress = engine->Progress();

@@ -5,12 +5,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
 #include "aggregator/event_keys.h"
 #include "aggregator/rocksdb_store.h"
 #include "tests/aggregator/test_support.h"
+#include "tests/support/exactly_once.h"
 
 namespace tripline {
 namespace {
@@ -19,6 +21,9 @@ using testing::kBaseTimeNs;
 using testing::MakeExec;
 using testing::MakeHealth;
 using testing::MakeLogin;
+using testing::SensorSeq;
+using testing::SeqRange;
+using testing::StoredExactlyOnce;
 using testing::SyntheticEvents;
 using testing::TempDir;
 
@@ -67,9 +72,30 @@ class StoreContractTest : public ::testing::Test {
     }
   }
 
+  // The (sensor, seq) of every stored event, as the query pages them.
+  std::vector<SensorSeq> Keys(EventQuery q = {}) {
+    std::vector<SensorSeq> out;
+    for (const StoredEvent& e : All(std::move(q))) out.emplace_back(e.sensor_id, e.event.seq);
+    return out;
+  }
+
   Env env_;
   Store* store_ = nullptr;
 };
+
+// Whether `e` matches the query's filters, by the Store contract: a login also matches its
+// login user, not only its process's user.
+bool Matches(const EventQuery& q, const Event& e) {
+  if (!q.host.empty() && e.host != q.host) return false;
+  if (!q.user.empty() && e.process.user != q.user) {
+    const auto* login = e.As<LoginEvent>();
+    if (login == nullptr || login->user != q.user) return false;
+  }
+  if (q.kind && e.kind() != *q.kind) return false;
+  if (e.time_ns < q.since_ns) return false;
+  if (q.until_ns != 0 && e.time_ns >= q.until_ns) return false;
+  return true;
+}
 
 using Implementations = ::testing::Types<RocksDbStoreEnv>;
 TYPED_TEST_SUITE(StoreContractTest, Implementations);
@@ -99,7 +125,9 @@ TYPED_TEST(StoreContractTest, DurableSeqSurvivesReopen) {
   EXPECT_EQ(*this->store().DurableSeq("s1"), 10u);
   EXPECT_EQ(*this->store().DurableSeq("s2"), 3u);
   EXPECT_EQ(*this->store().DurableSeq("never-seen"), 0u);
-  EXPECT_EQ(this->All().size(), 13u);
+  std::set<SensorSeq> sent = SeqRange("s1", 1, 10);
+  sent.merge(SeqRange("s2", 1, 3));
+  EXPECT_TRUE(StoredExactlyOnce(this->Keys(), sent));
   auto sensors = this->store().ListSensors();
   ASSERT_TRUE(sensors.ok());
   ASSERT_EQ(sensors->size(), 2u);
@@ -117,7 +145,7 @@ TYPED_TEST(StoreContractTest, ResentBatchIsDroppedAsDuplicates) {
   EXPECT_EQ(again->stored, 0u);
   EXPECT_EQ(again->duplicates, 20u);
   EXPECT_EQ(again->durable_seq, 20u);
-  EXPECT_EQ(this->All().size(), 20u);
+  EXPECT_TRUE(StoredExactlyOnce(this->Keys(), SeqRange("s1", 1, 20)));
 }
 
 TYPED_TEST(StoreContractTest, OverlappingBatchStoresOnlyTheNewTail) {
@@ -128,12 +156,7 @@ TYPED_TEST(StoreContractTest, OverlappingBatchStoresOnlyTheNewTail) {
   EXPECT_EQ(r->duplicates, 10u);
   EXPECT_EQ(r->stored, 10u);
   EXPECT_EQ(r->durable_seq, 30u);
-  const auto all = this->All();
-  ASSERT_EQ(all.size(), 30u);
-  std::set<uint64_t> seqs;
-  for (const auto& e : all) seqs.insert(e.event.seq);
-  EXPECT_EQ(seqs.size(), 30u);
-  EXPECT_EQ(*seqs.rbegin(), 30u);
+  EXPECT_TRUE(StoredExactlyOnce(this->Keys(), SeqRange("s1", 1, 30)));
 }
 
 TYPED_TEST(StoreContractTest, GapIsAcceptedRecordedAndNeverFilled) {
@@ -154,7 +177,9 @@ TYPED_TEST(StoreContractTest, GapIsAcceptedRecordedAndNeverFilled) {
   ASSERT_EQ(sensors->size(), 1u);
   EXPECT_EQ((*sensors)[0].missing, 10u);
   EXPECT_EQ((*sensors)[0].events, 20u);
-  EXPECT_EQ(this->All().size(), 20u);
+  std::set<SensorSeq> sent = SeqRange("s1", 1, 10);
+  sent.merge(SeqRange("s1", 21, 30));
+  EXPECT_TRUE(StoredExactlyOnce(this->Keys(), sent));
 }
 
 TYPED_TEST(StoreContractTest, EmptyBatchChangesNothing) {
@@ -213,8 +238,11 @@ TYPED_TEST(StoreContractTest, FiltersByHostUserKindAndTime) {
 
 TYPED_TEST(StoreContractTest, PagingVisitsEveryMatchExactlyOnce) {
   // Two sensors with interleaved times, so pages cross sensors at equal timestamps.
-  ASSERT_TRUE(this->store().AppendBatch("s1", 1, SyntheticEvents(250, 3, 5, 0)).ok());
-  ASSERT_TRUE(this->store().AppendBatch("s2", 1, SyntheticEvents(250, 3, 5, 1)).ok());
+  const std::map<std::string, std::vector<Event>> sent = {{"s1", SyntheticEvents(250, 3, 5, 0)},
+                                                          {"s2", SyntheticEvents(250, 3, 5, 1)}};
+  for (const auto& [sensor, events] : sent) {
+    ASSERT_TRUE(this->store().AppendBatch(sensor, 1, events).ok());
+  }
   for (const EventQuery& base :
        {EventQuery{}, EventQuery{.host = "host1"}, EventQuery{.user = "user2"},
         EventQuery{.host = "host0", .user = "user3"},
@@ -222,7 +250,13 @@ TYPED_TEST(StoreContractTest, PagingVisitsEveryMatchExactlyOnce) {
     for (size_t page_size : {1u, 3u, 50u, 1000u}) {
       EventQuery q = base;
       q.limit = page_size;
-      std::set<std::pair<std::string, uint64_t>> seen;
+      std::set<SensorSeq> want;
+      for (const auto& [sensor, events] : sent) {
+        for (size_t i = 0; i < events.size(); ++i) {
+          if (Matches(base, events[i])) want.emplace(sensor, i + 1);
+        }
+      }
+      std::vector<SensorSeq> seen;
       int64_t last_time = 0;
       size_t pages = 0;
       while (true) {
@@ -231,7 +265,7 @@ TYPED_TEST(StoreContractTest, PagingVisitsEveryMatchExactlyOnce) {
         ASSERT_LE(page->events.size(), page_size);
         ++pages;
         for (const auto& e : page->events) {
-          EXPECT_TRUE(seen.emplace(e.sensor_id, e.event.seq).second) << "seen twice";
+          seen.emplace_back(e.sensor_id, e.event.seq);
           EXPECT_GE(e.event.time_ns, last_time);
           last_time = e.event.time_ns;
         }
@@ -239,8 +273,9 @@ TYPED_TEST(StoreContractTest, PagingVisitsEveryMatchExactlyOnce) {
         q.page_token = page->next_page_token;
         ASSERT_LT(pages, 1000u);
       }
-      EXPECT_EQ(seen.size(), *this->store().CountEvents(base)) << "page size " << page_size;
-      EXPECT_GT(seen.size(), 0u);
+      EXPECT_TRUE(StoredExactlyOnce(seen, want)) << "page size " << page_size;
+      EXPECT_EQ(want.size(), *this->store().CountEvents(base)) << "page size " << page_size;
+      EXPECT_GT(want.size(), 0u);
     }
   }
 }
@@ -333,6 +368,18 @@ TYPED_TEST(StoreContractTest, ConcurrentResendsOfOneSensorStoreEachEventOnce) {
   EXPECT_EQ(*this->store().DurableSeq("s1"), 2000u);
   EXPECT_EQ(*this->store().CountEvents({}), 2000u);
   EXPECT_EQ(this->store().Stats()->events_stored, 2000u);
+  // Each seq once, and under it the event that was sent with it.
+  const auto all = this->All();
+  std::vector<SensorSeq> keys;
+  for (const StoredEvent& e : all) {
+    keys.emplace_back(e.sensor_id, e.event.seq);
+    ASSERT_GE(e.event.seq, 1u);
+    ASSERT_LE(e.event.seq, events.size());
+    const Event& want = events[e.event.seq - 1];
+    EXPECT_EQ(e.event.time_ns, want.time_ns) << "seq " << e.event.seq;
+    EXPECT_EQ(e.event.kind(), want.kind()) << "seq " << e.event.seq;
+  }
+  EXPECT_TRUE(StoredExactlyOnce(keys, SeqRange("s1", 1, 2000)));
 }
 
 // --- RocksDB specifics ---

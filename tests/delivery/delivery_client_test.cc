@@ -1,7 +1,10 @@
 // DeliveryClient against a real gRPC server on 127.0.0.1 and a real spool in a temp dir.
 //
-// The in-test Ingest service stands in for the aggregator peer: it keeps a map seq -> event
-// per sensor, deduplicates by seq, and acknowledges the highest seq it holds.
+// The in-test Ingest service stands in for the aggregator peer: it keeps every event it
+// receives, in arrival order and without removing duplicates, and acknowledges the highest
+// seq it holds, as the aggregator does. A correct client never sends an event at or below
+// the durable seq it was told, so every seq must arrive exactly once: a client that resent
+// what was acknowledged (from seq 1 after a reconnect, say) fails these tests.
 #include "sensor/delivery/delivery_client.h"
 
 #include <grpcpp/grpcpp.h>
@@ -14,6 +17,7 @@
 #include <set>
 
 #include "model/event_proto.h"
+#include "tests/support/exactly_once.h"
 #include "tests/support/temp_dir.h"
 #include "tripline/v1/ingest.grpc.pb.h"
 
@@ -27,19 +31,29 @@ using ::tripline::testing::TempDir;
 // What the stand-in aggregator stored; outlives server restarts.
 struct Store {
   std::mutex mu;
-  std::map<std::string, std::map<uint64_t, Event>> events;  // sensor -> seq -> event
-  uint64_t received = 0;                                    // duplicates included
+  // sensor -> every event received, in arrival order, duplicates kept (seq set).
+  std::map<std::string, std::vector<Event>> events;
+  std::map<std::string, uint64_t> durable;  // sensor -> highest seq received
   uint64_t hellos = 0;
   // Returns a non-empty error to reject a batch.
   std::function<std::string(const v1::EventBatch&)> reject;
 
   uint64_t Durable(const std::string& sensor) {
-    auto it = events.find(sensor);
-    return it == events.end() || it->second.empty() ? 0 : it->second.rbegin()->first;
+    auto it = durable.find(sensor);
+    return it == durable.end() ? 0 : it->second;
   }
   size_t Count(const std::string& sensor) {
     std::lock_guard<std::mutex> lock(mu);
     return events[sensor].size();
+  }
+  // The events received under `seq`, in arrival order.
+  std::vector<Event> At(const std::string& sensor, uint64_t seq) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<Event> out;
+    for (const Event& e : events[sensor]) {
+      if (e.seq == seq) out.push_back(e);
+    }
+    return out;
   }
 };
 
@@ -76,8 +90,9 @@ class IngestService final : public v1::Ingest::Service {
           if (!ev.ok() || batch.events(i).seq() != batch.first_seq() + i) {
             return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad event");
           }
-          ++store_->received;
-          store_->events[sensor].emplace(batch.first_seq() + i, std::move(*ev));
+          ev->seq = batch.first_seq() + i;
+          store_->durable[sensor] = std::max(store_->Durable(sensor), ev->seq);
+          store_->events[sensor].push_back(std::move(*ev));
         }
       }
       ack.set_durable_seq(store_->Durable(sensor));
@@ -191,15 +206,32 @@ std::unique_ptr<DeliveryClient> MakeClient(const DeliveryOptions& o) {
   return c.ok() ? std::move(*c) : nullptr;
 }
 
-void ExpectAllDelivered(Store& store, const std::string& sensor, uint64_t n) {
-  std::lock_guard<std::mutex> lock(store.mu);
-  const auto& got = store.events[sensor];
-  ASSERT_EQ(got.size(), n);
-  uint64_t expect = 1;
-  for (const auto& [seq, ev] : got) {
-    ASSERT_EQ(seq, expect) << "gap in delivered seqs";
-    ++expect;
+// The stand-in received exactly the events of `sent` that carry a seq, each once: event
+// sent[k] under the seq (k + 1) it was numbered with, unless `seqs` says otherwise
+// (evictions leave gaps). Compared by (sensor, seq) and by content (time and kind).
+void ExpectExactlyOnce(Store& store, const std::string& sensor, const std::vector<Event>& sent,
+                       std::map<uint64_t, size_t> seqs = {}) {
+  if (seqs.empty()) {
+    for (size_t k = 0; k < sent.size(); ++k) seqs[k + 1] = k;
   }
+  std::lock_guard<std::mutex> lock(store.mu);
+  std::vector<::tripline::testing::SensorSeq> got;
+  std::set<::tripline::testing::SensorSeq> want;
+  for (const auto& [seq, k] : seqs) want.emplace(sensor, seq);
+  size_t mismatched = 0;
+  for (const auto& [name, events] : store.events) {
+    for (const Event& e : events) {
+      got.emplace_back(name, e.seq);
+      const auto it = seqs.find(e.seq);
+      if (name != sensor || it == seqs.end()) continue;
+      const Event& expected = sent[it->second];
+      if ((e.time_ns != expected.time_ns || e.kind() != expected.kind()) && ++mismatched <= 5) {
+        ADD_FAILURE() << "seq " << e.seq << " carries another event than the one submitted";
+      }
+    }
+  }
+  EXPECT_TRUE(::tripline::testing::StoredExactlyOnce(got, want));
+  EXPECT_EQ(mismatched, 0u);
 }
 
 TEST(DeliveryClientTest, DeliversEveryEventOnceInEffect) {
@@ -209,20 +241,19 @@ TEST(DeliveryClientTest, DeliversEveryEventOnceInEffect) {
   ASSERT_TRUE(server.Start());
   auto client = MakeClient(Options(server.target(), dir.path()));
   constexpr uint64_t kN = 5000;
+  std::vector<Event> sent;
   for (uint64_t i = 0; i < kN; ++i) {
     EventKind kind = i % 10 == 0 ? EventKind::kLogin : EventKind::kExec;
-    ASSERT_TRUE(client->Submit(MakeEvent(kind, i)).ok());
+    sent.push_back(MakeEvent(kind, i));
+    ASSERT_TRUE(client->Submit(sent.back()).ok());
   }
   ASSERT_TRUE(client->Flush(In(20)).ok()) << client->Stats().last_error;
-  ExpectAllDelivered(store, client->sensor_id(), kN);
+  ExpectExactlyOnce(store, client->sensor_id(), sent);
   // Events arrive intact and in submission order.
-  {
-    std::lock_guard<std::mutex> lock(store.mu);
-    const Event& e = store.events[client->sensor_id()].at(11);
-    ASSERT_NE(e.As<LoginEvent>(), nullptr);
-    EXPECT_EQ(e.As<LoginEvent>()->user, "user10");
-    EXPECT_GE(store.received, kN);
-  }
+  const std::vector<Event> eleventh = store.At(client->sensor_id(), 11);
+  ASSERT_EQ(eleventh.size(), 1u);
+  ASSERT_NE(eleventh[0].As<LoginEvent>(), nullptr);
+  EXPECT_EQ(eleventh[0].As<LoginEvent>()->user, "user10");
   DeliveryStats s = client->Stats();
   EXPECT_EQ(s.submitted, kN);
   EXPECT_EQ(s.acked, kN);
@@ -258,19 +289,23 @@ TEST(DeliveryClientTest, ServerRestartMidStreamResendsFromLastAck) {
   const int port = server.port();
   auto client = MakeClient(Options(server.target(), dir.path()));
   constexpr uint64_t kN = 4000;
-  for (uint64_t i = 0; i < kN / 2; ++i)
-    ASSERT_TRUE(client->Submit(MakeEvent(EventKind::kExec, i)).ok());
+  std::vector<Event> sent;
+  for (uint64_t i = 0; i < kN / 2; ++i) {
+    sent.push_back(MakeEvent(EventKind::kExec, i));
+    ASSERT_TRUE(client->Submit(sent.back()).ok());
+  }
   ASSERT_TRUE(WaitFor([&] { return store.Count(client->sensor_id()) > 0; }, 10));
   server.Stop();
   for (uint64_t i = kN / 2; i < kN; ++i) {
-    ASSERT_TRUE(client->Submit(MakeEvent(i % 3 ? EventKind::kExec : EventKind::kNet, i)).ok());
+    sent.push_back(MakeEvent(i % 3 ? EventKind::kExec : EventKind::kNet, i));
+    ASSERT_TRUE(client->Submit(sent.back()).ok());
   }
   ASSERT_TRUE(WaitFor([&] { return client->Stats().reconnects > 0; }, 10));
   EXPECT_FALSE(client->Stats().connected);
   TestServer again(&store);
   ASSERT_TRUE(again.Start(port));
   ASSERT_TRUE(client->Flush(In(20)).ok()) << client->Stats().last_error;
-  ExpectAllDelivered(store, client->sensor_id(), kN);
+  ExpectExactlyOnce(store, client->sensor_id(), sent);
   EXPECT_GE(store.hellos, 2u);
 }
 
@@ -281,11 +316,13 @@ TEST(DeliveryClientTest, ClientRestartWhileServerDownDeliversEverythingLater) {
   const std::string target = "127.0.0.1:" + std::to_string(port);
   constexpr uint64_t kN = 3000;
   std::string sensor_id;
+  std::vector<Event> sent;
   {
     auto client = MakeClient(Options(target, dir.path()));
     sensor_id = client->sensor_id();
     for (uint64_t i = 0; i < kN; ++i) {
-      ASSERT_TRUE(client->Submit(MakeEvent(i % 5 ? EventKind::kExec : EventKind::kLogin, i)).ok());
+      sent.push_back(MakeEvent(i % 5 ? EventKind::kExec : EventKind::kLogin, i));
+      ASSERT_TRUE(client->Submit(sent.back()).ok());
     }
     EXPECT_EQ(client->Flush(In(0)).code(), Status::Code::kDeadlineExceeded);
     client->Stop();
@@ -297,11 +334,12 @@ TEST(DeliveryClientTest, ClientRestartWhileServerDownDeliversEverythingLater) {
   TestServer server(&store);
   ASSERT_TRUE(server.Start(port));
   ASSERT_TRUE(client->Flush(In(20)).ok()) << client->Stats().last_error;
-  ExpectAllDelivered(store, sensor_id, kN);
+  ExpectExactlyOnce(store, sensor_id, sent);
   // Numbering continues after the restart.
-  ASSERT_TRUE(client->Submit(MakeEvent(EventKind::kLogin, 0)).ok());
+  sent.push_back(MakeEvent(EventKind::kLogin, kN));
+  ASSERT_TRUE(client->Submit(sent.back()).ok());
   ASSERT_TRUE(client->Flush(In(10)).ok());
-  ExpectAllDelivered(store, sensor_id, kN + 1);
+  ExpectExactlyOnce(store, sensor_id, sent);
 }
 
 TEST(DeliveryClientTest, TinySpoolStormStillDeliversEveryLogin) {
@@ -313,10 +351,12 @@ TEST(DeliveryClientTest, TinySpoolStormStillDeliversEveryLogin) {
   auto client = MakeClient(o);
   constexpr uint64_t kN = 20000;
   std::set<std::string> logins;
+  std::vector<Event> sent;
   for (uint64_t i = 0; i < kN; ++i) {
     const EventKind kind = i % 200 == 0 ? EventKind::kLogin : EventKind::kExec;
     if (kind == EventKind::kLogin) logins.insert("user" + std::to_string(i));
-    ASSERT_TRUE(client->Submit(MakeEvent(kind, i)).ok());
+    sent.push_back(MakeEvent(kind, i));
+    ASSERT_TRUE(client->Submit(sent.back()).ok());
   }
   TestServer server(&store);
   ASSERT_TRUE(server.Start(port));
@@ -325,7 +365,7 @@ TEST(DeliveryClientTest, TinySpoolStormStillDeliversEveryLogin) {
   uint64_t delivered = 0;
   {
     std::lock_guard<std::mutex> lock(store.mu);
-    for (const auto& [seq, ev] : store.events[client->sensor_id()]) {
+    for (const Event& ev : store.events[client->sensor_id()]) {
       ++delivered;
       if (const auto* l = ev.As<LoginEvent>()) got_logins.insert(l->user);
     }
@@ -337,6 +377,11 @@ TEST(DeliveryClientTest, TinySpoolStormStillDeliversEveryLogin) {
   EXPECT_EQ(s.spool_drops, s.spool_drops_by_kind[static_cast<size_t>(EventKind::kExec)]);
   // Nothing vanished without a count.
   EXPECT_EQ(delivered + s.spool_drops, kN);
+  // No event arrived twice: seq k + 1 is submission k (a refused event takes no number,
+  // but none is refused here: the spool evicts old bulk to make room).
+  std::map<uint64_t, size_t> kept;
+  for (const Event& ev : store.events[client->sensor_id()]) kept[ev.seq] = ev.seq - 1;
+  ExpectExactlyOnce(store, client->sensor_id(), sent, kept);
 }
 
 TEST(DeliveryClientTest, RejectedBatchIsCountedAndNotResent) {
@@ -364,9 +409,8 @@ TEST(DeliveryClientTest, RejectedBatchIsCountedAndNotResent) {
   {
     std::lock_guard<std::mutex> lock(store.mu);
     const auto& got = store.events[client->sensor_id()];
-    EXPECT_EQ(got.size(), 19u);
-    EXPECT_EQ(got.count(8), 0u);     // seq 8 carries cmd7
-    EXPECT_EQ(store.received, 19u);  // nothing was sent twice
+    EXPECT_EQ(got.size(), 19u);                       // nothing was sent twice
+    for (const Event& e : got) EXPECT_NE(e.seq, 8u);  // seq 8 carries cmd7
   }
   EXPECT_EQ(s.reconnects, 0u);
 }
