@@ -2,6 +2,7 @@
 
 #include <climits>
 
+#include "common/failpoint.h"
 #include "common/log.h"
 
 namespace tripline {
@@ -133,6 +134,8 @@ class IngestService::Reactor final
       fresh.erase(fresh.begin(), fresh.begin() + static_cast<ptrdiff_t>(stored->duplicates));
       service_->observer_->OnDurable(identity_->sensor_id, std::move(fresh));
     }
+    // Durable, not yet acknowledged: the sensor must neither lose nor double the batch.
+    TL_FAILPOINT("ingest.after-durable-write");
     v1::IngestAck ack;
     ack.set_durable_seq(stored->durable_seq);
     Write(ack);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <random>
 
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "model/event_proto.h"
 #include "sensor/delivery/atomic_file.h"
@@ -157,6 +158,8 @@ Status DeliveryClient::Submit(const Event& event) {
   }
   if (!appended->stored) return Status::Ok();  // counted by the spool as a drop
   ++stats_.spooled;
+  // Spooled, not yet sent: the next start must send it.
+  TL_FAILPOINT("delivery.after-spool");
   const uint64_t seq = appended->seq;
   // Concurrent Submit()s may finish out of order; the spool numbered them in order.
   last_submitted_seq_ = std::max(last_submitted_seq_, seq);
@@ -321,6 +324,8 @@ void DeliveryClient::HandleAck(uint64_t durable_seq, const std::string& error,
     std::erase_if(rejected_, [&](const auto& r) { return r.second <= durable_seq; });
     cv_.notify_all();
   }
+  // Acknowledged, not yet recorded in the spool: the next start must not store it twice.
+  TL_FAILPOINT("delivery.after-ack-received");
   Status st = spool_->Ack(durable_seq);
   if (!st.ok()) {
     TL_LOG(ERROR) << "delivery: spool ack: " << st.ToString();

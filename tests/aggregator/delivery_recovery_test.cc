@@ -20,6 +20,7 @@
 #include "sensor/delivery/delivery_client.h"
 #include "tests/aggregator/subprocess.h"
 #include "tests/aggregator/test_support.h"
+#include "tests/support/exactly_once.h"
 #include "tripline/v1/query.grpc.pb.h"
 
 namespace tripline {
@@ -61,10 +62,12 @@ class AggregatorProcess {
     while (true) {
       const std::string stderr_path = dir_.Sub("aggregator." + std::to_string(starts_++) + ".err");
       last_stderr_path_ = stderr_path;
-      child_ = std::make_unique<Child>(
-          std::vector<std::string>{BinPath("tripline-aggregator"), "--listen", listen, "--data-dir",
-                                   dir_.Sub("data")},
-          stderr_path);
+      std::vector<std::string> argv = {BinPath("tripline-aggregator"), "--listen", listen,
+                                       "--data-dir", dir_.Sub("data")};
+      if (!failpoints_.empty()) {
+        argv.insert(argv.begin(), {"/usr/bin/env", "TRIPLINE_FAILPOINTS=" + failpoints_});
+      }
+      child_ = std::make_unique<Child>(argv, stderr_path);
       const auto line = child_->ReadLine(30000);
       if (line && line->rfind(kListening, 0) == 0) {
         address_ = line->substr(strlen(kListening));
@@ -78,6 +81,8 @@ class AggregatorProcess {
   }
   // The same port as the first start.
   bool Restart() { return Start(address_); }
+  // TRIPLINE_FAILPOINTS for the starts that follow ("" for none).
+  void SetFailpoints(std::string spec) { failpoints_ = std::move(spec); }
 
   const std::string& address() const { return address_; }
   Child& child() { return *child_; }
@@ -89,37 +94,10 @@ class AggregatorProcess {
   std::string last_stderr_path_;
   std::unique_ptr<Child> child_;
   std::string address_;
+  std::string failpoints_;
 };
 
-// `n` varied events, event i distinct from every other (its time and its file name or
-// user), of every kind the sensor sends; logins and connections are rarer, as on a host.
-std::vector<Event> MakeEvents(size_t n) {
-  std::vector<Event> out;
-  out.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    const std::string host = "host" + std::to_string(i % 3);
-    const std::string user = "user" + std::to_string(i % 7);
-    const int64_t t = testing::kBaseTimeNs + static_cast<int64_t>(i) * kNanosPerMilli;
-    const std::string tag = std::to_string(i);
-    if (i % 50 == 0) {
-      out.push_back(testing::MakeLogin(host, user + "-" + tag, t));
-    } else if (i % 50 == 25) {
-      Event e = testing::MakeExec(host, user, t);
-      NetConnectEvent net;
-      net.direction = NetDirection::kOutbound;
-      net.remote_addr = "198.18.0.9";
-      net.remote_port = static_cast<uint32_t>(1024 + i % 60000);
-      net.family = 2;
-      e.body = net;
-      out.push_back(std::move(e));
-    } else if (i % 2 == 0) {
-      out.push_back(testing::MakeExec(host, user, t, "/usr/bin/tool-" + tag));
-    } else {
-      out.push_back(testing::MakeFileOpen(host, user, t, "/srv/data/file-" + tag));
-    }
-  }
-  return out;
-}
+std::vector<Event> MakeEvents(size_t n) { return testing::DistinctEvents(n); }
 
 DeliveryOptions Options(const std::string& target, const std::string& spool_dir) {
   DeliveryOptions o;
@@ -330,6 +308,141 @@ TEST(DeliveryRecoveryTest, SensorRestartedWhileAggregatorDown) {
   EXPECT_EQ(agg.child().Wait(20000), std::optional<int>(0)) << agg.Stderr();
   std::cerr << "[ info ] " << kN1 << "+" << kN2 << "+" << kN3 << " events, total "
             << Seconds(start_ns) << " s\n";
+}
+
+// --- Crash windows forced with failpoints (common/failpoint.h) ---
+//
+// The sensor is tests/aggregator/delivery_sensor_main.cc, the real DeliveryClient in a
+// process of its own, submitting testing::DistinctEvent(i) for a range of i. A failpoint
+// SIGKILLs the aggregator or the sensor at a named point; the process is started again on
+// the same data (spool); afterwards every event must be stored exactly once.
+
+// Every event of DistinctEvents(n) stored exactly once (recognised by its time, since a
+// sensor restarted after a crash skips sequence numbers), no seq stored twice, and all from
+// one sensor.
+void ExpectEachEventOnce(const Stored& stored, size_t n) {
+  ASSERT_EQ(stored.size(), 1u) << "events from more than one sensor id";
+  std::vector<testing::SensorSeq> got;
+  size_t repeated_seqs = 0, unknown = 0;
+  for (const auto& [seq, copies] : stored.begin()->second) {
+    if (copies.size() > 1 && ++repeated_seqs <= 5) {
+      ADD_FAILURE() << "seq " << seq << " stored " << copies.size() << " times";
+    }
+    for (const v1::Event& e : copies) {
+      const std::optional<size_t> i = testing::IndexOfDistinct(e.time_ns());
+      if (!i || *i >= n) {
+        ++unknown;
+        continue;
+      }
+      got.emplace_back("event", *i);
+    }
+  }
+  EXPECT_EQ(repeated_seqs, 0u);
+  EXPECT_EQ(unknown, 0u) << "stored events that were never submitted";
+  EXPECT_TRUE(testing::StoredExactlyOnce(got, testing::SeqRange("event", 0, n - 1)));
+}
+
+class CrashWindowTest : public ::testing::Test {
+ protected:
+  // Starts the sensor process on events [from, to); `failpoints` as TRIPLINE_FAILPOINTS.
+  std::unique_ptr<Child> StartSensor(const std::string& target, size_t from, size_t to,
+                                     const std::string& failpoints = "",
+                                     const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {BinPath("delivery_sensor"),
+                                     "--target",
+                                     target,
+                                     "--spool",
+                                     dir_.Sub("spool"),
+                                     "--from",
+                                     std::to_string(from),
+                                     "--to",
+                                     std::to_string(to)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    if (!failpoints.empty()) {
+      argv.insert(argv.begin(), {"/usr/bin/env", "TRIPLINE_FAILPOINTS=" + failpoints});
+    }
+    sensor_err_ = dir_.Sub("sensor." + std::to_string(sensor_starts_++) + ".err");
+    return std::make_unique<Child>(argv, sensor_err_);
+  }
+  std::string SensorStderr() const { return ReadWholeFile(sensor_err_); }
+
+  void StopAggregator(AggregatorProcess& agg) {
+    agg.child().Signal(SIGTERM);
+    EXPECT_EQ(agg.child().Wait(20000), std::optional<int>(0)) << agg.Stderr();
+  }
+
+  TempDir dir_;
+  int sensor_starts_ = 0;
+  std::string sensor_err_;
+};
+
+constexpr int kKilled = 128 + SIGKILL;
+
+TEST_F(CrashWindowTest, AggregatorKilledAfterTheDurableWriteBeforeTheAck) {
+  constexpr size_t kN = 3000;
+  AggregatorProcess agg(dir_);
+  // Dies with its 10th batch written to RocksDB and not acknowledged.
+  agg.SetFailpoints("ingest.after-durable-write=kill@10");
+  ASSERT_TRUE(agg.Start("127.0.0.1:0")) << agg.Stderr();
+  std::unique_ptr<Child> sensor = StartSensor(agg.address(), 0, kN);
+  EXPECT_EQ(agg.child().Wait(60000), std::optional<int>(kKilled)) << agg.Stderr();
+  EXPECT_NE(agg.Stderr().find("failpoint ingest.after-durable-write: SIGKILL at hit 10"),
+            std::string::npos)
+      << agg.Stderr();
+
+  agg.SetFailpoints("");
+  ASSERT_TRUE(agg.Restart()) << agg.Stderr();
+  EXPECT_EQ(sensor->Wait(90000), std::optional<int>(0)) << SensorStderr();
+  ExpectEachEventOnce(ListAllEvents(agg.address()), kN);
+  StopAggregator(agg);
+}
+
+TEST_F(CrashWindowTest, SensorKilledAfterSpoolingBeforeSending) {
+  constexpr size_t kN = 3000, kKillAt = 1500;
+  AggregatorProcess agg(dir_);
+  ASSERT_TRUE(agg.Start("127.0.0.1:0")) << agg.Stderr();
+  // Events up to 999 are acknowledged, 1000 to 1499 spooled; event 1499 is in the spool and
+  // its Submit never returns.
+  std::unique_ptr<Child> first =
+      StartSensor(agg.address(), 0, kN, "delivery.after-spool=kill@" + std::to_string(kKillAt),
+                  {"--flush-every", "500"});
+  EXPECT_EQ(first->Wait(60000), std::optional<int>(kKilled)) << SensorStderr();
+  EXPECT_NE(SensorStderr().find("failpoint delivery.after-spool: SIGKILL at hit 1500"),
+            std::string::npos)
+      << SensorStderr();
+
+  // Restarted on the same spool, it sends what the first run spooled and the rest.
+  std::unique_ptr<Child> second = StartSensor(agg.address(), kKillAt, kN);
+  const std::optional<std::string> report = second->ReadLine(90000);
+  EXPECT_EQ(second->Wait(90000), std::optional<int>(0)) << SensorStderr();
+  std::cerr << "[ info ] restarted sensor: " << report.value_or("(nothing)") << "\n";
+  ExpectEachEventOnce(ListAllEvents(agg.address()), kN);
+  StopAggregator(agg);
+}
+
+TEST_F(CrashWindowTest, SensorKilledAfterAnAckBeforeRecordingIt) {
+  constexpr size_t kSpooled = 2000, kN = 3000;
+  // Run 0 spools events while no aggregator listens (port 1), and stops cleanly; so the
+  // run that is killed has a known backlog and submits nothing itself.
+  std::unique_ptr<Child> spooler = StartSensor("127.0.0.1:1", 0, kSpooled, "", {"--no-flush"});
+  ASSERT_EQ(spooler->Wait(30000), std::optional<int>(0)) << SensorStderr();
+
+  AggregatorProcess agg(dir_);
+  ASSERT_TRUE(agg.Start("127.0.0.1:0")) << agg.Stderr();
+  // Killed on its 3rd batch acknowledgement, before the spool records it.
+  std::unique_ptr<Child> first =
+      StartSensor(agg.address(), kSpooled, kSpooled, "delivery.after-ack-received=kill@3");
+  EXPECT_EQ(first->Wait(60000), std::optional<int>(kKilled)) << SensorStderr();
+  EXPECT_NE(SensorStderr().find("failpoint delivery.after-ack-received: SIGKILL at hit 3"),
+            std::string::npos)
+      << SensorStderr();
+
+  std::unique_ptr<Child> second = StartSensor(agg.address(), kSpooled, kN);
+  const std::optional<std::string> report = second->ReadLine(90000);
+  EXPECT_EQ(second->Wait(90000), std::optional<int>(0)) << SensorStderr();
+  std::cerr << "[ info ] restarted sensor: " << report.value_or("(nothing)") << "\n";
+  ExpectEachEventOnce(ListAllEvents(agg.address()), kN);
+  StopAggregator(agg);
 }
 
 }  // namespace

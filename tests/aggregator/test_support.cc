@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "common/clock.h"
 #include "model/event_proto.h"
 
 namespace tripline::testing {
@@ -100,6 +101,38 @@ std::vector<Event> SyntheticEvents(size_t n, int hosts, int users, uint64_t salt
     }
   }
   return out;
+}
+
+Event DistinctEvent(size_t i) {
+  const std::string host = "host" + std::to_string(i % 3);
+  const std::string user = "user" + std::to_string(i % 7);
+  const int64_t t = kBaseTimeNs + static_cast<int64_t>(i) * kNanosPerMilli;
+  const std::string tag = std::to_string(i);
+  if (i % 50 == 0) return MakeLogin(host, user + "-" + tag, t);
+  if (i % 50 == 25) {
+    Event e = MakeExec(host, user, t);
+    NetConnectEvent net;
+    net.direction = NetDirection::kOutbound;
+    net.remote_addr = "198.18.0.9";
+    net.remote_port = static_cast<uint32_t>(1024 + i % 60000);
+    net.family = 2;
+    e.body = net;
+    return e;
+  }
+  if (i % 2 == 0) return MakeExec(host, user, t, "/usr/bin/tool-" + tag);
+  return MakeFileOpen(host, user, t, "/srv/data/file-" + tag);
+}
+
+std::vector<Event> DistinctEvents(size_t n) {
+  std::vector<Event> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) out.push_back(DistinctEvent(i));
+  return out;
+}
+
+std::optional<size_t> IndexOfDistinct(int64_t time_ns) {
+  if (time_ns < kBaseTimeNs || (time_ns - kBaseTimeNs) % kNanosPerMilli != 0) return std::nullopt;
+  return static_cast<size_t>((time_ns - kBaseTimeNs) / kNanosPerMilli);
 }
 
 v1::IngestRequest HelloRequest(const std::string& sensor_id) {

@@ -33,6 +33,14 @@ Event MakeHealth(const std::string& host, int64_t time_ns, uint64_t ringbuf_drop
 // "host<i % hosts>", by "user<i % users>", kind cycling login/exec/file_open/net.
 std::vector<Event> SyntheticEvents(size_t n, int hosts = 3, int users = 5, uint64_t salt = 0);
 
+// Event i of a stream in which every event is distinct from every other (its time, and its
+// file name or user), of every kind the sensor sends; logins and connections are rarer, as
+// on a host. Event i is at kBaseTimeNs + i ms: IndexOfDistinct() maps a time back to i.
+Event DistinctEvent(size_t i);
+std::vector<Event> DistinctEvents(size_t n);
+// The i of DistinctEvent(i) whose time is time_ns; nullopt for any other time.
+std::optional<size_t> IndexOfDistinct(int64_t time_ns);
+
 v1::IngestRequest HelloRequest(const std::string& sensor_id);
 v1::IngestRequest BatchRequest(const std::string& sensor_id, uint64_t first_seq,
                                const std::vector<Event>& events);
