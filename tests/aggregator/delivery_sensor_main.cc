@@ -9,7 +9,8 @@
 //
 // --flush-every K waits for the acknowledgement of everything submitted after every K
 // events, so that a failpoint's kill finds part of the stream delivered and part spooled.
-// Prints "delivered durable_seq=N sent=N resent=N recovered=N clean=0|1" and exits 0 when every event is acknowledged (with
+// Prints "delivered durable_seq=N sent=N resent=N recovered=N clean=0|1" and exits 0 when every
+// event is acknowledged (with
 // --no-flush: stops at once, leaving what is unacknowledged in the spool, and exits 0);
 // exits 1 when the flush times out, 2 on bad arguments or a client that cannot start.
 #include <cstdlib>
