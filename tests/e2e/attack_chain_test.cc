@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 
 #include "common/clock.h"
@@ -35,6 +36,27 @@ int SeverityRank(const std::string& s) {
   static const std::vector<std::string> order = {"info", "low", "medium", "high", "critical"};
   auto it = std::find(order.begin(), order.end(), s);
   return it == order.end() ? -1 : static_cast<int>(it - order.begin());
+}
+
+// The events of `triplinectl events --json` output (an array, or an object with "events").
+json EventList(const json& out) {
+  return out.is_object() ? out.value("events", json::array()) : out;
+}
+
+bool IsLoginOf(const json& e, const std::string& host, const std::string& user,
+               const std::string& outcome) {
+  return e.value("kind", "") == "login" && e.value("host", "") == host &&
+         e["login"].value("user", "") == user && e["login"].value("outcome", "") == outcome;
+}
+
+// Polls `probe` every 100 ms until it returns true or `timeout` passes; never a fixed sleep.
+bool PollUntil(const std::function<bool()>& probe, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (probe()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 class AttackChainTest : public ::testing::Test {
@@ -77,6 +99,55 @@ class AttackChainTest : public ::testing::Test {
     }
   }
 
+  // Stored events matching the filters (`triplinectl events ... --json`); empty on error.
+  json Events(std::vector<std::string> filters) {
+    std::vector<std::string> args = {"events", "--limit", "5000"};
+    args.insert(args.end(), filters.begin(), filters.end());
+    auto out = fleet_->CtlJson(args);
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    return out.ok() ? EventList(*out) : json::array();
+  }
+
+  // Waits until everything the sensors of `hosts` saw so far is stored and correlated.
+  // A marker command runs on each host; a sensor numbers events in the order it reads them
+  // and the aggregator stores each sensor's events in sequence order, so once a marker's
+  // exec is stored, everything its host's sensor saw before is too. Then the correlator
+  // must have fed every event stored by then (stats: fed >= stored, nothing behind).
+  void WaitUntilArrivedAndCorrelated(const std::vector<std::string>& hosts) {
+    static std::atomic<int> round{0};
+    const std::string marker = "tripline-e2e-marker-" + std::to_string(++round);
+    for (const std::string& host : hosts) {
+      auto ran = lab_->host(host)->Run({"/bin/echo", marker}, std::chrono::seconds(10));
+      ASSERT_TRUE(ran.ok()) << host << ": " << ran.status().ToString();
+    }
+    for (const std::string& host : hosts) {
+      const bool arrived = PollUntil(
+          [&] {
+            for (const json& e : Events({"--host", host, "--kind", "exec"})) {
+              const json argv =
+                  e.contains("exec") ? e["exec"].value("argv", json::array()) : json::array();
+              for (const json& a : argv) {
+                if (a.is_string() && a.get<std::string>() == marker) return true;
+              }
+            }
+            return false;
+          },
+          std::chrono::seconds(30));
+      ASSERT_TRUE(arrived) << "the marker exec of " << host << " never reached the aggregator";
+    }
+    auto stats = fleet_->CtlJson({"stats"});
+    ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+    const uint64_t stored = stats->value("events_stored", uint64_t{0});
+    const bool caught_up = PollUntil(
+        [&] {
+          auto now = fleet_->CtlJson({"stats"});
+          return now.ok() && !now->value("correlation_behind", true) &&
+                 now->value("correlation_events_fed", uint64_t{0}) >= stored;
+        },
+        std::chrono::seconds(30));
+    ASSERT_TRUE(caught_up) << "the correlator never fed the " << stored << " events stored";
+  }
+
   lab::LabUser User(const std::string& name, std::vector<std::string> groups = {}) {
     auto u = lab_->AddUser(name, "Pw-" + name + "-2026!", groups);
     EXPECT_TRUE(u.ok()) << u.status().ToString();
@@ -101,8 +172,12 @@ class AttackChainTest : public ::testing::Test {
     EXPECT_LE(seen - played->last_hop_ns, budget.count() * kNanosPerMilli)
         << "incident visible " << FormatDurationNs(seen - played->last_hop_ns)
         << " after the last hop";
-    // Late events must extend it, not open another: look again a moment later.
-    std::this_thread::sleep_for(std::chrono::seconds(2));
+    // Late events must extend it, not open another: look again once every event of the
+    // story's hosts has arrived and been correlated.
+    std::vector<std::string> hosts = want;
+    std::sort(hosts.begin(), hosts.end());
+    hosts.erase(std::unique(hosts.begin(), hosts.end()), hosts.end());
+    WaitUntilArrivedAndCorrelated(hosts);
     auto all = fleet_->CtlJson({"incidents"});
     EXPECT_TRUE(all.ok()) << all.status().ToString();
     if (all.ok()) {
@@ -200,7 +275,21 @@ TEST_F(AttackChainTest, LateAndOutOfOrderDelivery) {
   story.hops = {{"hostb", alice}, {"hostc", alice}};
   auto played = scenario::PlayAttack(*lab_, story);
   ASSERT_TRUE(played.ok()) << played.status().ToString();
-  std::this_thread::sleep_for(std::chrono::seconds(2));
+  // hostc's login, the last hop, has arrived while hostb's, which came before it, has not:
+  // hostb's events are late and out of order.
+  const bool hostc_arrived = PollUntil(
+      [&] {
+        for (const json& e : Events({"--host", "hostc", "--kind", "login"})) {
+          if (IsLoginOf(e, "hostc", alice.login, "success")) return true;
+        }
+        return false;
+      },
+      std::chrono::seconds(30));
+  ASSERT_TRUE(hostc_arrived) << "hostc's login never reached the aggregator";
+  for (const json& e : Events({"--host", "hostb"})) {
+    EXPECT_FALSE(IsLoginOf(e, "hostb", alice.login, "success"))
+        << "hostb's login arrived while its sensor was paused: " << e.dump();
+  }
   ASSERT_TRUE(fleet_->ResumeSensor("hostb").ok());
   auto incident = scenario::WaitForIncident(
       *fleet_,
@@ -210,6 +299,7 @@ TEST_F(AttackChainTest, LateAndOutOfOrderDelivery) {
       },
       std::chrono::seconds(30));
   ASSERT_TRUE(incident.ok()) << incident.status().ToString();
+  ASSERT_NO_FATAL_FAILURE(WaitUntilArrivedAndCorrelated({"hosta", "hostb", "hostc"}));
   auto all = fleet_->CtlJson({"incidents"});
   ASSERT_TRUE(all.ok());
   const json& items = all->is_object() ? (*all)["incidents"] : *all;
@@ -223,12 +313,20 @@ TEST_F(AttackChainTest, BenignAdminHopIsNotAnIncident) {
   lab::LabUser ops = User("ops");
   ASSERT_TRUE(scenario::PlayBenignAdmin(*lab_, "admin-ws", ops, "hosta", "hostb").ok());
   ASSERT_TRUE(scenario::PlayBenignAdmin(*lab_, "admin-ws", ops, "hostc", "").ok());
-  // Give the pipeline the time the attack test allows, then look.
-  std::this_thread::sleep_for(std::chrono::seconds(5));
-  auto events = fleet_->CtlJson({"events", "--user", ops.login});
-  ASSERT_TRUE(events.ok()) << events.status().ToString();
-  const json& list = events->is_object() ? (*events)["events"] : *events;
-  EXPECT_FALSE(list.empty()) << "the admin's logins never reached the aggregator";
+  // "No incident" means something only once the admin's work has arrived and been
+  // correlated: all three logins, and the hop from hosta to hostb.
+  ASSERT_NO_FATAL_FAILURE(WaitUntilArrivedAndCorrelated({"hosta", "hostb", "hostc"}));
+  const json list = Events({"--user", ops.login});
+  for (const char* host : {"hosta", "hostb", "hostc"}) {
+    EXPECT_TRUE(
+        std::any_of(list.begin(), list.end(),
+                    [&](const json& e) { return IsLoginOf(e, host, ops.login, "success"); }))
+        << "the admin's login on " << host << " never reached the aggregator: " << list.dump(2);
+  }
+  EXPECT_TRUE(std::any_of(list.begin(), list.end(), [](const json& e) {
+    return e.value("kind", "") == "net" && e.value("host", "") == "hosta" &&
+           e["net"].value("remote_addr", "") == "198.18.0.2";
+  })) << "the admin's hop from hosta to hostb never reached the aggregator";
   auto all = fleet_->CtlJson({"incidents"});
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   const json& items = all->is_object() ? (*all)["incidents"] : *all;
