@@ -12,6 +12,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -120,7 +121,18 @@ TEST(SensorBpfTest, ShadowReadByCatIsReported) {
 
 TEST(SensorBpfTest, EmitsPostureAndHealth) {
   if (std::string why = BpfUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
-  auto sensor = Subprocess::Spawn(SensorOptions({"--scope", "host"}));
+  // A health event every second instead of every 10 s.
+  char config_path[] = "/tmp/tripline-sensor-config-XXXXXX";
+  const int fd = mkstemp(config_path);
+  ASSERT_GE(fd, 0);
+  const std::string config = "health_interval_s: 1\n";
+  ASSERT_EQ(write(fd, config.data(), config.size()), static_cast<ssize_t>(config.size()));
+  close(fd);
+  struct Unlink {
+    const char* path;
+    ~Unlink() { unlink(path); }
+  } unlink_config{config_path};
+  auto sensor = Subprocess::Spawn(SensorOptions({"--scope", "host", "--config", config_path}));
   ASSERT_TRUE(sensor.ok()) << sensor.status().ToString();
   ASSERT_TRUE(WaitReady(*sensor));
   auto posture = NextEvent(
@@ -129,6 +141,53 @@ TEST(SensorBpfTest, EmitsPostureAndHealth) {
   bool has_root = false;
   for (const json& a : (*posture)["posture"]["accounts"]) has_root |= a["name"] == "root";
   EXPECT_TRUE(has_root) << posture->dump();
+
+  // A sensitive read of our own, then the next health event: it names every hook family
+  // with the state the probe chose (and why, where not live), its counters add up, and it
+  // has counted the file_open event we caused.
+  SpawnOptions cat;
+  cat.argv = {"cat", "/etc/shadow"};
+  auto child = Subprocess::Spawn(std::move(cat));
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  const uint32_t cat_pid = static_cast<uint32_t>(child->pid());
+  ASSERT_TRUE(child->Wait(seconds(10)).ok());
+  bool saw_cat = false;
+  auto health = NextEvent(
+      *sensor,
+      [&](const json& j) {
+        if (j.value("kind", "") == "file_open" && j["process"].value("tgid", 0u) == cat_pid) {
+          saw_cat = true;
+        }
+        return saw_cat && j.value("kind", "") == "health";
+      },
+      seconds(15));
+  ASSERT_TRUE(health.has_value()) << "no health event after the read (saw it: " << saw_cat << ")";
+  const json& h = (*health)["health"];
+  std::set<std::string> names;
+  for (const json& f : h["families"]) {
+    names.insert(f.value("name", ""));
+    const std::string state = f.value("state", "");
+    EXPECT_TRUE(state == "live" || state == "degraded" || state == "disabled") << f.dump();
+    EXPECT_FALSE(f.value("hooks", "").empty() && state != "disabled") << f.dump();
+    if (state != "live") {
+      EXPECT_FALSE(f.value("reason", "").empty()) << f.dump();
+      EXPECT_FALSE(f.value("remedy", "").empty()) << f.dump();
+    }
+  }
+  EXPECT_EQ(names,
+            (std::set<std::string>{"file", "exec", "io_uring", "net", "login-utmp", "login-pam"}))
+      << h.dump();
+  uint64_t by_kind = 0;
+  for (const json& d : h["ringbuf_drops_by_kind"]) by_kind += d.get<uint64_t>();
+  EXPECT_EQ(h.value("ringbuf_drops", ~0ull), by_kind) << h.dump();
+  EXPECT_EQ(h.value("decode_errors", ~0ull), 0u) << h.dump();
+  EXPECT_GT(h.value("rss_bytes", 0ull), 1ull << 20) << h.dump();
+  EXPECT_GE(h.value("uptime_seconds", -1.0), 1.0) << h.dump();
+  uint64_t file_opens = 0;
+  for (const json& k : h["kinds"]) {
+    if (k.value("kind", "") == "file_open") file_opens = k.value("events", 0ull);
+  }
+  EXPECT_GE(file_opens, 1u) << "the health event did not count the read: " << h.dump();
   ExpectCleanStop(*sensor);
 }
 
