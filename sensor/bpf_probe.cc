@@ -83,6 +83,13 @@ const std::vector<Family>& Families() {
           kTaskStorage,
           kLoop},
          true},
+        // Kernels with trampolines but neither task storage nor bpf_loop (5.10): per-open
+        // state in a hash, bounded loops, no prefilter (bpf/file_legacy.bpf.c). Sees what the
+        // two above see, at a higher cost per open.
+        {"fentry, bounded loops",
+         {"tl_openat_enter_legacy", "tl_file_open_check_legacy", "tl_openat_exit_legacy"},
+         {{"do_sys_openat2", BTF_KIND_FUNC}, {"security_file_open", BTF_KIND_FUNC}},
+         true},
         {"syscall tracepoints",
          {"tl_sys_exit"},
          {kSysExit, kTaskBtf, kTaskStorage, kLoop, kRdonlyCast},

@@ -113,6 +113,30 @@ TL_MAP struct {
 	__type(value, struct tl_open_state);
 } tl_open_states SEC(".maps");
 
+/* The same on kernels without task storage (file_legacy.bpf.c), per thread (pid_tgid). */
+TL_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct tl_legacy_open);
+} tl_open_legacy SEC(".maps");
+
+/* The canonical path a legacy open matched, from security_file_open to the open's exit. */
+TL_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u64);
+	__type(value, struct tl_path_key);
+} tl_canon_legacy SEC(".maps");
+
+/* Per-CPU scratch of the legacy programs, key 0. */
+TL_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tl_legacy_scratch);
+} tl_legacy_scratch_map SEC(".maps");
+
 /* ---- login ---- */
 
 /* btmp/wtmp inodes -> enum tl_utmp_file, filled by the loader. */

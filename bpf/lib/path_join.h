@@ -14,7 +14,6 @@
 #include "state.h"
 
 #define TL_AT_FDCWD -100
-#define TL_JOIN_MAX_DEPTH 32 /* components kept while normalizing */
 
 /* Lexical normalization, one input byte per bpf_loop step (see tl_normalize). */
 struct tl_norm {

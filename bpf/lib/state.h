@@ -29,6 +29,53 @@ struct tl_open_state {
 	char scratch[2 * TL_PATH_LEN]; /* syscall fallback: path built from dentries */
 };
 
+/*
+ * The file family on kernels without task storage and bpf_loop (file_legacy.bpf.c): one open
+ * in flight per thread, in an LRU hash keyed by pid_tgid, from do_sys_openat2 entry to exit.
+ * The canonical path of a match waits for the exit in a second map (tl_canon_legacy), so
+ * that the entry an open inserts stays small.
+ */
+struct tl_legacy_open {
+	__u64 flags;	      /* open_how.flags */
+	__u32 mode;	      /* open_how.mode */
+	__u8 active;	      /* between entry and exit of do_sys_openat2, in scope */
+	__u8 canon_hit;	      /* security_file_open matched the canonical path */
+	__u8 canon_truncated; /* d_path did not fit TL_PATH_LEN: match the argument */
+	__u8 _pad;
+	__u32 rule_id;	 /* rule that matched the canonical path */
+	__u32 match;	 /* its enum tl_path_match */
+	__u32 canon_len; /* bytes of the canonical path before the NUL */
+	__u32 _pad2;
+};
+
+#define TL_JOIN_MAX_DEPTH 32 /* components kept while normalizing a joined path */
+
+/*
+ * Per-CPU scratch of file_legacy.bpf.c, for the duration of one program run (trampoline
+ * programs run with migration disabled). Loop state lives here, in map memory, and not in
+ * registers: the verifier then sees every value as unknown, and the paths through one step
+ * of a bounded loop meet again at the loop's head with equal states.
+ */
+struct tl_legacy_scratch {
+	struct tl_path_key canon;  /* d_path of the opened file, or the joined argument */
+	struct tl_path_key raw;	   /* the path argument as passed */
+	struct tl_path_key rev;	   /* reversed path for the suffix trie */
+	char buf[2 * TL_PATH_LEN]; /* path built right to left, then directory "/" argument */
+	/* dentry walk; volatile: every access a load or store, never a value in a register */
+	volatile __u64 d; /* the component to prepend next (struct dentry *) */
+	volatile __u64 m; /* the mount d is in (struct mount *) */
+	volatile __u32 pos;
+	volatile int result; /* 0: walking, 1: the root was reached, -1: too long or unreadable */
+	/* lexical normalization */
+	volatile __u32 in_len;
+	volatile __u32 o;	 /* bytes written to canon.data */
+	volatile __u32 depth;	 /* components kept */
+	volatile __u32 comp_len; /* bytes of the component being copied */
+	volatile __u32 dots;	 /* the component so far is all '.' */
+	volatile __u32 failed;
+	volatile __u16 starts[TL_JOIN_MAX_DEPTH]; /* canon offset of each kept component's '/' */
+};
+
 /* pam_start arguments, from entry to return, per thread. */
 struct tl_pam_start_args {
 	__u64 service;	/* const char * */

@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The file family for kernels with trampolines but without task storage (5.11), bpf_loop
+ * (5.17) and bpf_get_current_task_btf (5.11): Debian 11's 5.10. The loader picks it only
+ * when neither flavour of file.bpf.c can run; its records are the same, field by field.
+ *
+ * The same hooks and the same logic as file.bpf.c (see there), built from what 5.10 has:
+ * - Per-open state in an LRU hash keyed by pid_tgid (tl_open_legacy), inserted at entry of
+ *   do_sys_openat2 and deleted at its exit; the canonical path of a match waits for the exit
+ *   in tl_canon_legacy. An open by a thread whose entry was evicted is not reported.
+ * - bpf_d_path in security_file_open gives the canonical path, as in file.bpf.c. There is no
+ *   prefilter: every open in scope pays a d_path and the trie lookups (about a microsecond),
+ *   where the other flavours skip files whose names no rule can match.
+ * - Refused relative opens are joined to their directory with bounded loops instead of
+ *   bpf_loop: the directory's path rebuilt from its dentries (40 steps), then "." and ".."
+ *   resolved one byte per step. The loops keep their state in per-CPU map memory, so the
+ *   verifier sees unknown values and the paths through one step meet again at the loop head;
+ *   each loop sits in a global function, verified once. Kernel objects are read with
+ *   bpf_probe_read_kernel.
+ */
+#include "lib/file_record.h"
+#include "lib/maps.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define TL_AT_FDCWD_LEGACY -100
+#define TL_BUILD_STEPS_LEGACY 40 /* components plus mount crossings, as lib/path_build.h */
+
+static __always_inline struct tl_legacy_scratch *tl_legacy_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&tl_legacy_scratch_map, &zero);
+}
+
+/*
+ * Matches the first `len` bytes of the scratch's canon (NUL-terminated) against the tries.
+ * Returns rule_id << 32 | match of the rule, 0 when none matches (rule ids start at 1).
+ */
+__noinline long tl_match_legacy(__u32 len)
+{
+	struct tl_legacy_scratch *s = tl_legacy_scratch();
+	struct tl_path_rule *rule;
+	__u32 i;
+
+	if (!s || len == 0 || len >= TL_PATH_LEN)
+		return 0;
+	s->canon.prefixlen = TL_PATH_LEN * 8;
+	rule = bpf_map_lookup_elem(&tl_path_prefix, &s->canon);
+	if (!rule) {
+		/* The whole buffer, whatever len is: no branch on it, one pass for the
+		 * verifier. Bytes after the NUL do not matter (lib/path_match.h). */
+#pragma clang loop unroll(disable)
+		for (i = 0; i < TL_PATH_LEN - 1; i++)
+			s->rev.data[i] = s->canon.data[(len - 1 - i) & (TL_PATH_LEN - 1)];
+		s->rev.data[len & (TL_PATH_LEN - 1)] = 0;
+		s->rev.prefixlen = TL_PATH_LEN * 8;
+		rule = bpf_map_lookup_elem(&tl_path_suffix, &s->rev);
+		if (!rule)
+			return 0;
+	}
+	return ((long)rule->rule_id << 32) | rule->match;
+}
+
+/* One step of tl_build_legacy towards the root, as tl_build_step (lib/path_build.h). */
+static __always_inline void tl_build_step_legacy(struct tl_legacy_scratch *s)
+{
+	struct dentry *d = (struct dentry *)s->d;
+	struct mount *m = (struct mount *)s->m;
+	struct dentry *mnt_root = BPF_CORE_READ(m, mnt.mnt_root);
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	__u32 pos = s->pos, name_len;
+
+	if (d == mnt_root || d == parent) {
+		struct mount *up = BPF_CORE_READ(m, mnt_parent);
+
+		if (d != mnt_root || up == m || !up) {
+			s->result = 1; /* the root of the tree */
+			return;
+		}
+		s->d = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
+		s->m = (__u64)up;
+		return;
+	}
+	name_len = BPF_CORE_READ(d, d_name.len);
+	if (name_len == 0 || name_len + 1 > pos) {
+		s->result = -1;
+		return;
+	}
+	pos -= name_len;
+	pos &= TL_PATH_LEN - 1;
+	name_len &= TL_PATH_LEN - 1;
+	if (bpf_probe_read_kernel(&s->buf[pos], name_len, BPF_CORE_READ(d, d_name.name))) {
+		s->result = -1;
+		return;
+	}
+	pos = (pos - 1) & (TL_PATH_LEN - 1);
+	s->buf[pos] = '/';
+	s->pos = pos;
+	s->d = (__u64)parent;
+}
+
+/*
+ * The absolute path of (dentry, vfsmnt) into the scratch's canon, as tl_path_build
+ * (lib/path_build.h). Returns its length, or -1 when it does not fit or is deeper.
+ */
+__noinline long tl_build_legacy(__u64 dentry, __u64 vfsmnt)
+{
+	struct tl_legacy_scratch *s = tl_legacy_scratch();
+	__u32 i, pos, n;
+
+	if (!s || !dentry || !vfsmnt)
+		return -1;
+	s->d = dentry;
+	s->m = vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	s->pos = TL_PATH_LEN - 1;
+	s->result = 0;
+	s->buf[TL_PATH_LEN - 1] = 0;
+#pragma clang loop unroll(disable)
+	for (i = 0; i < TL_BUILD_STEPS_LEGACY; i++) {
+		if (s->result == 0)
+			tl_build_step_legacy(s);
+	}
+	if (s->result != 1)
+		return -1;
+	pos = s->pos;
+	if (pos >= TL_PATH_LEN - 1) {
+		s->canon.data[0] = '/';
+		s->canon.data[1] = 0;
+		return 1;
+	}
+	n = TL_PATH_LEN - pos; /* with the NUL: 2..256 */
+	TL_BARRIER_VAR(n);
+	if (n < 2 || n > TL_PATH_LEN)
+		return -1;
+	if (bpf_probe_read_kernel(s->canon.data, n, &s->buf[pos & (TL_PATH_LEN - 1)]))
+		return -1;
+	return n - 1;
+}
+
+/* One input byte of the lexical normalization, as tl_norm_step (lib/path_join.h). */
+static __always_inline void tl_norm_step_legacy(struct tl_legacy_scratch *s, __u32 i)
+{
+	__u32 o, depth;
+	char c;
+
+	if (s->failed)
+		return;
+	c = i < s->in_len ? s->buf[i & (2 * TL_PATH_LEN - 1)] : '/';
+	if (c != '/') {
+		o = s->o;
+		if (o + 2 >= TL_PATH_LEN) {
+			s->failed = 1;
+			return;
+		}
+		if (s->comp_len == 0) {
+			s->starts[s->depth & (TL_JOIN_MAX_DEPTH - 1)] = o;
+			s->canon.data[o & (TL_PATH_LEN - 1)] = '/';
+			o++;
+			s->dots = 1;
+		}
+		s->canon.data[o & (TL_PATH_LEN - 1)] = c;
+		s->o = o + 1;
+		s->comp_len++;
+		s->dots = s->dots && c == '.';
+		return;
+	}
+	if (s->comp_len == 0)
+		return; /* "//" or a leading '/' */
+	if (s->dots && s->comp_len <= 2) {
+		/* "." is dropped; ".." drops itself and the component before (none at "/"). */
+		depth = s->depth;
+		s->o = s->starts[depth & (TL_JOIN_MAX_DEPTH - 1)];
+		if (s->comp_len == 2 && depth > 0) {
+			depth--;
+			s->depth = depth;
+			s->o = s->starts[depth & (TL_JOIN_MAX_DEPTH - 1)];
+		}
+	} else {
+		depth = s->depth + 1;
+		s->depth = depth;
+		if (depth >= TL_JOIN_MAX_DEPTH) {
+			s->failed = 1;
+			return;
+		}
+	}
+	s->comp_len = 0;
+}
+
+/*
+ * Joins the relative path in the scratch's raw (raw_len bytes) to directory `dfd` of the
+ * current task and normalizes it into canon, as tl_join_relative (lib/path_join.h). Returns
+ * the length, or -1.
+ */
+__noinline long tl_join_legacy(long dfd, __u32 raw_len)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct tl_legacy_scratch *s;
+	__u64 dentry, vfsmnt;
+	long base;
+	__u32 i, o;
+
+	if (dfd == TL_AT_FDCWD_LEGACY) {
+		dentry = (__u64)BPF_CORE_READ(task, fs, pwd.dentry);
+		vfsmnt = (__u64)BPF_CORE_READ(task, fs, pwd.mnt);
+	} else {
+		struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+		struct file **fds;
+		struct file *dir = NULL;
+
+		if (!fdt || dfd < 0 || dfd >= BPF_CORE_READ(fdt, max_fds))
+			return -1;
+		fds = BPF_CORE_READ(fdt, fd);
+		if (bpf_probe_read_kernel(&dir, sizeof(dir), &fds[dfd]) || !dir)
+			return -1;
+		dentry = (__u64)BPF_CORE_READ(dir, f_path.dentry);
+		vfsmnt = (__u64)BPF_CORE_READ(dir, f_path.mnt);
+	}
+	base = tl_build_legacy(dentry, vfsmnt);
+	s = tl_legacy_scratch();
+	if (!s || base <= 0 || raw_len == 0 || raw_len >= TL_PATH_LEN)
+		return -1;
+	/* buf = base "/" raw: at most 255 + 1 + 255 bytes of its 512. */
+	base &= TL_PATH_LEN - 1;
+	if (bpf_probe_read_kernel(s->buf, base, s->canon.data))
+		return -1;
+	s->buf[base] = '/';
+	/* clang drops a mask it knows to be redundant; the verifier needs it. */
+	TL_BARRIER_VAR(raw_len);
+	raw_len &= TL_PATH_LEN - 1;
+	if (bpf_probe_read_kernel(&s->buf[base + 1], raw_len, s->raw.data))
+		return -1;
+	s->in_len = base + 1 + raw_len;
+	s->o = 0;
+	s->depth = 0;
+	s->comp_len = 0;
+	s->dots = 0;
+	s->failed = 0;
+#pragma clang loop unroll(disable)
+	for (i = 0; i < 2 * TL_PATH_LEN; i++)
+		tl_norm_step_legacy(s, i);
+	if (s->failed)
+		return -1;
+	o = s->o & (TL_PATH_LEN - 1);
+	if (o == 0) {
+		s->canon.data[0] = '/';
+		o = 1;
+	}
+	s->canon.data[o] = 0;
+	return o;
+}
+
+/*
+ * Matches the path argument (`upath`, a user pointer) of an open by the current thread and
+ * reports the open when a rule matches, as tl_report_argument (lib/file_open.h).
+ */
+__noinline int tl_report_argument_legacy(long dfd, __u64 upath, __u64 flags, __u32 mode, long ret)
+{
+	struct tl_legacy_scratch *s = tl_legacy_scratch();
+	__u8 source = TL_PATH_ARGUMENT, truncated = 0;
+	long n, len, hit;
+
+	if (!s)
+		return 0;
+	n = bpf_probe_read_user_str(s->canon.data, TL_PATH_LEN, (void *)upath);
+	if (n <= 1) {
+		if (n < 0)
+			tl_count_helper_error();
+		return 0;
+	}
+	if (s->canon.data[0] != '/') {
+		if (bpf_probe_read_kernel(s->raw.data, TL_PATH_LEN, s->canon.data))
+			return 0;
+		len = tl_join_legacy(dfd, n - 1);
+		if (len <= 0)
+			return 0;
+		source = TL_PATH_JOINED;
+	} else {
+		len = n - 1;
+		truncated = n == TL_PATH_LEN;
+	}
+	hit = tl_match_legacy(len);
+	if (hit)
+		tl_emit_file_open(flags, mode, ret, &s->canon, len, hit >> 32, (__u32)hit, source,
+				  truncated);
+	return 0;
+}
+
+SEC("fentry/do_sys_openat2")
+int BPF_PROG(tl_openat_enter_legacy, int dfd, const char *filename, struct open_how *how)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tl_legacy_open st = {};
+
+	if (!tl_in_scope((struct task_struct *)bpf_get_current_task(), id >> 32))
+		return 0;
+	st.flags = BPF_CORE_READ(how, flags);
+	st.mode = BPF_CORE_READ(how, mode);
+	st.active = 1;
+	if (bpf_map_update_elem(&tl_open_legacy, &id, &st, BPF_ANY) != 0)
+		tl_count_state_error();
+	return 0;
+}
+
+SEC("fentry/security_file_open")
+int BPF_PROG(tl_file_open_check_legacy, struct file *file)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tl_legacy_scratch *s;
+	struct tl_legacy_open *st;
+	long n, hit;
+
+	st = bpf_map_lookup_elem(&tl_open_legacy, &id);
+	if (!st || !st->active || st->canon_hit)
+		return 0;
+	s = tl_legacy_scratch();
+	if (!s)
+		return 0;
+	n = bpf_d_path((struct path *)&file->f_path, (char *)s->canon.data, TL_PATH_LEN);
+	if (n <= 1) {
+		/* Longer than the key: matched on the argument at the exit (file.bpf.c). */
+		if (n != -TL_ENAMETOOLONG)
+			tl_count_helper_error();
+		st->canon_truncated = 1;
+		return 0;
+	}
+	hit = tl_match_legacy(n - 1);
+	if (!hit)
+		return 0;
+	if (bpf_map_update_elem(&tl_canon_legacy, &id, &s->canon, BPF_ANY) != 0) {
+		tl_count_state_error();
+		return 0;
+	}
+	st->canon_hit = 1;
+	st->canon_len = n - 1;
+	st->rule_id = hit >> 32;
+	st->match = (__u32)hit;
+	return 0;
+}
+
+SEC("fexit/do_sys_openat2")
+int BPF_PROG(tl_openat_exit_legacy, int dfd, const char *filename, struct open_how *how, long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tl_legacy_open *st, copy;
+	struct tl_path_key *canon;
+
+	st = bpf_map_lookup_elem(&tl_open_legacy, &id);
+	if (!st || !st->active)
+		return 0;
+	copy = *st;
+	bpf_map_delete_elem(&tl_open_legacy, &id);
+	if (copy.canon_hit) {
+		canon = bpf_map_lookup_elem(&tl_canon_legacy, &id);
+		if (!canon) {
+			tl_count_state_error();
+			return 0;
+		}
+		tl_emit_file_open(copy.flags, copy.mode, ret, canon, copy.canon_len, copy.rule_id,
+				  copy.match, TL_PATH_CANONICAL, 0);
+		bpf_map_delete_elem(&tl_canon_legacy, &id);
+		return 0;
+	}
+	/* No canonical match: a refused open never reached security_file_open, and a path too
+	 * long for d_path was not matched there. Try the argument as passed. */
+	if (tl_open_denied(ret) || copy.canon_truncated)
+		tl_report_argument_legacy(dfd, (__u64)filename, copy.flags, copy.mode, ret);
+	return 0;
+}
