@@ -20,6 +20,7 @@
  */
 #include "lib/file_record.h"
 #include "lib/maps.h"
+#include "lib/net_hooks.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -187,6 +188,21 @@ static __always_inline void tl_norm_step_legacy(struct tl_legacy_scratch *s, __u
 	s->comp_len = 0;
 }
 
+/* The address of the struct file behind descriptor `fd` of `task`, or 0 (probe reads). */
+static __always_inline __u64 tl_fd_file_legacy(struct task_struct *task, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	__u64 file = 0;
+
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+		return 0;
+	return file;
+}
+
 /*
  * Joins the relative path in the scratch's raw (raw_len bytes) to directory `dfd` of the
  * current task and normalizes it into canon, as tl_join_relative (lib/path_join.h). Returns
@@ -204,14 +220,9 @@ __noinline long tl_join_legacy(long dfd, __u32 raw_len)
 		dentry = (__u64)BPF_CORE_READ(task, fs, pwd.dentry);
 		vfsmnt = (__u64)BPF_CORE_READ(task, fs, pwd.mnt);
 	} else {
-		struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-		struct file **fds;
-		struct file *dir = NULL;
+		struct file *dir = (struct file *)tl_fd_file_legacy(task, dfd);
 
-		if (!fdt || dfd < 0 || dfd >= BPF_CORE_READ(fdt, max_fds))
-			return -1;
-		fds = BPF_CORE_READ(fdt, fd);
-		if (bpf_probe_read_kernel(&dir, sizeof(dir), &fds[dfd]) || !dir)
+		if (!dir)
 			return -1;
 		dentry = (__u64)BPF_CORE_READ(dir, f_path.dentry);
 		vfsmnt = (__u64)BPF_CORE_READ(dir, f_path.mnt);
@@ -365,5 +376,106 @@ int BPF_PROG(tl_openat_exit_legacy, int dfd, const char *filename, struct open_h
 	 * long for d_path was not matched there. Try the argument as passed. */
 	if (tl_open_denied(ret) || copy.canon_truncated)
 		tl_report_argument_legacy(dfd, (__u64)filename, copy.flags, copy.mode, ret);
+	return 0;
+}
+
+/* ---- io_uring: opens that never pass through a syscall ---- */
+
+/*
+ * Debian's 5.10 carries the io_uring of 5.15: io-wq workers are threads of the submitting
+ * process, but the io_uring_complete tracepoint is passed no request (its arguments are ctx,
+ * user_data, res, cflags), which file.bpf.c's hook needs. So the open itself is hooked:
+ * fentry io_openat2 starts the same per-open state as do_sys_openat2 (flags and mode from
+ * the request, and its user_data); security_file_open (tl_file_open_check_legacy) matches
+ * the canonical path as for any open; the result comes from the request's completion,
+ * posted by the same thread either inside io_openat2 (an io-wq worker) or after it returned
+ * (a deferred completion of the submitter): the io_uring_complete tracepoint with that
+ * user_data. A successful open of a matching file is reported, as file.bpf.c does; opens
+ * into a fixed-file slot and refused ones are not. A nonblocking attempt that io_openat2
+ * hands to a worker (-EAGAIN) is dropped; the worker's attempt starts again. io_uring
+ * connects reach tcp_connect, which the net family hooks with fentry on every kernel this
+ * runs on (this variant needs trampolines too).
+ */
+#define TL_EAGAIN 11
+
+struct io_kiocb___legacy {
+	union {
+		struct file *file;
+		struct io_open open;
+	};
+	__u64 user_data;
+} __attribute__((preserve_access_index));
+
+/* Reports the io_uring open in `st` (thread `id`) with its completion's result. */
+static __always_inline void tl_iou_report(__u64 id, struct tl_legacy_open *st, long res)
+{
+	struct tl_path_key *canon = bpf_map_lookup_elem(&tl_canon_legacy, &id);
+
+	if (canon && res >= 0)
+		tl_emit_file_open(st->flags, st->mode, res, canon, st->canon_len, st->rule_id,
+				  st->match, TL_PATH_CANONICAL, 0);
+	bpf_map_delete_elem(&tl_canon_legacy, &id);
+	bpf_map_delete_elem(&tl_open_legacy, &id);
+}
+
+SEC("fentry/io_openat2")
+int BPF_PROG(tl_io_openat_enter_legacy, void *req_ptr)
+{
+	struct io_kiocb___legacy *req = req_ptr;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tl_legacy_open st = {};
+
+	/* Not this kernel's layout: the loader picks another variant there. */
+	if (!bpf_core_field_exists(req->open))
+		return 0;
+	if (!tl_current_in_scope() || BPF_CORE_READ(req, open.file_slot) != 0)
+		return 0;
+	st.flags = BPF_CORE_READ(req, open.how.flags);
+	st.mode = BPF_CORE_READ(req, open.how.mode);
+	st.iou_user_data = BPF_CORE_READ(req, user_data);
+	st.active = 1;
+	st.io_uring = 1;
+	if (bpf_map_update_elem(&tl_open_legacy, &id, &st, BPF_ANY) != 0)
+		tl_count_state_error();
+	return 0;
+}
+
+SEC("fexit/io_openat2")
+int BPF_PROG(tl_io_openat_exit_legacy, void *req_ptr, unsigned int issue_flags, int ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tl_legacy_open *st;
+
+	st = bpf_map_lookup_elem(&tl_open_legacy, &id);
+	if (!st || !st->io_uring || !st->active)
+		return 0;
+	if (ret == -TL_EAGAIN || !st->canon_hit) {
+		bpf_map_delete_elem(&tl_canon_legacy, &id);
+		bpf_map_delete_elem(&tl_open_legacy, &id);
+		return 0;
+	}
+	if (st->iou_have_res) {
+		tl_iou_report(id, st, st->iou_res);
+		return 0;
+	}
+	st->active = 0; /* the completion is posted later, by this thread */
+	return 0;
+}
+
+SEC("tp_btf/io_uring_complete")
+int BPF_PROG(tl_io_uring_complete_legacy, void *ring, __u64 user_data, int res)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tl_legacy_open *st;
+
+	st = bpf_map_lookup_elem(&tl_open_legacy, &id);
+	if (!st || !st->io_uring || st->iou_user_data != user_data)
+		return 0;
+	if (st->active) { /* inside io_openat2: its exit reports */
+		st->iou_res = res;
+		st->iou_have_res = 1;
+		return 0;
+	}
+	tl_iou_report(id, st, res);
 	return 0;
 }

@@ -119,7 +119,19 @@ const std::vector<Family>& Families() {
          {{"btf_trace_io_uring_complete", BTF_KIND_TYPEDEF},
           {"io_open", BTF_KIND_STRUCT},
           kTaskStorage,
-          kLoop}}}},
+          kLoop}},
+        // Debian's 5.10 (io_uring of 5.15, whose completion tracepoint has no request):
+        // the open itself, fentry/fexit io_openat2 with security_file_open, state in a hash,
+        // bounded loops (bpf/file_legacy.bpf.c). Elsewhere it does nothing: the request has
+        // no `open` there.
+        {"fentry, bounded loops",
+         {"tl_io_openat_enter_legacy", "tl_file_open_check_legacy", "tl_io_openat_exit_legacy",
+          "tl_io_uring_complete_legacy"},
+         {{"btf_trace_io_uring_complete", BTF_KIND_TYPEDEF},
+          {"io_open", BTF_KIND_STRUCT},
+          {"io_openat2", BTF_KIND_FUNC},
+          {"security_file_open", BTF_KIND_FUNC}},
+         true}}},
       {"net",
        {{"fentry",
          {"tl_tcp_connect", "tl_accept_exit", "tl_fork", "tl_exit"},

@@ -41,11 +41,14 @@ struct tl_legacy_open {
 	__u8 active;	      /* between entry and exit of do_sys_openat2, in scope */
 	__u8 canon_hit;	      /* security_file_open matched the canonical path */
 	__u8 canon_truncated; /* d_path did not fit TL_PATH_LEN: match the argument */
-	__u8 _pad;
-	__u32 rule_id;	 /* rule that matched the canonical path */
-	__u32 match;	 /* its enum tl_path_match */
-	__u32 canon_len; /* bytes of the canonical path before the NUL */
-	__u32 _pad2;
+	__u8 io_uring;	      /* an IORING_OP_OPENAT(2) in io_openat2, not do_sys_openat2 */
+	__u32 rule_id;	      /* rule that matched the canonical path */
+	__u32 match;	      /* its enum tl_path_match */
+	__u32 canon_len;      /* bytes of the canonical path before the NUL */
+	__u32 iou_have_res;   /* io_uring: the completion was posted inside io_openat2 */
+	__u64 iou_user_data;  /* io_uring: the request's user_data, to know its completion */
+	__s32 iou_res;	      /* io_uring: the completion's result (descriptor or -errno) */
+	__u32 _pad;
 };
 
 #define TL_JOIN_MAX_DEPTH 32 /* components kept while normalizing a joined path */
