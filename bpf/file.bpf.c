@@ -24,7 +24,8 @@
  * canonical path from its dentries only when the prefilter lets it through.
  *
  * Every program here exists in two flavours (lib/kptr.h): this file as it is, for kernels
- * with bpf_rdonly_cast (6.2+), and file_compat.bpf.c, the same source with TL_COMPAT.
+ * with bpf_rdonly_cast (6.2+), and file_compat.bpf.c, the same source with TL_COMPAT. Kernels
+ * without task storage and bpf_loop (5.10) run file_legacy.bpf.c, with the same records.
  */
 #include "lib/file_open.h"
 #include "lib/net_hooks.h"

@@ -63,42 +63,53 @@ __noinline long tl_match_legacy(__u32 len)
 	return ((long)rule->rule_id << 32) | rule->match;
 }
 
-/* One step of tl_build_legacy towards the root, as tl_build_step (lib/path_build.h). */
-static __always_inline void tl_build_step_legacy(struct tl_legacy_scratch *s)
+/*
+ * One step of tl_build_legacy towards the root, as tl_build_step (lib/path_build.h); none
+ * once the walk has ended. A global function, verified once.
+ */
+__noinline int tl_build_step_legacy(void)
 {
-	struct dentry *d = (struct dentry *)s->d;
-	struct mount *m = (struct mount *)s->m;
-	struct dentry *mnt_root = BPF_CORE_READ(m, mnt.mnt_root);
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
-	__u32 pos = s->pos, name_len;
+	struct tl_legacy_scratch *s = tl_legacy_scratch();
+	struct dentry *d, *mnt_root, *parent;
+	struct mount *m;
+	__u32 pos, name_len;
+
+	if (!s || s->result != 0)
+		return 0;
+	d = (struct dentry *)s->d;
+	m = (struct mount *)s->m;
+	mnt_root = BPF_CORE_READ(m, mnt.mnt_root);
+	parent = BPF_CORE_READ(d, d_parent);
+	pos = s->pos;
 
 	if (d == mnt_root || d == parent) {
 		struct mount *up = BPF_CORE_READ(m, mnt_parent);
 
 		if (d != mnt_root || up == m || !up) {
 			s->result = 1; /* the root of the tree */
-			return;
+			return 0;
 		}
 		s->d = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
 		s->m = (__u64)up;
-		return;
+		return 0;
 	}
 	name_len = BPF_CORE_READ(d, d_name.len);
 	if (name_len == 0 || name_len + 1 > pos) {
 		s->result = -1;
-		return;
+		return 0;
 	}
 	pos -= name_len;
 	pos &= TL_PATH_LEN - 1;
 	name_len &= TL_PATH_LEN - 1;
 	if (bpf_probe_read_kernel(&s->buf[pos], name_len, BPF_CORE_READ(d, d_name.name))) {
 		s->result = -1;
-		return;
+		return 0;
 	}
 	pos = (pos - 1) & (TL_PATH_LEN - 1);
 	s->buf[pos] = '/';
 	s->pos = pos;
 	s->d = (__u64)parent;
+	return 0;
 }
 
 /*
@@ -118,10 +129,8 @@ __noinline long tl_build_legacy(__u64 dentry, __u64 vfsmnt)
 	s->result = 0;
 	s->buf[TL_PATH_LEN - 1] = 0;
 #pragma clang loop unroll(disable)
-	for (i = 0; i < TL_BUILD_STEPS_LEGACY; i++) {
-		if (s->result == 0)
-			tl_build_step_legacy(s);
-	}
+	for (i = 0; i < TL_BUILD_STEPS_LEGACY; i++)
+		tl_build_step_legacy();
 	if (s->result != 1)
 		return -1;
 	pos = s->pos;
@@ -139,20 +148,24 @@ __noinline long tl_build_legacy(__u64 dentry, __u64 vfsmnt)
 	return n - 1;
 }
 
-/* One input byte of the lexical normalization, as tl_norm_step (lib/path_join.h). */
-static __always_inline void tl_norm_step_legacy(struct tl_legacy_scratch *s, __u32 i)
+/*
+ * Input byte `i` of the lexical normalization, as tl_norm_step (lib/path_join.h). A global
+ * function: the verifier checks it once, and each of the loop's 512 steps costs it a call.
+ */
+__noinline int tl_norm_step_legacy(__u32 i)
 {
+	struct tl_legacy_scratch *s = tl_legacy_scratch();
 	__u32 o, depth;
 	char c;
 
-	if (s->failed)
-		return;
+	if (!s || s->failed)
+		return 0;
 	c = i < s->in_len ? s->buf[i & (2 * TL_PATH_LEN - 1)] : '/';
 	if (c != '/') {
 		o = s->o;
 		if (o + 2 >= TL_PATH_LEN) {
 			s->failed = 1;
-			return;
+			return 0;
 		}
 		if (s->comp_len == 0) {
 			s->starts[s->depth & (TL_JOIN_MAX_DEPTH - 1)] = o;
@@ -164,10 +177,10 @@ static __always_inline void tl_norm_step_legacy(struct tl_legacy_scratch *s, __u
 		s->o = o + 1;
 		s->comp_len++;
 		s->dots = s->dots && c == '.';
-		return;
+		return 0;
 	}
 	if (s->comp_len == 0)
-		return; /* "//" or a leading '/' */
+		return 0; /* "//" or a leading '/' */
 	if (s->dots && s->comp_len <= 2) {
 		/* "." is dropped; ".." drops itself and the component before (none at "/"). */
 		depth = s->depth;
@@ -182,10 +195,11 @@ static __always_inline void tl_norm_step_legacy(struct tl_legacy_scratch *s, __u
 		s->depth = depth;
 		if (depth >= TL_JOIN_MAX_DEPTH) {
 			s->failed = 1;
-			return;
+			return 0;
 		}
 	}
 	s->comp_len = 0;
+	return 0;
 }
 
 /* The address of the struct file behind descriptor `fd` of `task`, or 0 (probe reads). */
@@ -249,7 +263,7 @@ __noinline long tl_join_legacy(long dfd, __u32 raw_len)
 	s->failed = 0;
 #pragma clang loop unroll(disable)
 	for (i = 0; i < 2 * TL_PATH_LEN; i++)
-		tl_norm_step_legacy(s, i);
+		tl_norm_step_legacy(i);
 	if (s->failed)
 		return -1;
 	o = s->o & (TL_PATH_LEN - 1);
