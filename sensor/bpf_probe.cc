@@ -43,6 +43,8 @@ struct Variant {
   // The family handler tl_sys_exit tail-calls from slot sys_exit_slot (not attached).
   const char* sys_exit_handler = nullptr;
   int sys_exit_slot = -1;
+  // A (struct, member) the kernel's BTF must have: the layout the programs are written for.
+  std::pair<const char*, const char*> layout = {nullptr, nullptr};
 };
 
 // A hook family and its variants, best first. The loader takes the first variant this kernel
@@ -122,8 +124,8 @@ const std::vector<Family>& Families() {
           kLoop}},
         // Debian's 5.10 (io_uring of 5.15, whose completion tracepoint has no request):
         // the open itself, fentry/fexit io_openat2 with security_file_open, state in a hash,
-        // bounded loops (bpf/file_legacy.bpf.c). Elsewhere it does nothing: the request has
-        // no `open` there.
+        // bounded loops (bpf/file_legacy.bpf.c). Only where the request keeps the open's
+        // arguments in its member `open` (the 5.10 to 5.19 layout).
         {"fentry, bounded loops",
          {"tl_io_openat_enter_legacy", "tl_file_open_check_legacy", "tl_io_openat_exit_legacy",
           "tl_io_uring_complete_legacy"},
@@ -131,7 +133,11 @@ const std::vector<Family>& Families() {
           {"io_open", BTF_KIND_STRUCT},
           {"io_openat2", BTF_KIND_FUNC},
           {"security_file_open", BTF_KIND_FUNC}},
-         true}}},
+         true,
+         false,
+         nullptr,
+         -1,
+         {"io_kiocb", "open"}}}},
       {"net",
        {{"fentry",
          {"tl_tcp_connect", "tl_accept_exit", "tl_fork", "tl_exit"},
@@ -328,8 +334,34 @@ struct Obstacle {
   std::string remedy;
 };
 
+// Whether struct or union `type_id` of `b` has a member `name`, directly or inside an
+// anonymous struct or union member.
+bool HasMember(const btf* b, int type_id, std::string_view name, int depth = 0) {
+  const btf_type* t = btf__type_by_id(b, static_cast<__u32>(type_id));
+  if (t == nullptr || depth > 4 || (!btf_is_struct(t) && !btf_is_union(t))) return false;
+  const btf_member* m = btf_members(t);
+  for (int i = 0; i < btf_vlen(t); ++i, ++m) {
+    const char* member = btf__name_by_offset(b, m->name_off);
+    if (member != nullptr && member[0] != '\0') {
+      if (name == member) return true;
+      continue;
+    }
+    const int inner = btf__resolve_type(b, m->type);
+    if (inner >= 0 && HasMember(b, inner, name, depth + 1)) return true;
+  }
+  return false;
+}
+
 Obstacle ObstacleFor(const Variant& v, const btf* vmlinux, const Status& trampolines,
                      const ProbeOptions& options) {
+  if (v.layout.first != nullptr) {
+    const int id = btf__find_by_name_kind(vmlinux, v.layout.first, BTF_KIND_STRUCT);
+    if (id < 0 || !HasMember(vmlinux, id, v.layout.second)) {
+      return {std::string("kernel's struct ") + v.layout.first + " has no member " +
+                  v.layout.second + " (the layout the " + v.label + " variant reads)",
+              "the variants above it: see their reasons"};
+    }
+  }
   for (const auto& [name, kind] : v.kernel_needs) {
     const bool kfunc = std::string_view(name) == kRdonlyCast.first;
     if (kfunc && options.avoid_kfuncs) {
