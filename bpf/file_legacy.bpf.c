@@ -4,19 +4,26 @@
  * (5.17) and bpf_get_current_task_btf (5.11): Debian 11's 5.10. The loader picks it only
  * when neither flavour of file.bpf.c can run; its records are the same, field by field.
  *
- * The same hooks and the same logic as file.bpf.c (see there), built from what 5.10 has:
- * - Per-open state in an LRU hash keyed by pid_tgid (tl_open_legacy), inserted at entry of
- *   do_sys_openat2 and deleted at its exit; the canonical path of a match waits for the exit
- *   in tl_canon_legacy. An open by a thread whose entry was evicted is not reported.
- * - bpf_d_path in security_file_open gives the canonical path, as in file.bpf.c. There is no
- *   prefilter: every open in scope pays a d_path and the trie lookups (about a microsecond),
- *   where the other flavours skip files whose names no rule can match.
- * - Refused relative opens are joined to their directory with bounded loops instead of
- *   bpf_loop: the directory's path rebuilt from its dentries (40 steps), then "." and ".."
- *   resolved one byte per step. The loops keep their state in per-CPU map memory, so the
- *   verifier sees unknown values and the paths through one step meet again at the loop head;
- *   each loop sits in a global function, verified once. Kernel objects are read with
- *   bpf_probe_read_kernel.
+ * One program, fexit do_sys_openat2: every open(2), openat(2), creat(2) and openat2(2)
+ * passes there with its arguments and its outcome. A successful open is matched on the
+ * canonical path of the new descriptor's file, rebuilt from its dentries up to the root of
+ * the mount namespace as the syscall-tracepoint fallback does (bpf_d_path is not allowed
+ * there); a refused one (EACCES, EPERM), or one whose path is too long or too deep to
+ * rebuild, on the path argument, joined to its directory when relative. There is no
+ * prefilter: every successful open in scope pays the rebuild and the trie lookups, where
+ * the other flavours skip files whose names no rule can match.
+ *
+ * One program per traced function, on purpose: 5.10 waits for an RCU-tasks grace period at
+ * every change of a function's trampoline, one after the other for the programs on the same
+ * function, and the sensor must stop within two seconds (an fentry/fexit pair on
+ * do_sys_openat2 and another on io_openat2 made a stop under load take up to 2.7 s in the
+ * VM).
+ *
+ * 5.10 has bounded loops but no bpf_loop: the walk up the dentries (40 steps) and the lexical
+ * normalization of joined paths (512 steps) are loops whose state lives in per-CPU map memory
+ * (volatile, so that clang keeps none of it in registers the verifier would track), each step
+ * a global function that the verifier checks once, with unknown values, and that costs each
+ * iteration a call. Kernel objects are read with bpf_probe_read_kernel.
  */
 #include "lib/file_record.h"
 #include "lib/maps.h"
@@ -311,85 +318,48 @@ __noinline int tl_report_argument_legacy(long dfd, __u64 upath, __u64 flags, __u
 	return 0;
 }
 
-SEC("fentry/do_sys_openat2")
-int BPF_PROG(tl_openat_enter_legacy, int dfd, const char *filename, struct open_how *how)
+/*
+ * Matches the canonical path of descriptor `fd` of the current task, just opened, and
+ * reports the open when a rule matches. 0 when the path could not be rebuilt (too long or
+ * too deep), 1 otherwise.
+ */
+__noinline int tl_report_opened_legacy(long fd, __u64 flags, __u32 mode)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct tl_legacy_open st = {};
-
-	if (!tl_in_scope((struct task_struct *)bpf_get_current_task(), id >> 32))
-		return 0;
-	st.flags = BPF_CORE_READ(how, flags);
-	st.mode = BPF_CORE_READ(how, mode);
-	st.active = 1;
-	if (bpf_map_update_elem(&tl_open_legacy, &id, &st, BPF_ANY) != 0)
-		tl_count_state_error();
-	return 0;
-}
-
-SEC("fentry/security_file_open")
-int BPF_PROG(tl_file_open_check_legacy, struct file *file)
-{
-	__u64 id = bpf_get_current_pid_tgid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file *file = (struct file *)tl_fd_file_legacy(task, fd);
 	struct tl_legacy_scratch *s;
-	struct tl_legacy_open *st;
-	long n, hit;
+	long len, hit;
 
-	st = bpf_map_lookup_elem(&tl_open_legacy, &id);
-	if (!st || !st->active || st->canon_hit)
+	if (!file)
+		return 1;
+	len = tl_build_legacy((__u64)BPF_CORE_READ(file, f_path.dentry),
+			      (__u64)BPF_CORE_READ(file, f_path.mnt));
+	if (len <= 0)
 		return 0;
+	hit = tl_match_legacy(len);
 	s = tl_legacy_scratch();
-	if (!s)
-		return 0;
-	n = bpf_d_path((struct path *)&file->f_path, (char *)s->canon.data, TL_PATH_LEN);
-	if (n <= 1) {
-		/* Longer than the key: matched on the argument at the exit (file.bpf.c). */
-		if (n != -TL_ENAMETOOLONG)
-			tl_count_helper_error();
-		st->canon_truncated = 1;
-		return 0;
-	}
-	hit = tl_match_legacy(n - 1);
-	if (!hit)
-		return 0;
-	if (bpf_map_update_elem(&tl_canon_legacy, &id, &s->canon, BPF_ANY) != 0) {
-		tl_count_state_error();
-		return 0;
-	}
-	st->canon_hit = 1;
-	st->canon_len = n - 1;
-	st->rule_id = hit >> 32;
-	st->match = (__u32)hit;
-	return 0;
+	if (hit && s)
+		tl_emit_file_open(flags, mode, fd, &s->canon, len, hit >> 32, (__u32)hit,
+				  TL_PATH_CANONICAL, 0);
+	return 1;
 }
 
 SEC("fexit/do_sys_openat2")
 int BPF_PROG(tl_openat_exit_legacy, int dfd, const char *filename, struct open_how *how, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct tl_legacy_open *st, copy;
-	struct tl_path_key *canon;
+	__u64 flags;
+	__u32 mode;
 
-	st = bpf_map_lookup_elem(&tl_open_legacy, &id);
-	if (!st || !st->active)
+	if (ret < 0 && !tl_open_denied(ret))
 		return 0;
-	copy = *st;
-	bpf_map_delete_elem(&tl_open_legacy, &id);
-	if (copy.canon_hit) {
-		canon = bpf_map_lookup_elem(&tl_canon_legacy, &id);
-		if (!canon) {
-			tl_count_state_error();
-			return 0;
-		}
-		tl_emit_file_open(copy.flags, copy.mode, ret, canon, copy.canon_len, copy.rule_id,
-				  copy.match, TL_PATH_CANONICAL, 0);
-		bpf_map_delete_elem(&tl_canon_legacy, &id);
+	if (!tl_current_in_scope())
 		return 0;
-	}
-	/* No canonical match: a refused open never reached security_file_open, and a path too
-	 * long for d_path was not matched there. Try the argument as passed. */
-	if (tl_open_denied(ret) || copy.canon_truncated)
-		tl_report_argument_legacy(dfd, (__u64)filename, copy.flags, copy.mode, ret);
+	flags = BPF_CORE_READ(how, flags);
+	mode = BPF_CORE_READ(how, mode);
+	/* A path too long or too deep to rebuild: the argument may still match. */
+	if (ret >= 0 && tl_report_opened_legacy(ret, flags, mode))
+		return 0;
+	tl_report_argument_legacy(dfd, (__u64)filename, flags, mode, ret);
 	return 0;
 }
 
@@ -398,98 +368,101 @@ int BPF_PROG(tl_openat_exit_legacy, int dfd, const char *filename, struct open_h
 /*
  * Debian's 5.10 carries the io_uring of 5.15: io-wq workers are threads of the submitting
  * process, but the io_uring_complete tracepoint is passed no request (its arguments are ctx,
- * user_data, res, cflags), which file.bpf.c's hook needs. So the open itself is hooked:
- * fentry io_openat2 starts the same per-open state as do_sys_openat2 (flags and mode from
- * the request, and its user_data); security_file_open (tl_file_open_check_legacy) matches
- * the canonical path as for any open; the result comes from the request's completion,
- * posted by the same thread either inside io_openat2 (an io-wq worker) or after it returned
- * (a deferred completion of the submitter): the io_uring_complete tracepoint with that
- * user_data. A successful open of a matching file is reported, as file.bpf.c does; opens
- * into a fixed-file slot and refused ones are not. A nonblocking attempt that io_openat2
- * hands to a worker (-EAGAIN) is dropped; the worker's attempt starts again. io_uring
- * connects reach tcp_connect, which the net family hooks with fentry on every kernel this
- * runs on (this variant needs trampolines too).
+ * user_data, res, cflags), which file.bpf.c's hook needs. So the open is followed through:
+ * - fentry io_openat2 notes the open's flags, mode and request (ring, user_data) under the
+ *   request's struct filename *, the name do_filp_open is then passed;
+ * - fexit do_filp_open with that name has the opened file: its canonical path is rebuilt and
+ *   matched, and a match waits under (ring, user_data) for the completion;
+ * - the io_uring_complete tracepoint with that (ring, user_data) gives the result (the
+ *   descriptor), posted by the io-wq worker inside io_openat2 or later by the submitter
+ *   (a deferred completion): the open is reported then, as file.bpf.c does.
+ * Opens into a fixed-file slot and refused ones are not reported, as in file.bpf.c. A
+ * nonblocking attempt that gives up (-EAGAIN) leaves its note to the io-wq worker's attempt,
+ * which has the same name. io_uring connects reach tcp_connect, which the net family hooks
+ * with fentry on every kernel this runs on (this variant needs trampolines too).
  */
-#define TL_EAGAIN 11
-
 struct io_kiocb___legacy {
 	union {
 		struct file *file;
 		struct io_open open;
 	};
+	struct io_ring_ctx *ctx;
 	__u64 user_data;
 } __attribute__((preserve_access_index));
-
-/* Reports the io_uring open in `st` (thread `id`) with its completion's result. */
-static __always_inline void tl_iou_report(__u64 id, struct tl_legacy_open *st, long res)
-{
-	struct tl_path_key *canon = bpf_map_lookup_elem(&tl_canon_legacy, &id);
-
-	if (canon && res >= 0)
-		tl_emit_file_open(st->flags, st->mode, res, canon, st->canon_len, st->rule_id,
-				  st->match, TL_PATH_CANONICAL, 0);
-	bpf_map_delete_elem(&tl_canon_legacy, &id);
-	bpf_map_delete_elem(&tl_open_legacy, &id);
-}
 
 SEC("fentry/io_openat2")
 int BPF_PROG(tl_io_openat_enter_legacy, void *req_ptr)
 {
 	struct io_kiocb___legacy *req = req_ptr;
-	__u64 id = bpf_get_current_pid_tgid();
-	struct tl_legacy_open st = {};
+	struct tl_iou_open st = {};
+	__u64 name;
 
 	/* Not this kernel's layout: the loader picks another variant there. */
 	if (!bpf_core_field_exists(req->open))
 		return 0;
 	if (!tl_current_in_scope() || BPF_CORE_READ(req, open.file_slot) != 0)
 		return 0;
+	name = (__u64)BPF_CORE_READ(req, open.filename);
 	st.flags = BPF_CORE_READ(req, open.how.flags);
 	st.mode = BPF_CORE_READ(req, open.how.mode);
-	st.iou_user_data = BPF_CORE_READ(req, user_data);
-	st.active = 1;
-	st.io_uring = 1;
-	if (bpf_map_update_elem(&tl_open_legacy, &id, &st, BPF_ANY) != 0)
+	st.ctx = (__u64)BPF_CORE_READ(req, ctx);
+	st.user_data = BPF_CORE_READ(req, user_data);
+	if (bpf_map_update_elem(&tl_iou_opens, &name, &st, BPF_ANY) != 0)
 		tl_count_state_error();
 	return 0;
 }
 
-SEC("fexit/io_openat2")
-int BPF_PROG(tl_io_openat_exit_legacy, void *req_ptr, unsigned int issue_flags, int ret)
+SEC("fexit/do_filp_open")
+int BPF_PROG(tl_filp_open_exit_legacy, int dfd, struct filename *pathname, void *op,
+	     struct file *ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct tl_legacy_open *st;
+	__u64 name = (__u64)pathname, file = (__u64)ret;
+	struct tl_legacy_scratch *s;
+	struct tl_iou_open *st;
+	struct tl_iou_key key;
+	long len, hit;
 
-	st = bpf_map_lookup_elem(&tl_open_legacy, &id);
-	if (!st || !st->io_uring || !st->active)
+	st = bpf_map_lookup_elem(&tl_iou_opens, &name);
+	if (!st)
 		return 0;
-	if (ret == -TL_EAGAIN || !st->canon_hit) {
-		bpf_map_delete_elem(&tl_canon_legacy, &id);
-		bpf_map_delete_elem(&tl_open_legacy, &id);
+	s = tl_legacy_scratch();
+	if (!s)
 		return 0;
-	}
-	if (st->iou_have_res) {
-		tl_iou_report(id, st, st->iou_res);
+	key.ctx = st->ctx;
+	key.user_data = st->user_data;
+	s->iou.flags = st->flags;
+	s->iou.mode = st->mode;
+	bpf_map_delete_elem(&tl_iou_opens, &name);
+	if (file >= (__u64)-4095) /* an error pointer */
 		return 0;
-	}
-	st->active = 0; /* the completion is posted later, by this thread */
+	len = tl_build_legacy((__u64)BPF_CORE_READ(ret, f_path.dentry),
+			      (__u64)BPF_CORE_READ(ret, f_path.mnt));
+	if (len <= 0)
+		return 0;
+	hit = tl_match_legacy(len);
+	if (!hit)
+		return 0;
+	s->iou.rule_id = hit >> 32;
+	s->iou.match = (__u32)hit;
+	s->iou.len = len;
+	__builtin_memcpy(&s->iou.path, &s->canon, sizeof(s->iou.path));
+	if (bpf_map_update_elem(&tl_iou_matches, &key, &s->iou, BPF_ANY) != 0)
+		tl_count_state_error();
 	return 0;
 }
 
 SEC("tp_btf/io_uring_complete")
 int BPF_PROG(tl_io_uring_complete_legacy, void *ring, __u64 user_data, int res)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct tl_legacy_open *st;
+	struct tl_iou_key key = {.ctx = (__u64)ring, .user_data = user_data};
+	struct tl_iou_match *m;
 
-	st = bpf_map_lookup_elem(&tl_open_legacy, &id);
-	if (!st || !st->io_uring || st->iou_user_data != user_data)
+	m = bpf_map_lookup_elem(&tl_iou_matches, &key);
+	if (!m)
 		return 0;
-	if (st->active) { /* inside io_openat2: its exit reports */
-		st->iou_res = res;
-		st->iou_have_res = 1;
-		return 0;
-	}
-	tl_iou_report(id, st, res);
+	if (res >= 0)
+		tl_emit_file_open(m->flags, m->mode, res, &m->path, m->len, m->rule_id, m->match,
+				  TL_PATH_CANONICAL, 0);
+	bpf_map_delete_elem(&tl_iou_matches, &key);
 	return 0;
 }

@@ -85,12 +85,12 @@ const std::vector<Family>& Families() {
           kTaskStorage,
           kLoop},
          true},
-        // Kernels with trampolines but neither task storage nor bpf_loop (5.10): per-open
-        // state in a hash, bounded loops, no prefilter (bpf/file_legacy.bpf.c). Sees what the
-        // two above see, at a higher cost per open.
+        // Kernels with trampolines but neither task storage nor bpf_loop (5.10): fexit
+        // do_sys_openat2 alone, paths rebuilt from dentries with bounded loops, no prefilter
+        // (bpf/file_legacy.bpf.c). Sees what the two above see, at a higher cost per open.
         {"fentry, bounded loops",
-         {"tl_openat_enter_legacy", "tl_file_open_check_legacy", "tl_openat_exit_legacy"},
-         {{"do_sys_openat2", BTF_KIND_FUNC}, {"security_file_open", BTF_KIND_FUNC}},
+         {"tl_openat_exit_legacy"},
+         {{"do_sys_openat2", BTF_KIND_FUNC}},
          true},
         {"syscall tracepoints",
          {"tl_sys_exit"},
@@ -123,16 +123,15 @@ const std::vector<Family>& Families() {
           kTaskStorage,
           kLoop}},
         // Debian's 5.10 (io_uring of 5.15, whose completion tracepoint has no request):
-        // the open itself, fentry/fexit io_openat2 with security_file_open, state in a hash,
+        // the open followed from fentry io_openat2 to fexit do_filp_open to its completion,
         // bounded loops (bpf/file_legacy.bpf.c). Only where the request keeps the open's
         // arguments in its member `open` (the 5.10 to 5.19 layout).
         {"fentry, bounded loops",
-         {"tl_io_openat_enter_legacy", "tl_file_open_check_legacy", "tl_io_openat_exit_legacy",
-          "tl_io_uring_complete_legacy"},
+         {"tl_io_openat_enter_legacy", "tl_filp_open_exit_legacy", "tl_io_uring_complete_legacy"},
          {{"btf_trace_io_uring_complete", BTF_KIND_TYPEDEF},
           {"io_open", BTF_KIND_STRUCT},
           {"io_openat2", BTF_KIND_FUNC},
-          {"security_file_open", BTF_KIND_FUNC}},
+          {"do_filp_open", BTF_KIND_FUNC}},
          true,
          false,
          nullptr,

@@ -113,21 +113,21 @@ TL_MAP struct {
 	__type(value, struct tl_open_state);
 } tl_open_states SEC(".maps");
 
-/* The same on kernels without task storage (file_legacy.bpf.c), per thread (pid_tgid). */
+/* io_uring opens in flight on kernels without task storage (file_legacy.bpf.c), by filename. */
 TL_MAP struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 1024);
 	__type(key, __u64);
-	__type(value, struct tl_legacy_open);
-} tl_open_legacy SEC(".maps");
+	__type(value, struct tl_iou_open);
+} tl_iou_opens SEC(".maps");
 
-/* The canonical path a legacy open matched, from security_file_open to the open's exit. */
+/* Their matches, from do_filp_open to the request's completion. */
 TL_MAP struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 256);
-	__type(key, __u64);
-	__type(value, struct tl_path_key);
-} tl_canon_legacy SEC(".maps");
+	__type(key, struct tl_iou_key);
+	__type(value, struct tl_iou_match);
+} tl_iou_matches SEC(".maps");
 
 /* Per-CPU scratch of the legacy programs, key 0. */
 TL_MAP struct {

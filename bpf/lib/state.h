@@ -30,25 +30,32 @@ struct tl_open_state {
 };
 
 /*
- * The file family on kernels without task storage and bpf_loop (file_legacy.bpf.c): one open
- * in flight per thread, in an LRU hash keyed by pid_tgid, from do_sys_openat2 entry to exit.
- * The canonical path of a match waits for the exit in a second map (tl_canon_legacy), so
- * that the entry an open inserts stays small.
+ * io_uring opens on kernels without task storage and bpf_loop (file_legacy.bpf.c). From
+ * io_openat2 to do_filp_open, keyed by the request's struct filename * (the one argument
+ * both see): the open's arguments and the request's identity.
  */
-struct tl_legacy_open {
-	__u64 flags;	      /* open_how.flags */
-	__u32 mode;	      /* open_how.mode */
-	__u8 active;	      /* between entry and exit of do_sys_openat2, in scope */
-	__u8 canon_hit;	      /* security_file_open matched the canonical path */
-	__u8 canon_truncated; /* d_path did not fit TL_PATH_LEN: match the argument */
-	__u8 io_uring;	      /* an IORING_OP_OPENAT(2) in io_openat2, not do_sys_openat2 */
-	__u32 rule_id;	      /* rule that matched the canonical path */
-	__u32 match;	      /* its enum tl_path_match */
-	__u32 canon_len;      /* bytes of the canonical path before the NUL */
-	__u32 iou_have_res;   /* io_uring: the completion was posted inside io_openat2 */
-	__u64 iou_user_data;  /* io_uring: the request's user_data, to know its completion */
-	__s32 iou_res;	      /* io_uring: the completion's result (descriptor or -errno) */
+struct tl_iou_open {
+	__u64 flags;	 /* open_how.flags */
+	__u64 ctx;	 /* struct io_ring_ctx * */
+	__u64 user_data; /* the request's */
+	__u32 mode;	 /* open_how.mode */
 	__u32 _pad;
+};
+
+/* From do_filp_open to the request's completion: (ring, user_data) of the request. */
+struct tl_iou_key {
+	__u64 ctx;
+	__u64 user_data;
+};
+
+/* An io_uring open whose canonical path matched a rule, waiting for its completion. */
+struct tl_iou_match {
+	__u64 flags;
+	__u32 mode;
+	__u32 rule_id;
+	__u32 match;
+	__u32 len;
+	struct tl_path_key path;
 };
 
 #define TL_JOIN_MAX_DEPTH 32 /* components kept while normalizing a joined path */
@@ -77,6 +84,7 @@ struct tl_legacy_scratch {
 	volatile __u32 dots;	 /* the component so far is all '.' */
 	volatile __u32 failed;
 	volatile __u16 starts[TL_JOIN_MAX_DEPTH]; /* canon offset of each kept component's '/' */
+	struct tl_iou_match iou;		  /* an io_uring match, to insert from */
 };
 
 /* pam_start arguments, from entry to return, per thread. */
