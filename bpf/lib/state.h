@@ -67,7 +67,7 @@ struct tl_iou_match {
  * of a bounded loop meet again at the loop's head with equal states.
  */
 struct tl_legacy_scratch {
-	struct tl_path_key canon;  /* d_path of the opened file, or the joined argument */
+	struct tl_path_key canon;  /* the opened file's path, or the joined argument */
 	struct tl_path_key raw;	   /* the path argument as passed */
 	struct tl_path_key rev;	   /* reversed path for the suffix trie */
 	char buf[2 * TL_PATH_LEN]; /* path built right to left, then directory "/" argument */
