@@ -407,6 +407,7 @@ int BPF_PROG(tl_io_openat_enter_legacy, void *req_ptr)
 	st.mode = BPF_CORE_READ(req, open.how.mode);
 	st.ctx = (__u64)BPF_CORE_READ(req, ctx);
 	st.user_data = BPF_CORE_READ(req, user_data);
+	st.tgid = bpf_get_current_pid_tgid() >> 32;
 	if (bpf_map_update_elem(&tl_iou_opens, &name, &st, BPF_ANY) != 0)
 		tl_count_state_error();
 	return 0;
@@ -423,7 +424,9 @@ int BPF_PROG(tl_filp_open_exit_legacy, int dfd, struct filename *pathname, void 
 	long len, hit;
 
 	st = bpf_map_lookup_elem(&tl_iou_opens, &name);
-	if (!st)
+	/* A note left by a request that never reached do_filp_open (cancelled) must not be
+	 * taken for another process's open whose name reuses its memory. */
+	if (!st || st->tgid != bpf_get_current_pid_tgid() >> 32)
 		return 0;
 	s = tl_legacy_scratch();
 	if (!s)

@@ -39,7 +39,7 @@ struct tl_iou_open {
 	__u64 ctx;	 /* struct io_ring_ctx * */
 	__u64 user_data; /* the request's */
 	__u32 mode;	 /* open_how.mode */
-	__u32 _pad;
+	__u32 tgid;	 /* the submitting process (io-wq workers are its threads) */
 };
 
 /* From do_filp_open to the request's completion: (ring, user_data) of the request. */
