@@ -15,7 +15,8 @@ struct HostPort {
 
   // "host:port", with brackets around an IPv6 host.
   std::string ToString() const;
-  // True for 127.0.0.0/8, ::1 and "localhost".
+  // True for an address in 127.0.0.0/8 (also IPv4-mapped), ::1, and the name "localhost";
+  // any other name is not loopback, whatever it starts with.
   bool IsLoopback() const;
 };
 

@@ -22,6 +22,20 @@ TEST(HostPortTest, ParsesV4NameAndV6) {
   EXPECT_FALSE(ParseHostPort("198.18.0.1:22")->IsLoopback());
 }
 
+// Loopback is decided from the parsed address, never from how the text begins: a name
+// such as 127.x.example resolves wherever its owner likes.
+TEST(HostPortTest, LoopbackOnlyForLoopbackAddresses) {
+  for (const char* yes :
+       {"127.0.0.1:1", "127.255.3.4:1", "[::1]:1", "[::ffff:127.0.0.9]:1", "localhost:1"}) {
+    EXPECT_TRUE(ParseHostPort(yes)->IsLoopback()) << yes;
+  }
+  for (const char* no :
+       {"127.x.example:1", "127.0.0.1.example:1", "127.evil.example.com:1", "0.0.0.0:1", "[::]:1",
+        "[::ffff:10.0.0.1]:1", "128.0.0.1:1", "localhost.example:1"}) {
+    EXPECT_FALSE(ParseHostPort(no)->IsLoopback()) << no;
+  }
+}
+
 TEST(HostPortTest, RejectsBadInput) {
   for (const char* bad : {"", "host", ":80", "host:", "host:65536", "host:-1", "host:8o", "::1:80",
                           "[::1]80", "[::1"}) {
