@@ -67,5 +67,34 @@ TEST(DeployConfigTest, KubernetesConfigMapLoads) {
   EXPECT_FALSE(s->libpam_path.empty());
 }
 
+// Each node presents its own certificate: the aggregator binds a sensor to the host its
+// certificate names, so one Secret mounted by every pod of the DaemonSet would let any
+// node write as all of them. The tls volume is the node's own directory, and the config
+// reads its files from where that volume is mounted.
+TEST(DeployConfigTest, KubernetesSensorsUsePerNodeCertificates) {
+  const std::string yaml =
+      ReadAll(std::string(TRIPLINE_SOURCE_DIR) + "/deploy/kubernetes/tripline-sensor.yaml");
+  EXPECT_EQ(yaml.find("secretName:"), std::string::npos)
+      << "a Secret in the DaemonSet is shared by every node";
+  const size_t volume = yaml.find("- name: tls");
+  ASSERT_NE(volume, std::string::npos);
+  const std::string line = yaml.substr(volume, yaml.find('\n', volume) - volume);
+  const std::string next =
+      yaml.substr(volume + line.size() + 1,
+                  yaml.find('\n', volume + line.size() + 1) - volume - line.size() - 1);
+  EXPECT_NE(next.find("hostPath: {path: /etc/tripline/tls"), std::string::npos) << next;
+  EXPECT_NE(yaml.find("{name: tls, mountPath: /etc/tripline/tls, readOnly: true}"),
+            std::string::npos);
+  TempTree tree;
+  tree.Write("/sensor.textproto", YamlBlock(yaml, "sensor.textproto"));
+  auto s =
+      ResolveSensorSettings(*ParseSensorFlags({"--config", tree.root() + "/sensor.textproto"}));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  for (const std::string& f :
+       {s->config.tls().ca_file(), s->config.tls().cert_file(), s->config.tls().key_file()}) {
+    EXPECT_EQ(f.rfind("/etc/tripline/tls/", 0), 0u) << f;
+  }
+}
+
 }  // namespace
 }  // namespace tripline::sensor
