@@ -1,5 +1,7 @@
 #include "aggregator/aggregator_server.h"
 
+#include <grpcpp/resource_quota.h>
+
 #include <chrono>
 
 namespace tripline {
@@ -7,8 +9,12 @@ namespace tripline {
 Result<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
     const AggregatorServerOptions& options, Store* store, IngestObserver* observer) {
   std::unique_ptr<AggregatorServer> server(new AggregatorServer());
-  server->ingest_ = std::make_unique<IngestService>(store, observer, options.ingest);
-  server->query_ = std::make_unique<QueryService>(store, server->ingest_.get(), observer);
+  server->access_ = std::make_unique<AccessControl>(options.verify_clients);
+  IngestOptions ingest = options.ingest;
+  ingest.access = server->access_.get();
+  server->ingest_ = std::make_unique<IngestService>(store, observer, ingest);
+  server->query_ =
+      std::make_unique<QueryService>(store, server->ingest_.get(), observer, server->access_.get());
 
   grpc::ServerBuilder builder;
   int selected_port = 0;
@@ -17,6 +23,9 @@ Result<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
       options.credentials ? options.credentials : grpc::InsecureServerCredentials(),
       &selected_port);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  grpc::ResourceQuota quota("tripline-aggregator");
+  quota.Resize(options.memory_quota_bytes);
+  builder.SetResourceQuota(quota);
   builder.RegisterService(server->ingest_.get());
   builder.RegisterService(server->query_.get());
   server->server_ = builder.BuildAndStart();

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "aggregator/ingest_service.h"
+#include "aggregator/peer_identity.h"
 #include "aggregator/query_service.h"
 #include "aggregator/store.h"
 #include "common/host_port.h"
@@ -20,15 +21,27 @@
 namespace tripline {
 
 // Largest request a sensor may send: 4096 events of ~4 KB each. Bigger messages are
-// refused by gRPC with RESOURCE_EXHAUSTED before any allocation for their content.
+// refused by gRPC with RESOURCE_EXHAUSTED before any allocation for their content; the
+// ingest service counts a request's events on the wire before parsing it, so a request of
+// this size made of tiny events costs no more than its bytes.
 constexpr int kMaxReceiveMessageBytes = 16 << 20;
+
+constexpr size_t kDefaultMemoryQuotaBytes = size_t{1} << 30;
 
 struct AggregatorServerOptions {
   HostPort listen;  // port 0 picks a free port
   // nullptr means grpc::InsecureServerCredentials().
   std::shared_ptr<grpc::ServerCredentials> credentials;
+  // The credentials verify client certificates (MakeServerCredentials with TLS): every call
+  // is then authorized by the roles and bindings in the caller's certificate
+  // (aggregator/peer_identity.h). False: clear text, nothing enforced.
+  bool verify_clients = false;
   IngestOptions ingest;
   int max_receive_message_bytes = kMaxReceiveMessageBytes;
+  // gRPC's resource quota: the memory its transports and calls may take together (buffers
+  // of requests being read included). Past it, gRPC stops reading from connections
+  // instead of growing.
+  size_t memory_quota_bytes = kDefaultMemoryQuotaBytes;
 };
 
 class AggregatorServer {
@@ -52,6 +65,7 @@ class AggregatorServer {
   AggregatorServer() = default;
 
   HostPort address_;
+  std::unique_ptr<AccessControl> access_;
   std::unique_ptr<IngestService> ingest_;
   std::unique_ptr<QueryService> query_;
   std::unique_ptr<grpc::Server> server_;

@@ -38,6 +38,10 @@ std::string AggregatorUsage() {
   --retention DURATION    drop events older than this (e.g. 7d, 12h); 0 keeps them
   --sync-writes           fsync the WAL before acknowledging each batch
   --max-batch-events N    largest batch accepted (default 4096)
+  --max-clock-skew DURATION  event times further ahead of this clock are clamped
+                          (default 5m)
+  --max-event-age DURATION   event times older than this are clamped (default: none)
+  --max-streams-per-peer N   ingest streams open at once per client (default 64)
   --log-level LEVEL       debug, info, warning or error (default info)
   --help                  this text
 
@@ -50,6 +54,7 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
   // Flags are collected first so that the config file (wherever --config appears) is the
   // base they override.
   std::string config_path, listen, data_dir, retention, log_level, max_batch;
+  std::string max_skew, max_age, max_streams;
   std::vector<std::string> forwards;
   bool insecure = false, have_listen = false, have_data_dir = false;
 
@@ -96,6 +101,12 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
       TL_RETURN_IF_ERROR(take(&retention));
     } else if (flag == "--max-batch-events") {
       TL_RETURN_IF_ERROR(take(&max_batch));
+    } else if (flag == "--max-clock-skew") {
+      TL_RETURN_IF_ERROR(take(&max_skew));
+    } else if (flag == "--max-event-age") {
+      TL_RETURN_IF_ERROR(take(&max_age));
+    } else if (flag == "--max-streams-per-peer") {
+      TL_RETURN_IF_ERROR(take(&max_streams));
     } else if (flag == "--log-level") {
       TL_RETURN_IF_ERROR(take(&log_level));
     } else if (flag == "--help" || flag == "-h") {
@@ -123,6 +134,32 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
       return Status::InvalidArgument("--max-batch-events wants a number from 1 to 1000000");
     }
     s.config.set_max_batch_events(static_cast<uint32_t>(n));
+  }
+
+  if (!max_skew.empty()) {
+    auto ns = ParseDurationNs(max_skew);
+    if (!ns.ok() || *ns < kNanosPerSecond || *ns / kNanosPerSecond > UINT32_MAX) {
+      return Status::InvalidArgument("--max-clock-skew wants a duration of 1s or more, got '" +
+                                     max_skew + "'");
+    }
+    s.config.set_max_clock_skew_s(static_cast<uint32_t>(*ns / kNanosPerSecond));
+  }
+  if (!max_age.empty()) {
+    auto ns = max_age == "0" ? Result<int64_t>(int64_t{0}) : ParseDurationNs(max_age);
+    if (!ns.ok() || *ns < 0 || (*ns > 0 && *ns < kNanosPerHour) ||
+        *ns / kNanosPerHour > UINT32_MAX) {
+      return Status::InvalidArgument("--max-event-age wants 0 or a duration of 1h or more, got '" +
+                                     max_age + "'");
+    }
+    s.config.set_max_event_age_h(static_cast<uint32_t>(*ns / kNanosPerHour));
+  }
+  if (!max_streams.empty()) {
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(max_streams.c_str(), &end, 10);
+    if (*end != '\0' || n == 0 || n > 100'000) {
+      return Status::InvalidArgument("--max-streams-per-peer wants a number from 1 to 100000");
+    }
+    s.config.set_max_streams_per_peer(static_cast<uint32_t>(n));
   }
 
   if (s.config.listen().empty()) return Status::InvalidArgument("--listen is required");
@@ -178,17 +215,16 @@ Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   TL_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(tls.cert_file(), "tls.cert_file"));
   TL_ASSIGN_OR_RETURN(pair.private_key, ReadPem(tls.key_file(), "tls.key_file"));
   options.pem_key_cert_pairs.push_back(std::move(pair));
-  if (!tls.ca_file().empty()) {
-    TL_ASSIGN_OR_RETURN(options.pem_root_certs, ReadPem(tls.ca_file(), "tls.ca_file"));
+  // With TLS every client proves who it is: the roles and the sensor binding come from its
+  // certificate (aggregator/peer_identity.h), so a listener that would take anyone is not
+  // offered. require_client_cert is implied and kept only so that old files still load.
+  if (tls.ca_file().empty()) {
+    return Status::InvalidArgument(
+        "tls needs ca_file: with TLS every client (sensor, triplinectl) must present a "
+        "certificate issued by that CA (see docs/security.md)");
   }
-  if (tls.require_client_cert()) {
-    if (tls.ca_file().empty()) {
-      return Status::InvalidArgument("tls.require_client_cert needs tls.ca_file");
-    }
-    options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
-  } else {
-    options.client_certificate_request = GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
-  }
+  TL_ASSIGN_OR_RETURN(options.pem_root_certs, ReadPem(tls.ca_file(), "tls.ca_file"));
+  options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   return grpc::SslServerCredentials(options);
 }
 

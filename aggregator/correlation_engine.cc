@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -73,6 +74,9 @@ CorrelationEngine::~CorrelationEngine() {
 Result<std::unique_ptr<CorrelationEngine>> CorrelationEngine::Open(Store* store,
                                                                    CorrelationEngineOptions options,
                                                                    const Clock& clock) {
+  if (options.correlator.incident_id_key.empty()) {
+    TL_ASSIGN_OR_RETURN(options.correlator.incident_id_key, store->IncidentIdKey());
+  }
   std::unique_ptr<CorrelationEngine> engine(
       new CorrelationEngine(store, std::move(options), clock));
   TL_RETURN_IF_ERROR(engine->Restore());
@@ -100,7 +104,9 @@ Status CorrelationEngine::Restore() {
       if (!seq.is_number_unsigned()) return Status::Corruption("snapshot position not a count");
       positions_[sensor] = seq.get<uint64_t>();
     }
-    watermark_ns_ = j["watermark_ns"].get<int64_t>();
+    // Bounded by this clock: a snapshot written before the bound (or by a clock that ran
+    // ahead) must not make the replay below skip what was acknowledged after it.
+    watermark_ns_ = std::clamp(j["watermark_ns"].get<int64_t>(), int64_t{0}, clock_.NowNs());
     const int64_t replay_from = watermark_ns_ - options_.replay_margin_ns;
     if (parts.version >= kSnapshotVersion) {
       TL_RETURN_IF_ERROR(ReplayFromStoreLocked(replay_from, &replayed));
@@ -342,7 +348,10 @@ void CorrelationEngine::FeedLocked(std::string_view sensor_id, const Event& even
   correlator_.Feed(sensor_id, event);
   if (options_.on_fed) options_.on_fed(sensor_id, event);
   *position = std::max(*position, event.seq);
-  watermark_ns_ = std::max(watermark_ns_, event.time_ns);
+  // The replay after a restart skips events older than watermark - replay_margin_ns, so
+  // one event dated in the future (a sensor's clock, or a forged time) must not move it
+  // past the aggregator's own clock and hide every acknowledged event from that replay.
+  watermark_ns_ = std::max(watermark_ns_, std::min(event.time_ns, clock_.NowNs()));
   dirty_ = true;
   ++stats_.events_fed;
 }

@@ -174,7 +174,7 @@ class CorrelationEngine final : public IngestObserver {
   // their events above it are new. (positions_ would not do: batches of one sensor from
   // two streams may be handed over out of order, and the lower one must still be fed.)
   std::map<std::string, uint64_t> read_back_through_;
-  int64_t watermark_ns_ = 0;           // GUARDED_BY(mu_): newest event time fed
+  int64_t watermark_ns_ = 0;           // GUARDED_BY(mu_): newest event time fed, at most the clock
   bool dirty_ = false;                 // GUARDED_BY(mu_)
   int64_t last_snapshot_mono_ns_ = 0;  // GUARDED_BY(mu_)
   CorrelationEngineStats stats_;       // GUARDED_BY(mu_)

@@ -9,6 +9,11 @@
 //     `rejected_first_seq`; the stream goes on. After `max_violations` rejected requests on
 //     one stream the stream ends with INVALID_ARGUMENT;
 //   - no hello first, or an invalid hello: the stream ends with INVALID_ARGUMENT;
+//   - with client certificates (IngestOptions::access): a peer without the sensor role, a
+//     hello or event naming a host the certificate does not bind, a sensor id stored or
+//     connected for another host, or a batch skipping more sequence numbers than the sensor
+//     can have used (MaxSequenceJump): the stream ends with PERMISSION_DENIED, logged and
+//     counted, nothing of it stored (the jump rule applies in clear text too);
 //   - a store error: the stream ends with UNAVAILABLE and the batch is not acked, so the
 //     sensor keeps it and resends it on its next stream.
 //
@@ -40,6 +45,7 @@
 #include <vector>
 
 #include "aggregator/ingest_validation.h"
+#include "aggregator/peer_identity.h"
 #include "aggregator/store.h"
 #include "common/clock.h"
 #include "tripline/v1/ingest.grpc.pb.h"
@@ -71,11 +77,26 @@ class IngestObserver {
   virtual ObserverProgress Progress() const { return {}; }
 };
 
+constexpr uint32_t kDefaultMaxStreamsPerPeer = 64;
+constexpr size_t kDefaultMaxPresence = 65536;
+
 struct IngestOptions {
   size_t max_batch_events = kDefaultMaxBatchEvents;
   // Rejected requests after which a stream is ended with INVALID_ARGUMENT.
   uint32_t max_violations = 100;
   const Clock* clock = nullptr;  // not owned; nullptr means SystemClock::Get()
+  // The window of the aggregator's clock that event times are clamped into
+  // (ClampEventTimes); max_event_age_ns 0 clamps nothing in the past.
+  int64_t max_future_skew_ns = kDefaultMaxFutureSkewNs;
+  int64_t max_event_age_ns = kDefaultMaxEventAgeNs;
+  // Ingest streams open at once per peer (per client certificate with TLS, per address in
+  // clear text); more are refused with RESOURCE_EXHAUSTED. A sensor needs one.
+  uint32_t max_streams_per_peer = kDefaultMaxStreamsPerPeer;
+  // Sensors whose presence (connected, last seen) is kept in memory; beyond it the one not
+  // connected and seen longest ago is forgotten (counted). Its store record stays.
+  size_t max_presence = kDefaultMaxPresence;
+  // Who may stream and for which hosts (not owned); nullptr lets every peer in (clear text).
+  const AccessControl* access = nullptr;
 };
 
 // Counters since the service started.
@@ -87,6 +108,12 @@ struct IngestCounters {
   uint64_t rejected_requests = 0;  // batches (and stray messages) rejected
   uint64_t fatal_streams = 0;      // streams ended for a protocol violation or store error
   uint64_t gaps = 0;               // batches that skipped sequence numbers
+  // Streams refused for their identity: no sensor role, a sensor id or host the
+  // certificate does not bind, a sequence number jump past what the sensor can have sent.
+  uint64_t denied_streams = 0;
+  uint64_t events_time_clamped = 0;      // events whose time was clamped into the skew window
+  uint64_t streams_over_peer_limit = 0;  // streams refused by max_streams_per_peer
+  uint64_t presence_evicted = 0;         // sensors forgotten by max_presence
 };
 
 struct SensorPresence {
@@ -119,8 +146,12 @@ class IngestService final : public v1::Ingest::WithRawCallbackMethod_Stream<v1::
 
  private:
   class Reactor;
-  void OnHello(const SensorIdentity& id);
+  // Registers the stream; PermissionDenied when the sensor id is bound to another host.
+  Status OnHello(const SensorIdentity& id, const PeerIdentity& who);
   void OnStreamDone(const std::string& sensor_id);
+  // Takes one of the peer's stream slots; false when it has max_streams_per_peer already.
+  bool AcquireStreamSlot(const std::string& peer_key);
+  void ReleaseStreamSlot(const std::string& peer_key);
   void OnStored(const std::string& sensor_id, const AppendResult& r);
 
   Store* const store_;
@@ -129,10 +160,11 @@ class IngestService final : public v1::Ingest::WithRawCallbackMethod_Stream<v1::
   const Clock& clock_;
 
   std::atomic<uint64_t> streams_{0}, batches_{0}, events_{0}, duplicates_{0}, rejected_{0},
-      fatal_{0}, gaps_{0};
+      fatal_{0}, gaps_{0}, denied_{0}, clamped_{0}, over_limit_{0}, presence_evicted_{0};
 
   mutable std::mutex mu_;
-  std::map<std::string, SensorPresence> sensors_;  // GUARDED_BY(mu_)
+  std::map<std::string, SensorPresence> sensors_;     // GUARDED_BY(mu_)
+  std::map<std::string, uint32_t> streams_per_peer_;  // GUARDED_BY(mu_); no zero entries
   // Events stored in each of the last 60 seconds of the monotonic clock.
   struct RateBucket {
     int64_t second = -1;

@@ -69,6 +69,30 @@ Result<ValidatedBatch> ValidateBatch(const v1::EventBatch& batch,
   return out;
 }
 
+uint64_t ClampEventTimes(std::vector<Event>* events, int64_t now_ns, int64_t max_future_ns,
+                         int64_t max_age_ns) {
+  const int64_t latest = now_ns > INT64_MAX - max_future_ns ? INT64_MAX : now_ns + max_future_ns;
+  const int64_t earliest = max_age_ns > 0 && now_ns > max_age_ns ? now_ns - max_age_ns : 0;
+  uint64_t clamped = 0;
+  for (Event& e : *events) {
+    if (e.time_ns > latest) {
+      e.time_ns = latest;
+      ++clamped;
+    } else if (e.time_ns < earliest) {
+      e.time_ns = earliest;
+      ++clamped;
+    }
+  }
+  return clamped;
+}
+
+uint64_t MaxSequenceJump(uint64_t durable_seq, int64_t last_write_ns, int64_t now_ns) {
+  if (durable_seq == 0) return kMaxFirstSeq;
+  const int64_t elapsed_s = now_ns > last_write_ns ? (now_ns - last_write_ns) / 1'000'000'000 : 0;
+  // Saturating: elapsed_s < 2^34 for any int64 difference, times 10^6 < 2^54.
+  return kSeqJumpAllowance + static_cast<uint64_t>(elapsed_s) * kMaxSensorEventsPerSecond;
+}
+
 }  // namespace tripline
 
 namespace tripline {
@@ -136,6 +160,32 @@ bool FindEventEncodings(std::string_view request, std::vector<std::string_view>*
     }
   }
   return true;
+}
+
+WireRequestShape InspectIngestRequest(std::string_view request, size_t max_events) {
+  WireRequestShape shape;
+  constexpr uint64_t kBatchField = 2;     // IngestRequest.batch
+  constexpr uint64_t kFirstSeqField = 2;  // EventBatch.first_seq
+  constexpr uint64_t kEventsField = 3;    // EventBatch.events
+  while (!request.empty()) {
+    uint64_t field = 0;
+    uint32_t type = 0;
+    std::string_view batch;
+    if (!ReadField(&request, &field, &type, &batch)) return shape;
+    if (field != kBatchField || type != kLen) continue;
+    while (!batch.empty()) {
+      std::string_view value;
+      const std::string_view at = batch;
+      if (!ReadField(&batch, &field, &type, &value)) return shape;
+      if (field == kEventsField && type == kLen && ++shape.events > max_events) return shape;
+      if (field == kFirstSeqField && type == kVarint) {
+        std::string_view v = at;
+        uint64_t tag = 0;
+        if (ReadVarint(&v, &tag) && ReadVarint(&v, &shape.first_seq)) continue;
+      }
+    }
+  }
+  return shape;
 }
 
 }  // namespace tripline

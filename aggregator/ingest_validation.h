@@ -41,6 +41,33 @@ struct ValidatedBatch {
 Result<ValidatedBatch> ValidateBatch(const v1::EventBatch& batch,
                                      const std::string& stream_sensor_id, size_t max_events);
 
+// Event times outside [now - max_age_ns, now + max_future_ns] of the aggregator's clock
+// are clamped to the nearer edge (max_age_ns 0: no lower edge). Returns how many were
+// clamped. A time far in the future would otherwise keep an event from ever expiring and
+// move correlation windows; clamping keeps the event (it is evidence) with a time the
+// aggregator can stand behind.
+// No lower edge by default: a sensor's spool and imported logs legitimately deliver events
+// from long ago.
+constexpr int64_t kDefaultMaxFutureSkewNs = int64_t{300} * 1'000'000'000;  // 5 min
+constexpr int64_t kDefaultMaxEventAgeNs = 0;
+uint64_t ClampEventTimes(std::vector<Event>* events, int64_t now_ns, int64_t max_future_ns,
+                         int64_t max_age_ns);
+
+// How many sequence numbers a sensor's next batch may skip past durable_seq + 1: a batch
+// starting further out is refused (docs/security.md). A sequence number far ahead would
+// make the aggregator drop the sensor's real events as duplicates and tell the sensor to
+// forget its spool. A sensor skips numbers legitimately in two ways only: after a crash it
+// resumes at its persisted lease (one lease step, 65536 by default), and while the
+// aggregator is unreachable its spool evicts events it recorded meanwhile. So the rule is a
+// fixed allowance plus kMaxSensorEventsPerSecond for every second of the aggregator's clock
+// since the sensor's last stored batch (`last_write_ns`); a sensor that is refused and keeps
+// retrying is accepted once enough time has passed. A sensor with nothing stored
+// (durable_seq 0, e.g. an aggregator with a new data directory) may start below 2^48.
+constexpr uint64_t kSeqJumpAllowance = uint64_t{1} << 20;
+constexpr uint64_t kMaxSensorEventsPerSecond = 1'000'000;
+constexpr uint64_t kMaxFirstSeq = uint64_t{1} << 48;
+uint64_t MaxSequenceJump(uint64_t durable_seq, int64_t last_write_ns, int64_t now_ns);
+
 }  // namespace tripline
 
 namespace tripline {
@@ -51,5 +78,16 @@ namespace tripline {
 // the request is anything but one or more `batch` fields (other top-level fields, groups,
 // malformed varints); the count is not checked here, compare it with the parsed batch.
 bool FindEventEncodings(std::string_view request, std::vector<std::string_view>* out);
+
+// What an encoded IngestRequest carries, read from the wire without parsing it (no
+// allocation): the number of events in its batches, counted only up to max_events + 1, and
+// the batch's first_seq. Parsing a request allocates per event, and a 16 MiB request of
+// empty events is 8 M of them (hundreds of MB), so the count is checked first. A request
+// that is not well-formed stops the walk; the parser then reports it.
+struct WireRequestShape {
+  uint64_t events = 0;
+  uint64_t first_seq = 0;
+};
+WireRequestShape InspectIngestRequest(std::string_view request, size_t max_events);
 
 }  // namespace tripline

@@ -94,6 +94,20 @@ int Run(int argc, char** argv) {
   if (settings->config.max_batch_events() > 0) {
     server_options.ingest.max_batch_events = settings->config.max_batch_events();
   }
+  // Client certificates are verified whenever TLS is on (MakeServerCredentials).
+  server_options.verify_clients = !settings->config.tls().cert_file().empty();
+  if (settings->config.max_clock_skew_s() > 0) {
+    server_options.ingest.max_future_skew_ns =
+        int64_t{settings->config.max_clock_skew_s()} * kNanosPerSecond;
+  }
+  server_options.ingest.max_event_age_ns =
+      int64_t{settings->config.max_event_age_h()} * 3600 * kNanosPerSecond;
+  if (settings->config.max_streams_per_peer() > 0) {
+    server_options.ingest.max_streams_per_peer = settings->config.max_streams_per_peer();
+  }
+  if (settings->config.memory_quota_mb() > 0) {
+    server_options.memory_quota_bytes = size_t{settings->config.memory_quota_mb()} << 20;
+  }
   auto server = AggregatorServer::Start(server_options, store->get(), engine->get());
   if (!server.ok()) {
     std::cerr << "tripline-aggregator: " << server.status().message() << "\n";

@@ -1,7 +1,9 @@
 #include "aggregator/query_service.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
+#include <optional>
 
 #include "model/event_proto.h"
 
@@ -44,30 +46,50 @@ Status PutIncident(Store& store, const v1::Incident& incident) {
 }
 
 QueryService::QueryService(Store* store, const IngestService* ingest,
-                           const IngestObserver* observer)
-    : store_(store), ingest_(ingest), observer_(observer) {}
+                           const IngestObserver* observer, const AccessControl* access)
+    : store_(store), ingest_(ingest), observer_(observer), access_(access) {}
+
+// Queries show every host's events: operators and approvers only, never a sensor.
+grpc::Status QueryService::Authorize(grpc::CallbackServerContext* context,
+                                     std::string_view method) const {
+  if (access_ == nullptr) return grpc::Status::OK;
+  auto id = access_->Authorize(*context, method, {Role::kOperator, Role::kApprover});
+  return id.ok() ? grpc::Status::OK : ToGrpcStatus(id.status());
+}
 
 grpc::ServerUnaryReactor* QueryService::ListEvents(grpc::CallbackServerContext* context,
                                                    const v1::ListEventsRequest* request,
                                                    v1::ListEventsResponse* response) {
+  if (grpc::Status denied = Authorize(context, "Query.ListEvents"); !denied.ok()) {
+    return Reply(context, std::move(denied));
+  }
   return Reply(context, DoListEvents(*request, response));
 }
 
 grpc::ServerUnaryReactor* QueryService::GetStats(grpc::CallbackServerContext* context,
                                                  const v1::GetStatsRequest* /*request*/,
                                                  v1::Stats* response) {
+  if (grpc::Status denied = Authorize(context, "Query.GetStats"); !denied.ok()) {
+    return Reply(context, std::move(denied));
+  }
   return Reply(context, DoGetStats(response));
 }
 
 grpc::ServerUnaryReactor* QueryService::ListIncidents(grpc::CallbackServerContext* context,
                                                       const v1::ListIncidentsRequest* request,
                                                       v1::ListIncidentsResponse* response) {
+  if (grpc::Status denied = Authorize(context, "Query.ListIncidents"); !denied.ok()) {
+    return Reply(context, std::move(denied));
+  }
   return Reply(context, DoListIncidents(*request, response));
 }
 
 grpc::ServerUnaryReactor* QueryService::GetIncident(grpc::CallbackServerContext* context,
                                                     const v1::GetIncidentRequest* request,
                                                     v1::Incident* response) {
+  if (grpc::Status denied = Authorize(context, "Query.GetIncident"); !denied.ok()) {
+    return Reply(context, std::move(denied));
+  }
   return Reply(context, DoGetIncident(*request, response));
 }
 
@@ -116,6 +138,8 @@ grpc::Status QueryService::DoGetStats(v1::Stats* response) {
   response->set_identities(stats->identities);
   response->set_incidents(stats->incidents);
   response->set_duplicates_dropped(stats->duplicates_dropped);
+  response->set_sensors_refused(stats->sensors_refused);
+  response->set_identities_untracked(stats->identities_untracked);
 
   std::map<std::string, v1::SensorStats> sensors;
   for (const SensorRecord& r : *records) {
@@ -147,6 +171,9 @@ grpc::Status QueryService::DoGetStats(v1::Stats* response) {
   if (ingest_ != nullptr) {
     const IngestCounters c = ingest_->counters();
     response->set_batches_rejected(c.rejected_requests);
+    response->set_streams_denied(c.denied_streams);
+    response->set_events_time_clamped(c.events_time_clamped);
+    response->set_presence_evicted(c.presence_evicted);
     response->set_events_per_second(ingest_->EventsPerSecond());
     response->set_sensors_connected(ingest_->SensorsConnected());
     for (const SensorPresence& p : ingest_->Sensors()) {
@@ -163,26 +190,63 @@ grpc::Status QueryService::DoGetStats(v1::Stats* response) {
 
 grpc::Status QueryService::DoListIncidents(const v1::ListIncidentsRequest& request,
                                            v1::ListIncidentsResponse* response) {
-  auto all = store_->ListIncidents();
-  if (!all.ok()) return ToGrpcStatus(all.status());
-  std::vector<v1::Incident> incidents;
-  for (const std::string& bytes : *all) {
-    v1::Incident incident;
-    if (!incident.ParseFromString(bytes)) {
-      return grpc::Status(grpc::StatusCode::DATA_LOSS, "a stored incident does not parse");
+  // Most recent activity first (what an analyst looks at), then by id. The store keeps
+  // incidents by id, so a page is the `limit` first incidents after the cursor in that
+  // order, kept in a bounded heap while the incidents stream past: memory is one page,
+  // whatever the number of incidents.
+  const auto first = [](int64_t a_seen, const std::string& a_id, int64_t b_seen,
+                        const std::string& b_id) {
+    return a_seen != b_seen ? a_seen > b_seen : a_id < b_id;
+  };
+  std::optional<std::pair<int64_t, std::string>> after;
+  if (!request.page_token().empty()) {
+    const std::string& t = request.page_token();
+    const size_t slash = t.find('/');
+    char* end = nullptr;
+    const long long seen = std::strtoll(t.c_str(), &end, 10);
+    if (slash == std::string::npos || end != t.c_str() + slash || slash + 1 >= t.size()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad incident page token");
     }
-    if (incident.severity() < request.min_severity()) continue;
-    if (request.since_ns() > 0 && incident.last_seen_ns() < request.since_ns()) continue;
-    incidents.push_back(std::move(incident));
+    after.emplace(seen, t.substr(slash + 1));
   }
-  // Most recent activity first: that is what an analyst looks at.
-  std::sort(incidents.begin(), incidents.end(), [](const auto& a, const auto& b) {
-    if (a.last_seen_ns() != b.last_seen_ns()) return a.last_seen_ns() > b.last_seen_ns();
-    return a.id() < b.id();
+  const size_t limit = request.limit() == 0 || request.limit() > kDefaultIncidentLimit
+                           ? kDefaultIncidentLimit
+                           : request.limit();
+  const auto before = [&](const v1::Incident& a, const v1::Incident& b) {
+    return first(a.last_seen_ns(), a.id(), b.last_seen_ns(), b.id());
+  };
+  std::vector<v1::Incident> heap;  // the best limit + 1 so far; the worst on top
+  heap.reserve(limit + 1);
+  bool corrupt = false;
+  const Status scanned = store_->ScanIncidents([&](std::string_view bytes) {
+    v1::Incident incident;
+    if (!incident.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      corrupt = true;
+      return false;
+    }
+    if (incident.severity() < request.min_severity()) return true;
+    if (request.since_ns() > 0 && incident.last_seen_ns() < request.since_ns()) return true;
+    if (after && !first(after->first, after->second, incident.last_seen_ns(), incident.id())) {
+      return true;
+    }
+    if (heap.size() == limit + 1) {
+      if (!before(incident, heap.front())) return true;
+      std::pop_heap(heap.begin(), heap.end(), before);
+      heap.pop_back();
+    }
+    heap.push_back(std::move(incident));
+    std::push_heap(heap.begin(), heap.end(), before);
+    return true;
   });
-  const size_t limit = request.limit() == 0 ? kDefaultIncidentLimit : request.limit();
-  for (size_t i = 0; i < incidents.size() && i < limit; ++i) {
-    *response->add_incidents() = std::move(incidents[i]);
+  if (!scanned.ok()) return ToGrpcStatus(scanned);
+  if (corrupt) return grpc::Status(grpc::StatusCode::DATA_LOSS, "a stored incident does not parse");
+  std::sort_heap(heap.begin(), heap.end(), before);
+  const bool more = heap.size() > limit;
+  if (more) heap.pop_back();
+  for (v1::Incident& incident : heap) *response->add_incidents() = std::move(incident);
+  if (more && !heap.empty()) {
+    const v1::Incident& last = response->incidents(response->incidents_size() - 1);
+    response->set_next_page_token(std::to_string(last.last_seen_ns()) + "/" + last.id());
   }
   return grpc::Status::OK;
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "aggregator/ingest_service.h"
+#include "aggregator/peer_identity.h"
 #include "aggregator/store.h"
 #include "tripline/v1/query.grpc.pb.h"
 
@@ -24,7 +25,10 @@ grpc::Status ToGrpcStatus(const Status& s);
 class QueryService final : public v1::Query::CallbackService {
  public:
   // `ingest` and `observer` may be nullptr (their stats are then left out); not owned.
-  QueryService(Store* store, const IngestService* ingest, const IngestObserver* observer = nullptr);
+  // `access` decides who may call (operator or approver certificates); nullptr lets every
+  // caller in (clear text).
+  QueryService(Store* store, const IngestService* ingest, const IngestObserver* observer = nullptr,
+               const AccessControl* access = nullptr);
 
   grpc::ServerUnaryReactor* ListEvents(grpc::CallbackServerContext* context,
                                        const v1::ListEventsRequest* request,
@@ -40,6 +44,7 @@ class QueryService final : public v1::Query::CallbackService {
                                         v1::Incident* response) override;
 
  private:
+  grpc::Status Authorize(grpc::CallbackServerContext* context, std::string_view method) const;
   grpc::Status DoListEvents(const v1::ListEventsRequest& request, v1::ListEventsResponse* response);
   grpc::Status DoGetStats(v1::Stats* response);
   grpc::Status DoListIncidents(const v1::ListIncidentsRequest& request,
@@ -49,6 +54,7 @@ class QueryService final : public v1::Query::CallbackService {
   Store* const store_;
   const IngestService* const ingest_;
   const IngestObserver* const observer_;
+  const AccessControl* const access_;
 };
 
 // Writes `incident` (serialized tripline.v1.Incident) into the store under its id; how the

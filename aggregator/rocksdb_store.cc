@@ -5,8 +5,10 @@
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
+#include <sys/random.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -25,6 +27,8 @@ constexpr const char* kFamilies[] = {"events",  "sessions", "baselines", "incide
                                      "posture", "actions",  "outbox",    "meta"};
 // meta keys
 constexpr std::string_view kFormatKey = "format";
+constexpr std::string_view kIncidentIdKeyKey = "incident-id-key";  // 32 random bytes
+constexpr size_t kIncidentIdKeyBytes = 32;
 constexpr std::string_view kSensorPrefix = "s/";    // s/<sensor> -> SensorRecord
 constexpr std::string_view kGapPrefix = "g/";       // g/<sensor>\0<be64 first> -> be64 last
 constexpr std::string_view kIdentityPrefix = "i/";  // i/<user> -> ""
@@ -346,7 +350,8 @@ Status RocksDbStore::LoadMeta() {
     slots_.emplace(std::string(sensor), std::move(slot));
   }
   TL_RETURN_IF_ERROR(Logged(FromRocksDb(it->status(), "loading sensor records")));
-  for (it->Seek(kIdentityPrefix); it->Valid() && it->key().starts_with(kIdentityPrefix);
+  for (it->Seek(kIdentityPrefix); it->Valid() && it->key().starts_with(kIdentityPrefix) &&
+                                  identities_.size() < options_.max_identities;
        it->Next()) {
     identities_.emplace(it->key().data() + kIdentityPrefix.size(),
                         it->key().size() - kIdentityPrefix.size());
@@ -361,6 +366,7 @@ RocksDbStore::SensorSlot* RocksDbStore::Slot(std::string_view sensor_id) {
   std::lock_guard<std::mutex> lock(slots_mu_);
   auto it = slots_.find(sensor_id);
   if (it == slots_.end()) {
+    if (slots_.size() >= options_.max_sensors) return nullptr;
     auto slot = std::make_unique<SensorSlot>();
     slot->record.sensor_id = std::string(sensor_id);
     it = slots_.emplace(std::string(sensor_id), std::move(slot)).first;
@@ -425,6 +431,12 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
     return Status::InvalidArgument("encoded events do not match the events");
   }
   SensorSlot* slot = Slot(sensor_id);
+  if (slot == nullptr) {
+    sensors_refused_.fetch_add(1);
+    return Logged(Status::ResourceExhausted(
+        "the store holds " + std::to_string(options_.max_sensors) +
+        " sensors, its most; refusing new sensor '" + std::string(sensor_id) + "'"));
+  }
   std::lock_guard<std::mutex> lock(slot->mu);
   AppendResult result;
   const uint64_t durable = slot->record.durable_seq;
@@ -543,7 +555,12 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
   {
     std::lock_guard<std::mutex> ilock(identities_mu_);
     for (std::string_view user : batch_users) {
-      if (!identities_.contains(user)) fresh_identities.emplace_back(user);
+      if (identities_.contains(user)) continue;
+      if (identities_.size() + fresh_identities.size() >= options_.max_identities) {
+        identities_untracked_.fetch_add(1);
+        continue;
+      }
+      fresh_identities.emplace_back(user);
     }
   }
   for (const auto& name : fresh_identities) {
@@ -586,6 +603,49 @@ Result<uint64_t> RocksDbStore::DurableSeq(std::string_view sensor_id) {
   }
   std::lock_guard<std::mutex> lock(slot->mu);
   return slot->record.durable_seq;
+}
+
+Result<std::string> RocksDbStore::IncidentIdKey() {
+  if (!db_) return Status::Unavailable("store is closed");
+  std::lock_guard<std::mutex> lock(key_mu_);
+  std::string key;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf_, kIncidentIdKeyKey, &key);
+  if (s.ok()) {
+    if (key.size() != kIncidentIdKeyBytes) {
+      return Logged(Status::Corruption("incident id key has " + std::to_string(key.size()) +
+                                       " bytes, want " + std::to_string(kIncidentIdKeyBytes)));
+    }
+    return key;
+  }
+  if (!s.IsNotFound()) return Logged(FromRocksDb(s, "reading the incident id key"));
+  key.resize(kIncidentIdKeyBytes);
+  for (size_t got = 0; got < key.size();) {
+    const ssize_t n = getrandom(key.data() + got, key.size() - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Logged(Status::FromErrno(errno, "getrandom for the incident id key"));
+    got += static_cast<size_t>(n);
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  s = db_->Put(wo, meta_cf_, kIncidentIdKeyKey, key);
+  if (!s.ok()) return Logged(FromRocksDb(s, "writing the incident id key"));
+  return key;
+}
+
+Result<std::optional<SensorRecord>> RocksDbStore::GetSensor(std::string_view sensor_id) {
+  if (!db_) return Status::Unavailable("store is closed");
+  SensorSlot* slot = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(slots_mu_);
+    const auto it = slots_.find(sensor_id);
+    if (it == slots_.end()) return std::optional<SensorRecord>();
+    slot = it->second.get();
+  }
+  std::lock_guard<std::mutex> lock(slot->mu);
+  if (slot->record.durable_seq == 0 && slot->record.events == 0) {
+    return std::optional<SensorRecord>();
+  }
+  return std::optional<SensorRecord>(slot->record);
 }
 
 Result<std::vector<SensorRecord>> RocksDbStore::ListSensors() {
@@ -903,6 +963,8 @@ Result<StoreStats> RocksDbStore::Stats() {
   TL_RETURN_IF_ERROR(Logged(FromRocksDb(it->status(), "counting incidents")));
   stats.duplicates_dropped = duplicates_.load();
   stats.gaps = gaps_.load();
+  stats.sensors_refused = sensors_refused_.load();
+  stats.identities_untracked = identities_untracked_.load();
   return stats;
 }
 
@@ -955,6 +1017,15 @@ Result<std::vector<std::string>> RocksDbStore::ListIncidents() {
   for (it->SeekToFirst(); it->Valid(); it->Next()) out.push_back(it->value().ToString());
   TL_RETURN_IF_ERROR(Logged(FromRocksDb(it->status(), "listing incidents")));
   return out;
+}
+
+Status RocksDbStore::ScanIncidents(const std::function<bool(std::string_view bytes)>& visit) {
+  if (!db_) return Status::Unavailable("store is closed");
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), incidents_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (!visit(std::string_view(it->value().data(), it->value().size()))) break;
+  }
+  return Logged(FromRocksDb(it->status(), "scanning incidents"));
 }
 
 Status RocksDbStore::CompactEvents() {

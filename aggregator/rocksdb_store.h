@@ -44,6 +44,12 @@ struct RocksDbStoreOptions {
   // Time source for retention and last_write_ns. Not owned; must outlive the store.
   // nullptr means SystemClock::Get().
   const Clock* clock = nullptr;
+  // Sensor ids are the clients' choice, and user names come from events: both are bounded.
+  // A batch of a new sensor beyond max_sensors is refused (ResourceExhausted: the sensor
+  // keeps it and retries); user names beyond max_identities are stored with their events
+  // but not indexed as identities. Both are counted in StoreStats.
+  size_t max_sensors = 100'000;
+  size_t max_identities = 1'000'000;
 };
 
 // RocksDB status -> Tripline status (corruption, IO error, ...), with context.
@@ -65,6 +71,8 @@ class RocksDbStore final : public Store {
                                    const std::vector<Event>& events,
                                    std::span<const std::string_view> encoded) override;
   Result<uint64_t> DurableSeq(std::string_view sensor_id) override;
+  Result<std::optional<SensorRecord>> GetSensor(std::string_view sensor_id) override;
+  Result<std::string> IncidentIdKey() override;
   Result<std::vector<SensorRecord>> ListSensors() override;
   Result<EventPage> QueryEvents(const EventQuery& query) override;
   Result<uint64_t> CountEvents(const EventQuery& query) override;
@@ -74,6 +82,7 @@ class RocksDbStore final : public Store {
   Status PutIncident(std::string_view id, std::string_view bytes) override;
   Result<std::optional<std::string>> GetIncident(std::string_view id) override;
   Result<std::vector<std::string>> ListIncidents() override;
+  Status ScanIncidents(const std::function<bool(std::string_view bytes)>& visit) override;
   Status PutCorrelatorSnapshot(std::string_view bytes) override;
   Result<std::optional<std::string>> GetCorrelatorSnapshot() override;
 
@@ -103,6 +112,7 @@ class RocksDbStore final : public Store {
   explicit RocksDbStore(const RocksDbStoreOptions& options);
   Status OpenDb();
   Status LoadMeta();
+  // nullptr when the sensor is new and max_sensors are held.
   SensorSlot* Slot(std::string_view sensor_id);
   int64_t RetentionCutoff() const;
   // Walks the events matching `q` after `after` in (time, sensor, seq) order and calls
@@ -137,12 +147,15 @@ class RocksDbStore final : public Store {
   std::unordered_map<std::string, std::unique_ptr<SensorSlot>, NameHash, std::equal_to<>>
       slots_;  // GUARDED_BY(slots_mu_)
 
+  std::mutex key_mu_;  // makes the incident id key once
   std::mutex identities_mu_;
   std::unordered_set<std::string, NameHash, std::equal_to<>>
       identities_;  // GUARDED_BY(identities_mu_)
 
   std::atomic<uint64_t> duplicates_{0};
   std::atomic<uint64_t> gaps_{0};
+  std::atomic<uint64_t> sensors_refused_{0};
+  std::atomic<uint64_t> identities_untracked_{0};
 };
 
 }  // namespace tripline

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -80,6 +81,10 @@ struct StoreStats {
   uint64_t incidents = 0;
   uint64_t duplicates_dropped = 0;  // since this Store was opened
   uint64_t gaps = 0;                // gaps recorded since this Store was opened
+  // Bounds (RocksDbStoreOptions), since this Store was opened: batches of new sensors
+  // refused, user names not indexed as identities.
+  uint64_t sensors_refused = 0;
+  uint64_t identities_untracked = 0;
 };
 
 class Store {
@@ -106,6 +111,8 @@ class Store {
 
   // 0 for a sensor never seen.
   virtual Result<uint64_t> DurableSeq(std::string_view sensor_id) = 0;
+  // The sensor's record; nullopt for a sensor with nothing stored.
+  virtual Result<std::optional<SensorRecord>> GetSensor(std::string_view sensor_id) = 0;
   virtual Result<std::vector<SensorRecord>> ListSensors() = 0;
 
   // A page of events matching every given filter, oldest first. Events older than the
@@ -130,6 +137,14 @@ class Store {
   virtual Result<std::optional<std::string>> GetIncident(std::string_view id) = 0;
   // Every incident's bytes, in id order.
   virtual Result<std::vector<std::string>> ListIncidents() = 0;
+  // Calls `visit` with each incident's bytes in id order, one at a time (nothing is
+  // gathered), until it returns false. The bytes are valid during the call only.
+  virtual Status ScanIncidents(const std::function<bool(std::string_view bytes)>& visit) = 0;
+
+  // A secret of this store: 32 random bytes made at the first call and returned unchanged
+  // ever after (kept with the data, so that incident ids made with it stay stable across
+  // restarts). The correlator keys its incident ids with it.
+  virtual Result<std::string> IncidentIdKey() = 0;
 
   // The correlator's state snapshot (sessions column family): one value, replaced whole.
   // GetCorrelatorSnapshot returns nullopt when none was ever written.

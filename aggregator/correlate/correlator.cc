@@ -1,5 +1,8 @@
 #include "aggregator/correlate/correlator.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -35,19 +38,25 @@ constexpr size_t kMaxPendingPerKey = 256;
 // Year 2116: every time the correlator does arithmetic on stays far from int64 overflow.
 constexpr int64_t kMaxSaneTimeNs = int64_t{1} << 62;
 
-uint64_t Fnv1a(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
+// "inc-" and the first 128 bits of HMAC-SHA256(key, what), in hex. The text hashed (chain
+// key, first evidence time) comes from sensors; keyed, a sensor cannot choose events whose
+// incident id collides with another incident's and overwrite its evidence in the store.
+std::string IncidentId(const std::string& key, const std::string& what) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(what.data()), what.size(), mac,
+           &len) == nullptr ||
+      len < 16) {
+    std::abort();  // only on allocation failure inside OpenSSL
   }
-  return h;
-}
-
-std::string Hex16(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
+  std::string id = "inc-";
+  char hex[3];
+  for (unsigned int i = 0; i < 16; ++i) {
+    std::snprintf(hex, sizeof hex, "%02x", mac[i]);
+    id += hex;
+  }
+  return id;
 }
 
 std::string_view EventKindName(EventKind k) {
@@ -226,7 +235,7 @@ class Engine {
       Chain& c = it->second;
       if (c.incident_id.empty()) {
         if (!AssessChain(c, GapsFor(c)).raise) continue;
-        c.incident_id = "inc-" + Hex16(Fnv1a(c.key + "|" + std::to_string(c.first_ns)));
+        c.incident_id = IncidentId(o_.incident_id_key, c.key + "|" + std::to_string(c.first_ns));
         s_.raised.insert(c.key);
         ++s_.stats.incidents_raised;
       }

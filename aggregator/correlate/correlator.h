@@ -40,6 +40,10 @@ struct CorrelatorOptions {
   int64_t hop_auth_delay_ns = 120 * kNanosPerSecond;
   // Ports treated as SSH on every host; ports where sshd was seen accepting are added per host.
   std::vector<uint16_t> ssh_ports = {22};
+  // Secret key of the incident ids (HMAC-SHA256 of the chain's key and first time): the
+  // aggregator keeps a random one per data directory (Store::IncidentIdKey), so ids stay
+  // stable across restarts and cannot be predicted, or collided, from the events.
+  std::string incident_id_key;
   // Sessions idle (by arrival time) longer than this are forgotten.
   int64_t session_ttl_ns = 24 * 3600 * kNanosPerSecond;
   size_t max_sessions = 100000;

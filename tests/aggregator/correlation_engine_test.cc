@@ -130,7 +130,9 @@ TEST_F(CorrelationEngineTest, DrainWaitsUntilQueuedBatchesAreCorrelated) {
 // it changed once, with the content an event-by-event feed ends with.
 TEST_F(CorrelationEngineTest, EachChangedIncidentIsWrittenOncePerRun) {
   const std::vector<Delivery> story = SeedStory();
-  correlate::Correlator by_event({}, clock_);
+  correlate::CorrelatorOptions keyed;
+  keyed.incident_id_key = *store_->IncidentIdKey();  // what the engine uses
+  correlate::Correlator by_event(keyed, clock_);
   std::map<std::string, Incident> want;
   size_t revisions = 0;
   for (const Delivery& d : story) {
@@ -293,6 +295,77 @@ TEST_F(CorrelationEngineTest, RestartReplaysAckedEventsTheSnapshotDoesNotHave) {
   ASSERT_NE(engine, nullptr);
   EXPECT_EQ(engine->stats().replayed, story.size() - half);
   ExpectTheSeedIncident();
+}
+
+// One event dated INT64_MAX (a sensor with a wild clock, or a forged time) must not move
+// the watermark past the aggregator's clock: the replay after a restart skips events older
+// than watermark - replay_margin, so it would skip every acknowledged event.
+TEST_F(CorrelationEngineTest, FutureDatedEventDoesNotHideAckedEventsFromTheReplay) {
+  const std::vector<Delivery> story = SeedStory();
+  const size_t half = story.size() / 2;
+  {
+    auto engine = OpenEngine();
+    ASSERT_NE(engine, nullptr);
+    StoreAndFeed(*engine, {story.begin(), story.begin() + static_cast<long>(half)});
+    Event poison = story.front().event;
+    poison.seq = 1;
+    poison.host = "hostz";
+    poison.time_ns = INT64_MAX;
+    StoreAndFeed(*engine, {Delivery{"sensor-z", poison}});
+    ASSERT_TRUE(engine->Snapshot().ok());
+  }
+  Store({story.begin() + static_cast<long>(half), story.end()});
+  OpenStore();
+  auto engine = OpenEngine();
+  ASSERT_NE(engine, nullptr);
+  EXPECT_EQ(engine->stats().replayed, story.size() - half);
+  ExpectTheSeedIncident();
+}
+
+// Incident ids are keyed with the store's secret: the same events give another id in
+// another store (a sensor cannot compute, so cannot collide, an id), and the same id in the
+// same store after a restart that rebuilds the chain from the events.
+TEST_F(CorrelationEngineTest, IncidentIdsAreKeyedPerStoreAndStableAcrossRestarts) {
+  const std::vector<Delivery> story = SeedStory();
+  std::string first_id;
+  {
+    auto engine = OpenEngine();
+    ASSERT_NE(engine, nullptr);
+    StoreAndFeed(*engine, story);
+    engine->Drain();
+    const std::vector<Incident> incidents = Incidents();
+    ASSERT_EQ(incidents.size(), 1u);
+    first_id = incidents[0].id;
+    EXPECT_EQ(first_id.size(), 4u + 32u) << first_id;
+  }
+  // No snapshot was written: the restart rebuilds the chain by replaying, under one id.
+  OpenStore();
+  {
+    auto engine = OpenEngine();
+    ASSERT_NE(engine, nullptr);
+    engine->Drain();
+    const std::vector<Incident> incidents = Incidents();
+    ASSERT_EQ(incidents.size(), 1u);
+    EXPECT_EQ(incidents[0].id, first_id);
+  }
+  // Another data directory, the same events: another id.
+  testing::TempDir other_dir;
+  auto other = RocksDbStore::Open({.path = other_dir.Sub("db")});
+  ASSERT_TRUE(other.ok());
+  auto engine = CorrelationEngine::Open(other->get(), {}, clock_);
+  ASSERT_TRUE(engine.ok());
+  for (const Delivery& d : story) {
+    ASSERT_TRUE((*other)->AppendBatch(d.sensor, d.event.seq, {d.event}).ok());
+    (*engine)->OnDurable(d.sensor, {d.event});
+  }
+  (*engine)->Drain();
+  auto all = (*other)->ListIncidents();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  v1::Incident wire;
+  ASSERT_TRUE(wire.ParseFromString((*all)[0]));
+  EXPECT_NE(wire.id(), first_id);
+  engine->reset();
 }
 
 TEST_F(CorrelationEngineTest, ReadsVersionOneSnapshots) {

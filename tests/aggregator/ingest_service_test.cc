@@ -12,6 +12,7 @@
 #include "aggregator/event_keys.h"
 #include "aggregator/ingest_validation.h"
 #include "aggregator/rocksdb_store.h"
+#include "common/clock.h"
 #include "model/event_proto.h"
 #include "tests/aggregator/test_support.h"
 
@@ -44,10 +45,14 @@ class IngestServiceTest : public ::testing::Test {
  protected:
   void SetUp() override { Start({}); }
 
+  // The store records batch times by options.ingest.clock, like the service.
   void Start(AggregatorServerOptions options) {
     server_.reset();
     store_.reset();
-    auto store = RocksDbStore::Open({.path = dir_.Sub("db")});
+    RocksDbStoreOptions store_options;
+    store_options.path = dir_.Sub("db");
+    store_options.clock = options.ingest.clock;
+    auto store = RocksDbStore::Open(store_options);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
     options.listen = HostPort{"127.0.0.1", 0};
@@ -394,6 +399,131 @@ TEST_F(IngestServiceTest, RewindIsADuplicateAndAGapIsRecorded) {
   EXPECT_EQ(c.duplicates, 51u);
   EXPECT_EQ(c.gaps, 1u);
   EXPECT_EQ((*store_->ListSensors())[0].missing, 10u);
+}
+
+// A second client using a victim's sensor id (clear text: nothing binds the id) sends a
+// batch at 2^64-2. Accepted, it made the victim's next batches duplicates, acknowledged and
+// dropped, and told the victim to forget its spool. Refused, nothing of the victim changes.
+TEST_F(IngestServiceTest, SequenceJumpPastWhatTheSensorCanHaveSentIsRefused) {
+  FakeClock clock(kBaseTimeNs);
+  AggregatorServerOptions options;
+  options.ingest.clock = &clock;
+  Start(options);
+  const auto events = SyntheticEvents(200);
+  IngestClient victim(target());
+  ASSERT_TRUE(victim.Hello("sensor-a"));
+  EXPECT_EQ(SendAll(victim, "sensor-a", 1, {events.begin(), events.begin() + 100}, 50), 100u);
+
+  IngestClient impostor(target());
+  ASSERT_TRUE(impostor.Hello("sensor-a"));
+  EXPECT_FALSE(impostor.Batch("sensor-a", UINT64_MAX - 1, {events[0]}).has_value());
+  const grpc::Status refused = impostor.Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(refused.error_message().find("skips"), std::string::npos) << refused.error_message();
+
+  // The victim goes on as if nothing happened.
+  auto ack = victim.Batch("sensor-a", 101, {events.begin() + 100, events.begin() + 150});
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->error(), "");
+  EXPECT_EQ(ack->durable_seq(), 150u);
+  // A crash of the sensor skips at most one lease step of numbers: accepted as a gap.
+  ack = victim.Batch("sensor-a", 150 + 65537, {events[150]});
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->durable_seq(), 150u + 65537u);
+  // Further than the allowance only after the time a sensor needs to use those numbers.
+  const uint64_t durable = ack->durable_seq();
+  const uint64_t far = durable + 1 + kSeqJumpAllowance + 5 * kMaxSensorEventsPerSecond;
+  EXPECT_FALSE(victim.Batch("sensor-a", far, {events[151]}).has_value());
+  EXPECT_EQ(victim.Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  clock.AdvanceNs(6 * kNanosPerSecond);
+  IngestClient later(target());
+  ASSERT_TRUE(later.Hello("sensor-a"));
+  ack = later.Batch("sensor-a", far, {events[151]});
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->error(), "");
+  EXPECT_EQ(ack->durable_seq(), far);
+  EXPECT_TRUE(later.Finish().ok());
+  EXPECT_EQ(Stored(), 152u);
+  EXPECT_EQ(server_->ingest().counters().denied_streams, 2u);
+}
+
+// One event at INT64_MAX would never expire and would drag correlation windows: times
+// beyond the skew window of the aggregator's clock are clamped into it, and counted.
+TEST_F(IngestServiceTest, EventTimesOutsideTheSkewWindowAreClampedAndCounted) {
+  FakeClock clock(kBaseTimeNs + 3600 * kNanosPerSecond);
+  AggregatorServerOptions options;
+  options.ingest.clock = &clock;
+  options.ingest.max_future_skew_ns = 60 * kNanosPerSecond;
+  options.ingest.max_event_age_ns = 1800 * kNanosPerSecond;
+  Start(options);
+  auto events = SyntheticEvents(3);
+  events[0].time_ns = INT64_MAX;                             // far future
+  events[1].time_ns = clock.NowNs() + 30 * kNanosPerSecond;  // within the skew
+  events[2].time_ns = kBaseTimeNs;                           // an hour old: too old
+  IngestClient client(target());
+  ASSERT_TRUE(client.Hello("sensor-a"));
+  EXPECT_EQ(SendAll(client, "sensor-a", 1, events, 3), 3u);
+  EXPECT_TRUE(client.Finish().ok());
+  auto stored = store_->ReadSensorEvents("sensor-a", 0, 10);
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 3u);
+  EXPECT_EQ((*stored)[0].time_ns, clock.NowNs() + 60 * kNanosPerSecond);
+  EXPECT_EQ((*stored)[1].time_ns, events[1].time_ns);
+  EXPECT_EQ((*stored)[2].time_ns, clock.NowNs() - 1800 * kNanosPerSecond);
+  EXPECT_EQ(server_->ingest().counters().events_time_clamped, 2u);
+}
+
+// The per-peer bound on open ingest streams.
+TEST_F(IngestServiceTest, StreamsBeyondThePeerLimitAreRefused) {
+  AggregatorServerOptions options;
+  options.ingest.max_streams_per_peer = 2;
+  Start(options);
+  IngestClient a(target()), b(target());
+  ASSERT_TRUE(a.Hello("sensor-a"));
+  ASSERT_TRUE(b.Hello("sensor-b"));
+  IngestClient c(target());
+  EXPECT_FALSE(c.Hello("sensor-c").has_value());
+  EXPECT_EQ(c.Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(a.Finish().ok());
+  // A slot is free again once a stream ends (OnDone may run just after Finish returns).
+  bool accepted = false;
+  for (int i = 0; i < 50 && !accepted; ++i) {
+    IngestClient d(target());
+    accepted = d.Hello("sensor-d").has_value();
+    d.Finish();
+    if (!accepted) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(accepted);
+  EXPECT_TRUE(b.Finish().ok());
+  EXPECT_GE(server_->ingest().counters().streams_over_peer_limit, 1u);
+}
+
+// Every sensor id that says hello is remembered in memory (connected, last seen); ids are
+// the client's choice, so the memory is bounded and the oldest idle one gives way.
+TEST_F(IngestServiceTest, PresenceIsBoundedAndEvictionCounted) {
+  FakeClock clock(kBaseTimeNs);
+  AggregatorServerOptions options;
+  options.ingest.clock = &clock;
+  options.ingest.max_presence = 3;
+  Start(options);
+  IngestClient connected(target());
+  ASSERT_TRUE(connected.Hello("sensor-0"));
+  for (int i = 1; i <= 5; ++i) {
+    clock.AdvanceNs(kNanosPerSecond);
+    IngestClient c(target());
+    ASSERT_TRUE(c.Hello("sensor-" + std::to_string(i))) << i;
+    EXPECT_TRUE(c.Finish().ok());
+    // The server ends its side of the stream just after the client's Finish returns.
+    for (int wait = 0; wait < 2000 && server_->ingest().SensorsConnected() > 1; ++wait) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  std::set<std::string> ids;
+  for (const SensorPresence& p : server_->ingest().Sensors()) ids.insert(p.sensor_id);
+  // The connected sensor stays; the idle ones seen longest ago went.
+  EXPECT_EQ(ids, (std::set<std::string>{"sensor-0", "sensor-4", "sensor-5"}));
+  EXPECT_EQ(server_->ingest().counters().presence_evicted, 3u);
+  EXPECT_TRUE(connected.Finish().ok());
 }
 
 TEST_F(IngestServiceTest, RepeatedViolationsEndTheStream) {

@@ -103,6 +103,49 @@ TEST_F(QueryServiceTest, ListEventsRejectsBadRequests) {
   EXPECT_EQ(call(huge).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// Pages follow one another without a gap or a repeat, in the order of one listing, with
+// ties of last_seen broken by id; limits above a page are one page.
+TEST_F(QueryServiceTest, IncidentsArePagedNewestFirst) {
+  constexpr int kN = 25;
+  for (int i = 0; i < kN; ++i) {
+    v1::Incident incident;
+    incident.set_id("inc-" + std::to_string(100 + i));
+    incident.set_severity(v1::SEVERITY_HIGH);
+    incident.set_last_seen_ns(kBaseTimeNs + i / 2);  // pairs share a time
+    ASSERT_TRUE(PutIncident(*store_, incident).ok());
+  }
+  std::vector<std::string> ids;
+  std::string token;
+  int pages = 0;
+  do {
+    grpc::ClientContext ctx;
+    v1::ListIncidentsRequest req;
+    req.set_limit(7);
+    req.set_page_token(token);
+    v1::ListIncidentsResponse page;
+    ASSERT_TRUE(stub_->ListIncidents(&ctx, req, &page).ok());
+    EXPECT_LE(page.incidents_size(), 7);
+    for (const auto& i : page.incidents()) ids.push_back(i.id());
+    token = page.next_page_token();
+    ++pages;
+  } while (!token.empty() && pages < 10);
+  EXPECT_EQ(pages, 4);
+  ASSERT_EQ(ids.size(), static_cast<size_t>(kN));
+  // Newest first: 124 (time 12), then 122 and 123 (time 11, by id), ...
+  EXPECT_EQ(ids[0], "inc-124");
+  EXPECT_EQ(ids[1], "inc-122");
+  EXPECT_EQ(ids[2], "inc-123");
+  EXPECT_EQ(ids[kN - 1], "inc-101");
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
+
+  grpc::ClientContext ctx;
+  v1::ListIncidentsRequest bad;
+  bad.set_page_token("soon");
+  v1::ListIncidentsResponse none;
+  EXPECT_EQ(stub_->ListIncidents(&ctx, bad, &none).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(QueryServiceTest, IncidentsAreListedNewestFirstAndFetchedById) {
   for (int i = 0; i < 3; ++i) {
     v1::Incident incident;

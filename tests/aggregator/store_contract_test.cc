@@ -350,6 +350,61 @@ TYPED_TEST(StoreContractTest, IncidentsArePutReplacedAndListed) {
   EXPECT_EQ(this->store().Stats()->incidents, 2u);
 }
 
+TYPED_TEST(StoreContractTest, IncidentIdKeyIsSecretStableAndPerStore) {
+  auto key = this->store().IncidentIdKey();
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  EXPECT_EQ(key->size(), 32u);
+  EXPECT_NE(*key, std::string(32, '\0'));
+  EXPECT_EQ(*this->store().IncidentIdKey(), *key);
+  this->Reopen();
+  EXPECT_EQ(*this->store().IncidentIdKey(), *key);
+}
+
+TYPED_TEST(StoreContractTest, SensorRecordIsReadById) {
+  ASSERT_FALSE(this->store().GetSensor("sensor-a")->has_value());
+  ASSERT_TRUE(this->store().AppendBatch("sensor-a", 1, SyntheticEvents(5, 1)).ok());
+  this->Reopen();
+  auto r = this->store().GetSensor("sensor-a");
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r->has_value());
+  EXPECT_EQ((*r)->durable_seq, 5u);
+  EXPECT_EQ((*r)->host, "host0");
+  EXPECT_GT((*r)->last_write_ns, 0);
+  EXPECT_FALSE(this->store().GetSensor("sensor-b")->has_value());
+}
+
+// Sensor ids and user names come from clients: the store holds a bounded number of each,
+// refuses (and counts) batches of new sensors past the bound, and stops indexing new names.
+TEST(RocksDbStoreBoundsTest, SensorsAndIdentitiesAreBoundedAndCounted) {
+  testing::TempDir dir;
+  RocksDbStoreOptions options;
+  options.path = dir.Sub("db");
+  options.max_sensors = 2;
+  options.max_identities = 3;
+  auto store = RocksDbStore::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  // Five users over two sensors: three indexed.
+  ASSERT_TRUE((*store)->AppendBatch("s-1", 1, SyntheticEvents(10, 1, 5)).ok());
+  ASSERT_TRUE((*store)->AppendBatch("s-2", 1, SyntheticEvents(4, 1, 1)).ok());
+  auto third = (*store)->AppendBatch("s-3", 1, SyntheticEvents(4, 1, 1));
+  EXPECT_EQ(third.status().code(), Status::Code::kResourceExhausted) << third.status().ToString();
+  // Known sensors go on.
+  EXPECT_TRUE((*store)->AppendBatch("s-2", 5, SyntheticEvents(4, 1, 1)).ok());
+  auto stats = (*store)->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->sensors_refused, 1u);
+  EXPECT_EQ(stats->identities, 3u);
+  EXPECT_GT(stats->identities_untracked, 0u);
+  EXPECT_EQ((*store)->ListSensors()->size(), 2u);
+  // Reopened with the same bounds, the same holds.
+  store->reset();
+  store = RocksDbStore::Open(options);
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->Stats()->identities, 3u);
+  EXPECT_EQ((*store)->AppendBatch("s-4", 1, SyntheticEvents(1, 1, 1)).status().code(),
+            Status::Code::kResourceExhausted);
+}
+
 TYPED_TEST(StoreContractTest, ConcurrentResendsOfOneSensorStoreEachEventOnce) {
   const auto events = SyntheticEvents(2000);
   std::vector<std::thread> threads;

@@ -157,9 +157,27 @@ v1::IngestRequest BatchRequest(const std::string& sensor_id, uint64_t first_seq,
   return r;
 }
 
+namespace {
+
+std::shared_ptr<grpc::Channel> OwnChannel(
+    const std::string& target, const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(target, credentials, args);
+}
+
+}  // namespace
+
 IngestClient::IngestClient(const std::string& target)
     : channel_(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())),
       stub_(v1::Ingest::NewStub(channel_)) {
+  context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  stream_ = stub_->Stream(&context_);
+}
+
+IngestClient::IngestClient(const std::string& target,
+                           const std::shared_ptr<grpc::ChannelCredentials>& credentials)
+    : channel_(OwnChannel(target, credentials)), stub_(v1::Ingest::NewStub(channel_)) {
   context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   stream_ = stub_->Stream(&context_);
 }

@@ -50,6 +50,9 @@ v1::IngestRequest BatchRequest(const std::string& sensor_id, uint64_t first_seq,
 class IngestClient {
  public:
   explicit IngestClient(const std::string& target);
+  // Over a channel of its own (no connection shared with another client) with `credentials`.
+  IngestClient(const std::string& target,
+               const std::shared_ptr<grpc::ChannelCredentials>& credentials);
   std::optional<v1::IngestAck> Send(const v1::IngestRequest& request);
   std::optional<v1::IngestAck> Hello(const std::string& sensor_id) {
     return Send(HelloRequest(sensor_id));

@@ -9,21 +9,12 @@
 // with the openssl command-line tool, which scripts/install-deps does not install.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <openssl/asn1.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 #include <signal.h>
-#include <sys/stat.h>
 
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -37,6 +28,7 @@
 #include "common/status.h"
 #include "sensor/delivery/delivery_client.h"
 #include "tests/aggregator/subprocess.h"
+#include "tests/aggregator/test_pki.h"
 #include "tests/aggregator/test_support.h"
 #include "tripline/v1/config.pb.h"
 #include "tripline/v1/query.grpc.pb.h"
@@ -50,133 +42,37 @@ using delivery::DeliveryStats;
 using delivery::TlsOptions;
 using testing::BinPath;
 using testing::Child;
+using testing::Credential;
+using testing::IssueCa;
+using testing::IssueLeaf;
 using testing::ReadWholeFile;
 using testing::RunCommand;
 using testing::RunResult;
 using testing::TempDir;
+using testing::WriteCert;
+using testing::WriteKey;
 
 constexpr const char* kListening = "listening on ";
 
 int64_t In(int64_t seconds) { return SystemClock::Get().MonotonicNs() + seconds * kNanosPerSecond; }
 
 // ---------------------------------------------------------------------------------------
-// Certificates
+// Certificates (tests/aggregator/test_pki.h)
 
-using KeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
-using CertPtr = std::unique_ptr<X509, decltype(&X509_free)>;
-
-struct Credential {
-  KeyPtr key{nullptr, &EVP_PKEY_free};
-  CertPtr cert{nullptr, &X509_free};
-};
-
-// The oldest error on OpenSSL's queue, for messages; the queue is emptied.
-std::string OpenSslError(const std::string& what) {
-  char buf[256] = "no OpenSSL error";
-  if (const unsigned long e = ERR_peek_error(); e != 0) ERR_error_string_n(e, buf, sizeof(buf));
-  ERR_clear_error();
-  return what + ": " + buf;
-}
-
-Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
-  if (ext == nullptr) return Status::Internal(OpenSslError("extension " + value));
-  const bool added = X509_add_ext(cert, ext, -1) == 1;
-  X509_EXTENSION_free(ext);
-  return added ? Status::Ok() : Status::Internal(OpenSslError("adding " + value));
-}
-
-// A fresh P-256 key and a certificate for it, valid from an hour ago for a day, signed by
-// `issuer` (self-signed when null). `extensions` are (NID, OpenSSL config value) pairs.
-Result<Credential> Issue(const std::string& common_name, const Credential* issuer,
-                         const std::vector<std::pair<int, std::string>>& extensions) {
-  static long serial = 1;
-  Credential out;
-  out.key.reset(EVP_EC_gen("P-256"));
-  if (!out.key) return Status::Internal(OpenSslError("EC key"));
-  out.cert.reset(X509_new());
-  X509* cert = out.cert.get();
-  if (cert == nullptr || X509_set_version(cert, X509_VERSION_3) != 1 ||
-      ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++) != 1 ||
-      X509_gmtime_adj(X509_getm_notBefore(cert), -3600) == nullptr ||
-      X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600) == nullptr ||
-      X509_set_pubkey(cert, out.key.get()) != 1) {
-    return Status::Internal(OpenSslError("certificate fields"));
-  }
-  X509_NAME* name = X509_get_subject_name(cert);
-  if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-                                 reinterpret_cast<const unsigned char*>("Tripline tests"), -1, -1,
-                                 0) != 1 ||
-      X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                 reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
-                                 -1, 0) != 1) {
-    return Status::Internal(OpenSslError("subject"));
-  }
-  X509* issuer_cert = issuer ? issuer->cert.get() : cert;
-  EVP_PKEY* signer = issuer ? issuer->key.get() : out.key.get();
-  if (X509_set_issuer_name(cert, X509_get_subject_name(issuer_cert)) != 1) {
-    return Status::Internal(OpenSslError("issuer"));
-  }
-  for (const auto& [nid, value] : extensions) {
-    TL_RETURN_IF_ERROR(AddExtension(cert, issuer_cert, nid, value));
-  }
-  if (X509_sign(cert, signer, EVP_sha256()) == 0) return Status::Internal(OpenSslError("signing"));
-  return out;
-}
-
-Result<Credential> IssueCa(const std::string& common_name) {
-  return Issue(common_name, nullptr,
-               {{NID_basic_constraints, "critical,CA:TRUE"},
-                {NID_key_usage, "critical,keyCertSign,cRLSign"},
-                {NID_subject_key_identifier, "hash"}});
-}
-
-Result<Credential> IssueLeaf(const std::string& common_name, const Credential& ca,
-                             const std::string& extended_usage, const std::string& san) {
-  std::vector<std::pair<int, std::string>> ext = {{NID_basic_constraints, "critical,CA:FALSE"},
-                                                  {NID_key_usage, "critical,digitalSignature"},
-                                                  {NID_ext_key_usage, extended_usage},
-                                                  {NID_authority_key_identifier, "keyid:always"}};
-  if (!san.empty()) ext.emplace_back(NID_subject_alt_name, san);
-  return Issue(common_name, &ca, ext);
-}
-
-Status WritePem(const std::string& path, const std::function<int(BIO*)>& write, mode_t mode) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
-  if (!bio || write(bio.get()) != 1) return Status::Internal(OpenSslError("PEM for " + path));
-  char* data = nullptr;
-  const long size = BIO_get_mem_data(bio.get(), &data);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data, size);
-  out.close();
-  if (!out) return Status::IoError("cannot write " + path);
-  if (::chmod(path.c_str(), mode) != 0) return Status::IoError("cannot chmod " + path);
-  return Status::Ok();
-}
-
-Status WriteCert(const std::string& path, const Credential& c) {
-  return WritePem(
-      path, [&](BIO* b) { return PEM_write_bio_X509(b, c.cert.get()); }, 0644);
-}
-
-Status WriteKey(const std::string& path, const Credential& c) {
-  return WritePem(
-      path,
-      [&](BIO* b) {
-        return PEM_write_bio_PrivateKey(b, c.key.get(), nullptr, nullptr, 0, nullptr, nullptr);
-      },
-      0600);
-}
+// The names a sensor certificate of these tests carries: the sensor role and the hosts of
+// testing::SyntheticEvents.
+constexpr const char* kSensorSan =
+    "URI:tripline:role:sensor,URI:tripline:host:host0,URI:tripline:host:host1,"
+    "URI:tripline:host:host2";
 
 // PEM files in one directory: the CA the aggregator trusts, its server certificate, a
-// sensor's client certificate; and an impostor CA with the same name but its own key, with
-// a client certificate of its own.
+// sensor's client certificate, an operator's; and an impostor CA with the same name but its
+// own key, with a client certificate of its own.
 struct Pki {
   std::string ca, server_cert, server_key, client_cert, client_key;
+  std::string operator_cert, operator_key;
   std::string other_ca, other_client_cert, other_client_key;
+  Credential ca_credential;  // to issue more certificates in a test
 };
 
 Result<Pki> MakePki(const TempDir& dir) {
@@ -185,24 +81,33 @@ Result<Pki> MakePki(const TempDir& dir) {
         .server_key = dir.Sub("server-key.pem"),
         .client_cert = dir.Sub("client.pem"),
         .client_key = dir.Sub("client-key.pem"),
+        .operator_cert = dir.Sub("operator.pem"),
+        .operator_key = dir.Sub("operator-key.pem"),
         .other_ca = dir.Sub("other-ca.pem"),
         .other_client_cert = dir.Sub("other-client.pem"),
-        .other_client_key = dir.Sub("other-client-key.pem")};
+        .other_client_key = dir.Sub("other-client-key.pem"),
+        .ca_credential = {}};
   TL_ASSIGN_OR_RETURN(Credential ca, IssueCa("Tripline Test CA"));
   TL_ASSIGN_OR_RETURN(Credential server, IssueLeaf("tripline-aggregator", ca, "serverAuth",
                                                    "IP:127.0.0.1,DNS:localhost"));
-  TL_ASSIGN_OR_RETURN(Credential client, IssueLeaf("sensor-1", ca, "clientAuth", ""));
+  TL_ASSIGN_OR_RETURN(Credential client, IssueLeaf("sensor-1", ca, "clientAuth", kSensorSan));
+  TL_ASSIGN_OR_RETURN(Credential op,
+                      IssueLeaf("operator-1", ca, "clientAuth", "URI:tripline:role:operator"));
   // Same subject as the real CA; only its key differs.
   TL_ASSIGN_OR_RETURN(Credential other_ca, IssueCa("Tripline Test CA"));
-  TL_ASSIGN_OR_RETURN(Credential other_client, IssueLeaf("sensor-1", other_ca, "clientAuth", ""));
+  TL_ASSIGN_OR_RETURN(Credential other_client,
+                      IssueLeaf("sensor-1", other_ca, "clientAuth", kSensorSan));
   TL_RETURN_IF_ERROR(WriteCert(p.ca, ca));
   TL_RETURN_IF_ERROR(WriteCert(p.server_cert, server));
   TL_RETURN_IF_ERROR(WriteKey(p.server_key, server));
   TL_RETURN_IF_ERROR(WriteCert(p.client_cert, client));
   TL_RETURN_IF_ERROR(WriteKey(p.client_key, client));
+  TL_RETURN_IF_ERROR(WriteCert(p.operator_cert, op));
+  TL_RETURN_IF_ERROR(WriteKey(p.operator_key, op));
   TL_RETURN_IF_ERROR(WriteCert(p.other_ca, other_ca));
   TL_RETURN_IF_ERROR(WriteCert(p.other_client_cert, other_client));
   TL_RETURN_IF_ERROR(WriteKey(p.other_client_key, other_client));
+  p.ca_credential = std::move(ca);
   return p;
 }
 
@@ -315,7 +220,7 @@ class TlsTest : public ::testing::Test {
     ASSERT_FALSE(dir_.path().empty());
     auto pki = MakePki(dir_);
     ASSERT_TRUE(pki.ok()) << pki.status().ToString();
-    pki_ = *pki;
+    pki_ = std::move(*pki);
     WriteFile(dir_.Sub("aggregator.textproto"),
               MtlsAggregatorConfig(pki_, "127.0.0.1:0", dir_.Sub("data")));
     agg_ = std::make_unique<Aggregator>(
@@ -337,13 +242,14 @@ class TlsTest : public ::testing::Test {
   }
   // `args` after the flags that make triplinectl use mutual TLS.
   std::vector<std::string> WithMtls(const std::vector<std::string>& args) const {
-    std::vector<std::string> out = {"--ca",           pki_.ca, "--cert",
-                                    pki_.client_cert, "--key", pki_.client_key};
+    std::vector<std::string> out = {"--ca",  pki_.ca,          "--cert", pki_.operator_cert,
+                                    "--key", pki_.operator_key};
     out.insert(out.end(), args.begin(), args.end());
     return out;
   }
+  // An operator's: what queries use.
   std::shared_ptr<grpc::ChannelCredentials> Mtls() const {
-    return SslCredentials(pki_.ca, pki_.client_cert, pki_.client_key);
+    return SslCredentials(pki_.ca, pki_.operator_cert, pki_.operator_key);
   }
 
   // A sensor with `tls` submits events; none may be acknowledged. Then, over mutual TLS,
@@ -485,6 +391,148 @@ TEST_F(TlsTest, PlaintextClientIsRefused) {
   ExpectQueryRefused(grpc::InsecureChannelCredentials());
 }
 
+// ---------------------------------------------------------------------------------------
+// Roles and identity from the certificate
+
+class TlsIdentityTest : public TlsTest {
+ protected:
+  // A client certificate of the test CA with the subject alternative names `san`; the
+  // paths of its certificate and key.
+  std::pair<std::string, std::string> IssueClient(const std::string& name, const std::string& san) {
+    auto c = IssueLeaf(name, pki_.ca_credential, "clientAuth", san);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    const std::string cert = dir_.Sub(name + ".pem"), key = dir_.Sub(name + "-key.pem");
+    if (c.ok()) {
+      EXPECT_TRUE(WriteCert(cert, *c).ok());
+      EXPECT_TRUE(WriteKey(key, *c).ok());
+    }
+    return {cert, key};
+  }
+  std::shared_ptr<grpc::ChannelCredentials> As(const std::pair<std::string, std::string>& c) {
+    return SslCredentials(pki_.ca, c.first, c.second);
+  }
+  v1::Stats Stats() {
+    v1::Stats stats;
+    const grpc::Status s = GetStats(agg_->address(), Mtls(), &stats);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return stats;
+  }
+};
+
+v1::IngestRequest Hello(const std::string& sensor_id, const std::string& host) {
+  v1::IngestRequest r = testing::HelloRequest(sensor_id);
+  r.mutable_hello()->set_host(host);
+  return r;
+}
+
+TEST_F(TlsIdentityTest, OperatorsCannotIngestAndSensorsCannotQuery) {
+  // An operator's certificate streams nothing.
+  ExpectSensorRefused(SensorTls(pki_.ca, pki_.operator_cert, pki_.operator_key));
+  // A sensor's queries nothing, through gRPC or triplinectl.
+  v1::Stats stats;
+  const grpc::Status q =
+      GetStats(agg_->address(), SslCredentials(pki_.ca, pki_.client_cert, pki_.client_key), &stats);
+  EXPECT_EQ(q.error_code(), grpc::StatusCode::PERMISSION_DENIED) << q.error_message();
+  const RunResult ctl = Ctl(agg_->address(), {"--ca", pki_.ca, "--cert", pki_.client_cert, "--key",
+                                              pki_.client_key, "events", "--json"});
+  EXPECT_EQ(ctl.exit_code, 1) << ctl.out;
+  EXPECT_TRUE(ctl.out.empty()) << ctl.out;
+  EXPECT_NE(ctl.err.find("PERMISSION_DENIED"), std::string::npos) << ctl.err;
+  // A certificate of the CA without Tripline names may do neither.
+  const auto nobody = IssueClient("nobody", "DNS:nobody.example");
+  ExpectSensorRefused(SensorTls(pki_.ca, nobody.first, nobody.second));
+  EXPECT_EQ(GetStats(agg_->address(), As(nobody), &stats).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // Nor may one with a role Tripline does not know.
+  const auto typo = IssueClient("typo", "URI:tripline:role:operater");
+  EXPECT_EQ(GetStats(agg_->address(), As(typo), &stats).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // An approver reads what it is asked to approve.
+  const auto approver = IssueClient("approver", "URI:tripline:role:approver");
+  EXPECT_TRUE(GetStats(agg_->address(), As(approver), &stats).ok());
+  const std::string log = agg_->Stderr();
+  EXPECT_NE(log.find("denied Query.GetStats"), std::string::npos) << log;
+  EXPECT_NE(log.find("denied Ingest.Stream"), std::string::npos) << log;
+}
+
+// A second node's certificate (same CA, role sensor, its own host) tries to speak as
+// another sensor and another host: every attempt ends the stream, is logged, and changes
+// nothing of the victim's data.
+TEST_F(TlsIdentityTest, ASecondClientCannotImpersonateASensorOrAHost) {
+  const auto victim_cert =
+      IssueClient("node-a", "URI:tripline:role:sensor,URI:tripline:host:host0");
+  const auto attacker_cert =
+      IssueClient("node-z", "URI:tripline:role:sensor,URI:tripline:host:host9");
+  const std::vector<Event> events = testing::SyntheticEvents(20, /*hosts=*/1);
+
+  testing::IngestClient victim(agg_->address(), As(victim_cert));
+  ASSERT_TRUE(victim.Send(Hello("sensor-a", "host0"))) << agg_->Stderr();
+  auto ack = victim.Batch("sensor-a", 1, {events.begin(), events.begin() + 10});
+  ASSERT_TRUE(ack.has_value()) << agg_->Stderr();
+  ASSERT_EQ(ack->durable_seq(), 10u) << ack->error();
+
+  const auto expect_refused = [&](const std::vector<v1::IngestRequest>& requests,
+                                  const std::string& why) {
+    testing::IngestClient attacker(agg_->address(), As(attacker_cert));
+    bool answered = true;
+    for (const auto& r : requests) answered = answered && attacker.Send(r).has_value();
+    EXPECT_FALSE(answered) << why;
+    const grpc::Status s = attacker.Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << why;
+    EXPECT_NE(s.error_message().find(why), std::string::npos) << s.error_message();
+  };
+  // The victim's id, from the attacker's own host: the id belongs to host0.
+  expect_refused({Hello("sensor-a", "host9")}, "belongs to host 'host0'");
+  // The victim's id and host: the certificate does not name host0.
+  expect_refused({Hello("sensor-a", "host0")}, "not a host of the certificate");
+  // Its own id, events forged for host0.
+  expect_refused({Hello("sensor-z", "host9"), testing::BatchRequest("sensor-z", 1, {events[0]})},
+                 "names host 'host0'");
+
+  // The victim goes on: its stream, acks and data are untouched.
+  ack = victim.Batch("sensor-a", 11, {events.begin() + 10, events.end()});
+  ASSERT_TRUE(ack.has_value()) << agg_->Stderr();
+  EXPECT_EQ(ack->error(), "");
+  EXPECT_EQ(ack->durable_seq(), 20u);
+  EXPECT_TRUE(victim.Finish().ok());
+  // And after the victim's stream is gone, its id still belongs to its host (the store).
+  expect_refused({Hello("sensor-a", "host9")}, "belongs to host 'host0'");
+
+  const v1::Stats stats = Stats();
+  EXPECT_EQ(stats.events_stored(), 20u);
+  // sensor-a as its own stream left it; sensor-z said a valid hello (its own id and host)
+  // and stored nothing.
+  ASSERT_EQ(stats.sensors_size(), 2) << stats.DebugString();
+  EXPECT_EQ(stats.sensors(0).sensor_id(), "sensor-a");
+  EXPECT_EQ(stats.sensors(0).host(), "host0");
+  EXPECT_EQ(stats.sensors(0).durable_seq(), 20u);
+  EXPECT_EQ(stats.sensors(0).events(), 20u);
+  EXPECT_EQ(stats.sensors(1).sensor_id(), "sensor-z");
+  EXPECT_EQ(stats.sensors(1).host(), "host9");
+  EXPECT_EQ(stats.sensors(1).durable_seq(), 0u);
+  EXPECT_EQ(stats.sensors(1).events(), 0u);
+  EXPECT_EQ(stats.streams_denied(), 4u);
+  const std::string log = agg_->Stderr();
+  EXPECT_NE(log.find("refused sensor"), std::string::npos) << log;
+}
+
+// A sensor certificate must name its host; one may also pin the sensor ids it may use.
+TEST_F(TlsIdentityTest, SensorCertificateBindsItsHostAndPinnedIds) {
+  const auto hostless = IssueClient("hostless", "URI:tripline:role:sensor");
+  testing::IngestClient a(agg_->address(), As(hostless));
+  EXPECT_FALSE(a.Send(Hello("sensor-h", "host0")).has_value());
+  EXPECT_EQ(a.Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  const auto pinned = IssueClient(
+      "pinned", "URI:tripline:role:sensor,URI:tripline:host:host0,URI:tripline:sensor-id:s-1");
+  testing::IngestClient b(agg_->address(), As(pinned));
+  EXPECT_FALSE(b.Send(Hello("s-2", "host0")).has_value());
+  EXPECT_EQ(b.Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  testing::IngestClient c(agg_->address(), As(pinned));
+  EXPECT_TRUE(c.Send(Hello("s-1", "host0")).has_value());
+  EXPECT_TRUE(c.Finish().ok());
+}
+
 // A sensor config's tls block asks for TLS: one that is incomplete is an error, and one
 // without ca_file trusts the system roots. Neither may fall back to clear text.
 TEST(TlsSensorConfigTest, ATlsBlockNeverMeansClearText) {
@@ -545,8 +593,9 @@ TEST(TlsStartupTest, NonLoopbackListenerWithTlsStartsWithoutInsecure) {
   Aggregator agg(dir, {"--config", dir.Sub("aggregator.textproto")});
   ASSERT_EQ(agg.address().rfind("0.0.0.0:", 0), 0u) << agg.address() << "\n" << agg.Stderr();
   v1::Stats stats;
-  const grpc::Status ok = GetStats(
-      agg.LoopbackAddress(), SslCredentials(pki->ca, pki->client_cert, pki->client_key), &stats);
+  const grpc::Status ok =
+      GetStats(agg.LoopbackAddress(),
+               SslCredentials(pki->ca, pki->operator_cert, pki->operator_key), &stats);
   EXPECT_TRUE(ok.ok()) << ok.error_message();
   const grpc::Status plain =
       GetStats(agg.LoopbackAddress(), grpc::InsecureChannelCredentials(), &stats);
@@ -565,7 +614,10 @@ TEST(TlsStartupTest, IncompleteTlsConfigurationExitsNonZero) {
       {"cert_file: \"" + pki->server_cert + "\"", "tls needs both cert_file and key_file"},
       {"cert_file: \"" + pki->server_cert + "\" key_file: \"" + pki->server_key +
            "\" require_client_cert: true",
-       "tls.require_client_cert needs tls.ca_file"},
+       "tls needs ca_file"},
+      // TLS without ca_file used to take clients without a certificate: now refused.
+      {"cert_file: \"" + pki->server_cert + "\" key_file: \"" + pki->server_key + "\"",
+       "tls needs ca_file"},
       {"ca_file: \"" + pki->ca + "\" require_client_cert: true", "need cert_file and key_file"},
       {"cert_file: \"" + dir.Sub("missing.pem") + "\" key_file: \"" + pki->server_key + "\"",
        "cannot read tls.cert_file"},
