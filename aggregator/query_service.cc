@@ -140,6 +140,7 @@ grpc::Status QueryService::DoGetStats(v1::Stats* response) {
   response->set_duplicates_dropped(stats->duplicates_dropped);
   response->set_sensors_refused(stats->sensors_refused);
   response->set_identities_untracked(stats->identities_untracked);
+  response->set_incidents_evicted(stats->incidents_evicted);
 
   std::map<std::string, v1::SensorStats> sensors;
   for (const SensorRecord& r : *records) {

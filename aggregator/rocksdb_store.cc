@@ -32,6 +32,8 @@ constexpr size_t kIncidentIdKeyBytes = 32;
 constexpr std::string_view kSensorPrefix = "s/";    // s/<sensor> -> SensorRecord
 constexpr std::string_view kGapPrefix = "g/";       // g/<sensor>\0<be64 first> -> be64 last
 constexpr std::string_view kIdentityPrefix = "i/";  // i/<user> -> ""
+// n/<be64 order> -> incident id: incidents in creation order, the oldest evicted first.
+constexpr std::string_view kIncidentOrderPrefix = "n/";
 // 1: nine counters and the host. 2: the host length-prefixed, then the hook families of the
 // latest health event. Both are read.
 constexpr uint8_t kSensorRecordVersion = 2;
@@ -357,6 +359,35 @@ Status RocksDbStore::LoadMeta() {
                         it->key().size() - kIdentityPrefix.size());
   }
   TL_RETURN_IF_ERROR(Logged(FromRocksDb(it->status(), "loading identities")));
+  {
+    // How many incidents are held and the order of the newest; a store written before the
+    // order was kept gets it now, in id order.
+    std::unique_ptr<rocksdb::Iterator> inc(db_->NewIterator(rocksdb::ReadOptions(), incidents_cf_));
+    for (inc->SeekToFirst(); inc->Valid(); inc->Next()) ++incidents_held_;
+    TL_RETURN_IF_ERROR(Logged(FromRocksDb(inc->status(), "counting incidents")));
+    uint64_t ordered = 0;
+    for (it->Seek(kIncidentOrderPrefix); it->Valid() && it->key().starts_with(kIncidentOrderPrefix);
+         it->Next()) {
+      ++ordered;
+      if (it->key().size() == kIncidentOrderPrefix.size() + 8) {
+        next_incident_order_ =
+            keys::ReadBe64(std::string_view(it->key().data(), it->key().size()).substr(2)) + 1;
+      }
+    }
+    TL_RETURN_IF_ERROR(Logged(FromRocksDb(it->status(), "loading incident order")));
+    if (ordered == 0 && incidents_held_ > 0) {
+      rocksdb::WriteBatch batch;
+      for (inc->SeekToFirst(); inc->Valid(); inc->Next()) {
+        std::string key(kIncidentOrderPrefix);
+        keys::AppendBe64(&key, next_incident_order_++);
+        batch.Put(meta_cf_, key, inc->key());
+      }
+      TL_RETURN_IF_ERROR(Logged(FromRocksDb(inc->status(), "ordering incidents")));
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      TL_RETURN_IF_ERROR(Logged(FromRocksDb(db_->Write(wo, &batch), "writing the incident order")));
+    }
+  }
   TL_LOG(INFO) << "store opened at " << options_.path << ": " << slots_.size() << " sensors, "
                << identities_.size() << " identities";
   return Status::Ok();
@@ -965,6 +996,7 @@ Result<StoreStats> RocksDbStore::Stats() {
   stats.gaps = gaps_.load();
   stats.sensors_refused = sensors_refused_.load();
   stats.identities_untracked = identities_untracked_.load();
+  stats.incidents_evicted = incidents_evicted_.load();
   return stats;
 }
 
@@ -998,7 +1030,46 @@ Status RocksDbStore::PutIncident(std::string_view id, std::string_view bytes) {
   }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
-  return Logged(FromRocksDb(db_->Put(wo, incidents_cf_, id, bytes), "writing incident"));
+  std::lock_guard<std::mutex> lock(incidents_mu_);
+  std::string existing;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), incidents_cf_, id, &existing);
+  if (s.ok()) {
+    return Logged(FromRocksDb(db_->Put(wo, incidents_cf_, id, bytes), "writing incident"));
+  }
+  if (!s.IsNotFound()) return Logged(FromRocksDb(s, "reading incident"));
+  // A new incident: recorded in creation order, and past the bound the oldest gives way.
+  rocksdb::WriteBatch batch;
+  batch.Put(incidents_cf_, id, bytes);
+  std::string order(kIncidentOrderPrefix);
+  keys::AppendBe64(&order, next_incident_order_);
+  batch.Put(meta_cf_, order, id);
+  uint64_t evicted = 0;
+  if (incidents_held_ + 1 > options_.max_incidents) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
+    for (it->Seek(kIncidentOrderPrefix);
+         it->Valid() && it->key().starts_with(kIncidentOrderPrefix) &&
+         incidents_held_ + 1 - evicted > options_.max_incidents;
+         it->Next()) {
+      batch.Delete(meta_cf_, it->key());
+      std::string gone;
+      const rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), incidents_cf_, it->value(), &gone);
+      if (g.IsNotFound()) continue;  // an order entry left by an earlier eviction
+      if (!g.ok()) return Logged(FromRocksDb(g, "reading incident to evict"));
+      batch.Delete(incidents_cf_, it->value());
+      ++evicted;
+    }
+    TL_RETURN_IF_ERROR(Logged(FromRocksDb(it->status(), "finding the oldest incident")));
+  }
+  s = db_->Write(wo, &batch);
+  if (!s.ok()) return Logged(FromRocksDb(s, "writing incident"));
+  ++next_incident_order_;
+  incidents_held_ = incidents_held_ + 1 - evicted;
+  if (evicted > 0) {
+    incidents_evicted_.fetch_add(evicted);
+    TL_LOG(WARNING) << "incident store full (" << options_.max_incidents << "): evicted " << evicted
+                    << " oldest incident(s)";
+  }
+  return Status::Ok();
 }
 
 Result<std::optional<std::string>> RocksDbStore::GetIncident(std::string_view id) {

@@ -50,6 +50,8 @@ struct RocksDbStoreOptions {
   // but not indexed as identities. Both are counted in StoreStats.
   size_t max_sensors = 100'000;
   size_t max_identities = 1'000'000;
+  // Incidents kept; past it, a new incident evicts the one created longest ago (counted).
+  size_t max_incidents = 1'000'000;
 };
 
 // RocksDB status -> Tripline status (corruption, IO error, ...), with context.
@@ -155,6 +157,11 @@ class RocksDbStore final : public Store {
   std::atomic<uint64_t> duplicates_{0};
   std::atomic<uint64_t> gaps_{0};
   std::atomic<uint64_t> sensors_refused_{0};
+  // Incidents in creation order (meta n/<be64 seq> -> id), for eviction.
+  std::mutex incidents_mu_;
+  uint64_t incidents_held_ = 0;       // GUARDED_BY(incidents_mu_)
+  uint64_t next_incident_order_ = 0;  // GUARDED_BY(incidents_mu_)
+  std::atomic<uint64_t> incidents_evicted_{0};
   std::atomic<uint64_t> identities_untracked_{0};
 };
 

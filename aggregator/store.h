@@ -85,6 +85,7 @@ struct StoreStats {
   // refused, user names not indexed as identities.
   uint64_t sensors_refused = 0;
   uint64_t identities_untracked = 0;
+  uint64_t incidents_evicted = 0;  // the oldest incidents evicted past the bound
 };
 
 class Store {

@@ -405,6 +405,34 @@ TEST(RocksDbStoreBoundsTest, SensorsAndIdentitiesAreBoundedAndCounted) {
             Status::Code::kResourceExhausted);
 }
 
+// Incidents are bounded too: past the bound, a new incident evicts the one created longest
+// ago (counted); an incident that grows is not new. The order survives a reopen.
+TEST(RocksDbStoreBoundsTest, OldestIncidentsAreEvictedAndCounted) {
+  testing::TempDir dir;
+  RocksDbStoreOptions options;
+  options.path = dir.Sub("db");
+  options.max_incidents = 3;
+  auto store = RocksDbStore::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  for (const char* id : {"inc-c", "inc-a", "inc-b"}) {
+    ASSERT_TRUE((*store)->PutIncident(id, std::string(id) + " v1").ok());
+  }
+  ASSERT_TRUE((*store)->PutIncident("inc-c", "inc-c v2").ok());  // grows: nothing evicted
+  EXPECT_EQ((*store)->Stats()->incidents_evicted, 0u);
+  ASSERT_TRUE((*store)->PutIncident("inc-d", "inc-d v1").ok());  // evicts inc-c, the oldest
+  EXPECT_FALSE((*store)->GetIncident("inc-c")->has_value());
+  EXPECT_EQ(*(*store)->ListIncidents(),
+            (std::vector<std::string>{"inc-a v1", "inc-b v1", "inc-d v1"}));
+  EXPECT_EQ((*store)->Stats()->incidents_evicted, 1u);
+  store->reset();
+  store = RocksDbStore::Open(options);
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->PutIncident("inc-e", "inc-e v1").ok());  // evicts inc-a
+  EXPECT_EQ(*(*store)->ListIncidents(),
+            (std::vector<std::string>{"inc-b v1", "inc-d v1", "inc-e v1"}));
+  EXPECT_EQ((*store)->Stats()->incidents, 3u);
+}
+
 TYPED_TEST(StoreContractTest, ConcurrentResendsOfOneSensorStoreEachEventOnce) {
   const auto events = SyntheticEvents(2000);
   std::vector<std::thread> threads;
