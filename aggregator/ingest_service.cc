@@ -77,12 +77,17 @@ class IngestService::Reactor final
       bytes = flat;
     }
     in_.Clear();
-    // Counted on the wire first: parsing allocates per event.
+    // Counted on the wire first: parsing allocates per event and per field.
     const size_t max_events = service_->options_.max_batch_events;
-    if (const WireRequestShape shape = InspectIngestRequest(bytes, max_events);
-        parsed && shape.events > max_events) {
-      const std::string why =
-          "batch has more than " + std::to_string(max_events) + " events (counted before parsing)";
+    const uint64_t max_fields = MaxRequestFields(max_events);
+    const WireRequestShape shape = InspectIngestRequest(bytes, max_events, max_fields);
+    parsed = parsed && shape.walked;  // what the walk cannot follow is not parsed either
+    if (parsed && (shape.events > max_events || shape.fields > max_fields)) {
+      const std::string why = shape.events > max_events
+                                  ? "batch has more than " + std::to_string(max_events) +
+                                        " events (counted before parsing)"
+                                  : "request has more than " + std::to_string(max_fields) +
+                                        " fields (counted before parsing)";
       if (!identity_) {
         Fail(grpc::StatusCode::INVALID_ARGUMENT, why);
       } else {

@@ -1,5 +1,9 @@
 #include "aggregator/ingest_validation.h"
 
+#include <google/protobuf/descriptor.h>
+
+#include <algorithm>
+
 #include "model/event_proto.h"
 
 namespace tripline {
@@ -162,8 +166,51 @@ bool FindEventEncodings(std::string_view request, std::vector<std::string_view>*
   return true;
 }
 
-WireRequestShape InspectIngestRequest(std::string_view request, size_t max_events) {
+namespace {
+
+constexpr int kMaxWalkDepth = 32;
+constexpr uint64_t kMaxFieldNumber = (uint64_t{1} << 29) - 1;
+
+// Counts into *fields every field of `bytes` read as `type` (nullptr: unknown, not
+// descended into), descending into message fields. False when the walk cannot follow the
+// bytes. Stops early (true) once *fields passes `budget`.
+bool CountFields(std::string_view bytes, const google::protobuf::Descriptor* type, int depth,
+                 uint64_t budget, uint64_t* fields) {
+  if (depth > kMaxWalkDepth) return false;
+  while (!bytes.empty()) {
+    uint64_t field = 0;
+    uint32_t wire = 0;
+    std::string_view body;
+    if (!ReadField(&bytes, &field, &wire, &body) || field == 0 || field > kMaxFieldNumber) {
+      return false;
+    }
+    if (++*fields > budget) return true;
+    if (wire != kLen || type == nullptr) continue;
+    const google::protobuf::FieldDescriptor* fd = type->FindFieldByNumber(static_cast<int>(field));
+    if (fd == nullptr) continue;
+    if (fd->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
+      if (!CountFields(body, fd->message_type(), depth + 1, budget, fields)) return false;
+    } else if (fd->is_packable()) {
+      *fields += body.size();  // at least one byte per element
+    }
+    if (*fields > budget) return true;
+  }
+  return true;
+}
+
+}  // namespace
+
+uint64_t MaxRequestFields(size_t max_events) {
+  return std::max<uint64_t>(uint64_t{64} * max_events, 65536);
+}
+
+WireRequestShape InspectIngestRequest(std::string_view request, size_t max_events,
+                                      uint64_t max_fields) {
   WireRequestShape shape;
+  if (!CountFields(request, v1::IngestRequest::descriptor(), 0, max_fields, &shape.fields)) {
+    return shape;
+  }
+  shape.walked = true;
   constexpr uint64_t kBatchField = 2;     // IngestRequest.batch
   constexpr uint64_t kFirstSeqField = 2;  // EventBatch.first_seq
   constexpr uint64_t kEventsField = 3;    // EventBatch.events

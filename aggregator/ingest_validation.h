@@ -80,14 +80,25 @@ namespace tripline {
 bool FindEventEncodings(std::string_view request, std::vector<std::string_view>* out);
 
 // What an encoded IngestRequest carries, read from the wire without parsing it (no
-// allocation): the number of events in its batches, counted only up to max_events + 1, and
-// the batch's first_seq. Parsing a request allocates per event, and a 16 MiB request of
-// empty events is 8 M of them (hundreds of MB), so the count is checked first. A request
-// that is not well-formed stops the walk; the parser then reports it.
+// allocation): the number of events in its batches (counted up to max_events + 1), the
+// batch's first_seq, and the number of fields at every depth, known or not, as the
+// parser would create them (counted up to max_fields + 1; a packed field counts a field
+// per byte). Parsing allocates per field: a 16 MiB request of empty events is 8 M events
+// (hundreds of MB), and so is one event with 8 M empty argv strings; both are counted
+// first. `walked` is false when the bytes are not a plain protobuf encoding the walk can
+// follow (malformed, groups, nesting past 32): the request must then be refused unparsed,
+// since the parser might accept what was not counted.
 struct WireRequestShape {
+  bool walked = false;
   uint64_t events = 0;
   uint64_t first_seq = 0;
+  uint64_t fields = 0;
 };
-WireRequestShape InspectIngestRequest(std::string_view request, size_t max_events);
+WireRequestShape InspectIngestRequest(std::string_view request, size_t max_events,
+                                      uint64_t max_fields);
+// The field budget for batches of up to `max_events` events: 64 fields per event (an exec
+// event with 16 arguments has about 40), at least 65536 (a posture snapshot of a host with
+// thousands of accounts).
+uint64_t MaxRequestFields(size_t max_events);
 
 }  // namespace tripline

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "aggregator/rocksdb_store.h"
 #include "tests/aggregator/subprocess.h"
@@ -47,6 +48,19 @@ class Aggregator {
   std::unique_ptr<Child> child_;
   std::string address_;
 };
+
+// A length-delimited field: its tag bytes, the length as a varint, the body.
+std::string Len(const std::string& tag, const std::string& body) {
+  std::string out = tag;
+  for (uint64_t n = body.size();; n >>= 7) {
+    if (n < 0x80) {
+      out.push_back(static_cast<char>(n));
+      break;
+    }
+    out.push_back(static_cast<char>((n & 0x7f) | 0x80));
+  }
+  return out + body;
+}
 
 // VmHWM of a process: its peak resident set, in kB; -1 when unreadable.
 int64_t PeakRssKb(pid_t pid) {
@@ -213,51 +227,54 @@ TEST(AggregatorProcessTest, RefusesALoopbackLookingNameWithoutTls) {
 // in 16 MiB. Parsing them allocated ~90 bytes each (700 MB, held for the stream's life); the
 // events are now counted on the wire first and the request refused with an error ack.
 TEST(AggregatorProcessTest, AmplificationRequestKeepsMemoryBounded) {
-  TempDir dir;
-  Aggregator agg(dir);
-  ASSERT_FALSE(agg.address().empty()) << agg.Stderr();
-  const int64_t idle_kb = PeakRssKb(agg.child().pid());
-  ASSERT_GT(idle_kb, 0);
-
-  // IngestRequest{batch{sensor_id "amp", first_seq 1, events {} x N}} by hand: building
-  // it as a message would cost the test what it costs the server.
-  constexpr size_t kEvents = 7'800'000;
-  std::string batch =
-      "\x0a\x03"
-      "amp"
-      "\x10\x01";
-  batch.reserve(batch.size() + 2 * kEvents);
-  for (size_t i = 0; i < kEvents; ++i) batch.append("\x1a\x00", 2);
-  std::string request = "\x12";
-  for (uint64_t n = batch.size();; n >>= 7) {
-    if (n < 0x80) {
-      request.push_back(static_cast<char>(n));
-      break;
-    }
-    request.push_back(static_cast<char>((n & 0x7f) | 0x80));
+  // Requests written by hand: building them as messages would cost the test what they
+  // cost the server. N empty elements of 2 bytes each fill most of the 16 MiB limit.
+  constexpr size_t kElements = 7'800'000;
+  std::string empties;
+  empties.reserve(2 * kElements);
+  for (size_t i = 0; i < kElements; ++i) empties.append("\x00\x00", 2);
+  const auto repeated = [&](char tag) {
+    std::string out = empties;
+    for (size_t i = 0; i < out.size(); i += 2) out[i] = tag;
+    return out;
+  };
+  const std::string batch_head = std::string("\x0a\x03") + "amp" + "\x10\x01";
+  // batch{sensor_id "amp", first_seq 1, events {} x N}
+  const std::string many_events = Len("\x12", batch_head + repeated('\x1a'));
+  // batch{..., events {time_ns 1, host "h", exec {argv "" x N}}}: one event, N strings.
+  const std::string many_args =
+      Len("\x12", batch_head + Len("\x1a", std::string("\x10\x01\x1a\x01h", 5) +
+                                               Len("\xb2\x01", repeated('\x12'))));
+  for (const auto& [name, request, error] :
+       {std::tuple<std::string, std::string, std::string>{"7.8 M empty events", many_events,
+                                                          "more than 4096 events"},
+        {"one event with 7.8 M empty argv strings", many_args,
+         "fields (counted before parsing)"}}) {
+    ASSERT_LT(request.size(), size_t{16} << 20) << name;
+    TempDir dir;
+    Aggregator agg(dir);
+    ASSERT_FALSE(agg.address().empty()) << agg.Stderr();
+    const int64_t idle_kb = PeakRssKb(agg.child().pid());
+    ASSERT_GT(idle_kb, 0);
+    RawIngestStream raw(agg.address());
+    v1::IngestRequest hello = testing::HelloRequest("amp");
+    ASSERT_TRUE(raw.Send(hello.SerializeAsString()).has_value()) << agg.Stderr();
+    const auto ack = raw.Send(request);
+    ASSERT_TRUE(ack.has_value()) << name << "\n" << agg.Stderr();
+    EXPECT_NE(ack->error().find(error), std::string::npos) << name << ": " << ack->error();
+    EXPECT_EQ(ack->durable_seq(), 0u);
+    EXPECT_EQ(ack->rejected_first_seq(), 1u);
+    const int64_t peak_kb = PeakRssKb(agg.child().pid());
+    // The request's bytes once or twice (16 MiB each) and gRPC's buffers; parsed, the
+    // events alone took ~720 MB.
+    EXPECT_LT(peak_kb - idle_kb, 128 * 1024)
+        << name << ": idle " << idle_kb << " kB, peak " << peak_kb;
+    std::printf("amplification request, %s: aggregator peak RSS %lld kB (idle %lld kB)\n",
+                name.c_str(), static_cast<long long>(peak_kb), static_cast<long long>(idle_kb));
+    raw.Finish();
+    agg.child().Signal(SIGTERM);
+    EXPECT_EQ(agg.child().Wait(20000), std::optional<int>(0)) << agg.Stderr();
   }
-  request += batch;
-  ASSERT_LT(request.size(), size_t{16} << 20);
-
-  RawIngestStream raw(agg.address());
-  v1::IngestRequest hello = testing::HelloRequest("amp");
-  const auto hello_ack = raw.Send(hello.SerializeAsString());
-  ASSERT_TRUE(hello_ack.has_value()) << agg.Stderr();
-  const auto ack = raw.Send(request);
-  ASSERT_TRUE(ack.has_value()) << agg.Stderr();
-  EXPECT_NE(ack->error().find("more than 4096 events"), std::string::npos) << ack->error();
-  EXPECT_EQ(ack->durable_seq(), 0u);
-  EXPECT_EQ(ack->rejected_first_seq(), 1u);
-
-  const int64_t peak_kb = PeakRssKb(agg.child().pid());
-  // The request's bytes once or twice (16 MiB each) and gRPC's buffers; before the count on
-  // the wire the peak was ~730 MB.
-  EXPECT_LT(peak_kb - idle_kb, 128 * 1024) << "idle " << idle_kb << " kB, peak " << peak_kb;
-  std::printf("amplification request: aggregator peak RSS %lld kB (idle %lld kB)\n",
-              static_cast<long long>(peak_kb), static_cast<long long>(idle_kb));
-  raw.Finish();
-  agg.child().Signal(SIGTERM);
-  EXPECT_EQ(agg.child().Wait(20000), std::optional<int>(0)) << agg.Stderr();
 }
 
 TEST(AggregatorProcessTest, InsecureAllowsANonLoopbackListener) {

@@ -12,10 +12,14 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   constexpr size_t kLimit = 64;
-  const tripline::WireRequestShape shape = tripline::InspectIngestRequest(bytes, kLimit);
-  if (shape.events > kLimit + 1) std::abort();
+  constexpr uint64_t kFields = 4096;
+  const tripline::WireRequestShape shape = tripline::InspectIngestRequest(bytes, kLimit, kFields);
+  if (shape.events > kLimit + 1 || shape.fields > kFields + 1 + size) std::abort();
   tripline::v1::IngestRequest request;
   if (!request.ParseFromArray(data, static_cast<int>(size))) return 0;
+  // The walk refuses some encodings the parser takes (groups, deep nesting): the service
+  // then refuses the request unparsed. Below, only what was walked within the budget.
+  if (!shape.walked || shape.fields > kFields) return 0;
   // Only batch fields (FindEventEncodings succeeds): the count is the parser's, up to the
   // limit, and so is first_seq.
   std::vector<std::string_view> encodings;
