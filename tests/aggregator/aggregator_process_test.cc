@@ -13,6 +13,7 @@
 #include "aggregator/rocksdb_store.h"
 #include "tests/aggregator/subprocess.h"
 #include "tests/aggregator/test_support.h"
+#include "tripline/v1/query.pb.h"
 
 namespace tripline {
 namespace {
@@ -347,6 +348,47 @@ TEST(AggregatorProcessTest, ConfigFileIsReadAndFlagsWin) {
             std::string::npos)
       << err;
   EXPECT_TRUE(std::filesystem::exists(dir.Sub("from-config")));
+}
+
+// The aggregator answers at most 1000 incidents a call; triplinectl follows the pages up
+// to --limit, and without --limit shows one page.
+TEST(CtlPagingTest, IncidentsFollowPagesUpToTheLimit) {
+  TempDir dir;
+  {
+    auto store = RocksDbStore::Open({.path = dir.Sub("data")});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    for (int i = 0; i < 1100; ++i) {
+      v1::Incident incident;
+      incident.set_id("inc-" + std::to_string(10000 + i));
+      incident.set_severity(v1::SEVERITY_HIGH);
+      incident.set_title("chain " + std::to_string(i));
+      incident.set_first_seen_ns(testing::kBaseTimeNs);
+      incident.set_last_seen_ns(testing::kBaseTimeNs + i);
+      incident.set_confidence(0.5);
+      ASSERT_TRUE((*store)->PutIncident(incident.id(), incident.SerializeAsString()).ok());
+    }
+  }
+  Aggregator agg(dir);
+  ASSERT_FALSE(agg.address().empty()) << agg.Stderr();
+  const auto list = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {BinPath("triplinectl"), "--aggregator", agg.address(),
+                                     "incidents", "--json"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    const RunResult r = RunCommand(argv);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.exit_code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json::array();
+  };
+  const auto all = list({"--limit", "1100"});
+  ASSERT_EQ(all.size(), 1100u);
+  std::set<std::string> ids;
+  for (const auto& i : all) ids.insert(i["id"].get<std::string>());
+  EXPECT_EQ(ids.size(), 1100u);
+  EXPECT_EQ(all[0]["id"], "inc-11099");  // newest first
+  EXPECT_EQ(all[1099]["id"], "inc-10000");
+  EXPECT_EQ(list({}).size(), 1000u);
+  EXPECT_EQ(list({"--limit", "1050"}).size(), 1050u);
+  agg.child().Signal(SIGTERM);
+  EXPECT_EQ(agg.child().Wait(20000), std::optional<int>(0)) << agg.Stderr();
 }
 
 class CtlTest : public ::testing::Test {

@@ -412,18 +412,24 @@ class Ctl {
     }
     uint64_t limit = 0;
     if (auto e = ParseCount(o_, "--limit", &limit)) return Usage(*e);
-    req.set_limit(static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX)));
-    grpc::ClientContext ctx;
-    Prepare(&ctx);
-    v1::ListIncidentsResponse resp;
-    const grpc::Status s = stub_->ListIncidents(&ctx, req, &resp);
-    if (!s.ok()) return RpcFailed("ListIncidents", s);
+    // The aggregator answers at most a page (1000) per call: a larger --limit follows the
+    // pages; no --limit is one page.
     std::vector<Incident> incidents;
-    for (const auto& wire : resp.incidents()) {
-      auto i = FromProto(wire);
-      if (!i.ok()) return BadAnswer("ListIncidents", i.status());
-      incidents.push_back(std::move(*i));
-    }
+    do {
+      req.set_limit(static_cast<uint32_t>(
+          std::min<uint64_t>(limit == 0 ? 0 : limit - incidents.size(), UINT32_MAX)));
+      grpc::ClientContext ctx;
+      Prepare(&ctx);
+      v1::ListIncidentsResponse resp;
+      const grpc::Status s = stub_->ListIncidents(&ctx, req, &resp);
+      if (!s.ok()) return RpcFailed("ListIncidents", s);
+      for (const auto& wire : resp.incidents()) {
+        auto i = FromProto(wire);
+        if (!i.ok()) return BadAnswer("ListIncidents", i.status());
+        incidents.push_back(std::move(*i));
+      }
+      req.set_page_token(resp.next_page_token());
+    } while (limit > incidents.size() && !req.page_token().empty());
     if (want_json()) {
       json a = json::array();
       for (const auto& i : incidents) a.push_back(IncidentToJson(i));
