@@ -278,6 +278,21 @@ TEST(AggregatorProcessTest, AmplificationRequestKeepsMemoryBounded) {
   }
 }
 
+// The sample configuration in deploy/ parses and asks for mutual TLS: started with it, the
+// aggregator gets as far as reading the (absent) certificate files.
+TEST(AggregatorProcessTest, SampleConfigurationAsksForMutualTls) {
+  TempDir dir;
+  const RunResult r =
+      RunCommand({BinPath("tripline-aggregator"), "--config",
+                  std::string(TRIPLINE_SOURCE_DIR) + "/deploy/config/aggregator.textproto",
+                  "--listen", "127.0.0.1:0", "--data-dir", dir.Sub("data")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("cannot read tls.cert_file /etc/tripline/tls/aggregator.pem"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
 TEST(AggregatorProcessTest, InsecureAllowsANonLoopbackListener) {
   TempDir dir;
   Child child({BinPath("tripline-aggregator"), "--listen", "0.0.0.0:0", "--data-dir",
