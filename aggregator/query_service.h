@@ -2,7 +2,9 @@
 //
 // Implemented here: ListEvents, GetStats, ListIncidents, GetIncident. GetBaseline and
 // GetAudit are answered by the scoring and posture engines, which register their own
-// implementation; until then gRPC answers UNIMPLEMENTED for them.
+// implementation; until then gRPC answers UNIMPLEMENTED for them. Every handler first
+// authorizes the caller (operator or approver certificate, AccessControl); an
+// implementation added later must do the same.
 //
 // Threading: handlers run concurrently on gRPC callback threads; the store and the ingest
 // service are thread-safe. Neither is owned; both must outlive the server.
