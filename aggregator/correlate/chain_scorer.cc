@@ -103,11 +103,20 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
     techniques.emplace(kCredentialStuffing);
     raising = true;
   }
+  const ChainBaseline& b = c.baseline;
   if (c.success_after_failures) {
     a.score += 25;
     techniques.emplace(kValidAccounts);
     raising = true;
-  } else if (c.new_source_login) {
+  } else if (b.warm && b.login >= kBaselineLoginRaise) {
+    // A valid account used the way its owner never does: a stage even without failures.
+    a.score += 20 + 30 * b.login;
+    techniques.emplace(kValidAccounts);
+    raising = true;
+  } else if (b.warm && b.login >= kBaselineUnusualLogin) {
+    a.score += 20 * b.login;
+    techniques.emplace(kValidAccounts);
+  } else if (c.new_source_login && !b.warm) {
     a.score += 5;
     techniques.emplace(kValidAccounts);
   }
@@ -135,7 +144,18 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
     techniques.emplace(kDiscovery);
   }
   if (!c.hops.empty()) {
-    a.score += std::min<double>(30, 10.0 * static_cast<double>(c.hops.size()));
+    if (b.scored_hops == 0) {
+      a.score += std::min<double>(30, 10.0 * static_cast<double>(c.hops.size()));
+    } else {
+      const size_t unjudged = c.hops.size() > b.scored_hops ? c.hops.size() - b.scored_hops : 0;
+      a.score += std::min<double>(40, 10.0 * static_cast<double>(unjudged) +
+                                          5.0 * static_cast<double>(b.scored_hops) + 20.0 * b.hops);
+    }
+    if (b.hops >= kBaselineQuietHops) {
+      // Quiet hops by a valid account that no rule catches, each far from its habits.
+      raising = true;
+      techniques.emplace(kValidAccounts);
+    }
     techniques.emplace(kSshHop);
     // Mean gap between consecutive logins along the chain: people pause to look around,
     // scripted intruders and worms chain hops within seconds.
@@ -150,6 +170,7 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
     if (c.success_after_failures) a.score += 15;
   }
   if (!c.privileged.empty()) a.score += 10;
+  if (b.activity >= kBaselineNotable) a.score += 10;
 
   a.techniques.assign(techniques.begin(), techniques.end());
   a.severity = SeverityForScore(a.score);
@@ -215,6 +236,10 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
     if (HasFile(c, kShadowDump)) what.emplace_back("read password hashes");
     if (HasFile(c, kPrivateKeys)) what.emplace_back("took SSH private keys");
     if (HasFile(c, kAuthorizedKeys)) what.emplace_back("planted an SSH key");
+    if (c.baseline.warm && c.baseline.login >= kBaselineLoginRaise) {
+      what.emplace_back("logged in unlike ever before");
+    }
+    if (c.baseline.hops >= kBaselineQuietHops) what.emplace_back("hopped where it never goes");
     if (!c.discovery.empty()) what.emplace_back("explored the system");
     if (!moving.empty()) what.push_back(moving);
     std::string where = c.hosts.empty() ? "" : " on " + c.hosts.front();
@@ -247,7 +272,17 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
                  c.failure_source + " at " + TimeOfDay(c.compromise_ns) + " after " +
                  std::to_string(c.failures_before_success) + " failed passwords.");
   }
-  if (!c.success_after_failures && c.new_source_login && !c.new_source_detail.empty()) {
+  if (!c.baseline.facts.empty()) {
+    char score[16];
+    std::snprintf(score, sizeof score, "%.2f",
+                  std::max({c.baseline.login, c.baseline.activity,
+                            c.baseline.hops / std::max<double>(1, c.baseline.scored_hops)}));
+    std::vector<std::string> facts;
+    for (const BaselineFact& f : c.baseline.facts) facts.push_back(f.sentence);
+    std::string s = Join(facts, "; ");
+    s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
+    ex.push_back(s + " (learned baseline, anomaly " + score + ").");
+  } else if (!c.success_after_failures && c.new_source_login && !c.new_source_detail.empty()) {
     ex.push_back("First login of " + c.new_source_detail + ".");
   }
   for (const FileFinding& f : c.files) ex.push_back(FileSentence(f));

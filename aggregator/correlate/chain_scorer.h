@@ -17,6 +17,17 @@
 //   a privileged account in the chain                             +10
 //   compromised account (brute force / spray / stuffing + login) that then moved  +15
 //
+// Learned baselines (when attached, see aggregator/baseline/) replace the interim weights
+// where they apply. With S a calibrated baseline score in 0..1:
+//   T1078 entry login the warm baseline finds anomalous (S >= 0.75)  20 + 30 S, raising
+//   T1078 entry login somewhat unusual (0.5 <= S < 0.75)            20 S
+//   (a warm baseline's verdict replaces the weak first-source stage: 5 points only
+//   when the identity is still warming up)
+//   SSH hop judged by a warm baseline                 5 + 20 S each (unjudged hops 10 each),
+//                                                     at most 40 in all
+//   a chain of anomalous hops (sum of S >= 1.5)        raising
+//   session activity (process, sensitive file, destination) with S >= 0.75   +10
+//
 // Severity: < 20 info, < 40 low, < 60 medium, < 80 high, otherwise critical.
 // Raised as an incident when the chain holds a "raising" stage (credential attack, login
 // after it, shadow, keys, authorized_keys) and scores >= 20, or scores >= 50 on movement
@@ -37,6 +48,11 @@
 namespace tripline::correlate {
 
 inline constexpr double kRaiseScore = 20;
+// Baseline scores at least this are named in explanations and mark activity.
+inline constexpr double kBaselineNotable = 0.75;
+inline constexpr double kBaselineLoginRaise = 0.75;
+inline constexpr double kBaselineUnusualLogin = 0.5;
+inline constexpr double kBaselineQuietHops = 1.5;
 inline constexpr double kRaiseScoreMovementOnly = 50;
 inline constexpr int64_t kFastHopGapNs = 120 * kNanosPerSecond;
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "aggregator/baseline/baselines.h"
 #include "aggregator/correlate/attack_stages.h"
 #include "aggregator/correlate/chain_scorer.h"
 #include "aggregator/correlate/correlator_state.h"
@@ -37,6 +38,8 @@ constexpr int kMaxChainDepth = 64;
 constexpr size_t kMaxPendingPerKey = 256;
 // Year 2116: every time the correlator does arithmetic on stays far from int64 overflow.
 constexpr int64_t kMaxSaneTimeNs = int64_t{1} << 62;
+// Baseline facts kept per session and per chain.
+constexpr size_t kMaxBaselineFacts = 6;
 
 // "inc-" and the first 128 bits of HMAC-SHA256(key, what), in hex. The text hashed (chain
 // key, first evidence time) comes from sensors; keyed, a sensor cannot choose events whose
@@ -178,8 +181,17 @@ bool AddUnique(std::vector<T>& v, const T& x) {
 // outlives the call is in the state.
 class Engine {
  public:
-  Engine(const CorrelatorOptions& o, const Clock& clock, CorrelatorState& s)
-      : o_(o), s_(s), now_(clock.NowNs()) {}
+  Engine(const CorrelatorOptions& o, const Clock& clock, CorrelatorState& s, baseline::Baselines* b)
+      : o_(o), s_(s), now_(clock.NowNs()), b_(b) {}
+
+  // Whether the session named `tag` belongs to a chain with an incident: the baselines
+  // learn nothing from it.
+  bool InIncident(const std::string& tag) {
+    const SessionNode* n = FindSession(tag);
+    if (n == nullptr) return false;
+    auto it = s_.chains.find(n->chain);
+    return it != s_.chains.end() && !it->second.incident_id.empty();
+  }
 
   void Handle(std::string_view sensor, const Event& e) {
     ++s_.stats.events;
@@ -568,6 +580,7 @@ class Engine {
       n.new_source = true;
     }
     if (AddUnique(*seen, addr) && seen->size() > kMaxSourcesPerUser) seen->erase(seen->begin());
+    if (b_ != nullptr) BaselineLogin(e, l, n, from_host);
     RecomputeEntries(c);
     touched_.insert(c.key);
 
@@ -603,6 +616,94 @@ class Engine {
         c.new_source_detail = n->user + " from " + n->remote_addr + " on " + n->host;
       }
     }
+    GatherBaseline(c);
+  }
+
+  // ---- baselines ------------------------------------------------------------------------
+
+  static void AddFacts(SessionBaseline& b, const baseline::Score& score) {
+    for (const baseline::Contribution& x : score.top) {
+      if (b.facts.size() >= kMaxBaselineFacts) break;
+      AddUnique(b.facts, BaselineFact{x.identity, x.feature, x.value, x.sentence});
+    }
+  }
+
+  void BaselineLogin(const Event& e, const LoginEvent& l, SessionNode& n, bool from_host) {
+    baseline::LoginFacts f;
+    f.user = n.user;
+    f.host = n.host;
+    f.service = l.service;
+    f.addr = l.remote_addr;
+    f.from_our_host = from_host;
+    f.time_ns = e.time_ns;
+    const baseline::Score score = b_->ScoreLogin(f);
+    n.baseline.login = score.value;
+    n.baseline.login_warm = score.warm;
+    AddFacts(n.baseline, score);
+    b_->ObserveLogin(f, score, n.key);
+  }
+
+  // Activity the baselines find anomalous marks its session (and reports a raised chain
+  // again); ordinary activity costs nothing here.
+  void NoteActivity(SessionNode& n, const baseline::Score& score) {
+    if (score.value < kBaselineNotable || score.value <= n.baseline.activity) return;
+    n.baseline.activity = score.value;
+    AddFacts(n.baseline, score);
+    Chain& c = ChainOf(n);
+    GatherBaseline(c);
+    touched_.insert(c.key);
+  }
+
+  void GatherBaseline(Chain& c) {
+    ChainBaseline b;
+    // Facts of the entry logins first (every one they name: they are how the chain began),
+    // then the most telling fact of each other notable session, most anomalous first.
+    std::vector<std::pair<double, const BaselineFact*>> entry;
+    std::vector<std::pair<double, const SessionBaseline*>> later;
+    for (const std::string& m : c.members) {
+      const SessionNode* n = s_.sessions.Find(m);
+      if (n == nullptr || n->baseline.empty()) continue;
+      const SessionBaseline& sb = n->baseline;
+      const bool is_entry = n->parent.empty() && !IsUninformativeAddress(n->remote_addr) &&
+                            s_.addresses.Find(n->remote_addr) == nullptr;
+      if (is_entry) {
+        b.login = std::max(b.login, sb.login);
+        b.warm = b.warm || sb.login_warm;
+      }
+      if (!n->parent.empty()) {
+        b.hops += sb.hop;
+        b.scored_hops += sb.hop_warm ? 1 : 0;
+      }
+      b.activity = std::max(b.activity, sb.activity);
+      const double weight = std::max({is_entry ? sb.login : 0.0, sb.hop, sb.activity});
+      if (weight < kBaselineNotable || sb.facts.empty()) continue;
+      if (is_entry && sb.login >= kBaselineNotable) {
+        for (const BaselineFact& f : sb.facts) entry.emplace_back(sb.login, &f);
+      } else {
+        later.emplace_back(weight, &sb);
+      }
+    }
+    const auto by_weight = [](const auto& x, const auto& y) { return x.first > y.first; };
+    std::stable_sort(entry.begin(), entry.end(), by_weight);
+    std::stable_sort(later.begin(), later.end(), by_weight);
+    // One fact per (identity, feature, value): a hop at 03:13 after a login at 03:12 says
+    // nothing new about the hour. Each later session adds its most telling new fact.
+    const auto known = [&](const BaselineFact& f) {
+      return std::any_of(b.facts.begin(), b.facts.end(), [&](const BaselineFact& g) {
+        return g.identity == f.identity && g.feature == f.feature && g.value == f.value;
+      });
+    };
+    for (const auto& [w, f] : entry) {
+      if (b.facts.size() < kMaxBaselineFacts && !known(*f)) b.facts.push_back(*f);
+    }
+    for (const auto& [w, sb] : later) {
+      for (const BaselineFact& f : sb->facts) {
+        if (b.facts.size() >= kMaxBaselineFacts || known(f)) continue;
+        b.facts.push_back(f);
+        break;
+      }
+    }
+    c.baseline = std::move(b);
   }
 
   uint32_t FailuresBefore(const std::string& tracker_key, int64_t t) const {
@@ -636,6 +737,16 @@ class Engine {
     LearnAddress(l.local_addr, e.host);
     const std::string& addr = l.remote_addr;
     if (IsUninformativeAddress(addr) || l.user.empty()) return;
+    if (b_ != nullptr) {
+      baseline::LoginFacts f;
+      f.user = l.user;
+      f.host = e.host;
+      f.service = l.service;
+      f.addr = addr;
+      f.success = false;
+      f.time_ns = e.time_ns;
+      b_->ObserveLogin(f, baseline::Score{}, "");
+    }
     EventRef ref = Ref(sensor, e);
     uint8_t signal = static_cast<uint8_t>(l.source) % 6;
 
@@ -921,6 +1032,15 @@ class Engine {
     if (IsAncestor(*child, *parent)) return;
     child->parent = parent->key;
     Hop hop{parent->host, child->host, child->user, parent->user, child->login_ns, port};
+    if (b_ != nullptr && !child->user.empty()) {
+      const baseline::Identity who = b_->Resolve(child->user, nullptr);
+      const int64_t at = child->login_ns != 0 ? child->login_ns : connect_ref.time_ns;
+      const baseline::Score score = b_->ScoreHop(who, parent->host, child->host, at);
+      child->baseline.hop = score.value;
+      child->baseline.hop_warm = score.warm;
+      AddFacts(child->baseline, score);
+      b_->ObserveHop(who, parent->host, child->host, at, score, child->key);
+    }
     std::string child_chain = child->chain;
     MergeChains(parent->chain, child_chain);
     Chain& c = ChainOf(*parent);
@@ -1021,6 +1141,12 @@ class Engine {
     if (n == nullptr) return;
     std::string_view technique = ClassifyFileOpen(f, e.process);
     if (technique.empty()) return;
+    if (b_ != nullptr && !n->user.empty()) {
+      const baseline::Identity who = b_->Resolve(n->user, &e.process);
+      const baseline::Score score = b_->ScoreFile(who, e.host, f.path, e.time_ns);
+      b_->ObserveFile(who, e.host, f.path, e.time_ns, score, n->key);
+      NoteActivity(*n, score);
+    }
     Chain& c = ChainOf(*n);
     FileFinding finding{n->host,       n->user.empty() ? e.process.user : n->user,
                         f.path,        std::string(technique),
@@ -1037,6 +1163,12 @@ class Engine {
     // session modules and the motd scripts as root inside the new audit session. Running a
     // program whose purpose is to become root is.
     if (n->user != "root" && IsEscalationProgram(x.filename)) MarkPrivileged(*n, true);
+    if (b_ != nullptr && !n->user.empty()) {
+      const baseline::Identity who = b_->Resolve(n->user, &e.process);
+      const baseline::Score score = b_->ScoreExec(who, e.host, x.filename, e.time_ns);
+      b_->ObserveExec(who, e.host, x.filename, e.time_ns, score, n->key);
+      NoteActivity(*n, score);
+    }
     if (!IsDiscoveryCommand(x.filename) || n->discovery_flagged) return;
     auto& times = n->discovery_times;
     times.push_back(e.time_ns);
@@ -1063,6 +1195,13 @@ class Engine {
     if (n == nullptr || IsUninformativeAddress(c.remote_addr) || c.local_addr.empty()) return;
     if (const std::string* owner = s_.addresses.Find(c.remote_addr); owner && *owner == e.host) {
       return;  // to itself
+    }
+    if (b_ != nullptr && !n->user.empty()) {
+      const baseline::Identity who = b_->Resolve(n->user, &e.process);
+      const baseline::Score score =
+          b_->ScoreConnect(who, e.host, c.remote_addr, c.remote_port, e.time_ns);
+      b_->ObserveConnect(who, e.host, c.remote_addr, c.remote_port, e.time_ns, score, n->key);
+      NoteActivity(*n, score);
     }
     EventRef ref = Ref(sensor, e);
     if (MatchPendingLogin(n->key, e, c, ref)) return;
@@ -1155,6 +1294,13 @@ class Engine {
     Incident in = BuildIncident(c, a, gaps);
     if (!note.empty()) in.explanation.push_back(note);
     in.id = c.incident_id;
+    if (b_ != nullptr && !c.baseline.facts.empty() && !in.id.empty()) {
+      std::vector<baseline::Contribution> facts;
+      for (const BaselineFact& f : c.baseline.facts) {
+        facts.push_back({f.identity, f.feature, f.value, 0, f.sentence});
+      }
+      b_->RecordIncident(in.id, facts);
+    }
     uint64_t fp = Fingerprint(in);
     if (fp == c.fingerprint) return;
     c.fingerprint = fp;
@@ -1178,6 +1324,7 @@ class Engine {
   const CorrelatorOptions& o_;
   CorrelatorState& s_;
   const int64_t now_;
+  baseline::Baselines* const b_;
   std::set<std::string> touched_;  // sorted: output order does not depend on hashing
 };
 
@@ -1187,32 +1334,35 @@ Correlator::Correlator(CorrelatorOptions options, const Clock& clock)
 Correlator::~Correlator() = default;
 
 std::vector<Incident> Correlator::Handle(std::string_view sensor_id, const Event& e) {
-  Engine engine(options_, clock_, *state_);
-  engine.Handle(sensor_id, e);
-  engine.Settle();
-  return engine.Report();
+  Feed(sensor_id, e);
+  return TakeChanged();
 }
 
 void Correlator::Feed(std::string_view sensor_id, const Event& e) {
-  Engine engine(options_, clock_, *state_);
+  Engine engine(options_, clock_, *state_, baselines_);
   engine.Handle(sensor_id, e);
   engine.Settle();
+  if (baselines_ != nullptr && e.time_ns > watermark_ns_ && e.time_ns <= kMaxSaneTimeNs) {
+    watermark_ns_ = e.time_ns;
+    baselines_->Commit(watermark_ns_,
+                       [&engine](const std::string& tag) { return engine.InIncident(tag); });
+  }
 }
 
 std::vector<Incident> Correlator::TakeChanged() {
-  Engine engine(options_, clock_, *state_);
+  Engine engine(options_, clock_, *state_, baselines_);
   return engine.Report();
 }
 
 std::vector<Incident> Correlator::Tick() {
-  Engine engine(options_, clock_, *state_);
+  Engine engine(options_, clock_, *state_, baselines_);
   engine.Tick();
   engine.Settle();
   return engine.Report();
 }
 
 bool Correlator::IsPrivileged(std::string_view host, std::string_view user, uint32_t uid) const {
-  Engine engine(options_, clock_, *state_);
+  Engine engine(options_, clock_, *state_, baselines_);
   return engine.IsPrivileged(std::string(host), std::string(user), uid);
 }
 

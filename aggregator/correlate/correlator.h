@@ -27,6 +27,10 @@
 #include "model/event.h"
 #include "model/incident.h"
 
+namespace tripline::baseline {
+class Baselines;
+}  // namespace tripline::baseline
+
 namespace tripline::correlate {
 
 struct CorrelatorOptions {
@@ -120,6 +124,14 @@ class Correlator {
   // input) returns Corruption naming the first bad field and leaves the state unchanged.
   Status RestoreState(std::string_view bytes);
 
+  // Scores logins, hops and session activity against learned baselines and lets them learn
+  // from this stream (see aggregator/baseline/baselines.h): an entry login the baseline
+  // finds anomalous is a T1078 stage, a chain of anomalous hops raises, and the scores
+  // replace the interim rule weights where they apply (chain_scorer.h). Not owned; nullptr
+  // (the default) correlates by the rules alone. The baselines' learning follows this
+  // correlator's stream, so persist them with SerializeState (the same position).
+  void AttachBaselines(baseline::Baselines* baselines) { baselines_ = baselines; }
+
   // True for root / uid 0, configured privileged users, and users that the host's latest
   // posture snapshot shows with uid 0, sudo rules or membership of sudo/wheel/root/admin.
   bool IsPrivileged(std::string_view host, std::string_view user, uint32_t uid) const;
@@ -132,6 +144,8 @@ class Correlator {
   CorrelatorOptions options_;
   const Clock& clock_;
   std::unique_ptr<CorrelatorState> state_;
+  baseline::Baselines* baselines_ = nullptr;
+  int64_t watermark_ns_ = 0;  // newest event time fed: the baselines learn behind it
 };
 
 }  // namespace tripline::correlate

@@ -74,6 +74,36 @@ class LruMap {
   std::unordered_map<std::string, std::pair<V, std::list<std::string>::iterator>> map_;
 };
 
+// A learned-baseline fact behind a score (see aggregator/baseline/baselines.h).
+struct BaselineFact {
+  std::string identity;  // "human:alice"
+  std::string feature;   // "network", "hour", "edge", "exe", ...
+  std::string value;
+  std::string sentence;  // what a person reads
+  bool operator==(const BaselineFact&) const = default;
+};
+
+// What the baselines said of a session (all zero when no baselines are attached).
+struct SessionBaseline {
+  double login = 0;  // calibrated score of its login (entry logins only)
+  bool login_warm = false;
+  double hop = 0;  // score of the hop that reached it
+  bool hop_warm = false;
+  double activity = 0;  // highest score of its processes, files and connections
+  std::vector<BaselineFact> facts;
+  bool empty() const { return login == 0 && hop == 0 && activity == 0 && facts.empty(); }
+};
+
+// The baselines' view of a chain, gathered from its sessions by RecomputeEntries.
+struct ChainBaseline {
+  double login = 0;                 // highest entry-login score
+  bool warm = false;                // an entry login was judged by a warm baseline
+  double hops = 0;                  // sum of the hop scores
+  uint32_t scored_hops = 0;         // hops judged by a warm baseline
+  double activity = 0;              // highest activity score
+  std::vector<BaselineFact> facts;  // most telling first
+};
+
 // One login session on one host: the node of the session graph.
 struct SessionNode {
   std::string key;  // canonical key, "host|audit:17" or "host|pid:4242"
@@ -91,6 +121,7 @@ struct SessionNode {
   bool new_source = false;               // first login of this user from this (non-host) address
   std::vector<int64_t> discovery_times;  // event times of recent discovery commands
   std::vector<std::string> aliases;      // other keys naming this node (see correlator.cc)
+  SessionBaseline baseline;
 };
 
 // A sensitive file touched in a chain.
@@ -162,6 +193,7 @@ struct Chain {
   bool new_source_login = false;  // T1078 weak: a user's first login from an address
   std::string new_source_detail;  // "alice from 198.18.0.66 on hosta"
   int64_t first_login_ns = 0;
+  ChainBaseline baseline;  // derived from the members (RecomputeEntries)
   std::vector<EventRef> events;
   int64_t first_ns = 0;  // evidence times
   int64_t last_ns = 0;

@@ -21,6 +21,7 @@
 // checked before parsing, every field's type and range is checked, and cross-references
 // (session <-> chain) must agree, else Corruption and the current state is kept.
 #include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -106,6 +107,26 @@ class Reader {
     U64(o, key, where, &v);
     if (v > static_cast<uint64_t>(kMaxTimeNs)) return Fail(where + "." + key, "is out of range");
     *out = static_cast<int64_t>(v);
+  }
+  // A baseline score in millionths (see Millionths).
+  void Score(const json& o, const char* key, const std::string& where, double* out) {
+    uint64_t v = 0;
+    U64(o, key, where, &v);
+    if (v > uint64_t{1'000'000'000'000}) return Fail(where + "." + key, "is out of range");
+    *out = static_cast<double>(v) / 1e6;
+  }
+  // [[identity, feature, value, sentence], ...]
+  void Facts(const json& o, const char* key, const std::string& where,
+             std::vector<BaselineFact>* out) {
+    out->clear();
+    for (const json& f : Array(o, key, where)) {
+      if (!f.is_array() || f.size() != 4 || !f[0].is_string() || !f[1].is_string() ||
+          !f[2].is_string() || !f[3].is_string()) {
+        return Fail(where + "." + key, "is not an array of [identity, feature, value, sentence]");
+      }
+      out->push_back({f[0].get<std::string>(), f[1].get<std::string>(), f[2].get<std::string>(),
+                      f[3].get<std::string>()});
+    }
   }
   void Bool(const json& o, const char* key, const std::string& where, bool* out) {
     const json* v = Get(o, key, where);
@@ -199,10 +220,59 @@ void WriteRefs(JsonWriter& w, const std::vector<EventRef>& refs) {
   w.EndArray();
 }
 
+// Baseline scores are kept in millionths: the writer has no floating point, and a score
+// needs no more.
+uint64_t Millionths(double score) {
+  return static_cast<uint64_t>(std::llround(std::clamp(score, 0.0, 1e6) * 1e6));
+}
+
+void WriteFacts(JsonWriter& w, const std::vector<BaselineFact>& facts) {
+  w.BeginArray();
+  for (const BaselineFact& f : facts) {
+    w.BeginArray();
+    w.String(f.identity);
+    w.String(f.feature);
+    w.String(f.value);
+    w.String(f.sentence);
+    w.EndArray();
+  }
+  w.EndArray();
+}
+
+// Written only when the baselines said something of the session, so that states without
+// baselines read and write as before.
+void WriteSessionBaseline(JsonWriter& w, const SessionBaseline& b) {
+  w.BeginObject();
+  w.Key("activity").Uint(Millionths(b.activity));
+  w.Key("facts");
+  WriteFacts(w, b.facts);
+  w.Key("hop").Uint(Millionths(b.hop));
+  w.Key("hop_warm").Bool(b.hop_warm);
+  w.Key("login").Uint(Millionths(b.login));
+  w.Key("login_warm").Bool(b.login_warm);
+  w.EndObject();
+}
+
+void WriteChainBaseline(JsonWriter& w, const ChainBaseline& b) {
+  w.BeginObject();
+  w.Key("activity").Uint(Millionths(b.activity));
+  w.Key("facts");
+  WriteFacts(w, b.facts);
+  w.Key("hops").Uint(Millionths(b.hops));
+  w.Key("login").Uint(Millionths(b.login));
+  w.Key("scored_hops").Uint(b.scored_hops);
+  w.Key("warm").Bool(b.warm);
+  w.EndObject();
+}
+
 void WriteSession(JsonWriter& w, const SessionNode& n) {
   w.BeginObject();
   w.Key("aliases");
   WriteStrings(w, n.aliases);
+  if (!n.baseline.empty()) {
+    w.Key("baseline");
+    WriteSessionBaseline(w, n.baseline);
+  }
   w.Key("chain").String(n.chain);
   w.Key("discovery_flagged").Bool(n.discovery_flagged);
   w.Key("discovery_times").BeginArray();
@@ -236,6 +306,16 @@ void ReadSession(Reader& r, const json& j, const std::string& w, SessionNode* n)
   r.Bool(j, "privileged", w, &n->privileged);
   r.Bool(j, "discovery_flagged", w, &n->discovery_flagged);
   r.Bool(j, "new_source", w, &n->new_source);
+  if (j.is_object() && j.contains("baseline")) {
+    const json& b = j["baseline"];
+    const std::string bw = w + ".baseline";
+    r.Score(b, "login", bw, &n->baseline.login);
+    r.Bool(b, "login_warm", bw, &n->baseline.login_warm);
+    r.Score(b, "hop", bw, &n->baseline.hop);
+    r.Bool(b, "hop_warm", bw, &n->baseline.hop_warm);
+    r.Score(b, "activity", bw, &n->baseline.activity);
+    r.Facts(b, "facts", bw, &n->baseline.facts);
+  }
   for (const json& t : r.Array(j, "discovery_times", w)) {
     if (!t.is_number_unsigned() || t.get<uint64_t>() > static_cast<uint64_t>(kMaxTimeNs)) {
       return r.Fail(w + ".discovery_times", "is not an array of times");
@@ -270,6 +350,11 @@ void WriteFile(JsonWriter& w, const FileFinding& f) {
 
 void WriteChain(JsonWriter& w, const Chain& c) {
   w.BeginObject();
+  if (c.baseline.login > 0 || c.baseline.hops > 0 || c.baseline.activity > 0 ||
+      !c.baseline.facts.empty()) {
+    w.Key("baseline");
+    WriteChainBaseline(w, c.baseline);
+  }
   w.Key("brute_force").Bool(c.brute_force);
   w.Key("compromise_ns").Int(c.compromise_ns);
   w.Key("compromised_host").String(c.compromised_host);
@@ -369,6 +454,16 @@ void ReadChain(Reader& r, const json& j, const std::string& w, Chain* c) {
   r.Bool(j, "new_source_login", w, &c->new_source_login);
   r.Str(j, "new_source_detail", w, &c->new_source_detail);
   r.Time(j, "first_login_ns", w, &c->first_login_ns);
+  if (j.is_object() && j.contains("baseline")) {
+    const json& b = j["baseline"];
+    const std::string bw = w + ".baseline";
+    r.Score(b, "login", bw, &c->baseline.login);
+    r.Bool(b, "warm", bw, &c->baseline.warm);
+    r.Score(b, "hops", bw, &c->baseline.hops);
+    r.U32(b, "scored_hops", bw, &c->baseline.scored_hops);
+    r.Score(b, "activity", bw, &c->baseline.activity);
+    r.Facts(b, "facts", bw, &c->baseline.facts);
+  }
   r.Refs(j, "events", w, &c->events);
   r.Time(j, "first_ns", w, &c->first_ns);
   r.Time(j, "last_ns", w, &c->last_ns);

@@ -1,0 +1,1063 @@
+#include "aggregator/baseline/baselines.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+
+namespace tripline::baseline {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr int64_t kHourNs = 3600LL * kNanosPerSecond;
+// Per-feature caps on distinct values kept (the lightest goes first; its mass stays).
+constexpr size_t kCapAddr = 16;
+constexpr size_t kCapNet = 16;
+constexpr size_t kCapHost = 32;
+constexpr size_t kCapService = 8;
+constexpr size_t kCapEdge = 32;
+constexpr size_t kCapExe = 64;
+constexpr size_t kCapFile = 16;
+constexpr size_t kCapDest = 32;
+constexpr size_t kCapUsers = 64;
+// A contribution is named in an explanation when at most this likely.
+constexpr double kNameableP = 0.2;
+// Activity values seen at least this often are learned at once (they teach nothing new);
+// rarer ones wait like logins.
+constexpr uint32_t kSettledCount = 3;
+// History sizes before activity novelty counts as warm.
+constexpr uint64_t kWarmExecs = 50;
+constexpr uint64_t kWarmFiles = 5;
+constexpr uint64_t kWarmDests = 20;
+// Weight of a value folded back by analyst feedback: at least this, or this share of the
+// feature's history, so that the next such event is ordinary.
+constexpr double kFeedbackWeight = 5;
+constexpr double kFeedbackShare = 0.1;
+
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// "198.51.100.7" -> "198.51.100.0/24", "2001:db8:1:2::5" -> "2001:db8:1::/48".
+std::string NetworkOf(const std::string& addr) {
+  in_addr v4{};
+  if (inet_pton(AF_INET, addr.c_str(), &v4) == 1) {
+    uint32_t a = ntohl(v4.s_addr) & 0xffffff00u;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%u.%u.%u.0/24", a >> 24, (a >> 16) & 255, (a >> 8) & 255);
+    return buf;
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, addr.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%u.%u.%u.0/24", v6.s6_addr[12], v6.s6_addr[13],
+                    v6.s6_addr[14]);
+      return buf;
+    }
+    for (int i = 6; i < 16; ++i) v6.s6_addr[i] = 0;
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &v6, buf, sizeof buf);
+    return std::string(buf) + "/48";
+  }
+  return addr;  // not an address: the value itself
+}
+
+std::string_view Prefix(const std::string& net) {
+  return net.size() > 3 && net.compare(net.size() - 3, 3, "/48") == 0 ? "/48" : "/24";
+}
+
+std::string HourMinute(int64_t ns) {
+  const int64_t minutes = (ns / (60 * kNanosPerSecond)) % (24 * 60);
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%02d:%02d", static_cast<int>(minutes / 60),
+                static_cast<int>(minutes % 60));
+  return buf;
+}
+
+std::string Days(int64_t from_ns, int64_t to_ns) {
+  const int64_t d = std::max<int64_t>(0, to_ns - from_ns) / kNanosPerDay;
+  return std::to_string(d) + (d == 1 ? " day" : " days");
+}
+
+std::string Fixed(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+double Settle(double x) { return std::isfinite(x) ? x : 0.0; }
+
+}  // namespace
+
+// ---- data -------------------------------------------------------------------------------
+
+struct Baselines::Profile {
+  IdentityKind kind = IdentityKind::kHuman;
+  std::string name;
+  int64_t first_ns = 0;
+  int64_t last_ns = 0;
+  uint32_t logins = 0;  // learned
+  uint32_t failures = 0;
+  uint64_t observations = 0;
+  Categorical addr, net, host, service, edge, exe, file, dest, users;
+  HourModel hours;
+  RateModel rates;
+  // Short-term rates, updated as events arrive (not learned): logins and host changes with
+  // a one-day half-life, failures and hops with a one-hour one.
+  std::array<float, kRateDims> st{};
+  int64_t st_ns = 0;
+  std::string last_host;
+  int32_t budget_day = 0;
+  float budget_used = 0;
+  std::string peer;  // peer group key
+  float last_score = 0;
+  std::string last_reason;
+};
+
+struct Baselines::Pending {
+  enum What : uint8_t { kLogin = 0, kFailure = 1, kHop = 2, kExec = 3, kFile = 4, kConnect = 5 };
+  What what = kLogin;
+  int64_t time_ns = 0;
+  double score = 0;
+  std::string tag;
+  Identity who;
+  std::string host, a, b;
+  uint32_t port = 0;
+  RateVector rates{};
+};
+
+namespace {
+
+std::array<double, kRateDims> DecayedRates(const std::array<float, kRateDims>& st, int64_t st_ns,
+                                           int64_t t) {
+  const double day = DecayFactor(st_ns, t, kNanosPerDay);
+  const double hour = DecayFactor(st_ns, t, kHourNs);
+  return {st[0] * day, st[1] * hour, st[2] * hour, st[3] * day};
+}
+
+RateVector ToRates(const std::array<double, kRateDims>& r) {
+  RateVector x;
+  for (int i = 0; i < kRateDims; ++i) x[i] = static_cast<float>(std::log1p(std::max(0.0, r[i])));
+  return x;
+}
+
+}  // namespace
+
+std::string Score::Sentence() const {
+  std::string out;
+  for (const Contribution& c : top) {
+    if (c.sentence.empty()) continue;
+    if (!out.empty()) out += "; ";
+    out += c.sentence;
+  }
+  return out;
+}
+
+double Calibrate(const std::vector<double>& ps) {
+  if (ps.empty()) return 0;
+  std::vector<double> s;
+  s.reserve(ps.size());
+  for (double p : ps) s.push_back(-std::log10(std::clamp(p, 1e-12, 1.0)));
+  std::sort(s.rbegin(), s.rend());
+  double total = s[0];
+  for (size_t i = 1; i < s.size(); ++i) {
+    if (s[i] >= 0.5) total += 0.5 * s[i];
+  }
+  return 1.0 / (1.0 + std::exp(-2.0 * (total - 2.0)));
+}
+
+Baselines::Baselines() : Baselines(BaselineOptions{}) {}
+
+Baselines::Baselines(BaselineOptions options, IdentityResolver resolver)
+    : options_(std::move(options)), resolver_(std::move(resolver)) {}
+
+Baselines::~Baselines() = default;
+
+Baselines::Profile* Baselines::Find(const std::string& key) {
+  auto it = profiles_.find(key);
+  return it == profiles_.end() ? nullptr : &it->second;
+}
+
+const Baselines::Profile* Baselines::Find(const std::string& key) const {
+  auto it = profiles_.find(key);
+  return it == profiles_.end() ? nullptr : &it->second;
+}
+
+Baselines::Profile* Baselines::GetOrCreate(const Identity& who) {
+  std::string key = who.Key();
+  if (Profile* p = Find(key)) return p;
+  if (profiles_.size() >= options_.max_identities) {
+    ++stats_.identities_refused;
+    return nullptr;
+  }
+  Profile& p = profiles_[key];
+  p.kind = who.kind;
+  p.name = who.name;
+  return &p;
+}
+
+Baselines::Profile* Baselines::GetOrCreatePeer(const std::string& key, IdentityKind kind) {
+  if (key.empty()) return nullptr;
+  if (Profile* p = Find(key)) return p;
+  Profile& p = profiles_[key];
+  p.kind = kind;
+  p.name = key;
+  return &p;
+}
+
+bool Baselines::IsWarm(const Identity& who) const {
+  const Profile* p = Find(who.Key());
+  return p != nullptr && p->logins >= options_.warmup_logins &&
+         p->last_ns - p->first_ns >= options_.warmup_span_ns;
+}
+
+std::string Baselines::PeerKeyOf(const Profile& prof) const {
+  // MinHash of the host-access set: two identities share the key with probability equal
+  // to the Jaccard similarity of the hosts they log in to.
+  uint64_t best = UINT64_MAX;
+  for (const CategoryEntry& e : prof.host.entries()) best = std::min(best, Fnv1a(e.value));
+  if (best == UINT64_MAX) return "";
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%08llx", static_cast<unsigned long long>(best >> 32));
+  return "peer:" + std::string(KindName(prof.kind)) + "/" + buf;
+}
+
+bool Baselines::Suppressed(const std::string& identity, std::string_view feature,
+                           std::string_view value) const {
+  if (suppressed_.empty()) return false;
+  std::string k = identity;
+  k.append("|").append(feature).append("|").append(value);
+  return suppressed_.count(k) > 0;
+}
+
+void Baselines::Finish(Score& s, std::vector<Contribution> c, bool warm) const {
+  c.erase(std::remove_if(
+              c.begin(), c.end(),
+              [&](const Contribution& x) { return Suppressed(x.identity, x.feature, x.value); }),
+          c.end());
+  std::sort(c.begin(), c.end(),
+            [](const Contribution& a, const Contribution& b) { return a.p < b.p; });
+  std::vector<double> ps;
+  ps.reserve(c.size());
+  for (const Contribution& x : c) ps.push_back(x.p);
+  s.warm = warm;
+  s.value = Calibrate(ps);
+  if (!warm) s.value = std::min(s.value, options_.cold_cap);
+  for (Contribution& x : c) {
+    if (x.p > kNameableP || s.top.size() >= 3) break;
+    s.top.push_back(std::move(x));
+  }
+}
+
+// ---- scoring ----------------------------------------------------------------------------
+
+Score Baselines::ScoreLogin(const LoginFacts& l) const {
+  Score s;
+  const Identity who = Resolve(l.user, l.process);
+  const std::string key = who.Key();
+  const Profile* prof = Find(key);
+  if (prof == nullptr) return s;
+  const bool warm = prof->logins >= options_.warmup_logins &&
+                    prof->last_ns - prof->first_ns >= options_.warmup_span_ns;
+  const std::string n_logins = std::to_string(prof->logins);
+  const std::string span = Days(prof->first_ns, std::max(prof->last_ns, l.time_ns));
+  std::vector<Contribution> c;
+  c.reserve(6);
+  if (l.success) {
+    if (!l.from_our_host && !l.addr.empty()) {
+      const std::string net = NetworkOf(l.addr);
+      const CategoryEntry* seen = prof->net.Find(net);
+      const double p_net = prof->net.TailProbability(net);
+      if (seen == nullptr) {
+        c.push_back({key, "network", net, p_net,
+                     "first login ever from " + l.addr + " for " + who.name + ": 0 of " + n_logins +
+                         " logins in " + span + " came from that " + std::string(Prefix(net)) +
+                         " (" + net + ")"});
+      } else {
+        c.push_back({key, "network", net, p_net,
+                     who.name + " logged in from " + net + " " + std::to_string(seen->count) +
+                         " of " + n_logins + " times in " + span});
+        if (prof->addr.Find(l.addr) == nullptr) {
+          c.push_back({key, "address", l.addr, prof->addr.TailProbability(l.addr),
+                       "first login from " + l.addr + " for " + who.name + ", on a network " +
+                           who.name + " uses (" + net + ")"});
+        }
+      }
+    }
+    double p_host = prof->host.TailProbability(l.host);
+    if (const Profile* peers = Find(prof->peer)) {
+      p_host = std::max(p_host, peers->host.TailProbability(l.host));
+    }
+    c.push_back({key, "host", l.host, p_host,
+                 prof->host.Find(l.host) == nullptr
+                     ? "first login ever of " + who.name + " on " + l.host + " (0 of " + n_logins +
+                           " logins, and rare among " + who.name + "'s peers)"
+                     : who.name + " rarely logs in on " + l.host});
+    const std::string usual = prof->hours.UsualHours();
+    c.push_back(
+        {key, "hour", HourMinute(l.time_ns).substr(0, 2), prof->hours.TailProbability(l.time_ns),
+         who.name + " normally logs in " + usual + " and this is " + HourMinute(l.time_ns)});
+    if (!l.service.empty()) {
+      c.push_back({key, "service", l.service, prof->service.TailProbability(l.service),
+                   prof->service.Find(l.service) == nullptr
+                       ? "first login of " + who.name + " via " + l.service
+                       : who.name + " rarely logs in via " + l.service});
+    }
+  }
+  // Rates: this event added to the short-term counters.
+  auto r = DecayedRates(prof->st, prof->st_ns, l.time_ns);
+  if (l.success) {
+    r[0] += 1;
+    if (!prof->last_host.empty() && prof->last_host != l.host) r[3] += 1;
+  } else {
+    r[1] += 1;
+  }
+  const RateVector x = ToRates(r);
+  const RateModel* model = &prof->rates;
+  if (model->weight() < RateModel::kMinWeight) {
+    if (const Profile* kind_peers = Find("peer:" + std::string(KindName(prof->kind)))) {
+      model = &kind_peers->rates;
+    }
+  }
+  if (model->weight() >= RateModel::kMinWeight) {
+    const int d = model->TopDimension(x);
+    c.push_back({key, "rates", kRateNames[d], model->TailProbability(x),
+                 std::string(kRateNames[d]) + ": " + Fixed(r[d], 0) + " for " + who.name +
+                     ", normally about " + Fixed(std::expm1(model->mean()[d]), 1)});
+  }
+  Finish(s, std::move(c), warm);
+  return s;
+}
+
+Score Baselines::ScoreHop(const Identity& who, std::string_view from_host, std::string_view to_host,
+                          int64_t time_ns) const {
+  Score s;
+  const std::string key = who.Key();
+  const Profile* prof = Find(key);
+  if (prof == nullptr) return s;
+  const std::string edge = std::string(from_host) + ">" + std::string(to_host);
+  double p = prof->edge.TailProbability(edge);
+  // Hosts reached from `from_host` by anyone: a path many take is less surprising.
+  if (const Profile* h = Find(IdentityResolver::Host(from_host).Key())) {
+    p = std::max(p, h->edge.TailProbability(to_host));
+  }
+  size_t reached = 0;
+  const std::string prefix = std::string(from_host) + ">";
+  for (const CategoryEntry& e : prof->edge.entries()) {
+    reached += e.value.compare(0, prefix.size(), prefix) == 0 ? 1 : 0;
+  }
+  std::vector<Contribution> c;
+  c.push_back({key, "edge", edge, p,
+               prof->edge.Find(edge) == nullptr
+                   ? "first hop ever by " + who.name + " from " + std::string(from_host) + " to " +
+                         std::string(to_host) + " (" + who.name + " had reached " +
+                         std::to_string(reached) + " other hosts from " + std::string(from_host) +
+                         " in " + std::to_string(prof->edge.count()) + " hops)"
+                   : who.name + " rarely hops from " + std::string(from_host) + " to " +
+                         std::string(to_host)});
+  auto r = DecayedRates(prof->st, prof->st_ns, time_ns);
+  r[2] += 1;
+  const RateVector x = ToRates(r);
+  if (prof->rates.weight() >= RateModel::kMinWeight) {
+    c.push_back({key, "rates", kRateNames[2], prof->rates.TailProbability(x),
+                 "hop velocity: " + Fixed(r[2], 0) + " hops in the last hour by " + who.name +
+                     ", normally about " + Fixed(std::expm1(prof->rates.mean()[2]), 1)});
+  }
+  Finish(s, std::move(c),
+         prof->logins >= options_.warmup_logins &&
+             prof->last_ns - prof->first_ns >= options_.warmup_span_ns);
+  return s;
+}
+
+namespace {
+// Novelty of one activity value, against the identity's history and the host's (a program
+// everyone runs on that host is not surprising for a newcomer).
+double ActivityP(const Categorical& mine, const Categorical* hosts, std::string_view value) {
+  double p = mine.TailProbability(value);
+  if (hosts != nullptr) p = std::max(p, hosts->TailProbability(value));
+  return p;
+}
+}  // namespace
+
+Score Baselines::ScoreExec(const Identity& who, std::string_view host, std::string_view exe,
+                           int64_t) const {
+  Score s;
+  const std::string key = who.Key();
+  const Profile* prof = Find(key);
+  if (prof == nullptr || prof->exe.count() < kWarmExecs) return s;
+  const CategoryEntry* seen = prof->exe.Find(exe);
+  if (seen != nullptr && seen->count >= kSettledCount) return s;  // the common case, fast
+  const Profile* h = Find(IdentityResolver::Host(host).Key());
+  const double p = ActivityP(prof->exe, h ? &h->exe : nullptr, exe);
+  std::vector<Contribution> c;
+  c.push_back({key, "exe", std::string(exe), p,
+               who.name + (seen ? " rarely runs " : " never ran ") + std::string(exe) +
+                   " before (" + std::to_string(prof->exe.count()) + " programs run in " +
+                   Days(prof->first_ns, prof->last_ns) + ")"});
+  Finish(s, std::move(c), true);
+  return s;
+}
+
+Score Baselines::ScoreFile(const Identity& who, std::string_view, std::string_view path,
+                           int64_t) const {
+  Score s;
+  const std::string key = who.Key();
+  const Profile* prof = Find(key);
+  if (prof == nullptr || prof->file.count() < kWarmFiles) return s;
+  const CategoryEntry* seen = prof->file.Find(path);
+  std::vector<Contribution> c;
+  c.push_back(
+      {key, "file", std::string(path), prof->file.TailProbability(path),
+       who.name + (seen ? " rarely opens " : " never opened ") + std::string(path) + " before"});
+  Finish(s, std::move(c), true);
+  return s;
+}
+
+Score Baselines::ScoreConnect(const Identity& who, std::string_view, std::string_view addr,
+                              uint32_t port, int64_t) const {
+  Score s;
+  const std::string key = who.Key();
+  const Profile* prof = Find(key);
+  if (prof == nullptr || prof->dest.count() < kWarmDests) return s;
+  const std::string dest = NetworkOf(std::string(addr)) + ":" + std::to_string(port);
+  const CategoryEntry* seen = prof->dest.Find(dest);
+  if (seen != nullptr && seen->count >= kSettledCount) return s;
+  std::vector<Contribution> c;
+  c.push_back({key, "dest", dest, prof->dest.TailProbability(dest),
+               who.name + (seen ? " rarely connects to " : " never connected to ") +
+                   std::string(addr) + " port " + std::to_string(port) + " (" + dest + ") before"});
+  Finish(s, std::move(c), true);
+  return s;
+}
+
+// ---- observing --------------------------------------------------------------------------
+
+namespace {
+void BumpShortTerm(std::array<float, kRateDims>& st, int64_t& st_ns, int64_t t, int dim, float by) {
+  if (t > st_ns) {
+    const auto r = DecayedRates(st, st_ns, t);
+    for (int i = 0; i < kRateDims; ++i) st[i] = static_cast<float>(r[i]);
+    st_ns = t;
+  }
+  st[dim] += by;
+}
+}  // namespace
+
+void Baselines::Enqueue(Pending p) {
+  pending_.push_back(std::move(p));
+  meta_dirty_ = true;
+  // Beyond the bound the oldest is decided now (its session may still be raised later).
+  while (pending_.size() > options_.max_pending) {
+    Pending& old = pending_.front();
+    if (old.score < options_.no_learn_above) Learn(old);
+    pending_.pop_front();
+  }
+}
+
+void Baselines::ObserveLogin(const LoginFacts& l, const Score& score, std::string tag) {
+  const Identity who = Resolve(l.user, l.process);
+  Profile* prof = GetOrCreate(who);
+  if (prof == nullptr) return;
+  auto now = DecayedRates(prof->st, prof->st_ns, l.time_ns);
+  RateVector x;
+  if (l.success) {
+    now[0] += 1;
+    if (!prof->last_host.empty() && prof->last_host != l.host) now[3] += 1;
+    x = ToRates(now);
+    BumpShortTerm(prof->st, prof->st_ns, l.time_ns, 0, 1);
+    if (!prof->last_host.empty() && prof->last_host != l.host) {
+      BumpShortTerm(prof->st, prof->st_ns, l.time_ns, 3, 1);
+    }
+    prof->last_host = l.host;
+  } else {
+    x = ToRates(now);
+    BumpShortTerm(prof->st, prof->st_ns, l.time_ns, 1, 1);
+  }
+  if (l.success) {
+    prof->last_score = static_cast<float>(score.value);
+    prof->last_reason = score.Sentence();
+  }
+  dirty_.insert(who.Key());
+  Pending p;
+  p.what = l.success ? Pending::kLogin : Pending::kFailure;
+  p.time_ns = l.time_ns;
+  p.score = score.value;
+  p.tag = std::move(tag);
+  p.who = who;
+  p.host = l.host;
+  p.a = l.addr;
+  p.b = l.service;
+  p.port = l.from_our_host ? 1 : 0;
+  p.rates = x;
+  Enqueue(std::move(p));
+}
+
+void Baselines::ObserveHop(const Identity& who, std::string_view from_host,
+                           std::string_view to_host, int64_t time_ns, const Score& score,
+                           std::string tag) {
+  Profile* prof = GetOrCreate(who);
+  if (prof == nullptr) return;
+  BumpShortTerm(prof->st, prof->st_ns, time_ns, 2, 1);
+  dirty_.insert(who.Key());
+  Pending p;
+  p.what = Pending::kHop;
+  p.time_ns = time_ns;
+  p.score = score.value;
+  p.tag = std::move(tag);
+  p.who = who;
+  p.host = std::string(from_host);
+  p.a = std::string(to_host);
+  Enqueue(std::move(p));
+}
+
+void Baselines::ObserveExec(const Identity& who, std::string_view host, std::string_view exe,
+                            int64_t time_ns, const Score& score, std::string tag) {
+  Pending p;
+  p.what = Pending::kExec;
+  p.time_ns = time_ns;
+  p.score = score.value;
+  p.who = who;
+  p.host = std::string(host);
+  p.a = std::string(exe);
+  const Profile* prof = Find(who.Key());
+  const CategoryEntry* seen = prof ? prof->exe.Find(exe) : nullptr;
+  if (seen != nullptr && seen->count >= kSettledCount) {
+    Learn(p, /*settled=*/true);  // already ordinary: nothing to withhold
+    return;
+  }
+  p.tag = std::move(tag);
+  Enqueue(std::move(p));
+}
+
+void Baselines::ObserveFile(const Identity& who, std::string_view host, std::string_view path,
+                            int64_t time_ns, const Score& score, std::string tag) {
+  Pending p;
+  p.what = Pending::kFile;
+  p.time_ns = time_ns;
+  p.score = score.value;
+  p.tag = std::move(tag);
+  p.who = who;
+  p.host = std::string(host);
+  p.a = std::string(path);
+  Enqueue(std::move(p));
+}
+
+void Baselines::ObserveConnect(const Identity& who, std::string_view host, std::string_view addr,
+                               uint32_t port, int64_t time_ns, const Score& score,
+                               std::string tag) {
+  Pending p;
+  p.what = Pending::kConnect;
+  p.time_ns = time_ns;
+  p.score = score.value;
+  p.who = who;
+  p.host = std::string(host);
+  p.a = NetworkOf(std::string(addr)) + ":" + std::to_string(port);
+  p.port = port;
+  const Profile* prof = Find(who.Key());
+  const CategoryEntry* seen = prof ? prof->dest.Find(p.a) : nullptr;
+  if (seen != nullptr && seen->count >= kSettledCount) {
+    Learn(p, /*settled=*/true);
+    return;
+  }
+  p.tag = std::move(tag);
+  Enqueue(std::move(p));
+}
+
+void Baselines::Commit(int64_t watermark_ns,
+                       const std::function<bool(const std::string&)>& in_incident) {
+  while (!pending_.empty() && pending_.front().time_ns <= watermark_ns - options_.learn_delay_ns) {
+    Pending& p = pending_.front();
+    if (p.score >= options_.no_learn_above) {
+      ++stats_.withheld_anomalous;
+    } else if (!p.tag.empty() && in_incident && in_incident(p.tag)) {
+      ++stats_.withheld_incident;
+    } else {
+      Learn(p);
+    }
+    pending_.pop_front();
+    meta_dirty_ = true;
+  }
+}
+
+bool Baselines::Spend(Profile& prof, int64_t time_ns, double weight) {
+  const int32_t day = static_cast<int32_t>(time_ns / kNanosPerDay);
+  if (day != prof.budget_day) {
+    prof.budget_day = day;
+    prof.budget_used = 0;
+  }
+  if (prof.budget_used + weight > options_.max_learn_per_day) return false;
+  prof.budget_used = static_cast<float>(prof.budget_used + weight);
+  return true;
+}
+
+void Baselines::Learn(Pending& p, bool settled) {
+  Profile* prof = GetOrCreate(p.who);
+  if (prof == nullptr) return;
+  const int64_t t = p.time_ns;
+  const int64_t hl = options_.half_life_ns;
+  // A value already ordinary for the identity cannot move its baseline: not capped.
+  if (!settled && !Spend(*prof, t, 1.0)) {
+    ++stats_.withheld_budget;
+    return;
+  }
+  ++stats_.learned;
+  ++prof->observations;
+  if (prof->first_ns == 0 || t < prof->first_ns) prof->first_ns = t;
+  prof->last_ns = std::max(prof->last_ns, t);
+  const std::string key = p.who.Key();
+  dirty_.insert(key);
+  const std::string host_key = IdentityResolver::Host(p.host).Key();
+  Profile* host = p.host.empty() ? nullptr : GetOrCreate(IdentityResolver::Host(p.host));
+  if (host != nullptr) {
+    dirty_.insert(host_key);
+    host->observations++;
+    if (host->first_ns == 0 || t < host->first_ns) host->first_ns = t;
+    host->last_ns = std::max(host->last_ns, t);
+  }
+  switch (p.what) {
+    case Pending::kLogin: {
+      ++prof->logins;
+      const bool from_our_host = p.port == 1;
+      if (!from_our_host && !p.a.empty()) {
+        const std::string net = NetworkOf(p.a);
+        prof->addr.Learn(p.a, 1, t, hl, kCapAddr);
+        prof->net.Learn(net, 1, t, hl, kCapNet);
+        if (host != nullptr) host->net.Learn(net, 1, t, hl, kCapNet);
+      }
+      prof->host.Learn(p.host, 1, t, hl, kCapHost);
+      prof->hours.Learn(t, 1, hl);
+      if (!p.b.empty()) prof->service.Learn(p.b, 1, t, hl, kCapService);
+      prof->rates.Learn(p.rates, 1, t, hl);
+      if (host != nullptr) {
+        ++host->logins;
+        host->users.Learn(key, 1, t, hl, kCapUsers);
+        host->hours.Learn(t, 1, hl);
+      }
+      // Peer groups: the identity's kind, and its MinHash group of host-access sets.
+      const std::string kind_key = "peer:" + std::string(KindName(prof->kind));
+      if (Profile* kp = GetOrCreatePeer(kind_key, prof->kind)) {
+        kp->rates.Learn(p.rates, 1, t, hl);
+        kp->host.Learn(p.host, 1, t, hl, kCapHost);
+        ++kp->logins;
+        dirty_.insert(kind_key);
+      }
+      prof->peer = PeerKeyOf(*prof);
+      if (Profile* gp = GetOrCreatePeer(prof->peer, prof->kind)) {
+        gp->host.Learn(p.host, 1, t, hl, kCapHost);
+        gp->users.Learn(key, 1, t, hl, kCapUsers);
+        ++gp->logins;
+        dirty_.insert(prof->peer);
+      }
+      break;
+    }
+    case Pending::kFailure:
+      ++prof->failures;
+      if (host != nullptr) ++host->failures;
+      break;
+    case Pending::kHop:
+      prof->edge.Learn(p.host + ">" + p.a, 1, t, hl, kCapEdge);
+      if (host != nullptr) host->edge.Learn(p.a, 1, t, hl, kCapEdge);
+      break;
+    case Pending::kExec:
+      prof->exe.Learn(p.a, 1, t, hl, kCapExe);
+      if (host != nullptr) host->exe.Learn(p.a, 1, t, hl, kCapExe);
+      break;
+    case Pending::kFile: prof->file.Learn(p.a, 1, t, hl, kCapFile); break;
+    case Pending::kConnect: prof->dest.Learn(p.a, 1, t, hl, kCapDest); break;
+  }
+}
+
+// ---- feedback ---------------------------------------------------------------------------
+
+void Baselines::RecordIncident(const std::string& incident_id,
+                               const std::vector<Contribution>& facts) {
+  if (facts.empty()) return;
+  auto [it, inserted] = incident_facts_.try_emplace(incident_id);
+  if (inserted) incident_order_.push_back(incident_id);
+  for (const Contribution& f : facts) {
+    bool have = false;
+    for (const Contribution& g : it->second) {
+      have = have || (g.identity == f.identity && g.feature == f.feature && g.value == f.value);
+    }
+    if (!have && it->second.size() < 16) it->second.push_back(f);
+  }
+  while (incident_order_.size() > options_.max_incident_facts) {
+    incident_facts_.erase(incident_order_.front());
+    incident_order_.pop_front();
+  }
+  meta_dirty_ = true;
+}
+
+Result<std::string> Baselines::Feedback(const std::string& incident_id, Verdict verdict) {
+  auto it = incident_facts_.find(incident_id);
+  if (it == incident_facts_.end()) {
+    return Status::NotFound("no baseline facts recorded for incident " + incident_id);
+  }
+  std::vector<std::string> done;
+  for (const Contribution& f : it->second) {
+    Profile* prof = Find(f.identity);
+    if (prof == nullptr) continue;
+    const int64_t t = std::max(prof->last_ns, int64_t{1});
+    const int64_t hl = options_.half_life_ns;
+    auto fold = [&](Categorical& c, size_t cap) {
+      c.Learn(f.value, std::max(kFeedbackWeight, kFeedbackShare * c.total()), t, hl, cap);
+    };
+    if (f.feature == "network") {
+      fold(prof->net, kCapNet);
+    } else if (f.feature == "address") {
+      fold(prof->addr, kCapAddr);
+    } else if (f.feature == "host") {
+      fold(prof->host, kCapHost);
+    } else if (f.feature == "service") {
+      fold(prof->service, kCapService);
+    } else if (f.feature == "edge") {
+      fold(prof->edge, kCapEdge);
+    } else if (f.feature == "exe") {
+      fold(prof->exe, kCapExe);
+    } else if (f.feature == "file") {
+      fold(prof->file, kCapFile);
+    } else if (f.feature == "dest") {
+      fold(prof->dest, kCapDest);
+    } else if (f.feature == "hour") {
+      const int hour = std::atoi(f.value.c_str());
+      const int64_t at = (t / kNanosPerDay) * kNanosPerDay + hour * kHourNs;
+      prof->hours.Learn(at, std::max(kFeedbackWeight, kFeedbackShare * prof->hours.total()), hl);
+    }
+    dirty_.insert(f.identity);
+    if (verdict == Verdict::kExpected) {
+      suppressed_.insert(f.identity + "|" + f.feature + "|" + f.value);
+    }
+    done.push_back(f.feature + " " + f.value + " of " + f.identity);
+  }
+  meta_dirty_ = true;
+  std::string out =
+      verdict == Verdict::kExpected ? "folded back and suppressed: " : "folded back: ";
+  for (size_t i = 0; i < done.size(); ++i) out += (i ? ", " : "") + done[i];
+  return out;
+}
+
+// ---- queries ----------------------------------------------------------------------------
+
+Result<Description> Baselines::Describe(std::string_view identity) const {
+  std::vector<std::string> keys;
+  IdentityKind kind;
+  const size_t colon = identity.find(':');
+  if (colon != std::string_view::npos && ParseKind(identity.substr(0, colon), &kind)) {
+    keys.push_back(Identity{kind, std::string(identity.substr(colon + 1))}.Key());
+  } else {
+    for (IdentityKind k : {IdentityKind::kHuman, IdentityKind::kService, IdentityKind::kAgent,
+                           IdentityKind::kHost}) {
+      keys.push_back(Identity{k, std::string(identity)}.Key());
+    }
+  }
+  const Profile* prof = nullptr;
+  std::string key;
+  for (const std::string& k : keys) {
+    if ((prof = Find(k)) != nullptr) {
+      key = k;
+      break;
+    }
+  }
+  if (prof == nullptr) return Status::NotFound("no baseline for " + std::string(identity));
+  Description d;
+  d.identity = key;
+  d.kind = std::string(KindName(prof->kind));
+  d.observations = prof->observations;
+  d.first_seen_ns = prof->first_ns;
+  d.last_seen_ns = prof->last_ns;
+  d.warm = prof->logins >= options_.warmup_logins &&
+           prof->last_ns - prof->first_ns >= options_.warmup_span_ns;
+  d.usual_hours = prof->hours.UsualHours();
+  d.peer_group = prof->peer;
+  auto add = [&](const char* name, const Categorical& c) {
+    std::vector<CategoryEntry> e = c.entries();
+    std::sort(e.begin(), e.end(),
+              [](const CategoryEntry& a, const CategoryEntry& b) { return a.weight > b.weight; });
+    for (const CategoryEntry& x : e) {
+      d.features.push_back({std::string(name) + ":" + x.value, x.weight, x.count});
+    }
+  };
+  add("network", prof->net);
+  add("address", prof->addr);
+  add("host", prof->host);
+  add("service", prof->service);
+  add("edge", prof->edge);
+  add("exe", prof->exe);
+  add("file", prof->file);
+  add("dest", prof->dest);
+  add("user", prof->users);
+  const json hours = prof->hours.ToJson();
+  for (int h = 0; h < 24; ++h) {
+    const double w = hours["h"][h].get<double>();
+    if (w > 0) {
+      char name[16];
+      std::snprintf(name, sizeof name, "hour:%02d", h);
+      d.features.push_back({name, w, 0});
+    }
+  }
+  if (prof->logins + prof->failures > 0) {
+    d.features.push_back({"failure_rate",
+                          static_cast<double>(prof->failures) / (prof->logins + prof->failures),
+                          prof->failures});
+  }
+  for (int i = 0; i < kRateDims; ++i) {
+    if (prof->rates.weight() > 0) {
+      d.features.push_back({std::string("rate:") + kRateNames[i], std::expm1(prof->rates.mean()[i]),
+                            static_cast<uint64_t>(prof->rates.weight())});
+    }
+  }
+  d.last_score = prof->last_score;
+  if (!prof->last_reason.empty()) d.last_reasons.push_back(prof->last_reason);
+  const std::string prefix = key + "|";
+  for (auto it = suppressed_.lower_bound(prefix);
+       it != suppressed_.end() && it->compare(0, prefix.size(), prefix) == 0; ++it) {
+    d.suppressed.push_back(it->substr(prefix.size()));
+  }
+  return d;
+}
+
+BaselineStats Baselines::stats() const {
+  BaselineStats s = stats_;
+  s.identities = profiles_.size();
+  s.pending = pending_.size();
+  return s;
+}
+
+size_t Baselines::MemoryBytes() const {
+  size_t b = profiles_.bucket_count() * sizeof(void*);
+  for (const auto& [key, p] : profiles_) {
+    // Node: key, value and the hash-table link.
+    b += sizeof(std::pair<const std::string, Profile>) + 2 * sizeof(void*);
+    if (key.size() > 15) b += key.capacity() + 1;
+    if (p.name.size() > 15) b += p.name.capacity() + 1;
+    if (p.peer.size() > 15) b += p.peer.capacity() + 1;
+    if (p.last_reason.size() > 15) b += p.last_reason.capacity() + 1;
+    for (const Categorical* c :
+         {&p.addr, &p.net, &p.host, &p.service, &p.edge, &p.exe, &p.file, &p.dest, &p.users}) {
+      b += c->MemoryBytes();
+    }
+  }
+  return b;
+}
+
+// ---- persistence ------------------------------------------------------------------------
+
+namespace {
+constexpr std::string_view kIdentityPrefix = "id/";
+constexpr std::string_view kPendingKey = "meta/pending";
+constexpr std::string_view kFeedbackKey = "meta/feedback";
+
+std::string Pack(const json& j) {
+  const std::vector<uint8_t> v = json::to_msgpack(j);
+  return std::string(v.begin(), v.end());
+}
+
+json Unpack(std::string_view bytes) {
+  return json::from_msgpack(bytes.begin(), bytes.end(), /*strict=*/true,
+                            /*allow_exceptions=*/false);
+}
+
+json ContributionJson(const Contribution& c) {
+  return {c.identity, c.feature, c.value, c.p, c.sentence};
+}
+
+bool ContributionFrom(const json& j, Contribution* c) {
+  if (!j.is_array() || j.size() != 5 || !j[0].is_string() || !j[1].is_string() ||
+      !j[2].is_string() || !j[3].is_number() || !j[4].is_string()) {
+    return false;
+  }
+  *c = {j[0].get<std::string>(), j[1].get<std::string>(), j[2].get<std::string>(),
+        j[3].get<double>(), j[4].get<std::string>()};
+  return true;
+}
+
+bool IsInt(const json& j, const char* k) { return j.contains(k) && j[k].is_number_integer(); }
+bool IsStr(const json& j, const char* k) { return j.contains(k) && j[k].is_string(); }
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> Baselines::TakeDirty() {
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(dirty_.size() + 2);
+  std::vector<std::string> keys(dirty_.begin(), dirty_.end());
+  std::sort(keys.begin(), keys.end());
+  for (const std::string& key : keys) {
+    const Profile* p = Find(key);
+    std::string record_key = std::string(kIdentityPrefix) + key;
+    if (p == nullptr) {
+      out.emplace_back(std::move(record_key), "");
+      continue;
+    }
+    json j = {{"k", static_cast<int>(p->kind)},
+              {"n", p->name},
+              {"f", p->first_ns},
+              {"l", p->last_ns},
+              {"lg", p->logins},
+              {"fl", p->failures},
+              {"ob", p->observations},
+              {"h", p->hours.ToJson()},
+              {"r", p->rates.ToJson()},
+              {"st", p->st},
+              {"sn", p->st_ns},
+              {"lh", p->last_host},
+              {"bd", p->budget_day},
+              {"bu", p->budget_used},
+              {"p", p->peer},
+              {"ls", p->last_score},
+              {"lr", p->last_reason}};
+    json c = json::object();
+    const std::pair<const char*, const Categorical*> cats[] = {
+        {"addr", &p->addr},   {"net", &p->net},   {"host", &p->host},
+        {"svc", &p->service}, {"edge", &p->edge}, {"exe", &p->exe},
+        {"file", &p->file},   {"dest", &p->dest}, {"users", &p->users}};
+    for (const auto& [name, cat] : cats) {
+      if (cat->count() > 0) c[name] = cat->ToJson();
+    }
+    j["c"] = std::move(c);
+    out.emplace_back(std::move(record_key), Pack(j));
+  }
+  dirty_.clear();
+  if (meta_dirty_) {
+    json pending = json::array();
+    for (const Pending& p : pending_) {
+      pending.push_back({static_cast<int>(p.what), p.time_ns, p.score, p.tag,
+                         static_cast<int>(p.who.kind), p.who.name, p.host, p.a, p.b, p.port,
+                         p.rates});
+    }
+    out.emplace_back(std::string(kPendingKey), Pack(pending));
+    json facts = json::object();
+    for (const std::string& id : incident_order_) {
+      json list = json::array();
+      for (const Contribution& c : incident_facts_.at(id)) list.push_back(ContributionJson(c));
+      facts[id] = std::move(list);
+    }
+    json order = incident_order_;
+    out.emplace_back(std::string(kFeedbackKey),
+                     Pack({{"suppressed", suppressed_}, {"facts", facts}, {"order", order}}));
+    meta_dirty_ = false;
+  }
+  return out;
+}
+
+Status Baselines::Load(std::string_view key, std::string_view value) {
+  const json j = Unpack(value);
+  const std::string where = "baseline record " + std::string(key);
+  if (j.is_discarded()) return Status::Corruption(where + " is not MessagePack");
+  if (key == kPendingKey) {
+    if (!j.is_array()) return Status::Corruption(where + " is not an array");
+    std::deque<Pending> pending;
+    for (const json& e : j) {
+      if (!e.is_array() || e.size() != 11 || !e[0].is_number_unsigned() || e[0].get<int>() > 5 ||
+          !e[1].is_number_integer() || !e[2].is_number() || !e[3].is_string() ||
+          !e[4].is_number_unsigned() || e[4].get<int>() > 3 || !e[5].is_string() ||
+          !e[6].is_string() || !e[7].is_string() || !e[8].is_string() ||
+          !e[9].is_number_unsigned() || !e[10].is_array() || e[10].size() != kRateDims) {
+        return Status::Corruption(where + ": a pending observation is malformed");
+      }
+      Pending p;
+      p.what = static_cast<Pending::What>(e[0].get<int>());
+      p.time_ns = e[1].get<int64_t>();
+      p.score = e[2].get<double>();
+      p.tag = e[3].get<std::string>();
+      p.who = {static_cast<IdentityKind>(e[4].get<int>()), e[5].get<std::string>()};
+      p.host = e[6].get<std::string>();
+      p.a = e[7].get<std::string>();
+      p.b = e[8].get<std::string>();
+      p.port = e[9].get<uint32_t>();
+      for (int i = 0; i < kRateDims; ++i) {
+        if (!e[10][i].is_number()) return Status::Corruption(where + ": a rate is not a number");
+        p.rates[i] = static_cast<float>(Settle(e[10][i].get<double>()));
+      }
+      pending.push_back(std::move(p));
+    }
+    pending_ = std::move(pending);
+    return Status::Ok();
+  }
+  if (key == kFeedbackKey) {
+    if (!j.is_object() || !j.contains("suppressed") || !j["suppressed"].is_array() ||
+        !j.contains("facts") || !j["facts"].is_object() || !j.contains("order") ||
+        !j["order"].is_array()) {
+      return Status::Corruption(where + " lacks suppressed, facts or order");
+    }
+    std::set<std::string> suppressed;
+    for (const json& s : j["suppressed"]) {
+      if (!s.is_string()) return Status::Corruption(where + ": a suppression is not a string");
+      suppressed.insert(s.get<std::string>());
+    }
+    std::map<std::string, std::vector<Contribution>> facts;
+    std::deque<std::string> order;
+    for (const json& id : j["order"]) {
+      if (!id.is_string() || !j["facts"].contains(id.get<std::string>()) ||
+          !j["facts"][id.get<std::string>()].is_array()) {
+        return Status::Corruption(where + ": an incident in order has no facts");
+      }
+      std::vector<Contribution>& list = facts[id.get<std::string>()];
+      for (const json& c : j["facts"][id.get<std::string>()]) {
+        Contribution x;
+        if (!ContributionFrom(c, &x)) return Status::Corruption(where + ": a fact is malformed");
+        list.push_back(std::move(x));
+      }
+      order.push_back(id.get<std::string>());
+    }
+    suppressed_ = std::move(suppressed);
+    incident_facts_ = std::move(facts);
+    incident_order_ = std::move(order);
+    return Status::Ok();
+  }
+  if (key.substr(0, kIdentityPrefix.size()) != kIdentityPrefix) {
+    return Status::Corruption(where + ": unknown key");
+  }
+  if (!j.is_object() || !j.contains("k") || !j["k"].is_number_unsigned() || j["k"].get<int>() > 3 ||
+      !IsStr(j, "n") || !IsInt(j, "f") || !IsInt(j, "l") || !j.contains("lg") ||
+      !j["lg"].is_number_unsigned() || !j.contains("fl") || !j["fl"].is_number_unsigned() ||
+      !j.contains("ob") || !j["ob"].is_number_unsigned() || !j.contains("h") || !j.contains("r") ||
+      !j.contains("st") || !j["st"].is_array() || j["st"].size() != kRateDims || !IsInt(j, "sn") ||
+      !IsStr(j, "lh") || !IsInt(j, "bd") || !j.contains("bu") || !j["bu"].is_number() ||
+      !IsStr(j, "p") || !j.contains("ls") || !j["ls"].is_number() || !IsStr(j, "lr") ||
+      !j.contains("c") || !j["c"].is_object()) {
+    return Status::Corruption(where + ": missing or mistyped fields");
+  }
+  Profile p;
+  p.kind = static_cast<IdentityKind>(j["k"].get<int>());
+  p.name = j["n"].get<std::string>();
+  p.first_ns = j["f"].get<int64_t>();
+  p.last_ns = j["l"].get<int64_t>();
+  p.logins = static_cast<uint32_t>(std::min<uint64_t>(j["lg"].get<uint64_t>(), UINT32_MAX));
+  p.failures = static_cast<uint32_t>(std::min<uint64_t>(j["fl"].get<uint64_t>(), UINT32_MAX));
+  p.observations = j["ob"].get<uint64_t>();
+  TL_RETURN_IF_ERROR(p.hours.FromJson(j["h"]).WithContext(where));
+  TL_RETURN_IF_ERROR(p.rates.FromJson(j["r"]).WithContext(where));
+  for (int i = 0; i < kRateDims; ++i) {
+    if (!j["st"][i].is_number()) return Status::Corruption(where + ": a rate is not a number");
+    p.st[i] = static_cast<float>(Settle(j["st"][i].get<double>()));
+  }
+  p.st_ns = j["sn"].get<int64_t>();
+  p.last_host = j["lh"].get<std::string>();
+  p.budget_day = static_cast<int32_t>(j["bd"].get<int64_t>());
+  p.budget_used = static_cast<float>(Settle(j["bu"].get<double>()));
+  p.peer = j["p"].get<std::string>();
+  p.last_score = static_cast<float>(Settle(j["ls"].get<double>()));
+  p.last_reason = j["lr"].get<std::string>();
+  const std::pair<const char*, Categorical*> cats[] = {
+      {"addr", &p.addr},   {"net", &p.net},   {"host", &p.host},
+      {"svc", &p.service}, {"edge", &p.edge}, {"exe", &p.exe},
+      {"file", &p.file},   {"dest", &p.dest}, {"users", &p.users}};
+  for (const auto& [name, cat] : cats) {
+    if (j["c"].contains(name)) TL_RETURN_IF_ERROR(cat->FromJson(j["c"][name]).WithContext(where));
+  }
+  profiles_[std::string(key.substr(kIdentityPrefix.size()))] = std::move(p);
+  return Status::Ok();
+}
+
+}  // namespace tripline::baseline

@@ -1,0 +1,72 @@
+#include "aggregator/baseline/identity.h"
+
+namespace tripline::baseline {
+
+std::string_view KindName(IdentityKind kind) {
+  switch (kind) {
+    case IdentityKind::kHuman: return "human";
+    case IdentityKind::kService: return "service";
+    case IdentityKind::kAgent: return "agent";
+    case IdentityKind::kHost: return "host";
+  }
+  return "human";
+}
+
+bool ParseKind(std::string_view name, IdentityKind* out) {
+  if (name == "human" || name == "user") {
+    *out = IdentityKind::kHuman;
+  } else if (name == "service") {
+    *out = IdentityKind::kService;
+  } else if (name == "agent") {
+    *out = IdentityKind::kAgent;
+  } else if (name == "host") {
+    *out = IdentityKind::kHost;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string Identity::Key() const { return std::string(KindName(kind)) + ":" + name; }
+
+bool GlobMatch(std::string_view p, std::string_view t) {
+  // Iterative matcher with one backtrack point: linear in practice, no recursion.
+  size_t pi = 0, ti = 0, star = std::string_view::npos, mark = 0;
+  while (ti < t.size()) {
+    if (pi < p.size() && (p[pi] == '?' || p[pi] == t[ti])) {
+      ++pi;
+      ++ti;
+    } else if (pi < p.size() && p[pi] == '*') {
+      star = pi++;
+      mark = ti;
+    } else if (star != std::string_view::npos) {
+      pi = star + 1;
+      ti = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.size() && p[pi] == '*') ++pi;
+  return pi == p.size();
+}
+
+IdentityResolver::IdentityResolver(std::vector<IdentityRule> rules) : rules_(std::move(rules)) {}
+
+Identity IdentityResolver::Resolve(std::string_view user, const ProcessInfo* process) const {
+  for (const IdentityRule& r : rules_) {
+    if (!r.user.empty() && !GlobMatch(r.user, user)) continue;
+    if (!r.exe.empty() && (process == nullptr || !GlobMatch(r.exe, process->exe))) continue;
+    if (!r.cgroup.empty()) {
+      if (process == nullptr) continue;
+      if (!GlobMatch(r.cgroup, process->container_id) &&
+          !GlobMatch(r.cgroup, std::to_string(process->cgroup_id))) {
+        continue;
+      }
+    }
+    if (r.user.empty() && r.exe.empty() && r.cgroup.empty()) continue;  // matches nothing
+    return {r.kind, r.name.empty() ? std::string(user) : r.name};
+  }
+  return {IdentityKind::kHuman, std::string(user)};
+}
+
+}  // namespace tripline::baseline

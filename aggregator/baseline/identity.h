@@ -1,0 +1,63 @@
+// Identities: who a baseline is about. An identity is (kind, name); the kind is a
+// dimension of every model (an agent's normal is judged against agents, a person's
+// against people).
+//
+// Service accounts and AI agents are declared in the aggregator's configuration
+// (tripline.v1.IdentityRule: by user name, executable or cgroup pattern); every other
+// account is a human, and every host is its own identity of kind host.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/event.h"
+
+namespace tripline::baseline {
+
+enum class IdentityKind : uint8_t { kHuman = 0, kService = 1, kAgent = 2, kHost = 3 };
+
+// "human", "service", "agent", "host".
+std::string_view KindName(IdentityKind kind);
+// Accepts the names above (and "user" for human). False for anything else.
+bool ParseKind(std::string_view name, IdentityKind* out);
+
+struct Identity {
+  IdentityKind kind = IdentityKind::kHuman;
+  std::string name;
+  // "human:alice", "host:db1": the key of the identity's record.
+  std::string Key() const;
+};
+
+// One declared identity. Patterns are globs ('*' matches any run, '?' one character);
+// an empty pattern matches anything; every non-empty pattern must match.
+struct IdentityRule {
+  IdentityKind kind = IdentityKind::kService;
+  std::string user;    // account name
+  std::string exe;     // executable path of the acting process
+  std::string cgroup;  // matched against the process's container id and its cgroup id
+  std::string name;    // identity name to give; the account name when empty
+};
+
+// True when `text` matches the glob `pattern` ('*', '?').
+bool GlobMatch(std::string_view pattern, std::string_view text);
+
+class IdentityResolver {
+ public:
+  IdentityResolver() = default;
+  explicit IdentityResolver(std::vector<IdentityRule> rules);
+
+  // The identity of `user` acting through `process` (nullptr when only the account is
+  // known, as for a login). The first matching rule wins; human otherwise. Rules that
+  // name only an executable or cgroup need the process.
+  Identity Resolve(std::string_view user, const ProcessInfo* process) const;
+  static Identity Host(std::string_view host) { return {IdentityKind::kHost, std::string(host)}; }
+
+  const std::vector<IdentityRule>& rules() const { return rules_; }
+
+ private:
+  std::vector<IdentityRule> rules_;
+};
+
+}  // namespace tripline::baseline

@@ -1,0 +1,351 @@
+#include "aggregator/baseline/models.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace tripline::baseline {
+namespace {
+
+constexpr double kLn2 = 0.69314718055994530942;
+// Pseudo-count spread over the 24 hours: a person seen only at 09:00 makes 03:00 unusual,
+// never impossible.
+constexpr double kHourPrior = 0.5;
+// Added to the covariance's diagonal: the rates are log1p-scaled, so an identity whose
+// rates never varied is still not infinitely sure of them.
+constexpr double kCovRidge = 0.05;
+// Chi-square 95% quantile, 4 degrees of freedom: observations beyond it learn with weight
+// kHuber / d2 (Huber).
+constexpr double kHuber = 9.49;
+constexpr int64_t kDecayStepNs = 3600LL * 1000 * 1000 * 1000;
+
+int32_t DayOf(int64_t ns) { return static_cast<int32_t>(ns / kNanosPerDay); }
+
+Status Bad(std::string_view what) {
+  return Status::Corruption("baseline record: " + std::string(what));
+}
+
+}  // namespace
+
+const std::array<const char*, kRateDims> kRateNames = {
+    "logins in the last day", "failed logins in the last hour", "hops in the last hour",
+    "host changes in the last day"};
+
+double DecayFactor(int64_t from_ns, int64_t to_ns, int64_t half_life_ns) {
+  if (half_life_ns <= 0 || to_ns <= from_ns || from_ns == 0) return 1.0;
+  return std::exp(-kLn2 * static_cast<double>(to_ns - from_ns) / static_cast<double>(half_life_ns));
+}
+
+// ---- Categorical ------------------------------------------------------------------------
+
+const CategoryEntry* Categorical::Find(std::string_view value) const {
+  for (const CategoryEntry& e : entries_) {
+    if (e.value == value) return &e;
+  }
+  return nullptr;
+}
+
+double Categorical::NewValueProbability() const {
+  if (count_ == 0) return 1.0;
+  size_t singletons = 0;
+  for (const CategoryEntry& e : entries_) singletons += e.count == 1 ? 1 : 0;
+  return std::min(1.0, (static_cast<double>(singletons) + 1.0) / (total_ + 2.0));
+}
+
+double Categorical::TailProbability(std::string_view value) const {
+  if (count_ == 0) return 1.0;
+  const CategoryEntry* found = Find(value);
+  const double p_new = NewValueProbability();
+  if (found == nullptr) return p_new;
+  // The mass of every value at most as frequent as this one, evicted values included.
+  double listed = 0, at_most = 0;
+  for (const CategoryEntry& e : entries_) {
+    listed += e.weight;
+    if (e.weight <= found->weight) at_most += e.weight;
+  }
+  const double other = std::max(0.0, total_ - listed);
+  return std::min(1.0, (at_most + other) / (total_ + 2.0) + p_new);
+}
+
+void Categorical::Decay(int64_t time_ns, int64_t half_life_ns) {
+  // Decay moves in steps of at least an hour (0.1% at a 30-day half-life): learning a
+  // busy identity's every exec does not walk its values each time.
+  if (updated_ns_ != 0 && time_ns - updated_ns_ < kDecayStepNs) return;
+  const double f = DecayFactor(updated_ns_, time_ns, half_life_ns);
+  if (f < 1.0) {
+    for (CategoryEntry& e : entries_) e.weight = static_cast<float>(e.weight * f);
+    total_ *= f;
+  }
+  updated_ns_ = std::max(updated_ns_, time_ns);
+}
+
+void Categorical::Learn(std::string_view value, double weight, int64_t time_ns,
+                        int64_t half_life_ns, size_t cap) {
+  Decay(time_ns, half_life_ns);
+  total_ += weight;
+  ++count_;
+  const int32_t day = DayOf(time_ns);
+  for (CategoryEntry& e : entries_) {
+    if (e.value == value) {
+      e.weight = static_cast<float>(e.weight + weight);
+      ++e.count;
+      e.last_day = std::max(e.last_day, day);
+      return;
+    }
+  }
+  if (cap > 0 && entries_.size() >= cap) {
+    auto lightest = std::min_element(
+        entries_.begin(), entries_.end(),
+        [](const CategoryEntry& a, const CategoryEntry& b) { return a.weight < b.weight; });
+    entries_.erase(lightest);
+  }
+  entries_.push_back({std::string(value), static_cast<float>(weight), 1, day, day});
+}
+
+size_t Categorical::MemoryBytes() const {
+  size_t b = entries_.capacity() * sizeof(CategoryEntry);
+  for (const CategoryEntry& e : entries_) {
+    if (e.value.size() > 15) b += e.value.capacity() + 1;  // beyond the small-string buffer
+  }
+  return b;
+}
+
+nlohmann::json Categorical::ToJson() const {
+  nlohmann::json values = nlohmann::json::array();
+  for (const CategoryEntry& e : entries_) {
+    values.push_back({e.value, e.weight, e.count, e.first_day, e.last_day});
+  }
+  return {{"t", total_}, {"n", count_}, {"u", updated_ns_}, {"v", std::move(values)}};
+}
+
+Status Categorical::FromJson(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("t") || !j["t"].is_number() || !j.contains("n") ||
+      !j["n"].is_number_unsigned() || !j.contains("u") || !j["u"].is_number_integer() ||
+      !j.contains("v") || !j["v"].is_array()) {
+    return Bad("categorical lacks t, n, u or v");
+  }
+  Categorical c;
+  c.total_ = j["t"].get<double>();
+  c.count_ = j["n"].get<uint64_t>();
+  c.updated_ns_ = j["u"].get<int64_t>();
+  if (!std::isfinite(c.total_) || c.total_ < 0) return Bad("categorical total out of range");
+  for (const auto& v : j["v"]) {
+    if (!v.is_array() || v.size() != 5 || !v[0].is_string() || !v[1].is_number() ||
+        !v[2].is_number_unsigned() || !v[3].is_number_integer() || !v[4].is_number_integer()) {
+      return Bad("categorical value is not [value, weight, count, first_day, last_day]");
+    }
+    CategoryEntry e;
+    e.value = v[0].get<std::string>();
+    const double w = v[1].get<double>();
+    if (!std::isfinite(w) || w < 0) return Bad("categorical weight out of range");
+    e.weight = static_cast<float>(w);
+    e.count = static_cast<uint32_t>(std::min<uint64_t>(v[2].get<uint64_t>(), UINT32_MAX));
+    e.first_day = static_cast<int32_t>(v[3].get<int64_t>());
+    e.last_day = static_cast<int32_t>(v[4].get<int64_t>());
+    c.entries_.push_back(std::move(e));
+  }
+  *this = std::move(c);
+  return Status::Ok();
+}
+
+// ---- HourModel --------------------------------------------------------------------------
+
+namespace {
+int HourOf(int64_t ns) { return static_cast<int>((ns / (3600LL * 1000 * 1000 * 1000)) % 24); }
+// 1970-01-01 was a Thursday.
+bool IsWeekend(int64_t ns) {
+  const int dow = static_cast<int>((ns / kNanosPerDay + 4) % 7);  // 0 = Sunday
+  return dow == 0 || dow == 6;
+}
+}  // namespace
+
+double HourModel::Smoothed(int h) const {
+  return 0.5 * hours_[h] + 0.25 * (hours_[(h + 23) % 24] + hours_[(h + 1) % 24]) +
+         kHourPrior / 24.0;
+}
+
+double HourModel::TailProbability(int64_t time_ns) const {
+  if (total_ <= 0) return 1.0;
+  const double mine = Smoothed(HourOf(time_ns));
+  double all = 0, at_most = 0;
+  for (int h = 0; h < 24; ++h) {
+    const double s = Smoothed(h);
+    all += s;
+    if (s <= mine * (1 + 1e-9)) at_most += s;
+  }
+  double p = at_most / all;
+  // Day type: a weekend login of a weekday person is unusual, though less than an hour
+  // nobody works: it counts with half the weight (square root of its tail).
+  const int type = IsWeekend(time_ns) ? 1 : 0;
+  const double share = (days_[type] + 0.5) / (days_[0] + days_[1] + 1.0);
+  if (share < 0.5) p *= std::sqrt(share);
+  return std::clamp(p, 1e-12, 1.0);
+}
+
+void HourModel::Learn(int64_t time_ns, double weight, int64_t half_life_ns) {
+  const double f = DecayFactor(updated_ns_, time_ns, half_life_ns);
+  if (f < 1.0) {
+    for (float& h : hours_) h = static_cast<float>(h * f);
+    for (float& d : days_) d = static_cast<float>(d * f);
+    total_ *= f;
+  }
+  updated_ns_ = std::max(updated_ns_, time_ns);
+  hours_[HourOf(time_ns)] += static_cast<float>(weight);
+  days_[IsWeekend(time_ns) ? 1 : 0] += static_cast<float>(weight);
+  total_ += weight;
+}
+
+std::string HourModel::UsualHours(double share) const {
+  if (total_ <= 0) return "";
+  double sum = 0;
+  for (float h : hours_) sum += h;
+  if (sum <= 0) return "";
+  int best_start = 0, best_len = 24;
+  for (int start = 0; start < 24; ++start) {
+    if (hours_[start] <= 0) continue;
+    double mass = 0;
+    for (int len = 1; len <= 24; ++len) {
+      mass += hours_[(start + len - 1) % 24];
+      if (mass >= share * sum) {
+        if (len < best_len) {
+          best_len = len;
+          best_start = start;
+        }
+        break;
+      }
+    }
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%02d:00-%02d:00", best_start, (best_start + best_len) % 24);
+  return buf;
+}
+
+nlohmann::json HourModel::ToJson() const {
+  return {{"h", hours_}, {"d", days_}, {"t", total_}, {"u", updated_ns_}};
+}
+
+Status HourModel::FromJson(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("h") || !j["h"].is_array() || j["h"].size() != 24 ||
+      !j.contains("d") || !j["d"].is_array() || j["d"].size() != 2 || !j.contains("t") ||
+      !j["t"].is_number() || !j.contains("u") || !j["u"].is_number_integer()) {
+    return Bad("hour model is not {h[24], d[2], t, u}");
+  }
+  HourModel m;
+  for (int i = 0; i < 24; ++i) {
+    if (!j["h"][i].is_number()) return Bad("hour weight is not a number");
+    m.hours_[i] = j["h"][i].get<float>();
+  }
+  for (int i = 0; i < 2; ++i) {
+    if (!j["d"][i].is_number()) return Bad("day weight is not a number");
+    m.days_[i] = j["d"][i].get<float>();
+  }
+  m.total_ = j["t"].get<double>();
+  m.updated_ns_ = j["u"].get<int64_t>();
+  *this = m;
+  return Status::Ok();
+}
+
+// ---- RateModel --------------------------------------------------------------------------
+
+namespace {
+using Vec = Eigen::Matrix<double, kRateDims, 1>;
+using Mat = Eigen::Matrix<double, kRateDims, kRateDims>;
+
+Mat Unpack(const std::array<float, kRateDims*(kRateDims + 1) / 2>& cov) {
+  Mat m;
+  int k = 0;
+  for (int i = 0; i < kRateDims; ++i) {
+    for (int j = i; j < kRateDims; ++j) {
+      m(i, j) = m(j, i) = cov[k++];
+    }
+  }
+  return m;
+}
+}  // namespace
+
+double RateModel::Distance2(const RateVector& x) const {
+  if (weight_ < kMinWeight) return 0;
+  Vec d;
+  for (int i = 0; i < kRateDims; ++i) d(i) = x[i] - mean_[i];
+  Mat c = Unpack(cov_);
+  c.diagonal().array() += kCovRidge;
+  return d.dot(c.ldlt().solve(d));
+}
+
+double RateModel::TailProbability(const RateVector& x) const {
+  const double d2 = Distance2(x);
+  // Chi-square survival function with 4 degrees of freedom.
+  return std::clamp(std::exp(-d2 / 2) * (1 + d2 / 2), 1e-12, 1.0);
+}
+
+int RateModel::TopDimension(const RateVector& x) const {
+  if (weight_ < kMinWeight) return 0;
+  Vec d;
+  for (int i = 0; i < kRateDims; ++i) d(i) = x[i] - mean_[i];
+  Mat c = Unpack(cov_);
+  c.diagonal().array() += kCovRidge;
+  const Vec w = c.ldlt().solve(d);
+  int best = 0;
+  double best_v = -1;
+  for (int i = 0; i < kRateDims; ++i) {
+    const double v = d(i) * w(i);
+    if (v > best_v) {
+      best_v = v;
+      best = i;
+    }
+  }
+  return best;
+}
+
+void RateModel::Learn(const RateVector& x, double weight, int64_t time_ns, int64_t half_life_ns) {
+  const double f = DecayFactor(updated_ns_, time_ns, half_life_ns);
+  weight_ *= f;
+  updated_ns_ = std::max(updated_ns_, time_ns);
+  const double d2 = Distance2(x);
+  const double w = weight * (d2 > kHuber ? kHuber / d2 : 1.0);
+  const double total = weight_ + w;
+  if (total <= 0) return;
+  Vec mean, dx;
+  for (int i = 0; i < kRateDims; ++i) {
+    mean(i) = mean_[i];
+    dx(i) = x[i] - mean_[i];
+  }
+  mean += (w / total) * dx;
+  Mat c = Unpack(cov_);
+  c = (weight_ / total) * (c + (w / total) * dx * dx.transpose());
+  int k = 0;
+  for (int i = 0; i < kRateDims; ++i) {
+    mean_[i] = static_cast<float>(mean(i));
+    for (int j = i; j < kRateDims; ++j) cov_[k++] = static_cast<float>(c(i, j));
+  }
+  weight_ = total;
+}
+
+nlohmann::json RateModel::ToJson() const {
+  return {{"m", mean_}, {"c", cov_}, {"w", weight_}, {"u", updated_ns_}};
+}
+
+Status RateModel::FromJson(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("m") || !j["m"].is_array() || j["m"].size() != kRateDims ||
+      !j.contains("c") || !j["c"].is_array() ||
+      j["c"].size() != static_cast<size_t>(kRateDims * (kRateDims + 1) / 2) || !j.contains("w") ||
+      !j["w"].is_number() || !j.contains("u") || !j["u"].is_number_integer()) {
+    return Bad("rate model is not {m, c, w, u}");
+  }
+  RateModel m;
+  for (size_t i = 0; i < m.mean_.size(); ++i) {
+    if (!j["m"][i].is_number()) return Bad("rate mean is not a number");
+    m.mean_[i] = j["m"][i].get<float>();
+  }
+  for (size_t i = 0; i < m.cov_.size(); ++i) {
+    if (!j["c"][i].is_number()) return Bad("rate covariance is not a number");
+    m.cov_[i] = j["c"][i].get<float>();
+  }
+  m.weight_ = j["w"].get<double>();
+  m.updated_ns_ = j["u"].get<int64_t>();
+  *this = m;
+  return Status::Ok();
+}
+
+}  // namespace tripline::baseline

@@ -1,0 +1,125 @@
+// The models a baseline is made of. Each answers "how surprising is this value for this
+// history" as a tail probability p in (0, 1]: the chance, under what was learned, of
+// something at least this unusual. Small p is surprising; baselines.cc turns the p of the
+// features of one event into one calibrated score.
+//
+//  - Categorical: a value's smoothed frequency among the values seen (source networks,
+//    hosts, executables, ...). A value never seen gets the Good-Turing estimate of the
+//    probability of a new value, (n1 + 1) / (n + 2), where n1 is the number of values seen
+//    exactly once and n the (decayed) number of observations: a first-ever value is
+//    surprising in proportion to how settled the history is, not merely flagged.
+//  - HourModel: hour of week, factored as hour of day (24 bins, smoothed over neighbouring
+//    hours) times weekday/weekend.
+//  - RateModel: a robust, exponentially weighted mean and covariance (Eigen) of a small
+//    vector of rates; Mahalanobis distance against it, read as a chi-square tail.
+//
+// Forgetting: every weight decays with the same half-life, applied when the model learns
+// (ratios between values are unchanged by decay, so scoring needs no decay but the
+// history's size).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace tripline::baseline {
+
+inline constexpr int64_t kNanosPerDay = 86400LL * 1000 * 1000 * 1000;
+
+// exp(-dt / tau) for the decay from `from_ns` to `to_ns` with `half_life_ns`.
+double DecayFactor(int64_t from_ns, int64_t to_ns, int64_t half_life_ns);
+
+struct CategoryEntry {
+  std::string value;
+  float weight = 0;       // decayed
+  uint32_t count = 0;     // raw observations, ever
+  int32_t first_day = 0;  // days since the epoch
+  int32_t last_day = 0;
+};
+
+class Categorical {
+ public:
+  // p of `value` (see the file comment). 1 when nothing was learned yet.
+  double TailProbability(std::string_view value) const;
+  // Probability that the next value is one never seen.
+  double NewValueProbability() const;
+  const CategoryEntry* Find(std::string_view value) const;
+  // Learns one observation of `value` with `weight` at `time_ns`. Beyond `cap` values the
+  // lightest is evicted (its mass stays in the total as "other values").
+  void Learn(std::string_view value, double weight, int64_t time_ns, int64_t half_life_ns,
+             size_t cap);
+
+  double total() const { return total_; }
+  uint64_t count() const { return count_; }
+  const std::vector<CategoryEntry>& entries() const { return entries_; }
+  size_t MemoryBytes() const;
+
+  nlohmann::json ToJson() const;
+  Status FromJson(const nlohmann::json& j);
+
+ private:
+  void Decay(int64_t time_ns, int64_t half_life_ns);
+  std::vector<CategoryEntry> entries_;
+  double total_ = 0;  // decayed, including evicted values
+  uint64_t count_ = 0;
+  int64_t updated_ns_ = 0;
+};
+
+class HourModel {
+ public:
+  // p of a login at `time_ns` (UTC hour of week), and whether the day type alone is rare.
+  double TailProbability(int64_t time_ns) const;
+  void Learn(int64_t time_ns, double weight, int64_t half_life_ns);
+  double total() const { return total_; }
+  // "08:00-18:00": the shortest span of hours of day holding `share` of the mass; "" when
+  // nothing was learned.
+  std::string UsualHours(double share = 0.95) const;
+  nlohmann::json ToJson() const;
+  Status FromJson(const nlohmann::json& j);
+
+ private:
+  double Smoothed(int hour) const;
+  std::array<float, 24> hours_{};
+  std::array<float, 2> days_{};  // weekday, weekend
+  double total_ = 0;
+  int64_t updated_ns_ = 0;
+};
+
+// The rate vector of one event: see RateModel.
+inline constexpr int kRateDims = 4;
+using RateVector = std::array<float, kRateDims>;
+// Names of the dimensions, for explanations.
+extern const std::array<const char*, kRateDims> kRateNames;
+
+class RateModel {
+ public:
+  // Mahalanobis distance squared of x from the learned mean; 0 while fewer than
+  // `min_weight` observations were learned.
+  double Distance2(const RateVector& x) const;
+  // Chi-square tail probability (4 degrees of freedom) of Distance2.
+  double TailProbability(const RateVector& x) const;
+  // The dimension that contributes most to the distance.
+  int TopDimension(const RateVector& x) const;
+  // Learns x; observations far from the mean get less weight (Huber), so that a burst of
+  // outliers bends the model slowly.
+  void Learn(const RateVector& x, double weight, int64_t time_ns, int64_t half_life_ns);
+  double weight() const { return weight_; }
+  const std::array<float, kRateDims>& mean() const { return mean_; }
+  nlohmann::json ToJson() const;
+  Status FromJson(const nlohmann::json& j);
+
+  static constexpr double kMinWeight = 10;
+
+ private:
+  std::array<float, kRateDims> mean_{};
+  std::array<float, kRateDims*(kRateDims + 1) / 2> cov_{};  // upper triangle, row-major
+  double weight_ = 0;
+  int64_t updated_ns_ = 0;
+};
+
+}  // namespace tripline::baseline

@@ -1,0 +1,135 @@
+// The correlator with learned baselines attached: a valid-password login unlike the
+// account's history is an attack stage even without failures before it.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "aggregator/baseline/baselines.h"
+#include "aggregator/correlate/correlator.h"
+#include "tests/correlate/story_builder.h"
+
+namespace tripline::correlate {
+namespace {
+
+using testing::Delivery;
+using ::testing::HasSubstr;
+using testing::StoryBuilder;
+
+constexpr double kDay = 86400;
+constexpr double kHour = 3600;
+// StoryBuilder's t = 0 is Wednesday 2026-11-25 03:41:00 UTC.
+constexpr double kMidnight = -(3 * kHour + 41 * 60);
+
+class World {
+ public:
+  World() : correlator_(CorrelatorOptions{}, clock_) { correlator_.AttachBaselines(&baselines_); }
+
+  void Feed(const std::vector<Delivery>& stream) {
+    for (const Delivery& d : stream) {
+      clock_.SetNs(std::max(clock_.NowNs(), d.event.time_ns));
+      for (Incident& in : correlator_.Handle(d.sensor, d.event)) latest_[in.id] = std::move(in);
+    }
+  }
+
+  // Six weeks of alice's ordinary working days: logins to hosta at 09:xx and 14:xx from
+  // the office /24 (different addresses in it), weekdays only.
+  void WarmUp(StoryBuilder& b) {
+    int session = 1000;
+    for (int day = 42; day >= 1; --day) {
+      const double midnight = kMidnight - day * kDay;
+      const int dow = ((3 - day) % 7 + 7) % 7;  // t = 0 is a Wednesday (3)
+      if (dow == 0 || dow == 6) continue;
+      for (double hour : {9.0, 14.0}) {
+        const std::string addr = "198.51.100." + std::to_string(10 + (day + int(hour)) % 9);
+        Feed({b.Login("hosta", "alice", addr, 40000 + session % 1000,
+                      "audit:" + std::to_string(session), midnight + hour * kHour + 7 * 60)});
+        ++session;
+      }
+    }
+    latest_.clear();
+  }
+
+  // alice logs in to hosta at `t` from `addr` and hops to hostb a minute later.
+  void LoginAndHop(StoryBuilder& b, const std::string& addr, double t) {
+    Feed({b.Login("hosta", "alice", addr, 41000, "audit:1", t),
+          b.Connect("hosta", "audit:1", "alice", 50001, "198.18.0.12", 22, t + 60),
+          b.Login("hostb", "alice", "198.18.0.11", 50001, "audit:5", t + 61)});
+  }
+
+  baseline::Baselines& baselines() { return baselines_; }
+  Correlator& correlator() { return correlator_; }
+  const std::map<std::string, Incident>& incidents() const { return latest_; }
+
+ private:
+  FakeClock clock_;
+  baseline::Baselines baselines_;
+  Correlator correlator_;
+  std::map<std::string, Incident> latest_;
+};
+
+std::string Explanation(const Incident& in) {
+  std::string s;
+  for (const std::string& line : in.explanation) s += line + "\n";
+  return s;
+}
+
+TEST(BaselineCorrelationTest, NightLoginFromANewNetworkThenAHopRaisesOneIncident) {
+  StoryBuilder b;
+  World w;
+  w.WarmUp(b);
+  ASSERT_TRUE(w.baselines().IsWarm({baseline::IdentityKind::kHuman, "alice"}));
+  // 03:12 on a Wednesday, from a /24 alice never used, no failure before.
+  w.LoginAndHop(b, "203.0.113.9", -29 * 60);
+  ASSERT_EQ(w.incidents().size(), 1u);
+  const Incident& in = w.incidents().begin()->second;
+  const std::string ex = Explanation(in);
+  EXPECT_THAT(ex, HasSubstr("203.0.113.0/24"));
+  EXPECT_THAT(ex, HasSubstr("03:12"));
+  EXPECT_THAT(ex, HasSubstr("09:00-15:00"));
+  EXPECT_THAT(in.techniques, ::testing::Contains("T1078"));
+  EXPECT_THAT(in.techniques, ::testing::Contains("T1021.004"));
+  EXPECT_EQ(in.chain.size(), 1u);
+}
+
+TEST(BaselineCorrelationTest, UsualNetworkAtOfficeHoursRaisesNothing) {
+  StoryBuilder b;
+  World w;
+  w.WarmUp(b);
+  // 10:00 the same Wednesday, from the office /24.
+  w.LoginAndHop(b, "198.51.100.12", kMidnight + 10 * kHour);
+  EXPECT_TRUE(w.incidents().empty());
+  EXPECT_EQ(w.correlator().stats().hops, 1u);
+}
+
+TEST(BaselineCorrelationTest, WithoutWarmUpTheRulesDecide) {
+  // No history: the same night login and hop are judged by the rules alone (a first-time
+  // source and one hop never raise on their own).
+  StoryBuilder b;
+  World w;
+  w.LoginAndHop(b, "203.0.113.9", -29 * 60);
+  EXPECT_TRUE(w.incidents().empty());
+}
+
+TEST(BaselineCorrelationTest, TheAttackIsNotLearned) {
+  StoryBuilder b;
+  World w;
+  w.WarmUp(b);
+  w.LoginAndHop(b, "203.0.113.9", -29 * 60);
+  ASSERT_EQ(w.incidents().size(), 1u);
+  // A day of ordinary logins later, everything before is past the learning delay.
+  w.Feed({b.Login("hosta", "alice", "198.51.100.12", 42000, "audit:77",
+                  kMidnight + kDay + 9 * kHour)});
+  auto d = w.baselines().Describe("alice");
+  ASSERT_TRUE(d.ok());
+  for (const auto& f : d->features) {
+    EXPECT_THAT(f.name, ::testing::Not(HasSubstr("203.0.113"))) << f.name;
+    EXPECT_NE(f.name, "edge:hosta>hostb");
+  }
+  EXPECT_GE(w.baselines().stats().withheld_anomalous + w.baselines().stats().withheld_incident, 1u);
+}
+
+}  // namespace
+}  // namespace tripline::correlate
