@@ -13,8 +13,8 @@ Result<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
   IngestOptions ingest = options.ingest;
   ingest.access = server->access_.get();
   server->ingest_ = std::make_unique<IngestService>(store, observer, ingest);
-  server->query_ =
-      std::make_unique<QueryService>(store, server->ingest_.get(), observer, server->access_.get());
+  server->query_ = std::make_unique<QueryService>(store, server->ingest_.get(), observer,
+                                                  server->access_.get(), options.baselines);
 
   grpc::ServerBuilder builder;
   int selected_port = 0;

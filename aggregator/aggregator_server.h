@@ -42,6 +42,8 @@ struct AggregatorServerOptions {
   // of requests being read included). Past it, gRPC stops reading from connections
   // instead of growing.
   size_t memory_quota_bytes = kDefaultMemoryQuotaBytes;
+  // Answers GetBaseline and Feedback (the correlation engine); not owned, may be nullptr.
+  BaselineProvider* baselines = nullptr;
 };
 
 class AggregatorServer {

@@ -60,7 +60,10 @@ CorrelationEngine::CorrelationEngine(Store* store, CorrelationEngineOptions opti
     : store_(store),
       options_(std::move(options)),
       clock_(clock),
-      correlator_(options_.correlator, clock) {}
+      baselines_(options_.baseline, baseline::IdentityResolver(options_.identities)),
+      correlator_(options_.correlator, clock) {
+  if (options_.learn_baselines) correlator_.AttachBaselines(&baselines_);
+}
 
 CorrelationEngine::~CorrelationEngine() {
   {
@@ -93,6 +96,15 @@ Status CorrelationEngine::Restore() {
     TL_RETURN_IF_ERROR(ReplayByTimeLocked(clock_.NowNs() - options_.replay_margin_ns, &replayed));
   } else {
     TL_ASSIGN_OR_RETURN(SnapshotParts parts, SplitSnapshot(*snapshot));
+    // The baselines as of the snapshot (written in its batch): the replay below teaches
+    // them what came after.
+    if (options_.learn_baselines) {
+      TL_RETURN_IF_ERROR(store_
+                             ->ForEachBaseline([&](std::string_view key, std::string_view value) {
+                               return baselines_.Load(key, value);
+                             })
+                             .WithContext("restoring baselines"));
+    }
     const nlohmann::json& j = parts.header;
     if (!j.contains("positions") || !j["positions"].is_object() || !j.contains("watermark_ns") ||
         !j["watermark_ns"].is_number_integer()) {
@@ -109,7 +121,10 @@ Status CorrelationEngine::Restore() {
     watermark_ns_ = std::clamp(j["watermark_ns"].get<int64_t>(), int64_t{0}, clock_.NowNs());
     const int64_t replay_from = watermark_ns_ - options_.replay_margin_ns;
     if (parts.version >= kSnapshotVersion) {
-      TL_RETURN_IF_ERROR(ReplayFromStoreLocked(replay_from, &replayed));
+      // With baselines every event after the positions is fed, however old (imported
+      // history): live, it would have been, and the baselines must learn it exactly once.
+      TL_RETURN_IF_ERROR(
+          ReplayFromStoreLocked(options_.learn_baselines ? 0 : replay_from, &replayed));
     } else {
       TL_RETURN_IF_ERROR(ReplayByTimeLocked(replay_from, &replayed));
     }
@@ -406,7 +421,18 @@ Status CorrelationEngine::SnapshotLocked() {
   std::string bytes = header.dump();
   bytes.push_back('\n');
   bytes += correlator_.SerializeState();
-  TL_RETURN_IF_ERROR(store_->PutCorrelatorSnapshot(bytes));
+  for (auto& [key, value] : baselines_.TakeDirty()) {
+    unwritten_baselines_.insert_or_assign(std::move(key), std::move(value));
+  }
+  if (unwritten_baselines_.empty()) {
+    TL_RETURN_IF_ERROR(store_->PutCorrelatorSnapshot(bytes));
+  } else {
+    std::vector<std::pair<std::string, std::string>> records(unwritten_baselines_.begin(),
+                                                             unwritten_baselines_.end());
+    TL_RETURN_IF_ERROR(store_->PutCorrelatorSnapshotWithBaselines(bytes, records));
+    stats_.last_snapshot_baselines = records.size();
+    unwritten_baselines_.clear();
+  }
   dirty_ = false;
   last_snapshot_mono_ns_ = clock_.MonotonicNs();
   ++stats_.snapshots;
@@ -427,6 +453,53 @@ CorrelationEngineStats CorrelationEngine::stats() const {
   CorrelationEngineStats out = stats_;
   out.times_fell_behind = fell_behind;
   return out;
+}
+
+baseline::BaselineStats CorrelationEngine::baseline_stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return baselines_.stats();
+}
+
+grpc::Status CorrelationEngine::GetBaseline(const v1::GetBaselineRequest& request,
+                                            v1::Baseline* response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Result<baseline::Description> d = baselines_.Describe(request.identity());
+  if (!d.ok()) return ToGrpcStatus(d.status());
+  response->set_identity(d->identity);
+  response->set_kind(d->kind);
+  response->set_observations(d->observations);
+  response->set_first_seen_ns(d->first_seen_ns);
+  response->set_last_seen_ns(d->last_seen_ns);
+  for (const baseline::FeatureView& f : d->features) {
+    v1::BaselineFeature* out = response->add_features();
+    out->set_name(f.name);
+    out->set_weight(f.weight);
+    out->set_count(f.count);
+  }
+  response->set_last_score(d->last_score);
+  for (const std::string& r : d->last_reasons) response->add_last_reasons(r);
+  response->set_warm(d->warm);
+  response->set_usual_hours(d->usual_hours);
+  response->set_peer_group(d->peer_group);
+  for (const std::string& s : d->suppressed) response->add_suppressed(s);
+  return grpc::Status::OK;
+}
+
+grpc::Status CorrelationEngine::Feedback(const v1::FeedbackRequest& request,
+                                         v1::FeedbackResponse* response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const baseline::Verdict verdict = request.verdict() == v1::FEEDBACK_VERDICT_EXPECTED
+                                        ? baseline::Verdict::kExpected
+                                        : baseline::Verdict::kBenign;
+  Result<std::string> done = baselines_.Feedback(request.incident_id(), verdict);
+  if (!done.ok()) return ToGrpcStatus(done.status());
+  // An analyst's word is not left to the next periodic snapshot.
+  dirty_ = true;
+  const Status saved = SnapshotLocked();
+  if (!saved.ok()) return ToGrpcStatus(saved);
+  TL_LOG(INFO) << "feedback on " << request.incident_id() << ": " << *done;
+  response->set_summary(*done);
+  return grpc::Status::OK;
 }
 
 ObserverProgress CorrelationEngine::Progress() const {

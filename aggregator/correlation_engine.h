@@ -37,6 +37,14 @@
 // then use at most 1/snapshot_cost_factor of the correlator thread whatever the state size,
 // and a restart replays at most about that many snapshot-durations of ingest.
 //
+// Baselines: the engine owns the learned baselines (aggregator/baseline/) and attaches them
+// to the correlator, so they learn from exactly the events the correlator is fed (sensors'
+// and imports' alike). Their changed records are written to the baselines column family
+// in the same write batch as each snapshot, and loaded back before the snapshot is
+// restored: after a restart the replay from the snapshot's positions teaches them exactly
+// what they had not learned. GetBaseline and Feedback (BaselineProvider) answer from them
+// under the engine's mutex; feedback is snapshotted at once.
+//
 // Threading: OnDurable may be called from several ingest streams at once. The correlator
 // and its bookkeeping are guarded by one mutex, taken by the correlator thread for each
 // hand-over or chunk and by Maintain(), Snapshot(), stats() and Progress(). The destructor
@@ -56,8 +64,10 @@
 #include <thread>
 #include <vector>
 
+#include "aggregator/baseline/baselines.h"
 #include "aggregator/correlate/correlator.h"
 #include "aggregator/ingest_service.h"
+#include "aggregator/query_service.h"
 #include "aggregator/store.h"
 #include "common/clock.h"
 
@@ -79,6 +89,10 @@ struct CorrelationEngineOptions {
   // correlator thread (or in Open() for the replay) with the engine's lock held. For tests
   // that check each stored event is fed exactly once; it must not call into the engine.
   std::function<void(std::string_view sensor_id, const Event& event)> on_fed;
+  // Learned baselines (see the class comment); false correlates by the rules alone.
+  bool learn_baselines = true;
+  baseline::BaselineOptions baseline;
+  std::vector<baseline::IdentityRule> identities;  // declared service accounts and agents
 };
 
 struct CorrelationEngineStats {
@@ -89,12 +103,13 @@ struct CorrelationEngineStats {
   uint64_t replayed = 0;
   int64_t last_snapshot_cost_ns = 0;  // monotonic time the latest snapshot took
   uint64_t last_snapshot_bytes = 0;
+  uint64_t last_snapshot_baselines = 0;  // baseline records written with it
   uint64_t times_fell_behind = 0;
   uint64_t events_read_back = 0;  // fed from the store while behind
   uint64_t read_back_errors = 0;  // store reads that failed while behind (then retried)
 };
 
-class CorrelationEngine final : public IngestObserver {
+class CorrelationEngine final : public IngestObserver, public BaselineProvider {
  public:
   // Restores the latest snapshot, replays what was stored after it and starts the
   // correlator thread. `store` is not owned and must outlive the engine.
@@ -122,6 +137,12 @@ class CorrelationEngine final : public IngestObserver {
   Status Snapshot();
 
   CorrelationEngineStats stats() const;
+  baseline::BaselineStats baseline_stats() const;
+
+  // BaselineProvider.
+  grpc::Status GetBaseline(const v1::GetBaselineRequest& request, v1::Baseline* response) override;
+  grpc::Status Feedback(const v1::FeedbackRequest& request,
+                        v1::FeedbackResponse* response) override;
 
  private:
   struct Batch {
@@ -167,7 +188,11 @@ class CorrelationEngine final : public IngestObserver {
   const Clock& clock_;
 
   mutable std::mutex mu_;
-  correlate::Correlator correlator_;           // GUARDED_BY(mu_)
+  baseline::Baselines baselines_;     // GUARDED_BY(mu_)
+  correlate::Correlator correlator_;  // GUARDED_BY(mu_)
+  // GUARDED_BY(mu_): baseline records taken for a snapshot whose write failed; written
+  // with the next one.
+  std::map<std::string, std::string> unwritten_baselines_;
   std::map<std::string, uint64_t> positions_;  // GUARDED_BY(mu_): highest seq fed per sensor
   // GUARDED_BY(mu_): per sensor, the highest seq fed by reading back from the store. Batches
   // handed over later that reach below it were stored before the read-back saw them; only

@@ -82,6 +82,30 @@ int Run(int argc, char** argv) {
     }
     engine_options.correlator.ssh_ports.push_back(static_cast<uint16_t>(port));
   }
+  for (const v1::IdentityRule& rule : settings->config.identities()) {
+    baseline::IdentityRule r;
+    if (!baseline::ParseKind(rule.kind(), &r.kind) || r.kind == baseline::IdentityKind::kHost ||
+        r.kind == baseline::IdentityKind::kHuman) {
+      std::cerr << "tripline-aggregator: identities: kind '" << rule.kind()
+                << "' is not service or agent\n";
+      return 2;
+    }
+    r.user = rule.user();
+    r.exe = rule.exe();
+    if (!rule.k8s_service_account().empty()) {
+      std::cerr << "tripline-aggregator: identities: k8s_service_account is not supported yet; "
+                   "match the pod's container id with cgroup\n";
+      return 2;
+    }
+    r.cgroup = rule.cgroup();
+    r.name = rule.name();
+    if (r.user.empty() && r.exe.empty() && r.cgroup.empty()) {
+      std::cerr << "tripline-aggregator: identities: a rule needs user, exe, cgroup or "
+                   "k8s_service_account\n";
+      return 2;
+    }
+    engine_options.identities.push_back(std::move(r));
+  }
   auto engine = CorrelationEngine::Open(store->get(), engine_options, SystemClock::Get());
   if (!engine.ok()) {
     std::cerr << "tripline-aggregator: " << engine.status().ToString() << "\n";
@@ -108,6 +132,7 @@ int Run(int argc, char** argv) {
   if (settings->config.memory_quota_mb() > 0) {
     server_options.memory_quota_bytes = size_t{settings->config.memory_quota_mb()} << 20;
   }
+  server_options.baselines = engine->get();
   auto server = AggregatorServer::Start(server_options, store->get(), engine->get());
   if (!server.ok()) {
     std::cerr << "tripline-aggregator: " << server.status().message() << "\n";

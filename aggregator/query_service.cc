@@ -46,8 +46,9 @@ Status PutIncident(Store& store, const v1::Incident& incident) {
 }
 
 QueryService::QueryService(Store* store, const IngestService* ingest,
-                           const IngestObserver* observer, const AccessControl* access)
-    : store_(store), ingest_(ingest), observer_(observer), access_(access) {}
+                           const IngestObserver* observer, const AccessControl* access,
+                           BaselineProvider* baselines)
+    : store_(store), ingest_(ingest), observer_(observer), access_(access), baselines_(baselines) {}
 
 // Queries show every host's events: operators and approvers only, never a sensor.
 grpc::Status QueryService::Authorize(grpc::CallbackServerContext* context,
@@ -55,6 +56,41 @@ grpc::Status QueryService::Authorize(grpc::CallbackServerContext* context,
   if (access_ == nullptr) return grpc::Status::OK;
   auto id = access_->Authorize(*context, method, {Role::kOperator, Role::kApprover});
   return id.ok() ? grpc::Status::OK : ToGrpcStatus(id.status());
+}
+
+grpc::ServerUnaryReactor* QueryService::GetBaseline(grpc::CallbackServerContext* context,
+                                                    const v1::GetBaselineRequest* request,
+                                                    v1::Baseline* response) {
+  if (auto denied = Authorize(context, "Query.GetBaseline"); !denied.ok())
+    return Reply(context, denied);
+  if (baselines_ == nullptr) {
+    return Reply(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no baselines"));
+  }
+  if (request->identity().empty() || request->identity().size() > 512) {
+    return Reply(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                       "identity must be 1 to 512 bytes"));
+  }
+  return Reply(context, baselines_->GetBaseline(*request, response));
+}
+
+grpc::ServerUnaryReactor* QueryService::Feedback(grpc::CallbackServerContext* context,
+                                                 const v1::FeedbackRequest* request,
+                                                 v1::FeedbackResponse* response) {
+  if (auto denied = Authorize(context, "Query.Feedback"); !denied.ok())
+    return Reply(context, denied);
+  if (baselines_ == nullptr) {
+    return Reply(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no baselines"));
+  }
+  if (request->incident_id().empty() || request->incident_id().size() > 256) {
+    return Reply(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                       "incident_id must be 1 to 256 bytes"));
+  }
+  if (request->verdict() != v1::FEEDBACK_VERDICT_BENIGN &&
+      request->verdict() != v1::FEEDBACK_VERDICT_EXPECTED) {
+    return Reply(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                       "verdict must be benign or expected"));
+  }
+  return Reply(context, baselines_->Feedback(*request, response));
 }
 
 grpc::ServerUnaryReactor* QueryService::ListEvents(grpc::CallbackServerContext* context,

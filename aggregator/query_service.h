@@ -1,9 +1,9 @@
 // QueryService: what triplinectl and ops tools ask the aggregator.
 //
 // Implemented here: ListEvents, GetStats, ListIncidents, GetIncident. GetBaseline and
-// GetAudit are answered by the scoring and posture engines, which register their own
-// implementation; until then gRPC answers UNIMPLEMENTED for them. Every handler first
-// authorizes the caller (operator or approver certificate, AccessControl); an
+// Feedback are answered by the BaselineProvider given (the correlation engine, which owns
+// the baselines); without one they answer UNIMPLEMENTED, as GetAudit does. Every handler
+// first authorizes the caller (operator or approver certificate, AccessControl); an
 // implementation added later must do the same.
 //
 // Threading: handlers run concurrently on gRPC callback threads; the store and the ingest
@@ -24,13 +24,23 @@ constexpr uint32_t kDefaultIncidentLimit = 1000;
 // Store status -> gRPC status, for every handler.
 grpc::Status ToGrpcStatus(const Status& s);
 
+// What owns the learned baselines answers for them. Thread-safe.
+class BaselineProvider {
+ public:
+  virtual ~BaselineProvider() = default;
+  virtual grpc::Status GetBaseline(const v1::GetBaselineRequest& request,
+                                   v1::Baseline* response) = 0;
+  virtual grpc::Status Feedback(const v1::FeedbackRequest& request,
+                                v1::FeedbackResponse* response) = 0;
+};
+
 class QueryService final : public v1::Query::CallbackService {
  public:
-  // `ingest` and `observer` may be nullptr (their stats are then left out); not owned.
-  // `access` decides who may call (operator or approver certificates); nullptr lets every
-  // caller in (clear text).
+  // `ingest`, `observer` and `baselines` may be nullptr (their stats are then left out,
+  // their calls answer UNIMPLEMENTED); not owned. `access` decides who may call (operator
+  // or approver certificates); nullptr lets every caller in (clear text).
   QueryService(Store* store, const IngestService* ingest, const IngestObserver* observer = nullptr,
-               const AccessControl* access = nullptr);
+               const AccessControl* access = nullptr, BaselineProvider* baselines = nullptr);
 
   grpc::ServerUnaryReactor* ListEvents(grpc::CallbackServerContext* context,
                                        const v1::ListEventsRequest* request,
@@ -44,6 +54,12 @@ class QueryService final : public v1::Query::CallbackService {
   grpc::ServerUnaryReactor* GetIncident(grpc::CallbackServerContext* context,
                                         const v1::GetIncidentRequest* request,
                                         v1::Incident* response) override;
+  grpc::ServerUnaryReactor* GetBaseline(grpc::CallbackServerContext* context,
+                                        const v1::GetBaselineRequest* request,
+                                        v1::Baseline* response) override;
+  grpc::ServerUnaryReactor* Feedback(grpc::CallbackServerContext* context,
+                                     const v1::FeedbackRequest* request,
+                                     v1::FeedbackResponse* response) override;
 
  private:
   grpc::Status Authorize(grpc::CallbackServerContext* context, std::string_view method) const;
@@ -57,6 +73,7 @@ class QueryService final : public v1::Query::CallbackService {
   const IngestService* const ingest_;
   const IngestObserver* const observer_;
   const AccessControl* const access_;
+  BaselineProvider* const baselines_;
 };
 
 // Writes `incident` (serialized tripline.v1.Incident) into the store under its id; how the

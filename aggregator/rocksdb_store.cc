@@ -1023,6 +1023,36 @@ Result<std::optional<std::string>> RocksDbStore::GetCorrelatorSnapshot() {
   return std::optional<std::string>(std::move(value));
 }
 
+Status RocksDbStore::PutCorrelatorSnapshotWithBaselines(
+    std::string_view bytes, const std::vector<std::pair<std::string, std::string>>& baselines) {
+  if (!db_) return Status::Unavailable("store is closed");
+  rocksdb::ColumnFamilyHandle* baselines_cf = column_family("baselines");
+  if (baselines_cf == nullptr) return Status::Internal("no baselines column family");
+  rocksdb::WriteBatch batch;
+  rocksdb::Status s = batch.Put(sessions_cf_, kCorrelatorSnapshotKey, bytes);
+  for (const auto& [key, value] : baselines) {
+    if (!s.ok()) break;
+    s = value.empty() ? batch.Delete(baselines_cf, key) : batch.Put(baselines_cf, key, value);
+  }
+  TL_RETURN_IF_ERROR(Logged(FromRocksDb(s, "building correlator snapshot batch")));
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  return Logged(FromRocksDb(db_->Write(wo, &batch), "writing correlator snapshot and baselines"));
+}
+
+Status RocksDbStore::ForEachBaseline(
+    const std::function<Status(std::string_view key, std::string_view value)>& f) {
+  if (!db_) return Status::Unavailable("store is closed");
+  rocksdb::ColumnFamilyHandle* baselines_cf = column_family("baselines");
+  if (baselines_cf == nullptr) return Status::Internal("no baselines column family");
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), baselines_cf));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    TL_RETURN_IF_ERROR(f(std::string_view(it->key().data(), it->key().size()),
+                         std::string_view(it->value().data(), it->value().size())));
+  }
+  return Logged(FromRocksDb(it->status(), "reading baselines"));
+}
+
 Status RocksDbStore::PutIncident(std::string_view id, std::string_view bytes) {
   if (!db_) return Status::Unavailable("store is closed");
   if (id.empty() || id.size() > kMaxIncidentId) {

@@ -87,6 +87,11 @@ class RocksDbStore final : public Store {
   Status ScanIncidents(const std::function<bool(std::string_view bytes)>& visit) override;
   Status PutCorrelatorSnapshot(std::string_view bytes) override;
   Result<std::optional<std::string>> GetCorrelatorSnapshot() override;
+  Status PutCorrelatorSnapshotWithBaselines(
+      std::string_view bytes,
+      const std::vector<std::pair<std::string, std::string>>& baselines) override;
+  Status ForEachBaseline(
+      const std::function<Status(std::string_view key, std::string_view value)>& f) override;
 
   // Runs a full compaction of the events family now, applying retention.
   Status CompactEvents();

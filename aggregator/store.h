@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -151,6 +152,17 @@ class Store {
   // GetCorrelatorSnapshot returns nullopt when none was ever written.
   virtual Status PutCorrelatorSnapshot(std::string_view bytes) = 0;
   virtual Result<std::optional<std::string>> GetCorrelatorSnapshot() = 0;
+
+  // The correlator's snapshot together with the baseline records that agree with it
+  // (baselines column family), in one write batch: a restart never finds one without the
+  // other, so nothing is learned twice or skipped. A record with an empty value is deleted.
+  virtual Status PutCorrelatorSnapshotWithBaselines(
+      std::string_view bytes,
+      const std::vector<std::pair<std::string, std::string>>& baselines) = 0;
+  // Calls f(key, value) for every baseline record in key order; stops at f's first error
+  // and returns it.
+  virtual Status ForEachBaseline(
+      const std::function<Status(std::string_view key, std::string_view value)>& f) = 0;
 };
 
 }  // namespace tripline

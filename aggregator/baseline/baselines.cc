@@ -147,6 +147,16 @@ std::array<double, kRateDims> DecayedRates(const std::array<float, kRateDims>& s
   return {st[0] * day, st[1] * hour, st[2] * hour, st[3] * day};
 }
 
+// Rates of an event that came out of order: not learned (log1p rates are never negative).
+constexpr RateVector kNoRates = {-1, -1, -1, -1};
+
+// Events this much older than the newest the short-term rates counted are out of order.
+constexpr int64_t kOutOfOrderNs = 3600LL * kNanosPerSecond;
+
+bool OutOfOrder(const Baselines::Profile& p, int64_t t) {
+  return p.st_ns != 0 && t < p.st_ns - kOutOfOrderNs;
+}
+
 RateVector ToRates(const std::array<double, kRateDims>& r) {
   RateVector x;
   for (int i = 0; i < kRateDims; ++i) x[i] = static_cast<float>(std::log1p(std::max(0.0, r[i])));
@@ -331,7 +341,7 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
       model = &kind_peers->rates;
     }
   }
-  if (model->weight() >= RateModel::kMinWeight) {
+  if (model->weight() >= RateModel::kMinWeight && !OutOfOrder(*prof, l.time_ns)) {
     const int d = model->TopDimension(x);
     c.push_back({key, "rates", kRateNames[d], model->TailProbability(x),
                  std::string(kRateNames[d]) + ": " + Fixed(r[d], 0) + " for " + who.name +
@@ -370,7 +380,7 @@ Score Baselines::ScoreHop(const Identity& who, std::string_view from_host, std::
   auto r = DecayedRates(prof->st, prof->st_ns, time_ns);
   r[2] += 1;
   const RateVector x = ToRates(r);
-  if (prof->rates.weight() >= RateModel::kMinWeight) {
+  if (prof->rates.weight() >= RateModel::kMinWeight && !OutOfOrder(*prof, time_ns)) {
     c.push_back({key, "rates", kRateNames[2], prof->rates.TailProbability(x),
                  "hop velocity: " + Fixed(r[2], 0) + " hops in the last hour by " + who.name +
                      ", normally about " + Fixed(std::expm1(prof->rates.mean()[2]), 1)});
@@ -456,13 +466,14 @@ void BumpShortTerm(std::array<float, kRateDims>& st, int64_t& st_ns, int64_t t, 
 }  // namespace
 
 void Baselines::Enqueue(Pending p) {
-  pending_.push_back(std::move(p));
+  const int64_t t = p.time_ns;
+  pending_.emplace(t, std::move(p));
   meta_dirty_ = true;
   // Beyond the bound the oldest is decided now (its session may still be raised later).
   while (pending_.size() > options_.max_pending) {
-    Pending& old = pending_.front();
+    Pending& old = pending_.begin()->second;
     if (old.score < options_.no_learn_above) Learn(old);
-    pending_.pop_front();
+    pending_.erase(pending_.begin());
   }
 }
 
@@ -472,7 +483,11 @@ void Baselines::ObserveLogin(const LoginFacts& l, const Score& score, std::strin
   if (prof == nullptr) return;
   auto now = DecayedRates(prof->st, prof->st_ns, l.time_ns);
   RateVector x;
-  if (l.success) {
+  if (OutOfOrder(*prof, l.time_ns)) {
+    // Older than what the short-term rates already count (imported history behind live
+    // events): it says nothing of the rates now, and they nothing of it.
+    x = kNoRates;
+  } else if (l.success) {
     now[0] += 1;
     if (!prof->last_host.empty() && prof->last_host != l.host) now[3] += 1;
     x = ToRates(now);
@@ -509,7 +524,7 @@ void Baselines::ObserveHop(const Identity& who, std::string_view from_host,
                            std::string tag) {
   Profile* prof = GetOrCreate(who);
   if (prof == nullptr) return;
-  BumpShortTerm(prof->st, prof->st_ns, time_ns, 2, 1);
+  if (!OutOfOrder(*prof, time_ns)) BumpShortTerm(prof->st, prof->st_ns, time_ns, 2, 1);
   dirty_.insert(who.Key());
   Pending p;
   p.what = Pending::kHop;
@@ -575,10 +590,17 @@ void Baselines::ObserveConnect(const Identity& who, std::string_view host, std::
   Enqueue(std::move(p));
 }
 
-void Baselines::Commit(int64_t watermark_ns,
+void Baselines::Commit(int64_t event_time_ns,
                        const std::function<bool(const std::string&)>& in_incident) {
-  while (!pending_.empty() && pending_.front().time_ns <= watermark_ns - options_.learn_delay_ns) {
-    Pending& p = pending_.front();
+  if (event_time_ns > watermark_ns_) {
+    watermark_ns_ = event_time_ns;
+    meta_dirty_ = true;
+  }
+  const int64_t watermark_ns = watermark_ns_;
+  // Oldest first by event time: history imported behind newer events is learned as soon
+  // as it is old enough, not after everything queued before it.
+  while (!pending_.empty() && pending_.begin()->first <= watermark_ns - options_.learn_delay_ns) {
+    Pending& p = pending_.begin()->second;
     if (p.score >= options_.no_learn_above) {
       ++stats_.withheld_anomalous;
     } else if (!p.tag.empty() && in_incident && in_incident(p.tag)) {
@@ -586,7 +608,7 @@ void Baselines::Commit(int64_t watermark_ns,
     } else {
       Learn(p);
     }
-    pending_.pop_front();
+    pending_.erase(pending_.begin());
     meta_dirty_ = true;
   }
 }
@@ -639,7 +661,7 @@ void Baselines::Learn(Pending& p, bool settled) {
       prof->host.Learn(p.host, 1, t, hl, kCapHost);
       prof->hours.Learn(t, 1, hl);
       if (!p.b.empty()) prof->service.Learn(p.b, 1, t, hl, kCapService);
-      prof->rates.Learn(p.rates, 1, t, hl);
+      if (p.rates[0] >= 0) prof->rates.Learn(p.rates, 1, t, hl);
       if (host != nullptr) {
         ++host->logins;
         host->users.Learn(key, 1, t, hl, kCapUsers);
@@ -648,7 +670,7 @@ void Baselines::Learn(Pending& p, bool settled) {
       // Peer groups: the identity's kind, and its MinHash group of host-access sets.
       const std::string kind_key = "peer:" + std::string(KindName(prof->kind));
       if (Profile* kp = GetOrCreatePeer(kind_key, prof->kind)) {
-        kp->rates.Learn(p.rates, 1, t, hl);
+        if (p.rates[0] >= 0) kp->rates.Learn(p.rates, 1, t, hl);
         kp->host.Learn(p.host, 1, t, hl, kCapHost);
         ++kp->logins;
         dirty_.insert(kind_key);
@@ -930,12 +952,13 @@ std::vector<std::pair<std::string, std::string>> Baselines::TakeDirty() {
   dirty_.clear();
   if (meta_dirty_) {
     json pending = json::array();
-    for (const Pending& p : pending_) {
+    for (const auto& [t, p] : pending_) {
       pending.push_back({static_cast<int>(p.what), p.time_ns, p.score, p.tag,
                          static_cast<int>(p.who.kind), p.who.name, p.host, p.a, p.b, p.port,
                          p.rates});
     }
-    out.emplace_back(std::string(kPendingKey), Pack(pending));
+    out.emplace_back(std::string(kPendingKey),
+                     Pack({{"watermark_ns", watermark_ns_}, {"pending", pending}}));
     json facts = json::object();
     for (const std::string& id : incident_order_) {
       json list = json::array();
@@ -955,9 +978,12 @@ Status Baselines::Load(std::string_view key, std::string_view value) {
   const std::string where = "baseline record " + std::string(key);
   if (j.is_discarded()) return Status::Corruption(where + " is not MessagePack");
   if (key == kPendingKey) {
-    if (!j.is_array()) return Status::Corruption(where + " is not an array");
-    std::deque<Pending> pending;
-    for (const json& e : j) {
+    if (!j.is_object() || !IsInt(j, "watermark_ns") || !j.contains("pending") ||
+        !j["pending"].is_array()) {
+      return Status::Corruption(where + " is not {watermark_ns, pending}");
+    }
+    std::multimap<int64_t, Pending> pending;
+    for (const json& e : j["pending"]) {
       if (!e.is_array() || e.size() != 11 || !e[0].is_number_unsigned() || e[0].get<int>() > 5 ||
           !e[1].is_number_integer() || !e[2].is_number() || !e[3].is_string() ||
           !e[4].is_number_unsigned() || e[4].get<int>() > 3 || !e[5].is_string() ||
@@ -979,9 +1005,11 @@ Status Baselines::Load(std::string_view key, std::string_view value) {
         if (!e[10][i].is_number()) return Status::Corruption(where + ": a rate is not a number");
         p.rates[i] = static_cast<float>(Settle(e[10][i].get<double>()));
       }
-      pending.push_back(std::move(p));
+      const int64_t t = p.time_ns;
+      pending.emplace(t, std::move(p));
     }
     pending_ = std::move(pending);
+    watermark_ns_ = j["watermark_ns"].get<int64_t>();
     return Status::Ok();
   }
   if (key == kFeedbackKey) {

@@ -174,9 +174,11 @@ class Baselines {
                    int64_t time_ns, const Score& score, std::string tag);
   void ObserveConnect(const Identity& who, std::string_view host, std::string_view addr,
                       uint32_t port, int64_t time_ns, const Score& score, std::string tag);
-  // Learns the queued observations at least learn_delay_ns older than `watermark_ns`,
-  // except those whose tag `in_incident` reports (they are dropped).
-  void Commit(int64_t watermark_ns, const std::function<bool(const std::string&)>& in_incident);
+  // Moves the watermark (the newest event time seen, kept with the records) to
+  // `event_time_ns` if that is newer, then learns the queued observations at least
+  // learn_delay_ns older than the watermark, except those whose tag `in_incident` reports
+  // (they are dropped). Call it after every event.
+  void Commit(int64_t event_time_ns, const std::function<bool(const std::string&)>& in_incident);
 
   // ---- feedback ----
   // The baseline facts behind an incident, kept for feedback (the latest
@@ -221,7 +223,8 @@ class Baselines {
   const BaselineOptions options_;
   const IdentityResolver resolver_;
   std::unordered_map<std::string, Profile> profiles_;
-  std::deque<Pending> pending_;
+  std::multimap<int64_t, Pending> pending_;  // by event time
+  int64_t watermark_ns_ = 0;
   std::unordered_set<std::string> dirty_;
   bool meta_dirty_ = false;
   std::set<std::string> suppressed_;  // "identity|feature|value"

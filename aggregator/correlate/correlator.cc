@@ -1342,9 +1342,10 @@ void Correlator::Feed(std::string_view sensor_id, const Event& e) {
   Engine engine(options_, clock_, *state_, baselines_);
   engine.Handle(sensor_id, e);
   engine.Settle();
-  if (baselines_ != nullptr && e.time_ns > watermark_ns_ && e.time_ns <= kMaxSaneTimeNs) {
-    watermark_ns_ = e.time_ns;
-    baselines_->Commit(watermark_ns_,
+  if (baselines_ != nullptr && e.time_ns >= 0 && e.time_ns <= kMaxSaneTimeNs) {
+    // An older event (imported history) does not move the watermark, but what it queued
+    // may already be old enough to learn.
+    baselines_->Commit(e.time_ns,
                        [&engine](const std::string& tag) { return engine.InIncident(tag); });
   }
 }

@@ -145,7 +145,6 @@ class Correlator {
   const Clock& clock_;
   std::unique_ptr<CorrelatorState> state_;
   baseline::Baselines* baselines_ = nullptr;
-  int64_t watermark_ns_ = 0;  // newest event time fed: the baselines learn behind it
 };
 
 }  // namespace tripline::correlate
