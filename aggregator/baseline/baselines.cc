@@ -179,7 +179,7 @@ double Calibrate(const std::vector<double>& ps) {
   if (ps.empty()) return 0;
   std::vector<double> s;
   s.reserve(ps.size());
-  for (double p : ps) s.push_back(-std::log10(std::clamp(p, 1e-12, 1.0)));
+  for (double p : ps) s.push_back(std::isnan(p) ? 0.0 : -std::log10(std::clamp(p, 1e-12, 1.0)));
   std::sort(s.rbegin(), s.rend());
   double total = s[0];
   for (size_t i = 1; i < s.size(); ++i) {

@@ -235,13 +235,16 @@ Status HourModel::FromJson(const nlohmann::json& j) {
   for (int i = 0; i < 24; ++i) {
     if (!j["h"][i].is_number()) return Bad("hour weight is not a number");
     m.hours_[i] = j["h"][i].get<float>();
+    if (!std::isfinite(m.hours_[i]) || m.hours_[i] < 0) return Bad("hour weight out of range");
   }
   for (int i = 0; i < 2; ++i) {
     if (!j["d"][i].is_number()) return Bad("day weight is not a number");
     m.days_[i] = j["d"][i].get<float>();
+    if (!std::isfinite(m.days_[i]) || m.days_[i] < 0) return Bad("day weight out of range");
   }
   m.total_ = j["t"].get<double>();
   m.updated_ns_ = j["u"].get<int64_t>();
+  if (!std::isfinite(m.total_) || m.total_ < 0) return Bad("hour total out of range");
   *this = m;
   return Status::Ok();
 }
@@ -270,7 +273,8 @@ double RateModel::Distance2(const RateVector& x) const {
   for (int i = 0; i < kRateDims; ++i) d(i) = x[i] - mean_[i];
   Mat c = Unpack(cov_);
   c.diagonal().array() += kCovRidge;
-  return d.dot(c.ldlt().solve(d));
+  const double d2 = d.dot(c.ldlt().solve(d));
+  return std::isfinite(d2) ? std::max(0.0, d2) : 0.0;
 }
 
 double RateModel::TailProbability(const RateVector& x) const {
@@ -337,13 +341,22 @@ Status RateModel::FromJson(const nlohmann::json& j) {
   for (size_t i = 0; i < m.mean_.size(); ++i) {
     if (!j["m"][i].is_number()) return Bad("rate mean is not a number");
     m.mean_[i] = j["m"][i].get<float>();
+    if (!std::isfinite(m.mean_[i])) return Bad("rate mean out of range");
   }
   for (size_t i = 0; i < m.cov_.size(); ++i) {
     if (!j["c"][i].is_number()) return Bad("rate covariance is not a number");
     m.cov_[i] = j["c"][i].get<float>();
+    if (!std::isfinite(m.cov_[i])) return Bad("rate covariance out of range");
   }
   m.weight_ = j["w"].get<double>();
   m.updated_ns_ = j["u"].get<int64_t>();
+  if (!std::isfinite(m.weight_) || m.weight_ < 0) return Bad("rate weight out of range");
+  // A covariance that is not positive semi-definite would make distances negative.
+  Mat c = Unpack(m.cov_);
+  c.diagonal().array() += kCovRidge;
+  if (c.ldlt().info() != Eigen::Success || !c.ldlt().isPositive()) {
+    return Bad("rate covariance is not positive definite");
+  }
   *this = m;
   return Status::Ok();
 }

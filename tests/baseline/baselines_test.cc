@@ -1,0 +1,205 @@
+// Learned baselines on their own: the models, learning and its guards, feedback, and the
+// records that carry them across restarts.
+#include "aggregator/baseline/baselines.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace tripline::baseline {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int64_t kHour = 3600LL * kNanosPerSecond;
+// Monday 2026-11-23 00:00 UTC.
+constexpr int64_t kMonday = 1'795'392'000LL * kNanosPerSecond;
+
+LoginFacts Login(const std::string& user, const std::string& addr, int64_t t,
+                 const std::string& host = "hosta") {
+  LoginFacts l;
+  l.user = user;
+  l.host = host;
+  l.service = "sshd";
+  l.addr = addr;
+  l.time_ns = t;
+  return l;
+}
+
+// `weeks` of weekday logins at 09:00 and 14:00 from 198.51.100.0/24, learned.
+void WarmUp(Baselines& b, const std::string& user, int weeks) {
+  for (int day = 0; day < weeks * 7; ++day) {
+    if (day % 7 >= 5) continue;
+    for (int hour : {9, 14}) {
+      const LoginFacts l = Login(user, "198.51.100." + std::to_string(10 + day % 7),
+                                 kMonday + day * kNanosPerDay + hour * kHour);
+      b.ObserveLogin(l, b.ScoreLogin(l), "");
+      b.Commit(l.time_ns, nullptr);
+    }
+  }
+  b.Commit(kMonday + weeks * 7 * kNanosPerDay, nullptr);
+}
+
+TEST(CategoricalTest, ANewValueIsSurprisingInProportionToHowSettledTheHistoryIs) {
+  Categorical settled, young, varied;
+  for (int i = 0; i < 400; ++i) settled.Learn("a", 1, i, 0, 16);
+  for (int i = 0; i < 4; ++i) young.Learn("a", 1, i, 0, 16);
+  for (int i = 0; i < 400; ++i) varied.Learn("v" + std::to_string(i), 1, i, 0, 1000);
+  EXPECT_LT(settled.TailProbability("new"), 0.01);
+  EXPECT_GT(young.TailProbability("new"), 0.1);
+  // Every value seen once: new values are the norm (Good-Turing).
+  EXPECT_GT(varied.TailProbability("new"), 0.9);
+  EXPECT_GT(settled.TailProbability("a"), 0.9);
+  EXPECT_EQ(Categorical().TailProbability("x"), 1.0);
+}
+
+TEST(CategoricalTest, EvictsTheLightestValueBeyondItsCapAndKeepsItsMass) {
+  Categorical c;
+  for (int i = 0; i < 10; ++i) c.Learn("heavy", 1, i, 0, 2);
+  c.Learn("light", 1, 11, 0, 2);
+  c.Learn("other", 1, 12, 0, 2);
+  EXPECT_EQ(c.entries().size(), 2u);
+  EXPECT_NE(c.Find("heavy"), nullptr);
+  EXPECT_DOUBLE_EQ(c.total(), 12);
+}
+
+TEST(HourModelTest, UsualHoursAndTheNightAreTold) {
+  HourModel h;
+  for (int d = 0; d < 20; ++d) {
+    h.Learn(kMonday + d * kNanosPerDay + 9 * kHour, 1, 0);
+    h.Learn(kMonday + d * kNanosPerDay + 17 * kHour, 1, 0);
+  }
+  EXPECT_EQ(h.UsualHours(), "09:00-18:00");
+  EXPECT_LT(h.TailProbability(kMonday + 3 * kHour), 0.02);
+  EXPECT_GT(h.TailProbability(kMonday + 9 * kHour), 0.5);
+}
+
+TEST(RateModelTest, MahalanobisFlagsARateFarFromItsHistory) {
+  RateModel m;
+  for (int i = 0; i < 200; ++i) {
+    m.Learn({static_cast<float>(1 + (i % 3) * 0.1), 0, 0, 0}, 1, i * kHour, 0);
+  }
+  EXPECT_GT(m.TailProbability({1.1f, 0, 0, 0}), 0.5);
+  EXPECT_LT(m.TailProbability({1.1f, 3, 0, 0}), 1e-4);
+  EXPECT_EQ(m.TopDimension({1.1f, 3, 0, 0}), 1);
+}
+
+TEST(CalibrateTest, IsMonotoneAndAnchored) {
+  EXPECT_NEAR(Calibrate({0.01}), 0.5, 1e-9);
+  EXPECT_GT(Calibrate({0.001}), 0.85);
+  EXPECT_LT(Calibrate({0.5, 0.5}), 0.05);
+  EXPECT_GT(Calibrate({0.01, 0.01}), Calibrate({0.01}));
+  EXPECT_EQ(Calibrate({}), 0);
+}
+
+TEST(IdentityTest, DeclaredServiceAccountsAndAgents) {
+  IdentityResolver r({{IdentityKind::kService, "svc-*", "", "", ""},
+                      {IdentityKind::kAgent, "", "/opt/agent/bin/*", "", "coding-agent"}});
+  EXPECT_EQ(r.Resolve("svc-backup", nullptr).Key(), "service:svc-backup");
+  ProcessInfo p;
+  p.exe = "/opt/agent/bin/run";
+  EXPECT_EQ(r.Resolve("alice", &p).Key(), "agent:coding-agent");
+  EXPECT_EQ(r.Resolve("alice", nullptr).Key(), "human:alice");
+  EXPECT_TRUE(GlobMatch("a*c?e", "abbbcde"));
+  EXPECT_FALSE(GlobMatch("a*c?e", "abbbce"));
+}
+
+TEST(BaselinesTest, NoveltyWaitsForWarmUp) {
+  Baselines b;
+  WarmUp(b, "alice", 1);  // 10 logins: not warm
+  EXPECT_FALSE(b.IsWarm({IdentityKind::kHuman, "alice"}));
+  const Score cold =
+      b.ScoreLogin(Login("alice", "203.0.113.9", kMonday + 8 * kNanosPerDay + 3 * kHour));
+  EXPECT_LE(cold.value, BaselineOptions{}.cold_cap);
+  WarmUp(b, "bob", 4);
+  ASSERT_TRUE(b.IsWarm({IdentityKind::kHuman, "bob"}));
+  const Score warm =
+      b.ScoreLogin(Login("bob", "203.0.113.9", kMonday + 29 * kNanosPerDay + 3 * kHour));
+  EXPECT_GT(warm.value, 0.75);
+  EXPECT_THAT(warm.Sentence(),
+              HasSubstr("first login ever from 203.0.113.9 for bob: 0 of 40 logins"));
+  EXPECT_THAT(warm.Sentence(), HasSubstr("bob normally logs in 09:00-15:00 and this is 03:00"));
+  const Score usual =
+      b.ScoreLogin(Login("bob", "198.51.100.12", kMonday + 29 * kNanosPerDay + 10 * kHour));
+  EXPECT_LT(usual.value, 0.2);
+}
+
+TEST(BaselinesTest, AnomalousAndIncidentObservationsAreNotLearned) {
+  Baselines b;
+  WarmUp(b, "alice", 4);
+  const int64_t t = kMonday + 29 * kNanosPerDay + 3 * kHour;
+  const LoginFacts bad = Login("alice", "203.0.113.9", t);
+  b.ObserveLogin(bad, b.ScoreLogin(bad), "s1");
+  const LoginFacts quiet = Login("alice", "192.0.2.7", t + kHour);
+  b.ObserveLogin(quiet, Score{}, "in-incident");
+  b.Commit(t + kNanosPerDay, [](const std::string& tag) { return tag == "in-incident"; });
+  EXPECT_EQ(b.stats().withheld_anomalous, 1u);
+  EXPECT_EQ(b.stats().withheld_incident, 1u);
+  auto d = b.Describe("alice");
+  ASSERT_TRUE(d.ok());
+  for (const FeatureView& f : d->features) {
+    EXPECT_THAT(f.name, ::testing::Not(HasSubstr("203.0.113")));
+    EXPECT_THAT(f.name, ::testing::Not(HasSubstr("192.0.2")));
+  }
+}
+
+TEST(BaselinesTest, ADailyCapLimitsHowFastABaselineMoves) {
+  BaselineOptions o;
+  o.max_learn_per_day = 10;
+  Baselines b(o);
+  for (int i = 0; i < 50; ++i) {
+    const LoginFacts l =
+        Login("mallory", "203.0.113." + std::to_string(i), kMonday + i * kNanosPerSecond);
+    b.ObserveLogin(l, Score{}, "");
+  }
+  b.Commit(kMonday + kNanosPerDay, nullptr);
+  EXPECT_EQ(b.stats().withheld_budget, 40u);
+  EXPECT_EQ(b.Describe("mallory")->observations, 10u);
+}
+
+TEST(BaselinesTest, FeedbackFoldsBackAndExpectedSuppresses) {
+  Baselines b;
+  WarmUp(b, "alice", 4);
+  const LoginFacts night = Login("alice", "203.0.113.9", kMonday + 29 * kNanosPerDay + 3 * kHour);
+  const Score before = b.ScoreLogin(night);
+  ASSERT_GT(before.value, 0.75);
+  EXPECT_TRUE(b.Feedback("inc-1", Verdict::kExpected).status().IsNotFound());
+  b.RecordIncident("inc-1", before.top);
+  auto done = b.Feedback("inc-1", Verdict::kExpected);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_THAT(*done, HasSubstr("suppressed"));
+  // Below what the correlator calls unusual (0.5): the pattern no longer alerts.
+  EXPECT_LT(b.ScoreLogin(night).value, 0.5);
+  EXPECT_FALSE(b.Describe("human:alice")->suppressed.empty());
+}
+
+TEST(BaselinesTest, RecordsRoundTripAndBadRecordsAreCorruption) {
+  Baselines a;
+  WarmUp(a, "alice", 4);
+  const LoginFacts pending =
+      Login("alice", "198.51.100.3", kMonday + 28 * kNanosPerDay + 9 * kHour);
+  a.ObserveLogin(pending, a.ScoreLogin(pending), "s");
+  a.RecordIncident("inc-9", {{"human:alice", "network", "203.0.113.0/24", 0.001, "x"}});
+  const auto records = a.TakeDirty();
+  ASSERT_FALSE(records.empty());
+  EXPECT_TRUE(a.TakeDirty().empty());
+  Baselines b;
+  for (const auto& [key, value] : records) ASSERT_TRUE(b.Load(key, value).ok()) << key;
+  EXPECT_EQ(b.stats().pending, a.stats().pending);
+  const LoginFacts night = Login("alice", "203.0.113.9", kMonday + 29 * kNanosPerDay + 3 * kHour);
+  EXPECT_DOUBLE_EQ(a.ScoreLogin(night).value, b.ScoreLogin(night).value);
+  EXPECT_EQ(a.Describe("alice")->features.size(), b.Describe("alice")->features.size());
+  EXPECT_TRUE(b.Feedback("inc-9", Verdict::kBenign).ok());
+
+  for (const auto& [key, value] : records) {
+    for (size_t cut : {size_t{0}, value.size() / 2, value.size() - 1}) {
+      EXPECT_FALSE(Baselines().Load(key, value.substr(0, cut)).ok()) << key << " cut " << cut;
+    }
+  }
+  EXPECT_FALSE(Baselines().Load("nonsense", records.front().second).ok());
+}
+
+}  // namespace
+}  // namespace tripline::baseline
