@@ -5,14 +5,18 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <chrono>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 #include <tuple>
 
 #include "aggregator/rocksdb_store.h"
 #include "tests/aggregator/subprocess.h"
 #include "tests/aggregator/test_support.h"
+#include "tests/correlate/story_builder.h"
 #include "tripline/v1/query.pb.h"
 
 namespace tripline {
@@ -495,6 +499,74 @@ TEST_F(CtlTest, UsageErrorsExitTwoAndRpcErrorsExitOne) {
   const RunResult down = Ctl({"stats", "--timeout", "2s"});
   EXPECT_EQ(down.exit_code, 1);
   EXPECT_NE(down.err.find("GetStats"), std::string::npos) << down.err;
+}
+
+}  // namespace
+}  // namespace tripline
+
+namespace tripline {
+namespace {
+
+// Learned baselines through the real binaries: weeks of alice's office logins sent as a
+// sensor sends them, a night login from a new network with a hop, then `triplinectl
+// baseline` shows what was learned and `triplinectl feedback` folds the incident back.
+TEST_F(CtlTest, BaselineAndFeedbackThroughTheQueryService) {
+  correlate::testing::StoryBuilder b;
+  std::vector<correlate::testing::Delivery> stream;
+  int session = 100;
+  for (int day = 28; day >= 1; --day) {
+    if ((((3 - day) % 7) + 7) % 7 == 0 || (((3 - day) % 7) + 7) % 7 == 6) continue;  // weekend
+    for (double hour : {9.0, 14.0}) {
+      stream.push_back(b.Login("hosta", "alice", "198.51.100." + std::to_string(10 + day % 5),
+                               40000 + session, "audit:" + std::to_string(session),
+                               -day * 86400.0 + (hour - 3.7) * 3600));
+      ++session;
+    }
+  }
+  stream.push_back(b.Login("hosta", "alice", "203.0.113.9", 41000, "audit:1", -29 * 60));
+  stream.push_back(b.Connect("hosta", "audit:1", "alice", 50001, "198.18.0.12", 22, -28 * 60));
+  stream.push_back(b.Login("hostb", "alice", "198.18.0.11", 50001, "audit:5", -28 * 60 + 1));
+  std::map<std::string, std::unique_ptr<IngestClient>> clients;
+  for (const auto& d : stream) {
+    auto& c = clients[d.sensor];
+    if (!c) {
+      c = std::make_unique<IngestClient>(agg_->address());
+      ASSERT_TRUE(c->Hello(d.sensor));
+    }
+    ASSERT_TRUE(c->Batch(d.sensor, d.event.seq, {d.event}));
+  }
+  nlohmann::json incidents;
+  for (int i = 0; i < 100 && incidents.size() != 1; ++i) {
+    const RunResult r = Ctl({"incidents", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    incidents = nlohmann::json::parse(r.out);
+    if (incidents.size() != 1) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(incidents.size(), 1u) << agg_->Stderr();
+  const std::string id = incidents[0]["id"];
+
+  const RunResult baseline = Ctl({"baseline", "alice", "--json"});
+  ASSERT_EQ(baseline.exit_code, 0) << baseline.err;
+  const auto j = nlohmann::json::parse(baseline.out);
+  EXPECT_EQ(j["identity"], "human:alice");
+  EXPECT_EQ(j["kind"], "human");
+  EXPECT_EQ(j["warm"], true);
+  EXPECT_EQ(j["usual_hours"], "08:00-14:00");  // 08:59 and 13:59 UTC
+  bool office = false;
+  for (const auto& f : j["features"]) office = office || f["name"] == "network:198.51.100.0/24";
+  EXPECT_TRUE(office) << baseline.out;
+  const RunResult table = Ctl({"baseline", "host:hosta"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("user:human:alice"), std::string::npos) << table.out;
+
+  EXPECT_EQ(Ctl({"feedback", id, "maybe"}).exit_code, 2);
+  EXPECT_EQ(Ctl({"feedback", "inc-nope", "expected"}).exit_code, 1);
+  EXPECT_EQ(Ctl({"baseline", "nobody"}).exit_code, 1);
+  const RunResult fed = Ctl({"feedback", id, "expected"});
+  ASSERT_EQ(fed.exit_code, 0) << fed.err;
+  EXPECT_NE(fed.out.find("suppressed"), std::string::npos) << fed.out;
+  const auto after = nlohmann::json::parse(Ctl({"baseline", "alice", "--json"}).out);
+  EXPECT_FALSE(after["suppressed"].empty()) << after.dump();
 }
 
 }  // namespace

@@ -54,6 +54,8 @@ const std::map<std::string, std::map<std::string, bool>>& CommandFlags() {
       {"stats", {{"--json", false}}},
       {"incidents", {{"--json", false}, {"--min-severity", true}, {"--limit", true}}},
       {"incident", {{"--json", false}}},
+      {"baseline", {{"--json", false}}},
+      {"feedback", {}},
   };
   return *flags;
 }
@@ -125,10 +127,17 @@ std::optional<UsageError> ParseArgs(const std::vector<std::string>& args, Option
     if (!t.ok() || *t <= 0) return UsageError{"--timeout wants a duration such as 10s"};
     o->timeout_ns = *t;
   }
-  const size_t want_positional = o->command == "incident" ? 1 : 0;
+  const size_t want_positional = o->command == "incident" || o->command == "baseline" ? 1
+                                 : o->command == "feedback"                           ? 2
+                                                                                      : 0;
   if (o->positional.size() != want_positional) {
-    return UsageError{o->command == "incident" ? "incident takes one ID"
-                                               : o->command + " takes no arguments"};
+    return UsageError{o->command == "incident"   ? "incident takes one ID"
+                      : o->command == "baseline" ? "baseline takes one IDENTITY"
+                      : o->command == "feedback" ? "feedback takes INCIDENT benign|expected"
+                                                 : o->command + " takes no arguments"};
+  }
+  if (o->command == "feedback" && o->positional[1] != "benign" && o->positional[1] != "expected") {
+    return UsageError{"feedback wants benign or expected, got '" + o->positional[1] + "'"};
   }
   return std::nullopt;
 }
@@ -207,6 +216,8 @@ class Ctl {
     if (o_.command == "events") return Events();
     if (o_.command == "stats") return Stats();
     if (o_.command == "incidents") return Incidents();
+    if (o_.command == "baseline") return Baseline();
+    if (o_.command == "feedback") return Feedback();
     return IncidentDetail();
   }
 
@@ -485,6 +496,70 @@ class Ctl {
     return 0;
   }
 
+  int Baseline() {
+    v1::GetBaselineRequest req;
+    req.set_identity(o_.positional[0]);
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    v1::Baseline b;
+    const grpc::Status s = stub_->GetBaseline(&ctx, req, &b);
+    if (!s.ok()) return RpcFailed("GetBaseline", s);
+    if (want_json()) {
+      json features = json::array();
+      for (const auto& f : b.features()) {
+        features.push_back({{"name", f.name()}, {"weight", f.weight()}, {"count", f.count()}});
+      }
+      const json j = {{"identity", b.identity()},
+                      {"kind", b.kind()},
+                      {"observations", b.observations()},
+                      {"first_seen", FormatTimeNs(b.first_seen_ns())},
+                      {"last_seen", FormatTimeNs(b.last_seen_ns())},
+                      {"warm", b.warm()},
+                      {"usual_hours", b.usual_hours()},
+                      {"peer_group", b.peer_group()},
+                      {"features", features},
+                      {"last_score", b.last_score()},
+                      {"last_reasons", b.last_reasons()},
+                      {"suppressed", b.suppressed()}};
+      out_ << j.dump(2) << "\n";
+      return 0;
+    }
+    char score[16];
+    std::snprintf(score, sizeof score, "%.2f", b.last_score());
+    out_ << "baseline " << b.identity() << "  " << b.kind() << ", " << b.observations()
+         << " observations, " << (b.warm() ? "warm" : "warming up") << "\n"
+         << "first seen   " << FormatTimeNs(b.first_seen_ns()) << "\n"
+         << "last seen    " << FormatTimeNs(b.last_seen_ns()) << "\n";
+    if (!b.usual_hours().empty()) out_ << "usual hours  " << b.usual_hours() << " UTC\n";
+    if (!b.peer_group().empty()) out_ << "peer group   " << b.peer_group() << "\n";
+    out_ << "last score   " << score << "\n";
+    for (const auto& r : b.last_reasons()) out_ << "  - " << r << "\n";
+    for (const auto& p : b.suppressed()) out_ << "suppressed   " << p << "\n";
+    out_ << "\n";
+    Table t({"FEATURE", "WEIGHT", "COUNT"});
+    for (const auto& f : b.features()) {
+      char w[32];
+      std::snprintf(w, sizeof w, "%.2f", f.weight());
+      t.AddRow({f.name(), w, std::to_string(f.count())});
+    }
+    t.Print(out_);
+    return 0;
+  }
+
+  int Feedback() {
+    v1::FeedbackRequest req;
+    req.set_incident_id(o_.positional[0]);
+    req.set_verdict(o_.positional[1] == "expected" ? v1::FEEDBACK_VERDICT_EXPECTED
+                                                   : v1::FEEDBACK_VERDICT_BENIGN);
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    v1::FeedbackResponse r;
+    const grpc::Status s = stub_->Feedback(&ctx, req, &r);
+    if (!s.ok()) return RpcFailed("Feedback", s);
+    out_ << o_.positional[0] << ": " << r.summary() << "\n";
+    return 0;
+  }
+
   // The chain as a person draws it: one line per hop, the arrow labelled with the account
   // that logged in, the time, and the gap since the previous hop.
   //
@@ -553,6 +628,12 @@ subcommands:
   stats      [--json]
   incidents  [--min-severity info|low|medium|high|critical] [--limit N] [--json]
   incident ID [--json]
+  baseline IDENTITY [--json]
+             what is learned for an identity: NAME, or KIND:NAME (human, service,
+             agent, host)
+  feedback INCIDENT benign|expected
+             fold the incident's baseline facts back into the baselines; expected
+             also suppresses the same pattern from then on
 
 connection flags:
   --ca FILE            verify the aggregator with TLS against these roots
