@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "common/clock.h"
 
@@ -48,6 +50,31 @@ uint64_t Fnv1a(std::string_view s) {
   }
   return h;
 }
+
+// "kind:name" built on the stack for lookups: no allocation per event for names that fit.
+class KeyBuf {
+ public:
+  KeyBuf(IdentityKind kind, std::string_view name) {
+    const std::string_view k = KindName(kind);
+    if (k.size() + 1 + name.size() <= sizeof buf_) {
+      std::memcpy(buf_, k.data(), k.size());
+      buf_[k.size()] = ':';
+      std::memcpy(buf_ + k.size() + 1, name.data(), name.size());
+      view_ = std::string_view(buf_, k.size() + 1 + name.size());
+    } else {
+      long_ = std::string(k) + ":" + std::string(name);
+      view_ = long_;
+    }
+  }
+  KeyBuf(const KeyBuf&) = delete;
+  KeyBuf& operator=(const KeyBuf&) = delete;
+  std::string_view view() const { return view_; }
+
+ private:
+  char buf_[96];
+  std::string long_;
+  std::string_view view_;
+};
 
 // "198.51.100.7" -> "198.51.100.0/24", "2001:db8:1:2::5" -> "2001:db8:1::/48".
 std::string NetworkOf(const std::string& addr) {
@@ -124,6 +151,7 @@ struct Baselines::Profile {
   std::string peer;  // peer group key
   float last_score = 0;
   std::string last_reason;
+  bool dirty = false;  // listed in dirty_ (not persisted)
 };
 
 struct Baselines::Pending {
@@ -195,14 +223,19 @@ Baselines::Baselines(BaselineOptions options, IdentityResolver resolver)
 
 Baselines::~Baselines() = default;
 
-Baselines::Profile* Baselines::Find(const std::string& key) {
-  auto it = profiles_.find(key);
-  return it == profiles_.end() ? nullptr : &it->second;
+Baselines::Profile* Baselines::Find(std::string_view key) {
+  return const_cast<Profile*>(std::as_const(*this).Find(key));
 }
 
-const Baselines::Profile* Baselines::Find(const std::string& key) const {
+const Baselines::Profile* Baselines::Find(std::string_view key) const {
+  // Scoring and observing one event look the same identity up in turn: the last hit is
+  // remembered (profiles are never erased and nodes do not move, so the pointer stays good).
+  if (last_found_ != nullptr && key == last_key_) return last_found_;
   auto it = profiles_.find(key);
-  return it == profiles_.end() ? nullptr : &it->second;
+  if (it == profiles_.end()) return nullptr;
+  last_key_.assign(key);
+  last_found_ = &it->second;
+  return last_found_;
 }
 
 Baselines::Profile* Baselines::GetOrCreate(const Identity& who) {
@@ -227,10 +260,21 @@ Baselines::Profile* Baselines::GetOrCreatePeer(const std::string& key, IdentityK
   return &p;
 }
 
+void Baselines::MarkDirty(std::string_view key, Profile* p) {
+  if (p == nullptr || p->dirty) return;
+  p->dirty = true;
+  dirty_.emplace_back(key);
+}
+
 bool Baselines::IsWarm(const Identity& who) const {
   const Profile* p = Find(who.Key());
   return p != nullptr && p->logins >= options_.warmup_logins &&
          p->last_ns - p->first_ns >= options_.warmup_span_ns;
+}
+
+const std::string& Baselines::KindPeerKey(IdentityKind kind) {
+  static const std::string kKeys[] = {"peer:human", "peer:service", "peer:agent", "peer:host"};
+  return kKeys[static_cast<int>(kind) & 3];
 }
 
 std::string Baselines::PeerKeyOf(const Profile& prof) const {
@@ -281,49 +325,61 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
   if (prof == nullptr) return s;
   const bool warm = prof->logins >= options_.warmup_logins &&
                     prof->last_ns - prof->first_ns >= options_.warmup_span_ns;
-  const std::string n_logins = std::to_string(prof->logins);
-  const std::string span = Days(prof->first_ns, std::max(prof->last_ns, l.time_ns));
+  // Sentences are written only for the contributions an explanation may name.
   std::vector<Contribution> c;
   c.reserve(6);
+  const auto add = [&](const char* feature, std::string_view value, double p, auto&& sentence) {
+    c.push_back({key, feature, std::string(value), p, {}});
+    if (p <= kNameableP) c.back().sentence = sentence();
+  };
+  const auto n_logins = [&] { return std::to_string(prof->logins); };
+  const auto span = [&] { return Days(prof->first_ns, std::max(prof->last_ns, l.time_ns)); };
   if (l.success) {
     if (!l.from_our_host && !l.addr.empty()) {
       const std::string net = NetworkOf(l.addr);
       const CategoryEntry* seen = prof->net.Find(net);
       const double p_net = prof->net.TailProbability(net);
       if (seen == nullptr) {
-        c.push_back({key, "network", net, p_net,
-                     "first login ever from " + l.addr + " for " + who.name + ": 0 of " + n_logins +
-                         " logins in " + span + " came from that " + std::string(Prefix(net)) +
-                         " (" + net + ")"});
+        add("network", net, p_net, [&] {
+          return "first login ever from " + l.addr + " for " + who.name + ": 0 of " + n_logins() +
+                 " logins in " + span() + " came from that " + std::string(Prefix(net)) + " (" +
+                 net + ")";
+        });
       } else {
-        c.push_back({key, "network", net, p_net,
-                     who.name + " logged in from " + net + " " + std::to_string(seen->count) +
-                         " of " + n_logins + " times in " + span});
+        add("network", net, p_net, [&] {
+          return who.name + " logged in from " + net + " " + std::to_string(seen->count) + " of " +
+                 n_logins() + " times in " + span();
+        });
         if (prof->addr.Find(l.addr) == nullptr) {
-          c.push_back({key, "address", l.addr, prof->addr.TailProbability(l.addr),
-                       "first login from " + l.addr + " for " + who.name + ", on a network " +
-                           who.name + " uses (" + net + ")"});
+          add("address", l.addr, prof->addr.TailProbability(l.addr), [&] {
+            return "first login from " + l.addr + " for " + who.name + ", on a network " +
+                   who.name + " uses (" + net + ")";
+          });
         }
       }
     }
     double p_host = prof->host.TailProbability(l.host);
-    if (const Profile* peers = Find(prof->peer)) {
-      p_host = std::max(p_host, peers->host.TailProbability(l.host));
+    if (p_host <= kNameableP && !prof->peer.empty()) {
+      if (const Profile* peers = Find(prof->peer)) {
+        p_host = std::max(p_host, peers->host.TailProbability(l.host));
+      }
     }
-    c.push_back({key, "host", l.host, p_host,
-                 prof->host.Find(l.host) == nullptr
-                     ? "first login ever of " + who.name + " on " + l.host + " (0 of " + n_logins +
-                           " logins, and rare among " + who.name + "'s peers)"
-                     : who.name + " rarely logs in on " + l.host});
-    const std::string usual = prof->hours.UsualHours();
-    c.push_back(
-        {key, "hour", HourMinute(l.time_ns).substr(0, 2), prof->hours.TailProbability(l.time_ns),
-         who.name + " normally logs in " + usual + " and this is " + HourMinute(l.time_ns)});
+    add("host", l.host, p_host, [&] {
+      return prof->host.Find(l.host) == nullptr
+                 ? "first login ever of " + who.name + " on " + l.host + " (0 of " + n_logins() +
+                       " logins, and rare among " + who.name + "'s peers)"
+                 : who.name + " rarely logs in on " + l.host;
+    });
+    const std::string hhmm = HourMinute(l.time_ns);
+    add("hour", std::string_view(hhmm).substr(0, 2), prof->hours.TailProbability(l.time_ns), [&] {
+      return who.name + " normally logs in " + prof->hours.UsualHours() + " and this is " + hhmm;
+    });
     if (!l.service.empty()) {
-      c.push_back({key, "service", l.service, prof->service.TailProbability(l.service),
-                   prof->service.Find(l.service) == nullptr
-                       ? "first login of " + who.name + " via " + l.service
-                       : who.name + " rarely logs in via " + l.service});
+      add("service", l.service, prof->service.TailProbability(l.service), [&] {
+        return prof->service.Find(l.service) == nullptr
+                   ? "first login of " + who.name + " via " + l.service
+                   : who.name + " rarely logs in via " + l.service;
+      });
     }
   }
   // Rates: this event added to the short-term counters.
@@ -336,16 +392,18 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
   }
   const RateVector x = ToRates(r);
   const RateModel* model = &prof->rates;
-  if (model->weight() < RateModel::kMinWeight) {
-    if (const Profile* kind_peers = Find("peer:" + std::string(KindName(prof->kind)))) {
+  if (model->weight() < RateModel::kMinWeight) {  // judged against its kind
+    if (const Profile* kind_peers = Find(KindPeerKey(prof->kind))) {
       model = &kind_peers->rates;
     }
   }
   if (model->weight() >= RateModel::kMinWeight && !OutOfOrder(*prof, l.time_ns)) {
-    const int d = model->TopDimension(x);
-    c.push_back({key, "rates", kRateNames[d], model->TailProbability(x),
-                 std::string(kRateNames[d]) + ": " + Fixed(r[d], 0) + " for " + who.name +
-                     ", normally about " + Fixed(std::expm1(model->mean()[d]), 1)});
+    int d = 0;
+    const double p = model->TailProbability(x, &d);
+    add("rates", kRateNames[d], p, [&] {
+      return std::string(kRateNames[d]) + ": " + Fixed(r[d], 0) + " for " + who.name +
+             ", normally about " + Fixed(std::expm1(model->mean()[d]), 1);
+    });
   }
   Finish(s, std::move(c), warm);
   return s;
@@ -404,15 +462,15 @@ double ActivityP(const Categorical& mine, const Categorical* hosts, std::string_
 Score Baselines::ScoreExec(const Identity& who, std::string_view host, std::string_view exe,
                            int64_t) const {
   Score s;
-  const std::string key = who.Key();
-  const Profile* prof = Find(key);
+  const KeyBuf kb(who.kind, who.name);
+  const Profile* prof = Find(kb.view());
   if (prof == nullptr || prof->exe.count() < kWarmExecs) return s;
   const CategoryEntry* seen = prof->exe.Find(exe);
   if (seen != nullptr && seen->count >= kSettledCount) return s;  // the common case, fast
   const Profile* h = Find(IdentityResolver::Host(host).Key());
   const double p = ActivityP(prof->exe, h ? &h->exe : nullptr, exe);
   std::vector<Contribution> c;
-  c.push_back({key, "exe", std::string(exe), p,
+  c.push_back({std::string(kb.view()), "exe", std::string(exe), p,
                who.name + (seen ? " rarely runs " : " never ran ") + std::string(exe) +
                    " before (" + std::to_string(prof->exe.count()) + " programs run in " +
                    Days(prof->first_ns, prof->last_ns) + ")"});
@@ -423,13 +481,14 @@ Score Baselines::ScoreExec(const Identity& who, std::string_view host, std::stri
 Score Baselines::ScoreFile(const Identity& who, std::string_view, std::string_view path,
                            int64_t) const {
   Score s;
-  const std::string key = who.Key();
-  const Profile* prof = Find(key);
+  const KeyBuf kb(who.kind, who.name);
+  const Profile* prof = Find(kb.view());
   if (prof == nullptr || prof->file.count() < kWarmFiles) return s;
   const CategoryEntry* seen = prof->file.Find(path);
+  if (seen != nullptr && seen->count >= kSettledCount) return s;
   std::vector<Contribution> c;
   c.push_back(
-      {key, "file", std::string(path), prof->file.TailProbability(path),
+      {std::string(kb.view()), "file", std::string(path), prof->file.TailProbability(path),
        who.name + (seen ? " rarely opens " : " never opened ") + std::string(path) + " before"});
   Finish(s, std::move(c), true);
   return s;
@@ -438,14 +497,14 @@ Score Baselines::ScoreFile(const Identity& who, std::string_view, std::string_vi
 Score Baselines::ScoreConnect(const Identity& who, std::string_view, std::string_view addr,
                               uint32_t port, int64_t) const {
   Score s;
-  const std::string key = who.Key();
-  const Profile* prof = Find(key);
+  const KeyBuf kb(who.kind, who.name);
+  const Profile* prof = Find(kb.view());
   if (prof == nullptr || prof->dest.count() < kWarmDests) return s;
   const std::string dest = NetworkOf(std::string(addr)) + ":" + std::to_string(port);
   const CategoryEntry* seen = prof->dest.Find(dest);
   if (seen != nullptr && seen->count >= kSettledCount) return s;
   std::vector<Contribution> c;
-  c.push_back({key, "dest", dest, prof->dest.TailProbability(dest),
+  c.push_back({std::string(kb.view()), "dest", dest, prof->dest.TailProbability(dest),
                who.name + (seen ? " rarely connects to " : " never connected to ") +
                    std::string(addr) + " port " + std::to_string(port) + " (" + dest + ") before"});
   Finish(s, std::move(c), true);
@@ -504,7 +563,7 @@ void Baselines::ObserveLogin(const LoginFacts& l, const Score& score, std::strin
     prof->last_score = static_cast<float>(score.value);
     prof->last_reason = score.Sentence();
   }
-  dirty_.insert(who.Key());
+  MarkDirty(who.Key(), prof);
   Pending p;
   p.what = l.success ? Pending::kLogin : Pending::kFailure;
   p.time_ns = l.time_ns;
@@ -525,7 +584,7 @@ void Baselines::ObserveHop(const Identity& who, std::string_view from_host,
   Profile* prof = GetOrCreate(who);
   if (prof == nullptr) return;
   if (!OutOfOrder(*prof, time_ns)) BumpShortTerm(prof->st, prof->st_ns, time_ns, 2, 1);
-  dirty_.insert(who.Key());
+  MarkDirty(who.Key(), prof);
   Pending p;
   p.what = Pending::kHop;
   p.time_ns = time_ns;
@@ -537,8 +596,33 @@ void Baselines::ObserveHop(const Identity& who, std::string_view from_host,
   Enqueue(std::move(p));
 }
 
+void Baselines::LearnSettled(Profile& prof, std::string_view key, Categorical Profile::*feature,
+                             size_t cap, std::string_view value, std::string_view host,
+                             int64_t time_ns) {
+  const int64_t hl = options_.half_life_ns;
+  (prof.*feature).Learn(value, 1, time_ns, hl, cap);
+  ++prof.observations;
+  prof.last_ns = std::max(prof.last_ns, time_ns);
+  MarkDirty(key, &prof);
+  ++stats_.learned;
+  // The host's programs were learned from this identity's first runs of this one (Learn):
+  // which programs run on a host is known without touching the host's record at every
+  // exec, which would cost a second record's cache misses on the busiest path.
+  (void)host;
+}
+
 void Baselines::ObserveExec(const Identity& who, std::string_view host, std::string_view exe,
                             int64_t time_ns, const Score& score, std::string tag) {
+  {
+    const KeyBuf kb(who.kind, who.name);
+    Profile* prof = Find(kb.view());
+    const CategoryEntry* seen = prof ? prof->exe.Find(exe) : nullptr;
+    if (seen != nullptr && seen->count >= kSettledCount) {
+      // Already ordinary: nothing to withhold.
+      LearnSettled(*prof, kb.view(), &Profile::exe, kCapExe, exe, host, time_ns);
+      return;
+    }
+  }
   Pending p;
   p.what = Pending::kExec;
   p.time_ns = time_ns;
@@ -546,12 +630,6 @@ void Baselines::ObserveExec(const Identity& who, std::string_view host, std::str
   p.who = who;
   p.host = std::string(host);
   p.a = std::string(exe);
-  const Profile* prof = Find(who.Key());
-  const CategoryEntry* seen = prof ? prof->exe.Find(exe) : nullptr;
-  if (seen != nullptr && seen->count >= kSettledCount) {
-    Learn(p, /*settled=*/true);  // already ordinary: nothing to withhold
-    return;
-  }
   p.tag = std::move(tag);
   Enqueue(std::move(p));
 }
@@ -580,11 +658,14 @@ void Baselines::ObserveConnect(const Identity& who, std::string_view host, std::
   p.host = std::string(host);
   p.a = NetworkOf(std::string(addr)) + ":" + std::to_string(port);
   p.port = port;
-  const Profile* prof = Find(who.Key());
-  const CategoryEntry* seen = prof ? prof->dest.Find(p.a) : nullptr;
-  if (seen != nullptr && seen->count >= kSettledCount) {
-    Learn(p, /*settled=*/true);
-    return;
+  {
+    const KeyBuf kb(who.kind, who.name);
+    Profile* prof = Find(kb.view());
+    const CategoryEntry* seen = prof ? prof->dest.Find(p.a) : nullptr;
+    if (seen != nullptr && seen->count >= kSettledCount) {
+      LearnSettled(*prof, kb.view(), &Profile::dest, kCapDest, p.a, host, time_ns);
+      return;
+    }
   }
   p.tag = std::move(tag);
   Enqueue(std::move(p));
@@ -639,11 +720,11 @@ void Baselines::Learn(Pending& p, bool settled) {
   if (prof->first_ns == 0 || t < prof->first_ns) prof->first_ns = t;
   prof->last_ns = std::max(prof->last_ns, t);
   const std::string key = p.who.Key();
-  dirty_.insert(key);
+  MarkDirty(key, prof);
   const std::string host_key = IdentityResolver::Host(p.host).Key();
   Profile* host = p.host.empty() ? nullptr : GetOrCreate(IdentityResolver::Host(p.host));
   if (host != nullptr) {
-    dirty_.insert(host_key);
+    MarkDirty(host_key, host);
     host->observations++;
     if (host->first_ns == 0 || t < host->first_ns) host->first_ns = t;
     host->last_ns = std::max(host->last_ns, t);
@@ -668,19 +749,19 @@ void Baselines::Learn(Pending& p, bool settled) {
         host->hours.Learn(t, 1, hl);
       }
       // Peer groups: the identity's kind, and its MinHash group of host-access sets.
-      const std::string kind_key = "peer:" + std::string(KindName(prof->kind));
+      const std::string& kind_key = KindPeerKey(prof->kind);
       if (Profile* kp = GetOrCreatePeer(kind_key, prof->kind)) {
         if (p.rates[0] >= 0) kp->rates.Learn(p.rates, 1, t, hl);
         kp->host.Learn(p.host, 1, t, hl, kCapHost);
         ++kp->logins;
-        dirty_.insert(kind_key);
+        MarkDirty(kind_key, kp);
       }
       prof->peer = PeerKeyOf(*prof);
       if (Profile* gp = GetOrCreatePeer(prof->peer, prof->kind)) {
         gp->host.Learn(p.host, 1, t, hl, kCapHost);
         gp->users.Learn(key, 1, t, hl, kCapUsers);
         ++gp->logins;
-        dirty_.insert(prof->peer);
+        MarkDirty(prof->peer, gp);
       }
       break;
     }
@@ -757,7 +838,7 @@ Result<std::string> Baselines::Feedback(const std::string& incident_id, Verdict 
       const int64_t at = (t / kNanosPerDay) * kNanosPerDay + hour * kHourNs;
       prof->hours.Learn(at, std::max(kFeedbackWeight, kFeedbackShare * prof->hours.total()), hl);
     }
-    dirty_.insert(f.identity);
+    MarkDirty(f.identity, prof);
     if (verdict == Verdict::kExpected) {
       suppressed_.insert(f.identity + "|" + f.feature + "|" + f.value);
     }
@@ -912,11 +993,14 @@ bool IsStr(const json& j, const char* k) { return j.contains(k) && j[k].is_strin
 std::vector<std::pair<std::string, std::string>> Baselines::TakeDirty() {
   std::vector<std::pair<std::string, std::string>> out;
   out.reserve(dirty_.size() + 2);
-  std::vector<std::string> keys(dirty_.begin(), dirty_.end());
+  std::vector<std::string> keys = std::move(dirty_);
+  dirty_.clear();
   std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   for (const std::string& key : keys) {
-    const Profile* p = Find(key);
+    Profile* p = Find(key);
     std::string record_key = std::string(kIdentityPrefix) + key;
+    if (p != nullptr) p->dirty = false;
     if (p == nullptr) {
       out.emplace_back(std::move(record_key), "");
       continue;

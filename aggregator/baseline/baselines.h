@@ -208,8 +208,11 @@ class Baselines {
   struct Pending;
 
  private:
-  Profile* Find(const std::string& key);
-  const Profile* Find(const std::string& key) const;
+  Profile* Find(std::string_view key);
+  const Profile* Find(std::string_view key) const;
+  // Learns a value the identity has seen often: at once, outside the daily cap.
+  void LearnSettled(Profile& prof, std::string_view key, Categorical Profile::*feature, size_t cap,
+                    std::string_view value, std::string_view host, int64_t time_ns);
   Profile* GetOrCreate(const Identity& who);
   Profile* GetOrCreatePeer(const std::string& key, IdentityKind kind);
   void Learn(Pending& p, bool settled = false);
@@ -222,10 +225,18 @@ class Baselines {
 
   const BaselineOptions options_;
   const IdentityResolver resolver_;
-  std::unordered_map<std::string, Profile> profiles_;
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, Profile, KeyHash, std::equal_to<>> profiles_;
+  mutable std::string last_key_;  // see Find
+  mutable const Profile* last_found_ = nullptr;
   std::multimap<int64_t, Pending> pending_;  // by event time
   int64_t watermark_ns_ = 0;
-  std::unordered_set<std::string> dirty_;
+  void MarkDirty(std::string_view key, Profile* p);
+  static const std::string& KindPeerKey(IdentityKind kind);
+  std::vector<std::string> dirty_;  // keys of profiles with dirty set
   bool meta_dirty_ = false;
   std::set<std::string> suppressed_;  // "identity|feature|value"
   std::map<std::string, std::vector<Contribution>> incident_facts_;

@@ -277,8 +277,25 @@ double RateModel::Distance2(const RateVector& x) const {
   return std::isfinite(d2) ? std::max(0.0, d2) : 0.0;
 }
 
-double RateModel::TailProbability(const RateVector& x) const {
-  const double d2 = Distance2(x);
+double RateModel::TailProbability(const RateVector& x, int* top) const {
+  double d2 = 0;
+  if (top != nullptr) *top = 0;
+  if (weight_ >= kMinWeight) {
+    Vec d;
+    for (int i = 0; i < kRateDims; ++i) d(i) = x[i] - mean_[i];
+    Mat c = Unpack(cov_);
+    c.diagonal().array() += kCovRidge;
+    const Vec w = c.ldlt().solve(d);
+    d2 = d.dot(w);
+    if (!std::isfinite(d2) || d2 < 0) d2 = 0;
+    double best = -1;
+    for (int i = 0; top != nullptr && i < kRateDims; ++i) {
+      if (d(i) * w(i) > best) {
+        best = d(i) * w(i);
+        *top = i;
+      }
+    }
+  }
   // Chi-square survival function with 4 degrees of freedom.
   return std::clamp(std::exp(-d2 / 2) * (1 + d2 / 2), 1e-12, 1.0);
 }

@@ -101,8 +101,9 @@ class RateModel {
   // Mahalanobis distance squared of x from the learned mean; 0 while fewer than
   // `min_weight` observations were learned.
   double Distance2(const RateVector& x) const;
-  // Chi-square tail probability (4 degrees of freedom) of Distance2.
-  double TailProbability(const RateVector& x) const;
+  // Chi-square tail probability (4 degrees of freedom) of Distance2; with `top`, also the
+  // dimension that contributes most (one factorization for both).
+  double TailProbability(const RateVector& x, int* top = nullptr) const;
   // The dimension that contributes most to the distance.
   int TopDimension(const RateVector& x) const;
   // Learns x; observations far from the mean get less weight (Huber), so that a burst of

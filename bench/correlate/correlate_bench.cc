@@ -12,6 +12,8 @@
 // one audit session per host). Nearly every user looks compromised, so almost every event
 // revises a raised incident: the worst case for building and fingerprinting incidents.
 //
+// BM_FeedIngestMixWithBaselines: BM_FeedIngestMix with learned baselines attached.
+//
 // BM_Feed*: the same streams through Feed, taking the changed incidents once per 512
 // events, as the aggregator's correlation engine does once per hand-over.
 //
@@ -29,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/baseline/baselines.h"
 #include "aggregator/correlate/correlator.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/correlate/story_builder.h"
@@ -231,6 +234,23 @@ void BM_FeedIngestMix(benchmark::State& state) {
       static_cast<double>(incidents) / static_cast<double>(state.iterations() * stream.size());
 }
 BENCHMARK(BM_FeedIngestMix)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+
+// The same with learned baselines attached, as the aggregator runs it: the difference to
+// BM_FeedIngestMix is what scoring and learning add per event.
+void BM_FeedIngestMixWithBaselines(benchmark::State& state) {
+  const std::vector<Delivery>& stream = IngestMix();
+  size_t incidents = 0;
+  for (auto _ : state) {
+    FakeClock clock(stream.front().event.time_ns);
+    baseline::Baselines baselines;
+    Correlator c(CorrelatorOptions{}, clock);
+    c.AttachBaselines(&baselines);
+    incidents += FeedInHandOvers(stream, clock, c);
+    benchmark::DoNotOptimize(incidents);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * stream.size()));
+}
+BENCHMARK(BM_FeedIngestMixWithBaselines)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
 void BM_SerializeState(benchmark::State& state) {
   const std::vector<Delivery>& stream = Stream();

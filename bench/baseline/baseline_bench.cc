@@ -1,0 +1,208 @@
+// Learned baselines at fleet scale: how many bytes each identity costs, and how much CPU
+// scoring and observing one event costs on the ingest mix, the way the correlator calls
+// them (Score*, then Observe*, then Commit).
+//
+//   baseline_bench [--identities 100000,1000000] [--events 2000000]
+//
+// Each identity gets three weeks of history first: 20 office-hour logins from two
+// addresses of one /24 to one of its two usual hosts, and 8 programs run 3 times each.
+// The mix then is 60% exec (1 in 100 a program the identity never ran), 20% outbound
+// connect, 10% sensitive-file open, 10% login (1 in 10 of them failed), each by an
+// identity drawn uniformly, 1 ms of event time apart (so that the 30-minute learning delay
+// passes within the run and queued observations are learned). CPU is the thread's CPU time
+// (CLOCK_THREAD_CPUTIME_ID), so other load on the machine does not count.
+#include <time.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "aggregator/baseline/baselines.h"
+
+namespace {
+
+using namespace tripline;
+using namespace tripline::baseline;
+
+constexpr int64_t kHour = 3600LL * kNanosPerSecond;
+constexpr int64_t kStart = 1'795'392'000LL * kNanosPerSecond;  // a Monday, 00:00 UTC
+
+int64_t CpuNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t{ts.tv_sec} * kNanosPerSecond + ts.tv_nsec;
+}
+
+size_t RssBytes() {
+  std::ifstream statm("/proc/self/statm");
+  size_t pages = 0, rss = 0;
+  statm >> pages >> rss;
+  return rss * 4096;
+}
+
+const std::vector<std::string>& Programs() {
+  static const std::vector<std::string> p = [] {
+    std::vector<std::string> v;
+    for (const char* name :
+         {"ls",   "cat", "grep", "ssh",     "git",    "vim",  "python3", "make", "cc",
+          "ps",   "top", "less", "tail",    "find",   "awk",  "sed",     "curl", "tar",
+          "gzip", "du",  "df",   "kubectl", "docker", "bash", "sudo"}) {
+      v.push_back(std::string("/usr/bin/") + name);
+    }
+    return v;
+  }();
+  return p;
+}
+
+std::string User(size_t i) { return "user" + std::to_string(i); }
+std::string Host(size_t i, int which) { return "host" + std::to_string((i * 7 + which) % 20000); }
+std::string Addr(size_t i, int which) {
+  return "10." + std::to_string((i >> 16) & 255) + "." + std::to_string((i >> 8) & 255) + "." +
+         std::to_string(which + 1);
+}
+
+void Run(size_t identities, size_t events) {
+  BaselineOptions options;
+  options.max_identities = identities * 2 + 100000;
+  const size_t rss_before = RssBytes();
+  Baselines b(options);
+  std::mt19937_64 rng(42);
+  const int64_t fill_start = CpuNs();
+  for (size_t i = 0; i < identities; ++i) {
+    const Identity who{IdentityKind::kHuman, User(i)};
+    for (int d = 0; d < 20; ++d) {
+      LoginFacts l;
+      l.user = who.name;
+      l.host = Host(i, d % 2);
+      l.service = "sshd";
+      l.addr = Addr(i, d % 2);
+      l.time_ns = kStart + (d + d / 5 * 2) * kNanosPerDay + (9 + d % 3) * kHour;
+      b.ObserveLogin(l, Score{}, "");
+      b.Commit(l.time_ns, nullptr);
+      for (int k = 0; k < 8 && d < 3; ++k) {
+        const std::string& exe = Programs()[(i + k * 3) % Programs().size()];
+        b.ObserveExec(who, l.host, exe, l.time_ns + k, Score{}, "");
+      }
+    }
+  }
+  const int64_t history_end = kStart + 30 * kNanosPerDay;
+  b.Commit(history_end, nullptr);
+  const double fill_s = static_cast<double>(CpuNs() - fill_start) / 1e9;
+  const size_t rss_after = RssBytes();
+  const size_t accounted = b.MemoryBytes();
+  const BaselineStats st = b.stats();
+  size_t record_bytes = 0;
+  for (const auto& [key, value] : b.TakeDirty()) record_bytes += key.size() + value.size();
+
+  // The ingest mix.
+  std::uniform_int_distribution<size_t> pick(0, identities - 1);
+  std::uniform_int_distribution<int> percent(0, 99);
+  int64_t t = history_end + 9 * kHour;
+  const int64_t score_start = CpuNs();
+  size_t logins = 0, execs = 0, nets = 0, files = 0;
+  for (size_t e = 0; e < events; ++e) {
+    const size_t i = pick(rng);
+    const int kind = percent(rng);
+    const Identity who{IdentityKind::kHuman, User(i)};
+    const std::string host = Host(i, static_cast<int>(e & 1));
+    t += 1'000'000;  // 1 ms of event time per event: the learning delay passes in the run
+    if (kind < 60) {
+      const bool novel = percent(rng) == 0;
+      const std::string& exe = novel ? Programs()[(i + 13) % Programs().size()]
+                                     : Programs()[(i + (e % 8) * 3) % Programs().size()];
+      const Score s = b.ScoreExec(who, host, exe, t);
+      b.ObserveExec(who, host, exe, t, s, "sess");
+      ++execs;
+    } else if (kind < 80) {
+      const Score s = b.ScoreConnect(who, host, "192.0.2.10", 443, t);
+      b.ObserveConnect(who, host, "192.0.2.10", 443, t, s, "sess");
+      ++nets;
+    } else if (kind < 90) {
+      const Score s = b.ScoreFile(who, host, "/home/u/.ssh/id_ed25519", t);
+      b.ObserveFile(who, host, "/home/u/.ssh/id_ed25519", t, s, "sess");
+      ++files;
+    } else {
+      LoginFacts l;
+      l.user = who.name;
+      l.host = host;
+      l.service = "sshd";
+      l.addr = Addr(i, static_cast<int>(e & 1));
+      l.success = percent(rng) >= 10;
+      l.time_ns = t;
+      const Score s = b.ScoreLogin(l);
+      b.ObserveLogin(l, s, "sess");
+      ++logins;
+    }
+    b.Commit(t, nullptr);
+  }
+  const int64_t score_ns = CpuNs() - score_start;
+  const double per_event = static_cast<double>(score_ns) / static_cast<double>(events);
+
+  // Scoring alone (no learning) on logins, the most expensive kind.
+  const int64_t login_start = CpuNs();
+  const size_t login_runs = events / 10;
+  double sink = 0;
+  for (size_t e = 0; e < login_runs; ++e) {
+    const size_t i = pick(rng);
+    LoginFacts l;
+    l.user = User(i);
+    l.host = Host(i, 0);
+    l.service = "sshd";
+    l.addr = Addr(i, 0);
+    l.time_ns = t;
+    sink += b.ScoreLogin(l).value;
+  }
+  const double per_login =
+      static_cast<double>(CpuNs() - login_start) / static_cast<double>(login_runs);
+
+  std::printf("identities %zu (profiles incl. hosts and peer groups: %zu)\n", identities,
+              static_cast<size_t>(st.identities));
+  std::printf("  history: %.1f s CPU to learn %zu observations\n", fill_s,
+              static_cast<size_t>(st.learned));
+  std::printf(
+      "  state: %.0f bytes/identity accounted, %.0f bytes/identity RSS growth, "
+      "%.0f bytes/identity as records\n",
+      static_cast<double>(accounted) / static_cast<double>(identities),
+      static_cast<double>(rss_after - rss_before) / static_cast<double>(identities),
+      static_cast<double>(record_bytes) / static_cast<double>(identities));
+  std::printf(
+      "  ingest mix (%zu events: %zu exec, %zu connect, %zu file, %zu login): "
+      "%.0f ns CPU/event (score + observe + commit)\n",
+      events, execs, nets, files, logins, per_event);
+  std::printf("  login scoring alone: %.0f ns CPU/login (checksum %.3f)\n", per_login,
+              sink / static_cast<double>(login_runs));
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<size_t> sizes = {100000, 1000000};
+  size_t events = 2000000;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--identities" && i + 1 < argc) {
+      sizes.clear();
+      std::stringstream ss(argv[++i]);
+      std::string item;
+      while (std::getline(ss, item, ',')) sizes.push_back(std::strtoull(item.c_str(), nullptr, 10));
+    } else if (a == "--events" && i + 1 < argc) {
+      events = std::strtoull(argv[++i], nullptr, 10);
+    } else {
+      std::fprintf(stderr, "usage: baseline_bench [--identities N[,N...]] [--events M]\n");
+      return 2;
+    }
+  }
+  for (size_t n : sizes) {
+    if (n == 0) {
+      std::fprintf(stderr, "baseline_bench: --identities wants positive counts\n");
+      return 2;
+    }
+    Run(n, events);
+  }
+  return 0;
+}
