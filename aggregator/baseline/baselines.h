@@ -68,7 +68,7 @@ struct BaselineOptions {
   double max_learn_per_day = 200;
   // Login scores of identities still warming up are capped at this (never alerting).
   double cold_cap = 0.3;
-  size_t max_identities = 4'000'000;
+  size_t max_identities = 2'000'000;
   size_t max_pending = 1'000'000;
   size_t max_incident_facts = 10'000;
 };
