@@ -435,6 +435,20 @@ Score Baselines::ScoreHop(const Identity& who, std::string_view from_host, std::
                          " in " + std::to_string(prof->edge.count()) + " hops)"
                    : who.name + " rarely hops from " + std::string(from_host) + " to " +
                          std::string(to_host)});
+  // The host reached: never logged in to by this identity (nor usual for its peers)?
+  double p_host = prof->host.TailProbability(to_host);
+  if (p_host <= kNameableP && !prof->peer.empty()) {
+    if (const Profile* peers = Find(prof->peer)) {
+      p_host = std::max(p_host, peers->host.TailProbability(to_host));
+    }
+  }
+  c.push_back({key, "host", std::string(to_host), p_host, {}});
+  if (p_host <= kNameableP) {
+    c.back().sentence = prof->host.Find(to_host) == nullptr
+                            ? "first login ever of " + who.name + " on " + std::string(to_host) +
+                                  " (0 of " + std::to_string(prof->logins) + " logins)"
+                            : who.name + " rarely logs in on " + std::string(to_host);
+  }
   auto r = DecayedRates(prof->st, prof->st_ns, time_ns);
   r[2] += 1;
   const RateVector x = ToRates(r);

@@ -133,3 +133,58 @@ TEST(BaselineCorrelationTest, TheAttackIsNotLearned) {
 
 }  // namespace
 }  // namespace tripline::correlate
+
+namespace tripline::correlate {
+namespace {
+
+// An admin who hops hosta -> hostb every working day, then one morning, from the usual
+// network at the usual hour and without a failure, goes hosta -> hostc -> hostd -> hoste:
+// hosts and paths the account never used. No rule catches it; the hops' scores do.
+TEST(BaselineCorrelationTest, QuietHopsWhereTheAccountNeverGoesRaiseOneIncident) {
+  for (const bool stray : {true, false}) {
+    SCOPED_TRACE(stray ? "new path" : "usual path");
+    StoryBuilder b;
+    b.SetAddress("hoste", "198.18.0.15");
+    World w;
+    int session = 2000;
+    uint32_t port = 30000;
+    for (int day = 42; day >= 1; --day) {
+      const int dow = ((3 - day) % 7 + 7) % 7;
+      if (dow == 0 || dow == 6) continue;
+      const double t = kMidnight - day * kDay + 9 * kHour + 5 * 60;
+      const std::string a = "audit:" + std::to_string(session++);
+      const std::string c = "audit:" + std::to_string(session++);
+      w.Feed({b.Login("hosta", "alice", "198.51.100.12", 40000 + session, a, t),
+              b.Connect("hosta", a, "alice", port, "198.18.0.12", 22, t + 300),
+              b.Login("hostb", "alice", "198.18.0.11", port, c, t + 301)});
+      ++port;
+    }
+    const std::map<std::string, Incident> before = w.incidents();
+    ASSERT_TRUE(before.empty());
+    const double t = kMidnight + 9 * kHour + 10 * 60;  // Wednesday 09:10
+    if (stray) {
+      w.Feed({b.Login("hosta", "alice", "198.51.100.12", 41000, "audit:1", t),
+              b.Connect("hosta", "audit:1", "alice", 50001, "198.18.0.13", 22, t + 600),
+              b.Login("hostc", "alice", "198.18.0.11", 50001, "audit:5", t + 601),
+              b.Connect("hostc", "audit:5", "alice", 50002, "198.18.0.14", 22, t + 1200),
+              b.Login("hostd", "alice", "198.18.0.13", 50002, "audit:6", t + 1201),
+              b.Connect("hostd", "audit:6", "alice", 50003, "198.18.0.15", 22, t + 1800),
+              b.Login("hoste", "alice", "198.18.0.14", 50003, "audit:7", t + 1801)});
+      ASSERT_EQ(w.incidents().size(), 1u);
+      const Incident& in = w.incidents().begin()->second;
+      EXPECT_THAT(in.techniques, ::testing::Contains("T1078"));
+      EXPECT_EQ(in.chain.size(), 3u);
+      std::string ex;
+      for (const std::string& line : in.explanation) ex += line + "\n";
+      EXPECT_THAT(ex, HasSubstr("first login ever of alice on hostc"));
+    } else {
+      w.Feed({b.Login("hosta", "alice", "198.51.100.12", 41000, "audit:1", t),
+              b.Connect("hosta", "audit:1", "alice", 50001, "198.18.0.12", 22, t + 300),
+              b.Login("hostb", "alice", "198.18.0.11", 50001, "audit:5", t + 301)});
+      EXPECT_TRUE(w.incidents().empty());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tripline::correlate
