@@ -571,3 +571,50 @@ TEST_F(CtlTest, BaselineAndFeedbackThroughTheQueryService) {
 
 }  // namespace
 }  // namespace tripline
+
+namespace tripline {
+namespace {
+
+// Service accounts declared in the configuration are judged as services; a rule the
+// aggregator cannot apply stops it with a clear message.
+TEST(AggregatorProcessTest, DeclaredIdentitiesAreAppliedAndBadRulesRefused) {
+  TempDir dir;
+  {
+    std::ofstream config(dir.Sub("agg.textproto"));
+    config << "identities { kind: \"service\" user: \"svc-*\" }\n";
+  }
+  Aggregator agg(dir, {"--config", dir.Sub("agg.textproto")});
+  ASSERT_FALSE(agg.address().empty()) << agg.Stderr();
+  correlate::testing::StoryBuilder b;
+  const auto login = b.Login("hosta", "svc-backup", "198.51.100.7", 40001, "audit:1", 0);
+  IngestClient client(agg.address());
+  ASSERT_TRUE(client.Hello(login.sensor));
+  ASSERT_TRUE(client.Batch(login.sensor, login.event.seq, {login.event}));
+  RunResult r;
+  for (int i = 0; i < 50; ++i) {
+    r = RunCommand({BinPath("triplinectl"), "--aggregator", agg.address(), "baseline", "svc-backup",
+                    "--json"});
+    if (r.exit_code == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["identity"], "service:svc-backup") << r.out;
+
+  for (const std::string bad :
+       {"identities { kind: \"robot\" user: \"x\" }", "identities { kind: \"service\" }",
+        "identities { kind: \"agent\" k8s_service_account: \"ns/sa\" }"}) {
+    TempDir other;
+    {
+      std::ofstream config(other.Sub("bad.textproto"));
+      config << bad << "\n";
+    }
+    const RunResult refused =
+        RunCommand({BinPath("tripline-aggregator"), "--listen", "127.0.0.1:0", "--data-dir",
+                    other.Sub("data"), "--config", other.Sub("bad.textproto")});
+    EXPECT_EQ(refused.exit_code, 2) << bad;
+    EXPECT_NE(refused.err.find("identities:"), std::string::npos) << refused.err;
+  }
+}
+
+}  // namespace
+}  // namespace tripline
