@@ -3,9 +3,10 @@
 //   triplinectl --aggregator HOST:PORT [--ca F [--cert F --key F] [--server-name N]]
 //               [--timeout 10s] SUBCOMMAND [flags]
 //
-// Subcommands: events, stats, incidents, incident ID (CtlUsage() has the flags). Tables by
-// default; --json prints one JSON array for lists (events, incidents) and one object for
-// single things (stats, incident).
+// Subcommands: events, stats, incidents, incident ID, baseline IDENTITY, feedback INCIDENT
+// benign|expected (CtlUsage() has the flags). Tables by default; --json prints one JSON
+// array for lists (events, incidents) and one object for single things (stats, incident,
+// baseline).
 //
 // Exit codes: 0 success, 1 the RPC failed (the message names the gRPC status), 2 usage.
 #pragma once
