@@ -350,6 +350,12 @@ class Engine {
     into->discovery_times.insert(into->discovery_times.end(), moved.discovery_times.begin(),
                                  moved.discovery_times.end());
     if (into->user.empty()) into->user = moved.user;
+    if (moved.baseline.activity > into->baseline.activity) {
+      into->baseline.activity = moved.baseline.activity;
+      for (const BaselineFact& f : moved.baseline.facts) {
+        if (into->baseline.facts.size() < kMaxBaselineFacts) AddUnique(into->baseline.facts, f);
+      }
+    }
     Chain& c = ChainOf(*into);
     c.members.erase(std::remove(c.members.begin(), c.members.end(), from_key), c.members.end());
     for (const std::string& m : c.members) {
