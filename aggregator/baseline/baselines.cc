@@ -361,7 +361,9 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
     double p_host = prof->host.TailProbability(l.host);
     if (p_host <= kNameableP && !prof->peer.empty()) {
       if (const Profile* peers = Find(prof->peer)) {
-        p_host = std::max(p_host, peers->host.TailProbability(l.host));
+        if (peers->host.Find(l.host) != nullptr) {
+          p_host = std::max(p_host, peers->host.TailProbability(l.host));
+        }
       }
     }
     add("host", l.host, p_host, [&] {
@@ -419,7 +421,7 @@ Score Baselines::ScoreHop(const Identity& who, std::string_view from_host, std::
   double p = prof->edge.TailProbability(edge);
   // Hosts reached from `from_host` by anyone: a path many take is less surprising.
   if (const Profile* h = Find(IdentityResolver::Host(from_host).Key())) {
-    p = std::max(p, h->edge.TailProbability(to_host));
+    if (h->edge.Find(to_host) != nullptr) p = std::max(p, h->edge.TailProbability(to_host));
   }
   size_t reached = 0;
   const std::string prefix = std::string(from_host) + ">";
@@ -439,7 +441,9 @@ Score Baselines::ScoreHop(const Identity& who, std::string_view from_host, std::
   double p_host = prof->host.TailProbability(to_host);
   if (p_host <= kNameableP && !prof->peer.empty()) {
     if (const Profile* peers = Find(prof->peer)) {
-      p_host = std::max(p_host, peers->host.TailProbability(to_host));
+      if (peers->host.Find(to_host) != nullptr) {
+        p_host = std::max(p_host, peers->host.TailProbability(to_host));
+      }
     }
   }
   c.push_back({key, "host", std::string(to_host), p_host, {}});
@@ -468,7 +472,11 @@ namespace {
 // everyone runs on that host is not surprising for a newcomer).
 double ActivityP(const Categorical& mine, const Categorical* hosts, std::string_view value) {
   double p = mine.TailProbability(value);
-  if (hosts != nullptr) p = std::max(p, hosts->TailProbability(value));
+  // Only a value the others have seen makes it less surprising: a young history of theirs
+  // must not hide the novelty of a value nobody has used.
+  if (hosts != nullptr && hosts->Find(value) != nullptr) {
+    p = std::max(p, hosts->TailProbability(value));
+  }
   return p;
 }
 }  // namespace

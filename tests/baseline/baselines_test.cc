@@ -175,6 +175,33 @@ TEST(BaselinesTest, FeedbackFoldsBackAndExpectedSuppresses) {
   EXPECT_FALSE(b.Describe("human:alice")->suppressed.empty());
 }
 
+TEST(BaselinesTest, ProgramsDestinationsAndFilesNeverUsedAreNamed) {
+  Baselines b;
+  WarmUp(b, "alice", 4);
+  const Identity alice{IdentityKind::kHuman, "alice"};
+  int64_t t = kMonday + 28 * kNanosPerDay + 10 * kHour;
+  // A week of work, spread out: the daily cap (200) never binds.
+  for (int i = 0; i < 600; ++i) {
+    const std::string exe = i % 2 ? "/usr/bin/ls" : "/usr/bin/git";
+    t += 1000LL * kNanosPerSecond;
+    b.ObserveExec(alice, "hosta", exe, t, b.ScoreExec(alice, "hosta", exe, t), "s");
+    b.ObserveConnect(alice, "hosta", "192.0.2.10", 443, t, Score{}, "s");
+    b.Commit(t, nullptr);
+  }
+  t += kNanosPerDay;
+  b.Commit(t, nullptr);
+  EXPECT_EQ(b.ScoreExec(alice, "hosta", "/usr/bin/git", t).value, 0);
+  const Score nc = b.ScoreExec(alice, "hosta", "/usr/bin/nc", t);
+  EXPECT_GT(nc.value, 0.7);
+  EXPECT_THAT(nc.Sentence(), HasSubstr("alice never ran /usr/bin/nc before"));
+  EXPECT_EQ(b.ScoreConnect(alice, "hosta", "192.0.2.99", 443, t).value, 0);  // same /24, port
+  const Score out = b.ScoreConnect(alice, "hosta", "203.0.113.5", 4444, t);
+  EXPECT_GT(out.value, 0.7);
+  EXPECT_THAT(out.Sentence(), HasSubstr("never connected to 203.0.113.5 port 4444"));
+  // An identity with little activity learned is not judged on it yet.
+  EXPECT_EQ(b.ScoreFile(alice, "hosta", "/etc/shadow", t).value, 0);
+}
+
 TEST(BaselinesTest, RecordsRoundTripAndBadRecordsAreCorruption) {
   Baselines a;
   WarmUp(a, "alice", 4);
