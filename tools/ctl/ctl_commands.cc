@@ -1,6 +1,7 @@
 #include "tools/ctl/ctl_commands.h"
 
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include "model/incident.h"
 #include "model/incident_proto.h"
 #include "tools/ctl/ctl_table.h"
+#include "tools/import/log_importer.h"
 #include "tripline/v1/query.grpc.pb.h"
 
 namespace tripline::ctl {
@@ -56,6 +58,12 @@ const std::map<std::string, std::map<std::string, bool>>& CommandFlags() {
       {"incident", {{"--json", false}}},
       {"baseline", {{"--json", false}}},
       {"feedback", {}},
+      {"import",
+       {{"--format", true},
+        {"--host", true},
+        {"--year", true},
+        {"--utc-offset", true},
+        {"--dry-run", false}}},
   };
   return *flags;
 }
@@ -118,8 +126,13 @@ std::optional<UsageError> ParseArgs(const std::vector<std::string>& args, Option
     o->flags[flag] = value;
   }
   if (o->command.empty()) return UsageError{"no subcommand"};
-  if (o->aggregator.empty()) return UsageError{"--aggregator HOST:PORT is required"};
-  if (auto hp = ParseHostPort(o->aggregator); !hp.ok()) return UsageError{hp.status().message()};
+  const bool dry_run = o->command == "import" && o->flags.count("--dry-run") > 0;
+  if (o->aggregator.empty() && !dry_run) {
+    return UsageError{"--aggregator HOST:PORT is required"};
+  }
+  if (auto hp = ParseHostPort(o->aggregator); !dry_run && !hp.ok()) {
+    return UsageError{hp.status().message()};
+  }
   if (o->cert.empty() != o->key.empty()) return UsageError{"--cert and --key go together"};
   if (!o->cert.empty() && o->ca.empty()) return UsageError{"--cert/--key need --ca"};
   if (!timeout.empty()) {
@@ -127,13 +140,15 @@ std::optional<UsageError> ParseArgs(const std::vector<std::string>& args, Option
     if (!t.ok() || *t <= 0) return UsageError{"--timeout wants a duration such as 10s"};
     o->timeout_ns = *t;
   }
-  const size_t want_positional = o->command == "incident" || o->command == "baseline" ? 1
-                                 : o->command == "feedback"                           ? 2
-                                                                                      : 0;
+  const size_t want_positional =
+      o->command == "incident" || o->command == "baseline" || o->command == "import" ? 1
+      : o->command == "feedback"                                                     ? 2
+                                                                                     : 0;
   if (o->positional.size() != want_positional) {
     return UsageError{o->command == "incident"   ? "incident takes one ID"
                       : o->command == "baseline" ? "baseline takes one IDENTITY"
                       : o->command == "feedback" ? "feedback takes INCIDENT benign|expected"
+                      : o->command == "import"   ? "import takes one FILE"
                                                  : o->command + " takes no arguments"};
   }
   if (o->command == "feedback" && o->positional[1] != "benign" && o->positional[1] != "expected") {
@@ -207,6 +222,7 @@ class Ctl {
       : o_(std::move(options)), out_(out), err_(err), clock_(clock) {}
 
   int Run() {
+    if (o_.command == "import") return Import();
     auto channel = MakeChannel(o_);
     if (!channel.ok()) {
       err_ << "triplinectl: " << channel.status().message() << "\n";
@@ -590,6 +606,72 @@ class Ctl {
     return out;
   }
 
+  // Exit codes of import: 0 done, 1 the aggregator failed (what it acknowledged stays; run
+  // again to resume), 2 usage or unreadable file, 3 the aggregator rejected events, 4 no
+  // line of the file is in the given format.
+  int Import() {
+    import::ImportOptions io;
+    io.path = o_.positional[0];
+    io.timeout_ns = o_.timeout_ns;
+    const auto flag = [&](const char* name) -> const std::string* {
+      const auto it = o_.flags.find(name);
+      return it == o_.flags.end() ? nullptr : &it->second;
+    };
+    const std::string* format = flag("--format");
+    if (format == nullptr || !import::ParseLogFormat(*format, &io.parse.format)) {
+      return Usage({"import needs --format sshd-syslog or --format journal-json"});
+    }
+    const std::string* host = flag("--host");
+    if (host == nullptr || host->empty() || host->size() > 255) {
+      return Usage({"import needs --host NAME, the host the log was written on"});
+    }
+    io.parse.host = *host;
+    if (const std::string* year = flag("--year")) {
+      char* end = nullptr;
+      const long y = std::strtol(year->c_str(), &end, 10);
+      if (year->empty() || *end != '\0' || y < 1971 || y > 9999) {
+        return Usage({"--year wants a year such as 2026, got '" + *year + "'"});
+      }
+      io.parse.year = static_cast<int>(y);
+    }
+    if (const std::string* offset = flag("--utc-offset")) {
+      auto t = ParseTimeNs("1970-01-02T00:00:00" + *offset);
+      if (!t.ok()) return Usage({"--utc-offset wants +HH:MM or -HH:MM, got '" + *offset + "'"});
+      io.parse.utc_offset_s = 86400 - *t / kNanosPerSecond;
+    }
+    io.parse.now_ns = clock_.NowNs();
+    const bool dry_run = o_.flags.count("--dry-run") > 0;
+    std::shared_ptr<grpc::Channel> channel;
+    if (!dry_run) {
+      auto c = MakeChannel(o_);
+      if (!c.ok()) {
+        err_ << "triplinectl: " << c.status().message() << "\n";
+        return 2;
+      }
+      channel = *c;
+    }
+    import::ImportReport report;
+    const Status s =
+        import::RunImport(io, channel, isatty(STDERR_FILENO) ? &err_ : nullptr, clock_, &report);
+    if (!s.ok() && report.sensor_id.empty()) {  // the file could not be opened
+      err_ << "triplinectl: import: " << s.message() << "\n";
+      return 2;
+    }
+    import::PrintImportReport(report, io, dry_run, out_);
+    if (!s.ok()) {
+      err_ << "triplinectl: import: " << s.message() << "\n";
+      const bool file = s.code() == Status::Code::kIoError || s.IsInvalidArgument();
+      return file ? 2 : 1;
+    }
+    if (report.rejected > 0) return 3;
+    if (report.lines > 0 && report.lines_malformed + report.lines_empty == report.lines) {
+      err_ << "triplinectl: import: no line of " << io.path << " is " << *format
+           << "; is --format right?\n";
+      return 4;
+    }
+    return 0;
+  }
+
   int BadAnswer(const char* rpc, const Status& why) {
     err_ << "triplinectl: " << rpc
          << " returned an incident it cannot read: " << EscapeForDisplay(why.ToString()) << "\n";
@@ -634,6 +716,11 @@ subcommands:
   feedback INCIDENT benign|expected
              fold the incident's baseline facts back into the baselines; expected
              also suppresses the same pattern from then on
+  import     --format sshd-syslog|journal-json --host NAME [--year Y] [--utc-offset +HH:MM]
+             [--dry-run] FILE
+             sends the logins, failures, sessions and sudo commands of an auth log as
+             the sensor would have reported them; importing a file again adds nothing
+             (docs/import.md). --dry-run parses and reports without an aggregator.
 
 connection flags:
   --ca FILE            verify the aggregator with TLS against these roots
@@ -642,7 +729,8 @@ connection flags:
   --timeout DURATION   per call (default 10s)
 
 --json prints a JSON array for events and incidents, an object for stats and incident.
-Exit codes: 0 ok, 1 the aggregator call failed, 2 usage.
+Exit codes: 0 ok, 1 the aggregator call failed, 2 usage (import: or unreadable FILE),
+3 import: the aggregator rejected events, 4 import: no line of FILE is in --format.
 )";
 }
 

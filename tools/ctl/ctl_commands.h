@@ -4,11 +4,12 @@
 //               [--timeout 10s] SUBCOMMAND [flags]
 //
 // Subcommands: events, stats, incidents, incident ID, baseline IDENTITY, feedback INCIDENT
-// benign|expected (CtlUsage() has the flags). Tables by default; --json prints one JSON
-// array for lists (events, incidents) and one object for single things (stats, incident,
-// baseline).
+// benign|expected, import FILE (CtlUsage() has the flags). Tables by default; --json prints
+// one JSON array for lists (events, incidents) and one object for single things (stats,
+// incident, baseline).
 //
-// Exit codes: 0 success, 1 the RPC failed (the message names the gRPC status), 2 usage.
+// Exit codes: 0 success, 1 the RPC failed (the message names the gRPC status), 2 usage;
+// import also 3 (events rejected) and 4 (no line in the format), see CtlUsage().
 #pragma once
 
 #include <ostream>
