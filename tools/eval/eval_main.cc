@@ -40,6 +40,7 @@
 #include "aggregator/rocksdb_store.h"
 #include "model/event_proto.h"
 #include "model/incident_proto.h"
+#include "tools/eval/eval_metrics.h"
 #include "tools/eval/fleet_sim.h"
 #include "tripline/v1/ingest.grpc.pb.h"
 #include "tripline/v1/query.grpc.pb.h"
@@ -48,7 +49,6 @@ namespace tripline::eval {
 namespace {
 
 using nlohmann::json;
-namespace pb = google::protobuf;
 
 struct Args {
   FleetSpec spec;
@@ -116,56 +116,6 @@ class SimSensor {
   std::unique_ptr<grpc::ClientReaderWriter<v1::IngestRequest, v1::IngestAck>> stream_;
   bool ok_ = false;
 };
-
-// A numeric field whose name ends in "score" on the message or nested login message.
-std::optional<double> ScoreOf(const pb::Message& m) {
-  const pb::Descriptor* d = m.GetDescriptor();
-  const pb::Reflection* r = m.GetReflection();
-  for (int i = 0; i < d->field_count(); ++i) {
-    const pb::FieldDescriptor* f = d->field(i);
-    if (f->is_repeated()) continue;
-    const std::string& name = f->name();
-    const bool scorish = name.size() >= 5 && name.compare(name.size() - 5, 5, "score") == 0;
-    if (scorish && f->cpp_type() == pb::FieldDescriptor::CPPTYPE_DOUBLE) return r->GetDouble(m, f);
-    if (scorish && f->cpp_type() == pb::FieldDescriptor::CPPTYPE_FLOAT) return r->GetFloat(m, f);
-    if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE &&
-        (name == "login" || name == "event" || name == "scores") && r->HasField(m, f)) {
-      if (auto s = ScoreOf(r->GetMessage(m, f))) return s;
-    }
-  }
-  return std::nullopt;
-}
-
-bool HasScoreField(const pb::Descriptor* d, int depth = 0) {
-  for (int i = 0; i < d->field_count() && depth < 3; ++i) {
-    const pb::FieldDescriptor* f = d->field(i);
-    const std::string& name = f->name();
-    if (name.size() >= 5 && name.compare(name.size() - 5, 5, "score") == 0 &&
-        (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_DOUBLE ||
-         f->cpp_type() == pb::FieldDescriptor::CPPTYPE_FLOAT)) {
-      return true;
-    }
-    if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE &&
-        (name == "login" || name == "event" || name == "scores") &&
-        HasScoreField(f->message_type(), depth + 1)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-// ROC AUC by the Mann-Whitney statistic (ties count half).
-double Auc(std::vector<double> pos, std::vector<double> neg) {
-  if (pos.empty() || neg.empty()) return 0;
-  std::sort(neg.begin(), neg.end());
-  double sum = 0;
-  for (double p : pos) {
-    const auto lo = std::lower_bound(neg.begin(), neg.end(), p);
-    const auto hi = std::upper_bound(neg.begin(), neg.end(), p);
-    sum += static_cast<double>(lo - neg.begin()) + 0.5 * static_cast<double>(hi - lo);
-  }
-  return sum / (static_cast<double>(pos.size()) * static_cast<double>(neg.size()));
-}
 
 struct Trait {
   const char* name;
