@@ -212,6 +212,30 @@ TEST_F(ParserTest, AcceptedLoginSessionAndSudoFormOneSession) {
   EXPECT_EQ(L(acc[0]).remote_addr, "2001:db8::1");  // RFC 5952
 }
 
+TEST_F(ParserTest, OldLinuxPamTagsReadLikeModernOnes) {
+  auto p = Syslog(2005);
+  auto ev = One(p,
+                "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; "
+                "logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4 ",
+                LineKind::kEvents);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(L(ev[0]).service, "sshd");
+  EXPECT_EQ(L(ev[0]).remote_addr, "218.188.2.4");
+  EXPECT_EQ(L(ev[0]).outcome, Outcome::kFailure);
+  EXPECT_EQ(ev[0].process.tgid, 19939u);
+  ev = One(p,
+           "Jun 15 04:06:18 combo su(pam_unix)[21416]: session opened for user cyrus by "
+           "(uid=0)",
+           LineKind::kEvents);
+  EXPECT_EQ(L(ev[0]).service, "su");
+  EXPECT_EQ(L(ev[0]).stage, LoginStage::kSessionOpen);
+  EXPECT_EQ(L(ev[0]).user, "cyrus");
+  One(p, "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: check pass; user unknown",
+      LineKind::kNoEvent);
+  One(p, "Jun 14 15:16:01 combo ftpd[1]: connection from 1.2.3.4", LineKind::kOtherProgram);
+  One(p, "Jun 19 04:09:11 combo syslogd 1.4.1: restart.", LineKind::kOtherProgram);
+}
+
 TEST_F(ParserTest, SudoFailuresAndRefusals) {
   auto p = Syslog();
   auto ev = One(p,

@@ -378,8 +378,9 @@ LineKind AuthLogParser::ParseSyslog(std::string_view text, std::vector<Event>* o
   const size_t space = rest.find(' ');
   if (colon == std::string_view::npos || colon == 0 ||
       (space != std::string_view::npos && space < colon)) {
-    *why = "no \"program[pid]: \" after the host name";
-    return LineKind::kMalformed;
+    // A stamp and a host, then no "program[pid]: " tag ("syslogd 1.4.1: restart."): a line
+    // of the format, but of no program the import reads.
+    return LineKind::kOtherProgram;
   }
   std::string_view tag = rest.substr(0, colon);
   line.message = rest.substr(colon + 2);
@@ -482,6 +483,17 @@ LineKind AuthLogParser::Dispatch(const Line& line, std::vector<Event>* out, std:
 LineKind AuthLogParser::Message(const Line& line, std::string_view message, std::vector<Event>* out,
                                 std::string* why) {
   if (StartsWith(message, "pam_unix(")) return Pam(line, message, out, why);
+  if (EndsWith(line.program, "(pam_unix)")) {
+    // Linux-PAM before 0.99 tagged its lines "sshd(pam_unix)[pid]: authentication failure;
+    // ..." instead of "sshd[pid]: pam_unix(sshd:auth): ...": the same messages, with the
+    // service in the tag and the module type left to the text.
+    Line pam = line;
+    pam.program = line.program.substr(0, line.program.size() - 10);
+    const char* type = StartsWith(message, "session ") ? "session" : "auth";
+    const std::string modern =
+        "pam_unix(" + pam.program + ":" + type + "): " + std::string(message);
+    return Pam(pam, modern, out, why);
+  }
   if (IsSshd(line.program)) return Sshd(line, message, out, why);
   if (line.program == "sudo") return Sudo(line, message, out, why);
   return LineKind::kOtherProgram;

@@ -33,6 +33,8 @@
 //   - `sudo: U : TTY=... ; PWD=... ; USER=R ; COMMAND=C`: the exec of C as R, attributed to
 //     U's newest open SSH session on the host;
 //   - `message repeated N times: [ M ]`: M, N times.
+// The old Linux-PAM tag, "sshd(pam_unix)[pid]: authentication failure; ...", is read as the
+// pam_unix lines above.
 // Lines of other programs, and sshd's connection bookkeeping, produce nothing.
 //
 // Input is hostile: every line is bounded (kMaxLineBytes), every string copied into an
