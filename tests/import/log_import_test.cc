@@ -184,6 +184,20 @@ TEST_F(LogImportTest, DryRunNeedsNoAggregator) {
   EXPECT_NE(o.str().find("events                 " + std::to_string(kLogEvents)), std::string::npos)
       << o.str();
   EXPECT_EQ(StoredEvents(), 0u);
+
+  std::ostringstream jo, je;
+  ASSERT_EQ(ctl::RunCtl({"import", "--dry-run", "--json", "--format", "sshd-syslog", "--host",
+                         "labsz", "--year", "2026", path},
+                        jo, je),
+            0)
+      << je.str();
+  const auto j = nlohmann::json::parse(jo.str());
+  EXPECT_EQ(j["events"], kLogEvents);
+  EXPECT_EQ(j["lines"], 10);
+  EXPECT_EQ(j["lines_unrecognized"], 1);
+  EXPECT_EQ(j["unrecognized_examples"][0]["line"], 9);
+  EXPECT_EQ(j["dry_run"], true);
+  EXPECT_EQ(j["sensor_id"].get<std::string>().rfind("import-", 0), 0u);
 }
 
 TEST(ImportSensorId, StableUnderAppendsAndDistinctPerHostAndHead) {

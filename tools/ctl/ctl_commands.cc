@@ -63,7 +63,8 @@ const std::map<std::string, std::map<std::string, bool>>& CommandFlags() {
         {"--host", true},
         {"--year", true},
         {"--utc-offset", true},
-        {"--dry-run", false}}},
+        {"--dry-run", false},
+        {"--json", false}}},
   };
   return *flags;
 }
@@ -657,7 +658,11 @@ class Ctl {
       err_ << "triplinectl: import: " << s.message() << "\n";
       return 2;
     }
-    import::PrintImportReport(report, io, dry_run, out_);
+    if (want_json()) {
+      out_ << import::ImportReportJson(report, io, dry_run) << "\n";
+    } else {
+      import::PrintImportReport(report, io, dry_run, out_);
+    }
     if (!s.ok()) {
       err_ << "triplinectl: import: " << s.message() << "\n";
       const bool file = s.code() == Status::Code::kIoError || s.IsInvalidArgument();
@@ -717,7 +722,7 @@ subcommands:
              fold the incident's baseline facts back into the baselines; expected
              also suppresses the same pattern from then on
   import     --format sshd-syslog|journal-json --host NAME [--year Y] [--utc-offset +HH:MM]
-             [--dry-run] FILE
+             [--dry-run] [--json] FILE
              sends the logins, failures, sessions and sudo commands of an auth log as
              the sensor would have reported them; importing a file again adds nothing
              (docs/import.md). --dry-run parses and reports without an aggregator.

@@ -463,7 +463,8 @@ LineKind AuthLogParser::Dispatch(const Line& line, std::vector<Event>* out, std:
     uint64_t n = 0;
     if (sp == std::string_view::npos || !ParseUint(rest.substr(0, sp), kMaxRepeat, &n) ||
         !StartsWith(rest.substr(sp), " times: [") || !EndsWith(rest, "]")) {
-      *why = "bad \"message repeated N times: [ ... ]\"";
+      *why = "bad \"message repeated N times: [ ... ]\" (N at most " + std::to_string(kMaxRepeat) +
+             ")";
       return LineKind::kMalformed;
     }
     std::string_view inner = rest.substr(sp + 9);

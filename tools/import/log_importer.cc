@@ -9,6 +9,7 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "model/event_proto.h"
@@ -411,6 +412,39 @@ void PrintImportReport(const ImportReport& r, const ImportOptions& o, bool dry_r
     out << "batches the aggregator rejected:\n";
     for (const auto& x : r.rejections) out << "  " << x << "\n";
   }
+}
+
+std::string ImportReportJson(const ImportReport& r, const ImportOptions& o, bool dry_run) {
+  using nlohmann::json;
+  const auto examples = [](const std::vector<LineExample>& list) {
+    json a = json::array();
+    for (const auto& x : list) a.push_back({{"line", x.line}, {"text", x.text}, {"why", x.why}});
+    return a;
+  };
+  json j{{"file", o.path},
+         {"host", o.parse.host},
+         {"format", LogFormatName(o.parse.format)},
+         {"dry_run", dry_run},
+         {"sensor_id", r.sensor_id},
+         {"lines", r.lines},
+         {"lines_with_events", r.lines_with_events},
+         {"lines_no_event", r.lines_no_event},
+         {"lines_other_program", r.lines_other_program},
+         {"lines_empty", r.lines_empty},
+         {"lines_unrecognized", r.lines_unrecognized},
+         {"lines_malformed", r.lines_malformed},
+         {"events", r.events},
+         {"already_durable", r.already_durable},
+         {"sent", r.sent},
+         {"stored", r.stored},
+         {"rejected", r.rejected},
+         {"rejections", r.rejections},
+         {"durable_seq", r.durable_seq},
+         {"elapsed_ns", r.elapsed_ns},
+         {"unrecognized_examples", examples(r.unrecognized_examples)},
+         {"malformed_examples", examples(r.malformed_examples)}};
+  // Example texts are cut bytes of hostile lines: replace what is not UTF-8.
+  return j.dump(2, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace tripline::import

@@ -82,5 +82,9 @@ Status RunImport(const ImportOptions& options, const std::shared_ptr<grpc::Chann
 // The summary a person reads after an import.
 void PrintImportReport(const ImportReport& report, const ImportOptions& options, bool dry_run,
                        std::ostream& out);
+// The same as one JSON object (the names of ImportReport's fields, plus "file", "host",
+// "format" and "dry_run"; examples as {"line", "text", "why"}).
+std::string ImportReportJson(const ImportReport& report, const ImportOptions& options,
+                             bool dry_run);
 
 }  // namespace tripline::import
