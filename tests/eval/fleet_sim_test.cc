@@ -73,6 +73,9 @@ TEST(FleetSim, EveryCombinationOfStealthIsPlayedAndLabelled) {
     EXPECT_EQ(hops, c.hops) << c.Label();
   }
   EXPECT_EQ(combos.size(), 32u);
+  std::set<std::string> sources;
+  for (const auto& c : f.compromises) sources.insert(c.source);
+  EXPECT_EQ(sources.size(), f.compromises.size());
 }
 
 TEST(FleetSim, TestPeriodDoesNotDependOnWarmUp) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <random>
+#include <set>
 
 #include "common/clock.h"
 
@@ -411,6 +412,7 @@ Fleet GenerateFleet(const FleetSpec& spec) {
   // Compromises, in the test period only. Combination i % 32 of the four stealth traits,
   // so every combination is played as often as every other.
   Rng attack(spec.seed * 31 + 17);
+  std::set<std::string> attacker_addresses;
   std::vector<const Person*> victims;
   for (const Person& p : people) victims.push_back(&p);
   for (int i = 0; i < spec.compromises && spec.test_days > 0; ++i) {
@@ -431,7 +433,11 @@ Fleet GenerateFleet(const FleetSpec& spec) {
     c.start_ns = c.unusual_hour ? day + attack.Int(1, 4) * kHour + attack.Int(0, 59) * kMinute
                                 : day + v.start_hour * kHour +
                                       attack.Int(0, (v.end_hour - v.start_hour) * 60 - 1) * kMinute;
-    c.source = c.new_network ? NewNetworkAddress(attack) : AddressIn(attack.Pick(v.nets), attack);
+    // One address per attacker: two compromises from one address would be one story to the
+    // correlator (and to anyone), which is not what is being measured.
+    do {
+      c.source = c.new_network ? NewNetworkAddress(attack) : AddressIn(attack.Pick(v.nets), attack);
+    } while (!attacker_addresses.insert(c.source).second);
     c.entry_host = v.admin ? "bastion" : attack.Pick(v.hosts);
     const Tag tag{c.id, 0};
     const size_t first = b.raw().size();
