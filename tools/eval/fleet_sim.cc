@@ -383,7 +383,12 @@ Fleet GenerateFleet(const FleetSpec& spec) {
             day + p.start_hour * kHour + rng.Int(0, (p.end_hour - p.start_hour) * 60 - 1) * kMinute;
         const std::string addr =
             rng.Chance(0.02) ? NewNetworkAddress(rng) : AddressIn(rng.Pick(p.nets), rng);
-        const int typos = rng.Chance(0.05) ? (rng.Chance(0.2) ? 2 : 1) : 0;
+        // One or two typos in 5% of logins; three or four (the old password, after a
+        // change) in 0.5%, which is what a brute force followed by a login looks like too.
+        const double slip = rng.Real();
+        const int typos = slip < 0.005  ? (rng.Chance(0.3) ? 4 : 3)
+                          : slip < 0.05 ? (rng.Chance(0.2) ? 2 : 1)
+                                        : 0;
         const std::string& host = rng.Pick(p.hosts);
         const std::string s =
             b.Login(host, p.name, addr, static_cast<uint32_t>(rng.Int(1024, 65000)), t, typos,

@@ -3,9 +3,9 @@
 // A fleet of servers and the identities that use them, over `warmup_days` of ordinary work
 // followed by `test_days` in which compromises are injected:
 //   - people with habits: workdays, a usual start and end hour, one or two usual home /24s
-//     (or the office /24), one to three usual hosts; a password typo now and then (one or
-//     two failures, under the brute-force threshold), a login from a new network now and
-//     then (travel);
+//     (or the office /24), one to three usual hosts; password typos (one or two failures
+//     in 5% of logins; three or four in 0.5%, the old password after a change), a login
+//     from a new network now and then (travel);
 //   - service accounts on schedules: from one server to a fixed set of others with a key,
 //     every hour or few, the same command each time;
 //   - agents (automation): from the CI host to many hosts at machine speed, every 15 min;
