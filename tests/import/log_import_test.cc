@@ -156,6 +156,8 @@ TEST_F(LogImportTest, ExitCodesSayWhatWentWrong) {
   EXPECT_EQ(
       Ctl({"import", "--format", "sshd-syslog", "--host", "h", "--year", "20x6", "f"}, &out, &err),
       2);
+  EXPECT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "h\xff", "f"}, &out, &err), 2);
+  EXPECT_NE(err.find("--host wants a host name"), std::string::npos) << err;
   // The wrong format: nothing in the file is a line of it.
   const std::string path = Write("auth.log", kLog);
   EXPECT_EQ(Ctl({"import", "--format", "journal-json", "--host", "h", path}, &out, &err), 4);
@@ -171,6 +173,27 @@ TEST_F(LogImportTest, ExitCodesSayWhatWentWrong) {
                         o, e),
             1);
   EXPECT_NE(e.str().find("import:"), std::string::npos) << e.str();
+}
+
+TEST_F(LogImportTest, RejectedBatchesAreCountedShownAndExitThree) {
+  // An aggregator that takes at most 4 events per batch refuses the import's batch of 12.
+  server_->Shutdown(kNanosPerSecond);
+  AggregatorServerOptions options;
+  options.listen = HostPort{"127.0.0.1", 0};
+  options.ingest.max_batch_events = 4;
+  auto server = AggregatorServer::Start(options, store_.get(), engine_.get());
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  server_ = std::move(server).value();
+  const std::string path = Write("auth.log", kLog);
+  std::string out, err;
+  EXPECT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "labsz", "--year", "2026", path},
+                &out, &err),
+            3)
+      << out << err;
+  EXPECT_NE(out.find("rejected             " + std::to_string(kLogEvents)), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("batches the aggregator rejected:\n  seq 1: "), std::string::npos) << out;
+  EXPECT_EQ(StoredEvents(), 0u);
 }
 
 TEST_F(LogImportTest, DryRunNeedsNoAggregator) {

@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -623,8 +624,14 @@ class Ctl {
       return Usage({"import needs --format sshd-syslog or --format journal-json"});
     }
     const std::string* host = flag("--host");
-    if (host == nullptr || host->empty() || host->size() > 255) {
+    if (host == nullptr || host->empty()) {
       return Usage({"import needs --host NAME, the host the log was written on"});
+    }
+    // Host names are ASCII (RFC 1123); anything else would reach the store and the
+    // incidents as is.
+    if (host->size() > 255 ||
+        !std::all_of(host->begin(), host->end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
+      return Usage({"--host wants a host name (printable ASCII, at most 255 bytes)"});
     }
     io.parse.host = *host;
     if (const std::string* year = flag("--year")) {
