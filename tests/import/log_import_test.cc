@@ -87,7 +87,7 @@ class LogImportTest : public ::testing::Test {
 TEST_F(LogImportTest, ReimportStoresNothingTwice) {
   const std::string path = Write("auth.log", kLog);
   std::string out, err;
-  ASSERT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "labsz", "--year", "2026", path},
+  ASSERT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "labsz", "--year", "2025", path},
                 &out, &err),
             0)
       << out << err;
@@ -98,7 +98,7 @@ TEST_F(LogImportTest, ReimportStoresNothingTwice) {
   EXPECT_EQ(StoredEvents(), kLogEvents);
 
   // The same file again, and a copy of it under another name: nothing new.
-  ASSERT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "labsz", "--year", "2026", path},
+  ASSERT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "labsz", "--year", "2025", path},
                 &out, &err),
             0)
       << err;
@@ -106,19 +106,19 @@ TEST_F(LogImportTest, ReimportStoresNothingTwice) {
       << out;
   EXPECT_NE(out.find("newly stored         0"), std::string::npos) << out;
   const std::string copy = Write("auth.log.copy", kLog);
-  ASSERT_EQ(Ctl({"import", "--format=sshd-syslog", "--host=labsz", "--year=2026", copy}), 0);
+  ASSERT_EQ(Ctl({"import", "--format=sshd-syslog", "--host=labsz", "--year=2025", copy}), 0);
   EXPECT_EQ(StoredEvents(), kLogEvents);
 
   // The log grew: only the new lines' events are added.
   Write("auth.log", std::string(kLog) +
                         "Dec 10 10:00:00 LabSZ sshd[1]: Failed password for root from "
                         "192.0.2.78 port 1 ssh2\n");
-  ASSERT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "labsz", "--year", "2026", path}),
+  ASSERT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "labsz", "--year", "2025", path}),
             0);
   EXPECT_EQ(StoredEvents(), kLogEvents + 1);
 
   // Another host's log with the same lines is another sensor.
-  ASSERT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "other", "--year", "2026", path}),
+  ASSERT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "other", "--year", "2025", path}),
             0);
   EXPECT_EQ(StoredEvents(), 2 * (kLogEvents + 1));
   auto labsz = store_->CountEvents({.host = "labsz"});
@@ -128,7 +128,7 @@ TEST_F(LogImportTest, ReimportStoresNothingTwice) {
 
 TEST_F(LogImportTest, ImportedEventsAreWhatTheQueryServiceShows) {
   const std::string path = Write("auth.log", kLog);
-  ASSERT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "labsz", "--year", "2026", path}),
+  ASSERT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "labsz", "--year", "2025", path}),
             0);
   std::string out, err;
   ASSERT_EQ(
@@ -137,7 +137,7 @@ TEST_F(LogImportTest, ImportedEventsAreWhatTheQueryServiceShows) {
   const auto events = nlohmann::json::parse(out);
   ASSERT_EQ(events.size(), 3u) << out;
   EXPECT_EQ(events[0]["login"]["remote_addr"], "198.51.100.142");
-  EXPECT_EQ(events[0]["time"], "2026-12-10T09:32:20.000Z");
+  EXPECT_EQ(events[0]["time"], "2025-12-10T09:32:20.000Z");
   EXPECT_EQ(events[1]["session"], events[2]["session"]);
   EXPECT_EQ(events[0]["sensor_id"].get<std::string>().rfind("import-", 0), 0u);
 }
@@ -186,7 +186,7 @@ TEST_F(LogImportTest, RejectedBatchesAreCountedShownAndExitThree) {
   server_ = std::move(server).value();
   const std::string path = Write("auth.log", kLog);
   std::string out, err;
-  EXPECT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "labsz", "--year", "2026", path},
+  EXPECT_EQ(Ctl({"import", "--format", "sshd-syslog", "--host", "labsz", "--year", "2025", path},
                 &out, &err),
             3)
       << out << err;
@@ -200,7 +200,7 @@ TEST_F(LogImportTest, DryRunNeedsNoAggregator) {
   const std::string path = Write("auth.log", kLog);
   std::ostringstream o, e;
   ASSERT_EQ(ctl::RunCtl({"import", "--dry-run", "--format", "sshd-syslog", "--host", "labsz",
-                         "--year", "2026", path},
+                         "--year", "2025", path},
                         o, e),
             0)
       << e.str();
@@ -210,7 +210,7 @@ TEST_F(LogImportTest, DryRunNeedsNoAggregator) {
 
   std::ostringstream jo, je;
   ASSERT_EQ(ctl::RunCtl({"import", "--dry-run", "--json", "--format", "sshd-syslog", "--host",
-                         "labsz", "--year", "2026", path},
+                         "labsz", "--year", "2025", path},
                         jo, je),
             0)
       << je.str();
