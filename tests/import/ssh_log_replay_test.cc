@@ -210,6 +210,7 @@ TEST_F(SshLogReplayTest, WrittenLogRaisesStuffingAndTheBreakInNotSmallBruteForce
   }
 }
 
+#ifndef TRIPLINE_WITHOUT_SHARED_DATA
 TEST_F(SshLogReplayTest, LoghubOpenSsh2k) {
   const std::string data = TRIPLINE_SHARED_DATA;
   const std::string path = data + "/loghub/OpenSSH/OpenSSH_2k.log";
@@ -286,6 +287,7 @@ TEST_F(SshLogReplayTest, LoghubLinux2kOldPamLines) {
       attackers.size(), raised, incidents.size(), static_cast<unsigned long long>(report.events),
       static_cast<unsigned long long>(report.lines));
 }
+#endif  // TRIPLINE_WITHOUT_SHARED_DATA
 
 }  // namespace tripline
 }  // namespace tripline
