@@ -97,7 +97,9 @@ std::map<std::string, SourceAttempts> BruteForcingSources(const std::string& log
 }
 
 // Whether the rules raise a brute force of this size on its own (without a login after it).
-bool RaisesOnItsOwn(const SourceAttempts& a) { return a.most_failures >= 10 || a.accounts >= 10; }
+[[maybe_unused]] bool RaisesOnItsOwn(const SourceAttempts& a) {
+  return a.most_failures >= 10 || a.accounts >= 10;
+}
 
 class SshLogReplayTest : public ::testing::Test {
  protected:
