@@ -22,7 +22,8 @@ struct DeliveryClient::Stream {
   // GUARDED_BY(DeliveryClient::mu_):
   bool hello_acked = false;
   uint64_t hello_durable = 0;
-  bool broken = false;  // the reader saw the end of the stream
+  bool broken = false;    // the reader saw the end of the stream
+  bool violated = false;  // the peer acknowledged more than was sent: the stream is ended
   uint64_t batches_acked = 0;
 };
 
@@ -296,6 +297,18 @@ void DeliveryClient::HandleAck(uint64_t durable_seq, const std::string& error,
       cv_.notify_all();
       return;
     }
+    if (s->violated) return;
+    // Nothing beyond what went out on a stream can be durable; trimming the spool on such a
+    // claim would delete events never sent. (An ack that covers a previous process's sends
+    // also lands here; the next hello, checked against what the spool numbered, settles it.)
+    const uint64_t highest_sent = std::max(sent_seq_, max_sent_seq_);
+    if (durable_seq > highest_sent) {
+      ProtocolViolationLocked("acknowledgement", durable_seq, highest_sent);
+      s->violated = true;
+      s->context.TryCancel();
+      cv_.notify_all();
+      return;
+    }
     if (!error.empty()) {
       // Malformed in the aggregator's eyes: sending it again would fail again. Count it,
       // remember not to resend it, move on.
@@ -330,6 +343,16 @@ void DeliveryClient::HandleAck(uint64_t durable_seq, const std::string& error,
   if (!st.ok()) {
     TL_LOG(ERROR) << "delivery: spool ack: " << st.ToString();
   }
+}
+
+void DeliveryClient::ProtocolViolationLocked(const std::string& what, uint64_t claimed,
+                                             uint64_t highest) {
+  ++stats_.protocol_violations;
+  stats_.last_error = "protocol violation: the aggregator's " + what + " claims durable seq " +
+                      std::to_string(claimed) + " but this sensor has " +
+                      (what == "hello reply" ? "numbered" : "sent") + " only up to " +
+                      std::to_string(highest) + "; spool kept, reconnecting";
+  TL_LOG(ERROR) << "delivery: " << options_.target << ": " << stats_.last_error;
 }
 
 bool DeliveryClient::IsRejectedLocked(uint64_t seq) const {
@@ -464,6 +487,16 @@ Status DeliveryClient::RunStream(bool* healthy) {
       result = Status::DeadlineExceeded("no acknowledgement of the hello");
     }
     if (s.hello_acked && !stopping_) {
+      // Every number up to the spool's next was handed out (or leased) by this sensor, so
+      // a durable seq beyond it was never sent by this spool: refuse to trim anything.
+      const uint64_t numbered = spool_->Counters().next_seq - 1;
+      if (s.hello_durable > numbered) {
+        ProtocolViolationLocked("hello reply", s.hello_durable, numbered);
+        s.violated = true;
+        result = Status::Unavailable(stats_.last_error);
+      }
+    }
+    if (s.hello_acked && !stopping_ && result.ok()) {
       const uint64_t durable = s.hello_durable;
       stats_.connected = true;
       stats_.durable_seq = durable;
@@ -483,7 +516,6 @@ Status DeliveryClient::RunStream(bool* healthy) {
       cv_.notify_all();
       lock.unlock();
       Status st = spool_->Ack(durable);
-      if (st.ok()) st = spool_->SkipSeqPast(durable);
       if (!st.ok()) {
         TL_LOG(ERROR) << "delivery: spool after hello: " << st.ToString();
       }
@@ -493,7 +525,7 @@ Status DeliveryClient::RunStream(bool* healthy) {
       while (result.ok()) {
         int64_t wake = 0;
         bool ready = false;
-        while (!stopping_ && !s.broken) {
+        while (!stopping_ && !s.broken && !s.violated) {
           const int64_t now = clock_.MonotonicNs();
           int64_t ack_deadline = 0;
           if (!in_flight_.empty()) {
@@ -553,7 +585,8 @@ Status DeliveryClient::RunStream(bool* healthy) {
         }
       }
     }
-    *healthy = s.hello_acked &&
+    if (s.violated && result.ok()) result = Status::Unavailable(stats_.last_error);
+    *healthy = s.hello_acked && !s.violated &&
                (s.batches_acked > 0 || clock_.MonotonicNs() - started_ns >= kNanosPerSecond);
     if (!s.broken && !write_failed) s.context.TryCancel();
   }

@@ -27,6 +27,15 @@
 // rejected_first_seq. Its events are counted (rejected_events), logged, and not sent again by
 // this process; a restart may send them once more (the rejected ranges are not persisted).
 //
+// Acknowledgements you cannot trust: a hello ack whose durable seq is beyond the highest
+// seq this sensor has numbered, or a later ack beyond the highest seq this process has
+// sent, is a protocol violation (a forged or confused peer, a man in the middle of clear
+// text). It is logged at error level with both numbers and counted (protocol_violations);
+// nothing is trimmed from the spool, the stream is ended and reopened after the backoff.
+// A peer that keeps claiming it keeps the sensor's events in the spool, where only the
+// spool's own bound evicts them (counted as spool drops). docs/security.md has the rule and
+// what to do when the claim is true (a sensor that lost its spool state but kept its id).
+//
 // Reconnection: exponential backoff with jitter, backoff_initial_ms doubling up to
 // backoff_max_ms; back to the start after a healthy stream (hello acknowledged and a batch
 // acknowledged, or up for a second). A stream whose hello or oldest in-flight batch goes
@@ -116,7 +125,10 @@ struct DeliveryStats {
   uint64_t spool_write_errors = 0;
   uint64_t rejected_events = 0;  // refused by the aggregator as malformed, not resent
   uint64_t rejected_batches = 0;
-  uint64_t reconnects = 0;   // streams that ended and were reopened
+  uint64_t reconnects = 0;  // streams that ended and were reopened
+  // Acks claiming a durable seq this sensor cannot have sent (see "Acknowledgements you
+  // cannot trust" above): not applied, the stream ended, the spool kept (for SensorHealth).
+  uint64_t protocol_violations = 0;
   uint64_t durable_seq = 0;  // the aggregator's last report
   uint64_t next_seq = 0;
   bool connected = false;  // a stream is open and its hello acknowledged
@@ -171,6 +183,9 @@ class DeliveryClient {
   Status RunStream(bool* healthy);
   void ReaderLoop(Stream* stream);
   void HandleAck(uint64_t durable_seq, const std::string& error, uint64_t rejected_first_seq);
+  // Counts and logs an ack that claims more than this sensor sent; the caller ends the
+  // stream. Requires mu_.
+  void ProtocolViolationLocked(const std::string& what, uint64_t claimed, uint64_t highest);
   // Builds the next batch from the spool into *request; *batch->events == 0 when there
   // was nothing left to send up to `last_submitted` (evicted or rejected).
   Status NextBatch(uint64_t last_submitted, v1::IngestRequest* request, InFlight* batch);
@@ -204,7 +219,9 @@ class DeliveryClient {
 
   // Owned by the sender thread only.
   std::deque<SpoolRecord> lookahead_;  // read from the spool past a gap, not yet sent
-  uint64_t max_sent_seq_ = 0;          // highest seq ever written to any stream
+  // Highest seq ever written to any stream; written under mu_ (the reader checks acks
+  // against it).
+  uint64_t max_sent_seq_ = 0;
 
   std::thread sender_;
   std::thread syncer_;

@@ -31,11 +31,6 @@ class Sequencer {
   }
   // Precondition: !NeedsLease().
   uint64_t Take() { return next_++; }
-  // Moves past numbers someone else has seen (the aggregator's durable seq after the
-  // sensor lost its state). Never moves backwards.
-  void SkipTo(uint64_t next) {
-    if (next > next_) next_ = next;
-  }
 
   // Where to resume after Open: the recorded next number after a clean shutdown, else
   // the lease; in both cases above everything still on disk and everything acknowledged.

@@ -494,19 +494,6 @@ Status Spool::Ack(uint64_t seq) {
   return Status::Ok();
 }
 
-Status Spool::SkipSeqPast(uint64_t seq) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (closed_) return Status::Aborted("spool is closed");
-  if (seq < sequencer_.next()) return Status::Ok();
-  TL_LOG(ERROR) << "spool: the aggregator holds seq " << seq << " but this spool would number "
-                << sequencer_.next() << " next; skipping ahead (was the spool directory lost?)";
-  sequencer_.SkipTo(seq + 1);
-  const uint64_t lease = sequencer_.ProposedLease();
-  TL_RETURN_IF_ERROR(WriteStateLocked(false, lease));
-  sequencer_.LeaseGranted(lease);
-  return Status::Ok();
-}
-
 Status Spool::Sync(bool force_state) {
   std::vector<SegmentPtr> dirty;
   bool dir = false;

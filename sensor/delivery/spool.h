@@ -122,10 +122,6 @@ class Spool {
   // deleted. The acked seq is persisted by the next Sync() or Close().
   Status Ack(uint64_t seq);
 
-  // Makes sure future numbers are above `seq` (used when the aggregator reports a durable
-  // seq this spool has never issued, i.e. the spool directory was lost).
-  Status SkipSeqPast(uint64_t seq);
-
   // fdatasyncs what was appended since the last call; writes the state file when the acked
   // seq changed and state_interval_ms has passed (or `force_state`).
   Status Sync(bool force_state = false);

@@ -18,6 +18,7 @@
 
 #include "common/clock.h"
 #include "sensor/delivery/delivery_client.h"
+#include "sensor/delivery/spool.h"
 #include "tests/aggregator/subprocess.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/support/exactly_once.h"
@@ -443,6 +444,140 @@ TEST_F(CrashWindowTest, SensorKilledAfterAnAckBeforeRecordingIt) {
   std::cerr << "[ info ] restarted sensor: " << report.value_or("(nothing)") << "\n";
   ExpectEachEventOnce(ListAllEvents(agg.address()), kN);
   StopAggregator(agg);
+}
+
+// A peer on the aggregator's address that claims a durable seq of 2^64-2 for every sensor:
+// in its reply to the hello, or in its ack of the first batch (a forged aggregator, a man in
+// the middle of clear text, a confused store). It stores nothing.
+constexpr uint64_t kClaimedSeq = ~uint64_t{0} - 1;
+
+class LyingIngest final : public v1::Ingest::Service {
+ public:
+  explicit LyingIngest(bool in_hello) : in_hello_(in_hello) {}
+
+  grpc::Status Stream(grpc::ServerContext*,
+                      grpc::ServerReaderWriter<v1::IngestAck, v1::IngestRequest>* stream) override {
+    v1::IngestRequest request;
+    if (!stream->Read(&request) || !request.has_hello()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "hello first");
+    }
+    ++hellos;
+    v1::IngestAck ack;
+    ack.set_durable_seq(in_hello_ ? kClaimedSeq : 0);
+    if (!stream->Write(ack)) return grpc::Status::OK;
+    while (stream->Read(&request)) {
+      if (!request.has_batch()) continue;
+      ack.set_durable_seq(kClaimedSeq);
+      if (!stream->Write(ack)) break;
+    }
+    return grpc::Status::OK;
+  }
+
+  std::atomic<int> hellos{0};
+
+ private:
+  const bool in_hello_;
+};
+
+// Every record in the spool directory, read by a spool of its own (the client stopped).
+std::vector<uint64_t> SpooledSeqs(const std::string& dir) {
+  delivery::SpoolOptions options;
+  options.dir = dir;
+  auto spool = delivery::Spool::Open(options);
+  EXPECT_TRUE(spool.ok()) << spool.status().ToString();
+  std::vector<uint64_t> seqs;
+  if (!spool.ok()) return seqs;
+  std::vector<delivery::SpoolRecord> records;
+  for (uint64_t after = 0;;) {
+    records.clear();
+    const Status read = (*spool)->Read(after, 1000, &records);
+    EXPECT_TRUE(read.ok()) << read.ToString();
+    if (!read.ok() || records.empty()) break;
+    for (const auto& r : records) seqs.push_back(r.seq);
+    after = records.back().seq;
+  }
+  EXPECT_TRUE((*spool)->Close().ok());
+  return seqs;
+}
+
+// The lying peer may not empty the spool: the claim is counted as a protocol violation and
+// refused on every reconnect, and when the real aggregator takes the address over, every
+// event (those spooled meanwhile and those submitted after) is stored exactly once under
+// the seq it was given.
+void LyingAggregatorLosesNothing(bool in_hello) {
+  TempDir dir;
+  constexpr size_t kSpooled = 600, kAfter = 100;
+  const std::vector<Event> events = MakeEvents(kSpooled + kAfter);
+  const std::string spool = dir.Sub("spool");
+
+  LyingIngest liar(in_hello);
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&liar);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  ASSERT_NE(port, 0);
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+
+  DeliveryOptions options = Options(address, spool);
+  options.spool.segment_bytes = 4096;  // many sealed segments, each one the liar could trim
+  std::string sensor_id;
+  {
+    auto client = MakeClient(options);
+    ASSERT_NE(client, nullptr);
+    sensor_id = client->sensor_id();
+    for (size_t i = 0; i < kSpooled; ++i) ASSERT_TRUE(client->Submit(events[i]).ok());
+    // Refused more than once: the sensor retries, and does not give in the second time.
+    EXPECT_TRUE(WaitFor([&] { return client->Stats().protocol_violations >= 3; }, 30))
+        << client->Stats().last_error;
+    const DeliveryStats s = client->Stats();
+    client->Stop();
+    EXPECT_GE(liar.hellos.load(), 3);
+    EXPECT_EQ(s.acked, 0u);
+    EXPECT_LT(s.durable_seq, kClaimedSeq);
+    EXPECT_EQ(s.next_seq, kSpooled + 1) << "the numbering must not jump to the claim";
+    EXPECT_EQ(s.spool_drops, 0u);
+    EXPECT_NE(s.last_error.find(std::to_string(kClaimedSeq)), std::string::npos) << s.last_error;
+  }
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server.reset();
+
+  std::vector<uint64_t> expected(kSpooled);
+  for (size_t i = 0; i < kSpooled; ++i) expected[i] = i + 1;
+  EXPECT_EQ(SpooledSeqs(spool), expected) << "the spool must keep every unacknowledged event";
+
+  AggregatorProcess agg(dir);
+  ASSERT_TRUE(agg.Start(address)) << agg.Stderr();
+  auto client = MakeClient(options);
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(client->sensor_id(), sensor_id);
+  for (size_t i = kSpooled; i < events.size(); ++i) ASSERT_TRUE(client->Submit(events[i]).ok());
+  const Status flushed = client->Flush(In(60));
+  const DeliveryStats s = client->Stats();
+  EXPECT_TRUE(flushed.ok()) << flushed.ToString() << "; last error: " << s.last_error;
+  client->Stop();
+  EXPECT_EQ(s.durable_seq, events.size());
+  EXPECT_EQ(s.protocol_violations, 0u);
+
+  std::vector<testing::SensorSeq> stored;
+  for (const auto& [sensor, by_seq] : ListAllEvents(agg.address())) {
+    for (const auto& [seq, copies] : by_seq) {
+      for (size_t i = 0; i < copies.size(); ++i) stored.emplace_back(sensor, seq);
+    }
+  }
+  EXPECT_TRUE(testing::StoredExactlyOnce(stored, testing::SeqRange(sensor_id, 1, events.size())));
+
+  agg.child().Signal(SIGTERM);
+  EXPECT_EQ(agg.child().Wait(20000), std::optional<int>(0)) << agg.Stderr();
+}
+
+TEST(DeliveryRecoveryTest, HelloClaimingAHugeDurableSeqEmptiesNothing) {
+  LyingAggregatorLosesNothing(/*in_hello=*/true);
+}
+
+TEST(DeliveryRecoveryTest, AckBeyondWhatWasSentEmptiesNothing) {
+  LyingAggregatorLosesNothing(/*in_hello=*/false);
 }
 
 }  // namespace
