@@ -121,6 +121,9 @@ std::string Summarize(const Event& e) {
   } else if (const auto* h = e.As<SensorHealth>()) {
     out << "sensor health, " << h->ringbuf_drops << " ring-buffer drops, " << h->spool_drops
         << " spool drops";
+    if (h->delivery_protocol_violations != 0) {
+      out << ", " << h->delivery_protocol_violations << " aggregator acks refused";
+    }
     for (const HookFamilyStatus& f : h->families) {
       if (f.state != "live") out << ", " << f.name << " " << f.state;
     }

@@ -144,6 +144,8 @@ struct SensorHealth {
   // What weakens this sensor's protection by its own configuration, repeated in every
   // report ("events go to 198.51.100.7:4317 in clear text: ..."); empty when nothing does.
   std::vector<std::string> warnings;
+  // Aggregator acknowledgements refused for claiming more than this sensor sent, total.
+  uint64_t delivery_protocol_violations = 0;
 };
 
 using EventBody = std::variant<LoginEvent, FileOpenEvent, ExecEvent, NetConnectEvent,

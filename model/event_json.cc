@@ -98,6 +98,7 @@ struct BodyToJson {
                             {"helper_errors", h.helper_errors},
                             {"decode_errors", h.decode_errors},
                             {"spool_drops", h.spool_drops},
+                            {"delivery_protocol_violations", h.delivery_protocol_violations},
                             {"kinds", std::move(kinds)},
                             {"disabled_programs", h.disabled_programs},
                             {"rss_bytes", h.rss_bytes},
@@ -318,6 +319,7 @@ Result<EventBody> BodyFromJson(EventKind kind, const json& b) {
       TL_RETURN_IF_ERROR(r.Num("helper_errors", &h.helper_errors));
       TL_RETURN_IF_ERROR(r.Num("decode_errors", &h.decode_errors));
       TL_RETURN_IF_ERROR(r.Num("spool_drops", &h.spool_drops));
+      TL_RETURN_IF_ERROR(r.Num("delivery_protocol_violations", &h.delivery_protocol_violations));
       if (const json* kinds = r.Find("kinds")) {
         if (!kinds->is_array() || kinds->size() > kMaxWireListItems) {
           return Status::InvalidArgument("health.kinds must be an array");

@@ -177,6 +177,7 @@ struct BodyToProto {
     m->set_helper_errors(h.helper_errors);
     m->set_decode_errors(h.decode_errors);
     m->set_spool_drops(h.spool_drops);
+    m->set_delivery_protocol_violations(h.delivery_protocol_violations);
     for (const auto& k : h.kinds) {
       auto* c = m->add_kinds();
       c->set_kind(k.kind);
@@ -289,6 +290,7 @@ Result<EventBody> BodyFromProto(const v1::Event& in) {
       h.helper_errors = m.helper_errors();
       h.decode_errors = m.decode_errors();
       h.spool_drops = m.spool_drops();
+      h.delivery_protocol_violations = m.delivery_protocol_violations();
       if (static_cast<size_t>(m.kinds_size()) > kMaxWireListItems ||
           static_cast<size_t>(m.ringbuf_drops_by_kind_size()) > kMaxWireListItems) {
         return Status::InvalidArgument("health has too many counters");

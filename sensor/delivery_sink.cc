@@ -41,6 +41,8 @@ uint64_t DeliverySink::dropped() const {
   return stats.spool_drops + stats.rejected_events;
 }
 
+uint64_t DeliverySink::protocol_violations() const { return client_->Stats().protocol_violations; }
+
 Result<std::unique_ptr<EventSink>> MakeDeliverySink(const SensorSettings& settings,
                                                     const HostIdentity& identity) {
   delivery::DeliveryOptions options;

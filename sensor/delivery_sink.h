@@ -27,6 +27,7 @@ class DeliverySink final : public EventSink {
   // acknowledged by then stays in the spool for the next start.
   Status Close(int timeout_ms) override;
   uint64_t dropped() const override;
+  uint64_t protocol_violations() const override;
 
  private:
   std::unique_ptr<delivery::DeliveryClient> client_;

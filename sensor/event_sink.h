@@ -24,6 +24,8 @@ class EventSink {
   virtual Status Close(int timeout_ms) = 0;
   // Events lost inside the sink (spool full), for the health report.
   virtual uint64_t dropped() const = 0;
+  // Acknowledgements refused for claiming events never sent (delivery sinks only).
+  virtual uint64_t protocol_violations() const { return 0; }
 };
 
 }  // namespace tripline::sensor

@@ -19,6 +19,7 @@ SensorHealth HealthReporter::Report(int64_t now_mono_ns, const ExternalCounters&
   h.ringbuf_drops_by_kind = external.ringbuf_drops_by_type;
   h.helper_errors = external.helper_errors;
   h.spool_drops = external.spool_drops;
+  h.delivery_protocol_violations = external.delivery_protocol_violations;
   h.disabled_programs = external.disabled_programs;
   h.families = external.families;
   h.warnings = external.warnings;
@@ -57,6 +58,10 @@ std::string HealthReporter::Summary(const SensorHealth& h) {
       << h.decode_errors << " decode errors, " << h.spool_drops << " spool drops, rss "
       << (h.rss_bytes >> 20) << " MiB, up " << h.uptime_seconds << " s";
   if (!h.disabled_programs.empty()) out << ", " << h.disabled_programs.size() << " disabled";
+  if (h.delivery_protocol_violations != 0) {
+    out << ", " << h.delivery_protocol_violations
+        << " aggregator acks refused (claimed events never sent)";
+  }
   for (const HookFamilyStatus& f : h.families) {
     if (f.state != "live") out << ", " << f.name << " " << f.state;
   }

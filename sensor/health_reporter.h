@@ -22,6 +22,7 @@ struct ExternalCounters {
   std::vector<uint64_t> ringbuf_drops_by_type;  // indexed by record type
   uint64_t helper_errors = 0;
   uint64_t spool_drops = 0;
+  uint64_t delivery_protocol_violations = 0;
   std::vector<std::string> disabled_programs;
   std::vector<HookFamilyStatus> families;  // every hook family and how it runs
   std::vector<std::string> warnings;       // configuration that weakens protection

@@ -109,6 +109,7 @@ Status SensorDaemon::EmitHealth() {
   // whole call's context), so they are reported together.
   ext.helper_errors = pc.helper_errors + pc.state_errors;
   ext.spool_drops = sink_.dropped();
+  ext.delivery_protocol_violations = sink_.protocol_violations();
   ext.disabled_programs = probe_->disabled();
   ext.warnings = warnings_;
   for (const FamilyStatus& f : probe_->families()) {

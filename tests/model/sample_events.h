@@ -78,7 +78,8 @@ inline std::vector<Event> SampleEvents() {
                      "fentry not used: the kernel refuses BPF trampolines", "allow fentry"},
                     {"login-pam", "disabled", "", "libpam not found", "install libpam"},
                     {"exec", "live", "tp_btf", "", ""}},
-                   {"events go to 198.51.100.7:4317 in clear text"}};
+                   {"events go to 198.51.100.7:4317 in clear text"},
+                   4};
   // A string the sensor had to escape (common/text_escape.h) is named on its event.
   health.escaped_fields = {"health.families[0].reason"};
   out.push_back(health);
