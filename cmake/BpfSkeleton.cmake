@@ -1,12 +1,16 @@
 # Building BPF programs into one libbpf skeleton.
 #
-# tripline_bpf_skeleton(NAME SKELETON <skel name> SOURCES <x.bpf.c>... [INCLUDES <dir>...])
+# tripline_bpf_skeleton(NAME SKELETON <skel name> SOURCES <x.bpf.c>... [INCLUDES <dir>...]
+#                       [BTF_ONLY_SOURCES <y.bpf.c>...])
 #
 # Compiles each source with clang -target bpf, links the objects into one with
 # `bpftool gen object` (maps defined once and declared extern elsewhere are merged), and
 # generates `<skel name>.skel.h` with `bpftool gen skeleton`. NAME becomes an INTERFACE
 # library: linking it adds the directory of the generated header to the include path, libbpf
 # to the link line, and makes the consumer wait for the header.
+# BTF_ONLY_SOURCES are compiled by the same rule but left out of the skeleton: objects that
+# are never loaded, whose BTF tests read. The target's TRIPLINE_BPF_OBJECTS property lists
+# every object built (the programs', the linked one, the BTF-only ones).
 #
 # vmlinux.h comes from the running kernel's BTF (/sys/kernel/btf/vmlinux) when it has one, and
 # otherwise from the checked-in bpf/vmlinux/vmlinux.h. CO-RE relocations make the programs
@@ -31,7 +35,7 @@ set(TRIPLINE_VMLINUX_BTF /sys/kernel/btf/vmlinux CACHE FILEPATH
     "Kernel BTF that vmlinux.h is generated from")
 
 function(tripline_bpf_skeleton name)
-  cmake_parse_arguments(ARG "" "SKELETON" "SOURCES;INCLUDES" ${ARGN})
+  cmake_parse_arguments(ARG "" "SKELETON" "SOURCES;INCLUDES;BTF_ONLY_SOURCES" ${ARGN})
   if(NOT ARG_SKELETON)
     set(ARG_SKELETON ${name})
   endif()
@@ -66,7 +70,8 @@ function(tripline_bpf_skeleton name)
   endforeach()
 
   set(objects)
-  foreach(src ${ARG_SOURCES})
+  set(btf_only_objects)
+  foreach(src ${ARG_SOURCES} ${ARG_BTF_ONLY_SOURCES})
     get_filename_component(abs ${src} ABSOLUTE)
     get_filename_component(base ${src} NAME_WE)
     set(obj ${out_dir}/${base}.bpf.o)
@@ -79,7 +84,11 @@ function(tripline_bpf_skeleton name)
       DEPFILE ${obj}.d
       COMMENT "BPF: compiling ${src}"
       VERBATIM)
-    list(APPEND objects ${obj})
+    if(src IN_LIST ARG_BTF_ONLY_SOURCES)
+      list(APPEND btf_only_objects ${obj})
+    else()
+      list(APPEND objects ${obj})
+    endif()
   endforeach()
 
   set(linked ${out_dir}/${ARG_SKELETON}.bpf.o)
@@ -98,9 +107,11 @@ function(tripline_bpf_skeleton name)
     COMMENT "BPF: skeleton ${ARG_SKELETON}.skel.h"
     VERBATIM)
 
-  add_custom_target(${name}_gen DEPENDS ${skel})
+  add_custom_target(${name}_gen DEPENDS ${skel} ${btf_only_objects})
   add_library(${name} INTERFACE)
   add_dependencies(${name} ${name}_gen)
+  set_target_properties(${name} PROPERTIES
+    TRIPLINE_BPF_OBJECTS "${objects};${linked};${btf_only_objects}")
   target_include_directories(${name} INTERFACE ${out_dir})
   target_link_libraries(${name} INTERFACE PkgConfig::LIBBPF)
 endfunction()
