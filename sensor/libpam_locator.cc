@@ -71,6 +71,12 @@ std::string_view CString(std::span<const uint8_t> b, size_t off) {
           static_cast<size_t>(static_cast<const uint8_t*>(nul) - (b.data() + off))};
 }
 
+// `path` (absolute) inside `root`.
+std::string Under(const std::string& root, const std::string& path) {
+  if (root.empty() || root == "/") return path;
+  return (root.back() == '/' ? root.substr(0, root.size() - 1) : root) + path;
+}
+
 }  // namespace
 
 std::vector<std::string> LdCacheLookup(std::span<const uint8_t> cache, std::string_view soname) {
@@ -93,7 +99,7 @@ std::vector<std::string> LdCacheLookup(std::span<const uint8_t> cache, std::stri
   return out;
 }
 
-Result<std::string> LocateLibpam(std::string_view override_path) {
+Result<std::string> LocateLibpam(std::string_view override_path, const std::string& root) {
   if (!override_path.empty()) {
     Result<std::string> r = Usable(std::string(override_path));
     if (!r.ok()) return r.status().WithContext("libpam_path");
@@ -101,11 +107,13 @@ Result<std::string> LocateLibpam(std::string_view override_path) {
   }
   std::vector<std::string> candidates;
   {
-    std::ifstream in("/etc/ld.so.cache", std::ios::binary);
+    std::ifstream in(Under(root, "/etc/ld.so.cache"), std::ios::binary);
     if (in) {
       std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
                                  std::istreambuf_iterator<char>());
-      candidates = LdCacheLookup(bytes, kSoname);
+      for (const std::string& path : LdCacheLookup(bytes, kSoname)) {
+        candidates.push_back(Under(root, path));
+      }
     }
   }
   static constexpr const char* kDirs[] = {
@@ -124,7 +132,9 @@ Result<std::string> LocateLibpam(std::string_view override_path) {
       "/usr/local/lib64",
       "/usr/local/lib",
   };
-  for (const char* dir : kDirs) candidates.push_back(std::string(dir) + "/" + std::string(kSoname));
+  for (const char* dir : kDirs) {
+    candidates.push_back(Under(root, std::string(dir) + "/" + std::string(kSoname)));
+  }
   for (const std::string& c : candidates) {
     Result<std::string> r = Usable(c);
     if (r.ok()) return r;
