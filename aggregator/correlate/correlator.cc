@@ -586,7 +586,7 @@ class Engine {
       n.new_source = true;
     }
     if (AddUnique(*seen, addr) && seen->size() > kMaxSourcesPerUser) seen->erase(seen->begin());
-    if (b_ != nullptr) BaselineLogin(e, l, n, from_host);
+    if (b_ != nullptr) BaselineLogin(sensor, e, l, n, from_host);
     RecomputeEntries(c);
     touched_.insert(c.key);
 
@@ -634,7 +634,8 @@ class Engine {
     }
   }
 
-  void BaselineLogin(const Event& e, const LoginEvent& l, SessionNode& n, bool from_host) {
+  void BaselineLogin(const std::string& sensor, const Event& e, const LoginEvent& l, SessionNode& n,
+                     bool from_host) {
     baseline::LoginFacts f;
     f.user = n.user;
     f.host = n.host;
@@ -643,6 +644,7 @@ class Engine {
     f.from_our_host = from_host;
     f.time_ns = e.time_ns;
     const baseline::Score score = b_->ScoreLogin(f);
+    if (o_.on_login_scored) o_.on_login_scored(sensor, e, score.value);
     n.baseline.login = score.value;
     n.baseline.login_warm = score.warm;
     AddFacts(n.baseline, score);

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -74,6 +75,10 @@ struct CorrelatorOptions {
   size_t max_events_per_incident = 64;
   // Failure trackers, sources, learned addresses and hosts are capped at this many each.
   size_t max_trackers = 100000;
+  // When set, called with each successful login the attached baselines scored (its
+  // sensor, the event and the calibrated score in 0..1), on the correlator's thread. For
+  // evaluations (tripline-eval's ROC AUC); it must not call into the correlator.
+  std::function<void(std::string_view sensor_id, const Event& event, double score)> on_login_scored;
 };
 
 // Counters for operators: how much state is held and how much was evicted.

@@ -30,10 +30,12 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
+#include <variant>
 
 #include "aggregator/aggregator_server.h"
 #include "aggregator/correlation_engine.h"
@@ -56,6 +58,7 @@ struct Args {
   bool json = false;
   bool verbose = false;
   std::string truth_path;
+  std::vector<bool> baselines = {true};  // runs with learned baselines on, off or both
 };
 
 class TempDirectory {
@@ -124,6 +127,7 @@ struct Trait {
 
 struct RunResult {
   int warmup_days = 0;
+  bool baselines = true;
   uint64_t events = 0;
   uint64_t benign_sessions = 0;
   size_t compromises = 0;
@@ -140,12 +144,13 @@ struct RunResult {
   std::vector<std::string> false_titles;
 };
 
-Status Run(const Args& args, int warmup, RunResult* out, std::ostream& log) {
+Status Run(const Args& args, int warmup, bool baselines, RunResult* out, std::ostream& log) {
   FleetSpec spec = args.spec;
   spec.warmup_days = warmup;
   const Fleet fleet = GenerateFleet(spec);
   RunResult& r = *out;
   r.warmup_days = warmup;
+  r.baselines = baselines;
   r.events = fleet.events;
   r.benign_sessions = fleet.benign_sessions_test;
   r.compromises = fleet.compromises.size();
@@ -176,7 +181,26 @@ Status Run(const Args& args, int warmup, RunResult* out, std::ostream& log) {
   if (dir.path().empty()) return Status::IoError("cannot make a temp dir");
   auto store = RocksDbStore::Open({.path = dir.path() + "/db"});
   if (!store.ok()) return store.status();
-  auto engine = CorrelationEngine::Open(store->get(), {}, SystemClock::Get());
+  // The login score of every successful login the baselines judged, as the correlator
+  // computed it (on its thread). The correlator judges a login at its first successful
+  // stage, the ground truth labels its session-open event: both name the same sshd
+  // process and peer.
+  std::mutex scores_mu;
+  std::map<std::string, double> login_scores;
+  const auto login_of = [](std::string_view sensor, const Event& e) -> std::string {
+    const auto* l = std::get_if<LoginEvent>(&e.body);
+    if (l == nullptr) return "";
+    return std::string(sensor) + "|" + std::to_string(e.process.pid) + "|" + l->remote_addr + ":" +
+           std::to_string(l->remote_port);
+  };
+  CorrelationEngineOptions engine_options;
+  engine_options.learn_baselines = baselines;
+  engine_options.correlator.on_login_scored = [&](std::string_view sensor, const Event& e,
+                                                  double score) {
+    std::lock_guard<std::mutex> lock(scores_mu);
+    login_scores.emplace(login_of(sensor, e), score);
+  };
+  auto engine = CorrelationEngine::Open(store->get(), engine_options, SystemClock::Get());
   if (!engine.ok()) return engine.status();
   AggregatorServerOptions options;
   options.listen = HostPort{"127.0.0.1", 0};
@@ -280,8 +304,31 @@ Status Run(const Args& args, int warmup, RunResult* out, std::ostream& log) {
     }
   }
 
-  // Login scores, if the build's events carry one.
-  if (HasScoreField(v1::StoredEvent::descriptor())) {
+  // Login scores: from the stored events if they carry one, else as the correlator
+  // reported them.
+  if (!HasScoreField(v1::StoredEvent::descriptor())) {
+    std::lock_guard<std::mutex> lock(scores_mu);
+    const auto score_of = [&](const EventKey& k) -> std::optional<double> {
+      const auto events = fleet.sensors.find(k.first);
+      if (events == fleet.sensors.end() || k.second == 0 || k.second > events->second.size()) {
+        return std::nullopt;
+      }
+      const auto it = login_scores.find(login_of(k.first, events->second[k.second - 1]));
+      if (it == login_scores.end()) return std::nullopt;
+      return it->second;
+    };
+    std::vector<double> pos, neg;
+    for (const auto& c : fleet.compromises) {
+      if (auto v = score_of(c.entry_login)) pos.push_back(*v);
+    }
+    for (const auto& [k, test] : fleet.benign_logins) {
+      if (!test) continue;
+      if (auto v = score_of(k)) neg.push_back(*v);
+    }
+    log << "login scores: " << pos.size() << " of " << fleet.compromises.size()
+        << " compromise entries, " << neg.size() << " benign session logins\n";
+    if (!pos.empty() && !neg.empty()) r.auc = Auc(pos, neg);
+  } else {
     std::set<EventKey> positives, negatives;
     for (const auto& c : fleet.compromises) positives.insert(c.entry_login);
     for (const auto& [k, test] : fleet.benign_logins) {
@@ -313,8 +360,8 @@ Status Run(const Args& args, int warmup, RunResult* out, std::ostream& log) {
   (*server)->Shutdown(kNanosPerSecond);
   engine->reset();
   r.seconds = static_cast<double>(SystemClock::Get().MonotonicNs() - started) / 1e9;
-  log << "warm-up " << warmup << " d: " << r.events << " events, " << r.incidents << " incidents, "
-      << r.seconds << " s\n";
+  log << "warm-up " << warmup << " d" << (baselines ? "" : " (rules only)") << ": " << r.events
+      << " events, " << r.incidents << " incidents, " << r.seconds << " s\n";
   return Status::Ok();
 }
 
@@ -328,7 +375,7 @@ int Usage(const std::string& why) {
   std::cerr << "tripline-eval: " << why
             << "\nusage: tripline-eval [--seed N] [--warmup-days 0,7,14,28] [--test-days N]\n"
                "                     [--compromises N] [--people N] [--servers N] [--json]\n"
-               "                     [--truth FILE_PREFIX] [--verbose]\n";
+               "                     [--truth FILE_PREFIX] [--baselines on|off|both] [--verbose]\n";
   return 2;
 }
 
@@ -365,6 +412,14 @@ int Main(int argc, char** argv) {
       if (!number(1, 100000, &args.spec.people)) return Usage("--people wants 1..100000");
     } else if (flag == "--servers") {
       if (!number(2, 60000, &args.spec.servers)) return Usage("--servers wants 2..60000");
+    } else if (flag == "--baselines") {
+      auto v = value();
+      if (!v || (*v != "on" && *v != "off" && *v != "both")) {
+        return Usage("--baselines wants on, off or both");
+      }
+      args.baselines.clear();
+      if (*v != "on") args.baselines.push_back(false);
+      if (*v != "off") args.baselines.push_back(true);
     } else if (flag == "--truth") {
       auto v = value();
       if (!v) return Usage("--truth wants a file prefix");
@@ -388,14 +443,16 @@ int Main(int argc, char** argv) {
     }
   }
   std::vector<RunResult> results;
-  for (int w : args.warmups) {
-    RunResult r;
-    const Status s = Run(args, w, &r, std::cerr);
-    if (!s.ok()) {
-      std::cerr << "tripline-eval: " << s.ToString() << "\n";
-      return 1;
+  for (bool b : args.baselines) {
+    for (int w : args.warmups) {
+      RunResult r;
+      const Status s = Run(args, w, b, &r, std::cerr);
+      if (!s.ok()) {
+        std::cerr << "tripline-eval: " << s.ToString() << "\n";
+        return 1;
+      }
+      results.push_back(std::move(r));
     }
-    results.push_back(std::move(r));
   }
   if (args.json) {
     json a = json::array();
@@ -404,6 +461,7 @@ int Main(int argc, char** argv) {
       for (const auto& [name, v] : r.by_trait)
         traits[name] = {{"raised_once", v.first}, {"of", v.second}};
       a.push_back({{"warmup_days", r.warmup_days},
+                   {"baselines", r.baselines},
                    {"events", r.events},
                    {"benign_sessions", r.benign_sessions},
                    {"compromises", r.compromises},
@@ -423,8 +481,8 @@ int Main(int argc, char** argv) {
     std::cout << a.dump(2) << "\n";
     return 0;
   }
-  std::printf("%-8s %9s %9s %11s %9s %9s %12s %9s\n", "WARM-UP", "EVENTS", "SESSIONS", "DETECTED",
-              "≥1 INC", "FALSE", "FALSE/10k", "AUC");
+  std::printf("%-10s %-8s %9s %9s %11s %9s %9s %12s %9s\n", "BASELINES", "WARM-UP", "EVENTS",
+              "SESSIONS", "DETECTED", "≥1 INC", "FALSE", "FALSE/10k", "AUC");
   for (const auto& r : results) {
     char per10k[32], auc[32];
     std::snprintf(per10k, sizeof(per10k), "%.2f",
@@ -436,7 +494,7 @@ int Main(int argc, char** argv) {
     } else {
       std::snprintf(auc, sizeof(auc), "n/a");
     }
-    std::printf("%-8s %9llu %9llu %11s %9s %9zu %12s %9s\n",
+    std::printf("%-10s %-8s %9llu %9llu %11s %9s %9zu %12s %9s\n", r.baselines ? "on" : "off",
                 (std::to_string(r.warmup_days) + " d").c_str(),
                 static_cast<unsigned long long>(r.events),
                 static_cast<unsigned long long>(r.benign_sessions),
@@ -446,8 +504,8 @@ int Main(int argc, char** argv) {
   const RunResult& last = results.back();
   std::printf("\nhops of the detected compromises shown in their incident's chain: %d of %d\n",
               last.hops_in_chain, last.hops_played);
-  std::printf("\ndetection by trait (warm-up %d d): raised as exactly one incident\n",
-              last.warmup_days);
+  std::printf("\ndetection by trait (warm-up %d d, baselines %s): raised as exactly one incident\n",
+              last.warmup_days, last.baselines ? "on" : "off");
   for (const auto& [name, v] : last.by_trait) {
     std::printf("  %-18s %3d of %3d  %s\n", name.c_str(), v.first, v.second,
                 Percent(static_cast<size_t>(v.first), static_cast<size_t>(v.second)).c_str());
