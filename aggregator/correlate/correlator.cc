@@ -1064,7 +1064,8 @@ class Engine {
   // it had one, else `from`'s (so an incident raised on part of a chain keeps its id as the
   // chain grows around it). When both had one, `from`'s gets a last revision pointing to
   // `into`'s, so nobody follows a dead incident.
-  void MergeChains(const std::string& into_key, const std::string& from_key) {
+  // The keys are copies: callers pass a session's `chain`, which the merge rewrites.
+  void MergeChains(const std::string into_key, const std::string from_key) {
     if (into_key == from_key) return;
     auto fit = s_.chains.find(from_key);
     auto iit = s_.chains.find(into_key);
