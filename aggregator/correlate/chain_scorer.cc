@@ -89,7 +89,9 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
   std::set<std::string> techniques;
   bool raising = false;
   if (c.brute_force) {
-    a.score += c.failures >= 10 ? 20 : 15;
+    // Three or four failures are a person's old password as often as a guess; from five on
+    // (sshd's MaxAuthTries is six) a source that gets nowhere is raised on its own, low.
+    a.score += c.failures >= kBruteForceRaiseFailures ? 20 : 15;
     techniques.emplace(kBruteForce);
     raising = true;
   }

@@ -4,7 +4,7 @@
 // Points (additive; the rule names appear in the incident's explanation where they apply):
 //
 //   stage                                                     points
-//   T1110.001 brute force (>= brute_force_failures, one account)  15 (20 at >= 10 failures)
+//   T1110.001 brute force (>= brute_force_failures, one account)  15 (20 at >= 5 failures)
 //   T1110.003 password spraying / T1110.004 credential stuffing   20
 //   T1078 login after a credential attack from that source        25
 //   T1078 first login of an account from an address (weak)         5
@@ -48,6 +48,10 @@
 namespace tripline::correlate {
 
 inline constexpr double kRaiseScore = 20;
+// Failures for one account from one source from which a brute force that gets nowhere is
+// raised on its own (20 points, low): one connection that hit sshd's MaxAuthTries (6) is
+// flagged, a person's three or four tries of an old password are not.
+inline constexpr uint32_t kBruteForceRaiseFailures = 5;
 // Baseline scores at least this are named in explanations and mark activity.
 inline constexpr double kBaselineNotable = 0.75;
 inline constexpr double kBaselineLoginRaise = 0.75;
