@@ -270,7 +270,14 @@ Status Run(const Args& args, int warmup, bool baselines, RunResult* out, std::os
     }
     if (owners.empty() && inc->first_seen_ns >= spec.test_start_ns) {
       ++r.false_incidents;
-      if (r.false_titles.size() < 10) r.false_titles.push_back(inc->title);
+      if (r.false_titles.size() < 10) {
+        // The title and, for a person to judge, the facts that made it (the explanation's
+        // lines before the advice).
+        std::string t = inc->title;
+        for (size_t i = 0; i + 1 < inc->explanation.size(); ++i)
+          t += "\n      " + inc->explanation[i];
+        r.false_titles.push_back(t);
+      }
     }
   }
   static const Trait kTraits[] = {
@@ -285,6 +292,17 @@ Status Run(const Args& args, int warmup, bool baselines, RunResult* out, std::os
       {"3 hops", [](const Compromise& c) { return c.hops == 3; }},
       {"4 hops", [](const Compromise& c) { return c.hops == 4; }},
   };
+  // The score the baselines gave a login the ground truth labels, if any.
+  const auto score_of = [&](const EventKey& k) -> std::optional<double> {
+    const auto events = fleet.sensors.find(k.first);
+    if (events == fleet.sensors.end() || k.second == 0 || k.second > events->second.size()) {
+      return std::nullopt;
+    }
+    std::lock_guard<std::mutex> lock(scores_mu);
+    const auto it = login_scores.find(login_of(k.first, events->second[k.second - 1]));
+    if (it == login_scores.end()) return std::nullopt;
+    return it->second;
+  };
   for (const auto& c : fleet.compromises) {
     const int n = incidents_per.count(c.id) ? incidents_per[c.id] : 0;
     if (n == 1) {
@@ -293,9 +311,15 @@ Status Run(const Args& args, int warmup, bool baselines, RunResult* out, std::os
       r.hops_in_chain += std::min(c.hops, chain_hops[c.id]);
     }
     if (n >= 1) ++r.at_least_one;
-    if (n != 1)
-      r.missed.push_back(c.Label() +
-                         (n == 0 ? ": no incident" : ": " + std::to_string(n) + " incidents"));
+    if (n != 1) {
+      std::string why = n == 0 ? ": no incident" : ": " + std::to_string(n) + " incidents";
+      if (const auto v = score_of(c.entry_login)) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, " (login score %.2f)", *v);
+        why += buf;
+      }
+      r.missed.push_back(c.Label() + why);
+    }
     for (const Trait& t : kTraits) {
       if (!t.has(c)) continue;
       auto& [once, total] = r.by_trait[t.name];
@@ -307,16 +331,6 @@ Status Run(const Args& args, int warmup, bool baselines, RunResult* out, std::os
   // Login scores: from the stored events if they carry one, else as the correlator
   // reported them.
   if (!HasScoreField(v1::StoredEvent::descriptor())) {
-    std::lock_guard<std::mutex> lock(scores_mu);
-    const auto score_of = [&](const EventKey& k) -> std::optional<double> {
-      const auto events = fleet.sensors.find(k.first);
-      if (events == fleet.sensors.end() || k.second == 0 || k.second > events->second.size()) {
-        return std::nullopt;
-      }
-      const auto it = login_scores.find(login_of(k.first, events->second[k.second - 1]));
-      if (it == login_scores.end()) return std::nullopt;
-      return it->second;
-    };
     std::vector<double> pos, neg;
     for (const auto& c : fleet.compromises) {
       if (auto v = score_of(c.entry_login)) pos.push_back(*v);
