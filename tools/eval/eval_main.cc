@@ -251,6 +251,7 @@ Status Run(const Args& args, int warmup, bool baselines, RunResult* out, std::os
   }
   std::map<int, int> incidents_per;
   std::map<int, int> chain_hops;  // compromise → hops of the (last) incident naming it
+  std::map<int, std::vector<std::string>> titles;  // compromise → its incidents' titles
   for (const auto& wire : resp.incidents()) {
     auto inc = FromProto(wire);
     if (!inc.ok()) return inc.status();
@@ -266,6 +267,7 @@ Status Run(const Args& args, int warmup, bool baselines, RunResult* out, std::os
     }
     for (int o : owners) {
       ++incidents_per[o];
+      titles[o].push_back(inc->title);
       chain_hops[o] = static_cast<int>(inc->chain.size());
     }
     if (owners.empty() && inc->first_seen_ns >= spec.test_start_ns) {
@@ -317,6 +319,9 @@ Status Run(const Args& args, int warmup, bool baselines, RunResult* out, std::os
         char buf[32];
         std::snprintf(buf, sizeof buf, " (login score %.2f)", *v);
         why += buf;
+      }
+      if (n > 1) {
+        for (const std::string& t : titles[c.id]) why += "\n      " + t;
       }
       r.missed.push_back(c.Label() + why);
     }
