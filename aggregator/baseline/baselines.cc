@@ -386,11 +386,17 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
   }
   // Rates: this event added to the short-term counters.
   auto r = DecayedRates(prof->st, prof->st_ns, l.time_ns);
+  unsigned given = 0;  // the dimensions this login itself adds one to
   if (l.success) {
     r[0] += 1;
-    if (!prof->last_host.empty() && prof->last_host != l.host) r[3] += 1;
+    given |= 1u << 0;
+    if (!prof->last_host.empty() && prof->last_host != l.host) {
+      r[3] += 1;
+      given |= 1u << 3;
+    }
   } else {
     r[1] += 1;
+    given |= 1u << 1;
   }
   const RateVector x = ToRates(r);
   const RateModel* model = &prof->rates;
@@ -401,10 +407,10 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
   }
   if (model->weight() >= RateModel::kMinWeight && !OutOfOrder(*prof, l.time_ns)) {
     int d = 0;
-    const double p = model->TailProbability(x, &d);
+    const double p = model->TailProbability(x, &d, given);
     add("rates", kRateNames[d], p, [&] {
       return std::string(kRateNames[d]) + ": " + Fixed(r[d], 0) + " for " + who.name +
-             ", normally about " + Fixed(std::expm1(model->mean()[d]), 1);
+             ", normally about " + Fixed(model->ExpectedCount(d), 1);
     });
   }
   Finish(s, std::move(c), warm);
@@ -457,9 +463,9 @@ Score Baselines::ScoreHop(const Identity& who, std::string_view from_host, std::
   r[2] += 1;
   const RateVector x = ToRates(r);
   if (prof->rates.weight() >= RateModel::kMinWeight && !OutOfOrder(*prof, time_ns)) {
-    c.push_back({key, "rates", kRateNames[2], prof->rates.TailProbability(x),
+    c.push_back({key, "rates", kRateNames[2], prof->rates.TailProbability(x, nullptr, 1u << 2),
                  "hop velocity: " + Fixed(r[2], 0) + " hops in the last hour by " + who.name +
-                     ", normally about " + Fixed(std::expm1(prof->rates.mean()[2]), 1)});
+                     ", normally about " + Fixed(prof->rates.ExpectedCount(2), 1)});
   }
   Finish(s, std::move(c),
          prof->logins >= options_.warmup_logins &&

@@ -277,46 +277,63 @@ double RateModel::Distance2(const RateVector& x) const {
   return std::isfinite(d2) ? std::max(0.0, d2) : 0.0;
 }
 
-double RateModel::TailProbability(const RateVector& x, int* top) const {
-  double d2 = 0;
-  if (top != nullptr) *top = 0;
-  if (weight_ >= kMinWeight) {
-    Vec d;
-    for (int i = 0; i < kRateDims; ++i) d(i) = x[i] - mean_[i];
-    Mat c = Unpack(cov_);
-    c.diagonal().array() += kCovRidge;
-    const Vec w = c.ldlt().solve(d);
-    d2 = d.dot(w);
-    if (!std::isfinite(d2) || d2 < 0) d2 = 0;
-    double best = -1;
-    for (int i = 0; top != nullptr && i < kRateDims; ++i) {
-      if (d(i) * w(i) > best) {
-        best = d(i) * w(i);
-        *top = i;
-      }
-    }
-  }
-  // Chi-square survival function with 4 degrees of freedom.
-  return std::clamp(std::exp(-d2 / 2) * (1 + d2 / 2), 1e-12, 1.0);
+double RateModel::ExpectedCount(int i) const {
+  const double var = std::max(0.0, static_cast<double>(Unpack(cov_)(i, i)));
+  return std::max(0.0, std::expm1(mean_[i] + var / 2));
 }
 
-int RateModel::TopDimension(const RateVector& x) const {
-  if (weight_ < kMinWeight) return 0;
-  Vec d;
-  for (int i = 0; i < kRateDims; ++i) d(i) = x[i] - mean_[i];
-  Mat c = Unpack(cov_);
-  c.diagonal().array() += kCovRidge;
-  const Vec w = c.ldlt().solve(d);
-  int best = 0;
-  double best_v = -1;
+namespace {
+// P(X >= k) for X ~ Poisson(lambda).
+double PoissonTail(int64_t k, double lambda) {
+  if (k <= 0) return 1.0;
+  if (lambda <= 0) return 0.0;
+  if (static_cast<double>(k) <= lambda) {
+    // 1 - P(X < k), the head summed directly.
+    double term = std::exp(-lambda), head = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      head += term;
+      term *= lambda / static_cast<double>(j + 1);
+    }
+    return std::clamp(1.0 - head, 0.0, 1.0);
+  }
+  // The tail summed from k upwards, in log space for large k.
+  const double kd = static_cast<double>(k);
+  double term = std::exp(kd * std::log(lambda) - lambda - std::lgamma(kd + 1));
+  double tail = 0;
+  for (int64_t j = k; j < k + 1000 && term > tail * 1e-15; ++j) {
+    tail += term;
+    term *= lambda / static_cast<double>(j + 1);
+  }
+  return std::clamp(tail, 0.0, 1.0);
+}
+}  // namespace
+
+double RateModel::TailProbability(const RateVector& x, int* top, unsigned given) const {
+  if (top != nullptr) *top = 0;
+  if (weight_ < kMinWeight) return 1.0;
+  double best = 1.0;
+  int judged = 0;
   for (int i = 0; i < kRateDims; ++i) {
-    const double v = d(i) * w(i);
-    if (v > best_v) {
-      best_v = v;
-      best = i;
+    if (given != 0 && ((given >> i) & 1u) == 0) continue;  // not this event's to judge
+    ++judged;
+    const double count = std::expm1(std::max(0.0f, x[i]));
+    int64_t k = static_cast<int64_t>(std::floor(count + 0.5));
+    if ((given >> i) & 1u) k -= 1;  // this event's own one is certain
+    const double p = PoissonTail(k, ExpectedCount(i) + kRateFloor);
+    if (p < best) {
+      best = p;
+      if (top != nullptr) *top = i;
     }
   }
-  return best;
+  // Sidak: the smallest of `judged` tails.
+  const double p = -std::expm1(judged * std::log1p(-std::min(best, 1.0 - 1e-16)));
+  return std::clamp(p, 1e-12, 1.0);
+}
+
+int RateModel::TopDimension(const RateVector& x, unsigned given) const {
+  int top = 0;
+  TailProbability(x, &top, given);
+  return top;
 }
 
 void RateModel::Learn(const RateVector& x, double weight, int64_t time_ns, int64_t half_life_ns) {

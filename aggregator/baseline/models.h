@@ -11,7 +11,9 @@
 //  - HourModel: hour of week, factored as hour of day (24 bins, smoothed over neighbouring
 //    hours) times weekday/weekend.
 //  - RateModel: a robust, exponentially weighted mean and covariance (Eigen) of a small
-//    vector of rates; Mahalanobis distance against it, read as a chi-square tail.
+//    vector of rates (log1p of counts). Learning weighs outliers by their Mahalanobis
+//    distance; scoring judges each rate as a count: a Poisson tail of the count against
+//    the identity's expected count, the smallest over the dimensions (Sidak-corrected).
 //
 // Forgetting: every weight decays with the same half-life, applied when the model learns
 // (ratios between values are unchanged by decay, so scoring needs no decay but the
@@ -101,11 +103,19 @@ class RateModel {
   // Mahalanobis distance squared of x from the learned mean; 0 while fewer than
   // `min_weight` observations were learned.
   double Distance2(const RateVector& x) const;
-  // Chi-square tail probability (4 degrees of freedom) of Distance2; with `top`, also the
-  // dimension that contributes most (one factorization for both).
-  double TailProbability(const RateVector& x, int* top = nullptr) const;
-  // The dimension that contributes most to the distance.
-  int TopDimension(const RateVector& x) const;
+  // Tail probability of x judged as counts: per dimension, the Poisson probability of a
+  // count at least this large given the learned expected count (plus kRateFloor, so a
+  // rate never seen is unusual, never impossible); the smallest over the dimensions,
+  // Sidak-corrected for their number. Bit i of `given` says this event itself added one
+  // to dimension i: that one is certain and only the others in the window are judged.
+  // With `given`, only those dimensions are judged (the others' events were judged when
+  // they came, and a later event would count them again). With `top`, also the dimension
+  // with the smallest tail.
+  double TailProbability(const RateVector& x, int* top = nullptr, unsigned given = 0) const;
+  // The dimension with the smallest tail.
+  int TopDimension(const RateVector& x, unsigned given = 0) const;
+  // Expected count of dimension i (log-normal mean of the learned log1p rate).
+  double ExpectedCount(int i) const;
   // Learns x; observations far from the mean get less weight (Huber), so that a burst of
   // outliers bends the model slowly.
   void Learn(const RateVector& x, double weight, int64_t time_ns, int64_t half_life_ns);
@@ -115,6 +125,7 @@ class RateModel {
   Status FromJson(const nlohmann::json& j);
 
   static constexpr double kMinWeight = 10;
+  static constexpr double kRateFloor = 0.1;
 
  private:
   std::array<float, kRateDims> mean_{};

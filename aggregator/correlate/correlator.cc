@@ -665,7 +665,8 @@ class Engine {
   void GatherBaseline(Chain& c) {
     ChainBaseline b;
     // Facts of the entry logins first (every one they name: they are how the chain began),
-    // then the most telling fact of each other notable session, most anomalous first.
+    // then the most telling fact of each other notable session, most anomalous first, then
+    // of each session reached by a hop.
     std::vector<std::pair<double, const BaselineFact*>> entry;
     std::vector<std::pair<double, const SessionBaseline*>> later;
     for (const std::string& m : c.members) {
@@ -684,7 +685,11 @@ class Engine {
       }
       b.activity = std::max(b.activity, sb.activity);
       const double weight = std::max({is_entry ? sb.login : 0.0, sb.hop, sb.activity});
-      if (weight < kBaselineNotable || sb.facts.empty()) continue;
+      if (sb.facts.empty()) continue;
+      // A session reached by a hop names its most telling fact even when it is not notable
+      // alone (the first of several new hosts, before the hops came fast): after the
+      // notable ones, as room remains.
+      if (weight < kBaselineNotable && n->parent.empty()) continue;
       if (is_entry && sb.login >= kBaselineNotable) {
         for (const BaselineFact& f : sb.facts) entry.emplace_back(sb.login, &f);
       } else {

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,23 @@ TEST(RateModelTest, MahalanobisFlagsARateFarFromItsHistory) {
   EXPECT_GT(m.TailProbability({1.1f, 0, 0, 0}), 0.5);
   EXPECT_LT(m.TailProbability({1.1f, 3, 0, 0}), 1e-4);
   EXPECT_EQ(m.TopDimension({1.1f, 3, 0, 0}), 1);
+}
+
+// Rates are judged as counts: a second failed login in an hour, or a second host in a day,
+// for an identity that almost never has one, is unremarkable; eight of them are not.
+TEST(RateModelTest, JudgesRatesAsCountsAgainstTheExpectedCount) {
+  RateModel m;
+  for (int i = 0; i < 300; ++i) {
+    m.Learn({static_cast<float>(std::log1p(1 + i % 3)), 0, 0, i % 20 == 0 ? std::log1p(1.0f) : 0},
+            1, i * kHour, 0);
+  }
+  const float two = std::log1p(2.0f), eight = std::log1p(8.0f);
+  EXPECT_GT(m.TailProbability({std::log1p(2.0f), two, 0, 0}, nullptr, 1u << 1), 0.05);
+  EXPECT_GT(m.TailProbability({std::log1p(2.0f), 0, 0, two}, nullptr, 1u << 3), 0.05);
+  int top = -1;
+  EXPECT_LT(m.TailProbability({std::log1p(2.0f), 0, 0, eight}, &top, 1u << 3), 1e-4);
+  EXPECT_EQ(top, 3);
+  EXPECT_LT(m.TailProbability({std::log1p(2.0f), eight, 0, 0}, nullptr, 1u << 1), 1e-4);
 }
 
 TEST(CalibrateTest, IsMonotoneAndAnchored) {
