@@ -578,11 +578,15 @@ void Baselines::ObserveLogin(const LoginFacts& l, const Score& score, std::strin
     now[0] += 1;
     if (!prof->last_host.empty() && prof->last_host != l.host) now[3] += 1;
     x = ToRates(now);
-    BumpShortTerm(prof->st, prof->st_ns, l.time_ns, 0, 1);
-    if (!prof->last_host.empty() && prof->last_host != l.host) {
-      BumpShortTerm(prof->st, prof->st_ns, l.time_ns, 3, 1);
+    // An anomalous login (perhaps an attacker's) is kept out of the short-term rates, as
+    // it is out of the learned model: the owner's next login is judged by the owner's own.
+    if (score.value < options_.no_learn_above) {
+      BumpShortTerm(prof->st, prof->st_ns, l.time_ns, 0, 1);
+      if (!prof->last_host.empty() && prof->last_host != l.host) {
+        BumpShortTerm(prof->st, prof->st_ns, l.time_ns, 3, 1);
+      }
+      prof->last_host = l.host;
     }
-    prof->last_host = l.host;
   } else {
     x = ToRates(now);
     BumpShortTerm(prof->st, prof->st_ns, l.time_ns, 1, 1);
@@ -611,7 +615,9 @@ void Baselines::ObserveHop(const Identity& who, std::string_view from_host,
                            std::string tag) {
   Profile* prof = GetOrCreate(who);
   if (prof == nullptr) return;
-  if (!OutOfOrder(*prof, time_ns)) BumpShortTerm(prof->st, prof->st_ns, time_ns, 2, 1);
+  if (!OutOfOrder(*prof, time_ns) && score.value < options_.no_learn_above) {
+    BumpShortTerm(prof->st, prof->st_ns, time_ns, 2, 1);
+  }
   MarkDirty(who.Key(), prof);
   Pending p;
   p.what = Pending::kHop;

@@ -14,8 +14,9 @@
 // by a MinHash of their host-access sets).
 //
 // Learning is deferred and guarded (poisoning resistance):
-//  - Score* never change anything; Observe* update the short-term rates at once and queue
-//    the observation, tagged with the session it belongs to.
+//  - Score* never change anything; Observe* update the short-term rates at once (unless the
+//    event scored `no_learn_above` or more: an attacker's logins and hops do not become
+//    the victim's rates) and queue the observation, tagged with the session it belongs to.
 //  - Commit learns queued observations once the stream's event time has moved
 //    `learn_delay_ns` past them, unless the caller says the tag is in an incident, or the
 //    event scored `no_learn_above` or more.
