@@ -163,6 +163,29 @@ TEST(BaselinesTest, AnomalousAndIncidentObservationsAreNotLearned) {
   }
 }
 
+// An attacker's logins under a victim's account (scored anomalous) do not become the
+// victim's short-term rates: the owner's next usual login is not a burst of host changes.
+// The same logins scored ordinary do count (so the test can fail).
+TEST(BaselinesTest, AnomalousLoginsDoNotFeedTheShortTermRates) {
+  Baselines b;
+  WarmUp(b, "alice", 4);
+  WarmUp(b, "bob", 4);
+  const int64_t t = kMonday + 29 * kNanosPerDay + 13 * kHour;  // then 14:00, the usual hour
+  Score anomalous;
+  anomalous.value = 0.95;
+  for (int i = 0; i < 6; ++i) {
+    const std::string host = "srv" + std::to_string(i);
+    b.ObserveLogin(Login("alice", "198.51.100.10", t + i * 60 * kNanosPerSecond, host), anomalous,
+                   "");
+    b.ObserveLogin(Login("bob", "198.51.100.10", t + i * 60 * kNanosPerSecond, host), Score{}, "");
+  }
+  const Score alice = b.ScoreLogin(Login("alice", "198.51.100.10", t + kHour));
+  const Score bob = b.ScoreLogin(Login("bob", "198.51.100.10", t + kHour));
+  EXPECT_LT(alice.value, 0.2);
+  EXPECT_THAT(alice.Sentence(), ::testing::Not(HasSubstr("host changes")));
+  EXPECT_THAT(bob.Sentence(), HasSubstr("host changes in the last day: 7 for bob"));
+}
+
 TEST(BaselinesTest, ADailyCapLimitsHowFastABaselineMoves) {
   BaselineOptions o;
   o.max_learn_per_day = 10;
