@@ -33,6 +33,7 @@ class Reader {
   T Take() {
     T v{};
     const size_t n = std::min(sizeof(T), size_);
+    if (n == 0) return v;  // libFuzzer may pass an empty input as a null pointer
     std::memcpy(&v, data_, n);
     data_ += n;
     size_ -= n;
