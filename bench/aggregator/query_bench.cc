@@ -12,8 +12,8 @@
 #include <filesystem>
 #include <random>
 
-#include "aggregator/aggregator_server.h"
-#include "aggregator/rocksdb_store.h"
+#include "aggregator/server/aggregator_server.h"
+#include "aggregator/store/rocksdb_store.h"
 #include "bench/aggregator/bench_support.h"
 #include "tests/aggregator/test_support.h"
 #include "tripline/v1/query.grpc.pb.h"

@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
-#include "aggregator/event_keys.h"
-#include "aggregator/ingest_validation.h"
-#include "aggregator/rocksdb_store.h"
+#include "aggregator/ingest/ingest_validation.h"
+#include "aggregator/store/event_keys.h"
+#include "aggregator/store/rocksdb_store.h"
 #include "bench/aggregator/bench_support.h"
 #include "model/event_proto.h"
 #include "tests/aggregator/test_support.h"

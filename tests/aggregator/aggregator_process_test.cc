@@ -13,7 +13,7 @@
 #include <thread>
 #include <tuple>
 
-#include "aggregator/rocksdb_store.h"
+#include "aggregator/store/rocksdb_store.h"
 #include "tests/aggregator/subprocess.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/correlate/story_builder.h"

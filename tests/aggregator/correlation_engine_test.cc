@@ -1,6 +1,6 @@
 // CorrelationEngine over a real RocksDB store: the correlator thread, its queue, snapshots
 // and the replay of acknowledged events that a crash kept from being correlated.
-#include "aggregator/correlation_engine.h"
+#include "aggregator/pipeline/correlation_engine.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "aggregator/rocksdb_store.h"
+#include "aggregator/store/rocksdb_store.h"
 #include "model/incident_proto.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/correlate/story_builder.h"

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "aggregator/ingest_validation.h"
+#include "aggregator/ingest/ingest_validation.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   tripline::v1::IngestRequest request;

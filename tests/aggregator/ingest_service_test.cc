@@ -8,10 +8,10 @@
 #include <set>
 #include <thread>
 
-#include "aggregator/aggregator_server.h"
-#include "aggregator/event_keys.h"
-#include "aggregator/ingest_validation.h"
-#include "aggregator/rocksdb_store.h"
+#include "aggregator/ingest/ingest_validation.h"
+#include "aggregator/server/aggregator_server.h"
+#include "aggregator/store/event_keys.h"
+#include "aggregator/store/rocksdb_store.h"
 #include "common/clock.h"
 #include "model/event_proto.h"
 #include "tests/aggregator/test_support.h"

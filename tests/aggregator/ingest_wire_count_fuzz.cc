@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "aggregator/ingest_validation.h"
+#include "aggregator/ingest/ingest_validation.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);

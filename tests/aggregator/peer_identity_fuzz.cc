@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "aggregator/peer_identity.h"
+#include "aggregator/ingest/peer_identity.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> uris(1);

@@ -3,9 +3,9 @@
 
 #include <set>
 
-#include "aggregator/aggregator_server.h"
-#include "aggregator/correlation_engine.h"
-#include "aggregator/rocksdb_store.h"
+#include "aggregator/pipeline/correlation_engine.h"
+#include "aggregator/server/aggregator_server.h"
+#include "aggregator/store/rocksdb_store.h"
 #include "tests/aggregator/test_support.h"
 #include "tripline/v1/query.grpc.pb.h"
 

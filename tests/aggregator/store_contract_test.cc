@@ -9,8 +9,8 @@
 #include <set>
 #include <thread>
 
-#include "aggregator/event_keys.h"
-#include "aggregator/rocksdb_store.h"
+#include "aggregator/store/event_keys.h"
+#include "aggregator/store/rocksdb_store.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/support/exactly_once.h"
 

@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "aggregator/aggregator_server.h"
-#include "aggregator/correlation_engine.h"
-#include "aggregator/rocksdb_store.h"
+#include "aggregator/pipeline/correlation_engine.h"
+#include "aggregator/server/aggregator_server.h"
+#include "aggregator/store/rocksdb_store.h"
 #include "tests/support/temp_dir.h"
 #include "tools/ctl/ctl_commands.h"
 #include "tools/import/log_importer.h"

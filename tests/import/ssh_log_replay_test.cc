@@ -26,10 +26,10 @@
 #include <regex>
 #include <set>
 
-#include "aggregator/aggregator_server.h"
 #include "aggregator/correlate/chain_scorer.h"
-#include "aggregator/correlation_engine.h"
-#include "aggregator/rocksdb_store.h"
+#include "aggregator/pipeline/correlation_engine.h"
+#include "aggregator/server/aggregator_server.h"
+#include "aggregator/store/rocksdb_store.h"
 #include "common/text_lines.h"
 #include "model/incident_proto.h"
 #include "tests/support/temp_dir.h"

@@ -37,9 +37,9 @@
 #include <sstream>
 #include <variant>
 
-#include "aggregator/aggregator_server.h"
-#include "aggregator/correlation_engine.h"
-#include "aggregator/rocksdb_store.h"
+#include "aggregator/pipeline/correlation_engine.h"
+#include "aggregator/server/aggregator_server.h"
+#include "aggregator/store/rocksdb_store.h"
 #include "model/event_proto.h"
 #include "model/incident_proto.h"
 #include "tools/eval/eval_metrics.h"

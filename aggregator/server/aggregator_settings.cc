@@ -1,4 +1,4 @@
-#include "aggregator/aggregator_settings.h"
+#include "aggregator/server/aggregator_settings.h"
 
 #include <grpcpp/security/server_credentials.h>
 
@@ -216,7 +216,7 @@ Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   TL_ASSIGN_OR_RETURN(pair.private_key, ReadPem(tls.key_file(), "tls.key_file"));
   options.pem_key_cert_pairs.push_back(std::move(pair));
   // With TLS every client proves who it is: the roles and the sensor binding come from its
-  // certificate (aggregator/peer_identity.h), so a listener that would take anyone is not
+  // certificate (aggregator/ingest/peer_identity.h), so a listener that would take anyone is not
   // offered. require_client_cert is implied and kept only so that old files still load.
   if (tls.ca_file().empty()) {
     return Status::InvalidArgument(

@@ -12,10 +12,10 @@
 #include <memory>
 #include <string>
 
-#include "aggregator/ingest_service.h"
-#include "aggregator/peer_identity.h"
-#include "aggregator/query_service.h"
-#include "aggregator/store.h"
+#include "aggregator/ingest/ingest_service.h"
+#include "aggregator/ingest/peer_identity.h"
+#include "aggregator/query/query_service.h"
+#include "aggregator/store/store.h"
 #include "common/host_port.h"
 
 namespace tripline {
@@ -34,7 +34,7 @@ struct AggregatorServerOptions {
   std::shared_ptr<grpc::ServerCredentials> credentials;
   // The credentials verify client certificates (MakeServerCredentials with TLS): every call
   // is then authorized by the roles and bindings in the caller's certificate
-  // (aggregator/peer_identity.h). False: clear text, nothing enforced.
+  // (aggregator/ingest/peer_identity.h). False: clear text, nothing enforced.
   bool verify_clients = false;
   IngestOptions ingest;
   int max_receive_message_bytes = kMaxReceiveMessageBytes;

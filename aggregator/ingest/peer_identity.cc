@@ -1,4 +1,4 @@
-#include "aggregator/peer_identity.h"
+#include "aggregator/ingest/peer_identity.h"
 
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/grpcpp.h>

@@ -1,4 +1,4 @@
-#include "aggregator/rocksdb_store.h"
+#include "aggregator/store/rocksdb_store.h"
 
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <map>
 
-#include "aggregator/event_keys.h"
+#include "aggregator/store/event_keys.h"
 #include "common/log.h"
 #include "model/event_proto.h"
 #include "tripline/v1/event.pb.h"

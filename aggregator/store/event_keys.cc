@@ -1,4 +1,4 @@
-#include "aggregator/event_keys.h"
+#include "aggregator/store/event_keys.h"
 
 #include <algorithm>
 

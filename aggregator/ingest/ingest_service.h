@@ -44,9 +44,9 @@
 #include <string_view>
 #include <vector>
 
-#include "aggregator/ingest_validation.h"
-#include "aggregator/peer_identity.h"
-#include "aggregator/store.h"
+#include "aggregator/ingest/ingest_validation.h"
+#include "aggregator/ingest/peer_identity.h"
+#include "aggregator/store/store.h"
 #include "common/clock.h"
 #include "tripline/v1/ingest.grpc.pb.h"
 

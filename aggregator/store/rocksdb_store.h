@@ -22,7 +22,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "aggregator/store.h"
+#include "aggregator/store/store.h"
 #include "common/clock.h"
 
 namespace rocksdb {

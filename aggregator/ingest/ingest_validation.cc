@@ -1,4 +1,4 @@
-#include "aggregator/ingest_validation.h"
+#include "aggregator/ingest/ingest_validation.h"
 
 #include <google/protobuf/descriptor.h>
 

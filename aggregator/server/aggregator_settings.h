@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "aggregator/forward_target.h"
+#include "aggregator/forward/forward_target.h"
 #include "common/host_port.h"
 #include "common/log.h"
 #include "common/status.h"

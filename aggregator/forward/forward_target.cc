@@ -1,4 +1,4 @@
-#include "aggregator/forward_target.h"
+#include "aggregator/forward/forward_target.h"
 
 #include <array>
 

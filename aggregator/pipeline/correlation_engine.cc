@@ -1,4 +1,4 @@
-#include "aggregator/correlation_engine.h"
+#include "aggregator/pipeline/correlation_engine.h"
 
 #include <pthread.h>
 
@@ -6,7 +6,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
-#include "aggregator/query_service.h"
+#include "aggregator/query/query_service.h"
 #include "common/log.h"
 #include "model/incident_proto.h"
 

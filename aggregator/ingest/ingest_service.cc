@@ -1,4 +1,4 @@
-#include "aggregator/ingest_service.h"
+#include "aggregator/ingest/ingest_service.h"
 
 #include <climits>
 

@@ -66,9 +66,9 @@
 
 #include "aggregator/baseline/baselines.h"
 #include "aggregator/correlate/correlator.h"
-#include "aggregator/ingest_service.h"
-#include "aggregator/query_service.h"
-#include "aggregator/store.h"
+#include "aggregator/ingest/ingest_service.h"
+#include "aggregator/query/query_service.h"
+#include "aggregator/store/store.h"
 #include "common/clock.h"
 
 namespace tripline {

@@ -1,5 +1,5 @@
 // tripline-aggregator: receives sensors' event streams, stores them and serves queries.
-// Flags: aggregator/aggregator_settings.cc (AggregatorUsage). Exit codes: 0 after a clean
+// Flags: aggregator/server/aggregator_settings.cc (AggregatorUsage). Exit codes: 0 after a clean
 // stop, 1 when the store or the listener fails, 2 for bad flags or configuration.
 #include <pthread.h>
 #include <signal.h>
@@ -10,10 +10,10 @@
 #include <mutex>
 #include <thread>
 
-#include "aggregator/aggregator_server.h"
-#include "aggregator/aggregator_settings.h"
-#include "aggregator/correlation_engine.h"
-#include "aggregator/rocksdb_store.h"
+#include "aggregator/pipeline/correlation_engine.h"
+#include "aggregator/server/aggregator_server.h"
+#include "aggregator/server/aggregator_settings.h"
+#include "aggregator/store/rocksdb_store.h"
 #include "common/log.h"
 
 namespace tripline {

@@ -1,4 +1,4 @@
-#include "aggregator/query_service.h"
+#include "aggregator/query/query_service.h"
 
 #include <algorithm>
 #include <cstdlib>

@@ -10,9 +10,9 @@
 // service are thread-safe. Neither is owned; both must outlive the server.
 #pragma once
 
-#include "aggregator/ingest_service.h"
-#include "aggregator/peer_identity.h"
-#include "aggregator/store.h"
+#include "aggregator/ingest/ingest_service.h"
+#include "aggregator/ingest/peer_identity.h"
+#include "aggregator/store/store.h"
 #include "tripline/v1/query.grpc.pb.h"
 
 namespace tripline {

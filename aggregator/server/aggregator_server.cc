@@ -1,4 +1,4 @@
-#include "aggregator/aggregator_server.h"
+#include "aggregator/server/aggregator_server.h"
 
 #include <grpcpp/resource_quota.h>
 
