@@ -153,6 +153,10 @@ class Baselines {
   Identity Resolve(std::string_view user, const ProcessInfo* process) const {
     return resolver_.Resolve(user, process);
   }
+  const IdentityResolver& resolver() const { return resolver_; }
+  // Declares one more service account or agent (a confirmed suggestion). The account's
+  // events from now on belong to the new identity, which starts its own baseline.
+  void Declare(IdentityRule rule) { resolver_.Add(std::move(rule)); }
 
   // ---- scoring (no change to any state) ----
   Score ScoreLogin(const LoginFacts& login) const;
@@ -225,7 +229,7 @@ class Baselines {
   void Finish(Score& s, std::vector<Contribution> c, bool warm) const;
 
   const BaselineOptions options_;
-  const IdentityResolver resolver_;
+  IdentityResolver resolver_;
   struct KeyHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }

@@ -54,12 +54,15 @@ IdentityResolver::IdentityResolver(std::vector<IdentityRule> rules) : rules_(std
 
 Identity IdentityResolver::Resolve(std::string_view user, const ProcessInfo* process) const {
   for (const IdentityRule& r : rules_) {
-    if (!r.user.empty() && !GlobMatch(r.user, user)) continue;
-    if (!r.exe.empty() && (process == nullptr || !GlobMatch(r.exe, process->exe))) continue;
+    const auto match = [&r](std::string_view pattern, std::string_view text) {
+      return r.exact ? pattern == text : GlobMatch(pattern, text);
+    };
+    if (!r.user.empty() && !match(r.user, user)) continue;
+    if (!r.exe.empty() && (process == nullptr || !match(r.exe, process->exe))) continue;
     if (!r.cgroup.empty()) {
       if (process == nullptr) continue;
-      if (!GlobMatch(r.cgroup, process->container_id) &&
-          !GlobMatch(r.cgroup, std::to_string(process->cgroup_id))) {
+      if (!match(r.cgroup, process->container_id) &&
+          !match(r.cgroup, std::to_string(process->cgroup_id))) {
         continue;
       }
     }

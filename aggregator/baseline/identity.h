@@ -3,8 +3,9 @@
 // against people).
 //
 // Service accounts and AI agents are declared in the aggregator's configuration
-// (tripline.v1.IdentityRule: by user name, executable or cgroup pattern); every other
-// account is a human, and every host is its own identity of kind host.
+// (tripline.v1.IdentityRule: by user name, executable or cgroup pattern), or confirmed from a
+// suggestion (kind_suggester.h); every other account is a human, and every host is its own identity
+// of kind host.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +39,9 @@ struct IdentityRule {
   std::string exe;     // executable path of the acting process
   std::string cgroup;  // matched against the process's container id and its cgroup id
   std::string name;    // identity name to give; the account name when empty
+  // Patterns are compared as they are, not as globs (rules made from an account name, as
+  // a confirmed suggestion's, where '*' is a character of the name).
+  bool exact = false;
 };
 
 // True when `text` matches the glob `pattern` ('*', '?').
@@ -55,6 +59,8 @@ class IdentityResolver {
   static Identity Host(std::string_view host) { return {IdentityKind::kHost, std::string(host)}; }
 
   const std::vector<IdentityRule>& rules() const { return rules_; }
+  // Appends a rule (it matches after the ones before it).
+  void Add(IdentityRule rule) { rules_.push_back(std::move(rule)); }
 
  private:
   std::vector<IdentityRule> rules_;

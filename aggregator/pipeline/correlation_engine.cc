@@ -8,6 +8,7 @@
 
 #include "aggregator/query/query_service.h"
 #include "common/log.h"
+#include "common/text_escape.h"
 #include "model/incident_proto.h"
 
 namespace tripline {
@@ -101,9 +102,17 @@ Status CorrelationEngine::Restore() {
     if (options_.learn_baselines) {
       TL_RETURN_IF_ERROR(store_
                              ->ForEachBaseline([&](std::string_view key, std::string_view value) {
+                               if (key.substr(0, baseline::KindSuggester::kKeyPrefix.size()) ==
+                                   baseline::KindSuggester::kKeyPrefix) {
+                                 return suggester_.Load(key, value);
+                               }
                                return baselines_.Load(key, value);
                              })
                              .WithContext("restoring baselines"));
+      // Accounts a person confirmed as services or agents are declared again.
+      for (baseline::IdentityRule& rule : suggester_.ConfirmedRules()) {
+        baselines_.Declare(std::move(rule));
+      }
     }
     const nlohmann::json& j = parts.header;
     if (!j.contains("positions") || !j["positions"].is_object() || !j.contains("watermark_ns") ||
@@ -361,6 +370,7 @@ void CorrelationEngine::WriteChangedLocked() {
 void CorrelationEngine::FeedLocked(std::string_view sensor_id, const Event& event,
                                    uint64_t* position) {
   correlator_.Feed(sensor_id, event);
+  if (options_.learn_baselines) suggester_.Observe(event, baselines_.resolver());
   if (options_.on_fed) options_.on_fed(sensor_id, event);
   *position = std::max(*position, event.seq);
   // The replay after a restart skips events older than watermark - replay_margin_ns, so
@@ -424,6 +434,9 @@ Status CorrelationEngine::SnapshotLocked() {
   for (auto& [key, value] : baselines_.TakeDirty()) {
     unwritten_baselines_.insert_or_assign(std::move(key), std::move(value));
   }
+  for (auto& [key, value] : suggester_.TakeDirty()) {
+    unwritten_baselines_.insert_or_assign(std::move(key), std::move(value));
+  }
   if (unwritten_baselines_.empty()) {
     TL_RETURN_IF_ERROR(store_->PutCorrelatorSnapshot(bytes));
   } else {
@@ -458,6 +471,70 @@ CorrelationEngineStats CorrelationEngine::stats() const {
 baseline::BaselineStats CorrelationEngine::baseline_stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return baselines_.stats();
+}
+
+baseline::KindSuggesterStats CorrelationEngine::kind_suggestion_stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return suggester_.stats();
+}
+
+namespace {
+void ToProto(const baseline::KindSuggestion& s, v1::IdentitySuggestion* out) {
+  out->set_user(s.user);
+  out->set_kind(std::string(baseline::KindName(s.kind)));
+  out->set_state(std::string(baseline::SuggestionStateName(s.state)));
+  for (const std::string& e : s.evidence) out->add_evidence(e);
+  out->set_first_seen_ns(s.first_seen_ns);
+  out->set_last_seen_ns(s.last_seen_ns);
+  out->set_decided_by(s.decided_by);
+  out->set_decided_ns(s.decided_ns);
+}
+}  // namespace
+
+grpc::Status CorrelationEngine::ListIdentitySuggestions(
+    const v1::ListIdentitySuggestionsRequest& request,
+    v1::ListIdentitySuggestionsResponse* response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const baseline::KindSuggestion& s : suggester_.Suggestions()) {
+    if (!request.include_decided() && s.state != baseline::SuggestionState::kSuggested) continue;
+    ToProto(s, response->add_suggestions());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CorrelationEngine::DecideIdentitySuggestion(
+    const v1::DecideIdentitySuggestionRequest& request, v1::IdentitySuggestion* response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!options_.learn_baselines) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "baselines are off");
+  }
+  const int64_t now = clock_.NowNs();
+  if (request.decision() == "confirm") {
+    baseline::IdentityKind kind;
+    if (request.kind().empty()) {
+      Result<baseline::KindSuggestion> s = suggester_.Get(request.user());
+      if (!s.ok()) return ToGrpcStatus(s.status());
+      kind = s->kind;
+    } else if (!baseline::ParseKind(request.kind(), &kind)) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "kind must be service or agent");
+    }
+    Result<baseline::IdentityRule> rule =
+        suggester_.Confirm(request.user(), kind, request.by(), now);
+    if (!rule.ok()) return ToGrpcStatus(rule.status());
+    baselines_.Declare(std::move(*rule));
+  } else {
+    const Status s = suggester_.Dismiss(request.user(), request.by(), now);
+    if (!s.ok()) return ToGrpcStatus(s);
+  }
+  dirty_ = true;
+  const Status saved = SnapshotLocked();
+  if (!saved.ok()) return ToGrpcStatus(saved);
+  Result<baseline::KindSuggestion> after = suggester_.Get(request.user());
+  if (!after.ok()) return ToGrpcStatus(after.status());
+  ToProto(*after, response);
+  TL_LOG(INFO) << "identity suggestion for " << EscapeForDisplay(request.user()) << ": "
+               << request.decision() << " by " << EscapeForDisplay(request.by());
+  return grpc::Status::OK;
 }
 
 grpc::Status CorrelationEngine::GetBaseline(const v1::GetBaselineRequest& request,

@@ -65,6 +65,7 @@
 #include <vector>
 
 #include "aggregator/baseline/baselines.h"
+#include "aggregator/baseline/kind_suggester.h"
 #include "aggregator/correlate/correlator.h"
 #include "aggregator/ingest/ingest_service.h"
 #include "aggregator/query/query_service.h"
@@ -93,6 +94,9 @@ struct CorrelationEngineOptions {
   bool learn_baselines = true;
   baseline::BaselineOptions baseline;
   std::vector<baseline::IdentityRule> identities;  // declared service accounts and agents
+  // Which undeclared accounts behave like services or agents (kind_suggester.h); followed
+  // with the baselines (not when learn_baselines is false).
+  baseline::KindSuggesterOptions kind_suggestions;
 };
 
 struct CorrelationEngineStats {
@@ -138,11 +142,18 @@ class CorrelationEngine final : public IngestObserver, public BaselineProvider {
 
   CorrelationEngineStats stats() const;
   baseline::BaselineStats baseline_stats() const;
+  baseline::KindSuggesterStats kind_suggestion_stats() const;
 
   // BaselineProvider.
   grpc::Status GetBaseline(const v1::GetBaselineRequest& request, v1::Baseline* response) override;
   grpc::Status Feedback(const v1::FeedbackRequest& request,
                         v1::FeedbackResponse* response) override;
+  grpc::Status ListIdentitySuggestions(const v1::ListIdentitySuggestionsRequest& request,
+                                       v1::ListIdentitySuggestionsResponse* response) override;
+  // A confirmation declares the account at once (its next events belong to the new
+  // identity) and is snapshotted before the reply, as feedback is.
+  grpc::Status DecideIdentitySuggestion(const v1::DecideIdentitySuggestionRequest& request,
+                                        v1::IdentitySuggestion* response) override;
 
  private:
   struct Batch {
@@ -188,8 +199,9 @@ class CorrelationEngine final : public IngestObserver, public BaselineProvider {
   const Clock& clock_;
 
   mutable std::mutex mu_;
-  baseline::Baselines baselines_;     // GUARDED_BY(mu_)
-  correlate::Correlator correlator_;  // GUARDED_BY(mu_)
+  baseline::Baselines baselines_;      // GUARDED_BY(mu_)
+  baseline::KindSuggester suggester_;  // GUARDED_BY(mu_)
+  correlate::Correlator correlator_;   // GUARDED_BY(mu_)
   // GUARDED_BY(mu_): baseline records taken for a snapshot whose write failed; written
   // with the next one.
   std::map<std::string, std::string> unwritten_baselines_;

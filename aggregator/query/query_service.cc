@@ -93,6 +93,51 @@ grpc::ServerUnaryReactor* QueryService::Feedback(grpc::CallbackServerContext* co
   return Reply(context, baselines_->Feedback(*request, response));
 }
 
+grpc::ServerUnaryReactor* QueryService::ListIdentitySuggestions(
+    grpc::CallbackServerContext* context, const v1::ListIdentitySuggestionsRequest* request,
+    v1::ListIdentitySuggestionsResponse* response) {
+  if (auto denied = Authorize(context, "Query.ListIdentitySuggestions"); !denied.ok())
+    return Reply(context, denied);
+  if (baselines_ == nullptr) {
+    return Reply(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no baselines"));
+  }
+  return Reply(context, baselines_->ListIdentitySuggestions(*request, response));
+}
+
+grpc::ServerUnaryReactor* QueryService::DecideIdentitySuggestion(
+    grpc::CallbackServerContext* context, const v1::DecideIdentitySuggestionRequest* request,
+    v1::IdentitySuggestion* response) {
+  // Confirming changes how an account is judged: operators decide (as for feedback).
+  std::string by = request->by();
+  if (access_ != nullptr) {
+    auto id = access_->Authorize(*context, "Query.DecideIdentitySuggestion", {Role::kOperator});
+    if (!id.ok()) return Reply(context, ToGrpcStatus(id.status()));
+    if (!id->unrestricted) by += " (certificate " + id->name + ")";
+  }
+  if (baselines_ == nullptr) {
+    return Reply(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no baselines"));
+  }
+  if (request->user().empty() || request->user().size() > 256) {
+    return Reply(context,
+                 grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "user must be 1 to 256 bytes"));
+  }
+  if (request->by().empty() || request->by().size() > 256) {
+    return Reply(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                       "by must name the person deciding (1 to 256 bytes)"));
+  }
+  if (request->decision() != "confirm" && request->decision() != "dismiss") {
+    return Reply(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                       "decision must be confirm or dismiss"));
+  }
+  if (!request->kind().empty() && request->kind() != "service" && request->kind() != "agent") {
+    return Reply(context,
+                 grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "kind must be service or agent"));
+  }
+  v1::DecideIdentitySuggestionRequest authorized = *request;
+  authorized.set_by(by);
+  return Reply(context, baselines_->DecideIdentitySuggestion(authorized, response));
+}
+
 grpc::ServerUnaryReactor* QueryService::ListEvents(grpc::CallbackServerContext* context,
                                                    const v1::ListEventsRequest* request,
                                                    v1::ListEventsResponse* response) {

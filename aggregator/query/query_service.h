@@ -32,6 +32,11 @@ class BaselineProvider {
                                    v1::Baseline* response) = 0;
   virtual grpc::Status Feedback(const v1::FeedbackRequest& request,
                                 v1::FeedbackResponse* response) = 0;
+  virtual grpc::Status ListIdentitySuggestions(const v1::ListIdentitySuggestionsRequest& request,
+                                               v1::ListIdentitySuggestionsResponse* response) = 0;
+  // `request.by()` is the person deciding, as the caller was authorized to act.
+  virtual grpc::Status DecideIdentitySuggestion(const v1::DecideIdentitySuggestionRequest& request,
+                                                v1::IdentitySuggestion* response) = 0;
 };
 
 class QueryService final : public v1::Query::CallbackService {
@@ -60,6 +65,12 @@ class QueryService final : public v1::Query::CallbackService {
   grpc::ServerUnaryReactor* Feedback(grpc::CallbackServerContext* context,
                                      const v1::FeedbackRequest* request,
                                      v1::FeedbackResponse* response) override;
+  grpc::ServerUnaryReactor* ListIdentitySuggestions(
+      grpc::CallbackServerContext* context, const v1::ListIdentitySuggestionsRequest* request,
+      v1::ListIdentitySuggestionsResponse* response) override;
+  grpc::ServerUnaryReactor* DecideIdentitySuggestion(
+      grpc::CallbackServerContext* context, const v1::DecideIdentitySuggestionRequest* request,
+      v1::IdentitySuggestion* response) override;
 
  private:
   grpc::Status Authorize(grpc::CallbackServerContext* context, std::string_view method) const;

@@ -555,5 +555,70 @@ TEST_F(CorrelationEngineTest, BaselineOfAnUnknownIdentityIsNotFound) {
   EXPECT_EQ(engine->GetBaseline(request, &baseline).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// A backup job's account: three days of hourly runs, no terminal.
+std::vector<Delivery> BackupJob(StoryBuilder& b, int hours) {
+  std::vector<Delivery> out;
+  for (int h = 0; h < hours; ++h) {
+    const double t = -4 * 86400.0 + h * 3600.0;
+    out.push_back(b.Exec("hosta", "", "backup", 990, "/usr/local/bin/backup", t));
+    out.push_back(b.Exec("hosta", "", "backup", 990, "/usr/bin/tar", t + 1));
+  }
+  return out;
+}
+
+TEST_F(CorrelationEngineTest, SuggestedKindIsConfirmedByAPersonAndSurvivesARestart) {
+  StoryBuilder b;
+  {
+    auto engine = OpenEngine();
+    ASSERT_NE(engine, nullptr);
+    StoreAndFeed(*engine, BackupJob(b, 72));
+    engine->Drain();
+    v1::ListIdentitySuggestionsResponse list;
+    ASSERT_TRUE(engine->ListIdentitySuggestions({}, &list).ok());
+    ASSERT_EQ(list.suggestions_size(), 1);
+    EXPECT_EQ(list.suggestions(0).user(), "backup");
+    EXPECT_EQ(list.suggestions(0).kind(), "service");
+    EXPECT_EQ(list.suggestions(0).state(), "suggested");
+    // Shown, not applied: the account is still judged as a person.
+    v1::GetBaselineRequest which;
+    which.set_identity("service:backup");
+    v1::Baseline baseline;
+    EXPECT_EQ(engine->GetBaseline(which, &baseline).error_code(), grpc::StatusCode::NOT_FOUND);
+
+    v1::DecideIdentitySuggestionRequest decide;
+    decide.set_user("backup");
+    decide.set_decision("confirm");
+    decide.set_by("carol");
+    v1::IdentitySuggestion decided;
+    ASSERT_TRUE(engine->DecideIdentitySuggestion(decide, &decided).ok());
+    EXPECT_EQ(decided.state(), "confirmed");
+    EXPECT_EQ(decided.kind(), "service");
+    EXPECT_EQ(decided.decided_by(), "carol");
+    decide.set_user("nobody");
+    EXPECT_EQ(engine->DecideIdentitySuggestion(decide, &decided).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  OpenStore();
+  auto engine = OpenEngine();
+  ASSERT_NE(engine, nullptr);
+  v1::ListIdentitySuggestionsRequest all;
+  all.set_include_decided(true);
+  v1::ListIdentitySuggestionsResponse list;
+  ASSERT_TRUE(engine->ListIdentitySuggestions(all, &list).ok());
+  ASSERT_EQ(list.suggestions_size(), 1);
+  EXPECT_EQ(list.suggestions(0).state(), "confirmed");
+  EXPECT_EQ(list.suggestions(0).decided_by(), "carol");
+  EXPECT_EQ(engine->kind_suggestion_stats().confirmed, 1u);
+  // The declaration was restored: the account's next events belong to service:backup.
+  StoreAndFeed(*engine, {b.Login("hosta", "backup", "198.18.0.40", 40100, "audit:3", 50)});
+  engine->Drain();
+  v1::GetBaselineRequest which;
+  which.set_identity("service:backup");
+  v1::Baseline baseline;
+  const grpc::Status found = engine->GetBaseline(which, &baseline);
+  EXPECT_TRUE(found.ok()) << found.error_message();
+  EXPECT_EQ(baseline.kind(), "service");
+}
+
 }  // namespace
 }  // namespace tripline

@@ -455,6 +455,30 @@ TEST_F(TlsIdentityTest, OperatorsCannotIngestAndSensorsCannotQuery) {
   EXPECT_NE(log.find("denied Ingest.Stream"), std::string::npos) << log;
 }
 
+// Confirming a suggested kind changes how an account is judged: operators may, approvers
+// (who read what they approve) may not.
+TEST_F(TlsIdentityTest, OnlyOperatorsDecideSuggestedKinds) {
+  const auto decide = [&](const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto stub = v1::Query::NewStub(grpc::CreateCustomChannel(agg_->address(), credentials, args));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::DecideIdentitySuggestionRequest request;
+    request.set_user("backup");
+    request.set_decision("confirm");
+    request.set_by("carol");
+    v1::IdentitySuggestion response;
+    return stub->DecideIdentitySuggestion(&context, request, &response);
+  };
+  const auto approver = IssueClient("approver", "URI:tripline:role:approver");
+  EXPECT_EQ(decide(As(approver)).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // The operator passes the check and learns that no such account was seen.
+  const grpc::Status s = decide(SslCredentials(pki_.ca, pki_.operator_cert, pki_.operator_key));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+  EXPECT_NE(agg_->Stderr().find("denied Query.DecideIdentitySuggestion"), std::string::npos);
+}
+
 // A second node's certificate (same CA, role sensor, its own host) tries to speak as
 // another sensor and another host: every attempt ends the stream, is logged, and changes
 // nothing of the victim's data.

@@ -113,8 +113,8 @@ TEST(CalibrateTest, IsMonotoneAndAnchored) {
 }
 
 TEST(IdentityTest, DeclaredServiceAccountsAndAgents) {
-  IdentityResolver r({{IdentityKind::kService, "svc-*", "", "", ""},
-                      {IdentityKind::kAgent, "", "/opt/agent/bin/*", "", "coding-agent"}});
+  IdentityResolver r({{IdentityKind::kService, "svc-*", "", "", "", false},
+                      {IdentityKind::kAgent, "", "/opt/agent/bin/*", "", "coding-agent", false}});
   EXPECT_EQ(r.Resolve("svc-backup", nullptr).Key(), "service:svc-backup");
   ProcessInfo p;
   p.exe = "/opt/agent/bin/run";
