@@ -485,19 +485,19 @@ TEST_F(CtlTest, StatsShowsSensorsAndCounts) {
   EXPECT_NE(table.out.find("events stored           9"), std::string::npos) << table.out;
 }
 
-TEST_F(CtlTest, UsageErrorsExitTwoAndRpcErrorsExitOne) {
+TEST_F(CtlTest, UsageErrorsExitTwoNotFoundFiveUnreachableSix) {
   EXPECT_EQ(Ctl({"frobnicate"}).exit_code, 2);
   EXPECT_EQ(Ctl({"events", "--bogus"}).exit_code, 2);
   EXPECT_EQ(Ctl({"events", "--since", "yesterday"}).exit_code, 2);
   EXPECT_EQ(Ctl({"incident"}).exit_code, 2);
   EXPECT_EQ(RunCommand({BinPath("triplinectl"), "events"}).exit_code, 2);  // no --aggregator
   const RunResult missing = Ctl({"incident", "nope"});
-  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.exit_code, 5);
   EXPECT_NE(missing.err.find("NOT_FOUND"), std::string::npos) << missing.err;
   agg_->child().Signal(SIGKILL);
   agg_->child().Wait(10000);
   const RunResult down = Ctl({"stats", "--timeout", "2s"});
-  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_EQ(down.exit_code, 6);
   EXPECT_NE(down.err.find("GetStats"), std::string::npos) << down.err;
 }
 
@@ -560,8 +560,8 @@ TEST_F(CtlTest, BaselineAndFeedbackThroughTheQueryService) {
   EXPECT_NE(table.out.find("user:human:alice"), std::string::npos) << table.out;
 
   EXPECT_EQ(Ctl({"feedback", id, "maybe"}).exit_code, 2);
-  EXPECT_EQ(Ctl({"feedback", "inc-nope", "expected"}).exit_code, 1);
-  EXPECT_EQ(Ctl({"baseline", "nobody"}).exit_code, 1);
+  EXPECT_EQ(Ctl({"feedback", "inc-nope", "expected"}).exit_code, 5);  // not found
+  EXPECT_EQ(Ctl({"baseline", "nobody"}).exit_code, 5);
   const RunResult fed = Ctl({"feedback", id, "expected"});
   ASSERT_EQ(fed.exit_code, 0) << fed.err;
   EXPECT_NE(fed.out.find("suppressed"), std::string::npos) << fed.out;

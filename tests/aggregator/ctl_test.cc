@@ -1,7 +1,8 @@
 // triplinectl, unprivileged, against the real tripline-aggregator binary: every subcommand
-// in its table and --json forms, every flag, every exit code (0 ok, 1 the call failed, 2
-// usage). The incidents come from the seed story sent over the real ingest protocol and
-// correlated by the aggregator itself.
+// in its table and --json forms, every flag, every exit code (0 ok, 2 usage, 5 not found,
+// 6 unreachable), the live view, the chain drawn by Graphviz and opened in a real headless
+// Chromium, and the bash completion sourced in a real bash. The incidents come from the
+// seed story sent over the real ingest protocol and correlated by the aggregator itself.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -69,6 +70,24 @@ int SeverityRank(const std::string& s) {
   static const std::vector<std::string> order = {"info", "low", "medium", "high", "critical"};
   const auto it = std::find(order.begin(), order.end(), s);
   return it == order.end() ? -1 : static_cast<int>(it - order.begin());
+}
+
+// The DOM a real headless Chromium builds from the file at `path`, serialized: what a
+// person's browser would show. Chromium runs as root here, hence --no-sandbox; its profile
+// lives in `profile`.
+std::string ChromiumDom(const std::string& path, const std::string& profile) {
+  const RunResult r =
+      RunCommand({"/usr/bin/chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
+                  "--no-first-run", "--user-data-dir=" + profile, "--dump-dom", "file://" + path},
+                 60000);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.out;
+}
+
+size_t Count(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
 }
 
 class CtlTest : public ::testing::Test {
@@ -195,19 +214,20 @@ TEST_F(CtlTest, IncidentsInEveryForm) {
     EXPECT_NE(text.out.find(part), std::string::npos) << part << " not in\n" << text.out;
   }
 
-  // Errors: an unknown id is a failed call (1) in both forms, with nothing on stdout.
+  // Errors: an unknown id is not found (5) in both forms, with nothing on stdout.
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"incident", "no-such-incident"},
         std::vector<std::string>{"incident", "no-such-incident", "--json"}}) {
     const RunResult missing = Ctl(args);
-    EXPECT_EQ(missing.exit_code, 1);
+    EXPECT_EQ(missing.exit_code, 5);
     EXPECT_TRUE(missing.out.empty()) << missing.out;
     EXPECT_NE(missing.err.find("GetIncident"), std::string::npos) << missing.err;
     EXPECT_NE(missing.err.find("NOT_FOUND"), std::string::npos) << missing.err;
   }
   const RunResult bad_level = Ctl({"incidents", "--min-severity", "severe"});
   EXPECT_EQ(bad_level.exit_code, 2);
-  EXPECT_NE(bad_level.err.find("--min-severity wants"), std::string::npos) << bad_level.err;
+  EXPECT_NE(bad_level.err.find("--min-severity: severe not in"), std::string::npos)
+      << bad_level.err;
   EXPECT_EQ(Ctl({"incidents", "--limit", "some"}).exit_code, 2);
 }
 
@@ -271,18 +291,22 @@ TEST_F(CtlTest, UsageForms) {
   EXPECT_TRUE(json::parse(inline_address.out, nullptr, false).is_object());
   EXPECT_EQ(Ctl({"--timeout", "5s", "stats"}).exit_code, 0);
 
-  // Every usage error exits 2, says what is wrong on stderr, prints the usage, and writes
+  // Every usage error exits 2, says what is wrong on stderr, points to --help, and writes
   // nothing on stdout.
   const std::vector<std::pair<std::vector<std::string>, std::string>> usage = {
       {{}, "no subcommand"},
       {{"frobnicate"}, "unknown subcommand 'frobnicate'"},
       {{"--bogus", "stats"}, "unknown flag '--bogus'"},
       {{"stats", "--host", "x"}, "unknown flag '--host' for stats"},
-      {{"events", "extra"}, "events takes no arguments"},
+      {{"events", "extra"}, "events takes no argument 'extra'"},
       {{"incident"}, "incident takes one ID"},
       {{"incident", "a", "b"}, "incident takes one ID"},
       {{"stats", "--json=yes"}, "--json takes no value"},
-      {{"events", "--limit"}, "--limit needs a value"},
+      {{"events", "--limit"}, "--limit: 1 required"},
+      {{"events", "--limit", "-1"}, "--limit: wants a number of 0 or more"},
+      {{"incident", "x", "--graph", "png"}, "--graph: png not in {dot,svg}"},
+      {{"incidents", "--watch", "--interval", "1ms"}, "--interval wants"},
+      {{"completion"}, "completion wants a subcommand"},
       {{"--timeout", "0s", "stats"}, "--timeout wants a duration"},
       {{"--timeout", "forever", "stats"}, "--timeout wants a duration"},
       {{"--cert", "c.pem", "stats"}, "--cert and --key go together"},
@@ -304,7 +328,17 @@ TEST_F(CtlTest, UsageForms) {
       RunCommand({BinPath("triplinectl"), "--aggregator", "nowhere", "stats"});
   EXPECT_EQ(bad_address.exit_code, 2) << bad_address.err;
 
-  // A call that fails exits 1 and names the call, for every subcommand, in both forms.
+  // --help of every subcommand, without an aggregator.
+  for (const char* sub : {"incidents", "incident", "events", "stats", "baseline", "feedback",
+                          "import", "completion"}) {
+    const RunResult r = RunCommand({BinPath("triplinectl"), sub, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << sub;
+    EXPECT_EQ(r.out.find(std::string("usage: triplinectl ") + sub), r.out.find("usage:")) << r.out;
+    EXPECT_NE(r.out.find("Exit codes"), std::string::npos) << r.out;
+  }
+
+  // An aggregator that does not answer exits 6 and says so, for every subcommand, in both
+  // forms.
   agg_->Signal(SIGKILL);
   agg_->Wait(10000);
   for (const std::vector<std::string>& args :
@@ -315,13 +349,107 @@ TEST_F(CtlTest, UsageForms) {
       full.insert(full.end(), args.begin(), args.end());
       if (as_json) full.push_back("--json");
       const RunResult r = Ctl(full);
-      EXPECT_EQ(r.exit_code, 1) << args[0];
+      EXPECT_EQ(r.exit_code, 6) << args[0];
       EXPECT_TRUE(r.out.empty()) << r.out;
       EXPECT_NE(r.err.find(" failed: "), std::string::npos) << r.err;
+      EXPECT_NE(r.err.find("cannot be reached"), std::string::npos) << r.err;
     }
   }
   // TearDown expects a clean stop: start it again on the same data.
   SetUp();
+}
+
+// incident ID --graph: the seed story's chain laid out by Graphviz, as DOT and as an SVG
+// that a real Chromium opens with the three hosts and both hops.
+TEST_F(CtlTest, GraphOfTheSeedStoryOpensInChromium) {
+  const json all = SendStoriesAndWaitForTheIncident();
+  const auto critical = std::find_if(
+      all.begin(), all.end(), [](const json& i) { return i.value("severity", "") == "critical"; });
+  ASSERT_NE(critical, all.end()) << all.dump(2);
+  const std::string id = critical->value("id", "");
+
+  const RunResult dot = Ctl({"incident", id, "--graph", "dot"});
+  ASSERT_EQ(dot.exit_code, 0) << dot.err;
+  EXPECT_EQ(dot.out.rfind("digraph", 0), 0u) << dot.out;
+  EXPECT_EQ(Count(dot.out, "->"), 2u) << dot.out;
+  for (const char* part : {"hosta", "hostb", "hostc", "hop 1: alice", "hop 2: alice",
+                           "brute force: ", "(T1110)", "#b71c1c"}) {
+    EXPECT_NE(dot.out.find(part), std::string::npos) << part << "\n" << dot.out;
+  }
+
+  const RunResult svg = Ctl({"incident", id, "--graph", "svg"});
+  ASSERT_EQ(svg.exit_code, 0) << svg.err;
+  const std::string path = dir_.Sub("chain.svg");
+  std::ofstream(path) << svg.out;
+  const std::string dom = ChromiumDom(path, dir_.Sub("chromium"));
+  ASSERT_NE(dom.find("<svg"), std::string::npos) << dom;
+  EXPECT_EQ(Count(dom, "class=\"node host\""), 3u) << dom;
+  EXPECT_EQ(Count(dom, "class=\"edge hop\""), 2u) << dom;
+  for (const char* part : {">hosta<", ">hostb<", ">hostc<", ">hop 1: alice<", ">hop 2: alice<",
+                           "valid account: login", id.c_str()}) {
+    EXPECT_NE(dom.find(part), std::string::npos) << part << "\n" << dom;
+  }
+  EXPECT_EQ(Ctl({"incident", id, "--graph", "svg", "--json"}).exit_code, 2);
+}
+
+// incidents --watch: started before anything happened, it prints each incident when it is
+// raised and again when it grows, one JSON object a line, and ends cleanly on SIGTERM.
+TEST_F(CtlTest, WatchPrintsIncidentsAsTheyAreRaised) {
+  Child watch({BinPath("triplinectl"), "--aggregator", address_, "incidents", "--watch", "--json",
+               "--interval", "200ms"},
+              dir_.Sub("watch.err"));
+  SendStoriesAndWaitForTheIncident();
+  bool critical = false;
+  std::set<std::string> ids;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!critical && std::chrono::steady_clock::now() < deadline) {
+    const auto line = watch.ReadLine(2000);
+    if (!line) continue;
+    const json j = json::parse(*line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << *line;
+    ids.insert(j.value("id", ""));
+    critical = j.value("severity", "") == "critical";
+  }
+  EXPECT_TRUE(critical) << ReadWholeFile(dir_.Sub("watch.err"));
+  EXPECT_GE(ids.size(), 1u);
+  watch.Signal(SIGTERM);
+  EXPECT_EQ(watch.Wait(5000), std::optional<int>(0)) << ReadWholeFile(dir_.Sub("watch.err"));
+}
+
+// The bash completion script triplinectl makes of its own command tree (and CMake installs):
+// sourced in a real bash, it completes subcommands, flags and their values.
+TEST_F(CtlTest, BashCompletion) {
+  const RunResult script = RunCommand({BinPath("triplinectl"), "completion", "bash"});
+  ASSERT_EQ(script.exit_code, 0) << script.err;
+  const std::string path = dir_.Sub("triplinectl.bash");
+  std::ofstream(path) << script.out;
+  std::ofstream(dir_.Sub("auth.log")) << "";
+  // The words after `triplinectl`, the last being completed -> what bash offers.
+  const auto complete = [&](const std::string& words) {
+    const std::string program = "source '" + path + "' && cd '" + dir_.path() +
+                                "' && COMP_WORDS=(triplinectl " + words +
+                                ") && COMP_CWORD=$((${#COMP_WORDS[@]} - 1)) && _triplinectl && "
+                                "printf '%s\\n' \"${COMPREPLY[@]}\" | sort | tr '\\n' ' '";
+    const RunResult r = RunCommand({"/bin/bash", "--norc", "--noprofile", "-c", program});
+    EXPECT_EQ(r.exit_code, 0) << words << "\n" << r.err;
+    return r.out;
+  };
+  EXPECT_EQ(complete("inc"), "incident incidents ");
+  EXPECT_EQ(complete("''"), "baseline completion events feedback import incident incidents stats ");
+  EXPECT_EQ(complete("--aggregator 127.0.0.1:7443 st"), "stats ");
+  EXPECT_EQ(complete("incidents --min-severity h"), "high ");
+  EXPECT_EQ(complete("incident inc-1 --graph ''"), "dot svg ");
+  EXPECT_EQ(complete("events --kind l"), "login ");
+  EXPECT_EQ(complete("import --format s"), "sshd-syslog ");
+  EXPECT_EQ(complete("feedback inc-1 e"), "expected ");
+  EXPECT_EQ(complete("import --host web1 au"), "auth.log ");
+  EXPECT_EQ(complete("completion ''"), "bash ");
+  const std::string flags = complete("incidents --");
+  for (const char* flag : {"--watch", "--json", "--limit", "--interval", "--timeout", "--help"}) {
+    EXPECT_NE(flags.find(flag), std::string::npos) << flag << " not in " << flags;
+  }
+  const std::string ca = complete("stats --ca au");
+  EXPECT_EQ(ca, "auth.log ");
 }
 
 }  // namespace

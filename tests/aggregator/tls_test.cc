@@ -353,16 +353,16 @@ TEST_F(TlsTest, SensorWithClientCertificateDeliversAndEventsAreQueryable) {
   EXPECT_EQ(st["sensors"][0]["durable_seq"], kN);
   const RunResult wrong_name =
       Ctl(agg_->address(), WithMtls({"--server-name", "aggregator.example", "stats"}));
-  EXPECT_EQ(wrong_name.exit_code, 1) << wrong_name.out;
+  EXPECT_EQ(wrong_name.exit_code, 6) << wrong_name.out;  // unreachable
   EXPECT_NE(wrong_name.err.find("UNAVAILABLE"), std::string::npos) << wrong_name.err;
 
   // Without a client certificate, or in clear text, triplinectl gets nothing.
   const RunResult no_cert = Ctl(agg_->address(), {"--ca", pki_.ca, "stats"});
-  EXPECT_EQ(no_cert.exit_code, 1) << no_cert.out;
+  EXPECT_EQ(no_cert.exit_code, 6) << no_cert.out;  // unreachable
   EXPECT_TRUE(no_cert.out.empty()) << no_cert.out;
   EXPECT_NE(no_cert.err.find("UNAVAILABLE"), std::string::npos) << no_cert.err;
   const RunResult plain = Ctl(agg_->address(), {"stats"});
-  EXPECT_EQ(plain.exit_code, 1) << plain.out;
+  EXPECT_EQ(plain.exit_code, 6) << plain.out;  // unreachable
   EXPECT_TRUE(plain.out.empty()) << plain.out;
   EXPECT_NE(plain.err.find("UNAVAILABLE"), std::string::npos) << plain.err;
 }

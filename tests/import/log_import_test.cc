@@ -163,7 +163,7 @@ TEST_F(LogImportTest, ExitCodesSayWhatWentWrong) {
   EXPECT_EQ(Ctl({"import", "--format", "journal-json", "--host", "h", path}, &out, &err), 4);
   EXPECT_NE(err.find("is --format right?"), std::string::npos) << err;
   EXPECT_NE(out.find("malformed            10"), std::string::npos) << out;
-  // The aggregator is gone: exit 1, and the import can be run again later.
+  // The aggregator is gone: exit 6 (unreachable), and the import can be run again later.
   server_->Shutdown(kNanosPerSecond);
   const std::string address = server_->address().ToString();
   server_.reset();
@@ -171,7 +171,7 @@ TEST_F(LogImportTest, ExitCodesSayWhatWentWrong) {
   EXPECT_EQ(ctl::RunCtl({"--aggregator", address, "--timeout", "2s", "import", "--format",
                          "sshd-syslog", "--host", "h", path},
                         o, e),
-            1);
+            6);
   EXPECT_NE(e.str().find("import:"), std::string::npos) << e.str();
 }
 
