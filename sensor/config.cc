@@ -3,6 +3,7 @@
 #include <array>
 
 #include "common/config_file.h"
+#include "common/metrics/metrics_server.h"
 
 namespace tripline::sensor {
 namespace {
@@ -15,7 +16,7 @@ struct FlagSpec {
   std::optional<std::string> SensorFlags::*field;
 };
 
-constexpr std::array<FlagSpec, 8> kFlags = {{
+constexpr std::array<FlagSpec, 9> kFlags = {{
     {"--aggregator", &SensorFlags::aggregator},
     {"--scope", &SensorFlags::scope},
     {"--host-name", &SensorFlags::host_name},
@@ -24,6 +25,7 @@ constexpr std::array<FlagSpec, 8> kFlags = {{
     {"--spool-dir", &SensorFlags::spool_dir},
     {"--log-level", &SensorFlags::log_level},
     {"--host-root", &SensorFlags::host_root},
+    {"--metrics", &SensorFlags::metrics},
 }};
 
 Result<PathRuleSetting> ConvertPathRule(const tripline::v1::PathRule& rule, int index,
@@ -51,6 +53,7 @@ std::string SensorUsage() {
   return "usage: tripline-sensor --aggregator HOST:PORT [--scope host|uts] [--host-name NAME]\n"
          "                       [--output grpc|jsonl] [--config FILE] [--spool-dir DIR]\n"
          "                       [--log-level debug|info|warning|error] [--host-root DIR]\n"
+         "                       [--metrics [HOST:]PORT]\n"
          "\n"
          "  --aggregator HOST:PORT  where events are streamed (needed for --output grpc)\n"
          "  --scope host|uts        watch the whole host (default) or only this UTS namespace\n"
@@ -61,6 +64,8 @@ std::string SensorUsage() {
          "  --log-level LEVEL       log verbosity on stderr (default info)\n"
          "  --host-root DIR         where the host's /etc, /home, /root, /var/log are mounted\n"
          "                          (default /; e.g. /host in a container)\n"
+         "  --metrics [HOST:]PORT   serve Prometheus metrics on http://HOST:PORT/metrics\n"
+         "                          (off by default; HOST defaults to 127.0.0.1)\n"
          "Flags win over the config file. Prints 'sensor ready' once the probes are attached.\n";
 }
 
@@ -110,6 +115,12 @@ Result<SensorSettings> ResolveSensorSettings(const SensorFlags& flags) {
   if (flags.host_name) c.set_host_name(*flags.host_name);
   if (flags.scope) c.set_scope(*flags.scope);
   if (flags.spool_dir) c.set_spool_dir(*flags.spool_dir);
+  if (flags.metrics) c.set_metrics_listen(*flags.metrics);
+  if (!c.metrics_listen().empty()) {
+    auto hp = ParseMetricsAddress(c.metrics_listen());
+    if (!hp.ok()) return hp.status().WithContext("--metrics");
+    s.metrics = *hp;
+  }
 
   if (!c.aggregator().empty()) {
     auto hp = ParseHostPort(c.aggregator());

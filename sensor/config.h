@@ -29,6 +29,7 @@ struct SensorFlags {
   std::optional<std::string> spool_dir;
   std::optional<std::string> log_level;
   std::optional<std::string> host_root;
+  std::optional<std::string> metrics;  // [HOST:]PORT of /metrics
   bool help = false;
 };
 
@@ -57,6 +58,7 @@ struct SensorSettings {
   // container needs hostPID so pids in kernel records are its pids).
   std::string host_root = "/";
   LogLevel log_level = LogLevel::kInfo;
+  std::optional<HostPort> metrics;  // --metrics / metrics_listen: serve /metrics there
   uint32_t health_interval_s = 10;
   uint32_t posture_interval_s = 300;
   // When `replace_default_paths`, `sensitive_paths` is the whole table; otherwise it is

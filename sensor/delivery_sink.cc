@@ -43,6 +43,19 @@ uint64_t DeliverySink::dropped() const {
 
 uint64_t DeliverySink::protocol_violations() const { return client_->Stats().protocol_violations; }
 
+SinkMetrics DeliverySink::Metrics() const {
+  const delivery::DeliveryStats stats = client_->Stats();
+  SinkMetrics m;
+  m.spool_bytes = stats.spool_bytes;
+  const uint64_t numbered = stats.next_seq > 0 ? stats.next_seq - 1 : 0;
+  m.unacked_events = numbered > stats.durable_seq ? numbered - stats.durable_seq : 0;
+  m.spool_drops = stats.spool_drops + stats.rejected_events;
+  m.acked_events = stats.acked;
+  m.reconnects = stats.reconnects;
+  m.connected = stats.connected;
+  return m;
+}
+
 Result<std::unique_ptr<EventSink>> MakeDeliverySink(const SensorSettings& settings,
                                                     const HostIdentity& identity) {
   delivery::DeliveryOptions options;

@@ -28,6 +28,7 @@ class DeliverySink final : public EventSink {
   Status Close(int timeout_ms) override;
   uint64_t dropped() const override;
   uint64_t protocol_violations() const override;
+  SinkMetrics Metrics() const override;
 
  private:
   std::unique_ptr<delivery::DeliveryClient> client_;

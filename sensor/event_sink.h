@@ -11,6 +11,16 @@
 
 namespace tripline::sensor {
 
+// Delivery figures for the sensor's metrics; zero for sinks that do not deliver.
+struct SinkMetrics {
+  uint64_t spool_bytes = 0;
+  uint64_t unacked_events = 0;  // numbered, not yet acknowledged
+  uint64_t spool_drops = 0;
+  uint64_t acked_events = 0;
+  uint64_t reconnects = 0;
+  bool connected = false;
+};
+
 class EventSink {
  public:
   virtual ~EventSink() = default;
@@ -26,6 +36,8 @@ class EventSink {
   virtual uint64_t dropped() const = 0;
   // Acknowledgements refused for claiming events never sent (delivery sinks only).
   virtual uint64_t protocol_violations() const { return 0; }
+  // Thread-safe: read by the event loop for the metrics snapshot.
+  virtual SinkMetrics Metrics() const { return {}; }
 };
 
 }  // namespace tripline::sensor

@@ -35,6 +35,7 @@ class HealthReporter {
   void CountEvent(EventKind kind) { ++totals_[static_cast<size_t>(kind)]; }
   void CountDecodeError() { ++decode_errors_; }
   uint64_t decode_errors() const { return decode_errors_; }
+  uint64_t events(EventKind kind) const { return totals_[static_cast<size_t>(kind)]; }
 
   // The health body for `now_mono_ns`: totals since start and rates since the previous
   // report (since start for the first). Advances the rate window.

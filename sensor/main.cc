@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/metrics/metrics_server.h"
 #include "sensor/bpf_probe.h"
 #include "sensor/config.h"
 #include "sensor/host_files.h"
@@ -139,12 +140,32 @@ int Main(int argc, char** argv) {
                << " sensitive paths, libpam "
                << ((*probe)->libpam_path().empty() ? "(none)" : (*probe)->libpam_path());
 
+  // /metrics (off unless --metrics or metrics_listen): a snapshot the loop refreshes.
+  SensorMetrics metrics;
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (settings->metrics) {
+    auto started =
+        MetricsServer::Start(*settings->metrics, [&metrics] { return metrics.Render(); });
+    if (!started.ok()) {
+      TL_LOG(ERROR) << started.status().ToString();
+      return 1;
+    }
+    metrics_server = std::move(*started);
+  }
   SensorDaemon daemon(*settings, *identity, std::move(*probe), host_files, proc_files,
-                      SystemClock::Get(), **sink);
+                      SystemClock::Get(), **sink, metrics_server ? &metrics : nullptr);
   std::fputs("sensor ready\n", stdout);
+  if (metrics_server) {
+    TL_LOG(INFO) << "metrics on http://" << metrics_server->address().ToString() << "/metrics";
+    // With --output jsonl stdout carries events only.
+    if (settings->output != OutputMode::kJsonl) {
+      std::printf("metrics on %s\n", metrics_server->address().ToString().c_str());
+    }
+  }
   std::fflush(stdout);
 
   Status run = daemon.Run(g_stop);
+  metrics_server.reset();
   // Detach first: nothing new arrives while the sink drains.
   daemon.Detach();
   Status closed = (*sink)->Close(1500);

@@ -60,12 +60,15 @@ ProbeOptions MakeProbeOptions(const SensorSettings& settings, uint32_t target_ut
 
 SensorDaemon::SensorDaemon(const SensorSettings& settings, const HostIdentity& identity,
                            std::unique_ptr<BpfProbe> probe, const HostFiles& host_files,
-                           const HostFiles& proc_files, const Clock& clock, EventSink& sink)
+                           const HostFiles& proc_files, const Clock& clock, EventSink& sink,
+                           SensorMetrics* metrics)
     : health_interval_s_(settings.health_interval_s),
       posture_interval_s_(settings.posture_interval_s),
       warnings_(settings.warnings),
       clock_(clock),
       sink_(sink),
+      metrics_(metrics),
+      host_(identity.host),
       probe_(std::move(probe)),
       pipeline_(identity, host_files, proc_files, clock, sink),
       posture_(host_files, clock, kPostureBudgetNs) {}
@@ -120,6 +123,23 @@ Status SensorDaemon::EmitHealth() {
   return Status::Ok();
 }
 
+void SensorDaemon::UpdateMetrics() {
+  const ProbeCounters pc = probe_->ReadCounters();
+  SensorMetricsSnapshot m;
+  m.host = host_;
+  for (size_t k = 0; k < m.events_by_kind.size(); ++k) {
+    m.events_by_kind[k] = pipeline_.health().events(static_cast<EventKind>(k));
+  }
+  m.decode_errors = pipeline_.health().decode_errors();
+  m.ringbuf_drops = pc.ringbuf_drops;
+  m.helper_errors = pc.helper_errors + pc.state_errors;
+  for (const FamilyStatus& f : probe_->families()) {
+    m.families.push_back({f.name, FamilyStateName(f.state), f.hooks, f.reason, f.remedy});
+  }
+  m.sink = sink_.Metrics();
+  metrics_->Update(std::move(m));
+}
+
 Status SensorDaemon::Run(const std::atomic<bool>& stop) {
   if (probe_ == nullptr) return Status::Aborted("probe already detached");
   const int64_t health_every = static_cast<int64_t>(health_interval_s_) * kNanosPerSecond;
@@ -128,6 +148,7 @@ Status SensorDaemon::Run(const std::atomic<bool>& stop) {
   // (and triplinectl stats) should have before the first interval is over.
   int64_t next_health = clock_.MonotonicNs();
   int64_t next_posture = clock_.MonotonicNs();
+  int64_t next_metrics = clock_.MonotonicNs();
   const std::function<void(std::span<const uint8_t>)> on_record =
       [this](std::span<const uint8_t> r) { OnRecord(r); };
 
@@ -147,6 +168,10 @@ Status SensorDaemon::Run(const std::atomic<bool>& stop) {
     if (now >= next_health) {
       TL_RETURN_IF_ERROR(EmitHealth());
       next_health = now + health_every;
+    }
+    if (metrics_ != nullptr && now >= next_metrics) {
+      UpdateMetrics();
+      next_metrics = now + kNanosPerSecond;
     }
     Result<int> polled = probe_->Poll(kPollTimeoutMs, on_record);
     if (!polled.ok()) {

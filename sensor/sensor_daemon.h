@@ -18,15 +18,18 @@
 #include "sensor/event_pipeline.h"
 #include "sensor/event_sink.h"
 #include "sensor/posture_worker.h"
+#include "sensor/sensor_metrics.h"
 
 namespace tripline::sensor {
 
 class SensorDaemon {
  public:
-  // `host_files`, `proc_files`, `clock` and `sink` must outlive the daemon.
+  // `host_files`, `proc_files`, `clock`, `sink` and `metrics` must outlive the daemon;
+  // `metrics` (nullptr: none) gets a fresh snapshot about once a second.
   SensorDaemon(const SensorSettings& settings, const HostIdentity& identity,
                std::unique_ptr<BpfProbe> probe, const HostFiles& host_files,
-               const HostFiles& proc_files, const Clock& clock, EventSink& sink);
+               const HostFiles& proc_files, const Clock& clock, EventSink& sink,
+               SensorMetrics* metrics = nullptr);
 
   // Runs until `stop` is true or the sink fails; emits a posture snapshot first. Returns the
   // sink's error, if any. Does not detach: destroy the daemon (or call Detach) for that.
@@ -38,6 +41,7 @@ class SensorDaemon {
  private:
   void OnRecord(std::span<const uint8_t> record);
   Status EmitHealth();
+  void UpdateMetrics();
   void LogDecodeError(const Status& status);
 
   const uint32_t health_interval_s_;
@@ -45,6 +49,8 @@ class SensorDaemon {
   const std::vector<std::string> warnings_;
   const Clock& clock_;
   EventSink& sink_;
+  SensorMetrics* const metrics_;
+  const std::string host_;
   std::unique_ptr<BpfProbe> probe_;
   EventPipeline pipeline_;
   PostureWorker posture_;

@@ -72,6 +72,9 @@ class QueryService final : public v1::Query::CallbackService {
       grpc::CallbackServerContext* context, const v1::DecideIdentitySuggestionRequest* request,
       v1::IdentitySuggestion* response) override;
 
+  // What GetStats answers, without a call (the metrics exporter, aggregator/metrics/).
+  grpc::Status CollectStats(v1::Stats* response) { return DoGetStats(response); }
+
  private:
   grpc::Status Authorize(grpc::CallbackServerContext* context, std::string_view method) const;
   grpc::Status DoListEvents(const v1::ListEventsRequest& request, v1::ListEventsResponse* response);

@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "common/config_file.h"
+#include "common/metrics/metrics_server.h"
 
 namespace tripline {
 namespace {
@@ -43,6 +44,8 @@ std::string AggregatorUsage() {
   --max-event-age DURATION   event times older than this are clamped (default: none)
   --max-streams-per-peer N   ingest streams open at once per client (default 64)
   --log-level LEVEL       debug, info, warning or error (default info)
+  --metrics [HOST:]PORT   serve Prometheus metrics on http://HOST:PORT/metrics (off by
+                          default; HOST defaults to 127.0.0.1; docs/metrics.md)
   --help                  this text
 
 Prints "listening on HOST:PORT" once it accepts connections; SIGTERM or SIGINT stop it.
@@ -54,7 +57,7 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
   // Flags are collected first so that the config file (wherever --config appears) is the
   // base they override.
   std::string config_path, listen, data_dir, retention, log_level, max_batch;
-  std::string max_skew, max_age, max_streams;
+  std::string max_skew, max_age, max_streams, metrics;
   std::vector<std::string> forwards;
   bool insecure = false, have_listen = false, have_data_dir = false;
 
@@ -107,6 +110,9 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
       TL_RETURN_IF_ERROR(take(&max_age));
     } else if (flag == "--max-streams-per-peer") {
       TL_RETURN_IF_ERROR(take(&max_streams));
+    } else if (flag == "--metrics") {
+      TL_RETURN_IF_ERROR(take(&metrics));
+      if (metrics.empty()) return Status::InvalidArgument("--metrics wants [HOST:]PORT");
     } else if (flag == "--log-level") {
       TL_RETURN_IF_ERROR(take(&log_level));
     } else if (flag == "--help" || flag == "-h") {
@@ -123,6 +129,12 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
   if (have_listen) s.config.set_listen(listen);
   if (have_data_dir) s.config.set_data_dir(data_dir);
   if (insecure) s.config.set_insecure(true);
+  if (!metrics.empty()) s.config.set_metrics_listen(metrics);
+  if (!s.config.metrics_listen().empty()) {
+    auto hp = ParseMetricsAddress(s.config.metrics_listen());
+    if (!hp.ok()) return hp.status().WithContext("--metrics");
+    s.metrics = *hp;
+  }
   if (!forwards.empty()) {
     s.config.clear_forward();
     for (const auto& f : forwards) s.config.add_forward(f);

@@ -8,6 +8,7 @@
 #include <grpcpp/security/server_credentials.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,8 @@ struct AggregatorSettings {
   bool sync_writes = false;
   LogLevel log_level = LogLevel::kInfo;
   std::vector<ForwardTarget> forwards;
-  bool help = false;  // --help: print usage and exit 0
+  std::optional<HostPort> metrics;  // --metrics / metrics_listen: serve /metrics there
+  bool help = false;                // --help: print usage and exit 0
 };
 
 std::string AggregatorUsage();

@@ -10,11 +10,13 @@
 #include <mutex>
 #include <thread>
 
+#include "aggregator/metrics/aggregator_metrics.h"
 #include "aggregator/pipeline/correlation_engine.h"
 #include "aggregator/server/aggregator_server.h"
 #include "aggregator/server/aggregator_settings.h"
 #include "aggregator/store/rocksdb_store.h"
 #include "common/log.h"
+#include "common/metrics/metrics_server.h"
 
 namespace tripline {
 namespace {
@@ -139,6 +141,20 @@ int Run(int argc, char** argv) {
     return 1;
   }
   std::printf("listening on %s\n", (*server)->address().ToString().c_str());
+  // /metrics (off unless --metrics or metrics_listen), gathered at each scrape.
+  AggregatorMetrics metrics(&(*server)->query(), store->get(), store->get(), SystemClock::Get());
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (settings->metrics) {
+    auto started =
+        MetricsServer::Start(*settings->metrics, [&metrics] { return metrics.Collect(); });
+    if (!started.ok()) {
+      std::cerr << "tripline-aggregator: " << started.status().message() << "\n";
+      (*server)->Shutdown(0);
+      return 1;
+    }
+    metrics_server = std::move(*started);
+    std::printf("metrics on %s\n", metrics_server->address().ToString().c_str());
+  }
   std::fflush(stdout);
   TL_LOG(INFO) << "serving on " << (*server)->address().ToString() << ", data in "
                << store_options.path << (settings->sync_writes ? " (sync writes)" : "");
@@ -165,6 +181,7 @@ int Run(int argc, char** argv) {
   maintain_cv.notify_all();
   maintainer.join();
   TL_LOG(INFO) << "signal " << sig << ": stopping";
+  metrics_server.reset();
   (*server)->Shutdown(kShutdownGraceNs);
   server->reset();
   // Every acknowledged event has been fed; the snapshot saves replaying them at next start.
