@@ -62,6 +62,13 @@ TEST(SensorFlagsTest, BadValuesAreRejected) {
   EXPECT_EQ(jsonl->host_root, "/");
   EXPECT_EQ(Resolve({"--output", "jsonl", "--host-root", "/host/"})->host_root, "/host");
   EXPECT_FALSE(Resolve({"--output", "jsonl", "--host-root", "host"}).ok());
+  // /metrics: off unless asked; a bare port is on loopback.
+  EXPECT_FALSE(jsonl->metrics.has_value());
+  EXPECT_EQ(Resolve({"--output", "jsonl", "--metrics", "9465"})->metrics->ToString(),
+            "127.0.0.1:9465");
+  EXPECT_EQ(Resolve({"--output", "jsonl", "--metrics", "0.0.0.0:9465"})->metrics->ToString(),
+            "0.0.0.0:9465");
+  EXPECT_FALSE(Resolve({"--output", "jsonl", "--metrics", "nope"}).ok());
 }
 
 TEST(SensorConfigTest, FlagsWinOverTheFile) {
