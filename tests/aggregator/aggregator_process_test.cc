@@ -616,5 +616,47 @@ TEST(AggregatorProcessTest, DeclaredIdentitiesAreAppliedAndBadRulesRefused) {
   }
 }
 
+// An account running a job every hour, never at a terminal, is suggested as a service;
+// a person confirms it with triplinectl, and it is listed as confirmed by them.
+TEST_F(CtlTest, SuggestedKindsAreListedConfirmedAndDismissed) {
+  correlate::testing::StoryBuilder b;
+  IngestClient client(agg_->address());
+  ASSERT_TRUE(client.Hello(b.Sensor("hosta")));
+  for (int h = 0; h < 72; ++h) {
+    const double t = -4 * 86400.0 + h * 3600.0;
+    for (const auto& d : {b.Exec("hosta", "", "backup", 990, "/usr/local/bin/backup", t),
+                          b.Exec("hosta", "", "backup", 990, "/usr/bin/tar", t + 1)}) {
+      ASSERT_TRUE(client.Batch(d.sensor, d.event.seq, {d.event}));
+    }
+  }
+  nlohmann::json list;
+  for (int i = 0; i < 100 && list.size() != 1; ++i) {
+    const RunResult r = Ctl({"suggestions", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    list = nlohmann::json::parse(r.out);
+    if (list.size() != 1) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(list.size(), 1u) << agg_->Stderr();
+  EXPECT_EQ(list[0]["user"], "backup");
+  EXPECT_EQ(list[0]["kind"], "service");
+  const RunResult table = Ctl({"suggestions"});
+  EXPECT_NE(table.out.find("/usr/local/bin/backup ran 72 times, every 1h00m"), std::string::npos)
+      << table.out;
+
+  EXPECT_EQ(Ctl({"suggestions", "confirm", "backup"}).exit_code, 2);  // no --by
+  EXPECT_EQ(Ctl({"suggestions", "confirm", "backup", "--by", "carol", "--kind", "human"}).exit_code,
+            2);
+  EXPECT_EQ(Ctl({"suggestions", "dismiss", "nobody", "--by", "carol"}).exit_code, 5);
+  const RunResult confirmed = Ctl({"suggestions", "confirm", "backup", "--by", "carol"});
+  ASSERT_EQ(confirmed.exit_code, 0) << confirmed.err;
+  EXPECT_NE(confirmed.out.find("backup is now declared as service"), std::string::npos)
+      << confirmed.out;
+  EXPECT_EQ(nlohmann::json::parse(Ctl({"suggestions", "--json"}).out).size(), 0u);
+  const auto all = nlohmann::json::parse(Ctl({"suggestions", "--all", "--json"}).out);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0]["state"], "confirmed");
+  EXPECT_EQ(all[0]["decided_by"], "carol");
+}
+
 }  // namespace
 }  // namespace tripline

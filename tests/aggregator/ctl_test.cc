@@ -435,7 +435,10 @@ TEST_F(CtlTest, BashCompletion) {
     return r.out;
   };
   EXPECT_EQ(complete("inc"), "incident incidents ");
-  EXPECT_EQ(complete("''"), "baseline completion events feedback import incident incidents stats ");
+  EXPECT_EQ(complete("''"),
+            "baseline completion events feedback import incident incidents stats suggestions ");
+  EXPECT_EQ(complete("suggestions ''"), "confirm dismiss ");
+  EXPECT_EQ(complete("suggestions confirm backup --kind a"), "agent ");
   EXPECT_EQ(complete("--aggregator 127.0.0.1:7443 st"), "stats ");
   EXPECT_EQ(complete("incidents --min-severity h"), "high ");
   EXPECT_EQ(complete("incident inc-1 --graph ''"), "dot svg ");

@@ -12,8 +12,9 @@ namespace {
 // Every subcommand group, in the order --help lists them. A new group is one file with its
 // Register function (tools/ctl/ctl_context.h) and one line here.
 constexpr void (*kCommandGroups[])(CLI::App&, CtlContext&) = {
-    RegisterIncidentCommands, RegisterEventCommands,  RegisterStatsCommands,
-    RegisterBaselineCommands, RegisterImportCommands, RegisterCompletionCommands,
+    RegisterIncidentCommands,   RegisterEventCommands,      RegisterStatsCommands,
+    RegisterBaselineCommands,   RegisterSuggestionCommands, RegisterImportCommands,
+    RegisterCompletionCommands,
 };
 
 constexpr const char* kFooter = R"(

@@ -104,6 +104,7 @@ void RegisterEventCommands(CLI::App& app, CtlContext& ctx);       // events
 void RegisterStatsCommands(CLI::App& app, CtlContext& ctx);       // stats
 void RegisterIncidentCommands(CLI::App& app, CtlContext& ctx);    // incidents, incident
 void RegisterBaselineCommands(CLI::App& app, CtlContext& ctx);    // baseline, feedback
+void RegisterSuggestionCommands(CLI::App& app, CtlContext& ctx);  // suggestions [confirm|dismiss]
 void RegisterImportCommands(CLI::App& app, CtlContext& ctx);      // import
 void RegisterCompletionCommands(CLI::App& app, CtlContext& ctx);  // completion bash
 
