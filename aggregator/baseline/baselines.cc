@@ -28,6 +28,8 @@ constexpr size_t kCapExe = 64;
 constexpr size_t kCapFile = 16;
 constexpr size_t kCapDest = 32;
 constexpr size_t kCapUsers = 64;
+constexpr size_t kCapDepth = 8;
+constexpr size_t kCapPeerEdge = 128;
 // A contribution is named in an explanation when at most this likely.
 constexpr double kNameableP = 0.2;
 // Activity values seen at least this often are learned at once (they teach nothing new);
@@ -105,6 +107,18 @@ std::string_view Prefix(const std::string& net) {
   return net.size() > 3 && net.compare(net.size() - 3, 3, "/48") == 0 ? "/48" : "/24";
 }
 
+// A network `known` holds in the same /16 as the IPv4 /24 `net` ("" when none, or IPv6).
+std::string NearNetwork(const std::string& net, const Categorical& known) {
+  const size_t dot1 = net.find('.');
+  const size_t dot2 = dot1 == std::string::npos ? dot1 : net.find('.', dot1 + 1);
+  if (dot2 == std::string::npos || net.find(':') != std::string::npos) return "";
+  const std::string_view block(net.data(), dot2 + 1);  // "198.51."
+  for (const CategoryEntry& e : known.entries()) {
+    if (e.value.compare(0, block.size(), block) == 0) return e.value;
+  }
+  return "";
+}
+
 std::string HourMinute(int64_t ns) {
   const int64_t minutes = (ns / (60 * kNanosPerSecond)) % (24 * 60);
   char buf[8];
@@ -139,6 +153,9 @@ struct Baselines::Profile {
   uint32_t failures = 0;
   uint64_t observations = 0;
   Categorical addr, net, host, service, edge, exe, file, dest, users;
+  // Chain depth of its hops ("1": out of an entry session, "2": onwards from a hop-reached
+  // one, ...) and escalations to root in its sessions ("root").
+  Categorical depth, priv;
   HourModel hours;
   RateModel rates;
   // Short-term rates, updated as events arrive (not learned): logins and host changes with
@@ -155,7 +172,15 @@ struct Baselines::Profile {
 };
 
 struct Baselines::Pending {
-  enum What : uint8_t { kLogin = 0, kFailure = 1, kHop = 2, kExec = 3, kFile = 4, kConnect = 5 };
+  enum What : uint8_t {
+    kLogin = 0,
+    kFailure = 1,
+    kHop = 2,
+    kExec = 3,
+    kFile = 4,
+    kConnect = 5,
+    kPrivilege = 6
+  };
   What what = kLogin;
   int64_t time_ns = 0;
   double score = 0;
@@ -208,6 +233,23 @@ double Calibrate(const std::vector<double>& ps) {
   std::vector<double> s;
   s.reserve(ps.size());
   for (double p : ps) s.push_back(std::isnan(p) ? 0.0 : -std::log10(std::clamp(p, 1e-12, 1.0)));
+  std::sort(s.rbegin(), s.rend());
+  double total = s[0];
+  for (size_t i = 1; i < s.size(); ++i) {
+    if (s[i] >= 0.5) total += 0.5 * s[i];
+  }
+  return 1.0 / (1.0 + std::exp(-2.0 * (total - 2.0)));
+}
+
+double Corroborate(std::vector<double> scores) {
+  std::vector<double> s;
+  s.reserve(scores.size());
+  for (double v : scores) {
+    if (!(v > 0)) continue;
+    const double c = std::clamp(v, 1e-9, 1 - 1e-9);
+    s.push_back(2.0 + 0.5 * std::log(c / (1 - c)));
+  }
+  if (s.empty()) return 0;
   std::sort(s.rbegin(), s.rend());
   double total = s[0];
   for (size_t i = 1; i < s.size(); ++i) {
@@ -319,6 +361,7 @@ void Baselines::Finish(Score& s, std::vector<Contribution> c, bool warm) const {
 
 Score Baselines::ScoreLogin(const LoginFacts& l) const {
   Score s;
+  ++scored_;
   const Identity who = Resolve(l.user, l.process);
   const std::string key = who.Key();
   const Profile* prof = Find(key);
@@ -338,12 +381,18 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
     if (!l.from_our_host && !l.addr.empty()) {
       const std::string net = NetworkOf(l.addr);
       const CategoryEntry* seen = prof->net.Find(net);
-      const double p_net = prof->net.TailProbability(net);
+      double p_net = prof->net.TailProbability(net);
       if (seen == nullptr) {
+        // How unlike the identity's networks it is: a new /24 next to one it uses (the same
+        // /16, an address pool of the same provider) counts half as surprising as one in
+        // no block it was ever seen in.
+        const std::string near = NearNetwork(net, prof->net);
+        if (!near.empty()) p_net = std::sqrt(p_net);
         add("network", net, p_net, [&] {
           return "first login ever from " + l.addr + " for " + who.name + ": 0 of " + n_logins() +
                  " logins in " + span() + " came from that " + std::string(Prefix(net)) + " (" +
-                 net + ")";
+                 net + ")" +
+                 (near.empty() ? ", nor from its /16" : ", though " + near + " is in the same /16");
         });
       } else {
         add("network", net, p_net, [&] {
@@ -373,9 +422,18 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
                  : who.name + " rarely logs in on " + l.host;
     });
     const std::string hhmm = HourMinute(l.time_ns);
-    add("hour", std::string_view(hhmm).substr(0, 2), prof->hours.TailProbability(l.time_ns), [&] {
-      return who.name + " normally logs in " + prof->hours.UsualHours() + " and this is " + hhmm;
-    });
+    if (!prof->hours.WithinUsualHours(l.time_ns)) {
+      add("hour", std::string_view(hhmm).substr(0, 2), prof->hours.TailProbability(l.time_ns), [&] {
+        return who.name + " normally logs in " + prof->hours.UsualHours() + " and this is " + hhmm;
+      });
+    } else {
+      // Inside the usual hours the hour says nothing; only the day may.
+      const bool weekend = HourModel::IsWeekendTime(l.time_ns);
+      add("day", weekend ? "weekend" : "weekday", prof->hours.DayTypeProbability(l.time_ns), [&] {
+        return who.name + " rarely logs in on a " + (weekend ? "weekend" : "weekday") +
+               " and this is one (" + hhmm + ")";
+      });
+    }
     if (!l.service.empty()) {
       add("service", l.service, prof->service.TailProbability(l.service), [&] {
         return prof->service.Find(l.service) == nullptr
@@ -390,7 +448,9 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
   if (l.success) {
     r[0] += 1;
     given |= 1u << 0;
-    if (!prof->last_host.empty() && prof->last_host != l.host) {
+    // A login reached by a hop is counted as a hop, not as a change of the host the
+    // identity starts from.
+    if (!l.from_our_host && !prof->last_host.empty() && prof->last_host != l.host) {
       r[3] += 1;
       given |= 1u << 3;
     }
@@ -418,39 +478,72 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
 }
 
 Score Baselines::ScoreHop(const Identity& who, std::string_view from_host, std::string_view to_host,
-                          int64_t time_ns) const {
+                          int64_t time_ns, int depth) const {
   Score s;
+  ++scored_;
   const std::string key = who.Key();
   const Profile* prof = Find(key);
   if (prof == nullptr) return s;
+  const Profile* peers = prof->peer.empty() ? nullptr : Find(prof->peer);
+  const Profile* kind_peers = Find(KindPeerKey(prof->kind));
   const std::string edge = std::string(from_host) + ">" + std::string(to_host);
+  std::vector<Contribution> c;
+  // Movement at all: an identity whose sessions never went on to another host. The
+  // probability of a first hop is estimated like a first value: 1 / (logins + 2).
+  const double logins = prof->hours.total();
+  if (prof->edge.count() == 0 && logins > 0) {
+    c.push_back({key, "movement", "first hop", 1.0 / (logins + 2.0),
+                 "first hop ever by " + who.name + ": none of " + std::to_string(prof->logins) +
+                     " logins in " + Days(prof->first_ns, std::max(prof->last_ns, time_ns)) +
+                     " went on to another host"});
+  }
+  // The edge A>B, against the identity's own edges and then its peers' (its host-access
+  // group and its kind): a path its peers take is less surprising.
   double p = prof->edge.TailProbability(edge);
-  // Hosts reached from `from_host` by anyone: a path many take is less surprising.
-  if (const Profile* h = Find(IdentityResolver::Host(from_host).Key())) {
-    if (h->edge.Find(to_host) != nullptr) p = std::max(p, h->edge.TailProbability(to_host));
+  bool peer_path = false;
+  for (const Profile* g : {peers, kind_peers}) {
+    if (g != nullptr && g->edge.Find(edge) != nullptr) {
+      const double q = g->edge.TailProbability(edge);
+      if (q > p) {
+        p = q;
+        peer_path = true;
+      }
+    }
   }
   size_t reached = 0;
   const std::string prefix = std::string(from_host) + ">";
   for (const CategoryEntry& e : prof->edge.entries()) {
     reached += e.value.compare(0, prefix.size(), prefix) == 0 ? 1 : 0;
   }
-  std::vector<Contribution> c;
-  c.push_back({key, "edge", edge, p,
-               prof->edge.Find(edge) == nullptr
-                   ? "first hop ever by " + who.name + " from " + std::string(from_host) + " to " +
-                         std::string(to_host) + " (" + who.name + " had reached " +
-                         std::to_string(reached) + " other hosts from " + std::string(from_host) +
-                         " in " + std::to_string(prof->edge.count()) + " hops)"
-                   : who.name + " rarely hops from " + std::string(from_host) + " to " +
-                         std::string(to_host)});
+  if (prof->edge.count() > 0) {
+    c.push_back({key, "edge", edge, p,
+                 prof->edge.Find(edge) == nullptr
+                     ? "first hop ever by " + who.name + " from " + std::string(from_host) +
+                           " to " + std::string(to_host) + " (" + who.name + " had reached " +
+                           std::to_string(reached) + " other hosts from " + std::string(from_host) +
+                           " in " + std::to_string(prof->edge.count()) + " hops" +
+                           (peer_path ? ", its peers go there" : "") + ")"
+                     : who.name + " rarely hops from " + std::string(from_host) + " to " +
+                           std::string(to_host)});
+  }
+  // Chain depth: how far from the entry session this hop is, against the depths of the
+  // identity's hops (an admin goes bastion > server, never server > server).
+  if (prof->depth.count() > 0 && depth > 0) {
+    const std::string d = std::to_string(depth);
+    const double p_depth = prof->depth.TailProbability(d);
+    size_t deepest = 0;
+    for (const CategoryEntry& e : prof->depth.entries()) {
+      deepest = std::max<size_t>(deepest, std::strtoul(e.value.c_str(), nullptr, 10));
+    }
+    c.push_back({key, "depth", d, p_depth,
+                 "hop " + d + " of a chain by " + who.name + ", whose chains went " +
+                     std::to_string(deepest) + (deepest == 1 ? " hop" : " hops") +
+                     " deep at most"});
+  }
   // The host reached: never logged in to by this identity (nor usual for its peers)?
   double p_host = prof->host.TailProbability(to_host);
-  if (p_host <= kNameableP && !prof->peer.empty()) {
-    if (const Profile* peers = Find(prof->peer)) {
-      if (peers->host.Find(to_host) != nullptr) {
-        p_host = std::max(p_host, peers->host.TailProbability(to_host));
-      }
-    }
+  if (p_host <= kNameableP && peers != nullptr && peers->host.Find(to_host) != nullptr) {
+    p_host = std::max(p_host, peers->host.TailProbability(to_host));
   }
   c.push_back({key, "host", std::string(to_host), p_host, {}});
   if (p_host <= kNameableP) {
@@ -473,6 +566,28 @@ Score Baselines::ScoreHop(const Identity& who, std::string_view from_host, std::
   return s;
 }
 
+Score Baselines::ScorePrivilege(const Identity& who, std::string_view host, int64_t time_ns) const {
+  Score s;
+  ++scored_;
+  const KeyBuf kb(who.kind, who.name);
+  const Profile* prof = Find(kb.view());
+  if (prof == nullptr) return s;
+  const bool warm = prof->logins >= options_.warmup_logins &&
+                    prof->last_ns - prof->first_ns >= options_.warmup_span_ns;
+  // Sessions that became root, of all sessions (decayed), smoothed: (k + 1) / (n + 2).
+  const double sessions = std::max(prof->hours.total(), prof->priv.total());
+  const double p = std::min(1.0, (prof->priv.total() + 1.0) / (sessions + 2.0));
+  std::vector<Contribution> c;
+  c.push_back({std::string(kb.view()), "privilege", "root", p,
+               who.name + " became root on " + std::string(host) + " at " + HourMinute(time_ns) +
+                   (prof->priv.count() == 0
+                        ? ", never before in " + std::to_string(prof->logins) + " logins"
+                        : ", " + std::to_string(prof->priv.count()) + " times before in " +
+                              std::to_string(prof->logins) + " logins")});
+  Finish(s, std::move(c), warm);
+  return s;
+}
+
 namespace {
 // Novelty of one activity value, against the identity's history and the host's (a program
 // everyone runs on that host is not surprising for a newcomer).
@@ -490,6 +605,7 @@ double ActivityP(const Categorical& mine, const Categorical* hosts, std::string_
 Score Baselines::ScoreExec(const Identity& who, std::string_view host, std::string_view exe,
                            int64_t) const {
   Score s;
+  ++scored_;
   const KeyBuf kb(who.kind, who.name);
   const Profile* prof = Find(kb.view());
   if (prof == nullptr || prof->exe.count() < kWarmExecs) return s;
@@ -509,6 +625,7 @@ Score Baselines::ScoreExec(const Identity& who, std::string_view host, std::stri
 Score Baselines::ScoreFile(const Identity& who, std::string_view, std::string_view path,
                            int64_t) const {
   Score s;
+  ++scored_;
   const KeyBuf kb(who.kind, who.name);
   const Profile* prof = Find(kb.view());
   if (prof == nullptr || prof->file.count() < kWarmFiles) return s;
@@ -525,6 +642,7 @@ Score Baselines::ScoreFile(const Identity& who, std::string_view, std::string_vi
 Score Baselines::ScoreConnect(const Identity& who, std::string_view, std::string_view addr,
                               uint32_t port, int64_t) const {
   Score s;
+  ++scored_;
   const KeyBuf kb(who.kind, who.name);
   const Profile* prof = Find(kb.view());
   if (prof == nullptr || prof->dest.count() < kWarmDests) return s;
@@ -576,16 +694,15 @@ void Baselines::ObserveLogin(const LoginFacts& l, const Score& score, std::strin
     x = kNoRates;
   } else if (l.success) {
     now[0] += 1;
-    if (!prof->last_host.empty() && prof->last_host != l.host) now[3] += 1;
+    const bool moved = !l.from_our_host && !prof->last_host.empty() && prof->last_host != l.host;
+    if (moved) now[3] += 1;
     x = ToRates(now);
     // An anomalous login (perhaps an attacker's) is kept out of the short-term rates, as
     // it is out of the learned model: the owner's next login is judged by the owner's own.
     if (score.value < options_.no_learn_above) {
       BumpShortTerm(prof->st, prof->st_ns, l.time_ns, 0, 1);
-      if (!prof->last_host.empty() && prof->last_host != l.host) {
-        BumpShortTerm(prof->st, prof->st_ns, l.time_ns, 3, 1);
-      }
-      prof->last_host = l.host;
+      if (moved) BumpShortTerm(prof->st, prof->st_ns, l.time_ns, 3, 1);
+      if (!l.from_our_host) prof->last_host = l.host;
     }
   } else {
     x = ToRates(now);
@@ -612,7 +729,7 @@ void Baselines::ObserveLogin(const LoginFacts& l, const Score& score, std::strin
 
 void Baselines::ObserveHop(const Identity& who, std::string_view from_host,
                            std::string_view to_host, int64_t time_ns, const Score& score,
-                           std::string tag) {
+                           std::string tag, int depth) {
   Profile* prof = GetOrCreate(who);
   if (prof == nullptr) return;
   if (!OutOfOrder(*prof, time_ns) && score.value < options_.no_learn_above) {
@@ -627,6 +744,20 @@ void Baselines::ObserveHop(const Identity& who, std::string_view from_host,
   p.who = who;
   p.host = std::string(from_host);
   p.a = std::string(to_host);
+  p.port = static_cast<uint32_t>(std::clamp(depth, 0, 64));
+  Enqueue(std::move(p));
+}
+
+void Baselines::ObservePrivilege(const Identity& who, std::string_view host, int64_t time_ns,
+                                 const Score& score, std::string tag) {
+  Pending p;
+  p.what = Pending::kPrivilege;
+  p.time_ns = time_ns;
+  p.score = score.value;
+  p.tag = std::move(tag);
+  p.who = who;
+  p.host = std::string(host);
+  p.a = "root";
   Enqueue(std::move(p));
 }
 
@@ -803,10 +934,22 @@ void Baselines::Learn(Pending& p, bool settled) {
       ++prof->failures;
       if (host != nullptr) ++host->failures;
       break;
-    case Pending::kHop:
-      prof->edge.Learn(p.host + ">" + p.a, 1, t, hl, kCapEdge);
+    case Pending::kHop: {
+      const std::string edge = p.host + ">" + p.a;
+      prof->edge.Learn(edge, 1, t, hl, kCapEdge);
+      if (p.port > 0) prof->depth.Learn(std::to_string(p.port), 1, t, hl, kCapDepth);
       if (host != nullptr) host->edge.Learn(p.a, 1, t, hl, kCapEdge);
+      // The peers' edges: the identity's host-access group and its kind.
+      const std::string* groups[] = {&prof->peer, &KindPeerKey(prof->kind)};
+      for (const std::string* g : groups) {
+        if (Profile* gp = GetOrCreatePeer(*g, prof->kind)) {
+          gp->edge.Learn(edge, 1, t, hl, kCapPeerEdge);
+          MarkDirty(*g, gp);
+        }
+      }
       break;
+    }
+    case Pending::kPrivilege: prof->priv.Learn(p.a, 1, t, hl, kCapService); break;
     case Pending::kExec:
       prof->exe.Learn(p.a, 1, t, hl, kCapExe);
       if (host != nullptr) host->exe.Learn(p.a, 1, t, hl, kCapExe);
@@ -861,6 +1004,10 @@ Result<std::string> Baselines::Feedback(const std::string& incident_id, Verdict 
       fold(prof->service, kCapService);
     } else if (f.feature == "edge") {
       fold(prof->edge, kCapEdge);
+    } else if (f.feature == "depth") {
+      fold(prof->depth, kCapDepth);
+    } else if (f.feature == "privilege") {
+      fold(prof->priv, kCapService);
     } else if (f.feature == "exe") {
       fold(prof->exe, kCapExe);
     } else if (f.feature == "file") {
@@ -931,6 +1078,8 @@ Result<Description> Baselines::Describe(std::string_view identity) const {
   add("host", prof->host);
   add("service", prof->service);
   add("edge", prof->edge);
+  add("depth", prof->depth);
+  add("privilege", prof->priv);
   add("exe", prof->exe);
   add("file", prof->file);
   add("dest", prof->dest);
@@ -969,6 +1118,15 @@ BaselineStats Baselines::stats() const {
   BaselineStats s = stats_;
   s.identities = profiles_.size();
   s.pending = pending_.size();
+  s.scored = scored_;
+  for (const auto& [key, p] : profiles_) {
+    if (p.kind == IdentityKind::kHost || key.compare(0, 5, "peer:") == 0) continue;
+    ++s.with_baseline;
+    if (!(p.logins >= options_.warmup_logins &&
+          p.last_ns - p.first_ns >= options_.warmup_span_ns)) {
+      ++s.warming;
+    }
+  }
   return s;
 }
 
@@ -981,8 +1139,8 @@ size_t Baselines::MemoryBytes() const {
     if (p.name.size() > 15) b += p.name.capacity() + 1;
     if (p.peer.size() > 15) b += p.peer.capacity() + 1;
     if (p.last_reason.size() > 15) b += p.last_reason.capacity() + 1;
-    for (const Categorical* c :
-         {&p.addr, &p.net, &p.host, &p.service, &p.edge, &p.exe, &p.file, &p.dest, &p.users}) {
+    for (const Categorical* c : {&p.addr, &p.net, &p.host, &p.service, &p.edge, &p.exe, &p.file,
+                                 &p.dest, &p.users, &p.depth, &p.priv}) {
       b += c->MemoryBytes();
     }
   }
@@ -1058,9 +1216,9 @@ std::vector<std::pair<std::string, std::string>> Baselines::TakeDirty() {
               {"lr", p->last_reason}};
     json c = json::object();
     const std::pair<const char*, const Categorical*> cats[] = {
-        {"addr", &p->addr},   {"net", &p->net},   {"host", &p->host},
-        {"svc", &p->service}, {"edge", &p->edge}, {"exe", &p->exe},
-        {"file", &p->file},   {"dest", &p->dest}, {"users", &p->users}};
+        {"addr", &p->addr},   {"net", &p->net},     {"host", &p->host}, {"svc", &p->service},
+        {"edge", &p->edge},   {"exe", &p->exe},     {"file", &p->file}, {"dest", &p->dest},
+        {"users", &p->users}, {"depth", &p->depth}, {"priv", &p->priv}};
     for (const auto& [name, cat] : cats) {
       if (cat->count() > 0) c[name] = cat->ToJson();
     }
@@ -1102,7 +1260,7 @@ Status Baselines::Load(std::string_view key, std::string_view value) {
     }
     std::multimap<int64_t, Pending> pending;
     for (const json& e : j["pending"]) {
-      if (!e.is_array() || e.size() != 11 || !e[0].is_number_unsigned() || e[0].get<int>() > 5 ||
+      if (!e.is_array() || e.size() != 11 || !e[0].is_number_unsigned() || e[0].get<int>() > 6 ||
           !e[1].is_number_integer() || !e[2].is_number() || !e[3].is_string() ||
           !e[4].is_number_unsigned() || e[4].get<int>() > 3 || !e[5].is_string() ||
           !e[6].is_string() || !e[7].is_string() || !e[8].is_string() ||
@@ -1196,9 +1354,9 @@ Status Baselines::Load(std::string_view key, std::string_view value) {
   p.last_score = static_cast<float>(Settle(j["ls"].get<double>()));
   p.last_reason = j["lr"].get<std::string>();
   const std::pair<const char*, Categorical*> cats[] = {
-      {"addr", &p.addr},   {"net", &p.net},   {"host", &p.host},
-      {"svc", &p.service}, {"edge", &p.edge}, {"exe", &p.exe},
-      {"file", &p.file},   {"dest", &p.dest}, {"users", &p.users}};
+      {"addr", &p.addr},   {"net", &p.net},     {"host", &p.host}, {"svc", &p.service},
+      {"edge", &p.edge},   {"exe", &p.exe},     {"file", &p.file}, {"dest", &p.dest},
+      {"users", &p.users}, {"depth", &p.depth}, {"priv", &p.priv}};
   for (const auto& [name, cat] : cats) {
     if (j["c"].contains(name)) TL_RETURN_IF_ERROR(cat->FromJson(j["c"][name]).WithContext(where));
   }

@@ -98,6 +98,12 @@ struct Score {
 // at p = 0.01 scores 0.5, at p = 0.001 scores 0.88.
 double Calibrate(const std::vector<double>& p);
 
+// Combines calibrated scores of separate pieces of evidence (the novel programs of one
+// session, the stages of one chain) the way Calibrate combines features: each score back
+// to its surprisal S = 2 + ln(v / (1 - v)) / 2, the largest plus half of each other of at
+// least 0.5, and calibrated again. Two pieces at 0.7 give 0.96; one alone gives itself.
+double Corroborate(std::vector<double> scores);
+
 struct LoginFacts {
   std::string user;
   const ProcessInfo* process = nullptr;
@@ -133,7 +139,10 @@ struct Description {
 };
 
 struct BaselineStats {
-  uint64_t identities = 0;
+  uint64_t identities = 0;     // profiles: identities, hosts and peer groups
+  uint64_t with_baseline = 0;  // identities (not hosts or peer groups) with a profile
+  uint64_t warming = 0;        // of which still in warm-up
+  uint64_t scored = 0;         // events scored
   uint64_t pending = 0;
   uint64_t learned = 0;
   uint64_t withheld_incident = 0;   // not learned: in an incident
@@ -160,25 +169,32 @@ class Baselines {
 
   // ---- scoring (no change to any state) ----
   Score ScoreLogin(const LoginFacts& login) const;
+  // `depth` is the hop's place in its chain: 1 for a hop out of an entry session, 2 for a
+  // hop onwards from a session that was itself reached by a hop, ...
   Score ScoreHop(const Identity& who, std::string_view from_host, std::string_view to_host,
-                 int64_t time_ns) const;
+                 int64_t time_ns, int depth = 1) const;
   Score ScoreExec(const Identity& who, std::string_view host, std::string_view exe,
                   int64_t time_ns) const;
   Score ScoreFile(const Identity& who, std::string_view host, std::string_view path,
                   int64_t time_ns) const;
   Score ScoreConnect(const Identity& who, std::string_view host, std::string_view addr,
                      uint32_t port, int64_t time_ns) const;
+  // A session of `who` becoming root (sudo, su, ...): judged against how often the
+  // identity's sessions do.
+  Score ScorePrivilege(const Identity& who, std::string_view host, int64_t time_ns) const;
 
   // ---- observing (short-term rates now, learning queued; see the class comment) ----
   void ObserveLogin(const LoginFacts& login, const Score& score, std::string tag);
   void ObserveHop(const Identity& who, std::string_view from_host, std::string_view to_host,
-                  int64_t time_ns, const Score& score, std::string tag);
+                  int64_t time_ns, const Score& score, std::string tag, int depth = 1);
   void ObserveExec(const Identity& who, std::string_view host, std::string_view exe,
                    int64_t time_ns, const Score& score, std::string tag);
   void ObserveFile(const Identity& who, std::string_view host, std::string_view path,
                    int64_t time_ns, const Score& score, std::string tag);
   void ObserveConnect(const Identity& who, std::string_view host, std::string_view addr,
                       uint32_t port, int64_t time_ns, const Score& score, std::string tag);
+  void ObservePrivilege(const Identity& who, std::string_view host, int64_t time_ns,
+                        const Score& score, std::string tag);
   // Moves the watermark (the newest event time seen, kept with the records) to
   // `event_time_ns` if that is newer, then learns the queued observations at least
   // learn_delay_ns older than the watermark, except those whose tag `in_incident` reports
@@ -238,6 +254,7 @@ class Baselines {
   mutable std::string last_key_;  // see Find
   mutable const Profile* last_found_ = nullptr;
   std::multimap<int64_t, Pending> pending_;  // by event time
+  mutable uint64_t scored_ = 0;              // events scored (Score* are const)
   int64_t watermark_ns_ = 0;
   void MarkDirty(std::string_view key, Profile* p);
   static const std::string& KindPeerKey(IdentityKind kind);

@@ -183,6 +183,15 @@ double HourModel::TailProbability(int64_t time_ns) const {
   return std::clamp(p, 1e-12, 1.0);
 }
 
+double HourModel::DayTypeProbability(int64_t time_ns) const {
+  if (total_ <= 0) return 1.0;
+  const int type = IsWeekend(time_ns) ? 1 : 0;
+  const double share = (days_[type] + 0.5) / (days_[0] + days_[1] + 1.0);
+  return share < 0.5 ? std::clamp(std::sqrt(share), 1e-12, 1.0) : 1.0;
+}
+
+bool HourModel::IsWeekendTime(int64_t time_ns) { return IsWeekend(time_ns); }
+
 void HourModel::Learn(int64_t time_ns, double weight, int64_t half_life_ns) {
   const double f = DecayFactor(updated_ns_, time_ns, half_life_ns);
   if (f < 1.0) {
@@ -196,29 +205,43 @@ void HourModel::Learn(int64_t time_ns, double weight, int64_t half_life_ns) {
   total_ += weight;
 }
 
-std::string HourModel::UsualHours(double share) const {
-  if (total_ <= 0) return "";
+bool HourModel::UsualSpan(double share, int* start, int* len) const {
+  if (total_ <= 0) return false;
   double sum = 0;
   for (float h : hours_) sum += h;
-  if (sum <= 0) return "";
+  if (sum <= 0) return false;
   int best_start = 0, best_len = 24;
-  for (int start = 0; start < 24; ++start) {
-    if (hours_[start] <= 0) continue;
+  for (int s = 0; s < 24; ++s) {
+    if (hours_[s] <= 0) continue;
     double mass = 0;
-    for (int len = 1; len <= 24; ++len) {
-      mass += hours_[(start + len - 1) % 24];
+    for (int l = 1; l <= 24; ++l) {
+      mass += hours_[(s + l - 1) % 24];
       if (mass >= share * sum) {
-        if (len < best_len) {
-          best_len = len;
-          best_start = start;
+        if (l < best_len) {
+          best_len = l;
+          best_start = s;
         }
         break;
       }
     }
   }
+  *start = best_start;
+  *len = best_len;
+  return true;
+}
+
+std::string HourModel::UsualHours(double share) const {
+  int start = 0, len = 0;
+  if (!UsualSpan(share, &start, &len)) return "";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%02d:00-%02d:00", best_start, (best_start + best_len) % 24);
+  std::snprintf(buf, sizeof buf, "%02d:00-%02d:00", start, (start + len) % 24);
   return buf;
+}
+
+bool HourModel::WithinUsualHours(int64_t time_ns, double share) const {
+  int start = 0, len = 0;
+  if (!UsualSpan(share, &start, &len)) return false;
+  return (HourOf(time_ns) - start + 24) % 24 < len;
 }
 
 nlohmann::json HourModel::ToJson() const {

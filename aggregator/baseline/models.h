@@ -81,11 +81,19 @@ class HourModel {
   // "08:00-18:00": the shortest span of hours of day holding `share` of the mass; "" when
   // nothing was learned.
   std::string UsualHours(double share = 0.95) const;
+  // Whether the hour of day of `time_ns` lies inside UsualHours(share): an explanation never
+  // cites the hour of a login inside the identity's usual hours.
+  bool WithinUsualHours(int64_t time_ns, double share = 0.95) const;
+  // The day-type factor of TailProbability alone: 1 unless a weekend (weekday) login is
+  // rare for this history, then the square root of its share.
+  double DayTypeProbability(int64_t time_ns) const;
+  static bool IsWeekendTime(int64_t time_ns);
   nlohmann::json ToJson() const;
   Status FromJson(const nlohmann::json& j);
 
  private:
   double Smoothed(int hour) const;
+  bool UsualSpan(double share, int* start, int* len) const;
   std::array<float, 24> hours_{};
   std::array<float, 2> days_{};  // weekday, weekend
   double total_ = 0;

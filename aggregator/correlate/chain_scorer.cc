@@ -88,12 +88,18 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
   Assessment a;
   std::set<std::string> techniques;
   bool raising = false;
+  const ChainBaseline& b = c.baseline;
+  a.typo = c.success_after_failures && !c.spraying && !c.stuffing &&
+           c.failures_before_success < kBruteForceRaiseFailures &&
+           c.failures < kBruteForceRaiseFailures && b.warm && b.entry_usual &&
+           b.login < kBaselineTypoLogin;
   if (c.brute_force) {
     // Three or four failures are a person's old password as often as a guess; from five on
     // (sshd's MaxAuthTries is six) a source that gets nowhere is raised on its own, low.
+    // Followed by a login the warm baseline finds ordinary, they are a typo: not raising.
     a.score += c.failures >= kBruteForceRaiseFailures ? 20 : 15;
     techniques.emplace(kBruteForce);
-    raising = true;
+    if (!a.typo) raising = true;
   }
   if (c.spraying) {
     a.score += 20;
@@ -105,8 +111,11 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
     techniques.emplace(kCredentialStuffing);
     raising = true;
   }
-  const ChainBaseline& b = c.baseline;
-  if (c.success_after_failures) {
+  if (a.typo) {
+    // The owner's network, hour and host: the old password, not a guess.
+    a.score += 5;
+    techniques.emplace(kValidAccounts);
+  } else if (c.success_after_failures) {
     a.score += 25;
     techniques.emplace(kValidAccounts);
     raising = true;
@@ -169,10 +178,18 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
       a.fast_movement = true;
       a.score += 10;
     }
-    if (c.success_after_failures) a.score += 15;
+    if (c.success_after_failures && !a.typo) a.score += 15;
   }
   if (!c.privileged.empty()) a.score += 10;
   if (b.activity >= kBaselineNotable) a.score += 10;
+  if (b.stages >= kBaselineChainStages && b.chain >= kBaselineChainRaise) {
+    // Several things the account never does, in one chain: each alone has an innocent
+    // reading, together they are someone else at the keyboard.
+    a.corroborated = true;
+    a.score += 10;
+    techniques.emplace(kValidAccounts);
+    raising = true;
+  }
 
   a.techniques.assign(techniques.begin(), techniques.end());
   a.severity = SeverityForScore(a.score);
@@ -242,6 +259,10 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
       what.emplace_back("logged in unlike ever before");
     }
     if (c.baseline.hops >= kBaselineQuietHops) what.emplace_back("hopped where it never goes");
+    if (a.corroborated && !(c.baseline.warm && c.baseline.login >= kBaselineLoginRaise) &&
+        c.baseline.hops < kBaselineQuietHops) {
+      what.emplace_back("acted unlike its habits");
+    }
     if (!c.discovery.empty()) what.emplace_back("explored the system");
     if (!moving.empty()) what.push_back(moving);
     std::string where = c.hosts.empty() ? "" : " on " + c.hosts.front();
@@ -277,7 +298,7 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
   if (!c.baseline.facts.empty()) {
     char score[16];
     std::snprintf(score, sizeof score, "%.2f",
-                  std::max({c.baseline.login, c.baseline.activity,
+                  std::max({c.baseline.login, c.baseline.activity, c.baseline.chain,
                             c.baseline.hops / std::max<double>(1, c.baseline.scored_hops)}));
     std::vector<std::string> facts;
     for (const BaselineFact& f : c.baseline.facts) facts.push_back(f.sentence);

@@ -27,6 +27,10 @@
 //                                                     at most 40 in all
 //   a chain of anomalous hops (sum of S >= 1.5)        raising
 //   session activity (process, sensitive file, destination) with S >= 0.75   +10
+//   a chain of corroborated anomalies: at least two stages (entry login, hop, a session's
+//     activity) each S >= 0.25, combined (baseline::Corroborate) >= 0.95    +10, raising
+//   3-4 failures, then a login the warm baseline scores < 0.3 (a usual network at a usual
+//     hour): a mistyped password, 5 points instead of 25 and not raising
 //
 // Severity: < 20 info, < 40 low, < 60 medium, < 80 high, otherwise critical.
 // Raised as an incident when the chain holds a "raising" stage (credential attack, login
@@ -57,6 +61,19 @@ inline constexpr double kBaselineNotable = 0.75;
 inline constexpr double kBaselineLoginRaise = 0.75;
 inline constexpr double kBaselineUnusualLogin = 0.5;
 inline constexpr double kBaselineQuietHops = 1.5;
+// Session activity (programs, files, destinations, escalations) scored at least this is
+// combined into the session's activity score (baseline::Corroborate).
+inline constexpr double kBaselineActivityConsidered = 0.35;
+// A chain with at least kBaselineChainStages stages scored >= kBaselineChainStage (entry
+// login, hops, sessions' activity; 0.25 is one feature at p ~ 0.035) whose corroborated
+// anomaly reaches kBaselineChainRaise raises.
+inline constexpr double kBaselineChainRaise = 0.95;
+inline constexpr double kBaselineChainStage = 0.25;
+inline constexpr uint32_t kBaselineChainStages = 2;
+// Three or four failures and then a login the warm baseline finds ordinary (from a network
+// and address the identity uses, and scored below this, so at an hour not unusual for it)
+// are a person mistyping, not a raising stage.
+inline constexpr double kBaselineTypoLogin = 0.3;
 inline constexpr double kRaiseScoreMovementOnly = 50;
 inline constexpr int64_t kFastHopGapNs = 120 * kNanosPerSecond;
 
@@ -74,7 +91,9 @@ struct Assessment {
   bool raise = false;
   double confidence = 1.0;
   bool fast_movement = false;
-  int64_t movement_ns = 0;  // from the first login of the chain to its last hop
+  bool typo = false;          // failures then an ordinary login: a person mistyping
+  bool corroborated = false;  // the baselines' corroborated anomalies raise the chain
+  int64_t movement_ns = 0;    // from the first login of the chain to its last hop
 };
 
 Assessment AssessChain(const Chain& chain, const std::vector<HostDataGap>& gaps);

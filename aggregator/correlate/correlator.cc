@@ -247,6 +247,11 @@ class Engine {
       Chain& c = it->second;
       if (c.incident_id.empty()) {
         if (!AssessChain(c, GapsFor(c)).raise) continue;
+        // A quiet chain that begins with a login from one of the fleet's own hosts whose
+        // connect has not arrived yet is the later part of a chain not yet joined: held until the
+        // hop is matched (the chains merge and the whole is raised once) or its login
+        // leaves the pending list (RemovePending touches it again).
+        if (AwaitsItsHop(c)) continue;
         c.incident_id = IncidentId(o_.incident_id_key, c.key + "|" + std::to_string(c.first_ns));
         s_.raised.insert(c.key);
         ++s_.stats.incidents_raised;
@@ -254,6 +259,25 @@ class Engine {
       s_.unreported.insert(key);
     }
     touched_.clear();
+  }
+
+  bool AwaitsItsHop(const Chain& c) const {
+    // Only chains of quiet movement (hops, discovery, the baselines' judgement) wait: a
+    // rule's stage (a credential attack, a secret read) is raised at once.
+    if (!c.files.empty() || c.brute_force || c.spraying || c.stuffing || c.success_after_failures) {
+      return false;
+    }
+    for (const std::string& m : c.members) {
+      const SessionNode* n = s_.sessions.Find(m);
+      if (n == nullptr || !n->parent.empty() || n->remote_addr.empty()) continue;
+      if (s_.addresses.Find(n->remote_addr) == nullptr) continue;
+      bool waiting = false;
+      ForEachPending(PendingItem::kLogin, n->remote_addr, n->remote_port, [&](uint64_t id) {
+        waiting = waiting || s_.pending.at(id).session == n->key;
+      });
+      if (waiting) return true;
+    }
+    return false;
   }
 
   // Builds the incident of every chain marked since the last Report and returns, after the
@@ -653,9 +677,23 @@ class Engine {
 
   // Activity the baselines find anomalous marks its session (and reports a raised chain
   // again); ordinary activity costs nothing here.
+  // Distinct novel things in one session add up (baseline::Corroborate): one program never
+  // run before is a new tool, several are someone finding their way around.
   void NoteActivity(SessionNode& n, const baseline::Score& score) {
-    if (score.value < kBaselineNotable || score.value <= n.baseline.activity) return;
-    n.baseline.activity = score.value;
+    if (score.value < kBaselineActivityConsidered || score.top.empty()) return;
+    const baseline::Contribution& top = score.top.front();
+    const bool known =
+        std::any_of(n.baseline.facts.begin(), n.baseline.facts.end(), [&](const BaselineFact& f) {
+          return f.identity == top.identity && f.feature == top.feature && f.value == top.value;
+        });
+    if (known) return;
+    const double before = n.baseline.activity;
+    if (n.baseline.facts.size() < kMaxBaselineFacts) {
+      n.baseline.activity = baseline::Corroborate({before, score.value});
+    } else {
+      n.baseline.activity = std::max(before, score.value);
+    }
+    if (n.baseline.activity <= before) return;
     AddFacts(n.baseline, score);
     Chain& c = ChainOf(n);
     GatherBaseline(c);
@@ -669,6 +707,12 @@ class Engine {
     // of each session reached by a hop.
     std::vector<std::pair<double, const BaselineFact*>> entry;
     std::vector<std::pair<double, const SessionBaseline*>> later;
+    // The chain's stages (warm entry logins, warm hops, sessions' activity) scored at
+    // least kBaselineChainStage: corroborated, they make the chain's anomaly.
+    std::vector<double> stages;
+    const auto stage = [&](double v) {
+      if (v >= kBaselineChainStage) stages.push_back(v);
+    };
     for (const std::string& m : c.members) {
       const SessionNode* n = s_.sessions.Find(m);
       if (n == nullptr || n->baseline.empty()) continue;
@@ -678,12 +722,21 @@ class Engine {
       if (is_entry) {
         b.login = std::max(b.login, sb.login);
         b.warm = b.warm || sb.login_warm;
+        if (sb.login_warm) {
+          stage(sb.login);
+          const bool usual = std::none_of(sb.facts.begin(), sb.facts.end(), [](const auto& f) {
+            return f.feature == "network" || f.feature == "address";
+          });
+          b.entry_usual = b.entry_usual || usual;
+        }
       }
       if (!n->parent.empty()) {
         b.hops += sb.hop;
         b.scored_hops += sb.hop_warm ? 1 : 0;
+        if (sb.hop_warm) stage(sb.hop);
       }
       b.activity = std::max(b.activity, sb.activity);
+      stage(sb.activity);
       const double weight = std::max({is_entry ? sb.login : 0.0, sb.hop, sb.activity});
       if (sb.facts.empty()) continue;
       // A session reached by a hop names its most telling fact even when it is not notable
@@ -716,6 +769,8 @@ class Engine {
         break;
       }
     }
+    b.stages = static_cast<uint32_t>(stages.size());
+    b.chain = baseline::Corroborate(std::move(stages));
     c.baseline = std::move(b);
   }
 
@@ -1009,6 +1064,12 @@ class Engine {
   void RemovePending(uint64_t id) {
     auto it = s_.pending.find(id);
     if (it == s_.pending.end()) return;
+    if (it->second.kind == PendingItem::kLogin) {
+      // A chain held for this login's hop (AwaitsItsHop) is decided again.
+      if (const SessionNode* n = s_.sessions.Find(it->second.session); n && !n->chain.empty()) {
+        touched_.insert(n->chain);
+      }
+    }
     if (auto count = s_.pending_at_addr.find(it->second.index_addr);
         count != s_.pending_at_addr.end()) {
       --count->second[it->second.kind];
@@ -1037,6 +1098,17 @@ class Engine {
     return cur != nullptr;  // too deep: refuse, as if it were a cycle
   }
 
+  // Hops between the session and its chain's entry session (0 for an entry session).
+  int DepthOf(const SessionNode& node) const {
+    int depth = 0;
+    const SessionNode* cur = &node;
+    while (cur != nullptr && !cur->parent.empty() && depth < kMaxChainDepth) {
+      cur = s_.sessions.Find(cur->parent);
+      ++depth;
+    }
+    return depth;
+  }
+
   void StitchHop(const std::string& parent_key, const std::string& child_key, uint32_t port,
                  const EventRef& connect_ref) {
     SessionNode* parent = FindSession(parent_key);
@@ -1048,11 +1120,12 @@ class Engine {
     if (b_ != nullptr && !child->user.empty()) {
       const baseline::Identity who = b_->Resolve(child->user, nullptr);
       const int64_t at = child->login_ns != 0 ? child->login_ns : connect_ref.time_ns;
-      const baseline::Score score = b_->ScoreHop(who, parent->host, child->host, at);
+      const int depth = DepthOf(*parent) + 1;
+      const baseline::Score score = b_->ScoreHop(who, parent->host, child->host, at, depth);
       child->baseline.hop = score.value;
       child->baseline.hop_warm = score.warm;
       AddFacts(child->baseline, score);
-      b_->ObserveHop(who, parent->host, child->host, at, score, child->key);
+      b_->ObserveHop(who, parent->host, child->host, at, score, child->key, depth);
     }
     std::string child_chain = child->chain;
     MergeChains(parent->chain, child_chain);
@@ -1176,7 +1249,16 @@ class Engine {
     // A root process in a user's session is not by itself an escalation: sshd runs the PAM
     // session modules and the motd scripts as root inside the new audit session. Running a
     // program whose purpose is to become root is.
-    if (n->user != "root" && IsEscalationProgram(x.filename)) MarkPrivileged(*n, true);
+    if (n->user != "root" && IsEscalationProgram(x.filename)) {
+      if (b_ != nullptr && !n->privileged) {
+        // The session's first escalation, against how often the identity's sessions do.
+        const baseline::Identity who = b_->Resolve(n->user, nullptr);
+        const baseline::Score score = b_->ScorePrivilege(who, e.host, e.time_ns);
+        b_->ObservePrivilege(who, e.host, e.time_ns, score, n->key);
+        NoteActivity(*n, score);
+      }
+      MarkPrivileged(*n, true);
+    }
     if (b_ != nullptr && !n->user.empty()) {
       const baseline::Identity who = b_->Resolve(n->user, &e.process);
       const baseline::Score score = b_->ScoreExec(who, e.host, x.filename, e.time_ns);

@@ -89,18 +89,25 @@ struct SessionBaseline {
   bool login_warm = false;
   double hop = 0;  // score of the hop that reached it
   bool hop_warm = false;
-  double activity = 0;  // highest score of its processes, files and connections
+  double activity = 0;  // its novel processes, files and connections, corroborated
   std::vector<BaselineFact> facts;
   bool empty() const { return login == 0 && hop == 0 && activity == 0 && facts.empty(); }
 };
 
 // The baselines' view of a chain, gathered from its sessions by RecomputeEntries.
 struct ChainBaseline {
-  double login = 0;                 // highest entry-login score
-  bool warm = false;                // an entry login was judged by a warm baseline
-  double hops = 0;                  // sum of the hop scores
-  uint32_t scored_hops = 0;         // hops judged by a warm baseline
-  double activity = 0;              // highest activity score
+  double login = 0;          // highest entry-login score
+  bool warm = false;         // an entry login was judged by a warm baseline
+  double hops = 0;           // sum of the hop scores
+  uint32_t scored_hops = 0;  // hops judged by a warm baseline
+  double activity = 0;       // highest activity score
+  // The stages (entry login, hops, sessions' activity scored >= kBaselineChainStage) and
+  // their corroborated anomaly (baseline::Corroborate).
+  uint32_t stages = 0;
+  double chain = 0;
+  // A warm entry login came from a network and address the identity uses (no network or
+  // address fact named).
+  bool entry_usual = false;
   std::vector<BaselineFact> facts;  // most telling first
 };
 

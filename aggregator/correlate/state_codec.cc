@@ -256,11 +256,14 @@ void WriteSessionBaseline(JsonWriter& w, const SessionBaseline& b) {
 void WriteChainBaseline(JsonWriter& w, const ChainBaseline& b) {
   w.BeginObject();
   w.Key("activity").Uint(Millionths(b.activity));
+  if (b.stages > 0) w.Key("chain").Uint(Millionths(b.chain));
   w.Key("facts");
   WriteFacts(w, b.facts);
   w.Key("hops").Uint(Millionths(b.hops));
   w.Key("login").Uint(Millionths(b.login));
   w.Key("scored_hops").Uint(b.scored_hops);
+  if (b.stages > 0) w.Key("stages").Uint(b.stages);
+  if (b.entry_usual) w.Key("usual").Bool(true);
   w.Key("warm").Bool(b.warm);
   w.EndObject();
 }
@@ -463,6 +466,9 @@ void ReadChain(Reader& r, const json& j, const std::string& w, Chain* c) {
     r.U32(b, "scored_hops", bw, &c->baseline.scored_hops);
     r.Score(b, "activity", bw, &c->baseline.activity);
     r.Facts(b, "facts", bw, &c->baseline.facts);
+    if (b.contains("chain")) r.Score(b, "chain", bw, &c->baseline.chain);
+    if (b.contains("stages")) r.U32(b, "stages", bw, &c->baseline.stages);
+    if (b.contains("usual")) r.Bool(b, "usual", bw, &c->baseline.entry_usual);
   }
   r.Refs(j, "events", w, &c->events);
   r.Time(j, "first_ns", w, &c->first_ns);
