@@ -290,7 +290,16 @@ Baselines::Profile* Baselines::GetOrCreate(const Identity& who) {
   Profile& p = profiles_[key];
   p.kind = who.kind;
   p.name = who.name;
+  if (Counted(p)) ++counted_identities_;
   return &p;
+}
+
+bool Baselines::WarmProfile(const Profile& p) const {
+  return p.logins >= options_.warmup_logins && p.last_ns - p.first_ns >= options_.warmup_span_ns;
+}
+
+bool Baselines::Counted(const Profile& p) {
+  return p.kind != IdentityKind::kHost && p.name.compare(0, 5, "peer:") != 0;
 }
 
 Baselines::Profile* Baselines::GetOrCreatePeer(const std::string& key, IdentityKind kind) {
@@ -765,9 +774,11 @@ void Baselines::LearnSettled(Profile& prof, std::string_view key, Categorical Pr
                              size_t cap, std::string_view value, std::string_view host,
                              int64_t time_ns) {
   const int64_t hl = options_.half_life_ns;
+  const bool was_warm = WarmProfile(prof);
   (prof.*feature).Learn(value, 1, time_ns, hl, cap);
   ++prof.observations;
   prof.last_ns = std::max(prof.last_ns, time_ns);
+  if (!was_warm && WarmProfile(prof) && Counted(prof)) ++counted_warm_;
   MarkDirty(key, &prof);
   ++stats_.learned;
   // The host's programs were learned from this identity's first runs of this one (Learn):
@@ -873,6 +884,14 @@ bool Baselines::Spend(Profile& prof, int64_t time_ns, double weight) {
 void Baselines::Learn(Pending& p, bool settled) {
   Profile* prof = GetOrCreate(p.who);
   if (prof == nullptr) return;
+  struct WarmCount {  // counts the identity once it turns warm, however Learn returns
+    Baselines* b;
+    Profile* prof;
+    bool was;
+    ~WarmCount() {
+      if (!was && b->WarmProfile(*prof) && Counted(*prof)) ++b->counted_warm_;
+    }
+  } warm_count{this, prof, WarmProfile(*prof)};
   const int64_t t = p.time_ns;
   const int64_t hl = options_.half_life_ns;
   // A value already ordinary for the identity cannot move its baseline: not capped.
@@ -1119,14 +1138,8 @@ BaselineStats Baselines::stats() const {
   s.identities = profiles_.size();
   s.pending = pending_.size();
   s.scored = scored_;
-  for (const auto& [key, p] : profiles_) {
-    if (p.kind == IdentityKind::kHost || key.compare(0, 5, "peer:") == 0) continue;
-    ++s.with_baseline;
-    if (!(p.logins >= options_.warmup_logins &&
-          p.last_ns - p.first_ns >= options_.warmup_span_ns)) {
-      ++s.warming;
-    }
-  }
+  s.with_baseline = counted_identities_;
+  s.warming = counted_identities_ - std::min(counted_warm_, counted_identities_);
   return s;
 }
 
@@ -1360,7 +1373,14 @@ Status Baselines::Load(std::string_view key, std::string_view value) {
   for (const auto& [name, cat] : cats) {
     if (j["c"].contains(name)) TL_RETURN_IF_ERROR(cat->FromJson(j["c"][name]).WithContext(where));
   }
-  profiles_[std::string(key.substr(kIdentityPrefix.size()))] = std::move(p);
+  Profile& slot = profiles_[std::string(key.substr(kIdentityPrefix.size()))];
+  if (!slot.name.empty()) {  // a record read twice replaces the first
+    if (Counted(slot)) --counted_identities_;
+    if (Counted(slot) && WarmProfile(slot)) --counted_warm_;
+  }
+  if (Counted(p)) ++counted_identities_;
+  if (Counted(p) && WarmProfile(p)) ++counted_warm_;
+  slot = std::move(p);
   return Status::Ok();
 }
 

@@ -255,6 +255,12 @@ class Baselines {
   mutable const Profile* last_found_ = nullptr;
   std::multimap<int64_t, Pending> pending_;  // by event time
   mutable uint64_t scored_ = 0;              // events scored (Score* are const)
+  // Identities (not hosts or peer groups) with a profile, and how many of them are warm:
+  // kept as they change, so that stats() costs nothing at a million identities.
+  uint64_t counted_identities_ = 0;
+  uint64_t counted_warm_ = 0;
+  bool WarmProfile(const Profile& p) const;
+  static bool Counted(const Profile& p);
   int64_t watermark_ns_ = 0;
   void MarkDirty(std::string_view key, Profile* p);
   static const std::string& KindPeerKey(IdentityKind kind);

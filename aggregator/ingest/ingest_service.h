@@ -59,6 +59,11 @@ struct ObserverProgress {
   bool behind = false;             // reading back from the store instead of a memory queue
   uint64_t times_fell_behind = 0;  // since start
   uint64_t events_read_back = 0;   // fed from the store rather than from memory, since start
+  // Learned baselines, when the analysis has them (Stats fields 200-203).
+  uint64_t baseline_identities = 0;
+  uint64_t baseline_warming = 0;
+  uint64_t baseline_events_scored = 0;
+  uint64_t baseline_not_learned = 0;
 };
 
 // The seam where analysis plugs into ingest (the correlator, later scoring).

@@ -590,6 +590,11 @@ ObserverProgress CorrelationEngine::Progress() const {
   std::lock_guard<std::mutex> lock(mu_);
   p.events_fed = stats_.events_fed;
   p.events_read_back = stats_.events_read_back;
+  const baseline::BaselineStats b = baselines_.stats();
+  p.baseline_identities = b.with_baseline;
+  p.baseline_warming = b.warming;
+  p.baseline_events_scored = b.scored;
+  p.baseline_not_learned = b.withheld_anomalous + b.withheld_incident + b.withheld_budget;
   if (sensors.ok()) {
     for (const SensorRecord& r : *sensors) {
       const auto it = positions_.find(r.sensor_id);

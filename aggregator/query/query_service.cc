@@ -249,6 +249,10 @@ grpc::Status QueryService::DoGetStats(v1::Stats* response) {
     response->set_correlation_backlog(p.backlog);
     response->set_correlation_behind(p.behind);
     response->set_correlation_fell_behind(p.times_fell_behind);
+    response->set_baseline_identities(p.baseline_identities);
+    response->set_baseline_warming(p.baseline_warming);
+    response->set_baseline_events_scored(p.baseline_events_scored);
+    response->set_baseline_not_learned(p.baseline_not_learned);
   }
   if (ingest_ != nullptr) {
     const IngestCounters c = ingest_->counters();

@@ -243,6 +243,177 @@ TEST(BaselinesTest, ProgramsDestinationsAndFilesNeverUsedAreNamed) {
   EXPECT_EQ(b.ScoreFile(alice, "hosta", "/etc/shadow", t).value, 0);
 }
 
+TEST(CorroborateTest, SeparateEvidenceAddsUpAndOneAloneIsItself) {
+  EXPECT_EQ(Corroborate({}), 0);
+  EXPECT_NEAR(Corroborate({0.6}), 0.6, 1e-9);
+  EXPECT_GT(Corroborate({0.7, 0.7}), 0.95);
+  EXPECT_LT(Corroborate({0.3, 0.3}), 0.95);
+  EXPECT_GT(Corroborate({0.3, 0.3}), 0.3);
+  EXPECT_GE(Corroborate({0.6, 0.9}), Corroborate({0.9}));
+}
+
+TEST(HourModelTest, WithinUsualHours) {
+  HourModel h;
+  for (int d = 0; d < 20; ++d) {
+    h.Learn(kMonday + d * kNanosPerDay + 9 * kHour, 1, 0);
+    h.Learn(kMonday + d * kNanosPerDay + 17 * kHour, 1, 0);
+  }
+  EXPECT_TRUE(h.WithinUsualHours(kMonday + 9 * kHour + 1));
+  EXPECT_TRUE(h.WithinUsualHours(kMonday + 17 * kHour + 30 * 60 * kNanosPerSecond));
+  EXPECT_FALSE(h.WithinUsualHours(kMonday + 3 * kHour));
+  EXPECT_FALSE(HourModel().WithinUsualHours(kMonday));
+}
+
+TEST(BaselinesTest, TheHourIsCitedOnlyOutsideTheUsualHours) {
+  Baselines b;
+  WarmUp(b, "alice", 6);  // 09:00 and 14:00: usual hours 09:00-15:00
+  const int64_t wed = kMonday + 44 * kNanosPerDay;
+  // 14:40 from a new network: inside the usual hours, whatever else is said.
+  const Score inside =
+      b.ScoreLogin(Login("alice", "203.0.113.9", wed + 14 * kHour + 40 * 60 * kNanosPerSecond));
+  EXPECT_THAT(inside.Sentence(), HasSubstr("203.0.113.0/24"));
+  EXPECT_THAT(inside.Sentence(), ::testing::Not(HasSubstr("normally logs in")));
+  const Score night = b.ScoreLogin(Login("alice", "203.0.113.9", wed + 3 * kHour));
+  EXPECT_THAT(night.Sentence(), HasSubstr("normally logs in 09:00-15:00 and this is 03:00"));
+  EXPECT_GT(night.value, inside.value);
+}
+
+TEST(BaselinesTest, ANewNetworkNextToAKnownOneIsLessSurprising) {
+  Baselines b;
+  WarmUp(b, "alice", 6);
+  const int64_t t = kMonday + 44 * kNanosPerDay + 9 * kHour;
+  const Score near = b.ScoreLogin(Login("alice", "198.51.7.20", t));
+  const Score far = b.ScoreLogin(Login("alice", "203.0.113.9", t));
+  EXPECT_LT(near.value, far.value);
+  EXPECT_THAT(near.Sentence(), HasSubstr("in the same /16"));
+  EXPECT_THAT(far.Sentence(), HasSubstr("nor from its /16"));
+}
+
+TEST(BaselinesTest, HopReachedLoginsAreNotHostChanges) {
+  Baselines b;
+  WarmUp(b, "alice", 6);
+  int64_t t = kMonday + 44 * kNanosPerDay + 9 * kHour;
+  // Four logins reached by hops on other hosts, then alice's own login on hosta.
+  for (const char* host : {"hostb", "hostc", "hostd", "hoste"}) {
+    LoginFacts l = Login("alice", "198.18.0.11", t, host);
+    l.from_our_host = true;
+    b.ObserveLogin(l, b.ScoreLogin(l), "");
+    t += 60 * kNanosPerSecond;
+  }
+  const Score own = b.ScoreLogin(Login("alice", "198.51.100.12", t));
+  EXPECT_THAT(own.Sentence(), ::testing::Not(HasSubstr("host changes")));
+}
+
+// `weeks` of one hop a working day from `from` to `to` by `user`, learned.
+void WarmUpHops(Baselines& b, const std::string& user, int weeks, const std::string& from,
+                const std::string& to) {
+  const Identity who{IdentityKind::kHuman, user};
+  for (int day = 0; day < weeks * 7; ++day) {
+    if (day % 7 >= 5) continue;
+    const int64_t t = kMonday + day * kNanosPerDay + 10 * kHour;
+    // Learned as ordinary (Score{}): what is tested is the judgement given the history, not
+    // the guard that keeps anomalous hops out of it.
+    b.ObserveHop(who, from, to, t, Score{}, "", 1);
+    b.Commit(t, nullptr);
+  }
+  b.Commit(kMonday + weeks * 7 * kNanosPerDay, nullptr);
+}
+
+TEST(BaselinesTest, AFirstHopByAnIdentityThatNeverHopsIsNamed) {
+  Baselines b;
+  WarmUp(b, "alice", 6);
+  const Identity alice{IdentityKind::kHuman, "alice"};
+  const Score s = b.ScoreHop(alice, "hosta", "hostz", kMonday + 44 * kNanosPerDay + 10 * kHour);
+  ASSERT_FALSE(s.top.empty());
+  bool named = false;
+  for (const Contribution& c : s.top) named = named || c.feature == "movement";
+  EXPECT_TRUE(named) << s.Sentence();
+  EXPECT_THAT(s.Sentence(), HasSubstr("first hop ever by alice"));
+  // Someone who hops every day: the same first edge is not a first hop.
+  WarmUp(b, "bob", 6);
+  WarmUpHops(b, "bob", 6, "hosta", "hostb");
+  const Score bob = b.ScoreHop({IdentityKind::kHuman, "bob"}, "hosta", "hostz",
+                               kMonday + 44 * kNanosPerDay + 10 * kHour);
+  EXPECT_THAT(bob.Sentence(), ::testing::Not(HasSubstr("first hop ever by bob:")));
+}
+
+TEST(BaselinesTest, AChainDeeperThanTheIdentityEverGoesIsSurprising) {
+  Baselines b;
+  WarmUp(b, "alice", 6);
+  WarmUpHops(b, "alice", 6, "hosta", "hostb");
+  const Identity alice{IdentityKind::kHuman, "alice"};
+  const int64_t t = kMonday + 44 * kNanosPerDay + 10 * kHour;
+  const Score usual = b.ScoreHop(alice, "hosta", "hostb", t, 1);
+  const Score deeper = b.ScoreHop(alice, "hostb", "hostb2", t, 2);
+  EXPECT_THAT(usual.Sentence(), ::testing::Not(HasSubstr("of a chain")));
+  EXPECT_THAT(deeper.Sentence(), HasSubstr("hop 2 of a chain by alice"));
+  EXPECT_GT(deeper.value, usual.value);
+}
+
+TEST(BaselinesTest, AnEdgeItsPeersTakeIsLessSurprising) {
+  Baselines b;
+  for (const char* u : {"alice", "bob"}) WarmUp(b, u, 6);
+  WarmUpHops(b, "alice", 6, "hosta", "hostb");
+  WarmUpHops(b, "bob", 6, "hosta", "hostc");
+  const Identity alice{IdentityKind::kHuman, "alice"};
+  const int64_t t = kMonday + 44 * kNanosPerDay + 10 * kHour;
+  const Score peers_go = b.ScoreHop(alice, "hosta", "hostc", t);
+  const Score nobody = b.ScoreHop(alice, "hosta", "hostq", t);
+  double p_peers = 1, p_nobody = 1;
+  for (const Contribution& c : peers_go.top) {
+    if (c.feature == "edge") p_peers = c.p;
+  }
+  for (const Contribution& c : nobody.top) {
+    if (c.feature == "edge") p_nobody = c.p;
+  }
+  EXPECT_LT(p_nobody, 0.1);
+  EXPECT_GT(p_peers, p_nobody);
+}
+
+TEST(BaselinesTest, AFirstEscalationToRootIsJudgedAgainstTheIdentitysHabit) {
+  Baselines b;
+  WarmUp(b, "alice", 6);
+  WarmUp(b, "root-often", 6);
+  const Identity alice{IdentityKind::kHuman, "alice"};
+  const Identity admin{IdentityKind::kHuman, "root-often"};
+  for (int day = 0; day < 42; ++day) {
+    if (day % 7 >= 5) continue;
+    const int64_t t = kMonday + day * kNanosPerDay + 9 * kHour + kHour / 2;
+    b.ObservePrivilege(admin, "hosta", t, b.ScorePrivilege(admin, "hosta", t), "");
+    b.Commit(t, nullptr);
+  }
+  b.Commit(kMonday + 43 * kNanosPerDay, nullptr);
+  const int64_t t = kMonday + 44 * kNanosPerDay + 10 * kHour;
+  const Score first = b.ScorePrivilege(alice, "hosta", t);
+  const Score habit = b.ScorePrivilege(admin, "hosta", t);
+  EXPECT_THAT(first.Sentence(), HasSubstr("alice became root on hosta"));
+  EXPECT_THAT(first.Sentence(), HasSubstr("never before"));
+  EXPECT_GT(first.value, 0.3);
+  EXPECT_LT(habit.value, 0.05);
+}
+
+TEST(BaselinesTest, StatsCountIdentitiesWarmUpScoredAndNotLearned) {
+  Baselines b;
+  WarmUp(b, "alice", 6);
+  const LoginFacts once = Login("bob", "198.51.100.10", kMonday + 43 * kNanosPerDay);
+  b.ObserveLogin(once, b.ScoreLogin(once), "");
+  const LoginFacts night = Login("alice", "203.0.113.9", kMonday + 44 * kNanosPerDay + 3 * kHour);
+  const Score s = b.ScoreLogin(night);
+  ASSERT_GE(s.value, 0.5);
+  b.ObserveLogin(night, s, "");
+  b.Commit(kMonday + 46 * kNanosPerDay, nullptr);
+  const BaselineStats st = b.stats();
+  EXPECT_EQ(st.with_baseline, 2u);  // alice and bob; hosts and peer groups are not counted
+  EXPECT_EQ(st.warming, 1u);        // bob
+  EXPECT_GE(st.scored, 60u);
+  EXPECT_GE(st.withheld_anomalous, 1u);
+  // A restart reads the same counts back from the records.
+  Baselines again;
+  for (const auto& [k, v] : b.TakeDirty()) ASSERT_TRUE(again.Load(k, v).ok()) << k;
+  EXPECT_EQ(again.stats().with_baseline, 2u);
+  EXPECT_EQ(again.stats().warming, 1u);
+}
+
 TEST(BaselinesTest, RecordsRoundTripAndBadRecordsAreCorruption) {
   Baselines a;
   WarmUp(a, "alice", 4);

@@ -131,6 +131,65 @@ TEST(BaselineCorrelationTest, TheAttackIsNotLearned) {
   EXPECT_GE(w.baselines().stats().withheld_anomalous + w.baselines().stats().withheld_incident, 1u);
 }
 
+// Three failures and then the right password from alice's own network at her usual hour
+// are a typo; the same from a network she never used are a guess that worked.
+TEST(BaselineCorrelationTest, ATypoFromAKnownNetworkRaisesNothing) {
+  for (const bool known : {true, false}) {
+    SCOPED_TRACE(known ? "known network" : "new network");
+    StoryBuilder b;
+    World w;
+    w.WarmUp(b);
+    const std::string addr = known ? "198.51.100.12" : "203.0.113.50";
+    const double t = kMidnight + 10 * kHour;
+    w.Feed({b.Failure("hosta", "alice", addr, 41000, t),
+            b.Failure("hosta", "alice", addr, 41000, t + 3),
+            b.Failure("hosta", "alice", addr, 41000, t + 6),
+            b.Login("hosta", "alice", addr, 41000, "audit:1", t + 9)});
+    EXPECT_EQ(w.incidents().size(), known ? 0u : 1u);
+  }
+}
+
+// From a network alice never used, at her usual hour, two hops to hosts she never logs in
+// to: no stage is enough alone, together they are someone else at her keyboard.
+TEST(BaselineCorrelationTest, CorroboratedQuietStagesRaiseOneIncident) {
+  StoryBuilder b;
+  b.SetAddress("hostc", "198.18.0.13");
+  World w;
+  w.WarmUp(b);
+  const double t = kMidnight + 10 * kHour;
+  w.Feed({b.Login("hosta", "alice", "203.0.113.9", 41000, "audit:1", t),
+          b.Connect("hosta", "audit:1", "alice", 50001, "198.18.0.12", 22, t + 300),
+          b.Login("hostb", "alice", "198.18.0.11", 50001, "audit:5", t + 301),
+          b.Connect("hostb", "audit:5", "alice", 50002, "198.18.0.13", 22, t + 600),
+          b.Login("hostc", "alice", "198.18.0.12", 50002, "audit:6", t + 601)});
+  ASSERT_EQ(w.incidents().size(), 1u);
+  const Incident& in = w.incidents().begin()->second;
+  EXPECT_THAT(in.techniques, ::testing::Contains("T1078"));
+  const std::string ex = Explanation(in);
+  EXPECT_THAT(in.title, HasSubstr("acted unlike its habits"));
+  EXPECT_THAT(ex, HasSubstr("login ever of alice on hostb"));
+  EXPECT_THAT(ex, ::testing::Not(HasSubstr("normally logs in")));  // 10:00 is her hour
+}
+
+// The later part of a quiet chain, seen before the hop that links it to its entry, waits
+// for that hop instead of being raised as an incident of its own.
+TEST(BaselineCorrelationTest, AQuietChainSeenBeforeItsEntryIsRaisedOnce) {
+  StoryBuilder b;
+  b.SetAddress("hostc", "198.18.0.13");
+  World w;
+  w.WarmUp(b);
+  const double t = -29 * 60;  // 03:12
+  // hostb's and hostc's sensors deliver first; hosta's (the entry and the first hop) last.
+  w.Feed({b.Login("hostb", "alice", "198.18.0.11", 50001, "audit:5", t + 301),
+          b.Connect("hostb", "audit:5", "alice", 50002, "198.18.0.13", 22, t + 600),
+          b.Login("hostc", "alice", "198.18.0.12", 50002, "audit:6", t + 601)});
+  EXPECT_TRUE(w.incidents().empty());
+  w.Feed({b.Login("hosta", "alice", "203.0.113.9", 41000, "audit:1", t),
+          b.Connect("hosta", "audit:1", "alice", 50001, "198.18.0.12", 22, t + 300)});
+  ASSERT_EQ(w.incidents().size(), 1u);
+  EXPECT_EQ(w.incidents().begin()->second.chain.size(), 2u);
+}
+
 }  // namespace
 }  // namespace tripline::correlate
 

@@ -52,6 +52,10 @@ int RunStats(CtlContext& ctx) {
                     {"correlation_backlog", st.correlation_backlog()},
                     {"correlation_behind", st.correlation_behind()},
                     {"correlation_fell_behind", st.correlation_fell_behind()},
+                    {"baseline_identities", st.baseline_identities()},
+                    {"baseline_warming", st.baseline_warming()},
+                    {"baseline_events_scored", st.baseline_events_scored()},
+                    {"baseline_not_learned", st.baseline_not_learned()},
                     {"sensors", std::move(sensors)}}
                    .dump(2)
             << "\n";
@@ -71,6 +75,11 @@ int RunStats(CtlContext& ctx) {
   summary.AddRow({"correlation backlog",
                   std::to_string(st.correlation_backlog()) +
                       (st.correlation_behind() ? " (behind: reading back from the store)" : "")});
+  summary.AddRow({"baselines (warming up)", std::to_string(st.baseline_identities()) + " (" +
+                                                std::to_string(st.baseline_warming()) + ")"});
+  summary.AddRow({"baseline: scored / not learned", std::to_string(st.baseline_events_scored()) +
+                                                        " / " +
+                                                        std::to_string(st.baseline_not_learned())});
   summary.Print(ctx.out);
   ctx.out << "\n";
   Table sensors({"SENSOR", "HOST", "CONNECTED", "DURABLE_SEQ", "EVENTS", "RINGBUF_DROPS",
