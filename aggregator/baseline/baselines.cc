@@ -431,11 +431,8 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
                  : who.name + " rarely logs in on " + l.host;
     });
     const std::string hhmm = HourMinute(l.time_ns);
-    const double p_hour = prof->hours.TailProbability(l.time_ns);
-    // Only an hour unlikely enough to be named is checked against the usual hours (the
-    // check walks the hours of the day; most logins skip it).
-    if (p_hour > kNameableP || !prof->hours.WithinUsualHours(l.time_ns)) {
-      add("hour", std::string_view(hhmm).substr(0, 2), p_hour, [&] {
+    if (!prof->hours.WithinUsualHours(l.time_ns)) {
+      add("hour", std::string_view(hhmm).substr(0, 2), prof->hours.TailProbability(l.time_ns), [&] {
         return who.name + " normally logs in " + prof->hours.UsualHours() + " and this is " + hhmm;
       });
     } else {
