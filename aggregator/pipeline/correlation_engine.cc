@@ -385,6 +385,7 @@ void CorrelationEngine::WriteLocked(const std::vector<Incident>& incidents) {
   for (const Incident& incident : incidents) {
     v1::Incident wire;
     ToProto(incident, &wire);
+    if (options_.before_store_incident) options_.before_store_incident(wire);
     Status s = PutIncident(*store_, wire);
     if (s.ok()) {
       ++stats_.incident_writes;

@@ -90,6 +90,11 @@ struct CorrelationEngineOptions {
   // correlator thread (or in Open() for the replay) with the engine's lock held. For tests
   // that check each stored event is fed exactly once; it must not call into the engine.
   std::function<void(std::string_view sensor_id, const Event& event)> on_fed;
+  // When set, called with every incident revision just before it is stored, on the
+  // correlator thread with the engine's lock held (the SIEM outbox: aggregator/forward/).
+  // Called before the store write, so that a crash between the two sends the revision once
+  // more rather than never; it must be quick and must not call into the engine.
+  std::function<void(const v1::Incident& incident)> before_store_incident;
   // Learned baselines (see the class comment); false correlates by the rules alone.
   bool learn_baselines = true;
   baseline::BaselineOptions baseline;

@@ -271,6 +271,7 @@ grpc::Status QueryService::DoGetStats(v1::Stats* response) {
     }
   }
   for (auto& [id, s] : sensors) *response->add_sensors() = std::move(s);
+  if (extend_stats_) extend_stats_(response);
   return grpc::Status::OK;
 }
 

@@ -10,6 +10,8 @@
 // service are thread-safe. Neither is owned; both must outlive the server.
 #pragma once
 
+#include <functional>
+
 #include "aggregator/ingest/ingest_service.h"
 #include "aggregator/ingest/peer_identity.h"
 #include "aggregator/store/store.h"
@@ -46,6 +48,13 @@ class QueryService final : public v1::Query::CallbackService {
   // or approver certificates); nullptr lets every caller in (clear text).
   QueryService(Store* store, const IngestService* ingest, const IngestObserver* observer = nullptr,
                const AccessControl* access = nullptr, BaselineProvider* baselines = nullptr);
+
+  // Called at the end of every GetStats answer with the Stats being built, to add the
+  // figures of stages this service does not know (the SIEM outputs). Set before the server
+  // starts serving; called on gRPC threads, so it must be thread-safe.
+  void SetStatsExtension(std::function<void(v1::Stats*)> extend) {
+    extend_stats_ = std::move(extend);
+  }
 
   grpc::ServerUnaryReactor* ListEvents(grpc::CallbackServerContext* context,
                                        const v1::ListEventsRequest* request,
@@ -88,6 +97,7 @@ class QueryService final : public v1::Query::CallbackService {
   const IngestObserver* const observer_;
   const AccessControl* const access_;
   BaselineProvider* const baselines_;
+  std::function<void(v1::Stats*)> extend_stats_;
 };
 
 // Writes `incident` (serialized tripline.v1.Incident) into the store under its id; how the

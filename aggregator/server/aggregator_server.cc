@@ -15,6 +15,7 @@ Result<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
   server->ingest_ = std::make_unique<IngestService>(store, observer, ingest);
   server->query_ = std::make_unique<QueryService>(store, server->ingest_.get(), observer,
                                                   server->access_.get(), options.baselines);
+  if (options.extend_stats) server->query_->SetStatsExtension(options.extend_stats);
 
   grpc::ServerBuilder builder;
   int selected_port = 0;

@@ -44,6 +44,8 @@ struct AggregatorServerOptions {
   size_t memory_quota_bytes = kDefaultMemoryQuotaBytes;
   // Answers GetBaseline and Feedback (the correlation engine); not owned, may be nullptr.
   BaselineProvider* baselines = nullptr;
+  // Adds figures to every GetStats answer (QueryService::SetStatsExtension); may be empty.
+  std::function<void(v1::Stats*)> extend_stats;
 };
 
 class AggregatorServer {

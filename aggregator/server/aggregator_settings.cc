@@ -35,6 +35,9 @@ std::string AggregatorUsage() {
   --forward URL           SIEM output (repeatable): syslog+tcp://H:P, syslog+tls://H:P,
                           https://H[:P]/PATH?format=ocsf|ecs|hec|elastic-bulk,
                           http://LOOPBACK[:P]/PATH?format=..., file:///PATH?format=ocsf|ecs
+  --forward-ca FILE       PEM CA that signs the syslog+tls and https receivers
+                          (default: the system's trusted CAs)
+  --forward-token-file FILE  token for https outputs (HEC, Elasticsearch API key, bearer)
   --insecure              allow a non-loopback listener without TLS
   --retention DURATION    drop events older than this (e.g. 7d, 12h); 0 keeps them
   --sync-writes           fsync the WAL before acknowledging each batch
@@ -57,7 +60,7 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
   // Flags are collected first so that the config file (wherever --config appears) is the
   // base they override.
   std::string config_path, listen, data_dir, retention, log_level, max_batch;
-  std::string max_skew, max_age, max_streams, metrics;
+  std::string max_skew, max_age, max_streams, metrics, forward_ca, forward_token_file;
   std::vector<std::string> forwards;
   bool insecure = false, have_listen = false, have_data_dir = false;
 
@@ -94,6 +97,10 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
       std::string url;
       TL_RETURN_IF_ERROR(take(&url));
       forwards.push_back(url);
+    } else if (flag == "--forward-ca") {
+      TL_RETURN_IF_ERROR(take(&forward_ca));
+    } else if (flag == "--forward-token-file") {
+      TL_RETURN_IF_ERROR(take(&forward_token_file));
     } else if (flag == "--insecure") {
       TL_RETURN_IF_ERROR(no_value());
       insecure = true;
@@ -139,6 +146,8 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
     s.config.clear_forward();
     for (const auto& f : forwards) s.config.add_forward(f);
   }
+  if (!forward_ca.empty()) s.config.set_forward_ca_file(forward_ca);
+  if (!forward_token_file.empty()) s.config.set_forward_token_file(forward_token_file);
   if (!max_batch.empty()) {
     char* end = nullptr;
     const unsigned long n = std::strtoul(max_batch.c_str(), &end, 10);
@@ -199,6 +208,24 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
   for (const auto& url : s.config.forward()) {
     TL_ASSIGN_OR_RETURN(ForwardTarget t, ParseForwardUrl(url));
     s.forwards.push_back(std::move(t));
+  }
+  if (!s.config.forward_ca_file().empty()) {
+    TL_RETURN_IF_ERROR(ReadPem(s.config.forward_ca_file(), "forward_ca_file").status());
+  }
+  if (!s.config.forward_token_file().empty()) {
+    TL_ASSIGN_OR_RETURN(s.forward_token,
+                        ReadPem(s.config.forward_token_file(), "forward_token_file"));
+    while (!s.forward_token.empty() &&
+           (s.forward_token.back() == '\n' || s.forward_token.back() == '\r' ||
+            s.forward_token.back() == ' ')) {
+      s.forward_token.pop_back();
+    }
+    for (char c : s.forward_token) {
+      if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f) {
+        return Status::InvalidArgument("forward_token_file " + s.config.forward_token_file() +
+                                       ": the token must be one word of printable characters");
+      }
+    }
   }
   return s;
 }

@@ -28,6 +28,7 @@ struct AggregatorSettings {
   LogLevel log_level = LogLevel::kInfo;
   std::vector<ForwardTarget> forwards;
   std::optional<HostPort> metrics;  // --metrics / metrics_listen: serve /metrics there
+  std::string forward_token;        // read from config.forward_token_file
   bool help = false;                // --help: print usage and exit 0
 };
 

@@ -3,13 +3,16 @@
 // stop, 1 when the store or the listener fails, 2 for bad flags or configuration.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
 #include <thread>
 
+#include "aggregator/forward/forwarder.h"
 #include "aggregator/metrics/aggregator_metrics.h"
 #include "aggregator/pipeline/correlation_engine.h"
 #include "aggregator/server/aggregator_server.h"
@@ -56,12 +59,6 @@ int Run(int argc, char** argv) {
                     << " without TLS (--insecure): events, queries and acknowledgements travel "
                        "in clear text, and anyone on the path can read or forge them";
   }
-  for (const ForwardTarget& f : settings->forwards) {
-    // Accepted and validated so configurations are ready; delivery is a later feature and
-    // nothing is sent.
-    TL_LOG(WARNING) << "forwarding not yet supported: " << f.url;
-  }
-
   RocksDbStoreOptions store_options;
   store_options.path = settings->config.data_dir();
   store_options.sync_writes = settings->sync_writes;
@@ -72,7 +69,40 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
+  // SIEM outputs: their persistent outbox is the store's outbox column family.
+  std::unique_ptr<forward::Forwarder> forwarder;
+  if (!settings->forwards.empty()) {
+    forward::ForwarderOptions forward_options;
+    char hostname[256] = {0};
+    gethostname(hostname, sizeof(hostname) - 1);
+    forward_options.sink.hostname = hostname;
+    forward_options.sink.ca_file = settings->config.forward_ca_file();
+    forward_options.sink.token = settings->forward_token;
+    if (settings->config.forward_max_backoff_ms() > 0) {
+      forward_options.max_backoff_ns =
+          int64_t{settings->config.forward_max_backoff_ms()} * kNanosPerMilli;
+      forward_options.initial_backoff_ns =
+          std::min(forward_options.initial_backoff_ns, forward_options.max_backoff_ns);
+    }
+    auto started =
+        forward::Forwarder::Start((*store)->db(), (*store)->column_family("outbox"),
+                                  settings->forwards, forward_options, SystemClock::Get());
+    if (!started.ok()) {
+      std::cerr << "tripline-aggregator: " << started.status().ToString() << "\n";
+      return 2;
+    }
+    forwarder = std::move(*started);
+    for (const ForwardTarget& f : settings->forwards) {
+      TL_LOG(INFO) << "forwarding incidents to " << f.url << " (" << f.format << ")";
+    }
+  }
+
   CorrelationEngineOptions engine_options;
+  if (forwarder) {
+    engine_options.before_store_incident = [f = forwarder.get()](const v1::Incident& incident) {
+      (void)f->Offer(incident);
+    };
+  }
   if (settings->config.hop_tolerance_ms() > 0) {
     engine_options.correlator.hop_tolerance_ns =
         int64_t{settings->config.hop_tolerance_ms()} * kNanosPerMilli;
@@ -135,6 +165,9 @@ int Run(int argc, char** argv) {
     server_options.memory_quota_bytes = size_t{settings->config.memory_quota_mb()} << 20;
   }
   server_options.baselines = engine->get();
+  if (forwarder) {
+    server_options.extend_stats = [f = forwarder.get()](v1::Stats* out) { f->AddStats(out); };
+  }
   auto server = AggregatorServer::Start(server_options, store->get(), engine->get());
   if (!server.ok()) {
     std::cerr << "tripline-aggregator: " << server.status().message() << "\n";
@@ -187,6 +220,9 @@ int Run(int argc, char** argv) {
   // Every acknowledged event has been fed; the snapshot saves replaying them at next start.
   const Status snapshot = (*engine)->Snapshot();
   if (!snapshot.ok()) TL_LOG(ERROR) << "correlator snapshot: " << snapshot.ToString();
+  // The engine offers nothing more (its queue is drained); what is still queued for an
+  // output stays in the outbox for the next start.
+  forwarder.reset();
   const Status closed = (*store)->Close();
   if (!closed.ok()) {
     std::cerr << "tripline-aggregator: " << closed.ToString() << "\n";

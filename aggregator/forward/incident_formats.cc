@@ -1,0 +1,479 @@
+#include "aggregator/forward/incident_formats.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+
+#include "common/clock.h"
+
+namespace tripline::forward {
+namespace {
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+constexpr std::string_view kProduct = "Tripline";
+constexpr std::string_view kProductVersion = "1";
+constexpr std::string_view kOcsfVersion = "1.1.0";
+constexpr std::string_view kEcsVersion = "8.11.0";
+// RFC 5424 facility 4 (security/authorization messages).
+constexpr int kSyslogFacility = 4;
+// Evidence items carried in a CEF record: rsyslog's and most collectors' default largest
+// message is 8 KiB; the JSON forms carry all of them.
+constexpr size_t kCefMaxEvidence = 16;
+
+// Length of the well-formed UTF-8 sequence at text[i] (RFC 3629), 0 when there is none.
+size_t Utf8SequenceAt(std::string_view text, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<uint8_t>(text[k]); };
+  const uint8_t c = b(i);
+  if (c < 0x80) return 1;
+  size_t n;
+  uint32_t cp;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > text.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b(i + k) & 0x3F);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+      (cp >= 0xD800 && cp <= 0xDFFF)) {
+    return 0;
+  }
+  return n;
+}
+
+int64_t Millis(int64_t ns) { return ns / kNanosPerMilli; }
+
+// RFC 3339 with microseconds, UTC, as RFC 5424 allows (TIME-SECFRAC up to 6 digits).
+std::string Rfc3339Micros(int64_t ns) {
+  int64_t secs = ns / kNanosPerSecond;
+  int64_t rem = ns % kNanosPerSecond;
+  if (rem < 0) {
+    rem += kNanosPerSecond;
+    secs -= 1;
+  }
+  const time_t t = static_cast<time_t>(secs);
+  tm parts{};
+  gmtime_r(&t, &parts);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", parts.tm_year + 1900,
+                parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec,
+                static_cast<int>(rem / kNanosPerMicro));
+  return buf;
+}
+
+int CefSeverity(Severity s) {
+  switch (s) {
+    case Severity::kInfo: return 1;
+    case Severity::kLow: return 3;
+    case Severity::kMedium: return 5;
+    case Severity::kHigh: return 8;
+    case Severity::kCritical: return 10;
+  }
+  return 0;
+}
+
+// RFC 5424 severities: critical 2 (crit), high 3 (err), medium 4 (warning), low 5 (notice),
+// info 6 (informational).
+int SyslogSeverity(Severity s) {
+  switch (s) {
+    case Severity::kCritical: return 2;
+    case Severity::kHigh: return 3;
+    case Severity::kMedium: return 4;
+    case Severity::kLow: return 5;
+    case Severity::kInfo: return 6;
+  }
+  return 6;
+}
+
+// The names after `prefix` ("user:", "host:", "source:") among the identities.
+std::vector<std::string> IdentitiesOf(const Incident& incident, std::string_view prefix) {
+  std::vector<std::string> out;
+  for (const std::string& id : incident.identities) {
+    if (id.size() > prefix.size() && id.compare(0, prefix.size(), prefix) == 0) {
+      out.push_back(id.substr(prefix.size()));
+    }
+  }
+  return out;
+}
+
+std::string Joined(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (const std::string& p : parts) {
+    if (!out.empty()) out += sep;
+    out += p;
+  }
+  return out;
+}
+
+// Compact JSON of a list: its items cannot run into each other whatever they contain.
+std::string JsonList(const nlohmann::ordered_json& list) {
+  return list.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+nlohmann::ordered_json HopJson(const Hop& h) {
+  return {{"from", h.from},           {"to", h.to},     {"user", h.user},
+          {"from_user", h.from_user}, {"port", h.port}, {"at", FormatTimeNs(h.at_ns)}};
+}
+
+nlohmann::ordered_json EvidenceJson(const EventRef& e) {
+  return {{"sensor_id", e.sensor_id},        {"seq", e.seq},   {"host", e.host},
+          {"time", FormatTimeNs(e.time_ns)}, {"kind", e.kind}, {"summary", e.summary}};
+}
+
+std::string SyslogHostname(std::string_view hostname) {
+  std::string out;
+  for (char c : hostname.substr(0, 255)) {
+    out.push_back(c >= 33 && c <= 126 ? c : '_');
+  }
+  return out.empty() ? "-" : out;
+}
+
+int64_t RevisionTimeNs(const Incident& incident) {
+  return incident.updated_ns != 0 ? incident.updated_ns : incident.last_seen_ns;
+}
+
+}  // namespace
+
+std::string ReplaceControlsAndInvalidUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = Utf8SequenceAt(text, i);
+    if (n == 0) {
+      out.append(kReplacement);
+      ++i;
+      continue;
+    }
+    const auto c = static_cast<uint8_t>(text[i]);
+    const bool c0 = n == 1 && (c < 0x20 || c == 0x7F) && c != '\r' && c != '\n';
+    // C1 controls U+0080..U+009F are C2 80..C2 9F.
+    const bool c1 = n == 2 && c == 0xC2 && static_cast<uint8_t>(text[i + 1]) < 0xA0;
+    if (c0 || c1) {
+      out.append(kReplacement);
+    } else {
+      out.append(text.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
+}
+
+namespace {
+std::string EscapeCef(std::string_view raw, char separator) {
+  const std::string text = ReplaceControlsAndInvalidUtf8(raw);
+  std::string out;
+  out.reserve(text.size() + 8);
+  for (char c : text) {
+    if (c == '\\' || c == separator) {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (c == '\r') {
+      out.append("\\r");
+    } else if (c == '\n') {
+      out.append("\\n");
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::string EscapeCefHeader(std::string_view text) { return EscapeCef(text, '|'); }
+std::string EscapeCefExtension(std::string_view text) { return EscapeCef(text, '='); }
+
+std::string FormatCef(const Incident& incident) {
+  std::string out = "CEF:0|";
+  out += EscapeCefHeader(kProduct);
+  out += '|';
+  out += EscapeCefHeader(kProduct);
+  out += '|';
+  out += EscapeCefHeader(kProductVersion);
+  out += "|incident|";
+  out += EscapeCefHeader(incident.title);
+  out += '|';
+  out += std::to_string(CefSeverity(incident.severity));
+  out += '|';
+  bool first = true;
+  const auto add = [&](std::string_view key, std::string_view value) {
+    if (!first) out += ' ';
+    first = false;
+    out += key;
+    out += '=';
+    out += EscapeCefExtension(value);
+  };
+  const std::vector<std::string> users = IdentitiesOf(incident, "user:");
+  const std::vector<std::string> sources = IdentitiesOf(incident, "source:");
+  add("externalId", incident.id);
+  add("cn1", std::to_string(incident.revision));
+  add("cn1Label", "revision");
+  add("rt", std::to_string(Millis(RevisionTimeNs(incident))));
+  add("start", std::to_string(Millis(incident.first_seen_ns)));
+  add("end", std::to_string(Millis(incident.last_seen_ns)));
+  add("cat", "lateral-movement");
+  if (!users.empty()) add("suser", users.front());
+  if (!incident.chain.empty()) add("duser", incident.chain.back().user);
+  if (!incident.hosts.empty()) {
+    add("shost", incident.hosts.front());
+    add("dhost", incident.hosts.back());
+  }
+  char confidence[32];
+  std::snprintf(confidence, sizeof(confidence), "%.2f", incident.confidence);
+  add("cfp1", confidence);
+  add("cfp1Label", "confidence");
+  add("cnt", std::to_string(incident.events.size()));
+  add("cs1", JsonList(incident.hosts));
+  add("cs1Label", "hosts");
+  add("cs2", JsonList(incident.techniques));
+  add("cs2Label", "techniques");
+  add("cs3", JsonList(incident.identities));
+  add("cs3Label", "identities");
+  nlohmann::ordered_json hops = nlohmann::ordered_json::array();
+  for (const Hop& h : incident.chain) hops.push_back(HopJson(h));
+  add("cs4", JsonList(hops));
+  add("cs4Label", "chain");
+  add("cs5", JsonList(sources));
+  add("cs5Label", "sources");
+  nlohmann::ordered_json evidence = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < incident.events.size() && i < kCefMaxEvidence; ++i) {
+    const EventRef& e = incident.events[i];
+    evidence.push_back(e.host + " " + FormatTimeNs(e.time_ns) + " " + e.kind + ": " + e.summary);
+  }
+  add("cs6", JsonList(evidence));
+  add("cs6Label", "evidence");
+  add("msg", Joined(incident.explanation, " "));
+  return out;
+}
+
+std::string FormatSyslog(const Incident& incident, std::string_view hostname) {
+  std::string out = "<";
+  out += std::to_string(kSyslogFacility * 8 + SyslogSeverity(incident.severity));
+  out += ">1 ";
+  out += Rfc3339Micros(RevisionTimeNs(incident));
+  out += ' ';
+  out += SyslogHostname(hostname);
+  out += " tripline - incident - ";
+  out += FormatCef(incident);
+  return out;
+}
+
+std::string FrameOctetCounting(std::string_view message) {
+  std::string out = std::to_string(message.size());
+  out += ' ';
+  out += message;
+  return out;
+}
+
+AttackTechnique LookupTechnique(std::string_view id) {
+  static constexpr std::string_view kCredentialAccess[2] = {"TA0006", "Credential Access"};
+  struct Row {
+    std::string_view id, name, tactic_id, tactic_name;
+  };
+  static constexpr Row kRows[] = {
+      {"T1110.001", "Brute Force: Password Guessing", kCredentialAccess[0], kCredentialAccess[1]},
+      {"T1110.003", "Brute Force: Password Spraying", kCredentialAccess[0], kCredentialAccess[1]},
+      {"T1110.004", "Brute Force: Credential Stuffing", kCredentialAccess[0], kCredentialAccess[1]},
+      {"T1078", "Valid Accounts", "TA0001", "Initial Access"},
+      {"T1003.008", "OS Credential Dumping: /etc/passwd and /etc/shadow", kCredentialAccess[0],
+       kCredentialAccess[1]},
+      {"T1552.004", "Unsecured Credentials: Private Keys", kCredentialAccess[0],
+       kCredentialAccess[1]},
+      {"T1098.004", "Account Manipulation: SSH Authorized Keys", "TA0003", "Persistence"},
+      {"T1021.004", "Remote Services: SSH", "TA0008", "Lateral Movement"},
+      {"T1083", "File and Directory Discovery", "TA0007", "Discovery"},
+  };
+  for (const Row& r : kRows) {
+    if (r.id == id) return {r.name, r.tactic_id, r.tactic_name};
+  }
+  return {};
+}
+
+nlohmann::ordered_json ToOcsf(const Incident& incident) {
+  using json = nlohmann::ordered_json;
+  const int activity = incident.revision <= 1 ? 1 : 2;  // Create, Update
+  json attacks = json::array();
+  for (const std::string& t : incident.techniques) {
+    const AttackTechnique a = LookupTechnique(t);
+    json attack = {{"technique", {{"uid", t}}}, {"version", "14.1"}};
+    if (!a.name.empty()) {
+      attack["technique"]["name"] = a.name;
+      attack["tactic"] = {{"uid", a.tactic_id}, {"name", a.tactic_name}};
+    }
+    attacks.push_back(std::move(attack));
+  }
+  json related = json::array();
+  for (const EventRef& e : incident.events) {
+    related.push_back({{"uid", e.sensor_id + ":" + std::to_string(e.seq)},
+                       {"type", e.kind},
+                       {"desc", e.summary},
+                       {"first_seen_time", Millis(e.time_ns)},
+                       {"product_uid", e.host}});
+  }
+  json resources = json::array();
+  for (const std::string& h : incident.hosts) {
+    resources.push_back({{"type", "host"}, {"name", h}});
+  }
+  for (const std::string& u : IdentitiesOf(incident, "user:")) {
+    resources.push_back({{"type", "user"}, {"name", u}});
+  }
+  json evidences = json::array();
+  for (const Hop& h : incident.chain) {
+    evidences.push_back({{"src_endpoint", {{"hostname", h.from}}},
+                         {"dst_endpoint", {{"hostname", h.to}, {"port", h.port}}},
+                         {"user", {{"name", h.user}}},
+                         {"data", HopJson(h)}});
+  }
+  for (const std::string& s : IdentitiesOf(incident, "source:")) {
+    evidences.push_back({{"src_endpoint", {{"ip", s}}}});
+  }
+  const std::string_view severity = SeverityName(incident.severity);
+  std::string severity_label(severity);
+  if (!severity_label.empty()) severity_label[0] = static_cast<char>(severity_label[0] - 32);
+  if (severity_label == "Info") severity_label = "Informational";
+  return json{
+      {"class_uid", 2004},
+      {"class_name", "Detection Finding"},
+      {"category_uid", 2},
+      {"category_name", "Findings"},
+      {"activity_id", activity},
+      {"activity_name", activity == 1 ? "Create" : "Update"},
+      {"type_uid", 200400 + activity},
+      {"type_name", activity == 1 ? "Detection Finding: Create" : "Detection Finding: Update"},
+      {"time", Millis(RevisionTimeNs(incident))},
+      {"severity_id", static_cast<int>(incident.severity)},
+      {"severity", severity_label},
+      {"status_id", 1},
+      {"status", "New"},
+      {"message", incident.title},
+      {"confidence_score", static_cast<int>(std::lround(incident.confidence * 100))},
+      {"risk_score", static_cast<int>(std::lround(incident.score))},
+      {"metadata",
+       {{"version", kOcsfVersion},
+        {"product", {{"name", kProduct}, {"vendor_name", kProduct}, {"version", kProductVersion}}},
+        {"uid", incident.id + ":" + std::to_string(incident.revision)},
+        {"correlation_uid", incident.id}}},
+      {"finding_info",
+       {{"uid", incident.id},
+        {"title", incident.title},
+        {"desc", Joined(incident.explanation, " ")},
+        {"types", {"lateral-movement"}},
+        {"created_time", Millis(incident.first_seen_ns)},
+        {"first_seen_time", Millis(incident.first_seen_ns)},
+        {"last_seen_time", Millis(incident.last_seen_ns)},
+        {"modified_time", Millis(RevisionTimeNs(incident))},
+        {"analytic", {{"name", "Tripline chain correlator"}, {"type_id", 99}, {"type", "Other"}}},
+        {"attacks", std::move(attacks)},
+        {"related_events", std::move(related)}}},
+      {"resources", std::move(resources)},
+      {"evidences", std::move(evidences)},
+      {"unmapped",
+       {{"revision", incident.revision},
+        {"hosts", incident.hosts},
+        {"identities", incident.identities},
+        {"explanation", incident.explanation}}},
+  };
+}
+
+nlohmann::ordered_json ToEcs(const Incident& incident) {
+  using json = nlohmann::ordered_json;
+  json technique_ids = json::array(), technique_names = json::array();
+  json tactic_ids = json::array(), tactic_names = json::array();
+  for (const std::string& t : incident.techniques) {
+    const AttackTechnique a = LookupTechnique(t);
+    technique_ids.push_back(t);
+    technique_names.push_back(a.name);
+    if (!a.tactic_id.empty() &&
+        std::find(tactic_ids.begin(), tactic_ids.end(), a.tactic_id) == tactic_ids.end()) {
+      tactic_ids.push_back(a.tactic_id);
+      tactic_names.push_back(a.tactic_name);
+    }
+  }
+  json chain = json::array();
+  for (const Hop& h : incident.chain) chain.push_back(HopJson(h));
+  json evidence = json::array();
+  for (const EventRef& e : incident.events) evidence.push_back(EvidenceJson(e));
+  const std::vector<std::string> users = IdentitiesOf(incident, "user:");
+  const std::vector<std::string> sources = IdentitiesOf(incident, "source:");
+  json doc = {
+      {"@timestamp", FormatTimeNs(RevisionTimeNs(incident))},
+      {"ecs", {{"version", kEcsVersion}}},
+      {"message", incident.title},
+      {"event",
+       {{"kind", "alert"},
+        {"category", {"intrusion_detection"}},
+        {"type", {"info"}},
+        {"id", incident.id},
+        {"sequence", incident.revision},
+        {"severity", static_cast<int>(incident.severity)},
+        {"risk_score", incident.score},
+        {"start", FormatTimeNs(incident.first_seen_ns)},
+        {"end", FormatTimeNs(incident.last_seen_ns)},
+        {"reason", Joined(incident.explanation, " ")},
+        {"module", "tripline"},
+        {"dataset", "tripline.incident"},
+        {"provider", "tripline"}}},
+      {"observer", {{"vendor", kProduct}, {"product", kProduct}, {"type", "ids"}}},
+      {"rule", {{"name", incident.title}}},
+      {"threat",
+       {{"framework", "MITRE ATT&CK"},
+        {"technique", {{"id", std::move(technique_ids)}, {"name", std::move(technique_names)}}},
+        {"tactic", {{"id", std::move(tactic_ids)}, {"name", std::move(tactic_names)}}}}},
+      {"related", {{"user", users}, {"hosts", incident.hosts}, {"ip", sources}}},
+  };
+  if (!users.empty()) doc["user"] = {{"name", users.front()}};
+  if (!incident.hosts.empty()) {
+    doc["source"] = {{"address", incident.hosts.front()}};
+    doc["destination"] = {{"address", incident.hosts.back()}};
+  }
+  doc["tripline"] = {{"incident",
+                      {{"id", incident.id},
+                       {"revision", incident.revision},
+                       {"severity", SeverityName(incident.severity)},
+                       {"confidence", incident.confidence},
+                       {"hosts", incident.hosts},
+                       {"identities", incident.identities},
+                       {"techniques", incident.techniques},
+                       {"chain", std::move(chain)},
+                       {"evidence", std::move(evidence)},
+                       {"explanation", incident.explanation}}}};
+  return doc;
+}
+
+std::string JsonLine(const nlohmann::ordered_json& value) {
+  std::string out = value.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  out.push_back('\n');
+  return out;
+}
+
+std::string HecEvent(const Incident& incident, std::string_view hostname) {
+  const int64_t ms = Millis(RevisionTimeNs(incident));
+  char time[32];
+  std::snprintf(time, sizeof(time), "%lld.%03lld", static_cast<long long>(ms / 1000),
+                static_cast<long long>(ms % 1000));
+  nlohmann::ordered_json e = {{"time", nlohmann::ordered_json::parse(time)},
+                              {"host", std::string(hostname)},
+                              {"source", "tripline"},
+                              {"sourcetype", "tripline:incident:ocsf"},
+                              {"event", ToOcsf(incident)}};
+  return JsonLine(e);
+}
+
+std::string BulkIndexLines(const Incident& incident, std::string_view index) {
+  nlohmann::ordered_json action = {
+      {"_id", incident.id}, {"version", incident.revision}, {"version_type", "external"}};
+  if (!index.empty()) action["_index"] = std::string(index);
+  return JsonLine({{"index", std::move(action)}}) + JsonLine(ToEcs(incident));
+}
+
+}  // namespace tripline::forward
