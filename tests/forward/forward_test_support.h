@@ -14,8 +14,9 @@ inline Incident StoryIncident() {
   Incident i;
   i.id = "inc-0123456789abcdef0123456789abcdef";
   i.severity = Severity::kCritical;
-  i.title = "Account alice compromised, brute-forced, moving laterally hosta \xE2\x86\x92 hostb "
-            "\xE2\x86\x92 hostc";
+  i.title =
+      "Account alice compromised, brute-forced, moving laterally hosta \xE2\x86\x92 hostb "
+      "\xE2\x86\x92 hostc";
   i.identities = {"user:alice", "host:hosta", "source:203.0.113.9"};
   i.hosts = {"hosta", "hostb", "hostc"};
   i.techniques = {"T1021.004", "T1110.001"};
@@ -23,10 +24,9 @@ inline Incident StoryIncident() {
   i.last_seen_ns = kT0 + 12 * kNanosPerSecond;
   i.chain = {{"hosta", "hostb", "alice", "alice", kT0 + 10 * kNanosPerSecond, 22},
              {"hostb", "hostc", "alice", "alice", kT0 + 12 * kNanosPerSecond, 22}};
-  i.events = {{"sensor-hosta", 1, "hosta", kT0, "login",
-               "failed ssh login for alice from 203.0.113.9"},
-              {"sensor-hosta", 2, "hosta", kT0 + 5 * kNanosPerSecond, "file_open",
-               "cat read /etc/shadow"}};
+  i.events = {
+      {"sensor-hosta", 1, "hosta", kT0, "login", "failed ssh login for alice from 203.0.113.9"},
+      {"sensor-hosta", 2, "hosta", kT0 + 5 * kNanosPerSecond, "file_open", "cat read /etc/shadow"}};
   i.explanation = {"alice failed, then logged in.", "Then moved on."};
   i.confidence = 0.95;
   i.score = 97;
@@ -36,8 +36,10 @@ inline Incident StoryIncident() {
 }
 
 // Every value tries to end a field or a record: CEF separators and escapes, line breaks,
-// a syslog header, JSON quotes and braces, terminal escapes, NUL and invalid UTF-8.
-inline Incident HostileIncident() {
+// a syslog header, JSON quotes and braces, terminal escapes, NUL and (unless
+// `valid_utf8`, as every incident the aggregator stores is: ingest writes an invalid byte
+// as the text `\xNN`) invalid UTF-8.
+inline Incident HostileIncident(bool valid_utf8 = false) {
   Incident i = StoryIncident();
   i.id = "inc-hostile";
   i.title = "evil|10|x\\ \nCEF:0|forged";
@@ -45,9 +47,10 @@ inline Incident HostileIncident() {
                   "host:h|b=c", "source:203.0.113.9"};
   i.hosts = {"h\\|b=c", "host\nb", "hostc"};
   i.chain = {{"h\\|b=c", "host\nb", "root=x", "alice", kT0, 22}};
-  i.events = {{"sensor-a", 1, "hosta", kT0, "exec",
-               std::string("cat \x1b[2J\"\\\n{\"class_uid\":1} \xff")},
-              {"sensor-a", 2, "hosta", kT0, "exec", std::string("nul\0byte", 8)}};
+  i.events = {
+      {"sensor-a", 1, "hosta", kT0, "exec",
+       std::string("cat \x1b[2J\"\\\n{\"class_uid\":1} ") + (valid_utf8 ? "\\xff" : "\xff")},
+      {"sensor-a", 2, "hosta", kT0, "exec", std::string("nul\0byte", 8)}};
   i.explanation = {"msg=forged rt=0", "line\nbreak"};
   return i;
 }

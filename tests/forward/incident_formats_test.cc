@@ -29,9 +29,9 @@ TEST(CefEscapeTest, ControlsAndInvalidUtf8BecomeReplacementCharacters) {
   const std::string fffd = "\xEF\xBF\xBD";
   EXPECT_EQ(EscapeCefExtension(std::string("a\0b", 3)), "a" + fffd + "b");
   EXPECT_EQ(EscapeCefExtension("t\tb\x1b[31m\x7f"), "t" + fffd + "b" + fffd + "[31m" + fffd);
-  EXPECT_EQ(EscapeCefExtension("\xC2\x85nel"), fffd + "nel");           // C1 NEL
+  EXPECT_EQ(EscapeCefExtension("\xC2\x85nel"), fffd + "nel");                // C1 NEL
   EXPECT_EQ(EscapeCefExtension("bad\xff\xc3("), "bad" + fffd + fffd + "(");  // invalid
-  EXPECT_EQ(EscapeCefExtension("\xED\xA0\x80"), fffd + fffd + fffd);    // a surrogate
+  EXPECT_EQ(EscapeCefExtension("\xED\xA0\x80"), fffd + fffd + fffd);         // a surrogate
   EXPECT_EQ(EscapeCefExtension("caf\xC3\xA9 \xE2\x86\x92"), "caf\xC3\xA9 \xE2\x86\x92");
 }
 
@@ -59,9 +59,8 @@ TEST(SyslogTest, HeaderAndFraming) {
   const Incident incident = StoryIncident();
   const std::string message = FormatSyslog(incident, "agg 1\n");
   // Facility 4 (auth) * 8 + severity 2 (crit) for a critical incident.
-  EXPECT_EQ(message.rfind("<34>1 2026-11-25T03:41:15.000000Z agg_1_ tripline - incident - CEF:0|",
-                          0),
-            0u)
+  EXPECT_EQ(
+      message.rfind("<34>1 2026-11-25T03:41:15.000000Z agg_1_ tripline - incident - CEF:0|", 0), 0u)
       << message;
   const std::string framed = FrameOctetCounting(message);
   EXPECT_EQ(framed, std::to_string(message.size()) + " " + message);
@@ -93,8 +92,7 @@ TEST(CefTest, HostileValuesForgeNothing) {
   // The title's "|" and "\" escaped in the header; its line break written as \n.
   EXPECT_NE(cef.find(R"(|evil\|10\|x\\ \nCEF:0\|forged|)"), std::string::npos) << cef;
   // A user trying to add an extension key: its "=" escaped, so it stays in suser.
-  EXPECT_NE(cef.find(R"( suser=mallory act\=allowed dst\=1.2.3.4 \r\n<13>1 - )"),
-            std::string::npos)
+  EXPECT_NE(cef.find(R"( suser=mallory act\=allowed dst\=1.2.3.4 \r\n<13>1 - )"), std::string::npos)
       << cef;
   // Every unescaped '=' belongs to a key we wrote.
   std::vector<std::string> keys;
@@ -110,10 +108,10 @@ TEST(CefTest, HostileValuesForgeNothing) {
                               i - std::max(start, bar == std::string::npos ? 0 : bar + 1)));
   }
   const std::vector<std::string> expected = {
-      "externalId", "cn1",  "cn1Label", "rt",       "start", "end",      "cat",
-      "suser",      "duser", "shost",   "dhost",    "cfp1",  "cfp1Label", "cnt",
-      "cs1",        "cs1Label", "cs2",  "cs2Label", "cs3",   "cs3Label", "cs4",
-      "cs4Label",   "cs5",  "cs5Label", "cs6",      "cs6Label", "msg"};
+      "externalId", "cn1",      "cn1Label", "rt",       "start",    "end",       "cat",
+      "suser",      "duser",    "shost",    "dhost",    "cfp1",     "cfp1Label", "cnt",
+      "cs1",        "cs1Label", "cs2",      "cs2Label", "cs3",      "cs3Label",  "cs4",
+      "cs4Label",   "cs5",      "cs5Label", "cs6",      "cs6Label", "msg"};
   EXPECT_EQ(keys, expected) << cef;
   // Control bytes and invalid UTF-8 are replaced, never passed on.
   EXPECT_EQ(cef.find('\x1b'), std::string::npos);
@@ -173,9 +171,8 @@ TEST(EcsTest, AlertFields) {
 // JSON lines: a hostile value stays inside its string, and each record is one line.
 TEST(JsonFormsTest, HostileValuesStayInsideTheirStrings) {
   const Incident hostile = HostileIncident();
-  for (const std::string& line :
-       {JsonLine(ToOcsf(hostile)), JsonLine(ToEcs(hostile)), HecEvent(hostile, "agg"),
-        BulkIndexLines(hostile, "")}) {
+  for (const std::string& line : {JsonLine(ToOcsf(hostile)), JsonLine(ToEcs(hostile)),
+                                  HecEvent(hostile, "agg"), BulkIndexLines(hostile, "")}) {
     ASSERT_FALSE(line.empty());
     EXPECT_EQ(line.back(), '\n');
     size_t lines = 0;

@@ -12,8 +12,7 @@ namespace {
 
 using tripline::testing::TempDir;
 
-v1::Incident Revision(const std::string& id, uint32_t revision, v1::Severity severity,
-                      int hops) {
+v1::Incident Revision(const std::string& id, uint32_t revision, v1::Severity severity, int hops) {
   v1::Incident i;
   i.set_id(id);
   i.set_revision(revision);
@@ -58,8 +57,8 @@ TEST_F(OutboxTest, QueuesNewIncidentsAndRisesOnlyInOrderForEveryOutput) {
   EXPECT_TRUE(*outbox_->Offer(Revision("inc-a", 1, S::SEVERITY_MEDIUM, 0)));
   EXPECT_FALSE(*outbox_->Offer(Revision("inc-a", 2, S::SEVERITY_MEDIUM, 0)));  // no rise
   EXPECT_TRUE(*outbox_->Offer(Revision("inc-b", 1, S::SEVERITY_LOW, 0)));
-  EXPECT_TRUE(*outbox_->Offer(Revision("inc-a", 3, S::SEVERITY_HIGH, 0)));  // severity rose
-  EXPECT_TRUE(*outbox_->Offer(Revision("inc-a", 4, S::SEVERITY_HIGH, 1)));  // chain grew
+  EXPECT_TRUE(*outbox_->Offer(Revision("inc-a", 3, S::SEVERITY_HIGH, 0)));     // severity rose
+  EXPECT_TRUE(*outbox_->Offer(Revision("inc-a", 4, S::SEVERITY_HIGH, 1)));     // chain grew
   EXPECT_FALSE(*outbox_->Offer(Revision("inc-a", 5, S::SEVERITY_MEDIUM, 1)));  // fell
   const std::vector<std::pair<std::string, uint32_t>> expected = {
       {"inc-a", 1}, {"inc-b", 1}, {"inc-a", 3}, {"inc-a", 4}};
