@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -162,27 +163,37 @@ void CorrelatorCost(int n) {
   tripline::testing::TempDir dir;
   std::vector<v1::Incident> wire(static_cast<size_t>(n));
   for (int k = 0; k < n; ++k) ToProto(BigStory(k), &wire[static_cast<size_t>(k)]);
-  std::printf("cost per incident revision on the correlator thread (%d revisions)\n", n);
+  std::printf("cost per incident revision on the correlator thread (%d revisions, best of 3)\n", n);
   for (int outputs : {0, 1, 3}) {
-    auto store = RocksDbStore::Open({.path = dir.Sub("cost" + std::to_string(outputs))});
-    std::vector<ForwardTarget> targets;
-    // Dead outputs (nothing listens on port 1): Offer never touches the network.
-    for (int k = 0; k < outputs; ++k) {
-      targets.push_back(*ParseForwardUrl("syslog+tcp://127.0.0.1:" + std::to_string(k + 1)));
+    double best_store = 1e9, best_offer = 1e9;
+    for (int round = 0; round < 3; ++round) {
+      auto store = RocksDbStore::Open(
+          {.path = dir.Sub("cost" + std::to_string(outputs) + "-" + std::to_string(round))});
+      std::vector<ForwardTarget> targets;
+      // Dead outputs (nothing listens on ports 1-3): Offer never touches the network.
+      for (int k = 0; k < outputs; ++k) {
+        targets.push_back(*ParseForwardUrl("syslog+tcp://127.0.0.1:" + std::to_string(k + 1)));
+      }
+      std::unique_ptr<Forwarder> f;
+      if (outputs > 0) {
+        auto started = Forwarder::Start((*store)->db(), (*store)->column_family("outbox"), targets,
+                                        ForwarderOptions(), SystemClock::Get());
+        f = std::move(*started);
+      }
+      double offer = 0, put = 0;
+      for (const v1::Incident& i : wire) {
+        const auto t0 = Clock::now();
+        if (f) (void)f->Offer(i);
+        const auto t1 = Clock::now();
+        (void)PutIncident(**store, i);
+        offer += std::chrono::duration<double>(t1 - t0).count();
+        put += std::chrono::duration<double>(Clock::now() - t1).count();
+      }
+      best_store = std::min(best_store, put * 1e6 / n);
+      best_offer = std::min(best_offer, offer * 1e6 / n);
     }
-    std::unique_ptr<Forwarder> f;
-    if (outputs > 0) {
-      auto started = Forwarder::Start((*store)->db(), (*store)->column_family("outbox"), targets,
-                                      ForwarderOptions(), SystemClock::Get());
-      f = std::move(*started);
-    }
-    const auto start = Clock::now();
-    for (const v1::Incident& i : wire) {
-      if (f) (void)f->Offer(i);
-      (void)PutIncident(**store, i);
-    }
-    const double s = Seconds(start);
-    std::printf("  %d outputs: %6.1f us per revision (store + outbox)\n", outputs, s * 1e6 / n);
+    std::printf("  %d outputs: store %5.1f us + outbox %5.1f us per revision\n", outputs,
+                best_store, best_offer);
   }
 }
 
