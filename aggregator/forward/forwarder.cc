@@ -144,7 +144,7 @@ void Forwarder::Run(size_t index) {
       backoff_ns = backoff_ns == 0 ? options_.initial_backoff_ns
                                    : std::min(backoff_ns * 2, options_.max_backoff_ns);
       // A run refused whole may be refused for one record: try them one by one.
-      if (sent.error.message().find("one record at a time") != std::string::npos) max_run = 1;
+      if (sent.retry_one_by_one) max_run = 1;
     }
   }
 }

@@ -111,6 +111,7 @@ class HttpSink final : public Sink {
     // retried one record at a time, so that only the record at fault is refused.
     if (incidents.size() > 1 && target_.format == "hec" && verdicts.front() == Verdict::kRejected) {
       out.error = Status::Unavailable(why + " (retrying one record at a time)");
+      out.retry_one_by_one = true;
       return out;
     }
     for (Verdict v : verdicts) {

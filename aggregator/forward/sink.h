@@ -24,6 +24,9 @@ struct SendOutcome {
   size_t delivered = 0;
   size_t rejected = 0;
   Status error = Status::Ok();
+  // The receiver refused the run as a whole, perhaps for one record of it: retry the rest
+  // one record at a time, so that only a record at fault is refused.
+  bool retry_one_by_one = false;
 };
 
 class Sink {

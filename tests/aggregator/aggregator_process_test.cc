@@ -327,7 +327,11 @@ TEST(AggregatorProcessTest, BadFlagsPrintUsageAndExitTwo) {
            {"--listen", "127.0.0.1:0", "--data-dir", dir.Sub("d"), "--forward",
             "http://example.com/x"},
            {"--listen", "127.0.0.1:0", "--data-dir", dir.Sub("d"), "--config",
-            dir.Sub("missing.textproto")}}) {
+            dir.Sub("missing.textproto")},
+           {"--listen", "127.0.0.1:0", "--data-dir", dir.Sub("d"), "--forward",
+            "syslog+tls://127.0.0.1:6514", "--forward-ca", dir.Sub("missing-ca.pem")},
+           {"--listen", "127.0.0.1:0", "--data-dir", dir.Sub("d"), "--forward-token-file",
+            dir.Sub("missing-token")}}) {
     std::vector<std::string> argv = {BinPath("tripline-aggregator")};
     argv.insert(argv.end(), args.begin(), args.end());
     const RunResult r = RunCommand(argv);
@@ -363,8 +367,8 @@ TEST(AggregatorProcessTest, ConfigFileIsReadAndFlagsWin) {
   child.Signal(SIGTERM);
   EXPECT_EQ(child.Wait(15000), std::optional<int>(0));
   const std::string err = ReadWholeFile(dir.Sub("stderr"));
-  // Validated, not silently ignored, and not faked.
-  EXPECT_NE(err.find("forwarding not yet supported: syslog+tcp://127.0.0.1:6514"),
+  // The file's output is used (nothing listens there: it is retried, not dropped).
+  EXPECT_NE(err.find("forwarding incidents to syslog+tcp://127.0.0.1:6514 (cef)"),
             std::string::npos)
       << err;
   EXPECT_TRUE(std::filesystem::exists(dir.Sub("from-config")));

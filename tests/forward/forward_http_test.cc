@@ -30,6 +30,7 @@
 #include "aggregator/forward/incident_formats.h"
 #include "aggregator/store/rocksdb_store.h"
 #include "model/incident_proto.h"
+#include "tests/aggregator/test_pki.h"
 #include "tests/forward/forward_test_support.h"
 #include "tests/forward/test_http_server.h"
 #include "tests/support/temp_dir.h"
@@ -64,13 +65,14 @@ std::vector<std::string> SplitLines(const std::string& body) {
 
 class ForwardHttpTest : public ::testing::Test {
  protected:
-  std::unique_ptr<Forwarder> Start(const std::string& url) {
+  std::unique_ptr<Forwarder> Start(const std::string& url, const std::string& ca_file = "") {
     auto store = RocksDbStore::Open({.path = dir_.Sub("data" + std::to_string(stores_.size()))});
     EXPECT_TRUE(store.ok());
     stores_.push_back(std::move(*store));
     ForwarderOptions options;
     options.sink.hostname = "aggregator-1";
     options.sink.token = "s3cret-token";
+    options.sink.ca_file = ca_file;
     options.sink.timeout_ns = 5 * kNanosPerSecond;
     options.initial_backoff_ns = 20 * kNanosPerMilli;
     options.max_backoff_ns = 100 * kNanosPerMilli;
@@ -226,6 +228,49 @@ TEST_F(ForwardHttpTest, WebhookGetsOneEcsObjectPerPostAndADeadOneHoldsNothingEls
             "mallory act=allowed dst=1.2.3.4 \r\n<13>1 - \"},{\"type\":\"user\"");
   EXPECT_EQ(dead->stats()[0].backlog(), 2u);
   EXPECT_EQ(dead->stats()[0].delivered(), 0u);
+}
+
+// HTTPS: the receiver's certificate is verified against the configured CA and must name
+// the URL's host (here its IP address); with another CA nothing is sent and the revisions
+// wait in the outbox.
+TEST_F(ForwardHttpTest, HttpsVerifiesTheReceiverAgainstTheConfiguredCa) {
+  auto ca = tripline::testing::IssueCa("tripline test collector CA");
+  ASSERT_TRUE(ca.ok());
+  auto leaf = tripline::testing::IssueLeaf("collector", *ca, "serverAuth", "IP:127.0.0.1");
+  ASSERT_TRUE(leaf.ok());
+  auto other = tripline::testing::IssueCa("another CA");
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(tripline::testing::WriteCert(dir_.Sub("ca.pem"), *ca).ok());
+  ASSERT_TRUE(tripline::testing::WriteCert(dir_.Sub("other-ca.pem"), *other).ok());
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> tls(SSL_CTX_new(TLS_server_method()),
+                                                        &SSL_CTX_free);
+  ASSERT_EQ(SSL_CTX_use_certificate(tls.get(), leaf->cert.get()), 1);
+  ASSERT_EQ(SSL_CTX_use_PrivateKey(tls.get(), leaf->key.get()), 1);
+  std::mutex mu;
+  std::vector<nlohmann::json> posted;
+  TestHttpServer hook(
+      [&](const HttpRequest& r) -> HttpResponse {
+        std::lock_guard<std::mutex> lock(mu);
+        posted.push_back(nlohmann::json::parse(r.body));
+        return {200, "{}"};
+      },
+      tls.get());
+  // The same receiver on a second port (this server serves one connection at a time).
+  TestHttpServer same([](const HttpRequest&) { return HttpResponse{200, "{}"}; }, tls.get());
+  const auto url = [](int port) { return "https://127.0.0.1:" + std::to_string(port) + "/hook"; };
+  auto wrong = Start(url(same.port()), dir_.Sub("other-ca.pem"));
+  auto right = Start(url(hook.port()), dir_.Sub("ca.pem"));
+  ASSERT_TRUE(wrong->Offer(Wire(testing::StoryIncident())).ok());
+  ASSERT_TRUE(right->Offer(Wire(testing::StoryIncident())).ok());
+  ASSERT_TRUE(WaitFor([&] { return right->stats()[0].delivered() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return wrong->stats()[0].failures() > 0; }));
+  EXPECT_EQ(wrong->stats()[0].delivered(), 0u);
+  EXPECT_EQ(wrong->stats()[0].backlog(), 1u);
+  EXPECT_NE(wrong->stats()[0].last_error().find("certificate"), std::string::npos)
+      << wrong->stats()[0].last_error();
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(posted.size(), 1u);
+  EXPECT_EQ(posted[0]["class_uid"], 2004);  // format defaults to ocsf
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,7 +33,9 @@ struct HttpResponse {
 class TestHttpServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
-  explicit TestHttpServer(Handler handler) : handler_(std::move(handler)) {
+  // With `tls` (not owned; must outlive the server) connections are TLS: HTTPS.
+  explicit TestHttpServer(Handler handler, SSL_CTX* tls = nullptr)
+      : handler_(std::move(handler)), tls_(tls) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -63,6 +66,19 @@ class TestHttpServer {
     while (WaitReadable(fd_)) {
       const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) continue;
+      timeval tv{5, 0};
+      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+      ssl_ = nullptr;
+      if (tls_ != nullptr) {
+        ssl_ = SSL_new(tls_);
+        SSL_set_fd(ssl_, c);
+        if (SSL_accept(ssl_) != 1) {
+          SSL_free(ssl_);
+          ssl_ = nullptr;
+          ::close(c);
+          continue;
+        }
+      }
       std::string buffer;
       while (true) {
         HttpRequest req;
@@ -71,17 +87,21 @@ class TestHttpServer {
         const std::string out = "HTTP/1.1 " + std::to_string(resp.status) +
                                 " X\r\nContent-Type: application/json\r\nContent-Length: " +
                                 std::to_string(resp.body.size()) + "\r\n\r\n" + resp.body;
-        if (::send(c, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) {
-          break;
-        }
+        const ssize_t sent = ssl_ != nullptr
+                                 ? SSL_write(ssl_, out.data(), static_cast<int>(out.size()))
+                                 : ::send(c, out.data(), out.size(), MSG_NOSIGNAL);
+        if (sent != static_cast<ssize_t>(out.size())) break;
       }
+      if (ssl_ != nullptr) SSL_free(ssl_);
+      ssl_ = nullptr;
       ::close(c);
     }
   }
   bool ReadMore(int c, std::string* buffer) {
-    if (!WaitReadable(c)) return false;
+    if ((ssl_ == nullptr || SSL_pending(ssl_) == 0) && !WaitReadable(c)) return false;
     char chunk[65536];
-    const ssize_t n = ::recv(c, chunk, sizeof(chunk), 0);
+    const ssize_t n =
+        ssl_ != nullptr ? SSL_read(ssl_, chunk, sizeof(chunk)) : ::recv(c, chunk, sizeof(chunk), 0);
     if (n <= 0) return false;
     buffer->append(chunk, static_cast<size_t>(n));
     return true;
@@ -119,6 +139,8 @@ class TestHttpServer {
   }
 
   Handler handler_;
+  SSL_CTX* const tls_;
+  SSL* ssl_ = nullptr;  // of the connection being served
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
