@@ -74,6 +74,12 @@ Result<ForwardTarget> ParseForwardUrl(std::string_view url) {
     t.address = *hp;
     const size_t q = path_query.find('?');
     t.path = std::string(path_query.substr(0, q));
+    for (char c : t.path) {
+      if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
+        return Bad(url,
+                   "the path must be printable ASCII without spaces (percent-encode the rest)");
+      }
+    }
     const std::string_view query =
         q == std::string_view::npos ? std::string_view() : path_query.substr(q + 1);
     TL_RETURN_IF_ERROR(ParseQuery(

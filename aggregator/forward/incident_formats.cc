@@ -139,6 +139,12 @@ std::string SyslogHostname(std::string_view hostname) {
   return out.empty() ? "-" : out;
 }
 
+// An incident with a hop is lateral movement; one without is an attack on credentials
+// (brute force, spraying, a credential file read) that has not moved yet.
+std::string_view Category(const Incident& incident) {
+  return incident.chain.empty() ? "credential-access" : "lateral-movement";
+}
+
 int64_t RevisionTimeNs(const Incident& incident) {
   return incident.updated_ns != 0 ? incident.updated_ns : incident.last_seen_ns;
 }
@@ -221,7 +227,7 @@ std::string FormatCef(const Incident& incident) {
   add("rt", std::to_string(Millis(RevisionTimeNs(incident))));
   add("start", std::to_string(Millis(incident.first_seen_ns)));
   add("end", std::to_string(Millis(incident.last_seen_ns)));
-  add("cat", "lateral-movement");
+  add("cat", Category(incident));
   if (!users.empty()) add("suser", users.front());
   if (!incident.chain.empty()) add("duser", incident.chain.back().user);
   if (!incident.hosts.empty()) {
@@ -367,7 +373,7 @@ nlohmann::ordered_json ToOcsf(const Incident& incident) {
        {{"uid", incident.id},
         {"title", incident.title},
         {"desc", Joined(incident.explanation, " ")},
-        {"types", {"lateral-movement"}},
+        {"types", {Category(incident)}},
         {"created_time", Millis(incident.first_seen_ns)},
         {"first_seen_time", Millis(incident.first_seen_ns)},
         {"last_seen_time", Millis(incident.last_seen_ns)},

@@ -169,11 +169,12 @@ class SyslogSink final : public Sink {
     return Status::Ok();
   }
 
-  // A syslog receiver never sends: anything readable, a hang-up or an error means the
-  // receiver closed or reset the connection (or sent a TLS alert before closing).
+  // A receiver that stopped or restarted closed or reset the connection: the next write
+  // would vanish into it. (Only the close counts: a TLS server may send session tickets
+  // after the handshake, which is data, not a close.)
   bool PeerClosed() const {
-    pollfd p{fd_, POLLIN | POLLRDHUP, 0};
-    return ::poll(&p, 1, 0) != 0;
+    pollfd p{fd_, POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
   }
 
   Status WriteAll(const std::string& bytes) {
