@@ -1,6 +1,9 @@
 #include "aggregator/forward/forward_target.h"
 
+#include <algorithm>
 #include <array>
+#include <fstream>
+#include <sstream>
 
 namespace tripline {
 namespace {
@@ -10,25 +13,44 @@ Status Bad(std::string_view url, std::string_view why) {
                                  "': " + std::string(why));
 }
 
-// Splits "path?format=x" and checks the format against `allowed`.
+// Reads the query "format=x[&token_file=/p][&ca_file=/p]": the format checked against
+// `allowed`; the files (http(s) only, `files_allowed`) must be absolute paths.
 template <size_t N>
 Status ParseQuery(std::string_view url, std::string_view query,
-                  const std::array<std::string_view, N>& allowed, std::string* format) {
-  *format = "ocsf";
-  if (query.empty()) return Status::Ok();
-  if (query.substr(0, 7) != "format=" || query.find('&') != std::string_view::npos) {
-    return Bad(url, "the only query parameter is format=");
-  }
-  const std::string_view value = query.substr(7);
-  for (std::string_view a : allowed) {
-    if (value == a) {
-      *format = std::string(value);
-      return Status::Ok();
+                  const std::array<std::string_view, N>& allowed, bool files_allowed,
+                  ForwardTarget* t) {
+  t->format = "ocsf";
+  bool seen_format = false;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view param = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const size_t eq = param.find('=');
+    const std::string_view key = param.substr(0, eq);
+    const std::string_view value =
+        eq == std::string_view::npos ? std::string_view() : param.substr(eq + 1);
+    if (key == "format" && !seen_format) {
+      seen_format = true;
+      if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+        std::string list;
+        for (std::string_view a : allowed) list += (list.empty() ? "" : "|") + std::string(a);
+        return Bad(url, "format must be " + list);
+      }
+      t->format = std::string(value);
+    } else if (files_allowed && (key == "token_file" || key == "ca_file")) {
+      std::string* out = key == "token_file" ? &t->token_file : &t->ca_file;
+      if (!out->empty()) return Bad(url, std::string(key) + " given twice");
+      if (value.empty() || value.front() != '/') {
+        return Bad(url, std::string(key) + " must be an absolute path");
+      }
+      *out = std::string(value);
+    } else {
+      return Bad(url, files_allowed
+                          ? "query parameters are format=, token_file= and ca_file=, once each"
+                          : "the only query parameter is format=");
     }
   }
-  std::string list;
-  for (std::string_view a : allowed) list += (list.empty() ? "" : "|") + std::string(a);
-  return Bad(url, "format must be " + list);
+  return Status::Ok();
 }
 
 }  // namespace
@@ -84,7 +106,7 @@ Result<ForwardTarget> ParseForwardUrl(std::string_view url) {
         q == std::string_view::npos ? std::string_view() : path_query.substr(q + 1);
     TL_RETURN_IF_ERROR(ParseQuery(
         url, query, std::array<std::string_view, 4>{"ocsf", "ecs", "hec", "elastic-bulk"},
-        &t.format));
+        /*files_allowed=*/true, &t));
     return t;
   }
 
@@ -98,11 +120,30 @@ Result<ForwardTarget> ParseForwardUrl(std::string_view url) {
     if (t.path.back() == '/') return Bad(url, "path names a directory");
     const std::string_view query =
         q == std::string_view::npos ? std::string_view() : rest.substr(q + 1);
-    TL_RETURN_IF_ERROR(
-        ParseQuery(url, query, std::array<std::string_view, 2>{"ocsf", "ecs"}, &t.format));
+    TL_RETURN_IF_ERROR(ParseQuery(url, query, std::array<std::string_view, 2>{"ocsf", "ecs"},
+                                  /*files_allowed=*/false, &t));
     return t;
   }
   return Bad(url, "scheme must be syslog+tcp, syslog+tls, https, http or file");
+}
+
+Result<std::string> ReadForwardToken(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::InvalidArgument("cannot read token file " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::string token = text.str();
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
+    token.pop_back();
+  }
+  if (token.empty()) return Status::InvalidArgument("token file " + path + " is empty");
+  for (char c : token) {
+    if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) {
+      return Status::InvalidArgument("token file " + path +
+                                     ": the token must be one word of printable characters");
+    }
+  }
+  return token;
 }
 
 }  // namespace tripline

@@ -5,6 +5,7 @@
 // kept-alive connection. Certificates are verified against the configured CA (or the
 // system's), with the host name or IP checked; redirects are not followed.
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include <mutex>
 
@@ -175,7 +176,15 @@ Result<std::unique_ptr<Sink>> MakeHttpSink(const ForwardTarget& target,
                                            const SinkOptions& options) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  return std::unique_ptr<Sink>(new HttpSink(target, options));
+  SinkOptions own = options;
+  if (!target.ca_file.empty()) own.ca_file = target.ca_file;
+  if (!target.token_file.empty()) {
+    TL_ASSIGN_OR_RETURN(own.token, ReadForwardToken(target.token_file));
+  }
+  if (!own.ca_file.empty() && ::access(own.ca_file.c_str(), R_OK) != 0) {
+    return Status::InvalidArgument("cannot read CA file " + own.ca_file + " of " + target.url);
+  }
+  return std::unique_ptr<Sink>(new HttpSink(target, own));
 }
 
 }  // namespace tripline::forward

@@ -213,19 +213,7 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
     TL_RETURN_IF_ERROR(ReadPem(s.config.forward_ca_file(), "forward_ca_file").status());
   }
   if (!s.config.forward_token_file().empty()) {
-    TL_ASSIGN_OR_RETURN(s.forward_token,
-                        ReadPem(s.config.forward_token_file(), "forward_token_file"));
-    while (!s.forward_token.empty() &&
-           (s.forward_token.back() == '\n' || s.forward_token.back() == '\r' ||
-            s.forward_token.back() == ' ')) {
-      s.forward_token.pop_back();
-    }
-    for (char c : s.forward_token) {
-      if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f) {
-        return Status::InvalidArgument("forward_token_file " + s.config.forward_token_file() +
-                                       ": the token must be one word of printable characters");
-      }
-    }
+    TL_ASSIGN_OR_RETURN(s.forward_token, ReadForwardToken(s.config.forward_token_file()));
   }
   return s;
 }

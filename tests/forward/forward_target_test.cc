@@ -23,6 +23,13 @@ TEST(ForwardTargetTest, AcceptsTheContractForms) {
   t = ParseForwardUrl("http://localhost:9200/tripline/_bulk?format=elastic-bulk");
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->kind, ForwardTarget::Kind::kHttp);
+  t = ParseForwardUrl(
+      "https://es.example:9200/_bulk?token_file=/etc/t/es.key&format=elastic-bulk&ca_file=/c.pem");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->format, "elastic-bulk");
+  EXPECT_EQ(t->token_file, "/etc/t/es.key");
+  EXPECT_EQ(t->ca_file, "/c.pem");
+  EXPECT_EQ(t->path, "/_bulk");
   t = ParseForwardUrl("file:///var/log/tripline.jsonl");
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->path, "/var/log/tripline.jsonl");
@@ -37,7 +44,10 @@ TEST(ForwardTargetTest, RefusesMistakesWithAReason) {
       {"syslog+tcp://127.0.0.1:514/x", "HOST:PORT only"},
       {"http://example.com/x", "loopback"},
       {"https://h/x?format=cef", "format must be"},
-      {"https://h/x?format=ocsf&y=1", "only query parameter"},
+      {"https://h/x?format=ocsf&y=1", "query parameters are"},
+      {"https://h/x?token_file=relative", "absolute path"},
+      {"https://h/x?ca_file=/a&ca_file=/b", "given twice"},
+      {"file:///x?token_file=/t", "only query parameter"},
       {"https://h/a b", "printable ASCII"},
       {"https://h/a\nb", "printable ASCII"},
       {"file://relative.jsonl", "absolute path"},
