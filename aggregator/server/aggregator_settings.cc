@@ -34,7 +34,8 @@ std::string AggregatorUsage() {
                           flags win over the file
   --forward URL           SIEM output (repeatable): syslog+tcp://H:P, syslog+tls://H:P,
                           https://H[:P]/PATH?format=ocsf|ecs|hec|elastic-bulk,
-                          http://LOOPBACK[:P]/PATH?format=..., file:///PATH?format=ocsf|ecs
+                          http://LOOPBACK[:P]/PATH?format=..., file:///PATH?format=ocsf|ecs;
+                          an http(s) URL may add &token_file=/F and &ca_file=/F
   --forward-ca FILE       PEM CA that signs the syslog+tls and https receivers
                           (default: the system's trusted CAs)
   --forward-token-file FILE  token for https outputs (HEC, Elasticsearch API key, bearer)
