@@ -96,12 +96,42 @@ void AppendStatsMetrics(const v1::Stats& st, int64_t now_ns, MetricsText* m) {
       m->Sample(p.name, p.value(s, now_ns), {{"sensor", s.sensor_id()}, {"host", s.host()}});
     }
   }
-  // Per-destination outbox backlog (SIEM forwarding): when Stats carries a repeated
-  // per-destination message, add its families here, one Sample per destination labelled
-  // {destination="<url without credentials>"}, e.g.
-  //   tripline_aggregator_outbox_backlog_records (gauge), and
-  //   tripline_aggregator_forwarded_records_total (counter);
-  // and list them in docs/metrics.md.
+  // Per SIEM output (Stats.forwards), labelled with its URL as configured (it holds no
+  // secret: tokens are named by file).
+  struct PerOutput {
+    const char* name;
+    MetricType type;
+    const char* help;
+    double (*value)(const v1::ForwardStats&, int64_t now_ns);
+  };
+  static const PerOutput kPerOutput[] = {
+      {"tripline_aggregator_outbox_backlog_records", MetricType::kGauge,
+       "Incident revisions queued in the outbox for the output, not yet delivered.",
+       [](const v1::ForwardStats& f, int64_t) { return D(f.backlog()); }},
+      {"tripline_aggregator_outbox_oldest_age_seconds", MetricType::kGauge,
+       "Age of the oldest revision queued for the output; 0 when none is.",
+       [](const v1::ForwardStats& f, int64_t now) {
+         return f.oldest_queued_ns() > 0 ? std::max(0.0, (now - f.oldest_queued_ns()) / 1e9) : 0.0;
+       }},
+      {"tripline_aggregator_forwarded_records_total", MetricType::kCounter,
+       "Incident revisions delivered to the output since start.",
+       [](const v1::ForwardStats& f, int64_t) { return D(f.delivered()); }},
+      {"tripline_aggregator_forward_rejected_records_total", MetricType::kCounter,
+       "Incident revisions the output refused for good since start.",
+       [](const v1::ForwardStats& f, int64_t) { return D(f.rejected()); }},
+      {"tripline_aggregator_forward_failures_total", MetricType::kCounter,
+       "Delivery attempts to the output that failed and are retried, since start.",
+       [](const v1::ForwardStats& f, int64_t) { return D(f.failures()); }},
+      {"tripline_aggregator_forward_up", MetricType::kGauge,
+       "1 when the latest delivery attempt to the output succeeded.",
+       [](const v1::ForwardStats& f, int64_t) { return f.connected() ? 1.0 : 0.0; }},
+  };
+  for (const PerOutput& p : kPerOutput) {
+    m->Family(p.name, p.type, p.help);
+    for (const v1::ForwardStats& f : st.forwards()) {
+      m->Sample(p.name, p.value(f, now_ns), {{"destination", f.url()}, {"format", f.format()}});
+    }
+  }
 }
 
 std::string RenderAggregatorMetrics(const AggregatorMetricsInput& in) {

@@ -5,6 +5,7 @@
 // The test reads those files: every field, hostile values byte for byte, certificate
 // verification, and no loss across a receiver outage and a kill -9 of the real
 // tripline-aggregator process.
+#include <curl/curl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -59,6 +60,24 @@ bool WaitFor(const std::function<bool()>& done, int timeout_ms = 10000) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return done();
+}
+
+size_t Collect(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// The body of a GET, "" on any failure.
+std::string HttpGet(const std::string& url) {
+  CURL* curl = curl_easy_init();
+  std::string body;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  const bool ok = curl_easy_perform(curl) == CURLE_OK;
+  curl_easy_cleanup(curl);
+  return ok ? body : "";
 }
 
 bool Accepts(int port) {
@@ -281,13 +300,13 @@ TEST(ForwardSyslogTest, NoLossAcrossReceiverOutageAndAggregatorKill9) {
            << "forward: \"file://" << dir.Sub("incidents.jsonl") << "?format=ocsf\"\n"
            << "forward_max_backoff_ms: 200\n";
   }
-  const std::vector<std::string> argv = {BinPath("tripline-aggregator"),
-                                         "--listen",
-                                         "127.0.0.1:0",
-                                         "--data-dir",
-                                         dir.Sub("data"),
-                                         "--config",
-                                         dir.Sub("aggregator.textproto")};
+  std::vector<std::string> argv = {BinPath("tripline-aggregator"),
+                                   "--listen",
+                                   "127.0.0.1:0",
+                                   "--data-dir",
+                                   dir.Sub("data"),
+                                   "--config",
+                                   dir.Sub("aggregator.textproto")};
   auto start = [&](const std::string& log) {
     auto child = std::make_unique<Child>(argv, dir.Sub(log));
     const auto line = child->ReadLine(20000);
@@ -365,9 +384,20 @@ TEST(ForwardSyslogTest, NoLossAcrossReceiverOutageAndAggregatorKill9) {
   aggregator->Signal(SIGKILL);
   EXPECT_EQ(aggregator->Wait(10000), std::optional<int>(128 + SIGKILL));
   aggregator.reset();
+  argv.insert(argv.end(), {"--metrics", "127.0.0.1:0"});
   auto [restarted, address2] = start("aggregator-2.stderr");
   ASSERT_FALSE(address2.empty()) << ReadWholeFile(dir.Sub("aggregator-2.stderr"));
   EXPECT_GE(stats(address2).forwards(0).backlog(), 2u);
+  // The backlog survived the kill, and Prometheus sees it too.
+  const auto metrics_line = restarted->ReadLine(5000);
+  ASSERT_TRUE(metrics_line && metrics_line->rfind("metrics on ", 0) == 0);
+  const std::string metrics = HttpGet("http://" + metrics_line->substr(11) + "/metrics");
+  const std::string backlog_sample =
+      "tripline_aggregator_outbox_backlog_records{destination=\"syslog+tcp://127.0.0.1:" +
+      std::to_string(port) + "\",format=\"cef\"} ";
+  const size_t at = metrics.find(backlog_sample);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GE(std::atoi(metrics.c_str() + at + backlog_sample.size()), 2) << metrics;
 
   rsyslog = std::make_unique<Rsyslog>(dir, port, 0, /*with_tls=*/false);
   ASSERT_TRUE(rsyslog->ready()) << rsyslog->Stderr();
