@@ -58,6 +58,22 @@ std::string FileSentence(const FileFinding& f) {
          ": a key added there lets the intruder back in without a password.";
 }
 
+// Points of one Sigma rule hit by the rule's level.
+double RuleLevelPoints(const std::string& level) {
+  if (level == "critical") return 35;
+  if (level == "high") return 25;
+  if (level == "medium") return 15;
+  if (level == "low") return 5;
+  return 0;
+}
+
+std::string RuleSentence(const RuleFinding& r) {
+  std::string who = r.user.empty() ? "a process" : r.user;
+  return "Sigma rule \"" + r.title + "\" (" + (r.level.empty() ? "no level" : r.level) + ", " +
+         r.rule_id + ") matched on " + r.host + " as " + who + " at " + TimeOfDay(r.at_ns) + ": " +
+         r.what + ".";
+}
+
 }  // namespace
 
 std::string TimeOfDay(int64_t ns) {
@@ -154,6 +170,13 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
     a.score += 10;
     techniques.emplace(kDiscovery);
   }
+  double rule_points = 0;
+  for (const RuleFinding& r : c.rules) {
+    rule_points += RuleLevelPoints(r.level);
+    raising = raising || RuleLevelPoints(r.level) >= 15;
+    techniques.insert(r.techniques.begin(), r.techniques.end());
+  }
+  a.score += std::min(45.0, rule_points);
   if (!c.hops.empty()) {
     if (b.scored_hops == 0) {
       a.score += std::min<double>(30, 10.0 * static_cast<double>(c.hops.size()));
@@ -264,6 +287,9 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
       what.emplace_back("acted unlike its habits");
     }
     if (!c.discovery.empty()) what.emplace_back("explored the system");
+    for (const RuleFinding& r : c.rules) {
+      if (RuleLevelPoints(r.level) >= 15) what.push_back("matched \"" + r.title + "\"");
+    }
     if (!moving.empty()) what.push_back(moving);
     std::string where = c.hosts.empty() ? "" : " on " + c.hosts.front();
     in.title = "Suspicious activity by " + first_user + where +
@@ -309,6 +335,7 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
     ex.push_back("First login of " + c.new_source_detail + ".");
   }
   for (const FileFinding& f : c.files) ex.push_back(FileSentence(f));
+  for (const RuleFinding& r : c.rules) ex.push_back(RuleSentence(r));
   if (!c.discovery.empty()) {
     ex.push_back("A burst of discovery commands (ls, id, uname, ps, ...) ran as " +
                  JoinAnd(c.discovery) + ".");

@@ -12,6 +12,9 @@
 //   T1552.004 private or host key read                            25
 //   T1098.004 authorized_keys opened for writing                  30
 //   T1083 discovery burst                                         10
+//   Sigma rule hit (aggregator/rules/), per rule by its level: low 5, medium 15,
+//   high 25, critical 35 (informational 0); at most 45 in all; its ATT&CK tags join
+//   the techniques; medium and above are raising stages
 //   T1021.004 SSH hop                                             10 each, at most 30
 //   fast movement (mean gap between logins along the chain <= 2 min)  +10
 //   a privileged account in the chain                             +10

@@ -1161,6 +1161,7 @@ class Engine {
     for (const auto& p : from.privileged) AddUnique(into.privileged, p);
     for (const auto& h : from.hops) AddUnique(into.hops, h);
     for (const FileFinding& f : from.files) AddFinding(into, f);
+    for (const RuleFinding& r : from.rules) AddRuleFinding(into, r);
     for (const EventRef& r : from.events) AddEvent(into, r);
     if (from.failures > into.failures ||
         (into.failure_source.empty() && !from.failure_source.empty())) {
@@ -1243,6 +1244,26 @@ class Engine {
     AddEvidence(c, Ref(sensor, e));
   }
 
+  void AddRuleFinding(Chain& c, const RuleFinding& f) {
+    for (const RuleFinding& have : c.rules) {
+      if (have.rule_id == f.rule_id && have.host == f.host) return;
+    }
+    if (c.rules.size() < 32) c.rules.push_back(f);
+  }
+
+ public:
+  // A Sigma rule hit: a stage of the event's session (see Correlator::FeedRuleHit).
+  void OnRuleHit(const std::string& sensor, const Event& e, const RuleHit& hit) {
+    if (e.time_ns < 0 || e.time_ns > kMaxSaneTimeNs) return;
+    SessionNode* n = ActivityNode(e);
+    if (n == nullptr) return;
+    Chain& c = ChainOf(*n);
+    AddRuleFinding(c, RuleFinding{n->host, n->user.empty() ? e.process.user : n->user, hit.rule_id,
+                                  hit.title, hit.level, hit.techniques, e.time_ns, Summary(e)});
+    AddEvidence(c, Ref(sensor, e));
+  }
+
+ private:
   void OnExec(const std::string& sensor, const Event& e, const ExecEvent& x) {
     SessionNode* n = ActivityNode(e);
     if (n == nullptr) return;
@@ -1444,6 +1465,12 @@ void Correlator::Feed(std::string_view sensor_id, const Event& e) {
     baselines_->Commit(e.time_ns,
                        [&engine](const std::string& tag) { return engine.InIncident(tag); });
   }
+}
+
+void Correlator::FeedRuleHit(std::string_view sensor_id, const Event& e, const RuleHit& hit) {
+  Engine engine(options_, clock_, *state_, baselines_);
+  engine.OnRuleHit(std::string(sensor_id), e, hit);
+  engine.Settle();
 }
 
 std::vector<Incident> Correlator::TakeChanged() {

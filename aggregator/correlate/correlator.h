@@ -94,6 +94,15 @@ struct CorrelatorStats {
 
 struct CorrelatorState;
 
+// A Sigma rule that matched an event (aggregator/rules/, docs/sigma.md): a stage of the
+// event's session, scored by its level (chain_scorer.h).
+struct RuleHit {
+  std::string rule_id;
+  std::string title;
+  std::string level;                    // informational, low, medium, high, critical
+  std::vector<std::string> techniques;  // ATT&CK ids from the rule's tags
+};
+
 class Correlator {
  public:
   Correlator(CorrelatorOptions options, const Clock& clock);
@@ -110,6 +119,10 @@ class Correlator {
   // incident that many events revise in a run is built, fingerprinted and reported once,
   // with one revision, instead of once per event.
   void Feed(std::string_view sensor_id, const Event& e);
+  // Hands a rule hit on `e` (an event fed before) to the chain of e's session, like any
+  // other stage; events without a session carry no chain and are left alone. Leaves the
+  // incidents it changed for TakeChanged.
+  void FeedRuleHit(std::string_view sensor_id, const Event& e, const RuleHit& hit);
   // The incidents raised or changed since the last Handle, Tick or TakeChanged, usually each
   // once with its latest content. One appears more than once when its chain lost a session
   // (which can change the incident) or was forgotten in between: the later is newer.

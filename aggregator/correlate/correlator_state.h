@@ -142,6 +142,18 @@ struct FileFinding {
   std::string process;  // comm
 };
 
+// A Sigma rule that matched in a chain.
+struct RuleFinding {
+  std::string host;
+  std::string user;
+  std::string rule_id;
+  std::string title;
+  std::string level;
+  std::vector<std::string> techniques;
+  int64_t at_ns = 0;
+  std::string what;  // the event's summary
+};
+
 // What one source address did to accounts (for brute force, spraying, stuffing).
 struct SourceUserAttempts {
   uint32_t failures = 0;  // max over login signals (PAM and utmp report the same attempt)
@@ -181,6 +193,7 @@ struct Chain {
   std::vector<std::string> sources;  // external addresses that logged in or attacked
   std::vector<Hop> hops;
   std::vector<FileFinding> files;
+  std::vector<RuleFinding> rules;       // Sigma rule hits, one per (rule, host)
   std::vector<std::string> discovery;   // "user@host" of sessions with a discovery burst
   std::vector<std::string> privileged;  // "user@host" of privileged sessions
   // Credential attack on the entry.

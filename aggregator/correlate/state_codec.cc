@@ -351,6 +351,20 @@ void WriteFile(JsonWriter& w, const FileFinding& f) {
   w.EndObject();
 }
 
+void WriteRuleFinding(JsonWriter& w, const RuleFinding& f) {
+  w.BeginObject();
+  w.Key("at_ns").Int(f.at_ns);
+  w.Key("host").String(f.host);
+  w.Key("level").String(f.level);
+  w.Key("rule_id").String(f.rule_id);
+  w.Key("techniques");
+  WriteStrings(w, f.techniques);
+  w.Key("title").String(f.title);
+  w.Key("user").String(f.user);
+  w.Key("what").String(f.what);
+  w.EndObject();
+}
+
 void WriteChain(JsonWriter& w, const Chain& c) {
   w.BeginObject();
   if (c.baseline.login > 0 || c.baseline.hops > 0 || c.baseline.activity > 0 ||
@@ -393,6 +407,11 @@ void WriteChain(JsonWriter& w, const Chain& c) {
   w.Key("privileged");
   WriteStrings(w, c.privileged);
   w.Key("revision").Uint(c.revision);
+  if (!c.rules.empty()) {
+    w.Key("rules").BeginArray();
+    for (const RuleFinding& f : c.rules) WriteRuleFinding(w, f);
+    w.EndArray();
+  }
   w.Key("sources");
   WriteStrings(w, c.sources);
   w.Key("sprayed_accounts").Uint(c.sprayed_accounts);
@@ -438,6 +457,22 @@ void ReadChain(Reader& r, const json& j, const std::string& w, Chain* c) {
     r.Time(files[i], "at_ns", fw, &f.at_ns);
     r.Str(files[i], "process", fw, &f.process);
     c->files.push_back(std::move(f));
+  }
+  if (j.is_object() && j.contains("rules")) {  // absent in snapshots from before Sigma rules
+    const json& rules = r.Array(j, "rules", w);
+    for (size_t i = 0; i < rules.size() && r.ok(); ++i) {
+      std::string rw = w + ".rules[" + std::to_string(i) + "]";
+      RuleFinding f;
+      r.Str(rules[i], "host", rw, &f.host);
+      r.Str(rules[i], "user", rw, &f.user);
+      r.Str(rules[i], "rule_id", rw, &f.rule_id);
+      r.Str(rules[i], "title", rw, &f.title);
+      r.Str(rules[i], "level", rw, &f.level);
+      r.Strings(rules[i], "techniques", rw, &f.techniques);
+      r.Time(rules[i], "at_ns", rw, &f.at_ns);
+      r.Str(rules[i], "what", rw, &f.what);
+      c->rules.push_back(std::move(f));
+    }
   }
   r.Strings(j, "discovery", w, &c->discovery);
   r.Strings(j, "privileged", w, &c->privileged);

@@ -371,6 +371,14 @@ void CorrelationEngine::FeedLocked(std::string_view sensor_id, const Event& even
                                    uint64_t* position) {
   correlator_.Feed(sensor_id, event);
   if (options_.learn_baselines) suggester_.Observe(event, baselines_.resolver());
+  if (options_.rules) {
+    for (rules::Detection& d : options_.rules->Evaluate(event)) {
+      correlator_.FeedRuleHit(
+          sensor_id, event,
+          {std::move(d.rule_id), std::move(d.title), std::move(d.level), std::move(d.techniques)});
+      ++stats_.rule_detections;
+    }
+  }
   if (options_.on_fed) options_.on_fed(sensor_id, event);
   *position = std::max(*position, event.seq);
   // The replay after a restart skips events older than watermark - replay_margin_ns, so

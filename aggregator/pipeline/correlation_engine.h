@@ -69,6 +69,7 @@
 #include "aggregator/correlate/correlator.h"
 #include "aggregator/ingest/ingest_service.h"
 #include "aggregator/query/query_service.h"
+#include "aggregator/rules/sigma.h"
 #include "aggregator/store/store.h"
 #include "common/clock.h"
 
@@ -102,6 +103,11 @@ struct CorrelationEngineOptions {
   // Which undeclared accounts behave like services or agents (kind_suggester.h); followed
   // with the baselines (not when learn_baselines is false).
   baseline::KindSuggesterOptions kind_suggestions;
+  // Sigma rules evaluated on every event fed, before the correlator sees the next one: each
+  // detection is a stage of the event's session (Correlator::FeedRuleHit). Shared with
+  // the server, which lists the rules and reloads them (RuleEngine::Reload is safe from any
+  // thread). nullptr runs no rules.
+  std::shared_ptr<rules::RuleEngine> rules;
 };
 
 struct CorrelationEngineStats {
@@ -116,6 +122,7 @@ struct CorrelationEngineStats {
   uint64_t times_fell_behind = 0;
   uint64_t events_read_back = 0;  // fed from the store while behind
   uint64_t read_back_errors = 0;  // store reads that failed while behind (then retried)
+  uint64_t rule_detections = 0;   // Sigma rule matches handed to the correlator
 };
 
 class CorrelationEngine final : public IngestObserver, public BaselineProvider {

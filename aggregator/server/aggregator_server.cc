@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "aggregator/server/rules_service.h"
+
 namespace tripline {
 
 Result<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
@@ -29,6 +31,8 @@ Result<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
   builder.SetResourceQuota(quota);
   builder.RegisterService(server->ingest_.get());
   builder.RegisterService(server->query_.get());
+  server->rules_ = std::make_unique<RulesService>(options.rules, server->access_.get());
+  builder.RegisterService(server->rules_.get());
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || selected_port == 0) {
     return Status::Unavailable("cannot listen on " + options.listen.ToString());

@@ -15,6 +15,7 @@
 #include "aggregator/ingest/ingest_service.h"
 #include "aggregator/ingest/peer_identity.h"
 #include "aggregator/query/query_service.h"
+#include "aggregator/rules/sigma.h"
 #include "aggregator/store/store.h"
 #include "common/host_port.h"
 
@@ -46,6 +47,8 @@ struct AggregatorServerOptions {
   BaselineProvider* baselines = nullptr;
   // Adds figures to every GetStats answer (QueryService::SetStatsExtension); may be empty.
   std::function<void(v1::Stats*)> extend_stats;
+  // The Sigma rules the pipeline runs, served by the Rules service; nullptr: none.
+  std::shared_ptr<rules::RuleEngine> rules;
 };
 
 class AggregatorServer {
@@ -72,6 +75,7 @@ class AggregatorServer {
   std::unique_ptr<AccessControl> access_;
   std::unique_ptr<IngestService> ingest_;
   std::unique_ptr<QueryService> query_;
+  std::unique_ptr<grpc::Service> rules_;
   std::unique_ptr<grpc::Server> server_;
   bool shut_down_ = false;
 };

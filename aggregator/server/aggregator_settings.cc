@@ -47,6 +47,8 @@ std::string AggregatorUsage() {
                           (default 5m)
   --max-event-age DURATION   event times older than this are clamped (default: none)
   --max-streams-per-peer N   ingest streams open at once per client (default 64)
+  --rules DIR             Sigma rules (*.yml, recursively) evaluated on every event;
+                          SIGHUP reloads them (docs/sigma.md)
   --log-level LEVEL       debug, info, warning or error (default info)
   --metrics [HOST:]PORT   serve Prometheus metrics on http://HOST:PORT/metrics (off by
                           default; HOST defaults to 127.0.0.1; docs/metrics.md)
@@ -61,7 +63,7 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
   // Flags are collected first so that the config file (wherever --config appears) is the
   // base they override.
   std::string config_path, listen, data_dir, retention, log_level, max_batch;
-  std::string max_skew, max_age, max_streams, metrics, forward_ca, forward_token_file;
+  std::string max_skew, max_age, max_streams, metrics, forward_ca, forward_token_file, rules_dir;
   std::vector<std::string> forwards;
   bool insecure = false, have_listen = false, have_data_dir = false;
 
@@ -92,6 +94,8 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
     } else if (flag == "--data-dir") {
       TL_RETURN_IF_ERROR(take(&data_dir));
       have_data_dir = true;
+    } else if (flag == "--rules") {
+      TL_RETURN_IF_ERROR(take(&rules_dir));
     } else if (flag == "--config") {
       TL_RETURN_IF_ERROR(take(&config_path));
     } else if (flag == "--forward") {
@@ -137,6 +141,7 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
   if (have_listen) s.config.set_listen(listen);
   if (have_data_dir) s.config.set_data_dir(data_dir);
   if (insecure) s.config.set_insecure(true);
+  if (!rules_dir.empty()) s.config.set_rules_dir(rules_dir);
   if (!metrics.empty()) s.config.set_metrics_listen(metrics);
   if (!s.config.metrics_listen().empty()) {
     auto hp = ParseMetricsAddress(s.config.metrics_listen());

@@ -34,6 +34,7 @@ int Run(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);  // reloads the Sigma rules
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -138,6 +139,22 @@ int Run(int argc, char** argv) {
     }
     engine_options.identities.push_back(std::move(r));
   }
+  if (!settings->config.rules_dir().empty()) {
+    engine_options.rules = std::make_shared<rules::RuleEngine>(settings->config.rules_dir());
+    if (Status s = engine_options.rules->Reload(); !s.ok()) {
+      std::cerr << "tripline-aggregator: --rules: " << s.message() << "\n";
+      return 2;
+    }
+    size_t counts[3] = {0, 0, 0};
+    for (const rules::RuleInfo& r : engine_options.rules->Rules()) {
+      ++counts[static_cast<int>(r.state)];
+      if (r.state == rules::RuleState::kBroken) {
+        TL_LOG(WARNING) << "rule " << r.file << ":" << r.line << " skipped: " << r.reason;
+      }
+    }
+    TL_LOG(INFO) << "Sigma rules from " << settings->config.rules_dir() << ": " << counts[0]
+                 << " loaded, " << counts[1] << " unsupported, " << counts[2] << " broken";
+  }
   auto engine = CorrelationEngine::Open(store->get(), engine_options, SystemClock::Get());
   if (!engine.ok()) {
     std::cerr << "tripline-aggregator: " << engine.status().ToString() << "\n";
@@ -168,6 +185,7 @@ int Run(int argc, char** argv) {
   if (forwarder) {
     server_options.extend_stats = [f = forwarder.get()](v1::Stats* out) { f->AddStats(out); };
   }
+  server_options.rules = engine_options.rules;
   auto server = AggregatorServer::Start(server_options, store->get(), engine->get());
   if (!server.ok()) {
     std::cerr << "tripline-aggregator: " << server.status().message() << "\n";
@@ -206,7 +224,15 @@ int Run(int argc, char** argv) {
   });
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+    if (!engine_options.rules) continue;
+    const Status s = engine_options.rules->Reload();
+    if (s.ok()) {
+      TL_LOG(INFO) << "SIGHUP: rules reloaded from " << engine_options.rules->dir();
+    } else {
+      TL_LOG(ERROR) << "SIGHUP: rules not reloaded (the running set stays): " << s.ToString();
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(maintain_mu);
     stopping = true;
