@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "tools/ctl/ctl_context.h"
+#include "tools/ctl/rules_commands.h"
 
 namespace tripline::ctl {
 namespace {
@@ -118,6 +119,7 @@ void ConfigureCtl(CLI::App& app, CtlContext& ctx) {
 
 int RunCtl(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
            const Clock& clock) {
+  if (auto rules = RunRulesCommand(args, out, err)) return *rules;  // rules_commands.h
   CtlContext ctx(out, err, clock);
   CLI::App app;
   ConfigureCtl(app, ctx);
