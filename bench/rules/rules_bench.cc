@@ -91,6 +91,13 @@ int main(int argc, char** argv) {
   const double exec_ns = Run(engine, execs, 10, &detections);
   std::printf("busy execs (%zu events x 10): %.0f ns CPU per event, %zu detections\n", n, exec_ns,
               detections);
+  // Which rules matched, so a figure dominated by one rule is visible.
+  for (const auto& r : engine.Rules()) {
+    if (r.hits > 0) {
+      std::printf("  %llu hits: %s (%s)\n", static_cast<unsigned long long>(r.hits),
+                  r.title.c_str(), r.level.c_str());
+    }
+  }
   tripline::rules::RuleEngine empty;
   detections = 0;
   std::printf("no rules, ingest mix: %.0f ns CPU per event\n", Run(empty, mix, 10, &detections));
