@@ -76,7 +76,8 @@ struct LogsourceMap {
   std::string name;
   std::map<std::string, int, std::less<>> fields;
   std::map<std::string, std::string, std::less<>> known_missing;  // field -> why
-  bool keywords = false;  // keyword (field-less) searches are meaningful
+  bool keywords = false;   // keyword (field-less) searches are meaningful
+  bool any_field = false;  // accepts every field (checks a rule whose log source has no events)
 };
 
 const std::map<std::string, std::string, std::less<>>& CommonMissing() {
@@ -689,6 +690,8 @@ FieldCond CompileFieldCond(const std::string& key, const YAML::Node& key_node,
     fc.field = kKeywords;
   } else if (auto it = ls.fields.find(field); it != ls.fields.end()) {
     fc.field = it->second;
+  } else if (ls.any_field) {
+    fc.field = kKeywords;
   } else if (auto miss = CommonMissing().find(field); miss != CommonMissing().end()) {
     throw Unsupported("field " + field + ": " + miss->second);
   } else {
@@ -1058,16 +1061,32 @@ CompiledRule CompileDocument(const YAML::Node& doc, const std::string& file, int
       }
       parsed.push_back(std::move(*p));
     }
-    if (unsupported) throw *unsupported;
-    if (map == nullptr) throw Unsupported(why);
-    r.sources = map->sources;
+    // Every selection is compiled, so that a broken one is reported as broken even in a
+    // rule that is unsupported for another reason; the first unsupported reason wins after.
+    static const LogsourceMap* kAnyField = [] {
+      auto* m = new LogsourceMap;
+      m->any_field = true;
+      m->keywords = true;
+      return m;
+    }();
+    if (map == nullptr && !unsupported) unsupported = Unsupported(why);
+    r.sources = map != nullptr ? map->sources : 0;
     for (const auto& kv : det) {
       const std::string name = Scalar(kv.first);
       if (name == "condition" || name == "timeframe") continue;
-      r.sels.push_back(CompileSelection(name, kv.second, *map));
+      try {
+        r.sels.push_back(CompileSelection(name, kv.second, map != nullptr ? *map : *kAnyField));
+      } catch (const CompileError& e) {
+        if (e.state == RuleState::kBroken) throw;
+        if (!unsupported) unsupported = e;
+        Selection placeholder;
+        placeholder.name = name;
+        r.sels.push_back(std::move(placeholder));
+      }
     }
-    if (det["timeframe"]) {
-      throw Unsupported("timeframe belongs to Sigma v1 aggregations; use a correlation rule");
+    if (det["timeframe"] && !unsupported) {
+      unsupported =
+          Unsupported("timeframe belongs to Sigma v1 aggregations; use a correlation rule");
     }
     if (parsed.size() == 1) {
       r.cond = Resolve(parsed[0], r.sels, cond_node);
@@ -1075,6 +1094,7 @@ CompiledRule CompileDocument(const YAML::Node& doc, const std::string& file, int
       r.cond.kind = Expr::Kind::kOr;
       for (const CondNode& p : parsed) r.cond.kids.push_back(Resolve(p, r.sels, cond_node));
     }
+    if (unsupported) throw *unsupported;
     r.gate = GateOfExpr(r.cond, r.sels);
   } catch (const CompileError& e) {
     r.info.state = e.state;
