@@ -41,7 +41,9 @@ Result<StoryResult> PlayAttack(lab::Lab& lab, const AttackStory& story) {
 
   // The last host prints its wall clock once the login shell runs: that instant is the
   // end of the last hop, from which detection latency is measured.
-  const std::string final_command = "hostname; date +%s%N";
+  const std::string final_command =
+      (story.last_host_command.empty() ? "" : story.last_host_command + "; ") +
+      "hostname; date +%s%N";
   const std::string on_entry =
       story.entry_command + "; " + lab::ChainedSshCommand(chain, final_command);
   TL_ASSIGN_OR_RETURN(lab::RunResult r, lab.SshCommand(story.attacker, story.victim.Hop(*entry),

@@ -29,6 +29,8 @@ struct AttackStory {
   std::string wrong_password_prefix = "Summer202";
   std::string entry_command = "cat /etc/shadow > /dev/null 2>&1";
   std::vector<StoryHop> hops;
+  // Run in the login shell on the last host before it prints its clock ("" none).
+  std::string last_host_command;
 };
 
 struct StoryResult {
