@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -471,6 +472,12 @@ struct View {
   bool lowered[kNumFields] = {};
   std::string owned[8];
 
+  // Ready for the next event; the strings keep their capacity.
+  void Reset() {
+    std::fill(std::begin(has), std::end(has), false);
+    std::fill(std::begin(lowered), std::end(lowered), false);
+    for (std::string& s : owned) s.clear();
+  }
   void Set(int f, std::string_view v) {
     raw[f] = v;
     has[f] = true;
@@ -1502,7 +1509,10 @@ struct RuleEngine::State {
   std::unordered_map<int, int64_t> newest;  // per correlation rule, the newest entry time
   // The latest exec of each (host, tgid), for ParentImage and ParentCommandLine: two
   // generations, the older dropped when the newer fills.
-  std::unordered_map<std::string, ProcRecord> procs, old_procs;
+  // Keyed by ProcKey: a 64-bit hash of host and pid (a collision among the table's entries
+  // is about as likely as 1 in 10^9; it would lend a process another's parent fields).
+  std::unordered_map<uint64_t, ProcRecord> procs, old_procs;
+  View view;  // reused from event to event
 
   ~State() {
     if (scratch != nullptr) hs_free_scratch(scratch);
@@ -1517,18 +1527,22 @@ struct RuleEngine::State {
     newest.clear();
   }
 
-  const ProcRecord* FindProc(const std::string& key) const {
+  static uint64_t ProcKey(std::string_view host, uint32_t pid) {
+    uint64_t h = std::hash<std::string_view>()(host);
+    return (h ^ (uint64_t{pid} * 0x9e3779b97f4a7c15ULL)) * 0xff51afd7ed558ccdULL;
+  }
+  const ProcRecord* FindProc(uint64_t key) const {
     auto it = procs.find(key);
     if (it != procs.end()) return &it->second;
     it = old_procs.find(key);
     return it == old_procs.end() ? nullptr : &it->second;
   }
-  void PutProc(std::string key, ProcRecord r) {
+  void PutProc(uint64_t key, ProcRecord r) {
     if (procs.size() >= kProcTableHalf) {
       old_procs = std::move(procs);
       procs.clear();
     }
-    procs.insert_or_assign(std::move(key), std::move(r));
+    procs.insert_or_assign(key, std::move(r));
   }
 };
 
@@ -1584,7 +1598,8 @@ std::vector<Detection> RuleEngine::Evaluate(const Event& e) {
   const RuleSet& set = *st.set;
 
   // The view: every field this event can fill.
-  View v;
+  View& v = st.view;
+  v.Reset();
   const ProcessInfo& p = e.process;
   std::string& pid = v.owned[0];
   pid = std::to_string(p.tgid);
@@ -1595,7 +1610,7 @@ std::vector<Detection> RuleEngine::Evaluate(const Event& e) {
     v.Set(kExe, p.exe);
   }
   if (!p.comm.empty()) v.Set(kComm, p.comm);
-  std::string proc_key;
+  bool remember_proc = false;
   if (const ExecEvent* x = e.As<ExecEvent>()) {
     v.Set(kImage, x->filename);
     v.Set(kExe, x->filename);
@@ -1614,19 +1629,21 @@ std::vector<Detection> RuleEngine::Evaluate(const Event& e) {
     v.Set(kArgc, argc);
     // Keyword searches over auditd run over the EXECVE record as auditd writes it.
     std::string& kw = v.owned[3];
-    kw = "type=EXECVE argc=" + argc;
+    kw.append("type=EXECVE argc=").append(argc);
     for (size_t i = 0; i < x->argv.size(); ++i) {
-      kw += " a" + std::to_string(i) + "=\"" + x->argv[i] + "\"";
+      char index[32];
+      std::snprintf(index, sizeof index, " a%zu=\"", i);
+      kw.append(index).append(x->argv[i]).push_back('"');
     }
     v.Set(kKeywords, kw);
     std::string& ppid = v.owned[4];
     ppid = std::to_string(p.ppid);
     v.Set(kParentProcessId, ppid);
-    if (const ProcRecord* parent = st.FindProc(e.host + "|" + ppid)) {
+    if (const ProcRecord* parent = st.FindProc(State::ProcKey(e.host, p.ppid))) {
       v.Set(kParentImage, parent->image);
       v.Set(kParentCommandLine, parent->cmdline);
     }
-    proc_key = e.host + "|" + pid;
+    remember_proc = true;
   } else if (const FileOpenEvent* f = e.As<FileOpenEvent>()) {
     v.Set(kTargetFilename, f->path);
   } else if (const NetConnectEvent* n = e.As<NetConnectEvent>()) {
@@ -1761,8 +1778,8 @@ std::vector<Detection> RuleEngine::Evaluate(const Event& e) {
     std::lock_guard<std::mutex> lock(mu_);
     for (const std::string& id : hit_ids) ++hits_[id];
   }
-  if (!proc_key.empty()) {
-    st.PutProc(std::move(proc_key), ProcRecord{std::string(v.raw[kImage]), v.owned[1]});
+  if (remember_proc) {
+    st.PutProc(State::ProcKey(e.host, p.tgid), ProcRecord{std::string(v.raw[kImage]), v.owned[1]});
   }
   return out;
 }
