@@ -176,5 +176,19 @@ TEST(RulesEndToEnd, ACommunityRuleOnHostBRaisesTheChainFromA) {
   EXPECT_EQ(agg.Wait(20000), std::optional<int>(0)) << ReadWholeFile(dir.Sub("aggregator.err"));
 }
 
+TEST(RulesEndToEnd, AnUnreadableRulesDirectoryIsAnError) {
+  TempDir dir;
+  RunResult r = RunCommand({BinPath("tripline-aggregator"), "--listen", "127.0.0.1:0", "--data-dir",
+                            dir.Sub("data"), "--rules", dir.Sub("missing")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--rules: rules directory"), std::string::npos) << r.err;
+  // The configuration file's rules_dir works like the flag.
+  std::ofstream(dir.Sub("agg.conf")) << "rules_dir: \"" << dir.Sub("missing2") << "\"\n";
+  r = RunCommand({BinPath("tripline-aggregator"), "--listen", "127.0.0.1:0", "--data-dir",
+                  dir.Sub("data"), "--config", dir.Sub("agg.conf")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("missing2"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace tripline

@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -23,13 +24,50 @@ std::string Clip(const std::string& s, size_t n) {
   return s.size() <= n ? s : s.substr(0, n - 3) + "...";
 }
 
-int List(const std::string& aggregator, bool as_json, std::ostream& out, std::ostream& err) {
-  if (aggregator.empty()) {
+// triplinectl's global flags, as far as the rules command needs them.
+struct Globals {
+  std::string aggregator, ca, cert, key, server_name;
+};
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream s;
+  s << in.rdbuf();
+  *out = s.str();
+  return true;
+}
+
+// Clear text without --ca; TLS (and a client certificate with --cert/--key) with it.
+std::shared_ptr<grpc::Channel> MakeRulesChannel(const Globals& g, std::string* error) {
+  if (g.ca.empty()) return grpc::CreateChannel(g.aggregator, grpc::InsecureChannelCredentials());
+  grpc::SslCredentialsOptions ssl;
+  if (!ReadFile(g.ca, &ssl.pem_root_certs)) {
+    *error = "cannot read --ca " + g.ca;
+    return nullptr;
+  }
+  if (!g.cert.empty() &&
+      (!ReadFile(g.cert, &ssl.pem_cert_chain) || !ReadFile(g.key, &ssl.pem_private_key))) {
+    *error = "cannot read --cert " + g.cert + " or --key " + g.key;
+    return nullptr;
+  }
+  grpc::ChannelArguments args;
+  if (!g.server_name.empty()) args.SetSslTargetNameOverride(g.server_name);
+  return grpc::CreateCustomChannel(g.aggregator, grpc::SslCredentials(ssl), args);
+}
+
+int List(const Globals& g, bool as_json, std::ostream& out, std::ostream& err) {
+  if (g.aggregator.empty()) {
     err << "triplinectl: rules needs --aggregator HOST:PORT\n" << kUsage;
     return 2;
   }
-  auto stub =
-      v1::Rules::NewStub(grpc::CreateChannel(aggregator, grpc::InsecureChannelCredentials()));
+  std::string error;
+  auto channel = MakeRulesChannel(g, &error);
+  if (channel == nullptr) {
+    err << "triplinectl: " << error << "\n";
+    return 1;
+  }
+  auto stub = v1::Rules::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::ListRulesResponse resp;
@@ -155,20 +193,28 @@ int Test(const std::string& file, const std::string& events, bool as_json, std::
 
 std::optional<int> RunRulesCommand(const std::vector<std::string>& args, std::ostream& out,
                                    std::ostream& err) {
-  // Global flags (with values) may come first; the command is the first other word.
-  std::string aggregator;
+  // Global flags (with values) come first; the command is the first other word.
+  Globals g;
+  const std::map<std::string, std::string Globals::*> kGlobal = {
+      {"--aggregator", &Globals::aggregator},
+      {"--ca", &Globals::ca},
+      {"--cert", &Globals::cert},
+      {"--key", &Globals::key},
+      {"--server-name", &Globals::server_name}};
   size_t i = 0;
   for (; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (a.rfind("--aggregator=", 0) == 0) {
-      aggregator = a.substr(13);
-    } else if (a == "--aggregator" && i + 1 < args.size()) {
-      aggregator = args[++i];
-    } else if (a.rfind("--", 0) == 0 && a.find('=') == std::string::npos && i + 1 < args.size()) {
-      ++i;  // another global flag and its value
-    } else if (a.rfind("--", 0) != 0) {
-      break;
+    if (a.rfind("--", 0) != 0) break;
+    const size_t eq = a.find('=');
+    const std::string flag = a.substr(0, eq);
+    auto it = kGlobal.find(flag);
+    std::string value;
+    if (eq != std::string::npos) {
+      value = a.substr(eq + 1);
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
     }
+    if (it != kGlobal.end()) g.*(it->second) = value;
   }
   if (i >= args.size() || args[i] != "rules") return std::nullopt;
   std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
@@ -189,7 +235,7 @@ std::optional<int> RunRulesCommand(const std::vector<std::string>& args, std::os
       positional.push_back(rest[k]);
     }
   }
-  if (positional.empty()) return List(aggregator, as_json, out, err);
+  if (positional.empty()) return List(g, as_json, out, err);
   if (positional[0] == "test" && positional.size() == 2 && !events.empty()) {
     return Test(positional[1], events, as_json, out, err);
   }
