@@ -102,6 +102,7 @@ struct Account {
   std::vector<std::string> sudo_rules;
   bool sudo_nopasswd = false;
   uint32_t authorized_keys = 0;
+  uint32_t authorized_keys_unrestricted = 0;  // of those, keys without a from= option
 };
 
 struct PostureSnapshot {

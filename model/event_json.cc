@@ -82,7 +82,8 @@ struct BodyToJson {
                               {"last_password_change_days", a.last_password_change_days},
                               {"sudo_rules", a.sudo_rules},
                               {"sudo_nopasswd", a.sudo_nopasswd},
-                              {"authorized_keys", a.authorized_keys}});
+                              {"authorized_keys", a.authorized_keys},
+                              {"authorized_keys_unrestricted", a.authorized_keys_unrestricted}});
     }
     (*out)["posture"] = json{{"accounts", std::move(accounts)},
                              {"root_group_members", p.root_group_members},
@@ -306,6 +307,8 @@ Result<EventBody> BodyFromJson(EventKind kind, const json& b) {
           TL_RETURN_IF_ERROR(ar.Strings("sudo_rules", kMaxWireListItems, &a.sudo_rules));
           TL_RETURN_IF_ERROR(ar.Bool("sudo_nopasswd", &a.sudo_nopasswd));
           TL_RETURN_IF_ERROR(ar.Num("authorized_keys", &a.authorized_keys));
+          TL_RETURN_IF_ERROR(
+              ar.Num("authorized_keys_unrestricted", &a.authorized_keys_unrestricted));
           p.accounts.push_back(std::move(a));
         }
       }

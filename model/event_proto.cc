@@ -98,6 +98,7 @@ void AccountToProto(const Account& a, v1::Account* out) {
   for (const auto& r : a.sudo_rules) out->add_sudo_rules(r);
   out->set_sudo_nopasswd(a.sudo_nopasswd);
   out->set_authorized_keys(a.authorized_keys);
+  out->set_authorized_keys_unrestricted(a.authorized_keys_unrestricted);
 }
 
 Status AccountFromProto(const v1::Account& in, Account* a) {
@@ -119,6 +120,7 @@ Status AccountFromProto(const v1::Account& in, Account* a) {
       CopyStrings(in.sudo_rules(), kMaxWireListItems, "account.sudo_rules", &a->sudo_rules));
   a->sudo_nopasswd = in.sudo_nopasswd();
   a->authorized_keys = in.authorized_keys();
+  a->authorized_keys_unrestricted = in.authorized_keys_unrestricted();
   return Status::Ok();
 }
 

@@ -16,12 +16,54 @@ constexpr size_t kMaxAuthorizedKeysBytes = 1 << 20;
 // shadow(5): a maximum this large is how "never" is written in practice.
 constexpr int64_t kNeverExpiresDays = 99999;
 
-// Keys in an authorized_keys text: lines that are not blank or comments.
-uint32_t CountKeys(std::string_view text) {
-  uint32_t n = 0;
+struct KeyCount {
+  uint32_t keys = 0;
+  uint32_t unrestricted = 0;  // keys without a from= option
+};
+
+// Whether the options field of an authorized_keys line (sshd(8), AUTHORIZED_KEYS FILE
+// FORMAT: comma-separated, values in double quotes may hold commas and blanks, the field
+// ends at the first blank outside quotes) holds from="...".
+bool HasFromOption(std::string_view options) {
+  bool quoted = false;
+  size_t start = 0;
+  for (size_t i = 0; i <= options.size(); ++i) {
+    const bool end = i == options.size();
+    if (!end && options[i] == '"') quoted = !quoted;
+    if (end || (!quoted && options[i] == ',')) {
+      std::string_view opt = options.substr(start, i - start);
+      if (opt.size() > 5 && (opt[0] | 0x20) == 'f' && (opt[1] | 0x20) == 'r' &&
+          (opt[2] | 0x20) == 'o' && (opt[3] | 0x20) == 'm' && opt[4] == '=') {
+        return true;
+      }
+      start = i + 1;
+    }
+  }
+  return false;
+}
+
+// Keys in an authorized_keys text: lines that are not blank or comments. A line that
+// starts with a key type has no options; anything else starts with its options field.
+KeyCount CountKeys(std::string_view text) {
+  KeyCount n;
   ForEachLine(text, [&n](std::string_view line, size_t) {
     const size_t first = line.find_first_not_of(" \t");
-    if (first != std::string_view::npos && line[first] != '#') ++n;
+    if (first == std::string_view::npos || line[first] == '#') return;
+    ++n.keys;
+    line.remove_prefix(first);
+    for (std::string_view type : {"ssh-", "ecdsa-", "sk-"}) {
+      if (line.substr(0, type.size()) == type) {
+        ++n.unrestricted;
+        return;
+      }
+    }
+    bool quoted = false;
+    size_t end = 0;
+    while (end < line.size() && (quoted || (line[end] != ' ' && line[end] != '\t'))) {
+      if (line[end] == '"') quoted = !quoted;
+      ++end;
+    }
+    if (!HasFromOption(line.substr(0, end))) ++n.unrestricted;
   });
   return n;
 }
@@ -140,7 +182,9 @@ PostureSnapshot PostureCollector::Collect(const Clock* clock, int64_t budget_ns)
       for (const char* name : {".ssh/authorized_keys", ".ssh/authorized_keys2"}) {
         auto keys = files_.ReadAccountFile(pw.home, name, pw.uid, kMaxAuthorizedKeysBytes);
         if (keys.ok()) {
-          a.authorized_keys += CountKeys(*keys);
+          const KeyCount n = CountKeys(*keys);
+          a.authorized_keys += n.keys;
+          a.authorized_keys_unrestricted += n.unrestricted;
         } else if (!keys.status().IsNotFound()) {
           snap.errors.push_back(keys.status().ToString());
         }

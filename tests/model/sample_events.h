@@ -61,6 +61,7 @@ inline std::vector<Event> SampleEvents() {
   a.sudo_rules = {"svc-ai ALL=(ALL) NOPASSWD: ALL"};
   a.sudo_nopasswd = true;
   a.authorized_keys = 2;
+  a.authorized_keys_unrestricted = 1;
   posture.body = PostureSnapshot{{a}, {"root", "svc-ai"}, {"/etc/sudoers.d/x: line 3: bad"}};
   out.push_back(posture);
   Event health = BaseEvent(6);

@@ -114,6 +114,23 @@ TEST_F(PostureCollectorTest, AccountsGroupsAndAgeing) {
   EXPECT_EQ(snap.root_group_members, (std::vector<std::string>{"alice", "ops", "root"}));
 }
 
+// Keys without a from= option can be used from anywhere; options are read as sshd reads
+// them (quoted values may hold commas and blanks, the option name in any case).
+TEST_F(PostureCollectorTest, KeysWithoutFromAreCounted) {
+  tree_.Write("/home/bob/.ssh/authorized_keys",
+              "ssh-ed25519 AAAA open@a\n"
+              "from=\"198.18.0.0/15,10.0.0.1\" ssh-ed25519 BBBB pinned@b\n"
+              "command=\"echo a, from=x\",no-pty ssh-rsa CCCC quoted-from@c\n"
+              "no-pty,FROM=\"192.0.2.1\" ecdsa-sha2-nistp256 DDDD upper@d\n"
+              "restrict sk-ssh-ed25519@openssh.com EEEE restrict@e\n");
+  PostureSnapshot snap = PostureCollector(files_).Collect();
+  const Account* bob = Find(snap, "bob");
+  ASSERT_NE(bob, nullptr);
+  EXPECT_EQ(bob->authorized_keys, 5u);
+  EXPECT_EQ(bob->authorized_keys_unrestricted, 3u);  // open, quoted-from, restrict
+  EXPECT_EQ(Find(snap, "alice")->authorized_keys_unrestricted, 2u);
+}
+
 TEST_F(PostureCollectorTest, SudoRules) {
   PostureSnapshot snap = PostureCollector(files_).Collect();
   const Account* alice = Find(snap, "alice");
