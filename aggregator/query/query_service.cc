@@ -47,8 +47,13 @@ Status PutIncident(Store& store, const v1::Incident& incident) {
 
 QueryService::QueryService(Store* store, const IngestService* ingest,
                            const IngestObserver* observer, const AccessControl* access,
-                           BaselineProvider* baselines)
-    : store_(store), ingest_(ingest), observer_(observer), access_(access), baselines_(baselines) {}
+                           BaselineProvider* baselines, AuditProvider* audit)
+    : store_(store),
+      ingest_(ingest),
+      observer_(observer),
+      access_(access),
+      baselines_(baselines),
+      audit_(audit) {}
 
 // Queries show every host's events: operators and approvers only, never a sensor.
 grpc::Status QueryService::Authorize(grpc::CallbackServerContext* context,
@@ -136,6 +141,22 @@ grpc::ServerUnaryReactor* QueryService::DecideIdentitySuggestion(
   v1::DecideIdentitySuggestionRequest authorized = *request;
   authorized.set_by(by);
   return Reply(context, baselines_->DecideIdentitySuggestion(authorized, response));
+}
+
+grpc::ServerUnaryReactor* QueryService::GetAudit(grpc::CallbackServerContext* context,
+                                                 const v1::GetAuditRequest* request,
+                                                 v1::AuditReport* response) {
+  if (auto denied = Authorize(context, "Query.GetAudit"); !denied.ok()) {
+    return Reply(context, denied);
+  }
+  if (audit_ == nullptr) {
+    return Reply(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no posture audit"));
+  }
+  if (request->host().size() > 256 || request->identity().size() > 256) {
+    return Reply(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                       "host and identity must be at most 256 bytes"));
+  }
+  return Reply(context, audit_->GetAudit(*request, response));
 }
 
 grpc::ServerUnaryReactor* QueryService::ListEvents(grpc::CallbackServerContext* context,

@@ -2,7 +2,8 @@
 //
 // Implemented here: ListEvents, GetStats, ListIncidents, GetIncident. GetBaseline and
 // Feedback are answered by the BaselineProvider given (the correlation engine, which owns
-// the baselines); without one they answer UNIMPLEMENTED, as GetAudit does. Every handler
+// the baselines), GetAudit by the AuditProvider (aggregator/audit/); without one they
+// answer UNIMPLEMENTED. Every handler
 // first authorizes the caller (operator or approver certificate, AccessControl); an
 // implementation added later must do the same.
 //
@@ -41,13 +42,21 @@ class BaselineProvider {
                                                 v1::IdentitySuggestion* response) = 0;
 };
 
+// What owns the posture findings answers for them (aggregator/audit/). Thread-safe.
+class AuditProvider {
+ public:
+  virtual ~AuditProvider() = default;
+  virtual grpc::Status GetAudit(const v1::GetAuditRequest& request, v1::AuditReport* response) = 0;
+};
+
 class QueryService final : public v1::Query::CallbackService {
  public:
   // `ingest`, `observer` and `baselines` may be nullptr (their stats are then left out,
   // their calls answer UNIMPLEMENTED); not owned. `access` decides who may call (operator
   // or approver certificates); nullptr lets every caller in (clear text).
   QueryService(Store* store, const IngestService* ingest, const IngestObserver* observer = nullptr,
-               const AccessControl* access = nullptr, BaselineProvider* baselines = nullptr);
+               const AccessControl* access = nullptr, BaselineProvider* baselines = nullptr,
+               AuditProvider* audit = nullptr);
 
   // Called at the end of every GetStats answer with the Stats being built, to add the
   // figures of stages this service does not know (the SIEM outputs). Set before the server
@@ -83,6 +92,9 @@ class QueryService final : public v1::Query::CallbackService {
 
   // What GetStats answers, without a call (the metrics exporter, aggregator/metrics/).
   grpc::Status CollectStats(v1::Stats* response) { return DoGetStats(response); }
+  grpc::ServerUnaryReactor* GetAudit(grpc::CallbackServerContext* context,
+                                     const v1::GetAuditRequest* request,
+                                     v1::AuditReport* response) override;
 
  private:
   grpc::Status Authorize(grpc::CallbackServerContext* context, std::string_view method) const;
@@ -98,6 +110,7 @@ class QueryService final : public v1::Query::CallbackService {
   const AccessControl* const access_;
   BaselineProvider* const baselines_;
   std::function<void(v1::Stats*)> extend_stats_;
+  AuditProvider* const audit_;
 };
 
 // Writes `incident` (serialized tripline.v1.Incident) into the store under its id; how the

@@ -15,8 +15,9 @@ Result<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
   IngestOptions ingest = options.ingest;
   ingest.access = server->access_.get();
   server->ingest_ = std::make_unique<IngestService>(store, observer, ingest);
-  server->query_ = std::make_unique<QueryService>(store, server->ingest_.get(), observer,
-                                                  server->access_.get(), options.baselines);
+  server->query_ =
+      std::make_unique<QueryService>(store, server->ingest_.get(), observer, server->access_.get(),
+                                     options.baselines, options.audit);
   if (options.extend_stats) server->query_->SetStatsExtension(options.extend_stats);
 
   grpc::ServerBuilder builder;
@@ -33,6 +34,7 @@ Result<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
   builder.RegisterService(server->query_.get());
   server->rules_ = std::make_unique<RulesService>(options.rules, server->access_.get());
   builder.RegisterService(server->rules_.get());
+  for (grpc::Service* service : options.services) builder.RegisterService(service);
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || selected_port == 0) {
     return Status::Unavailable("cannot listen on " + options.listen.ToString());

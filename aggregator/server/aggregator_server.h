@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "aggregator/ingest/ingest_service.h"
 #include "aggregator/ingest/peer_identity.h"
@@ -49,6 +50,11 @@ struct AggregatorServerOptions {
   std::function<void(v1::Stats*)> extend_stats;
   // The Sigma rules the pipeline runs, served by the Rules service; nullptr: none.
   std::shared_ptr<rules::RuleEngine> rules;
+  // Answers GetAudit (aggregator/audit/); not owned, may be nullptr.
+  AuditProvider* audit = nullptr;
+  // More services carried by the same server (the response workflow); not owned, must
+  // outlive the server.
+  std::vector<grpc::Service*> services;
 };
 
 class AggregatorServer {

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "aggregator/audit/posture_auditor.h"
 #include "aggregator/forward/forwarder.h"
 #include "aggregator/metrics/aggregator_metrics.h"
 #include "aggregator/pipeline/correlation_engine.h"
@@ -115,7 +116,9 @@ int Run(int argc, char** argv) {
     }
     engine_options.correlator.ssh_ports.push_back(static_cast<uint16_t>(port));
   }
+  audit::AuditPolicy audit_policy;
   for (const v1::IdentityRule& rule : settings->config.identities()) {
+    if (!rule.user().empty()) audit_policy.declared[rule.user()] = rule.kind();
     baseline::IdentityRule r;
     if (!baseline::ParseKind(rule.kind(), &r.kind) || r.kind == baseline::IdentityKind::kHost ||
         r.kind == baseline::IdentityKind::kHuman) {
@@ -186,7 +189,11 @@ int Run(int argc, char** argv) {
     server_options.extend_stats = [f = forwarder.get()](v1::Stats* out) { f->AddStats(out); };
   }
   server_options.rules = engine_options.rules;
-  auto server = AggregatorServer::Start(server_options, store->get(), engine->get());
+  // Posture snapshots are audited on their way to the correlation engine.
+  audit::FindingLedger findings((*store)->db(), (*store)->column_family("posture"));
+  audit::PostureAuditor auditor(&findings, std::move(audit_policy), engine->get());
+  server_options.audit = &auditor;
+  auto server = AggregatorServer::Start(server_options, store->get(), &auditor);
   if (!server.ok()) {
     std::cerr << "tripline-aggregator: " << server.status().message() << "\n";
     return 1;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "tools/ctl/audit_commands.h"
 #include "tools/ctl/ctl_context.h"
 #include "tools/ctl/rules_commands.h"
 
@@ -15,7 +16,7 @@ namespace {
 constexpr void (*kCommandGroups[])(CLI::App&, CtlContext&) = {
     RegisterIncidentCommands,   RegisterEventCommands,      RegisterStatsCommands,
     RegisterBaselineCommands,   RegisterSuggestionCommands, RegisterImportCommands,
-    RegisterCompletionCommands,
+    RegisterCompletionCommands, RegisterAuditCommands,
 };
 
 constexpr const char* kFooter = R"(

@@ -1,0 +1,54 @@
+#include "aggregator/audit/posture_auditor.h"
+
+#include "common/log.h"
+
+namespace tripline::audit {
+
+Result<ApplyResult> PostureAuditor::Audit(std::string_view host, int64_t time_ns,
+                                          const PostureSnapshot& snapshot) {
+  return ledger_->Apply(host, time_ns, FindingsFromPosture(host, snapshot, policy_));
+}
+
+void PostureAuditor::OnDurable(std::string_view sensor_id, std::vector<Event> events) {
+  for (const Event& e : events) {
+    const PostureSnapshot* snapshot = e.As<PostureSnapshot>();
+    if (snapshot == nullptr) continue;
+    auto r = Audit(e.host, e.time_ns, *snapshot);
+    if (!r.ok()) {
+      TL_LOG(ERROR) << "posture audit of " << e.host << " (sensor " << sensor_id
+                    << "): " << r.status().ToString();
+    } else if (r->opened > 0 || r->resolved > 0) {
+      TL_LOG(INFO) << "posture audit of " << e.host << ": " << r->opened << " findings opened, "
+                   << r->resolved << " resolved, " << r->still_open << " still open";
+    }
+  }
+  if (next_ != nullptr) next_->OnDurable(sensor_id, std::move(events));
+}
+
+grpc::Status PostureAuditor::GetAudit(const v1::GetAuditRequest& request,
+                                      v1::AuditReport* response) {
+  FindingFilter filter;
+  filter.host = request.host();
+  filter.identity = request.identity();
+  filter.include_resolved = request.include_resolved();
+  auto found = ledger_->List(filter);
+  if (!found.ok()) return ToGrpcStatus(found.status());
+  for (const StoredFinding& f : *found) {
+    v1::AuditFinding* p = response->add_findings();
+    p->set_host(f.finding.host);
+    p->set_identity(f.finding.identity);
+    p->set_kind(f.finding.kind);
+    p->set_finding(f.finding.check);
+    p->set_subject(f.finding.subject);
+    p->set_severity(static_cast<v1::Severity>(f.finding.severity));
+    p->set_detail(f.finding.detail);
+    p->set_fix(f.finding.fix);
+    p->set_first_seen_ns(f.first_seen_ns);
+    p->set_last_seen_ns(f.last_seen_ns);
+    p->set_resolved_ns(f.resolved_ns);
+  }
+  response->set_generated_ns(clock_.NowNs());
+  return grpc::Status::OK;
+}
+
+}  // namespace tripline::audit

@@ -1,0 +1,45 @@
+// PostureAuditor: turns the sensors' posture snapshots into findings as they are stored, and
+// answers Query.GetAudit from them.
+//
+// It sits in front of the analysis observer (the correlation engine): every stored batch
+// passes through OnDurable, where the posture snapshots among its events are audited
+// (FindingsFromPosture, then FindingLedger::Apply) before the whole batch goes on to the
+// next observer. Snapshots are rare (one per host every posture_interval_s), so the audit
+// runs on the ingest thread. A ledger write that fails is logged and that snapshot's
+// changes are lost; the host's next snapshot applies them (findings are state, not events).
+//
+// Threading: thread-safe. The ledger and the next observer are not owned.
+#pragma once
+
+#include "aggregator/audit/finding_ledger.h"
+#include "aggregator/ingest/ingest_service.h"
+#include "aggregator/query/query_service.h"
+#include "common/clock.h"
+
+namespace tripline::audit {
+
+class PostureAuditor final : public IngestObserver, public AuditProvider {
+ public:
+  // `next` may be nullptr.
+  PostureAuditor(FindingLedger* ledger, AuditPolicy policy, IngestObserver* next,
+                 const Clock& clock = SystemClock::Get())
+      : ledger_(ledger), policy_(std::move(policy)), next_(next), clock_(clock) {}
+
+  void OnDurable(std::string_view sensor_id, std::vector<Event> events) override;
+  ObserverProgress Progress() const override {
+    return next_ != nullptr ? next_->Progress() : ObserverProgress{};
+  }
+  grpc::Status GetAudit(const v1::GetAuditRequest& request, v1::AuditReport* response) override;
+
+  // Audits one snapshot (what OnDurable does for each posture event).
+  Result<ApplyResult> Audit(std::string_view host, int64_t time_ns,
+                            const PostureSnapshot& snapshot);
+
+ private:
+  FindingLedger* const ledger_;
+  const AuditPolicy policy_;
+  IngestObserver* const next_;
+  const Clock& clock_;
+};
+
+}  // namespace tripline::audit

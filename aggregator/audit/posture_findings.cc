@@ -1,0 +1,178 @@
+#include "aggregator/audit/posture_findings.h"
+
+#include <algorithm>
+
+namespace tripline::audit {
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// A person gets one level less than a non-human identity (see the header).
+Severity ForKind(Severity non_human, const std::string& kind) {
+  if (kind != "human" || non_human == Severity::kInfo) return non_human;
+  return static_cast<Severity>(static_cast<uint8_t>(non_human) - 1);
+}
+
+std::string Who(const std::string& kind, const std::string& name) {
+  if (kind == "human") return "user " + name;
+  if (kind == "agent") return "agent account " + name;
+  return "service account " + name;
+}
+
+bool IsRootEquivalent(std::string_view group) {
+  return std::find(std::begin(kRootEquivalentGroups), std::end(kRootEquivalentGroups), group) !=
+         std::end(kRootEquivalentGroups);
+}
+
+// Why each root-equivalent group is root in all but name, for the finding's detail.
+std::string_view GroupPower(std::string_view group) {
+  if (group == "root") return "files owned by group root, /etc and /root among them";
+  if (group == "sudo" || group == "wheel") return "root through sudo or su";
+  if (group == "adm") return "every system log, with the secrets they record";
+  if (group == "docker") return "a root container with the host's / mounted";
+  if (group == "lxd") return "a privileged container with the host's / mounted";
+  if (group == "disk") return "raw read and write of every disk";
+  return "every password hash in /etc/shadow";
+}
+
+}  // namespace
+
+std::string Finding::Key() const {
+  std::string key = host;
+  for (const std::string* part : {&identity, &check, &subject}) {
+    key.push_back('\0');
+    key += *part;
+  }
+  return key;
+}
+
+std::string IdentityKind(const Account& account, const AuditPolicy& policy) {
+  if (auto it = policy.declared.find(account.name); it != policy.declared.end()) {
+    return it->second;
+  }
+  return account.interactive_shell && account.uid >= 1000 ? "human" : "service";
+}
+
+bool SudoRuleRunsAll(std::string_view rule, bool* nopasswd) {
+  *nopasswd = false;
+  // The sensor appends " (FILE:LINE)".
+  if (!rule.empty() && rule.back() == ')') {
+    if (const size_t open = rule.rfind(" ("); open != std::string_view::npos) {
+      rule = rule.substr(0, open);
+    }
+  }
+  const size_t eq = rule.find('=');
+  if (eq == std::string_view::npos) return false;
+  std::string_view spec = Trim(rule.substr(eq + 1));
+  if (!spec.empty() && spec.front() == '(') {
+    const size_t close = spec.find(')');
+    if (close == std::string_view::npos) return false;
+    spec = Trim(spec.substr(close + 1));
+  }
+  // Tags: NOPASSWD:, PASSWD:, SETENV:, NOEXEC:, ...: upper-case words ending in ':'.
+  for (;;) {
+    size_t i = 0;
+    while (i < spec.size() && spec[i] >= 'A' && spec[i] <= 'Z') ++i;
+    if (i == 0 || i >= spec.size() || spec[i] != ':') break;
+    const std::string_view tag = spec.substr(0, i);
+    if (tag == "NOPASSWD") *nopasswd = true;
+    if (tag == "PASSWD") *nopasswd = false;
+    spec = Trim(spec.substr(i + 1));
+  }
+  bool all = false;
+  size_t start = 0;
+  for (size_t i = 0; i <= spec.size(); ++i) {
+    if (i == spec.size() || spec[i] == ',' || spec[i] == ':') {
+      if (Trim(spec.substr(start, i - start)) == "ALL") all = true;
+      if (i < spec.size() && spec[i] == ':') break;  // another Host_List = spec follows
+      start = i + 1;
+    }
+  }
+  return all;
+}
+
+std::vector<Finding> FindingsFromPosture(std::string_view host, const PostureSnapshot& snapshot,
+                                         const AuditPolicy& policy) {
+  std::vector<Finding> out;
+  for (const Account& a : snapshot.accounts) {
+    const std::string kind = IdentityKind(a, policy);
+    const std::string who = Who(kind, a.name);
+    const bool is_root = a.name == "root";
+    const auto add = [&](std::string check, std::string subject, Severity severity,
+                         std::string detail, std::string fix) {
+      out.push_back(Finding{std::string(host), a.name, kind, std::move(check), std::move(subject),
+                            severity, std::move(detail), std::move(fix)});
+    };
+    bool root_power = false;  // a root-equivalent group, uid 0 or sudo ALL
+
+    if (!is_root && a.uid == 0) {
+      root_power = true;
+      add("uid-zero", "", Severity::kCritical, who + " has uid 0: it is root under another name",
+          "give " + a.name + " its own uid (usermod -u UID " + a.name +
+              "), or remove it (userdel " + a.name + ")");
+    }
+    if (!is_root) {
+      std::vector<std::string> groups = a.groups;
+      std::sort(groups.begin(), groups.end());
+      groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+      for (const std::string& g : groups) {
+        if (!IsRootEquivalent(g)) continue;
+        root_power = true;
+        // The primary group cannot be dropped with gpasswd.
+        const bool primary = g == "root" && a.gid == 0;
+        add("root-equivalent-group", g, ForKind(Severity::kHigh, kind),
+            who + " is in group " + g + ", which gives " + std::string(GroupPower(g)),
+            primary
+                ? "give " + a.name + " a primary group of its own (usermod -g GROUP " + a.name + ")"
+                : "remove " + a.name + " from " + g + " (gpasswd -d " + a.name + " " + g +
+                      ") and grant what it needs with a narrow sudo rule");
+      }
+      for (const std::string& rule : a.sudo_rules) {
+        bool nopasswd = false;
+        if (!SudoRuleRunsAll(rule, &nopasswd)) continue;
+        root_power = true;
+        if (nopasswd) {
+          add("sudo-nopasswd-all", rule, ForKind(Severity::kHigh, kind),
+              who + " may run any command as root without a password: " + rule,
+              "replace the rule with the commands " + a.name +
+                  " needs, and drop NOPASSWD unless it runs unattended");
+        } else {
+          add("sudo-all", rule, ForKind(Severity::kMedium, kind),
+              who + " may run any command as root: " + rule,
+              "replace the rule with the commands " + a.name + " needs");
+        }
+      }
+    }
+
+    const bool usable_password = a.password_set && !a.password_locked;
+    if (!is_root && usable_password && a.max_password_age_days < 0) {
+      const Severity s = root_power ? Severity::kHigh : ForKind(Severity::kMedium, kind);
+      add("password-never-expires", "", s,
+          "the password of " + a.name + " never expires" +
+              (root_power ? ", and the account has root's power" : ""),
+          kind == "human" ? "set a maximum age (chage -M 90 " + a.name + ")"
+                          : "lock the password (passwd -l " + a.name +
+                                "); a service authenticates with a key or token");
+    }
+    if (!is_root && usable_password && kind != "human") {
+      add("password-on-service", "", Severity::kMedium,
+          who + " has a usable password: it can be guessed or reused to log in",
+          "lock the password (passwd -l " + a.name + ")");
+    }
+    if (a.authorized_keys_unrestricted > 0) {
+      add("authorized-keys-unrestricted", "", ForKind(Severity::kMedium, kind),
+          who + " has " + std::to_string(a.authorized_keys) + " authorized key" +
+              (a.authorized_keys == 1 ? "" : "s") + ", " +
+              std::to_string(a.authorized_keys_unrestricted) + " without a from= restriction",
+          "prefix each key in ~" + a.name +
+              "/.ssh/authorized_keys with from=\"ADDRESSES\" of the hosts it comes from");
+    }
+  }
+  return out;
+}
+
+}  // namespace tripline::audit

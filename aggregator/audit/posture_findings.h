@@ -1,0 +1,75 @@
+// Posture findings: what a host's standing privileges allow, per identity, each with a
+// severity and a fix a person can apply (docs/audit.md).
+//
+// Pure functions over one PostureSnapshot: no I/O, no clock. The checks:
+//
+//   uid-zero               an account other than root with uid 0: it is root     critical
+//   root-equivalent-group  member of root, sudo, wheel, adm, docker, lxd, disk or shadow:
+//                          each gives root or root's secrets without sudo's log  high*
+//   sudo-nopasswd-all      may run any command as root without a password        high*
+//   sudo-all               may run any command as root (with its password)       medium*
+//   password-never-expires a usable password whose ageing is off                 medium*
+//   password-on-service    a non-human identity with a usable password           medium
+//   authorized-keys-unrestricted
+//                          authorized keys without a from= restriction           medium*
+//
+// (*) for a service account or agent; one level lower for a person, who is expected to
+// log in and may need to administer. A never-expiring password on an identity that also
+// has a root-equivalent group or unrestricted sudo is raised to high: that is the
+// combination an attacker guesses or reuses once and keeps (the seed's AI integration
+// account in group root with a password that never expires).
+//
+// Identity kinds: "agent" or "service" when the configuration declares the account so
+// (IdentityRule by user), else "human" for an account with an interactive shell and a uid of
+// 1000 or more, else "service". Root itself is only checked for unrestricted keys: being
+// root is not a finding.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/event.h"
+#include "model/incident.h"
+
+namespace tripline::audit {
+
+// Groups whose members are root in all but name: root (gid 0 files), sudo and wheel (sudo
+// and su), adm (every log, with its secrets), docker and lxd (a root container with the
+// host's / mounted), disk (raw block devices), shadow (every password hash).
+inline constexpr std::string_view kRootEquivalentGroups[] = {"root",   "sudo", "wheel", "adm",
+                                                             "docker", "lxd",  "disk",  "shadow"};
+
+struct Finding {
+  std::string host;
+  std::string identity;  // account name
+  std::string kind;      // "human", "service" or "agent"
+  std::string check;     // "root-equivalent-group", ...
+  std::string subject;   // what within the check: the group, the sudo rule; "" when one
+  Severity severity = Severity::kInfo;
+  std::string detail;  // a sentence: "service account aiops is in group root"
+  std::string fix;     // a command or step a person can apply
+
+  // Identifies the finding across snapshots: host, identity, check, subject.
+  std::string Key() const;
+};
+
+struct AuditPolicy {
+  // Declared identities: account name -> "service" or "agent" (from IdentityRule.user).
+  std::map<std::string, std::string, std::less<>> declared;
+};
+
+// The findings of one snapshot of `host`, in account order, each account's in check order.
+std::vector<Finding> FindingsFromPosture(std::string_view host, const PostureSnapshot& snapshot,
+                                         const AuditPolicy& policy);
+
+// "human", "service" or "agent" for `account` under `policy` (see the header comment).
+std::string IdentityKind(const Account& account, const AuditPolicy& policy);
+
+// Whether a sudo rule as the sensor reports it ("user ALL=(ALL) NOPASSWD: ALL (/etc/sudoers:3)")
+// lets its user run every command: its command list is ALL. Sets *nopasswd when the rule
+// says NOPASSWD for it.
+bool SudoRuleRunsAll(std::string_view rule, bool* nopasswd);
+
+}  // namespace tripline::audit

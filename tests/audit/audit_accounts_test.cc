@@ -1,0 +1,228 @@
+// Real accounts, groups, sudo rules and authorized keys created on this machine by the test
+// (and removed after), read by the sensor's posture collector from the real /etc, sent over
+// the real ingest stream to an aggregator with the posture audit, and read back with the
+// real triplinectl binary. Needs root (useradd, /etc/sudoers.d).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "aggregator/audit/posture_auditor.h"
+#include "aggregator/server/aggregator_server.h"
+#include "aggregator/store/rocksdb_store.h"
+#include "sensor/host_files.h"
+#include "sensor/posture_collector.h"
+#include "tests/aggregator/subprocess.h"
+#include "tests/aggregator/test_support.h"
+
+namespace tripline {
+namespace {
+
+using nlohmann::json;
+using testing::RunCommand;
+
+std::string Prefix() {
+  std::random_device rd;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "tla%05x", rd() & 0xfffff);
+  return buf;
+}
+
+// What the test created on the machine, removed in reverse order however the test ends.
+class MachineChanges {
+ public:
+  ~MachineChanges() {
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) (void)RunCommand(*it);
+  }
+  void Undo(std::vector<std::string> argv) { undo_.push_back(std::move(argv)); }
+
+ private:
+  std::vector<std::vector<std::string>> undo_;
+};
+
+void MustRun(const std::vector<std::string>& argv) {
+  const auto r = RunCommand(argv);
+  ASSERT_EQ(r.exit_code, 0) << argv[0] << ": " << r.err;
+}
+
+class AuditAccountsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root: creates accounts and sudo rules";
+    RocksDbStoreOptions options;
+    options.path = dir_.Sub("db");
+    auto store = RocksDbStore::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+    ledger_ =
+        std::make_unique<audit::FindingLedger>(store_->db(), store_->column_family("posture"));
+    audit::AuditPolicy policy;
+    policy.declared[aiops_] = "agent";
+    policy.declared[deploy_] = "service";  // a login shell, but declared a service account
+    auditor_ = std::make_unique<audit::PostureAuditor>(ledger_.get(), policy, nullptr);
+    AggregatorServerOptions server_options;
+    server_options.listen = HostPort{"127.0.0.1", 0};
+    server_options.audit = auditor_.get();
+    auto server = AggregatorServer::Start(server_options, store_.get(), auditor_.get());
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(*server);
+    target_ = server_->address().ToString();
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown(0);
+  }
+
+  // The sensor's view of the real /etc, sent as host `host_`'s posture at `time_ns`.
+  void SendPosture(uint64_t seq, int64_t time_ns) {
+    sensor::RootedHostFiles files("/");
+    Event e;
+    e.host = host_;
+    e.time_ns = time_ns;
+    e.body = sensor::PostureCollector(files).Collect();
+    testing::IngestClient client(target_);
+    ASSERT_TRUE(client.Hello("audit-sensor").has_value());
+    auto ack = client.Batch("audit-sensor", seq, {e});
+    ASSERT_TRUE(ack.has_value());
+    ASSERT_EQ(ack->error(), "");
+    ASSERT_EQ(ack->durable_seq(), seq);
+  }
+
+  // triplinectl audit --json, only this test's accounts.
+  std::vector<json> Audit(bool all) {
+    std::vector<std::string> argv = {testing::BinPath("triplinectl"),
+                                     "--aggregator",
+                                     target_,
+                                     "audit",
+                                     "--json",
+                                     "--host",
+                                     host_};
+    if (all) argv.push_back("--all");
+    const auto r = RunCommand(argv);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<json> mine;
+    for (const json& f : json::parse(r.out)) {
+      if (f["identity"].get<std::string>().rfind(prefix_, 0) == 0) mine.push_back(f);
+    }
+    return mine;
+  }
+
+  static const json* Find(const std::vector<json>& fs, const std::string& identity,
+                          const std::string& finding) {
+    for (const json& f : fs) {
+      if (f["identity"] == identity && f["finding"] == finding) return &f;
+    }
+    return nullptr;
+  }
+
+  testing::TempDir dir_;
+  const std::string prefix_ = Prefix();
+  const std::string host_ = prefix_ + "-host";
+  const std::string aiops_ = prefix_ + "-aiops";
+  const std::string deploy_ = prefix_ + "-deploy";
+  const std::string sudoers_ = "/etc/sudoers.d/" + prefix_ + "-deploy";
+  std::unique_ptr<RocksDbStore> store_;
+  std::unique_ptr<audit::FindingLedger> ledger_;
+  std::unique_ptr<audit::PostureAuditor> auditor_;
+  std::unique_ptr<AggregatorServer> server_;
+  std::string target_;
+};
+
+TEST_F(AuditAccountsTest, RealAccountsGiveFindingsAndFixingResolvesThem) {
+  MachineChanges changes;
+  // The seed's case: an AI integration's service account in group root, with a password
+  // that never expires.
+  MustRun({"/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+           aiops_});
+  changes.Undo({"/usr/sbin/userdel", aiops_});
+  MustRun({"/usr/sbin/usermod", "-aG", "root", aiops_});
+  const auto pw =
+      RunCommand({"/bin/sh", "-c", "echo '" + aiops_ + ":Tl-audit-9x' | /usr/sbin/chpasswd"});
+  ASSERT_EQ(pw.exit_code, 0) << pw.err;
+  MustRun({"/usr/bin/chage", "-M", "99999", aiops_});
+  // A deploy account with passwordless sudo for everything and three keys, one unpinned.
+  MustRun({"/usr/sbin/useradd", "--create-home", "--shell", "/bin/bash", deploy_});
+  changes.Undo({"/usr/sbin/userdel", "-r", deploy_});
+  // Without sudo installed there is no /etc/sudoers: the test makes a minimal one that
+  // includes /etc/sudoers.d (as Debian's does) and removes it after; with no sudo binary the
+  // rule is inert.
+  if (!std::filesystem::exists("/etc/sudoers")) {
+    {
+      std::ofstream main_file("/etc/sudoers");
+      main_file << "@includedir /etc/sudoers.d\n";
+    }
+    changes.Undo({"/usr/bin/rm", "-f", "/etc/sudoers"});
+    ASSERT_EQ(chmod("/etc/sudoers", 0440), 0);
+  }
+  if (!std::filesystem::exists("/etc/sudoers.d")) {
+    MustRun({"/usr/bin/install", "-d", "-m", "0750", "/etc/sudoers.d"});
+    changes.Undo({"/usr/bin/rmdir", "/etc/sudoers.d"});
+  }
+  {
+    std::ofstream rule(sudoers_);
+    rule << deploy_ << " ALL=(ALL) NOPASSWD: ALL\n";
+  }
+  changes.Undo({"/usr/bin/rm", "-f", sudoers_});
+  ASSERT_EQ(chmod(sudoers_.c_str(), 0440), 0);
+  const std::string ssh = "/home/" + deploy_ + "/.ssh";
+  MustRun({"/usr/bin/install", "-d", "-m", "0700", "-o", deploy_, "-g", deploy_, ssh});
+  {
+    std::ofstream keys(ssh + "/authorized_keys");
+    keys << "from=\"198.18.0.1\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA ci@a\n"
+         << "from=\"198.18.0.2\",no-pty ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB ci@b\n"
+         << "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC laptop\n";
+  }
+  MustRun({"/usr/bin/chown", deploy_ + ":" + deploy_, ssh + "/authorized_keys"});
+
+  const int64_t t1 = testing::kBaseTimeNs;
+  SendPosture(1, t1);
+  auto found = Audit(false);
+  const json* group = Find(found, aiops_, "root-equivalent-group");
+  ASSERT_NE(group, nullptr) << json(found).dump(2);
+  EXPECT_EQ((*group)["severity"], "high");
+  EXPECT_EQ((*group)["kind"], "agent");
+  EXPECT_EQ((*group)["subject"], "root");
+  EXPECT_THAT((*group)["fix"].get<std::string>(), ::testing::HasSubstr("gpasswd -d " + aiops_));
+  const json* eternal = Find(found, aiops_, "password-never-expires");
+  ASSERT_NE(eternal, nullptr);
+  EXPECT_EQ((*eternal)["severity"], "high");
+  const json* sudo = Find(found, deploy_, "sudo-nopasswd-all");
+  ASSERT_NE(sudo, nullptr);
+  EXPECT_EQ((*sudo)["severity"], "high");
+  const json* keys = Find(found, deploy_, "authorized-keys-unrestricted");
+  ASSERT_NE(keys, nullptr);
+  EXPECT_THAT((*keys)["detail"].get<std::string>(),
+              ::testing::HasSubstr("3 authorized keys, 1 without a from= restriction"));
+  EXPECT_TRUE((*group)["resolved"].is_null());
+
+  // The fixes a person would apply.
+  MustRun({"/usr/bin/gpasswd", "-d", aiops_, "root"});
+  MustRun({"/usr/bin/passwd", "-l", aiops_});
+  MustRun({"/usr/bin/rm", "-f", sudoers_});
+  SendPosture(2, t1 + 60 * kNanosPerSecond);
+  found = Audit(false);
+  EXPECT_EQ(Find(found, aiops_, "root-equivalent-group"), nullptr);
+  EXPECT_EQ(Find(found, aiops_, "password-never-expires"), nullptr);
+  EXPECT_EQ(Find(found, deploy_, "sudo-nopasswd-all"), nullptr);
+  EXPECT_NE(Find(found, deploy_, "authorized-keys-unrestricted"), nullptr);  // not fixed
+  const auto all = Audit(true);
+  const json* resolved = Find(all, aiops_, "root-equivalent-group");
+  ASSERT_NE(resolved, nullptr);
+  EXPECT_EQ((*resolved)["resolved"], FormatTimeNs(t1 + 60 * kNanosPerSecond));
+  EXPECT_EQ((*resolved)["first_seen"], FormatTimeNs(t1));
+
+  // The table names the finding and its fix.
+  const auto table = RunCommand(
+      {testing::BinPath("triplinectl"), "--aggregator", target_, "audit", "--host", host_});
+  EXPECT_EQ(table.exit_code, 0);
+  EXPECT_THAT(table.out, ::testing::HasSubstr("MEDIUM  " + host_ + "  " + deploy_ +
+                                              " (service)  authorized-keys-unrestricted"));
+  EXPECT_THAT(table.out, ::testing::HasSubstr("fix: prefix each key"));
+}
+
+}  // namespace
+}  // namespace tripline
