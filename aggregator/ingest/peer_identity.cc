@@ -97,6 +97,9 @@ Result<PeerIdentity> AccessControl::Identify(const grpc::ServerContextBase& cont
   auto id = ParseIdentityUris(uris);
   if (!id.ok()) return Status::PermissionDenied(id.status().message());
   id->name = context.peer();
+  if (auto cn = auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME); !cn.empty()) {
+    id->common_name.assign(cn.front().data(), cn.front().size());
+  }
   for (const std::string& u : uris) id->name += " " + u;
   if (uris.empty()) id->name += " (certificate without URI names)";
   return id;

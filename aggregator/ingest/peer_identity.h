@@ -47,6 +47,9 @@ struct PeerIdentity {
   std::vector<std::string> hosts;
   std::vector<std::string> sensor_ids;  // empty: any id (bound on first use, see ingest)
   std::string name;                     // for logs: the peer address and the certificate's URIs
+  // The person or system the certificate names: its subject common name ("" in clear text
+  // or without one). Approvals are recorded under it (docs/response.md).
+  std::string common_name;
 
   bool Has(Role role) const { return unrestricted || (roles & static_cast<uint8_t>(role)) != 0; }
   bool MayWriteHost(std::string_view host) const;

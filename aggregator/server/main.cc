@@ -16,6 +16,7 @@
 #include "aggregator/forward/forwarder.h"
 #include "aggregator/metrics/aggregator_metrics.h"
 #include "aggregator/pipeline/correlation_engine.h"
+#include "aggregator/response/response_service.h"
 #include "aggregator/server/aggregator_server.h"
 #include "aggregator/server/aggregator_settings.h"
 #include "aggregator/store/rocksdb_store.h"
@@ -193,6 +194,30 @@ int Run(int argc, char** argv) {
   audit::FindingLedger findings((*store)->db(), (*store)->column_family("posture"));
   audit::PostureAuditor auditor(&findings, std::move(audit_policy), engine->get());
   server_options.audit = &auditor;
+  // The response workflow: actions proposed by incidents and people, decided by people.
+  const v1::ResponseConfig& rc = settings->config.response();
+  response::ResponsePolicy policy;
+  policy.approvers.assign(rc.approvers().begin(), rc.approvers().end());
+  if (rc.proposal_ttl_s() > 0) policy.proposal_ttl_ns = rc.proposal_ttl_s() * kNanosPerSecond;
+  if (rc.approval_ttl_s() > 0) policy.approval_ttl_ns = rc.approval_ttl_s() * kNanosPerSecond;
+  if (rc.action_ttl_s() > 0) policy.action_ttl_ns = rc.action_ttl_s() * kNanosPerSecond;
+  if (rc.propose_min_severity() == "off") {
+    policy.propose_min_severity = 0;
+  } else if (!rc.propose_min_severity().empty()) {
+    Severity s;
+    if (!ParseSeverityName(rc.propose_min_severity(), &s)) {
+      std::cerr << "tripline-aggregator: response.propose_min_severity: '"
+                << rc.propose_min_severity()
+                << "' is not info, low, medium, high, critical or off\n";
+      return 2;
+    }
+    policy.propose_min_severity = static_cast<int>(s);
+  }
+  response::ActionBook actions((*store)->db(), (*store)->column_family("actions"),
+                               std::move(policy));
+  AccessControl response_access(server_options.verify_clients);
+  response::ResponseService response_service(&actions, store->get(), &response_access);
+  server_options.services.push_back(&response_service);
   auto server = AggregatorServer::Start(server_options, store->get(), &auditor);
   if (!server.ok()) {
     std::cerr << "tripline-aggregator: " << server.status().message() << "\n";
@@ -227,6 +252,8 @@ int Run(int argc, char** argv) {
     while (!maintain_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; })) {
       Status s = (*engine)->Maintain();
       if (!s.ok()) TL_LOG(ERROR) << "correlator maintenance: " << s.ToString();
+      s = response_service.Maintain();
+      if (!s.ok()) TL_LOG(ERROR) << "response maintenance: " << s.ToString();
     }
   });
 

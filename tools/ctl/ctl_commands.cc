@@ -6,6 +6,7 @@
 
 #include "tools/ctl/audit_commands.h"
 #include "tools/ctl/ctl_context.h"
+#include "tools/ctl/response_commands.h"
 #include "tools/ctl/rules_commands.h"
 
 namespace tripline::ctl {
@@ -16,7 +17,7 @@ namespace {
 constexpr void (*kCommandGroups[])(CLI::App&, CtlContext&) = {
     RegisterIncidentCommands,   RegisterEventCommands,      RegisterStatsCommands,
     RegisterBaselineCommands,   RegisterSuggestionCommands, RegisterImportCommands,
-    RegisterCompletionCommands, RegisterAuditCommands,
+    RegisterCompletionCommands, RegisterAuditCommands,      RegisterResponseCommands,
 };
 
 constexpr const char* kFooter = R"(
