@@ -1,0 +1,176 @@
+// The response workflow through the real aggregator binary with mutual TLS and the real
+// triplinectl: who proposes and who approves comes from the client certificates, --by must
+// match them, only configured approvers decide, nobody approves their own proposal, and
+// every step is in the trail. Unprivileged.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tests/aggregator/subprocess.h"
+#include "tests/aggregator/test_pki.h"
+#include "tests/support/temp_dir.h"
+
+namespace tripline {
+namespace {
+
+using nlohmann::json;
+using testing::BinPath;
+using ::testing::HasSubstr;
+using testing::RunCommand;
+using testing::RunResult;
+
+class ResponseCtlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(dir_.path().empty());
+    auto ca = testing::IssueCa("Tripline Test CA");
+    ASSERT_TRUE(ca.ok());
+    auto server =
+        testing::IssueLeaf("tripline-aggregator", *ca, "serverAuth", "IP:127.0.0.1,DNS:localhost");
+    ASSERT_TRUE(server.ok());
+    ASSERT_TRUE(testing::WriteCert(dir_.Sub("ca.pem"), *ca).ok());
+    ASSERT_TRUE(testing::WriteCert(dir_.Sub("server.pem"), *server).ok());
+    ASSERT_TRUE(testing::WriteKey(dir_.Sub("server-key.pem"), *server).ok());
+    const std::string approver = "URI:tripline:role:operator,URI:tripline:role:approver";
+    for (auto [name, san] : std::vector<std::pair<std::string, std::string>>{
+             {"alice", approver},
+             {"bob", approver},
+             {"carol", approver},  // an approver's certificate, but not a configured approver
+             {"mallory", "URI:tripline:role:operator"}}) {
+      auto c = testing::IssueLeaf(name, *ca, "clientAuth", san);
+      ASSERT_TRUE(c.ok());
+      ASSERT_TRUE(testing::WriteCert(dir_.Sub(name + ".pem"), *c).ok());
+      ASSERT_TRUE(testing::WriteKey(dir_.Sub(name + "-key.pem"), *c).ok());
+    }
+    std::ofstream(dir_.Sub("aggregator.textproto"))
+        << "listen: \"127.0.0.1:0\"\n"
+        << "data_dir: \"" << dir_.Sub("data") << "\"\n"
+        << "tls {\n  cert_file: \"" << dir_.Sub("server.pem") << "\"\n  key_file: \""
+        << dir_.Sub("server-key.pem") << "\"\n  ca_file: \"" << dir_.Sub("ca.pem") << "\"\n}\n"
+        << "response {\n  approvers: \"alice\"\n  approvers: \"bob\"\n}\n";
+    agg_ = std::make_unique<testing::Child>(
+        std::vector<std::string>{BinPath("tripline-aggregator"), "--config",
+                                 dir_.Sub("aggregator.textproto")},
+        dir_.Sub("aggregator.stderr"));
+    const auto line = agg_->ReadLine(30000);
+    ASSERT_TRUE(line && line->rfind("listening on ", 0) == 0)
+        << testing::ReadWholeFile(dir_.Sub("aggregator.stderr"));
+    address_ = line->substr(strlen("listening on "));
+  }
+  void TearDown() override {
+    if (agg_) {
+      agg_->Signal(SIGTERM);
+      EXPECT_EQ(agg_->Wait(20000), std::optional<int>(0));
+    }
+  }
+
+  // triplinectl as `who` (the certificate of that name).
+  RunResult Ctl(const std::string& who, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {BinPath("triplinectl"),
+                                     "--aggregator",
+                                     address_,
+                                     "--ca",
+                                     dir_.Sub("ca.pem"),
+                                     "--cert",
+                                     dir_.Sub(who + ".pem"),
+                                     "--key",
+                                     dir_.Sub(who + "-key.pem"),
+                                     "--server-name",
+                                     "localhost"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::Child> agg_;
+  std::string address_;
+};
+
+TEST_F(ResponseCtlTest, OnlyAnotherConfiguredPersonApprovesAsThemself) {
+  RunResult r = Ctl("alice", {"propose", "lock", "hostb/aiops", "--reason", "brute-forced",
+                              "--duration", "30m", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json proposed = json::parse(r.out);
+  const std::string id = proposed["id"];
+  EXPECT_EQ(proposed["state"], "proposed");
+  EXPECT_EQ(proposed["proposed_by"], "alice");  // from the certificate, not a flag
+  EXPECT_EQ(proposed["scope"], "account aiops on hostb");
+
+  // Proposing under another name is refused.
+  r = Ctl("alice", {"propose", "lock", "hostb/aiops", "--by", "bob"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("PERMISSION_DENIED"));
+
+  r = Ctl("alice", {"approve", id, "--by", "alice"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cannot also approve"));
+  r = Ctl("bob", {"approve", id, "--by", "alice"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("does not match the client certificate, which names 'bob'"));
+  r = Ctl("mallory", {"approve", id, "--by", "mallory"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("tripline:role:approver"));
+  r = Ctl("carol", {"approve", id, "--by", "carol"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("not one of the configured approvers"));
+  r = Ctl("bob", {"approve", id});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("approve needs --by NAME"));
+
+  // Still proposed after every refusal.
+  r = Ctl("mallory", {"actions", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(json::parse(r.out).size(), 1u);
+  EXPECT_EQ(json::parse(r.out)[0]["state"], "proposed");
+
+  r = Ctl("bob", {"approve", id, "--by", "bob", "--comment", "confirmed with the owner"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("approved"));
+  r = Ctl("alice", {"deny", id, "--by", "alice", "--reason", "too late"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("ABORTED"));
+
+  r = Ctl("bob", {"revert", id});  // --by from the certificate
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctl("mallory", {"actions", "--state", "reverted", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(json::parse(r.out).size(), 1u);
+  EXPECT_EQ(json::parse(r.out)[0]["decided_by"], "bob");
+
+  r = Ctl("mallory", {"trail", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json trail = json::parse(r.out);
+  ASSERT_EQ(trail.size(), 3u);
+  EXPECT_EQ(trail[0]["by"], "alice");
+  EXPECT_THAT(trail[0]["what"].get<std::string>(), HasSubstr("proposed lock account hostb/aiops"));
+  EXPECT_EQ(trail[1]["by"], "bob");
+  EXPECT_THAT(trail[1]["what"].get<std::string>(), HasSubstr("approved: confirmed with the owner"));
+  EXPECT_EQ(trail[2]["by"], "bob");
+  r = Ctl("mallory", {"actions"});
+  EXPECT_THAT(r.out, HasSubstr("reverted"));
+}
+
+TEST_F(ResponseCtlTest, DenialIsRecordedWithItsReason) {
+  RunResult r = Ctl("bob", {"propose", "block", "hosta/198.18.0.66", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string id = json::parse(r.out)["id"];
+  r = Ctl("alice", {"deny", id, "--by", "alice"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("deny needs --reason"));
+  r = Ctl("alice", {"deny", id, "--by", "alice", "--reason", "our scanner", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["state"], "denied");
+  EXPECT_EQ(json::parse(r.out)["comment"], "our scanner");
+  r = Ctl("bob", {"approve", id, "--by", "bob"});
+  EXPECT_EQ(r.exit_code, 1);
+  r = Ctl("bob", {"propose", "block", "hosta/not-an-address"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT"));
+}
+
+}  // namespace
+}  // namespace tripline
