@@ -299,6 +299,55 @@ Result<v1::Action> ActionBook::Revert(std::string_view id, std::string_view by) 
   return a;
 }
 
+Result<v1::ActionOrder> ActionBook::OrderFor(std::string_view id, bool revert,
+                                             std::string_view keep_path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  TL_ASSIGN_OR_RETURN(v1::Action a, Load(id));
+  const int64_t now = clock_.NowNs();
+  if (!revert && (a.state() != v1::Action::STATE_APPROVED || now >= a.approval_expires_ns())) {
+    return Aborted(a, "an approved action within its approval's time is sent");
+  }
+  if (revert && a.state() != v1::Action::STATE_REVERT_REQUESTED) {
+    return Aborted(a, "an action whose revert was requested is sent for revert");
+  }
+  v1::ActionOrder o;
+  o.set_action_id(a.id());
+  o.set_kind(a.kind());
+  o.set_host(a.host());
+  o.set_subject(a.subject());
+  o.set_revert(revert);
+  o.set_issued_ns(now);
+  // A revert takes back what a person approved: it holds as long as the approval would.
+  o.set_not_after_ns(revert ? now + policy_.approval_ttl_ns : a.approval_expires_ns());
+  o.set_approved_by(a.decided_by());
+  o.set_keep_path(std::string(keep_path));
+  TL_RETURN_IF_ERROR(Record(&a, kTriplineProposer,
+                            std::string(revert ? "revert" : "order") + " sent to " + a.host()));
+  return o;
+}
+
+Result<v1::Action> ActionBook::RecordReport(const v1::ActionReport& report, std::string_view by) {
+  std::lock_guard<std::mutex> lock(mu_);
+  TL_ASSIGN_OR_RETURN(v1::Action a, Load(report.action_id()));
+  const bool revert = report.revert();
+  if (!revert && a.state() != v1::Action::STATE_APPROVED) {
+    return Aborted(a, "an approved action can be reported executed");
+  }
+  if (revert && a.state() != v1::Action::STATE_REVERT_REQUESTED) {
+    return Aborted(a, "an action whose revert was requested can be reported reverted");
+  }
+  if (revert) {
+    if (report.ok()) a.set_state(v1::Action::STATE_REVERTED);
+  } else {
+    a.set_state(report.ok() ? v1::Action::STATE_EXECUTED : v1::Action::STATE_FAILED);
+  }
+  a.set_result(report.detail());
+  TL_RETURN_IF_ERROR(Record(&a, by,
+                            std::string(revert ? "revert " : "execution ") +
+                                (report.ok() ? "succeeded: " : "failed: ") + report.detail()));
+  return a;
+}
+
 Result<size_t> ActionBook::ExpireOverdue() {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = clock_.NowNs();

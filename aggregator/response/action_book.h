@@ -97,6 +97,15 @@ class ActionBook {
   // requested, for the sensor to carry out.
   Result<v1::Action> Revert(std::string_view id, std::string_view by);
 
+  // The order for the host's sensor (to be signed): for an approved action whose approval
+  // has not expired (revert false), or for one whose revert was requested (revert true).
+  // Aborted otherwise: nothing unapproved ever leaves the aggregator. `keep_path` is the
+  // aggregator's ADDRESS:PORT as the host reaches it, kept open by an isolation.
+  Result<v1::ActionOrder> OrderFor(std::string_view id, bool revert, std::string_view keep_path);
+  // The sensor's report: approved -> executed or failed; revert requested -> reverted (or
+  // stays, with the failure in the trail). `by` names the reporting host.
+  Result<v1::Action> RecordReport(const v1::ActionReport& report, std::string_view by);
+
   // Marks proposals and approvals past their time as expired. Returns how many.
   Result<size_t> ExpireOverdue();
 
