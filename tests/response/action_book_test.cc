@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "aggregator/response/response_service.h"
 #include "aggregator/store/rocksdb_store.h"
 #include "tests/support/temp_dir.h"
 
@@ -179,6 +180,28 @@ TEST_F(ActionBookTest, IncidentsProposeOnceAndAnyPersonMayApprove) {
   incident.set_severity(v1::SEVERITY_MEDIUM);
   incident.set_id("inc-2");
   EXPECT_EQ(*book_->ProposeForIncident(incident), 0u);
+}
+
+// The aggregator's maintenance finds stored incidents and proposes for them once.
+TEST_F(ActionBookTest, MaintenanceProposesForStoredIncidentsAndExpires) {
+  v1::Incident incident;
+  incident.set_id("inc-9");
+  incident.set_title("brute force then login");
+  incident.set_severity(v1::SEVERITY_HIGH);
+  incident.set_updated_ns(clock_.NowNs());
+  incident.add_hosts("hosta");
+  incident.add_identities("user:bob");
+  incident.add_identities("source:198.18.0.66");
+  ASSERT_TRUE(store_->PutIncident(incident.id(), incident.SerializeAsString()).ok());
+  ResponseService service(book_.get(), store_.get(), nullptr);
+  ASSERT_TRUE(service.Maintain().ok());
+  ASSERT_TRUE(service.Maintain().ok());
+  auto proposed = book_->List(v1::Action::STATE_PROPOSED, "inc-9");
+  ASSERT_TRUE(proposed.ok());
+  EXPECT_EQ(proposed->size(), 3u);  // lock and end sessions of bob on hosta, block the source
+  clock_.AdvanceNs(3601 * kNanosPerSecond);
+  ASSERT_TRUE(service.Maintain().ok());
+  EXPECT_EQ(book_->List(v1::Action::STATE_EXPIRED, "")->size(), 3u);
 }
 
 TEST_F(ActionBookTest, TrailSurvivesReopenAndKeepsCounting) {
