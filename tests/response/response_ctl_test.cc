@@ -132,7 +132,7 @@ TEST_F(ResponseCtlTest, OnlyAnotherConfiguredPersonApprovesAsThemself) {
   EXPECT_THAT(r.out, HasSubstr("approved"));
   r = Ctl("alice", {"deny", id, "--by", "alice", "--reason", "too late"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("ABORTED"));
+  EXPECT_THAT(r.err, HasSubstr("only a proposed action is denied"));
 
   r = Ctl("bob", {"revert", id});  // --by from the certificate
   ASSERT_EQ(r.exit_code, 0) << r.err;
