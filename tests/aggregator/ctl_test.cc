@@ -436,7 +436,8 @@ TEST_F(CtlTest, BashCompletion) {
   };
   EXPECT_EQ(complete("inc"), "incident incidents ");
   EXPECT_EQ(complete("''"),
-            "baseline completion events feedback import incident incidents stats suggestions ");
+            "actions approve audit baseline completion deny events feedback import incident "
+            "incidents propose revert stats suggestions trail ");
   EXPECT_EQ(complete("suggestions ''"), "confirm dismiss ");
   EXPECT_EQ(complete("suggestions confirm backup --kind a"), "agent ");
   EXPECT_EQ(complete("--aggregator 127.0.0.1:7443 st"), "stats ");
