@@ -16,6 +16,8 @@
 
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
+#include "common/reload.h"
+#include "common/version.h"
 #include "sensor/bpf_probe.h"
 #include "sensor/config.h"
 #include "sensor/host_files.h"
@@ -30,8 +32,32 @@ namespace tripline::sensor {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 
 void OnStopSignal(int /*sig*/) { g_stop.store(true); }
+void OnReloadSignal(int /*sig*/) { g_reload.store(true); }
+
+// What the sensor re-reads on SIGHUP (common/reload.h): every step checks the new
+// configuration first, and nothing changes unless all of them accept it.
+using SensorReloads = ReloadRegistry<SensorSettings>;
+
+// The one registration point of the sensor's reloadable parts.
+void RegisterSensorReloads(SensorDaemon* daemon, SensorReloads* reloads) {
+  reloads->Register("sensitive paths",
+                    [daemon](const SensorSettings& s) -> Result<SensorReloads::Apply> {
+                      std::vector<SensitivePath> paths = MakeProbeOptions(s, 0, 0).sensitive_paths;
+                      TL_RETURN_IF_ERROR(BpfProbe::CheckSensitivePaths(paths));
+                      return SensorReloads::Apply([daemon, paths = std::move(paths)]() mutable {
+                        const size_t n = paths.size();
+                        Status st = daemon->ReplaceSensitivePaths(std::move(paths));
+                        if (st.ok()) {
+                          TL_LOG(INFO) << "reload: " << n << " sensitive paths";
+                        } else {
+                          TL_LOG(ERROR) << "reload: sensitive-path table kept: " << st.ToString();
+                        }
+                      });
+                    });
+}
 
 Status InstallSignalHandlers() {
   struct sigaction sa {};
@@ -41,6 +67,8 @@ Status InstallSignalHandlers() {
   for (int sig : {SIGTERM, SIGINT}) {
     if (sigaction(sig, &sa, nullptr) != 0) return Status::FromErrno(errno, "sigaction");
   }
+  sa.sa_handler = OnReloadSignal;
+  if (sigaction(SIGHUP, &sa, nullptr) != 0) return Status::FromErrno(errno, "sigaction");
   // A closed stdout (reader gone) must surface as a write error, not kill the process.
   signal(SIGPIPE, SIG_IGN);
   return Status::Ok();
@@ -76,6 +104,10 @@ int UsageError(const Status& status) {
 
 int Main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.size() == 1 && args[0] == "--version") {
+    std::printf("tripline-sensor %s\n", TRIPLINE_VERSION);
+    return 0;
+  }
   Result<SensorFlags> flags = ParseSensorFlags(args);
   if (!flags.ok()) return UsageError(flags.status());
   if (flags->help) {
@@ -154,6 +186,18 @@ int Main(int argc, char** argv) {
   }
   SensorDaemon daemon(*settings, *identity, std::move(*probe), host_files, proc_files,
                       SystemClock::Get(), **sink, metrics_server ? &metrics : nullptr);
+  SensorReloads reloads;
+  RegisterSensorReloads(&daemon, &reloads);
+  daemon.OnReload(&g_reload, [&] {
+    TL_LOG(INFO) << "SIGHUP: reloading the configuration";
+    Result<SensorSettings> fresh = ResolveSensorSettings(*flags);
+    Status s = fresh.ok() ? reloads.ReloadAll(*fresh) : fresh.status();
+    if (!s.ok()) {
+      TL_LOG(ERROR) << "reload failed, nothing changed: " << s.message();
+    } else {
+      TL_LOG(INFO) << "reload done";
+    }
+  });
   std::fputs("sensor ready\n", stdout);
   if (metrics_server) {
     TL_LOG(INFO) << "metrics on http://" << metrics_server->address().ToString() << "/metrics";

@@ -19,9 +19,11 @@
 #include "aggregator/response/response_service.h"
 #include "aggregator/server/aggregator_server.h"
 #include "aggregator/server/aggregator_settings.h"
+#include "aggregator/server/config_reload.h"
 #include "aggregator/store/rocksdb_store.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
+#include "common/version.h"
 
 namespace tripline {
 namespace {
@@ -30,17 +32,22 @@ namespace {
 constexpr int64_t kShutdownGraceNs = 2 * kNanosPerSecond;
 
 int Run(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--version") {
+    std::printf("tripline-aggregator %s\n", TRIPLINE_VERSION);
+    return 0;
+  }
   // Block the stop signals before any thread exists (RocksDB and gRPC start threads), so
   // that only the sigwait below receives them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGHUP);  // reloads the Sigma rules
+  sigaddset(&stop_signals, SIGHUP);  // reload (config_reload.h) and the Sigma rules
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto settings = ParseAggregatorArgs(std::vector<std::string>(argv + 1, argv + argc));
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  auto settings = ParseAggregatorArgs(args);
   if (!settings.ok()) {
     std::cerr << "tripline-aggregator: " << settings.status().message() << "\n\n"
               << AggregatorUsage();
@@ -120,29 +127,13 @@ int Run(int argc, char** argv) {
   audit::AuditPolicy audit_policy;
   for (const v1::IdentityRule& rule : settings->config.identities()) {
     if (!rule.user().empty()) audit_policy.declared[rule.user()] = rule.kind();
-    baseline::IdentityRule r;
-    if (!baseline::ParseKind(rule.kind(), &r.kind) || r.kind == baseline::IdentityKind::kHost ||
-        r.kind == baseline::IdentityKind::kHuman) {
-      std::cerr << "tripline-aggregator: identities: kind '" << rule.kind()
-                << "' is not service or agent\n";
-      return 2;
-    }
-    r.user = rule.user();
-    r.exe = rule.exe();
-    if (!rule.k8s_service_account().empty()) {
-      std::cerr << "tripline-aggregator: identities: k8s_service_account is not supported yet; "
-                   "match the pod's container id with cgroup\n";
-      return 2;
-    }
-    r.cgroup = rule.cgroup();
-    r.name = rule.name();
-    if (r.user.empty() && r.exe.empty() && r.cgroup.empty()) {
-      std::cerr << "tripline-aggregator: identities: a rule needs user, exe, cgroup or "
-                   "k8s_service_account\n";
-      return 2;
-    }
-    engine_options.identities.push_back(std::move(r));
   }
+  auto identities = IdentityRulesFromConfig(settings->config);
+  if (!identities.ok()) {
+    std::cerr << "tripline-aggregator: " << identities.status().message() << "\n";
+    return 2;
+  }
+  engine_options.identities = std::move(*identities);
   if (!settings->config.rules_dir().empty()) {
     engine_options.rules = std::make_shared<rules::RuleEngine>(settings->config.rules_dir());
     if (Status s = engine_options.rules->Reload(); !s.ok()) {
@@ -261,14 +252,24 @@ int Run(int argc, char** argv) {
     }
   });
 
+  AggregatorReloads reloads;
+  ReloadTargets reload_targets;
+  reload_targets.engine = engine->get();
+  RegisterAggregatorReloads(reload_targets, &reloads);
+
   int sig = 0;
-  while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
-    if (!engine_options.rules) continue;
-    const Status s = engine_options.rules->Reload();
-    if (s.ok()) {
-      TL_LOG(INFO) << "SIGHUP: rules reloaded from " << engine_options.rules->dir();
-    } else {
-      TL_LOG(ERROR) << "SIGHUP: rules not reloaded (the running set stays): " << s.ToString();
+  for (;;) {
+    sigwait(&stop_signals, &sig);
+    if (sig != SIGHUP) break;
+    TL_LOG(INFO) << "SIGHUP: reloading the configuration";
+    (void)ReloadAggregator(args, reloads, &*settings);  // logs what happened
+    if (engine_options.rules) {
+      const Status s = engine_options.rules->Reload();
+      if (s.ok()) {
+        TL_LOG(INFO) << "SIGHUP: rules reloaded from " << engine_options.rules->dir();
+      } else {
+        TL_LOG(ERROR) << "SIGHUP: rules not reloaded (the running set stays): " << s.ToString();
+      }
     }
   }
   {
