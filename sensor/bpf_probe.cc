@@ -760,47 +760,141 @@ Status BpfProbe::AttachPam() {
   return Status::Ok();
 }
 
+namespace {
+
+// The trie key of one rule and whether it goes in the suffix trie.
+Status MakePathKey(const SensitivePath& rule, tl_path_key* key, bool* suffix) {
+  const std::string& path = rule.path;
+  if (path.empty() || path.size() >= TL_PATH_LEN || path.find('\0') != std::string::npos) {
+    return Status::InvalidArgument("sensitive path \"" + path + "\" must have 1.." +
+                                   std::to_string(TL_PATH_LEN - 1) + " bytes and no NUL");
+  }
+  *key = tl_path_key{};
+  *suffix = false;
+  switch (rule.match) {
+    case SensitivePath::Match::kExact:
+      std::memcpy(key->data, path.data(), path.size());
+      key->prefixlen = static_cast<uint32_t>(path.size() + 1) * 8;  // with the NUL
+      break;
+    case SensitivePath::Match::kPrefix:
+      std::memcpy(key->data, path.data(), path.size());
+      key->prefixlen = static_cast<uint32_t>(path.size()) * 8;
+      break;
+    case SensitivePath::Match::kSuffix:
+      std::reverse_copy(path.begin(), path.end(), key->data);
+      key->prefixlen = static_cast<uint32_t>(path.size()) * 8;
+      *suffix = true;
+      break;
+    default: return Status::InvalidArgument("sensitive path \"" + path + "\": unknown match kind");
+  }
+  return Status::Ok();
+}
+
+tl_name_key MakeTriggerKey(const NameTrigger& t) {
+  tl_name_key key{};
+  key.depth = t.depth;
+  key.len = static_cast<uint32_t>(t.name.size());
+  std::memcpy(key.head, t.name.data(), std::min<size_t>(t.name.size(), TL_NAME_HEAD - 1));
+  return key;
+}
+
+// Capacities of the in-kernel tables (bpf/lib/maps.h).
+constexpr size_t kMaxPrefixRules = 1024;
+constexpr size_t kMaxSuffixRules = 256;
+constexpr size_t kMaxNameTriggers = 1024;
+
+}  // namespace
+
+Status BpfProbe::CheckSensitivePaths(const std::vector<SensitivePath>& paths) {
+  size_t prefix = 0, suffix = 0;
+  for (const SensitivePath& rule : paths) {
+    tl_path_key key;
+    bool is_suffix = false;
+    TL_RETURN_IF_ERROR(MakePathKey(rule, &key, &is_suffix));
+    ++(is_suffix ? suffix : prefix);
+  }
+  if (prefix > kMaxPrefixRules || suffix > kMaxSuffixRules) {
+    return Status::InvalidArgument(
+        "sensitive-path table too large: " + std::to_string(prefix) +
+        " exact/prefix rules (at most " + std::to_string(kMaxPrefixRules) + ") and " +
+        std::to_string(suffix) + " suffix rules (at most " + std::to_string(kMaxSuffixRules) + ")");
+  }
+  const PathTriggers triggers = CompilePathTriggers(paths);
+  if (triggers.triggers.size() > kMaxNameTriggers) {
+    return Status::InvalidArgument("sensitive-path table needs " +
+                                   std::to_string(triggers.triggers.size()) +
+                                   " prefilter names, at most " + std::to_string(kMaxNameTriggers));
+  }
+  return Status::Ok();
+}
+
+Status BpfProbe::ReplaceSensitivePaths(std::vector<SensitivePath> paths) {
+  if (skel_ == nullptr) return Status::Internal("probe not loaded");
+  TL_RETURN_IF_ERROR(CheckSensitivePaths(paths));
+  // The prefilter lets every open through while the tries change, so no open of a file
+  // that is sensitive before and after is missed; the new entries go in before the old
+  // ones that are gone are taken out.
+  tl_path_filter all{};
+  all.match_all = 1;
+  const uint32_t zero = 0;
+  int err = bpf_map__update_elem(skel_->maps.tl_path_filter, &zero, sizeof(zero), &all, sizeof(all),
+                                 BPF_ANY);
+  if (err != 0) return Status::FromErrno(err, "path prefilter settings");
+  std::vector<SensitivePath> old = std::move(paths_);
+  paths_ = std::move(paths);
+  if (Status s = FillPathTable(); !s.ok()) {
+    paths_ = std::move(old);
+    Status back = FillPathTable();
+    if (!back.ok()) TL_LOG(ERROR) << "restoring the sensitive-path table: " << back.ToString();
+    return s;
+  }
+  const auto same_key = [](const tl_path_key& a, const tl_path_key& b) {
+    return std::memcmp(&a, &b, sizeof(a)) == 0;
+  };
+  for (const SensitivePath& gone : old) {
+    tl_path_key key;
+    bool suffix = false;
+    if (!MakePathKey(gone, &key, &suffix).ok()) continue;
+    bool kept = false;
+    for (const SensitivePath& now : paths_) {
+      tl_path_key k2;
+      bool s2 = false;
+      if (MakePathKey(now, &k2, &s2).ok() && s2 == suffix && same_key(key, k2)) kept = true;
+    }
+    if (kept) continue;
+    bpf_map* map = suffix ? skel_->maps.tl_path_suffix : skel_->maps.tl_path_prefix;
+    bpf_map__delete_elem(map, &key, sizeof(key), 0);
+  }
+  const PathTriggers now_triggers = CompilePathTriggers(paths_);
+  for (const NameTrigger& t : CompilePathTriggers(old).triggers) {
+    bool kept = false;
+    for (const NameTrigger& n : now_triggers.triggers) {
+      if (n.depth == t.depth && n.name == t.name) kept = true;
+    }
+    if (kept) continue;
+    tl_name_key key = MakeTriggerKey(t);
+    bpf_map__delete_elem(skel_->maps.tl_name_triggers, &key, sizeof(key), 0);
+  }
+  return Status::Ok();
+}
+
 Status BpfProbe::FillPathTable() {
   for (size_t i = 0; i < paths_.size(); ++i) {
-    const SensitivePath& rule = paths_[i];
-    const std::string& path = rule.path;
-    if (path.empty() || path.size() >= TL_PATH_LEN || path.find('\0') != std::string::npos) {
-      return Status::InvalidArgument("sensitive path \"" + path + "\" must have 1.." +
-                                     std::to_string(TL_PATH_LEN - 1) + " bytes and no NUL");
-    }
-    tl_path_key key{};
+    tl_path_key key;
+    bool suffix = false;
+    TL_RETURN_IF_ERROR(MakePathKey(paths_[i], &key, &suffix));
     tl_path_rule value{};
     value.rule_id = static_cast<uint32_t>(i + 1);
-    value.match = static_cast<uint32_t>(rule.match);
-    bpf_map* map = skel_->maps.tl_path_prefix;
-    switch (rule.match) {
-      case SensitivePath::Match::kExact:
-        std::memcpy(key.data, path.data(), path.size());
-        key.prefixlen = static_cast<uint32_t>(path.size() + 1) * 8;  // with the NUL
-        break;
-      case SensitivePath::Match::kPrefix:
-        std::memcpy(key.data, path.data(), path.size());
-        key.prefixlen = static_cast<uint32_t>(path.size()) * 8;
-        break;
-      case SensitivePath::Match::kSuffix:
-        std::reverse_copy(path.begin(), path.end(), key.data);
-        key.prefixlen = static_cast<uint32_t>(path.size()) * 8;
-        map = skel_->maps.tl_path_suffix;
-        break;
-      default:
-        return Status::InvalidArgument("sensitive path \"" + path + "\": unknown match kind");
-    }
+    value.match = static_cast<uint32_t>(paths_[i].match);
+    bpf_map* map = suffix ? skel_->maps.tl_path_suffix : skel_->maps.tl_path_prefix;
     int err = bpf_map__update_elem(map, &key, sizeof(key), &value, sizeof(value), BPF_ANY);
-    if (err != 0) return Status::FromErrno(err, "sensitive path table: " + path);
+    if (err != 0) return Status::FromErrno(err, "sensitive path table: " + paths_[i].path);
   }
 
   // The prefilter in front of the tries (sensor/path_triggers.h).
   const PathTriggers triggers = CompilePathTriggers(paths_);
   for (const NameTrigger& t : triggers.triggers) {
-    tl_name_key key{};
-    key.depth = t.depth;
-    key.len = static_cast<uint32_t>(t.name.size());
-    std::memcpy(key.head, t.name.data(), std::min<size_t>(t.name.size(), TL_NAME_HEAD - 1));
+    tl_name_key key = MakeTriggerKey(t);
     const uint8_t one = 1;
     int err = bpf_map__update_elem(skel_->maps.tl_name_triggers, &key, sizeof(key), &one,
                                    sizeof(one), BPF_ANY);

@@ -136,8 +136,17 @@ class BpfProbe {
   // Add to a record's ktime_ns (CLOCK_BOOTTIME) to get wall-clock ns since the epoch.
   int64_t BootToWallOffsetNs() const { return boot_to_wall_ns_; }
 
-  // The path table the programs were loaded with (rule id N is element N-1).
+  // The path table the programs match against (rule id N is element N-1).
   const std::vector<SensitivePath>& sensitive_paths() const { return paths_; }
+
+  // Whether `paths` can be the in-kernel table: lengths, match kinds, the tables'
+  // capacities. InvalidArgument naming the rule or the limit otherwise.
+  static Status CheckSensitivePaths(const std::vector<SensitivePath>& paths);
+
+  // Replaces the table while the programs run (SIGHUP reload): checks it first (nothing
+  // changes on error), adds the new rules, then removes those that are gone. Records
+  // already in the ring buffers when it is called may name rules by the old ids.
+  Status ReplaceSensitivePaths(std::vector<SensitivePath> paths);
 
   // The libpam the login uprobes are attached to, empty when they are off.
   const std::string& libpam_path() const { return libpam_path_; }

@@ -140,6 +140,11 @@ void SensorDaemon::UpdateMetrics() {
   metrics_->Update(std::move(m));
 }
 
+Status SensorDaemon::ReplaceSensitivePaths(std::vector<SensitivePath> paths) {
+  if (probe_ == nullptr) return Status::Aborted("probe already detached");
+  return probe_->ReplaceSensitivePaths(std::move(paths));
+}
+
 Status SensorDaemon::Run(const std::atomic<bool>& stop) {
   if (probe_ == nullptr) return Status::Aborted("probe already detached");
   const int64_t health_every = static_cast<int64_t>(health_interval_s_) * kNanosPerSecond;
@@ -153,6 +158,7 @@ Status SensorDaemon::Run(const std::atomic<bool>& stop) {
       [this](std::span<const uint8_t> r) { OnRecord(r); };
 
   while (!stop.load(std::memory_order_relaxed)) {
+    if (reload_requested_ != nullptr && reload_requested_->exchange(false) && reload_) reload_();
     int64_t now = clock_.MonotonicNs();
     if (now >= next_posture) {
       int64_t since = 0;

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "common/clock.h"
@@ -35,6 +36,16 @@ class SensorDaemon {
   // sink's error, if any. Does not detach: destroy the daemon (or call Detach) for that.
   Status Run(const std::atomic<bool>& stop);
 
+  // Run calls `reload` on its own thread whenever `*requested` was set (a SIGHUP), after
+  // clearing it. Set before Run.
+  void OnReload(std::atomic<bool>* requested, std::function<void()> reload) {
+    reload_requested_ = requested;
+    reload_ = std::move(reload);
+  }
+
+  // Replaces the probe's sensitive-path table (from the reload callback).
+  Status ReplaceSensitivePaths(std::vector<SensitivePath> paths);
+
   // Detaches the programs (destroys the probe). Later Run() calls fail.
   void Detach() { probe_.reset(); }
 
@@ -52,6 +63,8 @@ class SensorDaemon {
   SensorMetrics* const metrics_;
   const std::string host_;
   std::unique_ptr<BpfProbe> probe_;
+  std::atomic<bool>* reload_requested_ = nullptr;
+  std::function<void()> reload_;
   EventPipeline pipeline_;
   PostureWorker posture_;
   Status sink_status_;

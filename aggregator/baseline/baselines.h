@@ -166,6 +166,10 @@ class Baselines {
   // Declares one more service account or agent (a confirmed suggestion). The account's
   // events from now on belong to the new identity, which starts its own baseline.
   void Declare(IdentityRule rule) { resolver_.Add(std::move(rule)); }
+  // Declared identities replaced at once (SIGHUP reload); safe beside Observe and Score.
+  void ReplaceIdentityRules(std::vector<IdentityRule> rules) {
+    resolver_.Replace(std::move(rules));
+  }
 
   // ---- scoring (no change to any state) ----
   Score ScoreLogin(const LoginFacts& login) const;

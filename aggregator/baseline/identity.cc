@@ -50,10 +50,19 @@ bool GlobMatch(std::string_view p, std::string_view t) {
   return pi == p.size();
 }
 
-IdentityResolver::IdentityResolver(std::vector<IdentityRule> rules) : rules_(std::move(rules)) {}
+IdentityResolver::IdentityResolver()
+    : rules_(std::make_shared<const std::vector<IdentityRule>>()) {}
+
+IdentityResolver::IdentityResolver(std::vector<IdentityRule> rules)
+    : rules_(std::make_shared<const std::vector<IdentityRule>>(std::move(rules))) {}
+
+void IdentityResolver::Replace(std::vector<IdentityRule> rules) {
+  rules_.store(std::make_shared<const std::vector<IdentityRule>>(std::move(rules)));
+}
 
 Identity IdentityResolver::Resolve(std::string_view user, const ProcessInfo* process) const {
-  for (const IdentityRule& r : rules_) {
+  const std::shared_ptr<const std::vector<IdentityRule>> rules = rules_.load();
+  for (const IdentityRule& r : *rules) {
     const auto match = [&r](std::string_view pattern, std::string_view text) {
       return r.exact ? pattern == text : GlobMatch(pattern, text);
     };

@@ -8,7 +8,9 @@
 // of kind host.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,8 +51,13 @@ bool GlobMatch(std::string_view pattern, std::string_view text);
 
 class IdentityResolver {
  public:
-  IdentityResolver() = default;
+  IdentityResolver();
   explicit IdentityResolver(std::vector<IdentityRule> rules);
+  IdentityResolver(const IdentityResolver& other) : rules_(other.rules_.load()) {}
+  IdentityResolver& operator=(const IdentityResolver& other) {
+    rules_.store(other.rules_.load());
+    return *this;
+  }
 
   // The identity of `user` acting through `process` (nullptr when only the account is
   // known, as for a login). The first matching rule wins; human otherwise. Rules that
@@ -58,12 +65,20 @@ class IdentityResolver {
   Identity Resolve(std::string_view user, const ProcessInfo* process) const;
   static Identity Host(std::string_view host) { return {IdentityKind::kHost, std::string(host)}; }
 
-  const std::vector<IdentityRule>& rules() const { return rules_; }
+  std::vector<IdentityRule> rules() const { return *rules_.load(); }
   // Appends a rule (it matches after the ones before it).
-  void Add(IdentityRule rule) { rules_.push_back(std::move(rule)); }
+  void Add(IdentityRule rule) {
+    auto next = std::make_shared<std::vector<IdentityRule>>(*rules_.load());
+    next->push_back(std::move(rule));
+    rules_.store(std::move(next));
+  }
+
+  // Replaces the rules at once (configuration reload); safe while other threads resolve.
+  // Identities resolved before keep their names; later events use the new rules.
+  void Replace(std::vector<IdentityRule> rules);
 
  private:
-  std::vector<IdentityRule> rules_;
+  std::atomic<std::shared_ptr<const std::vector<IdentityRule>>> rules_;
 };
 
 }  // namespace tripline::baseline

@@ -614,4 +614,9 @@ ObserverProgress CorrelationEngine::Progress() const {
   return p;
 }
 
+void CorrelationEngine::ReplaceIdentityRules(std::vector<baseline::IdentityRule> rules) {
+  std::lock_guard<std::mutex> lock(mu_);
+  baselines_.ReplaceIdentityRules(std::move(rules));
+}
+
 }  // namespace tripline

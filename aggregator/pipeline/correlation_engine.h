@@ -156,6 +156,10 @@ class CorrelationEngine final : public IngestObserver, public BaselineProvider {
   baseline::BaselineStats baseline_stats() const;
   baseline::KindSuggesterStats kind_suggestion_stats() const;
 
+  // Replaces the declared identities (configuration reload). Events fed after the call
+  // resolve with the new rules; what was learned under the old names is kept.
+  void ReplaceIdentityRules(std::vector<baseline::IdentityRule> rules);
+
   // BaselineProvider.
   grpc::Status GetBaseline(const v1::GetBaselineRequest& request, v1::Baseline* response) override;
   grpc::Status Feedback(const v1::FeedbackRequest& request,

@@ -1,0 +1,97 @@
+#include "aggregator/server/config_reload.h"
+
+#include <algorithm>
+
+#include "aggregator/pipeline/correlation_engine.h"
+#include "common/log.h"
+
+namespace tripline {
+
+Result<std::vector<baseline::IdentityRule>> IdentityRulesFromConfig(
+    const v1::AggregatorConfig& config) {
+  std::vector<baseline::IdentityRule> rules;
+  for (int i = 0; i < config.identities_size(); ++i) {
+    const v1::IdentityRule& rule = config.identities(i);
+    const std::string where = "identities[" + std::to_string(i) + "]";
+    baseline::IdentityRule r;
+    if (!baseline::ParseKind(rule.kind(), &r.kind) || r.kind == baseline::IdentityKind::kHost ||
+        r.kind == baseline::IdentityKind::kHuman) {
+      return Status::InvalidArgument(where + ": kind '" + rule.kind() +
+                                     "' is not service or agent");
+    }
+    if (!rule.k8s_service_account().empty()) {
+      return Status::InvalidArgument(where +
+                                     ": k8s_service_account is not supported yet; match the "
+                                     "pod's container id with cgroup");
+    }
+    r.user = rule.user();
+    r.exe = rule.exe();
+    r.cgroup = rule.cgroup();
+    r.name = rule.name();
+    if (r.user.empty() && r.exe.empty() && r.cgroup.empty()) {
+      return Status::InvalidArgument(where + ": a rule needs user, exe or cgroup");
+    }
+    rules.push_back(std::move(r));
+  }
+  return rules;
+}
+
+void RegisterAggregatorReloads(const ReloadTargets& targets, AggregatorReloads* reloads) {
+  if (targets.engine != nullptr) {
+    CorrelationEngine* engine = targets.engine;
+    reloads->Register(
+        "identities", [engine](const AggregatorSettings& s) -> Result<AggregatorReloads::Apply> {
+          TL_ASSIGN_OR_RETURN(std::vector<baseline::IdentityRule> rules,
+                              IdentityRulesFromConfig(s.config));
+          return AggregatorReloads::Apply([engine, rules = std::move(rules)]() mutable {
+            const size_t n = rules.size();
+            engine->ReplaceIdentityRules(std::move(rules));
+            TL_LOG(INFO) << "reload: " << n << " identity declarations";
+          });
+        });
+  }
+  // SIEM outputs, Sigma rules and approvers register here, one Register call each.
+}
+
+Status ReloadAggregator(const std::vector<std::string>& args, const AggregatorReloads& reloads,
+                        AggregatorSettings* running) {
+  Result<AggregatorSettings> fresh = ParseAggregatorArgs(args);
+  Status s = fresh.ok() ? reloads.ReloadAll(*fresh) : fresh.status();
+  if (!s.ok()) {
+    TL_LOG(ERROR) << "reload failed, nothing changed: " << s.message();
+    return s;
+  }
+  const v1::AggregatorConfig& was = running->config;
+  const v1::AggregatorConfig& now = fresh->config;
+  std::vector<std::string> restart;
+  if (was.listen() != now.listen()) restart.push_back("listen");
+  if (was.data_dir() != now.data_dir()) restart.push_back("data_dir");
+  if (was.event_retention_hours() != now.event_retention_hours()) restart.push_back("retention");
+  if (was.insecure() != now.insecure()) restart.push_back("insecure");
+  if (was.max_batch_events() != now.max_batch_events() ||
+      was.max_clock_skew_s() != now.max_clock_skew_s() ||
+      was.max_event_age_h() != now.max_event_age_h() ||
+      was.max_streams_per_peer() != now.max_streams_per_peer() ||
+      was.memory_quota_mb() != now.memory_quota_mb()) {
+    restart.push_back("ingest limits");
+  }
+  if (was.hop_tolerance_ms() != now.hop_tolerance_ms() ||
+      !std::equal(was.ssh_ports().begin(), was.ssh_ports().end(), now.ssh_ports().begin(),
+                  now.ssh_ports().end())) {
+    restart.push_back("correlator settings");
+  }
+  if (!std::equal(was.forward().begin(), was.forward().end(), now.forward().begin(),
+                  now.forward().end())) {
+    restart.push_back("forward");
+  }
+  std::string names;
+  for (const std::string& n : reloads.names()) names += (names.empty() ? "" : ", ") + n;
+  TL_LOG(INFO) << "reload done (" << names << ")";
+  for (const std::string& r : restart) {
+    TL_LOG(WARNING) << "reload: " << r << " changed; it takes effect at the next restart";
+  }
+  *running = std::move(*fresh);
+  return Status::Ok();
+}
+
+}  // namespace tripline

@@ -1,0 +1,50 @@
+// SIGHUP reload of the aggregator: what is re-read while it runs, registered in one place.
+//
+// On SIGHUP the aggregator parses its command line and configuration file again
+// (ParseAggregatorArgs) and hands the result to every registered step (common/reload.h):
+// all steps check their part first, and only when every one of them accepted it is
+// anything swapped in. A file that does not parse, an identity rule without a pattern or
+// a certificate that does not load is logged with the reason and changes nothing.
+//
+// Reloaded today: identity declarations ("identities"). Everything else (listen, data_dir, limits)
+// takes effect at the next restart; a reload that changes it says so in a warning.
+//
+// To make a new part reloadable (SIEM outputs, Sigma rules, approvers): give
+// ReloadTargets a pointer to it and add one Register call in RegisterAggregatorReloads
+// (config_reload.cc). Nothing else needs to change.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "aggregator/baseline/identity.h"
+#include "aggregator/server/aggregator_settings.h"
+#include "common/reload.h"
+#include "common/status.h"
+
+namespace tripline {
+
+class CorrelationEngine;
+
+using AggregatorReloads = ReloadRegistry<AggregatorSettings>;
+
+// What the reload steps act on; a null member has no step.
+struct ReloadTargets {
+  CorrelationEngine* engine = nullptr;  // identities
+};
+
+// The configuration's identity declarations, checked: kind "service" or "agent", at
+// least one of user, exe, cgroup. InvalidArgument naming the rule otherwise.
+Result<std::vector<baseline::IdentityRule>> IdentityRulesFromConfig(
+    const v1::AggregatorConfig& config);
+
+// The one registration point of the aggregator's reloadable parts.
+void RegisterAggregatorReloads(const ReloadTargets& targets, AggregatorReloads* reloads);
+
+// Parses `args` again and runs every step of `reloads`. Logs what was reloaded, or the
+// error and that nothing changed; warns about options that need a restart, comparing
+// with `running` (updated to the new settings on success).
+Status ReloadAggregator(const std::vector<std::string>& args, const AggregatorReloads& reloads,
+                        AggregatorSettings* running);
+
+}  // namespace tripline
