@@ -172,6 +172,10 @@ size_t EscapeInvalidUtf8(Event* e) {
   r.Fix(&p.user, "process.user");
   r.Fix(&p.login_user, "process.login_user");
   r.Fix(&p.container_id, "process.container_id");
+  r.Fix(&p.k8s_pod_uid, "process.k8s_pod_uid");
+  r.Fix(&p.k8s_namespace, "process.k8s_namespace");
+  r.Fix(&p.k8s_pod, "process.k8s_pod");
+  r.Fix(&p.k8s_node, "process.k8s_node");
   if (auto* l = e->As<LoginEvent>()) {
     r.Fix(&l->service, "login.service");
     r.Fix(&l->user, "login.user");

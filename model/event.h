@@ -29,6 +29,11 @@ struct ProcessInfo {
   std::string user;        // name of uid, where resolvable
   std::string login_user;  // name of login_uid, where resolvable
   std::string container_id;
+  // Kubernetes, when the process runs in a pod (sensor/kube_pod.h).
+  std::string k8s_pod_uid;
+  std::string k8s_namespace;
+  std::string k8s_pod;
+  std::string k8s_node;
 };
 
 enum class LoginSource : uint8_t { kUnspecified = 0, kPam = 1, kUtmp = 2, kCred = 3 };

@@ -11,20 +11,30 @@ namespace {
 using nlohmann::json;
 
 json ProcessToJson(const ProcessInfo& p) {
-  return json{{"pid", p.pid},
-              {"tgid", p.tgid},
-              {"ppid", p.ppid},
-              {"uid", p.uid},
-              {"gid", p.gid},
-              {"login_uid", p.login_uid},
-              {"audit_session", p.audit_session},
-              {"cgroup_id", p.cgroup_id},
-              {"uts_inum", p.uts_inum},
-              {"comm", p.comm},
-              {"exe", p.exe},
-              {"user", p.user},
-              {"login_user", p.login_user},
-              {"container_id", p.container_id}};
+  json out{{"pid", p.pid},
+           {"tgid", p.tgid},
+           {"ppid", p.ppid},
+           {"uid", p.uid},
+           {"gid", p.gid},
+           {"login_uid", p.login_uid},
+           {"audit_session", p.audit_session},
+           {"cgroup_id", p.cgroup_id},
+           {"uts_inum", p.uts_inum},
+           {"comm", p.comm},
+           {"exe", p.exe},
+           {"user", p.user},
+           {"login_user", p.login_user},
+           {"container_id", p.container_id}};
+  // Kubernetes fields only for processes in a pod: the lines of every other event stay as
+  // they were.
+  for (const auto& [key, value] :
+       {std::pair<const char*, const std::string*>{"k8s_pod_uid", &p.k8s_pod_uid},
+        {"k8s_namespace", &p.k8s_namespace},
+        {"k8s_pod", &p.k8s_pod},
+        {"k8s_node", &p.k8s_node}}) {
+    if (!value->empty()) out[key] = *value;
+  }
+  return out;
 }
 
 struct BodyToJson {
@@ -222,6 +232,10 @@ Status ProcessFromJson(const json& j, ProcessInfo* p) {
   TL_RETURN_IF_ERROR(r.Str("user", &p->user));
   TL_RETURN_IF_ERROR(r.Str("login_user", &p->login_user));
   TL_RETURN_IF_ERROR(r.Str("container_id", &p->container_id));
+  TL_RETURN_IF_ERROR(r.Str("k8s_pod_uid", &p->k8s_pod_uid));
+  TL_RETURN_IF_ERROR(r.Str("k8s_namespace", &p->k8s_namespace));
+  TL_RETURN_IF_ERROR(r.Str("k8s_pod", &p->k8s_pod));
+  TL_RETURN_IF_ERROR(r.Str("k8s_node", &p->k8s_node));
   return Status::Ok();
 }
 

@@ -60,10 +60,15 @@ void ProcessToProto(const ProcessInfo& p, v1::Process* out) {
   out->set_user(p.user);
   out->set_login_user(p.login_user);
   out->set_container_id(p.container_id);
+  out->set_k8s_pod_uid(p.k8s_pod_uid);
+  out->set_k8s_namespace(p.k8s_namespace);
+  out->set_k8s_pod(p.k8s_pod);
+  out->set_k8s_node(p.k8s_node);
 }
 
 Status ProcessFromProto(const v1::Process& in, ProcessInfo* p) {
-  for (const auto* s : {&in.comm(), &in.exe(), &in.user(), &in.login_user(), &in.container_id()}) {
+  for (const auto* s : {&in.comm(), &in.exe(), &in.user(), &in.login_user(), &in.container_id(),
+                        &in.k8s_pod_uid(), &in.k8s_namespace(), &in.k8s_pod(), &in.k8s_node()}) {
     TL_RETURN_IF_ERROR(CheckString(*s, "process string"));
   }
   p->pid = in.pid();
@@ -80,6 +85,10 @@ Status ProcessFromProto(const v1::Process& in, ProcessInfo* p) {
   p->user = in.user();
   p->login_user = in.login_user();
   p->container_id = in.container_id();
+  p->k8s_pod_uid = in.k8s_pod_uid();
+  p->k8s_namespace = in.k8s_namespace();
+  p->k8s_pod = in.k8s_pod();
+  p->k8s_node = in.k8s_node();
   return Status::Ok();
 }
 

@@ -17,7 +17,8 @@ Enricher::Enricher(EnricherOptions options, const HostFiles& host_files,
                    const HostFiles& proc_files)
     : options_(std::move(options)),
       proc_files_(proc_files),
-      names_(host_files, options_.account_recheck_ns) {}
+      names_(host_files, options_.account_recheck_ns),
+      pods_(host_files) {}
 
 bool Enricher::TakeAccountErrors(std::vector<std::string>* out) {
   if (!account_errors_pending_) return false;
@@ -54,6 +55,12 @@ void Enricher::Enrich(Event* event, int64_t now_mono_ns) {
   if (entry == nullptr) return;
   if (p.exe.empty()) p.exe = entry->exe;
   if (p.container_id.empty()) p.container_id = entry->container_id;
+  if (entry->pod != nullptr && p.k8s_pod_uid.empty()) {
+    p.k8s_pod_uid = entry->pod->uid;
+    p.k8s_namespace = entry->pod->pod_namespace;
+    p.k8s_pod = entry->pod->name;
+    p.k8s_node = options_.identity.host;
+  }
 }
 
 void Enricher::Forget(uint32_t tgid) {
@@ -127,20 +134,33 @@ void Enricher::FillProcess(ProcessEntry* entry, uint64_t cgroup_id) {
   if (cgroup_id != 0) {
     auto cached = cgroup_containers_.find(cgroup_id);
     if (cached != cgroup_containers_.end()) {
-      entry->container_id = cached->second;
+      entry->container_id = cached->second.container_id;
+      entry->pod = cached->second.pod;
       return;
     }
   }
   std::snprintf(path_buf_, sizeof(path_buf_), "/proc/%u/cgroup", entry->tgid);
   if (!proc_files_.ReadPrefix(path_buf_, kMaxProcCgroupBytes, &scratch_).ok()) return;
   entry->container_id = ContainerIdFromProcCgroup(scratch_);
+  entry->pod = nullptr;
+  if (std::optional<KubePodRef> ref = KubePodFromCgroupPath(UnifiedCgroupPath(scratch_))) {
+    auto pod = std::make_shared<PodInfo>();
+    pod->uid = ref->pod_uid;
+    // Namespace and name from the kubelet's log directory on the node; a pod the kubelet
+    // has not logged anything for yet has its uid only.
+    if (const KubePodName* name = pods_.Find(ref->pod_uid)) {
+      pod->pod_namespace = name->pod_namespace;
+      pod->name = name->pod_name;
+    }
+    entry->pod = std::move(pod);
+  }
   // The cgroup id from BPF is the unified (v2) cgroup. On a hybrid v1/v2 host every task
   // sits in the v2 root and containers are told apart only by v1 paths, so one cgroup id
   // would stand for many containers: cache by cgroup id only when the v2 path is real.
   std::string_view unified = UnifiedCgroupPath(scratch_);
   if (cgroup_id != 0 && !unified.empty() && unified != "/") {
     if (cgroup_containers_.size() >= options_.max_cgroups) cgroup_containers_.clear();
-    cgroup_containers_.emplace(cgroup_id, entry->container_id);
+    cgroup_containers_.emplace(cgroup_id, CgroupInfo{entry->container_id, entry->pod});
   }
 }
 

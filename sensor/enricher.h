@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <string>
 #include <unordered_map>
 
@@ -20,6 +21,7 @@
 #include "sensor/account_names.h"
 #include "sensor/host_files.h"
 #include "sensor/host_identity.h"
+#include "sensor/kube_pod.h"
 
 namespace tripline::sensor {
 
@@ -60,12 +62,21 @@ class Enricher {
   AccountNames& account_names() { return names_; }
 
  private:
+  // A process's pod, as attached to its events.
+  struct PodInfo {
+    std::string uid, pod_namespace, name;
+  };
+  struct CgroupInfo {
+    std::string container_id;
+    std::shared_ptr<const PodInfo> pod;
+  };
   struct ProcessEntry {
     uint32_t tgid = 0;
     uint64_t start_ticks = 0;
     int64_t checked_ns = 0;
     std::string exe;
     std::string container_id;
+    std::shared_ptr<const PodInfo> pod;  // null outside Kubernetes pods
     std::list<uint32_t>::iterator lru;
   };
 
@@ -84,7 +95,8 @@ class Enricher {
   EnricherStats stats_;
   std::unordered_map<uint32_t, ProcessEntry> processes_;
   std::list<uint32_t> lru_;  // front = most recently used
-  std::unordered_map<uint64_t, std::string> cgroup_containers_;
+  std::unordered_map<uint64_t, CgroupInfo> cgroup_containers_;
+  PodDirectory pods_;
   std::string scratch_;  // reused buffer for /proc reads
   char path_buf_[64];
 };

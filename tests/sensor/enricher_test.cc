@@ -80,6 +80,30 @@ TEST_F(EnricherTest, NamesHostExeAndContainer) {
   EXPECT_EQ(gone.process.exe, "");
 }
 
+TEST_F(EnricherTest, NamesTheKubernetesPodOfAProcess) {
+  const std::string uid = "3a1f5c2e-8b7d-4e2a-9c1f-0123456789ab";
+  const std::string cid(64, 'c');
+  AddProcess(300, 1, 7000, "/usr/bin/python3",
+             "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+             "3a1f5c2e_8b7d_4e2a_9c1f_0123456789ab.slice/cri-containerd-" +
+                 cid + ".scope\n");
+  tree_.Write("/var/log/pods/payments_api-7d9f_" + uid + "/api/0.log", "");
+  Enricher enricher = MakeEnricher();
+  Event e = FileEvent(300, 0, kUnsetId);
+  e.process.cgroup_id = 88;
+  enricher.Enrich(&e, 0);
+  EXPECT_EQ(e.process.container_id, cid);
+  EXPECT_EQ(e.process.k8s_pod_uid, uid);
+  EXPECT_EQ(e.process.k8s_namespace, "payments");
+  EXPECT_EQ(e.process.k8s_pod, "api-7d9f");
+  EXPECT_EQ(e.process.k8s_node, "hosta");
+  // A process outside any pod gets none of it.
+  Event h = FileEvent(100, 0, kUnsetId);
+  enricher.Enrich(&h, 0);
+  EXPECT_EQ(h.process.k8s_pod_uid, "");
+  EXPECT_EQ(h.process.k8s_node, "");
+}
+
 TEST_F(EnricherTest, ReportsMalformedAccountLinesOncePerLoad) {
   Enricher enricher = MakeEnricher();
   Event e = FileEvent(100, 0, kUnsetId);
