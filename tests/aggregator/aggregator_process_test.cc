@@ -617,7 +617,7 @@ TEST(AggregatorProcessTest, DeclaredIdentitiesAreAppliedAndBadRulesRefused) {
         RunCommand({BinPath("tripline-aggregator"), "--listen", "127.0.0.1:0", "--data-dir",
                     other.Sub("data"), "--config", other.Sub("bad.textproto")});
     EXPECT_EQ(refused.exit_code, 2) << bad;
-    EXPECT_NE(refused.err.find("identities:"), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find("identities[0]: "), std::string::npos) << refused.err;
   }
 }
 

@@ -379,6 +379,15 @@ TEST(ForwardSyslogTest, NoLossAcrossReceiverOutageAndAggregatorKill9) {
   EXPECT_FALSE(held.forwards(0).connected());
   EXPECT_FALSE(held.forwards(0).last_error().empty());
   EXPECT_GT(held.forwards(0).oldest_queued_ns(), 0);
+  // triplinectl shows the same figures to a person and to a script.
+  const auto ctl = tripline::testing::RunCommand(
+      {BinPath("triplinectl"), "--aggregator", address, "stats", "--json"});
+  ASSERT_EQ(ctl.exit_code, 0) << ctl.err;
+  const auto shown = nlohmann::json::parse(ctl.out);
+  ASSERT_EQ(shown["forwards"].size(), 2u) << ctl.out;
+  EXPECT_GE(shown["forwards"][0]["backlog"].get<uint64_t>(), 2u);
+  EXPECT_FALSE(shown["forwards"][0]["connected"].get<bool>());
+  EXPECT_EQ(shown["forwards"][1]["backlog"].get<uint64_t>(), 0u);
 
   // SIGKILL: no shutdown, no snapshot; then a restart on the same data.
   aggregator->Signal(SIGKILL);

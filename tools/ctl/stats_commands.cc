@@ -41,6 +41,19 @@ int RunStats(CtlContext& ctx) {
                          {"last_seen", when(x.last_seen_ns())},
                          {"families", std::move(families)}});
     }
+    json forwards = json::array();
+    for (const auto& f : st.forwards()) {
+      forwards.push_back({{"url", f.url()},
+                          {"format", f.format()},
+                          {"backlog", f.backlog()},
+                          {"oldest_queued", when(f.oldest_queued_ns())},
+                          {"delivered", f.delivered()},
+                          {"rejected", f.rejected()},
+                          {"failures", f.failures()},
+                          {"last_error", f.last_error()},
+                          {"last_delivered", when(f.last_delivered_ns())},
+                          {"connected", f.connected()}});
+    }
     ctx.out << json{{"events_stored", st.events_stored()},
                     {"events_per_second", st.events_per_second()},
                     {"identities", st.identities()},
@@ -56,6 +69,7 @@ int RunStats(CtlContext& ctx) {
                     {"baseline_warming", st.baseline_warming()},
                     {"baseline_events_scored", st.baseline_events_scored()},
                     {"baseline_not_learned", st.baseline_not_learned()},
+                    {"forwards", std::move(forwards)},
                     {"sensors", std::move(sensors)}}
                    .dump(2)
             << "\n";
@@ -104,6 +118,18 @@ int RunStats(CtlContext& ctx) {
                     std::to_string(x.decode_errors()), when(x.last_seen_ns()), hooks});
   }
   sensors.Print(ctx.out);
+  if (st.forwards_size() > 0) {
+    ctx.out << "\n";
+    Table outputs({"OUTPUT", "FORMAT", "BACKLOG", "OLDEST_QUEUED", "DELIVERED", "REJECTED",
+                   "FAILURES", "LAST_ERROR"});
+    for (const auto& f : st.forwards()) {
+      outputs.AddRow({f.url(), f.format(), std::to_string(f.backlog()),
+                      f.oldest_queued_ns() == 0 ? "-" : when(f.oldest_queued_ns()),
+                      std::to_string(f.delivered()), std::to_string(f.rejected()),
+                      std::to_string(f.failures()), f.last_error()});
+    }
+    outputs.Print(ctx.out);
+  }
   if (!blind.empty()) {
     ctx.out << "\nHook families not live (what Tripline cannot fully see on these hosts):\n";
     for (const std::string& b : blind) ctx.out << "  " << b << "\n";
