@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "aggregator/pipeline/correlation_engine.h"
+#include "aggregator/rules/sigma.h"
 #include "common/log.h"
 
 namespace tripline {
@@ -50,7 +51,26 @@ void RegisterAggregatorReloads(const ReloadTargets& targets, AggregatorReloads* 
           });
         });
   }
-  // SIEM outputs, Sigma rules and approvers register here, one Register call each.
+  if (targets.rules != nullptr) {
+    // The rule files are read again from the directory the engine runs; a directory that
+    // cannot be read fails the whole reload. Broken rules are not a failure: they are
+    // listed as broken, as at start.
+    rules::RuleEngine* engine = targets.rules;
+    reloads->Register(
+        "rules", [engine](const AggregatorSettings&) -> Result<AggregatorReloads::Apply> {
+          TL_ASSIGN_OR_RETURN(std::shared_ptr<const rules::RuleSet> set,
+                              rules::LoadRuleDirectory(engine->dir()));
+          return AggregatorReloads::Apply([engine, set = std::move(set)]() mutable {
+            engine->Swap(std::move(set));
+            size_t loaded = 0;
+            for (const rules::RuleInfo& r : engine->Rules()) {
+              loaded += r.state == rules::RuleState::kLoaded ? 1 : 0;
+            }
+            TL_LOG(INFO) << "reload: " << loaded << " Sigma rules loaded from " << engine->dir();
+          });
+        });
+  }
+  // SIEM outputs and approvers register here, one Register call each.
 }
 
 Status ReloadAggregator(const std::vector<std::string>& args, const AggregatorReloads& reloads,
@@ -65,6 +85,7 @@ Status ReloadAggregator(const std::vector<std::string>& args, const AggregatorRe
   const v1::AggregatorConfig& now = fresh->config;
   std::vector<std::string> restart;
   if (was.listen() != now.listen()) restart.push_back("listen");
+  if (was.rules_dir() != now.rules_dir()) restart.push_back("rules_dir");
   if (was.data_dir() != now.data_dir()) restart.push_back("data_dir");
   if (was.event_retention_hours() != now.event_retention_hours()) restart.push_back("retention");
   if (was.insecure() != now.insecure()) restart.push_back("insecure");

@@ -6,10 +6,12 @@
 // anything swapped in. A file that does not parse, an identity rule without a pattern or
 // a certificate that does not load is logged with the reason and changes nothing.
 //
-// Reloaded today: identity declarations ("identities"). Everything else (listen, data_dir, limits)
-// takes effect at the next restart; a reload that changes it says so in a warning.
+// Reloaded today: identity declarations ("identities") and the Sigma rules ("rules", from
+// the directory the aggregator started with; a new rules_dir needs a restart). Everything
+// else (listen, data_dir, limits) takes effect at the next restart; a reload that changes
+// it says so in a warning.
 //
-// To make a new part reloadable (SIEM outputs, Sigma rules, approvers): give
+// To make a new part reloadable (SIEM outputs, approvers): give
 // ReloadTargets a pointer to it and add one Register call in RegisterAggregatorReloads
 // (config_reload.cc). Nothing else needs to change.
 #pragma once
@@ -25,12 +27,16 @@
 namespace tripline {
 
 class CorrelationEngine;
+namespace rules {
+class RuleEngine;
+}  // namespace rules
 
 using AggregatorReloads = ReloadRegistry<AggregatorSettings>;
 
 // What the reload steps act on; a null member has no step.
 struct ReloadTargets {
   CorrelationEngine* engine = nullptr;  // identities
+  rules::RuleEngine* rules = nullptr;   // Sigma rules, re-read from their directory
 };
 
 // The configuration's identity declarations, checked: kind "service" or "agent", at

@@ -42,7 +42,7 @@ int Run(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGHUP);  // reload (config_reload.h) and the Sigma rules
+  sigaddset(&stop_signals, SIGHUP);  // reload (config_reload.h)
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -255,6 +255,7 @@ int Run(int argc, char** argv) {
   AggregatorReloads reloads;
   ReloadTargets reload_targets;
   reload_targets.engine = engine->get();
+  reload_targets.rules = engine_options.rules.get();
   RegisterAggregatorReloads(reload_targets, &reloads);
 
   int sig = 0;
@@ -263,14 +264,6 @@ int Run(int argc, char** argv) {
     if (sig != SIGHUP) break;
     TL_LOG(INFO) << "SIGHUP: reloading the configuration";
     (void)ReloadAggregator(args, reloads, &*settings);  // logs what happened
-    if (engine_options.rules) {
-      const Status s = engine_options.rules->Reload();
-      if (s.ok()) {
-        TL_LOG(INFO) << "SIGHUP: rules reloaded from " << engine_options.rules->dir();
-      } else {
-        TL_LOG(ERROR) << "SIGHUP: rules not reloaded (the running set stays): " << s.ToString();
-      }
-    }
   }
   {
     std::lock_guard<std::mutex> lock(maintain_mu);

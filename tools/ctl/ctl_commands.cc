@@ -7,7 +7,6 @@
 #include "tools/ctl/audit_commands.h"
 #include "tools/ctl/ctl_context.h"
 #include "tools/ctl/response_commands.h"
-#include "tools/ctl/rules_commands.h"
 
 namespace tripline::ctl {
 namespace {
@@ -18,6 +17,7 @@ constexpr void (*kCommandGroups[])(CLI::App&, CtlContext&) = {
     RegisterIncidentCommands,   RegisterEventCommands,      RegisterStatsCommands,
     RegisterBaselineCommands,   RegisterSuggestionCommands, RegisterImportCommands,
     RegisterCompletionCommands, RegisterAuditCommands,      RegisterResponseCommands,
+    RegisterRulesCommands,
 };
 
 constexpr const char* kFooter = R"(
@@ -121,7 +121,6 @@ void ConfigureCtl(CLI::App& app, CtlContext& ctx) {
 
 int RunCtl(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
            const Clock& clock) {
-  if (auto rules = RunRulesCommand(args, out, err)) return *rules;  // rules_commands.h
   CtlContext ctx(out, err, clock);
   CLI::App app;
   ConfigureCtl(app, ctx);
