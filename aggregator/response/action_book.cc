@@ -59,7 +59,10 @@ bool ValidUser(std::string_view u) {
 }
 
 bool ValidAddress(std::string_view a) {
-  if (a.empty() || a.size() >= INET6_ADDRSTRLEN) return false;
+  // inet_pton reads up to the first NUL: "198.18.0.66\0 ;x" must not pass as the address.
+  if (a.empty() || a.size() >= INET6_ADDRSTRLEN || a.find('\0') != std::string_view::npos) {
+    return false;
+  }
   const std::string s(a);
   unsigned char buf[16];
   return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;

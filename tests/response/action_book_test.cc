@@ -47,6 +47,17 @@ class ActionBookTest : public ::testing::Test {
   std::unique_ptr<ActionBook> book_;
 };
 
+// What nft and usermod receive comes from the target: an embedded NUL must not hide a tail
+// behind an address that inet_pton accepts.
+TEST(ParseTargetTest, AnAddressWithAnEmbeddedNulIsRefused) {
+  std::string host, subject;
+  EXPECT_TRUE(
+      ParseTarget(v1::Action::KIND_BLOCK_ADDRESS, "hostb/198.18.0.66", &host, &subject).ok());
+  EXPECT_EQ(subject, "198.18.0.66");
+  const std::string forged("hostb/198.18.0.66\0 ; flush ruleset", 35);
+  EXPECT_FALSE(ParseTarget(v1::Action::KIND_BLOCK_ADDRESS, forged, &host, &subject).ok());
+}
+
 TEST_F(ActionBookTest, NothingIsApprovedButByAnotherPerson) {
   const v1::Action a = ProposeLock();
   EXPECT_EQ(a.state(), v1::Action::STATE_PROPOSED);
