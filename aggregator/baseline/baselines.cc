@@ -140,6 +140,14 @@ std::string Fixed(double v, int digits) {
 
 double Settle(double x) { return std::isfinite(x) ? x : 0.0; }
 
+// A pending login's rates are log1p of short-term counts, or -1 where it had none; the
+// short-term counts themselves are decayed event counts. Values outside these bounds are
+// damage: learning them would overflow the rate model's covariance.
+constexpr double kMaxLogRate = 64;
+constexpr double kMaxShortTermCount = 1e12;
+bool IsPendingRate(double x) { return x == -1 || (x >= 0 && x <= kMaxLogRate); }
+bool IsShortTermCount(double x) { return x >= 0 && x <= kMaxShortTermCount; }
+
 }  // namespace
 
 // ---- data -------------------------------------------------------------------------------
@@ -1274,9 +1282,9 @@ Status Baselines::Load(std::string_view key, std::string_view value) {
     std::multimap<int64_t, Pending> pending;
     for (const json& e : j["pending"]) {
       if (!e.is_array() || e.size() != 11 || !e[0].is_number_unsigned() || e[0].get<int>() > 6 ||
-          !e[1].is_number_integer() || !e[2].is_number() || !e[3].is_string() ||
-          !e[4].is_number_unsigned() || e[4].get<int>() > 3 || !e[5].is_string() ||
-          !e[6].is_string() || !e[7].is_string() || !e[8].is_string() ||
+          !e[1].is_number_integer() || e[1].get<int64_t>() < 0 || !e[2].is_number() ||
+          !e[3].is_string() || !e[4].is_number_unsigned() || e[4].get<int>() > 3 ||
+          !e[5].is_string() || !e[6].is_string() || !e[7].is_string() || !e[8].is_string() ||
           !e[9].is_number_unsigned() || !e[10].is_array() || e[10].size() != kRateDims) {
         return Status::Corruption(where + ": a pending observation is malformed");
       }
@@ -1292,7 +1300,9 @@ Status Baselines::Load(std::string_view key, std::string_view value) {
       p.port = e[9].get<uint32_t>();
       for (int i = 0; i < kRateDims; ++i) {
         if (!e[10][i].is_number()) return Status::Corruption(where + ": a rate is not a number");
-        p.rates[i] = static_cast<float>(Settle(e[10][i].get<double>()));
+        const double x = e[10][i].get<double>();
+        if (!IsPendingRate(x)) return Status::Corruption(where + ": a rate is out of range");
+        p.rates[i] = static_cast<float>(x);
       }
       const int64_t t = p.time_ns;
       pending.emplace(t, std::move(p));
@@ -1357,7 +1367,9 @@ Status Baselines::Load(std::string_view key, std::string_view value) {
   TL_RETURN_IF_ERROR(p.rates.FromJson(j["r"]).WithContext(where));
   for (int i = 0; i < kRateDims; ++i) {
     if (!j["st"][i].is_number()) return Status::Corruption(where + ": a rate is not a number");
-    p.st[i] = static_cast<float>(Settle(j["st"][i].get<double>()));
+    const double x = j["st"][i].get<double>();
+    if (!IsShortTermCount(x)) return Status::Corruption(where + ": a rate is out of range");
+    p.st[i] = static_cast<float>(x);
   }
   p.st_ns = j["sn"].get<int64_t>();
   p.last_host = j["lh"].get<std::string>();

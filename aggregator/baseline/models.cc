@@ -152,10 +152,15 @@ Status Categorical::FromJson(const nlohmann::json& j) {
 // ---- HourModel --------------------------------------------------------------------------
 
 namespace {
-int HourOf(int64_t ns) { return static_cast<int>((ns / (3600LL * 1000 * 1000 * 1000)) % 24); }
+// Floor division: a time before 1970 still falls in an hour 0..23 and a day of the week.
+int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b) < 0 ? 1 : 0); }
+int64_t FloorMod(int64_t a, int64_t b) { return ((a % b) + b) % b; }
+int HourOf(int64_t ns) {
+  return static_cast<int>(FloorMod(FloorDiv(ns, 3600LL * 1000 * 1000 * 1000), 24));
+}
 // 1970-01-01 was a Thursday.
 bool IsWeekend(int64_t ns) {
-  const int dow = static_cast<int>((ns / kNanosPerDay + 4) % 7);  // 0 = Sunday
+  const int dow = static_cast<int>(FloorMod(FloorDiv(ns, kNanosPerDay) + 4, 7));  // 0 = Sunday
   return dow == 0 || dow == 6;
 }
 }  // namespace
@@ -407,7 +412,9 @@ Status RateModel::FromJson(const nlohmann::json& j) {
   }
   m.weight_ = j["w"].get<double>();
   m.updated_ns_ = j["u"].get<int64_t>();
-  if (!std::isfinite(m.weight_) || m.weight_ < 0) return Bad("rate weight out of range");
+  if (!std::isfinite(m.weight_) || m.weight_ < 0 || m.weight_ > kMaxWeight) {
+    return Bad("rate weight out of range");
+  }
   // A covariance that is not positive semi-definite would make distances negative.
   Mat c = Unpack(m.cov_);
   c.diagonal().array() += kCovRidge;

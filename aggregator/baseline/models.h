@@ -133,6 +133,8 @@ class RateModel {
   Status FromJson(const nlohmann::json& j);
 
   static constexpr double kMinWeight = 10;
+  // Far above what decayed sums of a fleet's events reach; a stored weight above it is damage.
+  static constexpr double kMaxWeight = 1e12;
   static constexpr double kRateFloor = 0.1;
 
  private:

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <hs/hs.h>
 #include <re2/re2.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -1013,10 +1014,11 @@ void CompileCorrelation(const YAML::Node& c, CompiledRule* r) {
   r->corr = std::move(spec);
 }
 
-CompiledRule CompileDocument(const YAML::Node& doc, const std::string& file, int index) {
+CompiledRule CompileDocument(const YAML::Node& doc, const std::string& file, int index,
+                             int line_offset) {
   CompiledRule r;
   r.info.file = file;
-  r.info.line = doc.Mark().line + 1;
+  r.info.line = line_offset + doc.Mark().line + 1;
   r.info.id = file + "#" + std::to_string(index + 1);
   try {
     if (!doc.IsMap()) throw Broken(doc, "a rule must be a YAML map");
@@ -1106,13 +1108,103 @@ CompiledRule CompileDocument(const YAML::Node& doc, const std::string& file, int
   } catch (const CompileError& e) {
     r.info.state = e.state;
     r.info.reason = e.reason;
-    if (e.line > 0) r.info.line = e.line;
+    if (e.line > 0) r.info.line = line_offset + e.line;
   } catch (const YAML::Exception& e) {
     r.info.state = RuleState::kBroken;
     r.info.reason = e.msg;
-    if (e.mark.line >= 0) r.info.line = e.mark.line + 1;
+    if (e.mark.line >= 0) r.info.line = line_offset + e.mark.line + 1;
   }
   return r;
+}
+
+// One YAML document of a rule file: its text and the line of the file it starts on (0-based).
+struct DocumentText {
+  std::string text;
+  int first_line = 0;
+};
+
+bool IsMarkerLine(std::string_view line, std::string_view marker) {
+  if (line.substr(0, 3) != marker) return false;
+  return line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r';
+}
+
+// Reads a document's events and drops them: only whether the text is one document matters.
+class DiscardEvents : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// True when the text is at most one YAML document. yaml-cpp stops at some malformed
+// tokens (a "," at the top level, say) and reports a document that never ends, so the
+// parser is asked for a second document once, never in a loop. Throws YAML::Exception.
+bool IsAtMostOneDocument(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DiscardEvents events;
+  if (!parser.HandleNextDocument(events)) return true;
+  return !parser.HandleNextDocument(events);
+}
+
+// Splits a rule file into its documents at the column-0 markers "---" (a document starts)
+// and "..." (a document ends); directives and comments before a "---" go with the document
+// after it. Each part is then parsed on its own with YAML::Load, which reads one document:
+// yaml-cpp's LoadAll can loop forever on some malformed streams (",teiteitvi" is one), and a
+// rule file is outside input. A "---" that carries content on its line ("--- a: 1") starts a
+// document like any other; a marker inside a block scalar is a marker in YAML too.
+std::vector<DocumentText> SplitDocuments(std::string_view text) {
+  std::vector<DocumentText> docs;
+  DocumentText cur;
+  bool cur_has_content = false;  // beyond directives, comments and blank lines
+  bool cur_has_start = false;    // begins with "---"
+  int line_no = 0;
+  auto flush = [&](int next_first_line) {
+    if (cur_has_content || cur_has_start) docs.push_back(std::move(cur));
+    cur = DocumentText{};
+    cur.first_line = next_first_line;
+    cur_has_content = false;
+    cur_has_start = false;
+  };
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    const size_t next = end == std::string_view::npos ? text.size() : end + 1;
+    const std::string_view line =
+        text.substr(pos, (end == std::string_view::npos ? text.size() : end) - pos);
+    if (IsMarkerLine(line, "---")) {
+      if (cur_has_content || cur_has_start) flush(line_no);
+      cur_has_start = true;
+      cur.text.append(text.substr(pos, next - pos));
+    } else if (IsMarkerLine(line, "...")) {
+      cur.text.append(text.substr(pos, next - pos));
+      flush(line_no + 1);
+    } else {
+      const size_t first = line.find_first_not_of(" \t\r");
+      const bool blank = first == std::string_view::npos || line[first] == '#';
+      // Directives count only before a document's content; "%" later is content.
+      const bool directive = !cur_has_content && !cur_has_start && !line.empty() && line[0] == '%';
+      if (!blank && !directive) cur_has_content = true;
+      if (cur.text.empty() && !cur_has_content && !cur_has_start && !directive && blank) {
+        cur.first_line = line_no + 1;  // leading blank lines belong to no document
+      } else {
+        cur.text.append(text.substr(pos, next - pos));
+      }
+    }
+    pos = next;
+    ++line_no;
+  }
+  flush(line_no);
+  return docs;
 }
 
 void Link(RuleSet* set) {
@@ -1256,22 +1348,41 @@ std::shared_ptr<const RuleSet> CompileRules(const std::vector<RuleSource>& sourc
   auto set = std::make_shared<RuleSet>();
   std::vector<bool> generate_refs;
   for (const RuleSource& src : sources) {
+    const std::vector<DocumentText> texts = SplitDocuments(src.text);
     std::vector<YAML::Node> docs;
-    try {
-      docs = YAML::LoadAll(src.text);
-    } catch (const YAML::Exception& e) {
-      CompiledRule r;
-      r.info.file = src.file;
-      r.info.id = src.file;
-      r.info.line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
-      r.info.state = RuleState::kBroken;
-      r.info.reason = "YAML: " + e.msg;
-      set->rules.push_back(std::move(r));
-      continue;
+    std::vector<int> offsets;
+    bool broken = false;
+    for (const DocumentText& t : texts) {
+      try {
+        if (!IsAtMostOneDocument(t.text)) {
+          CompiledRule r;
+          r.info.file = src.file;
+          r.info.id = src.file;
+          r.info.line = t.first_line + 1;
+          r.info.state = RuleState::kBroken;
+          r.info.reason = "YAML: text that is not part of any document";
+          set->rules.push_back(std::move(r));
+          broken = true;
+          break;
+        }
+        docs.push_back(YAML::Load(t.text));
+        offsets.push_back(t.first_line);
+      } catch (const YAML::Exception& e) {
+        CompiledRule r;
+        r.info.file = src.file;
+        r.info.id = src.file;
+        r.info.line = e.mark.line >= 0 ? t.first_line + e.mark.line + 1 : 0;
+        r.info.state = RuleState::kBroken;
+        r.info.reason = "YAML: " + e.msg;
+        set->rules.push_back(std::move(r));
+        broken = true;
+        break;
+      }
     }
+    if (broken) continue;
     for (size_t i = 0; i < docs.size(); ++i) {
       if (docs[i].IsNull()) continue;
-      CompiledRule r = CompileDocument(docs[i], src.file, static_cast<int>(i));
+      CompiledRule r = CompileDocument(docs[i], src.file, static_cast<int>(i), offsets[i]);
       bool gen = false;
       if (r.corr && docs[i]["correlation"]["generate"]) {
         try {

@@ -3,6 +3,7 @@
 // 0..1. The first byte picks which record the rest is.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -33,7 +34,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // What loaded must write records that load again.
   Baselines again;
   for (const auto& [k, v] : b.TakeDirty()) {
-    if (!v.empty() && !again.Load(k, v).ok()) __builtin_trap();
+    if (v.empty()) continue;
+    const tripline::Status s = again.Load(k, v);
+    if (!s.ok()) {
+      std::fprintf(stderr, "record %s does not load again: %s\n", k.c_str(), s.ToString().c_str());
+      __builtin_trap();
+    }
   }
   return 0;
 }

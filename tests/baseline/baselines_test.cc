@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -438,6 +439,19 @@ TEST(BaselinesTest, RecordsRoundTripAndBadRecordsAreCorruption) {
     }
   }
   EXPECT_FALSE(Baselines().Load("nonsense", records.front().second).ok());
+
+  // A rate weight no fleet reaches is damage, not a count to describe (found by
+  // baseline_record_fuzz: a weight of 1e30 overflowed the integer Describe reports).
+  for (const auto& [key, value] : records) {
+    if (key != "id/human:alice") continue;
+    nlohmann::json j = nlohmann::json::from_msgpack(value);
+    ASSERT_TRUE(j.contains("r"));
+    j["r"]["w"] = 1e30;
+    const std::vector<uint8_t> bytes = nlohmann::json::to_msgpack(j);
+    const Status s = Baselines().Load(key, std::string(bytes.begin(), bytes.end()));
+    EXPECT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("rate weight out of range"), std::string::npos) << s.message();
+  }
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <map>
@@ -388,6 +389,33 @@ TEST(SigmaRules, UnsupportedAndBrokenAreReportedNotRun) {
   engine.Swap(set);
   Event e = Exec("x", {"x"});
   EXPECT_EQ(Titles(engine, e), std::vector<std::string>{"ok"});
+}
+
+TEST(SigmaRules, DocumentsOfOneFileKeepTheirLinesAndAMalformedStreamEnds) {
+  // Three documents: directives and a comment before the first, an explicit end marker after
+  // the second, and a bad modifier in the third.
+  const std::string second = Rule("two", kProc, "  sel:\n    Image: y\n  condition: sel\n");
+  const std::string third = Rule("three", kProc, "  sel:\n    Image|bogus: z\n  condition: sel\n");
+  const std::string file = "%YAML 1.2\n# rules\n---\n" +
+                           Rule("one", kProc, "  sel:\n    Image: x\n  condition: sel\n") +
+                           "---\n" + second + "...\n---\n" + third;
+  auto set = CompileRules({{"multi.yml", file}});
+  std::vector<RuleInfo> rules = DescribeRules(*set);
+  ASSERT_EQ(rules.size(), 3u);
+  std::map<std::string, RuleInfo> by_id;
+  for (const RuleInfo& r : rules) by_id[r.id] = r;
+  EXPECT_EQ(by_id["one"].state, RuleState::kLoaded);
+  EXPECT_EQ(by_id["one"].line, 4);
+  EXPECT_EQ(by_id["two"].state, RuleState::kLoaded);
+  const int lines_of_rule = static_cast<int>(std::count(second.begin(), second.end(), '\n'));
+  EXPECT_EQ(by_id["two"].line, 4 + lines_of_rule + 1);
+  ASSERT_EQ(by_id["three"].state, RuleState::kBroken);
+  // The bad modifier's line, counted from the top of the file.
+  EXPECT_EQ(by_id["three"].line, 4 + 2 * (lines_of_rule + 1) + 1 + 11);
+  // A stream yaml-cpp's LoadAll never finishes; compiling it ends with a broken rule.
+  auto odd = CompileRules({{"odd.yml", ",teiteitvi"}});
+  ASSERT_EQ(DescribeRules(*odd).size(), 1u);
+  EXPECT_EQ(DescribeRules(*odd)[0].state, RuleState::kBroken);
 }
 
 std::string Base(const std::string& name, const std::string& image) {
