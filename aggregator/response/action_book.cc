@@ -150,7 +150,21 @@ Status ParseTarget(v1::Action::Kind kind, std::string_view target, std::string* 
 
 ActionBook::ActionBook(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family, ResponsePolicy policy,
                        const Clock& clock)
-    : db_(db), cf_(family), policy_(std::move(policy)), clock_(clock) {}
+    : db_(db),
+      cf_(family),
+      policy_(std::move(policy)),
+      clock_(clock),
+      approvers_(policy_.approvers) {}
+
+std::vector<std::string> ActionBook::approvers() const {
+  std::lock_guard<std::mutex> lock(approvers_mu_);
+  return approvers_;
+}
+
+void ActionBook::SetApprovers(std::vector<std::string> approvers) {
+  std::lock_guard<std::mutex> lock(approvers_mu_);
+  approvers_ = std::move(approvers);
+}
 
 Status ActionBook::LoadTrailSeq() {
   if (next_seq_ != 0) return Status::Ok();

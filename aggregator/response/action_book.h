@@ -80,7 +80,14 @@ class ActionBook {
   ActionBook(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family, ResponsePolicy policy,
              const Clock& clock = SystemClock::Get());
 
+  // The policy the book was made with; its approvers are those at start (approvers()).
   const ResponsePolicy& policy() const { return policy_; }
+  // Who may decide now: the policy's list, or the one a reload set. Empty: any holder of
+  // the approver role.
+  std::vector<std::string> approvers() const;
+  // Replaces the approvers (SIGHUP reload, aggregator/server/config_reload.h); decisions
+  // after it are checked against the new list, pending actions are unchanged.
+  void SetApprovers(std::vector<std::string> approvers);
 
   // A new proposed action, or the existing one when Tripline proposes the same thing for
   // the same incident again (AlreadyExists is not returned for that: the existing action is).
@@ -127,6 +134,8 @@ class ActionBook {
   const Clock& clock_;
   std::mutex mu_;
   uint64_t next_seq_ = 0;  // GUARDED_BY(mu_); 0 until loaded
+  mutable std::mutex approvers_mu_;
+  std::vector<std::string> approvers_;  // GUARDED_BY(approvers_mu_)
 };
 
 // What Tripline proposes for an incident at or above the policy's severity: lock each

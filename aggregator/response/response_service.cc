@@ -48,7 +48,7 @@ Result<std::string> ResponseService::Decider(grpc::CallbackServerContext* contex
                                       who.common_name + "'");
     }
   }
-  const auto& approvers = book_->policy().approvers;
+  const std::vector<std::string> approvers = book_->approvers();
   if (!approvers.empty() && std::find(approvers.begin(), approvers.end(), by) == approvers.end()) {
     TL_LOG(WARNING) << "denied " << method << " by " << by << ": not an approver";
     return Status::PermissionDenied(std::string(method) + ": " + by +

@@ -1,6 +1,8 @@
 #include "aggregator/server/aggregator_settings.h"
 
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include <fstream>
 #include <sstream>
@@ -8,6 +10,7 @@
 #include "common/clock.h"
 #include "common/config_file.h"
 #include "common/metrics/metrics_server.h"
+#include "common/tls_reload.h"
 
 namespace tripline {
 namespace {
@@ -243,11 +246,11 @@ Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     }
     return grpc::InsecureServerCredentials();
   }
-  grpc::SslServerCredentialsOptions options;
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  TL_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(tls.cert_file(), "tls.cert_file"));
-  TL_ASSIGN_OR_RETURN(pair.private_key, ReadPem(tls.key_file(), "tls.key_file"));
-  options.pem_key_cert_pairs.push_back(std::move(pair));
+  // Read once here so that a missing or empty file is a clear error at start; from then on
+  // gRPC's file watcher reads them again every reload_interval_s, so a renewed certificate,
+  // key or CA bundle is used by new connections without a restart (docs/operating.md).
+  TL_RETURN_IF_ERROR(ReadPem(tls.cert_file(), "tls.cert_file").status());
+  TL_RETURN_IF_ERROR(ReadPem(tls.key_file(), "tls.key_file").status());
   // With TLS every client proves who it is: the roles and the sensor binding come from its
   // certificate (aggregator/ingest/peer_identity.h), so a listener that would take anyone is not
   // offered. require_client_cert is implied and kept only so that old files still load.
@@ -256,9 +259,15 @@ Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
         "tls needs ca_file: with TLS every client (sensor, triplinectl) must present a "
         "certificate issued by that CA (see docs/security.md)");
   }
-  TL_ASSIGN_OR_RETURN(options.pem_root_certs, ReadPem(tls.ca_file(), "tls.ca_file"));
-  options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
-  return grpc::SslServerCredentials(options);
+  TL_RETURN_IF_ERROR(ReadPem(tls.ca_file(), "tls.ca_file").status());
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      tls.key_file(), tls.cert_file(), tls.ca_file(),
+      TlsReloadIntervalSeconds(tls.reload_interval_s()));
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_root_certs();
+  options.watch_identity_key_cert_pairs();
+  options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  return grpc::experimental::TlsServerCredentials(options);
 }
 
 }  // namespace tripline

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "aggregator/pipeline/correlation_engine.h"
+#include "aggregator/response/action_book.h"
 #include "aggregator/rules/sigma.h"
 #include "common/log.h"
 
@@ -35,6 +36,20 @@ Result<std::vector<baseline::IdentityRule>> IdentityRulesFromConfig(
     rules.push_back(std::move(r));
   }
   return rules;
+}
+
+Result<std::vector<std::string>> ApproversFromConfig(const v1::AggregatorConfig& config) {
+  std::vector<std::string> approvers;
+  const auto& listed = config.response().approvers();
+  for (int i = 0; i < listed.size(); ++i) {
+    const std::string where = "response.approvers[" + std::to_string(i) + "]";
+    if (listed[i].empty()) return Status::InvalidArgument(where + " is empty");
+    if (std::find(approvers.begin(), approvers.end(), listed[i]) != approvers.end()) {
+      return Status::InvalidArgument(where + ": '" + listed[i] + "' is listed twice");
+    }
+    approvers.push_back(listed[i]);
+  }
+  return approvers;
 }
 
 void RegisterAggregatorReloads(const ReloadTargets& targets, AggregatorReloads* reloads) {
@@ -70,7 +85,25 @@ void RegisterAggregatorReloads(const ReloadTargets& targets, AggregatorReloads* 
           });
         });
   }
-  // SIEM outputs and approvers register here, one Register call each.
+  if (targets.actions != nullptr) {
+    // Who may approve, deny and revert from now on; actions already decided stay decided.
+    response::ActionBook* actions = targets.actions;
+    reloads->Register(
+        "approvers", [actions](const AggregatorSettings& s) -> Result<AggregatorReloads::Apply> {
+          TL_ASSIGN_OR_RETURN(std::vector<std::string> approvers, ApproversFromConfig(s.config));
+          return AggregatorReloads::Apply([actions, approvers = std::move(approvers)]() mutable {
+            const size_t n = approvers.size();
+            actions->SetApprovers(std::move(approvers));
+            if (n == 0) {
+              TL_LOG(INFO)
+                  << "reload: no approvers listed; any holder of the approver role decides";
+            } else {
+              TL_LOG(INFO) << "reload: " << n << " approvers";
+            }
+          });
+        });
+  }
+  // SIEM outputs register here when they become reloadable, one Register call.
 }
 
 Status ReloadAggregator(const std::vector<std::string>& args, const AggregatorReloads& reloads,
@@ -104,6 +137,12 @@ Status ReloadAggregator(const std::vector<std::string>& args, const AggregatorRe
   if (!std::equal(was.forward().begin(), was.forward().end(), now.forward().begin(),
                   now.forward().end())) {
     restart.push_back("forward");
+  }
+  const v1::ResponseConfig &rw = was.response(), &rn = now.response();
+  if (rw.proposal_ttl_s() != rn.proposal_ttl_s() || rw.approval_ttl_s() != rn.approval_ttl_s() ||
+      rw.action_ttl_s() != rn.action_ttl_s() ||
+      rw.propose_min_severity() != rn.propose_min_severity()) {
+    restart.push_back("response time limits and propose_min_severity");
   }
   std::string names;
   for (const std::string& n : reloads.names()) names += (names.empty() ? "" : ", ") + n;

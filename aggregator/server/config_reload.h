@@ -6,12 +6,14 @@
 // anything swapped in. A file that does not parse, an identity rule without a pattern or
 // a certificate that does not load is logged with the reason and changes nothing.
 //
-// Reloaded today: identity declarations ("identities") and the Sigma rules ("rules", from
-// the directory the aggregator started with; a new rules_dir needs a restart). Everything
-// else (listen, data_dir, limits) takes effect at the next restart; a reload that changes
-// it says so in a warning.
+// Reloaded today: identity declarations ("identities"), the Sigma rules ("rules", from
+// the directory the aggregator started with; a new rules_dir needs a restart) and the
+// response approvers ("approvers"). TLS files are not part of this: gRPC re-reads them
+// every tls.reload_interval_s (common/tls_reload.h). Everything else (listen, data_dir,
+// limits, SIEM outputs) takes effect at the next restart; a reload that changes it says so
+// in a warning.
 //
-// To make a new part reloadable (SIEM outputs, approvers): give
+// To make a new part reloadable (SIEM outputs): give
 // ReloadTargets a pointer to it and add one Register call in RegisterAggregatorReloads
 // (config_reload.cc). Nothing else needs to change.
 #pragma once
@@ -30,19 +32,27 @@ class CorrelationEngine;
 namespace rules {
 class RuleEngine;
 }  // namespace rules
+namespace response {
+class ActionBook;
+}  // namespace response
 
 using AggregatorReloads = ReloadRegistry<AggregatorSettings>;
 
 // What the reload steps act on; a null member has no step.
 struct ReloadTargets {
-  CorrelationEngine* engine = nullptr;  // identities
-  rules::RuleEngine* rules = nullptr;   // Sigma rules, re-read from their directory
+  CorrelationEngine* engine = nullptr;      // identities
+  rules::RuleEngine* rules = nullptr;       // Sigma rules, re-read from their directory
+  response::ActionBook* actions = nullptr;  // approvers
 };
 
 // The configuration's identity declarations, checked: kind "service" or "agent", at
 // least one of user, exe, cgroup. InvalidArgument naming the rule otherwise.
 Result<std::vector<baseline::IdentityRule>> IdentityRulesFromConfig(
     const v1::AggregatorConfig& config);
+
+// The configuration's response approvers, checked: no empty name, none twice.
+// InvalidArgument naming the entry otherwise.
+Result<std::vector<std::string>> ApproversFromConfig(const v1::AggregatorConfig& config);
 
 // The one registration point of the aggregator's reloadable parts.
 void RegisterAggregatorReloads(const ReloadTargets& targets, AggregatorReloads* reloads);

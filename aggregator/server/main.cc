@@ -188,7 +188,12 @@ int Run(int argc, char** argv) {
   // The response workflow: actions proposed by incidents and people, decided by people.
   const v1::ResponseConfig& rc = settings->config.response();
   response::ResponsePolicy policy;
-  policy.approvers.assign(rc.approvers().begin(), rc.approvers().end());
+  auto approvers = ApproversFromConfig(settings->config);
+  if (!approvers.ok()) {
+    std::cerr << "tripline-aggregator: " << approvers.status().message() << "\n";
+    return 2;
+  }
+  policy.approvers = std::move(*approvers);
   if (rc.proposal_ttl_s() > 0) policy.proposal_ttl_ns = rc.proposal_ttl_s() * kNanosPerSecond;
   if (rc.approval_ttl_s() > 0) policy.approval_ttl_ns = rc.approval_ttl_s() * kNanosPerSecond;
   if (rc.action_ttl_s() > 0) policy.action_ttl_ns = rc.action_ttl_s() * kNanosPerSecond;
@@ -256,6 +261,7 @@ int Run(int argc, char** argv) {
   ReloadTargets reload_targets;
   reload_targets.engine = engine->get();
   reload_targets.rules = engine_options.rules.get();
+  reload_targets.actions = &actions;
   RegisterAggregatorReloads(reload_targets, &reloads);
 
   int sig = 0;

@@ -1,6 +1,8 @@
 #include "sensor/delivery/delivery_client.h"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include <algorithm>
 #include <chrono>
@@ -8,6 +10,7 @@
 
 #include "common/failpoint.h"
 #include "common/log.h"
+#include "common/tls_reload.h"
 #include "model/event_proto.h"
 #include "sensor/delivery/atomic_file.h"
 #include "sensor/delivery/sensor_id.h"
@@ -45,18 +48,29 @@ Status FromGrpc(const grpc::Status& s, const std::string& what) {
 
 Result<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(const TlsOptions& tls) {
   if (!tls.enabled) return grpc::InsecureChannelCredentials();
-  grpc::SslCredentialsOptions ssl;
-  if (!tls.ca_file.empty()) {
-    TL_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadWholeFile(tls.ca_file));
-  }
   if (tls.cert_file.empty() != tls.key_file.empty()) {
     return Status::InvalidArgument("TLS client certificate and key must be given together");
   }
-  if (!tls.cert_file.empty()) {
-    TL_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadWholeFile(tls.cert_file));
-    TL_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadWholeFile(tls.key_file));
+  if (tls.ca_file.empty() && tls.cert_file.empty()) {
+    // Server authentication against the system's roots, nothing to watch.
+    return grpc::SslCredentials(grpc::SslCredentialsOptions());
   }
-  return grpc::SslCredentials(ssl);
+  // Read once so that a missing file is a clear error now; from then on gRPC's file watcher
+  // reads them again every reload_interval_s, and the next connection (after an aggregator
+  // restart, say) uses a renewed certificate or CA bundle without restarting the sensor.
+  for (const std::string* f : {&tls.ca_file, &tls.cert_file, &tls.key_file}) {
+    if (f->empty()) continue;
+    TL_ASSIGN_OR_RETURN(std::string pem, ReadWholeFile(*f));
+    if (pem.empty()) return Status::InvalidArgument("TLS file " + *f + " is empty");
+  }
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      tls.key_file, tls.cert_file, tls.ca_file, TlsReloadIntervalSeconds(tls.reload_interval_s));
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  options.set_certificate_provider(provider);
+  // Without a CA file the system's roots verify the aggregator.
+  if (!tls.ca_file.empty()) options.watch_root_certs();
+  if (!tls.cert_file.empty()) options.watch_identity_key_cert_pairs();
+  return grpc::experimental::TlsCredentials(options);
 }
 
 }  // namespace
@@ -77,6 +91,7 @@ void ApplySensorConfig(const v1::SensorConfig& config, DeliveryOptions* options)
     options->tls.cert_file = tls.cert_file();
     options->tls.key_file = tls.key_file();
     options->tls.server_name = tls.server_name();
+    options->tls.reload_interval_s = tls.reload_interval_s();
   }
 }
 

@@ -81,6 +81,9 @@ struct TlsOptions {
   std::string cert_file;  // this sensor's chain, for mTLS (with key_file)
   std::string key_file;
   std::string server_name;  // name to verify when it is not the target's host
+  // The files are read again this often; connections made after a change use them
+  // (common/tls_reload.h). 0 = the default.
+  uint32_t reload_interval_s = 0;
 };
 
 struct DeliveryOptions {

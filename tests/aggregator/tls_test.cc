@@ -20,6 +20,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -581,6 +582,114 @@ TEST(TlsSensorConfigTest, ATlsBlockNeverMeansClearText) {
   }
   EXPECT_TRUE(options("server_name: \"aggregator.example\"").tls.enabled);
   EXPECT_TRUE(options("").tls.enabled);
+}
+
+// ---------------------------------------------------------------------------------------
+// Rotation: renewed files are used by new connections, without restarting either end
+
+// Replaces `path` by `write`'s output the way an operator should: a new file renamed over
+// the old one, so no reader sees half of it.
+template <typename Write>
+void ReplaceFile(const std::string& path, Write write) {
+  const std::string next = path + ".next";
+  const Status s = write(next);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  std::filesystem::rename(next, path);
+}
+
+// GetStats until it succeeds or `seconds` pass; the last status.
+grpc::Status StatsWithin(const std::string& address,
+                         const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                         int seconds) {
+  const int64_t until = In(seconds);
+  v1::Stats stats;
+  grpc::Status s;
+  while (true) {
+    s = GetStats(address, credentials, &stats);
+    if (s.ok() || SystemClock::Get().MonotonicNs() > until) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+TEST(TlsRotationTest, RenewedCaCertificateAndSensorRootsAreUsedWithoutARestart) {
+  TempDir dir;
+  auto made = MakePki(dir);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  const Pki pki = std::move(*made);
+  // A second CA, as when a CA is replaced: an operator and the aggregator get certificates
+  // of it.
+  auto ca2 = IssueCa("Tripline Test CA 2");
+  ASSERT_TRUE(ca2.ok()) << ca2.status().ToString();
+  auto op2 = IssueLeaf("operator-2", *ca2, "clientAuth", "URI:tripline:role:operator");
+  auto server2 = IssueLeaf("tripline-aggregator", *ca2, "serverAuth", "IP:127.0.0.1,DNS:localhost");
+  ASSERT_TRUE(op2.ok() && server2.ok());
+  const std::string ca2_file = dir.Sub("ca2.pem"), op2_cert = dir.Sub("op2.pem"),
+                    op2_key = dir.Sub("op2-key.pem");
+  ASSERT_TRUE(WriteCert(ca2_file, *ca2).ok());
+  ASSERT_TRUE(WriteCert(op2_cert, *op2).ok());
+  ASSERT_TRUE(WriteKey(op2_key, *op2).ok());
+
+  std::string config = MtlsAggregatorConfig(pki, "127.0.0.1:0", dir.Sub("data"));
+  const std::string require = "  require_client_cert: true\n";
+  config.replace(config.find(require), require.size(), require + "  reload_interval_s: 1\n");
+  WriteFile(dir.Sub("aggregator.textproto"), config);
+  const std::string ca1_pem = ReadWholeFile(pki.ca);
+  Aggregator agg(dir, {"--config", dir.Sub("aggregator.textproto")});
+  ASSERT_FALSE(agg.address().empty()) << agg.Stderr();
+  const std::string address = agg.address();
+
+  // 1. The aggregator's CA bundle: the second CA's operator is refused, then taken once
+  //    the bundle holds both CAs.
+  const auto op2_trusting_ca1 = SslCredentials(pki.ca, op2_cert, op2_key);
+  v1::Stats stats;
+  EXPECT_EQ(GetStats(address, op2_trusting_ca1, &stats).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  ReplaceFile(pki.ca, [&](const std::string& path) {
+    WriteFile(path, ca1_pem + ReadWholeFile(ca2_file));
+    return Status::Ok();
+  });
+  const grpc::Status taken = StatsWithin(address, op2_trusting_ca1, 15);
+  EXPECT_TRUE(taken.ok()) << taken.error_message() << "\n" << agg.Stderr();
+
+  // 2. The aggregator's own certificate: a client that trusts only the second CA is
+  //    refused until the certificate and key are replaced by ones of that CA.
+  const auto op2_trusting_ca2 = SslCredentials(ca2_file, op2_cert, op2_key);
+  EXPECT_EQ(GetStats(address, op2_trusting_ca2, &stats).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  ReplaceFile(pki.server_key, [&](const std::string& path) { return WriteKey(path, *server2); });
+  ReplaceFile(pki.server_cert, [&](const std::string& path) { return WriteCert(path, *server2); });
+  const grpc::Status renewed = StatsWithin(address, op2_trusting_ca2, 15);
+  EXPECT_TRUE(renewed.ok()) << renewed.error_message() << "\n" << agg.Stderr();
+
+  // 3. The sensor's roots: it trusts only the first CA, so the renewed aggregator is refused
+  //    and its events wait in the spool; once its CA file holds the second CA, its next
+  //    attempt connects and every event arrives, once.
+  const std::string sensor_ca = dir.Sub("sensor-ca.pem");
+  WriteFile(sensor_ca, ca1_pem);
+  DeliveryOptions o = SensorOptions(dir.Sub("spool"));
+  o.target = address;
+  o.tls = SensorTls(sensor_ca, pki.client_cert, pki.client_key);
+  o.tls.reload_interval_s = 1;
+  auto client = DeliveryClient::Create(o, SystemClock::Get());
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  const std::vector<Event> events = testing::SyntheticEvents(20);
+  for (const Event& e : events) ASSERT_TRUE((*client)->Submit(e).ok());
+  EXPECT_EQ((*client)->Flush(In(3)).code(), Status::Code::kDeadlineExceeded);
+  EXPECT_EQ((*client)->Stats().acked, 0u);
+  ReplaceFile(sensor_ca, [&](const std::string& path) {
+    WriteFile(path, ReadWholeFile(ca2_file));
+    return Status::Ok();
+  });
+  const Status flushed = (*client)->Flush(In(20));
+  const DeliveryStats ds = (*client)->Stats();
+  (*client)->Stop();
+  EXPECT_TRUE(flushed.ok()) << flushed.ToString() << " " << ds.last_error;
+  EXPECT_EQ(ds.acked, events.size());
+  const grpc::Status q = GetStats(address, op2_trusting_ca2, &stats);
+  ASSERT_TRUE(q.ok()) << q.error_message();
+  EXPECT_EQ(stats.events_stored(), events.size());
+  // The same process throughout.
+  EXPECT_EQ(agg.Stop(), std::optional<int>(0)) << agg.Stderr();
 }
 
 // ---------------------------------------------------------------------------------------

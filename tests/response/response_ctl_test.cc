@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "tests/aggregator/subprocess.h"
 #include "tests/aggregator/test_pki.h"
@@ -46,12 +48,7 @@ class ResponseCtlTest : public ::testing::Test {
       ASSERT_TRUE(testing::WriteCert(dir_.Sub(name + ".pem"), *c).ok());
       ASSERT_TRUE(testing::WriteKey(dir_.Sub(name + "-key.pem"), *c).ok());
     }
-    std::ofstream(dir_.Sub("aggregator.textproto"))
-        << "listen: \"127.0.0.1:0\"\n"
-        << "data_dir: \"" << dir_.Sub("data") << "\"\n"
-        << "tls {\n  cert_file: \"" << dir_.Sub("server.pem") << "\"\n  key_file: \""
-        << dir_.Sub("server-key.pem") << "\"\n  ca_file: \"" << dir_.Sub("ca.pem") << "\"\n}\n"
-        << "response {\n  approvers: \"alice\"\n  approvers: \"bob\"\n}\n";
+    WriteConfig("response {\n  approvers: \"alice\"\n  approvers: \"bob\"\n}\n");
     agg_ = std::make_unique<testing::Child>(
         std::vector<std::string>{BinPath("tripline-aggregator"), "--config",
                                  dir_.Sub("aggregator.textproto")},
@@ -66,6 +63,30 @@ class ResponseCtlTest : public ::testing::Test {
       agg_->Signal(SIGTERM);
       EXPECT_EQ(agg_->Wait(20000), std::optional<int>(0));
     }
+  }
+
+  // The aggregator's configuration: mutual TLS, then `response`.
+  void WriteConfig(const std::string& response) {
+    std::ofstream(dir_.Sub("aggregator.textproto"))
+        << "listen: \"127.0.0.1:0\"\n"
+        << "data_dir: \"" << dir_.Sub("data") << "\"\n"
+        << "tls {\n  cert_file: \"" << dir_.Sub("server.pem") << "\"\n  key_file: \""
+        << dir_.Sub("server-key.pem") << "\"\n  ca_file: \"" << dir_.Sub("ca.pem") << "\"\n}\n"
+        << response;
+  }
+  // Sends SIGHUP and waits for the aggregator's log to say `what` for the `n`th time.
+  bool ReloadSays(const std::string& what, size_t n) {
+    agg_->Signal(SIGHUP);
+    for (int i = 0; i < 200; ++i) {
+      const std::string log = testing::ReadWholeFile(dir_.Sub("aggregator.stderr"));
+      size_t count = 0;
+      for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) {
+        ++count;
+      }
+      if (count >= n) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
   }
 
   // triplinectl as `who` (the certificate of that name).
@@ -170,6 +191,37 @@ TEST_F(ResponseCtlTest, DenialIsRecordedWithItsReason) {
   r = Ctl("bob", {"propose", "block", "hosta/not-an-address"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT"));
+}
+
+// The approvers are re-read on SIGHUP: a person added decides from then on, one removed no
+// longer does, and a list that does not check changes nothing.
+TEST_F(ResponseCtlTest, ApproversAreReloadedOnSighup) {
+  RunResult r = Ctl("alice", {"propose", "isolate", "hostc", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string first = json::parse(r.out)["id"];
+  r = Ctl("alice", {"propose", "isolate", "hostd", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string second = json::parse(r.out)["id"];
+  r = Ctl("carol", {"approve", first, "--by", "carol"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("not one of the configured approvers"));
+
+  // An empty name: refused, named, nothing changed.
+  WriteConfig("response {\n  approvers: \"carol\"\n  approvers: \"\"\n}\n");
+  ASSERT_TRUE(ReloadSays("reload failed, nothing changed", 1));
+  EXPECT_THAT(testing::ReadWholeFile(dir_.Sub("aggregator.stderr")),
+              HasSubstr("response.approvers[1] is empty"));
+  r = Ctl("carol", {"approve", first, "--by", "carol"});
+  EXPECT_EQ(r.exit_code, 1);
+
+  // carol in, bob out.
+  WriteConfig("response {\n  approvers: \"alice\"\n  approvers: \"carol\"\n}\n");
+  ASSERT_TRUE(ReloadSays("reload: 2 approvers", 1));
+  r = Ctl("carol", {"approve", first, "--by", "carol"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = Ctl("bob", {"approve", second, "--by", "bob"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("not one of the configured approvers"));
 }
 
 }  // namespace
