@@ -1,7 +1,10 @@
 #include "aggregator/server/config_reload.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
+#include "aggregator/forward/forward_outputs.h"
 #include "aggregator/pipeline/correlation_engine.h"
 #include "aggregator/response/action_book.h"
 #include "aggregator/rules/sigma.h"
@@ -36,6 +39,20 @@ Result<std::vector<baseline::IdentityRule>> IdentityRulesFromConfig(
     rules.push_back(std::move(r));
   }
   return rules;
+}
+
+forward::ForwarderOptions ForwarderOptionsFromSettings(const AggregatorSettings& settings) {
+  forward::ForwarderOptions o;
+  char hostname[256] = {0};
+  gethostname(hostname, sizeof(hostname) - 1);
+  o.sink.hostname = hostname;
+  o.sink.ca_file = settings.config.forward_ca_file();
+  o.sink.token = settings.forward_token;
+  if (settings.config.forward_max_backoff_ms() > 0) {
+    o.max_backoff_ns = int64_t{settings.config.forward_max_backoff_ms()} * kNanosPerMilli;
+    o.initial_backoff_ns = std::min(o.initial_backoff_ns, o.max_backoff_ns);
+  }
+  return o;
 }
 
 Result<std::vector<std::string>> ApproversFromConfig(const v1::AggregatorConfig& config) {
@@ -103,7 +120,22 @@ void RegisterAggregatorReloads(const ReloadTargets& targets, AggregatorReloads* 
           });
         });
   }
-  // SIEM outputs register here when they become reloadable, one Register call.
+  if (targets.outputs != nullptr) {
+    // Every output of the new list is checked (its sink can be made: URL, CA and token
+    // files) before anything is swapped; then the outputs are remade, also when the list is
+    // the same, so that renewed CA and token files are read.
+    forward::ForwardOutputs* outputs = targets.outputs;
+    reloads->Register("outputs",
+                      [outputs](const AggregatorSettings& s) -> Result<AggregatorReloads::Apply> {
+                        const forward::ForwarderOptions options = ForwarderOptionsFromSettings(s);
+                        TL_RETURN_IF_ERROR(forward::ForwardOutputs::Check(s.forwards, options));
+                        return AggregatorReloads::Apply([outputs, targets = s.forwards, options] {
+                          if (targets.empty() && outputs->size() == 0) return;
+                          outputs->Replace(targets, options);
+                          TL_LOG(INFO) << "reload: " << targets.size() << " SIEM outputs";
+                        });
+                      });
+  }
 }
 
 Status ReloadAggregator(const std::vector<std::string>& args, const AggregatorReloads& reloads,
@@ -133,10 +165,6 @@ Status ReloadAggregator(const std::vector<std::string>& args, const AggregatorRe
       !std::equal(was.ssh_ports().begin(), was.ssh_ports().end(), now.ssh_ports().begin(),
                   now.ssh_ports().end())) {
     restart.push_back("correlator settings");
-  }
-  if (!std::equal(was.forward().begin(), was.forward().end(), now.forward().begin(),
-                  now.forward().end())) {
-    restart.push_back("forward");
   }
   const v1::ResponseConfig &rw = was.response(), &rn = now.response();
   if (rw.proposal_ttl_s() != rn.proposal_ttl_s() || rw.approval_ttl_s() != rn.approval_ttl_s() ||

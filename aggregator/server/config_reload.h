@@ -8,12 +8,14 @@
 //
 // Reloaded today: identity declarations ("identities"), the Sigma rules ("rules", from
 // the directory the aggregator started with; a new rules_dir needs a restart) and the
-// response approvers ("approvers"). TLS files are not part of this: gRPC re-reads them
-// every tls.reload_interval_s (common/tls_reload.h). Everything else (listen, data_dir,
-// limits, SIEM outputs) takes effect at the next restart; a reload that changes it says so
-// in a warning.
+// response approvers ("approvers") and the SIEM outputs ("outputs": the forward list,
+// forward_ca_file, the token files and forward_max_backoff_ms; the outputs are remade on
+// every reload, so renewed CA and token files are read). TLS files are not part of this:
+// gRPC re-reads them every tls.reload_interval_s (common/tls_reload.h). Everything else
+// (listen, data_dir, limits) takes effect at the next restart; a reload that changes it
+// says so in a warning.
 //
-// To make a new part reloadable (SIEM outputs): give
+// To make a new part reloadable: give
 // ReloadTargets a pointer to it and add one Register call in RegisterAggregatorReloads
 // (config_reload.cc). Nothing else needs to change.
 #pragma once
@@ -35,15 +37,24 @@ class RuleEngine;
 namespace response {
 class ActionBook;
 }  // namespace response
+namespace forward {
+class ForwardOutputs;
+struct ForwarderOptions;
+}  // namespace forward
 
 using AggregatorReloads = ReloadRegistry<AggregatorSettings>;
 
 // What the reload steps act on; a null member has no step.
 struct ReloadTargets {
-  CorrelationEngine* engine = nullptr;      // identities
-  rules::RuleEngine* rules = nullptr;       // Sigma rules, re-read from their directory
-  response::ActionBook* actions = nullptr;  // approvers
+  CorrelationEngine* engine = nullptr;         // identities
+  rules::RuleEngine* rules = nullptr;          // Sigma rules, re-read from their directory
+  response::ActionBook* actions = nullptr;     // approvers
+  forward::ForwardOutputs* outputs = nullptr;  // SIEM outputs
 };
+
+// The forwarder's options from the settings: this host's name, forward_ca_file, the token,
+// forward_max_backoff_ms.
+forward::ForwarderOptions ForwarderOptionsFromSettings(const AggregatorSettings& settings);
 
 // The configuration's identity declarations, checked: kind "service" or "agent", at
 // least one of user, exe, cgroup. InvalidArgument naming the rule otherwise.

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "aggregator/audit/posture_auditor.h"
-#include "aggregator/forward/forwarder.h"
+#include "aggregator/forward/forward_outputs.h"
 #include "aggregator/metrics/aggregator_metrics.h"
 #include "aggregator/pipeline/correlation_engine.h"
 #include "aggregator/response/response_service.h"
@@ -79,40 +79,24 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
-  // SIEM outputs: their persistent outbox is the store's outbox column family.
-  std::unique_ptr<forward::Forwarder> forwarder;
-  if (!settings->forwards.empty()) {
-    forward::ForwarderOptions forward_options;
-    char hostname[256] = {0};
-    gethostname(hostname, sizeof(hostname) - 1);
-    forward_options.sink.hostname = hostname;
-    forward_options.sink.ca_file = settings->config.forward_ca_file();
-    forward_options.sink.token = settings->forward_token;
-    if (settings->config.forward_max_backoff_ms() > 0) {
-      forward_options.max_backoff_ns =
-          int64_t{settings->config.forward_max_backoff_ms()} * kNanosPerMilli;
-      forward_options.initial_backoff_ns =
-          std::min(forward_options.initial_backoff_ns, forward_options.max_backoff_ns);
-    }
-    auto started =
-        forward::Forwarder::Start((*store)->db(), (*store)->column_family("outbox"),
-                                  settings->forwards, forward_options, SystemClock::Get());
+  // SIEM outputs: their persistent outbox is the store's outbox column family. Replaced
+  // on reload (config_reload.h).
+  forward::ForwardOutputs outputs((*store)->db(), (*store)->column_family("outbox"),
+                                  SystemClock::Get());
+  {
+    const forward::ForwarderOptions forward_options = ForwarderOptionsFromSettings(*settings);
+    Status started = forward::ForwardOutputs::Check(settings->forwards, forward_options);
+    if (started.ok()) started = outputs.Start(settings->forwards, forward_options);
     if (!started.ok()) {
-      std::cerr << "tripline-aggregator: " << started.status().ToString() << "\n";
+      std::cerr << "tripline-aggregator: " << started.ToString() << "\n";
       return 2;
-    }
-    forwarder = std::move(*started);
-    for (const ForwardTarget& f : settings->forwards) {
-      TL_LOG(INFO) << "forwarding incidents to " << f.url << " (" << f.format << ")";
     }
   }
 
   CorrelationEngineOptions engine_options;
-  if (forwarder) {
-    engine_options.before_store_incident = [f = forwarder.get()](const v1::Incident& incident) {
-      (void)f->Offer(incident);
-    };
-  }
+  engine_options.before_store_incident = [&outputs](const v1::Incident& incident) {
+    (void)outputs.Offer(incident);
+  };
   if (settings->config.hop_tolerance_ms() > 0) {
     engine_options.correlator.hop_tolerance_ns =
         int64_t{settings->config.hop_tolerance_ms()} * kNanosPerMilli;
@@ -177,9 +161,7 @@ int Run(int argc, char** argv) {
     server_options.memory_quota_bytes = size_t{settings->config.memory_quota_mb()} << 20;
   }
   server_options.baselines = engine->get();
-  if (forwarder) {
-    server_options.extend_stats = [f = forwarder.get()](v1::Stats* out) { f->AddStats(out); };
-  }
+  server_options.extend_stats = [&outputs](v1::Stats* out) { outputs.AddStats(out); };
   server_options.rules = engine_options.rules;
   // Posture snapshots are audited on their way to the correlation engine.
   audit::FindingLedger findings((*store)->db(), (*store)->column_family("posture"));
@@ -262,6 +244,7 @@ int Run(int argc, char** argv) {
   reload_targets.engine = engine->get();
   reload_targets.rules = engine_options.rules.get();
   reload_targets.actions = &actions;
+  reload_targets.outputs = &outputs;
   RegisterAggregatorReloads(reload_targets, &reloads);
 
   int sig = 0;
@@ -286,7 +269,7 @@ int Run(int argc, char** argv) {
   if (!snapshot.ok()) TL_LOG(ERROR) << "correlator snapshot: " << snapshot.ToString();
   // The engine offers nothing more (its queue is drained); what is still queued for an
   // output stays in the outbox for the next start.
-  forwarder.reset();
+  outputs.Stop();
   const Status closed = (*store)->Close();
   if (!closed.ok()) {
     std::cerr << "tripline-aggregator: " << closed.ToString() << "\n";

@@ -122,7 +122,8 @@ TEST(AggregatorReloadTest, SighupReloadsIdentitiesAndRefusesABadFile) {
                         "identities { kind: \"agent\" exe: \"/usr/bin/ansible*\" }\n");
   agg.Signal(SIGHUP);
   ASSERT_TRUE(WaitForLog(err, "reload: 2 identity declarations")) << ReadWholeFile(err);
-  ASSERT_TRUE(WaitForLog(err, "reload done (identities, approvers)")) << ReadWholeFile(err);
+  ASSERT_TRUE(WaitForLog(err, "reload done (identities, approvers, outputs)"))
+      << ReadWholeFile(err);
 
   // A file that does not parse: the error with its line, nothing applied.
   WriteFile(config, "listen: \"127.0.0.1:0\"\nno_such_option: 1\n");

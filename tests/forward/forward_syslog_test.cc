@@ -447,5 +447,102 @@ TEST(ForwardSyslogTest, NoLossAcrossReceiverOutageAndAggregatorKill9) {
   EXPECT_EQ(restarted->Wait(15000), std::optional<int>(0));
 }
 
+// SIGHUP replaces the outputs: one added receives the incidents raised after the reload,
+// one removed receives no more, one kept goes on; a list that does not check changes
+// nothing. Two file outputs, no receiver needed.
+TEST(ForwardReloadTest, OutputsAreReplacedOnSighupAndABadListChangesNothing) {
+  TempDir dir;
+  const std::string a = dir.Sub("a.jsonl"), b = dir.Sub("b.jsonl");
+  const std::string config = dir.Sub("aggregator.textproto");
+  const auto write_config = [&](const std::vector<std::string>& forwards) {
+    std::ofstream out(config, std::ios::trunc);
+    for (const std::string& f : forwards) out << "forward: \"" << f << "\"\n";
+  };
+  const std::string to_a = "file://" + a + "?format=ocsf", to_b = "file://" + b + "?format=ocsf";
+  write_config({to_a});
+  const std::string err = dir.Sub("aggregator.stderr");
+  Child agg({BinPath("tripline-aggregator"), "--listen", "127.0.0.1:0", "--data-dir",
+             dir.Sub("data"), "--config", config},
+            err);
+  const auto line = agg.ReadLine(20000);
+  ASSERT_TRUE(line && line->rfind("listening on ", 0) == 0) << ReadWholeFile(err);
+  const std::string address = line->substr(13);
+
+  correlate::testing::StoryBuilder story;
+  int round = 0;
+  // A brute-forced account that hops hosta -> hostb: one incident.
+  const auto attack = [&] {
+    ++round;
+    const std::string user = "user" + std::to_string(round);
+    const std::string source = "203.0.113." + std::to_string(round);
+    const int port = 40000 + 1000 * round;
+    const double t0 = 300.0 * round;
+    std::vector<correlate::testing::Delivery> s;
+    for (int i = 0; i < 5; ++i) s.push_back(story.Failure("hosta", user, source, port + i, t0 + i));
+    s.push_back(story.Login("hosta", user, source, port + 9, "audit:" + user, t0 + 7));
+    s.push_back(story.Open("hosta", "audit:" + user, user, 1000, "cat", "/etc/shadow",
+                           FileAccess::kRead, t0 + 8));
+    s.push_back(
+        story.Connect("hosta", "audit:" + user, user, port + 20, "198.18.0.12", 22, t0 + 10));
+    s.push_back(story.Accept("hostb", 22, "198.18.0.11", port + 20, t0 + 10.1));
+    s.push_back(story.Login("hostb", user, "198.18.0.11", port + 20, "audit:b" + user, t0 + 11));
+    std::map<std::string, std::unique_ptr<IngestClient>> clients;
+    for (const auto& d : s) {
+      auto& c = clients[d.sensor];
+      if (!c) {
+        c = std::make_unique<IngestClient>(address);
+        ASSERT_TRUE(c->Hello(d.sensor));
+      }
+      ASSERT_TRUE(c->Batch(d.sensor, d.event.seq, {d.event}));
+    }
+  };
+  const auto incidents_in = [&](const std::string& path) {
+    std::set<std::string> ids;
+    for (const std::string& l : Lines(path)) {
+      ids.insert(nlohmann::json::parse(l)["finding_info"]["uid"].get<std::string>());
+    }
+    return ids.size();
+  };
+  const auto log_says = [&](const std::string& what, size_t times) {
+    return WaitFor([&] {
+      const std::string log = ReadWholeFile(err);
+      size_t n = 0;
+      for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+      return n >= times;
+    });
+  };
+
+  attack();
+  ASSERT_TRUE(WaitFor([&] { return incidents_in(a) == 1; })) << ReadWholeFile(err);
+
+  // b added.
+  write_config({to_a, to_b});
+  agg.Signal(SIGHUP);
+  ASSERT_TRUE(log_says("reload: 2 SIEM outputs", 1)) << ReadWholeFile(err);
+  attack();
+  ASSERT_TRUE(WaitFor([&] { return incidents_in(a) == 2 && incidents_in(b) == 1; }))
+      << incidents_in(a) << " " << incidents_in(b) << "\n"
+      << ReadWholeFile(err);
+
+  // A list with an output that does not parse: refused, both outputs go on.
+  write_config({to_b, "gopher://127.0.0.1:70/"});
+  agg.Signal(SIGHUP);
+  ASSERT_TRUE(log_says("reload failed, nothing changed", 1)) << ReadWholeFile(err);
+  attack();
+  ASSERT_TRUE(WaitFor([&] { return incidents_in(a) == 3 && incidents_in(b) == 2; }))
+      << incidents_in(a) << " " << incidents_in(b) << "\n"
+      << ReadWholeFile(err);
+
+  // a removed.
+  write_config({to_b});
+  agg.Signal(SIGHUP);
+  ASSERT_TRUE(log_says("reload: 1 SIEM outputs", 1)) << ReadWholeFile(err);
+  attack();
+  ASSERT_TRUE(WaitFor([&] { return incidents_in(b) == 3; })) << ReadWholeFile(err);
+  EXPECT_EQ(incidents_in(a), 3u);
+  agg.Signal(SIGTERM);
+  EXPECT_EQ(agg.Wait(15000), std::optional<int>(0)) << ReadWholeFile(err);
+}
+
 }  // namespace
 }  // namespace tripline::forward
