@@ -108,14 +108,16 @@ int Run(int argc, char** argv) {
     }
     engine_options.correlator.ssh_ports.push_back(static_cast<uint16_t>(port));
   }
-  audit::AuditPolicy audit_policy;
-  for (const v1::IdentityRule& rule : settings->config.identities()) {
-    if (!rule.user().empty()) audit_policy.declared[rule.user()] = rule.kind();
-  }
   auto identities = IdentityRulesFromConfig(settings->config);
   if (!identities.ok()) {
     std::cerr << "tripline-aggregator: " << identities.status().message() << "\n";
     return 2;
+  }
+  // The audit judges declared accounts by their declared kind (the checked rules).
+  audit::AuditPolicy audit_policy;
+  for (const baseline::IdentityRule& rule : *identities) {
+    if (!rule.user.empty())
+      audit_policy.declared[rule.user] = std::string(baseline::KindName(rule.kind));
   }
   engine_options.identities = std::move(*identities);
   if (!settings->config.rules_dir().empty()) {

@@ -197,6 +197,37 @@ v1::Incident Wire(const Incident& i) {
 // Story and hostile incidents through syslog+tcp and syslog+tls into rsyslog: what rsyslog
 // received is byte for byte what Tripline formats, its RFC 5424 parser finds every header
 // field, and a TLS output whose CA did not sign rsyslog's certificate delivers nothing.
+// One account brute-forced from `source` on hosta, which reads /etc/shadow and hops to
+// hostb: one incident.
+std::vector<correlate::testing::Delivery> BruteForceAndHop(correlate::testing::StoryBuilder& b,
+                                                           const std::string& user,
+                                                           const std::string& source, double t0,
+                                                           int port_base) {
+  std::vector<correlate::testing::Delivery> s;
+  for (int i = 0; i < 5; ++i) s.push_back(b.Failure("hosta", user, source, port_base + i, t0 + i));
+  s.push_back(b.Login("hosta", user, source, port_base + 9, "audit:" + user, t0 + 7));
+  s.push_back(b.Open("hosta", "audit:" + user, user, 1000, "cat", "/etc/shadow", FileAccess::kRead,
+                     t0 + 8));
+  s.push_back(
+      b.Connect("hosta", "audit:" + user, user, port_base + 20, "198.18.0.12", 22, t0 + 10));
+  s.push_back(b.Accept("hostb", 22, "198.18.0.11", port_base + 20, t0 + 10.1));
+  s.push_back(b.Login("hostb", user, "198.18.0.11", port_base + 20, "audit:b" + user, t0 + 11));
+  return s;
+}
+
+// Sends the story to the aggregator at `target`, each sensor on an ingest stream of its own.
+void Send(const std::string& target, const std::vector<correlate::testing::Delivery>& s) {
+  std::map<std::string, std::unique_ptr<IngestClient>> clients;
+  for (const auto& d : s) {
+    auto& c = clients[d.sensor];
+    if (!c) {
+      c = std::make_unique<IngestClient>(target);
+      ASSERT_TRUE(c->Hello(d.sensor));
+    }
+    ASSERT_TRUE(c->Batch(d.sensor, d.event.seq, {d.event}));
+  }
+}
+
 TEST(ForwardSyslogTest, TcpAndTlsDeliverEveryFieldAndHostileValuesIntact) {
   TempDir dir;
   MakePki(dir);
@@ -317,33 +348,10 @@ TEST(ForwardSyslogTest, NoLossAcrossReceiverOutageAndAggregatorKill9) {
   auto [aggregator, address] = start("aggregator-1.stderr");
   ASSERT_FALSE(address.empty()) << ReadWholeFile(dir.Sub("aggregator-1.stderr"));
 
-  // One brute-forced account hopping hosta -> hostb per user: one incident each.
   correlate::testing::StoryBuilder b;
   const auto attack = [&](const std::string& user, double t0, int port_base) {
-    const std::string source = "203.0.113." + std::to_string(port_base / 1000);
-    std::vector<correlate::testing::Delivery> s;
-    for (int i = 0; i < 5; ++i)
-      s.push_back(b.Failure("hosta", user, source, port_base + i, t0 + i));
-    s.push_back(b.Login("hosta", user, source, port_base + 9, "audit:" + user, t0 + 7));
-    s.push_back(b.Open("hosta", "audit:" + user, user, 1000, "cat", "/etc/shadow",
-                       FileAccess::kRead, t0 + 8));
-    s.push_back(
-        b.Connect("hosta", "audit:" + user, user, port_base + 20, "198.18.0.12", 22, t0 + 10));
-    s.push_back(b.Accept("hostb", 22, "198.18.0.11", port_base + 20, t0 + 10.1));
-    s.push_back(b.Login("hostb", user, "198.18.0.11", port_base + 20, "audit:b" + user, t0 + 11));
-    return s;
-  };
-  const auto send = [&](const std::string& target,
-                        const std::vector<correlate::testing::Delivery>& s) {
-    std::map<std::string, std::unique_ptr<IngestClient>> clients;
-    for (const auto& d : s) {
-      auto& c = clients[d.sensor];
-      if (!c) {
-        c = std::make_unique<IngestClient>(target);
-        ASSERT_TRUE(c->Hello(d.sensor));
-      }
-      ASSERT_TRUE(c->Batch(d.sensor, d.event.seq, {d.event}));
-    }
+    return BruteForceAndHop(b, user, "203.0.113." + std::to_string(port_base / 1000), t0,
+                            port_base);
   };
   const auto stats = [&](const std::string& target) {
     auto stub = v1::Query::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
@@ -362,14 +370,14 @@ TEST(ForwardSyslogTest, NoLossAcrossReceiverOutageAndAggregatorKill9) {
     return ids;
   };
 
-  send(address, attack("u1", 0, 41000));
+  Send(address, attack("u1", 0, 41000));
   ASSERT_TRUE(WaitFor([&] { return ids_received().size() == 1; }))
       << ReadWholeFile(dir.Sub("aggregator-1.stderr"));
 
   // The receiver goes away; incidents keep being raised and wait in the outbox.
   rsyslog->Stop();
-  send(address, attack("u2", 300, 42000));
-  send(address, attack("u3", 600, 43000));
+  Send(address, attack("u2", 300, 42000));
+  Send(address, attack("u3", 600, 43000));
   v1::Stats held;
   ASSERT_TRUE(WaitFor([&] {
     held = stats(address);
@@ -410,7 +418,7 @@ TEST(ForwardSyslogTest, NoLossAcrossReceiverOutageAndAggregatorKill9) {
 
   rsyslog = std::make_unique<Rsyslog>(dir, port, 0, /*with_tls=*/false);
   ASSERT_TRUE(rsyslog->ready()) << rsyslog->Stderr();
-  send(address2, attack("u4", 900, 44000));
+  Send(address2, attack("u4", 900, 44000));
 
   // Every incident the aggregator stored reached rsyslog.
   std::set<std::string> stored;
@@ -470,31 +478,11 @@ TEST(ForwardReloadTest, OutputsAreReplacedOnSighupAndABadListChangesNothing) {
 
   correlate::testing::StoryBuilder story;
   int round = 0;
-  // A brute-forced account that hops hosta -> hostb: one incident.
   const auto attack = [&] {
     ++round;
-    const std::string user = "user" + std::to_string(round);
-    const std::string source = "203.0.113." + std::to_string(round);
-    const int port = 40000 + 1000 * round;
-    const double t0 = 300.0 * round;
-    std::vector<correlate::testing::Delivery> s;
-    for (int i = 0; i < 5; ++i) s.push_back(story.Failure("hosta", user, source, port + i, t0 + i));
-    s.push_back(story.Login("hosta", user, source, port + 9, "audit:" + user, t0 + 7));
-    s.push_back(story.Open("hosta", "audit:" + user, user, 1000, "cat", "/etc/shadow",
-                           FileAccess::kRead, t0 + 8));
-    s.push_back(
-        story.Connect("hosta", "audit:" + user, user, port + 20, "198.18.0.12", 22, t0 + 10));
-    s.push_back(story.Accept("hostb", 22, "198.18.0.11", port + 20, t0 + 10.1));
-    s.push_back(story.Login("hostb", user, "198.18.0.11", port + 20, "audit:b" + user, t0 + 11));
-    std::map<std::string, std::unique_ptr<IngestClient>> clients;
-    for (const auto& d : s) {
-      auto& c = clients[d.sensor];
-      if (!c) {
-        c = std::make_unique<IngestClient>(address);
-        ASSERT_TRUE(c->Hello(d.sensor));
-      }
-      ASSERT_TRUE(c->Batch(d.sensor, d.event.seq, {d.event}));
-    }
+    Send(address, BruteForceAndHop(story, "user" + std::to_string(round),
+                                   "203.0.113." + std::to_string(round), 300.0 * round,
+                                   40000 + 1000 * round));
   };
   const auto incidents_in = [&](const std::string& path) {
     std::set<std::string> ids;

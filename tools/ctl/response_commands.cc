@@ -91,9 +91,20 @@ std::string Dump(const json& j) {
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-std::unique_ptr<v1::Response::Stub> Stub(CtlContext& ctx, int* code) {
-  auto channel = ctx.Channel(code);
-  return channel ? v1::Response::NewStub(channel) : nullptr;
+// One call of the Response service with --timeout: 0, or the exit code of a channel that
+// could not be made or of the failed call (said on stderr).
+template <typename Request, typename Reply>
+int Call(CtlContext& ctx, const char* rpc,
+         grpc::Status (v1::Response::Stub::*method)(grpc::ClientContext*, const Request&, Reply*),
+         const Request& req, Reply* reply) {
+  int code = 0;
+  auto channel = ctx.Channel(&code);
+  if (!channel) return code;
+  auto stub = v1::Response::NewStub(channel);
+  grpc::ClientContext call;
+  ctx.Prepare(&call);
+  if (grpc::Status s = ((*stub).*method)(&call, req, reply); !s.ok()) return ctx.RpcFailed(rpc, s);
+  return 0;
 }
 
 void PrintAction(const v1::Action& a, std::ostream& out) {
@@ -113,6 +124,16 @@ void PrintAction(const v1::Action& a, std::ostream& out) {
   }
 }
 
+// One action, as JSON with --json or for a person.
+int ShowAction(CtlContext& ctx, const v1::Action& action) {
+  if (ctx.json) {
+    ctx.out << Dump(ActionJson(action));
+  } else {
+    PrintAction(action, ctx.out);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int RunActions(CtlContext& ctx, const ActionsArgs& a) {
@@ -129,15 +150,8 @@ int RunActions(CtlContext& ctx, const ActionsArgs& a) {
     req.set_state(s);
   }
   req.set_incident_id(a.incident);
-  int code = 0;
-  auto stub = Stub(ctx, &code);
-  if (!stub) return code;
-  grpc::ClientContext call;
-  ctx.Prepare(&call);
   v1::ListActionsResponse resp;
-  if (grpc::Status s = stub->List(&call, req, &resp); !s.ok()) {
-    return ctx.RpcFailed("Response.List", s);
-  }
+  if (int code = Call(ctx, "Response.List", &v1::Response::Stub::List, req, &resp)) return code;
   if (ctx.json) {
     json list = json::array();
     for (const auto& action : resp.actions()) list.push_back(ActionJson(action));
@@ -158,7 +172,6 @@ int RunActions(CtlContext& ctx, const ActionsArgs& a) {
 }
 
 int RunPropose(CtlContext& ctx, const ProposeArgs& a) {
-  std::ostream& out = ctx.out;
   v1::ProposeRequest req;
   bool known = false;
   for (const auto& kn : kKinds) {
@@ -182,56 +195,30 @@ int RunPropose(CtlContext& ctx, const ProposeArgs& a) {
   req.set_by(a.by);
   req.set_reason(a.reason);
   req.set_incident_id(a.incident);
-  int code = 0;
-  auto stub = Stub(ctx, &code);
-  if (!stub) return code;
-  grpc::ClientContext call;
-  ctx.Prepare(&call);
   v1::Action action;
-  if (grpc::Status s = stub->Propose(&call, req, &action); !s.ok()) {
-    return ctx.RpcFailed("Response.Propose", s);
+  if (int code = Call(ctx, "Response.Propose", &v1::Response::Stub::Propose, req, &action)) {
+    return code;
   }
-  if (ctx.json) {
-    out << Dump(ActionJson(action));
-  } else {
-    PrintAction(action, out);
-  }
-  return 0;
+  return ShowAction(ctx, action);
 }
 
 int RunDecide(CtlContext& ctx, const std::string& verb, const DecideArgs& a) {
-  std::ostream& out = ctx.out;
   if (verb != "revert" && a.by.empty()) return ctx.Usage(verb + " needs --by NAME", verb);
   if (verb == "deny" && a.reason.empty()) return ctx.Usage("deny needs --reason TEXT", verb);
   v1::DecideRequest req;
   req.set_id(a.action);
   req.set_by(a.by);
   req.set_comment(a.reason);
-  int code = 0;
-  auto stub = Stub(ctx, &code);
-  if (!stub) return code;
-  grpc::ClientContext call;
-  ctx.Prepare(&call);
   v1::Action action;
-  grpc::Status s;
-  std::string rpc;
+  int code = 0;
   if (verb == "approve") {
-    rpc = "Response.Approve";
-    s = stub->Approve(&call, req, &action);
+    code = Call(ctx, "Response.Approve", &v1::Response::Stub::Approve, req, &action);
   } else if (verb == "deny") {
-    rpc = "Response.Deny";
-    s = stub->Deny(&call, req, &action);
+    code = Call(ctx, "Response.Deny", &v1::Response::Stub::Deny, req, &action);
   } else {
-    rpc = "Response.Revert";
-    s = stub->Revert(&call, req, &action);
+    code = Call(ctx, "Response.Revert", &v1::Response::Stub::Revert, req, &action);
   }
-  if (!s.ok()) return ctx.RpcFailed(rpc.c_str(), s);
-  if (ctx.json) {
-    out << Dump(ActionJson(action));
-  } else {
-    PrintAction(action, out);
-  }
-  return 0;
+  return code != 0 ? code : ShowAction(ctx, action);
 }
 
 int RunTrail(CtlContext& ctx, const TrailArgs& a) {
@@ -239,15 +226,8 @@ int RunTrail(CtlContext& ctx, const TrailArgs& a) {
   v1::TrailRequest req;
   req.set_action_id(a.action);
   req.set_limit(a.limit);
-  int code = 0;
-  auto stub = Stub(ctx, &code);
-  if (!stub) return code;
-  grpc::ClientContext call;
-  ctx.Prepare(&call);
   v1::TrailResponse resp;
-  if (grpc::Status s = stub->Trail(&call, req, &resp); !s.ok()) {
-    return ctx.RpcFailed("Response.Trail", s);
-  }
+  if (int code = Call(ctx, "Response.Trail", &v1::Response::Stub::Trail, req, &resp)) return code;
   if (ctx.json) {
     json list = json::array();
     for (const auto& e : resp.entries()) list.push_back(EntryJson(e));
