@@ -176,6 +176,7 @@ size_t EscapeInvalidUtf8(Event* e) {
   r.Fix(&p.k8s_namespace, "process.k8s_namespace");
   r.Fix(&p.k8s_pod, "process.k8s_pod");
   r.Fix(&p.k8s_node, "process.k8s_node");
+  r.Fix(&p.k8s_service_account, "process.k8s_service_account");
   if (auto* l = e->As<LoginEvent>()) {
     r.Fix(&l->service, "login.service");
     r.Fix(&l->user, "login.user");

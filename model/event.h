@@ -34,6 +34,7 @@ struct ProcessInfo {
   std::string k8s_namespace;
   std::string k8s_pod;
   std::string k8s_node;
+  std::string k8s_service_account;  // of k8s_namespace
 };
 
 enum class LoginSource : uint8_t { kUnspecified = 0, kPam = 1, kUtmp = 2, kCred = 3 };

@@ -31,7 +31,8 @@ json ProcessToJson(const ProcessInfo& p) {
        {std::pair<const char*, const std::string*>{"k8s_pod_uid", &p.k8s_pod_uid},
         {"k8s_namespace", &p.k8s_namespace},
         {"k8s_pod", &p.k8s_pod},
-        {"k8s_node", &p.k8s_node}}) {
+        {"k8s_node", &p.k8s_node},
+        {"k8s_service_account", &p.k8s_service_account}}) {
     if (!value->empty()) out[key] = *value;
   }
   return out;
@@ -236,6 +237,7 @@ Status ProcessFromJson(const json& j, ProcessInfo* p) {
   TL_RETURN_IF_ERROR(r.Str("k8s_namespace", &p->k8s_namespace));
   TL_RETURN_IF_ERROR(r.Str("k8s_pod", &p->k8s_pod));
   TL_RETURN_IF_ERROR(r.Str("k8s_node", &p->k8s_node));
+  TL_RETURN_IF_ERROR(r.Str("k8s_service_account", &p->k8s_service_account));
   return Status::Ok();
 }
 

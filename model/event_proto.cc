@@ -64,11 +64,13 @@ void ProcessToProto(const ProcessInfo& p, v1::Process* out) {
   out->set_k8s_namespace(p.k8s_namespace);
   out->set_k8s_pod(p.k8s_pod);
   out->set_k8s_node(p.k8s_node);
+  out->set_k8s_service_account(p.k8s_service_account);
 }
 
 Status ProcessFromProto(const v1::Process& in, ProcessInfo* p) {
-  for (const auto* s : {&in.comm(), &in.exe(), &in.user(), &in.login_user(), &in.container_id(),
-                        &in.k8s_pod_uid(), &in.k8s_namespace(), &in.k8s_pod(), &in.k8s_node()}) {
+  for (const auto* s :
+       {&in.comm(), &in.exe(), &in.user(), &in.login_user(), &in.container_id(), &in.k8s_pod_uid(),
+        &in.k8s_namespace(), &in.k8s_pod(), &in.k8s_node(), &in.k8s_service_account()}) {
     TL_RETURN_IF_ERROR(CheckString(*s, "process string"));
   }
   p->pid = in.pid();
@@ -89,6 +91,7 @@ Status ProcessFromProto(const v1::Process& in, ProcessInfo* p) {
   p->k8s_namespace = in.k8s_namespace();
   p->k8s_pod = in.k8s_pod();
   p->k8s_node = in.k8s_node();
+  p->k8s_service_account = in.k8s_service_account();
   return Status::Ok();
 }
 

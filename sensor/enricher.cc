@@ -59,6 +59,7 @@ void Enricher::Enrich(Event* event, int64_t now_mono_ns) {
     p.k8s_pod_uid = entry->pod->uid;
     p.k8s_namespace = entry->pod->pod_namespace;
     p.k8s_pod = entry->pod->name;
+    p.k8s_service_account = entry->pod->service_account;
     p.k8s_node = options_.identity.host;
   }
 }
@@ -151,6 +152,7 @@ void Enricher::FillProcess(ProcessEntry* entry, uint64_t cgroup_id) {
     if (const KubePodName* name = pods_.Find(ref->pod_uid)) {
       pod->pod_namespace = name->pod_namespace;
       pod->name = name->pod_name;
+      pod->service_account = name->service_account;
     }
     entry->pod = std::move(pod);
   }

@@ -64,7 +64,7 @@ class Enricher {
  private:
   // A process's pod, as attached to its events.
   struct PodInfo {
-    std::string uid, pod_namespace, name;
+    std::string uid, pod_namespace, name, service_account;
   };
   struct CgroupInfo {
     std::string container_id;

@@ -1,5 +1,7 @@
 #include "sensor/kube_pod.h"
 
+#include <nlohmann/json.hpp>
+
 #include "sensor/container_id.h"
 
 namespace tripline::sensor {
@@ -121,12 +123,108 @@ std::optional<KubePodName> ParsePodLogDirName(std::string_view dir_name) {
   return n;
 }
 
+namespace {
+
+// RFC 4648 base64url, padding optional; nullopt on any other character.
+std::optional<std::string> Base64UrlDecode(std::string_view in) {
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t bits = 0;
+  int have = 0;
+  for (const char c : in) {
+    int v;
+    if (c >= 'A' && c <= 'Z') {
+      v = c - 'A';
+    } else if (c >= 'a' && c <= 'z') {
+      v = c - 'a' + 26;
+    } else if (c >= '0' && c <= '9') {
+      v = c - '0' + 52;
+    } else if (c == '-') {
+      v = 62;
+    } else if (c == '_') {
+      v = 63;
+    } else {
+      return std::nullopt;
+    }
+    bits = (bits << 6) | static_cast<uint32_t>(v);
+    have += 6;
+    if (have >= 8) {
+      have -= 8;
+      out.push_back(static_cast<char>((bits >> have) & 0xff));
+    }
+  }
+  if (have >= 6) return std::nullopt;  // one character alone cannot end a quantum
+  return out;
+}
+
+constexpr size_t kMaxTokenBytes = 16384;
+constexpr std::string_view kSubjectPrefix = "system:serviceaccount:";
+
+}  // namespace
+
+std::optional<KubeServiceAccount> ServiceAccountFromToken(std::string_view jwt) {
+  while (!jwt.empty() && (jwt.back() == '\n' || jwt.back() == '\r' || jwt.back() == ' ')) {
+    jwt.remove_suffix(1);
+  }
+  if (jwt.size() > kMaxTokenBytes) return std::nullopt;
+  const size_t first = jwt.find('.');
+  if (first == std::string_view::npos) return std::nullopt;
+  const size_t second = jwt.find('.', first + 1);
+  if (second == std::string_view::npos || jwt.find('.', second + 1) != std::string_view::npos) {
+    return std::nullopt;
+  }
+  // All three parts must be base64url; only the claims are used.
+  if (!Base64UrlDecode(jwt.substr(0, first)) || !Base64UrlDecode(jwt.substr(second + 1))) {
+    return std::nullopt;
+  }
+  std::optional<std::string> claims = Base64UrlDecode(jwt.substr(first + 1, second - first - 1));
+  if (!claims) return std::nullopt;
+  const nlohmann::json j = nlohmann::json::parse(*claims, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("sub") || !j["sub"].is_string()) return std::nullopt;
+  const std::string& sub = j["sub"].get_ref<const std::string&>();
+  if (sub.rfind(kSubjectPrefix, 0) != 0) return std::nullopt;
+  const std::string_view rest = std::string_view(sub).substr(kSubjectPrefix.size());
+  const size_t colon = rest.find(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  KubeServiceAccount sa{std::string(rest.substr(0, colon)), std::string(rest.substr(colon + 1))};
+  if (sa.sa_namespace.size() > 63 || !IsDnsName(sa.sa_namespace) || sa.name.size() > 253 ||
+      !IsDnsName(sa.name)) {
+    return std::nullopt;
+  }
+  return sa;
+}
+
+std::string PodDirectory::ServiceAccountOf(const KubePodName& pod) const {
+  const std::string volumes = kubelet_pods_dir_ + "/" + pod.pod_uid + "/volumes";
+  for (const char* plugin : {"kubernetes.io~projected", "kubernetes.io~secret"}) {
+    const std::string dir = volumes + "/" + plugin;
+    Result<std::vector<std::string>> names = files_.ListDir(dir);
+    if (!names.ok()) continue;
+    for (const std::string& volume : *names) {
+      Result<std::string> token = files_.ReadFile(dir + "/" + volume + "/token", kMaxTokenBytes);
+      if (!token.ok()) continue;
+      std::optional<KubeServiceAccount> sa = ServiceAccountFromToken(*token);
+      // A pod's service account is of its own namespace; a token of another is not its own.
+      if (sa && sa->sa_namespace == pod.pod_namespace) return sa->name;
+    }
+  }
+  return "";
+}
+
 size_t PodDirectory::Refresh() {
   Result<std::vector<std::string>> names = files_.ListDir(log_dir_);
   if (!names.ok()) return by_uid_.size();
   std::map<std::string, KubePodName> fresh;
   for (const std::string& d : *names) {
-    if (std::optional<KubePodName> n = ParsePodLogDirName(d)) fresh[n->pod_uid] = std::move(*n);
+    std::optional<KubePodName> n = ParsePodLogDirName(d);
+    if (!n) continue;
+    // A pod's service account does not change; its token is read once.
+    auto known = by_uid_.find(n->pod_uid);
+    n->service_account = known != by_uid_.end() && !known->second.service_account.empty()
+                             ? known->second.service_account
+                             : ServiceAccountOf(*n);
+    fresh[n->pod_uid] = std::move(*n);
   }
   by_uid_ = std::move(fresh);
   return by_uid_.size();

@@ -75,7 +75,16 @@ Identity IdentityResolver::Resolve(std::string_view user, const ProcessInfo* pro
         continue;
       }
     }
-    if (r.user.empty() && r.exe.empty() && r.cgroup.empty()) continue;  // matches nothing
+    if (!r.k8s_service_account.empty()) {
+      if (process == nullptr || process->k8s_service_account.empty()) continue;
+      if (!match(r.k8s_service_account,
+                 process->k8s_namespace + "/" + process->k8s_service_account)) {
+        continue;
+      }
+    }
+    if (r.user.empty() && r.exe.empty() && r.cgroup.empty() && r.k8s_service_account.empty()) {
+      continue;  // matches nothing
+    }
     return {r.kind, r.name.empty() ? std::string(user) : r.name};
   }
   return {IdentityKind::kHuman, std::string(user)};

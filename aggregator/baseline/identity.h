@@ -44,6 +44,9 @@ struct IdentityRule {
   // Patterns are compared as they are, not as globs (rules made from an account name, as
   // a confirmed suggestion's, where '*' is a character of the name).
   bool exact = false;
+  // Matched against "<namespace>/<service account>" of the process's pod (the sensor reads
+  // the account from the token the kubelet mounts; sensor/kube_pod.h).
+  std::string k8s_service_account;
 };
 
 // True when `text` matches the glob `pattern` ('*', '?').

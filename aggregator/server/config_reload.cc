@@ -24,17 +24,18 @@ Result<std::vector<baseline::IdentityRule>> IdentityRulesFromConfig(
       return Status::InvalidArgument(where + ": kind '" + rule.kind() +
                                      "' is not service or agent");
     }
-    if (!rule.k8s_service_account().empty()) {
-      return Status::InvalidArgument(where +
-                                     ": k8s_service_account is not supported yet; match the "
-                                     "pod's container id with cgroup");
-    }
     r.user = rule.user();
     r.exe = rule.exe();
     r.cgroup = rule.cgroup();
+    r.k8s_service_account = rule.k8s_service_account();
+    if (!r.k8s_service_account.empty() && r.k8s_service_account.find('/') == std::string::npos) {
+      return Status::InvalidArgument(where + ": k8s_service_account wants NAMESPACE/NAME, got '" +
+                                     r.k8s_service_account + "'");
+    }
     r.name = rule.name();
-    if (r.user.empty() && r.exe.empty() && r.cgroup.empty()) {
-      return Status::InvalidArgument(where + ": a rule needs user, exe or cgroup");
+    if (r.user.empty() && r.exe.empty() && r.cgroup.empty() && r.k8s_service_account.empty()) {
+      return Status::InvalidArgument(where +
+                                     ": a rule needs user, exe, cgroup or k8s_service_account");
     }
     rules.push_back(std::move(r));
   }

@@ -1,8 +1,10 @@
-// Fuzzes the kubelet cgroup-path and pod-log-directory parsers (sensor/kube_pod.h) with
-// arbitrary bytes: no crash, and what they return is well formed.
+// Fuzzes the kubelet cgroup-path and pod-log-directory parsers and the service-account
+// token reader (sensor/kube_pod.h) with arbitrary bytes: no crash, and what they return is
+// well formed.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "sensor/kube_pod.h"
@@ -21,6 +23,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::abort();
     }
     if (name->pod_namespace.size() + name->pod_name.size() + 38 != size) std::abort();
+  }
+  if (auto sa = tripline::sensor::ServiceAccountFromToken(text)) {
+    if (sa->sa_namespace.empty() || sa->sa_namespace.size() > 63 || sa->name.empty() ||
+        sa->name.find_first_of(":/") != std::string::npos) {
+      std::abort();
+    }
   }
   return 0;
 }

@@ -607,7 +607,7 @@ TEST(AggregatorProcessTest, DeclaredIdentitiesAreAppliedAndBadRulesRefused) {
 
   for (const std::string bad :
        {"identities { kind: \"robot\" user: \"x\" }", "identities { kind: \"service\" }",
-        "identities { kind: \"agent\" k8s_service_account: \"ns/sa\" }"}) {
+        "identities { kind: \"agent\" k8s_service_account: \"no-namespace\" }"}) {
     TempDir other;
     {
       std::ofstream config(other.Sub("bad.textproto"));

@@ -80,7 +80,18 @@ TEST(IdentityRulesFromConfigTest, AcceptsServicesAndAgentsAndNamesTheBadRule) {
   c.mutable_identities(2)->clear_user();
   rules = IdentityRulesFromConfig(c);
   ASSERT_FALSE(rules.ok());
-  EXPECT_NE(rules.status().message().find("needs user, exe or cgroup"), std::string::npos);
+  EXPECT_NE(rules.status().message().find("needs user, exe, cgroup or k8s_service_account"),
+            std::string::npos);
+
+  // A pod's service account, as NAMESPACE/NAME.
+  c.mutable_identities(2)->set_k8s_service_account("payments/api-runner");
+  rules = IdentityRulesFromConfig(c);
+  ASSERT_TRUE(rules.ok()) << rules.status().ToString();
+  EXPECT_EQ((*rules)[2].k8s_service_account, "payments/api-runner");
+  c.mutable_identities(2)->set_k8s_service_account("api-runner");
+  rules = IdentityRulesFromConfig(c);
+  ASSERT_FALSE(rules.ok());
+  EXPECT_NE(rules.status().message().find("wants NAMESPACE/NAME"), std::string::npos);
 }
 
 void WriteFile(const std::string& path, const std::string& text) {

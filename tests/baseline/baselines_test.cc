@@ -114,13 +114,23 @@ TEST(CalibrateTest, IsMonotoneAndAnchored) {
 }
 
 TEST(IdentityTest, DeclaredServiceAccountsAndAgents) {
-  IdentityResolver r({{IdentityKind::kService, "svc-*", "", "", "", false},
-                      {IdentityKind::kAgent, "", "/opt/agent/bin/*", "", "coding-agent", false}});
+  IdentityResolver r(
+      {{IdentityKind::kService, "svc-*", "", "", "", false, ""},
+       {IdentityKind::kAgent, "", "/opt/agent/bin/*", "", "coding-agent", false, ""}});
   EXPECT_EQ(r.Resolve("svc-backup", nullptr).Key(), "service:svc-backup");
   ProcessInfo p;
   p.exe = "/opt/agent/bin/run";
   EXPECT_EQ(r.Resolve("alice", &p).Key(), "agent:coding-agent");
   EXPECT_EQ(r.Resolve("alice", nullptr).Key(), "human:alice");
+  // A pod's service account, as NAMESPACE/NAME; a process outside a pod never matches.
+  IdentityResolver k8s({{IdentityKind::kService, "", "", "", "", false, "payments/api-*"}});
+  ProcessInfo pod;
+  pod.k8s_namespace = "payments";
+  pod.k8s_service_account = "api-runner";
+  EXPECT_EQ(k8s.Resolve("app", &pod).Key(), "service:app");
+  pod.k8s_namespace = "default";
+  EXPECT_EQ(k8s.Resolve("app", &pod).Key(), "human:app");
+  EXPECT_EQ(k8s.Resolve("app", &p).Key(), "human:app");
   EXPECT_TRUE(GlobMatch("a*c?e", "abbbcde"));
   EXPECT_FALSE(GlobMatch("a*c?e", "abbbce"));
 }

@@ -16,7 +16,7 @@ inline Event BaseEvent(uint64_t seq) {
   e.session = "audit:17";
   e.process = {
       4242,    4241,    1,        1000, 1000, 1000, 17, 9876, 4026531838u, "sshd", "/usr/sbin/sshd",
-      "alice", "alice", "abc123", "",   "",   "",   ""};
+      "alice", "alice", "abc123", "",   "",   "",   "", ""};
   return e;
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "sensor/host_identity.h"
+#include "tests/sensor/kube_token.h"
 #include "tests/sensor/temp_tree.h"
 
 namespace tripline::sensor {
@@ -88,6 +89,10 @@ TEST_F(EnricherTest, NamesTheKubernetesPodOfAProcess) {
              "3a1f5c2e_8b7d_4e2a_9c1f_0123456789ab.slice/cri-containerd-" +
                  cid + ".scope\n");
   tree_.Write("/var/log/pods/payments_api-7d9f_" + uid + "/api/0.log", "");
+  // The token the kubelet mounts names the pod's service account.
+  tree_.Write("/var/lib/kubelet/pods/" + uid +
+                  "/volumes/kubernetes.io~projected/kube-api-access-4x2q/token",
+              testing::ServiceAccountToken("payments", "api-runner"));
   Enricher enricher = MakeEnricher();
   Event e = FileEvent(300, 0, kUnsetId);
   e.process.cgroup_id = 88;
@@ -97,11 +102,13 @@ TEST_F(EnricherTest, NamesTheKubernetesPodOfAProcess) {
   EXPECT_EQ(e.process.k8s_namespace, "payments");
   EXPECT_EQ(e.process.k8s_pod, "api-7d9f");
   EXPECT_EQ(e.process.k8s_node, "hosta");
+  EXPECT_EQ(e.process.k8s_service_account, "api-runner");
   // A process outside any pod gets none of it.
   Event h = FileEvent(100, 0, kUnsetId);
   enricher.Enrich(&h, 0);
   EXPECT_EQ(h.process.k8s_pod_uid, "");
   EXPECT_EQ(h.process.k8s_node, "");
+  EXPECT_EQ(h.process.k8s_service_account, "");
 }
 
 TEST_F(EnricherTest, ReportsMalformedAccountLinesOncePerLoad) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/sensor/kube_token.h"
 #include "tests/support/temp_dir.h"
 
 namespace tripline::sensor {
@@ -126,6 +127,52 @@ TEST(KubePodTest, PodDirectoryFromTheKubeletLogTree) {
   n = pods.Find(other);
   ASSERT_NE(n, nullptr);
   EXPECT_EQ(n->pod_name, "web-0");
+}
+
+TEST(KubePodTest, ServiceAccountFromTheTokensSubject) {
+  auto sa = ServiceAccountFromToken(testing::ServiceAccountToken("payments", "api-runner"));
+  ASSERT_TRUE(sa.has_value());
+  EXPECT_EQ(sa->sa_namespace, "payments");
+  EXPECT_EQ(sa->name, "api-runner");
+  // The kubelet's file may end with a newline.
+  EXPECT_TRUE(ServiceAccountFromToken(testing::ServiceAccountToken("a", "b") + "\n").has_value());
+  for (const std::string& bad : std::vector<std::string>{
+           "", "abc", "a.b", "a.b.c.d", testing::TokenWithClaims("not json"),
+           testing::TokenWithClaims("[1,2]"), testing::TokenWithClaims(R"({"sub":7})"),
+           testing::TokenWithClaims(R"({"sub":"system:node:worker-1"})"),
+           testing::TokenWithClaims(R"({"sub":"system:serviceaccount:payments"})"),
+           testing::TokenWithClaims(R"({"sub":"system:serviceaccount:Pay:x"})"),
+           testing::TokenWithClaims(R"({"sub":"system:serviceaccount:p:a/b"})"), "x.!!!!.y",
+           testing::ServiceAccountToken("p", "a").replace(2, 1, "*")}) {
+    SCOPED_TRACE(bad);
+    EXPECT_FALSE(ServiceAccountFromToken(bad).has_value());
+  }
+}
+
+TEST(KubePodTest, PodDirectoryReadsTheServiceAccountOfTheMountedToken) {
+  testing::TempDir root;
+  const std::string logs = root.path() + "/var/log/pods";
+  const std::string volumes = root.path() + "/var/lib/kubelet/pods/" + kUid + "/volumes";
+  std::filesystem::create_directories(logs + "/payments_api-0_" + kUid + "/api");
+  // A projected volume without a token, then the kube-api-access volume.
+  std::filesystem::create_directories(volumes + "/kubernetes.io~projected/config");
+  std::filesystem::create_directories(volumes + "/kubernetes.io~projected/kube-api-access-7x");
+  std::ofstream(volumes + "/kubernetes.io~projected/kube-api-access-7x/token")
+      << testing::ServiceAccountToken("payments", "api-runner");
+  // A pod whose mounted token is of another namespace is not given that account.
+  const std::string other = "11111111-2222-3333-4444-555555555555";
+  std::filesystem::create_directories(logs + "/default_web-0_" + other);
+  const std::string other_secret =
+      root.path() + "/var/lib/kubelet/pods/" + other + "/volumes/kubernetes.io~secret/tok";
+  std::filesystem::create_directories(other_secret);
+  std::ofstream(other_secret + "/token") << testing::ServiceAccountToken("kube-system", "admin");
+  RootedHostFiles files(root.path());
+  PodDirectory pods(files);
+  EXPECT_EQ(pods.Refresh(), 2u);
+  ASSERT_NE(pods.Find(kUid), nullptr);
+  EXPECT_EQ(pods.Find(kUid)->service_account, "api-runner");
+  ASSERT_NE(pods.Find(other), nullptr);
+  EXPECT_EQ(pods.Find(other)->service_account, "");
 }
 
 }  // namespace
