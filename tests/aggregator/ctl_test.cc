@@ -108,11 +108,7 @@ class CtlTest : public ::testing::Test {
         << ReadWholeFile(dir_.Sub("aggregator.err"));
   }
 
-  RunResult Ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {BinPath("triplinectl"), "--aggregator", address_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv);
-  }
+  RunResult Ctl(const std::vector<std::string>& args) { return testing::RunCtl(address_, args); }
   json CtlJson(std::vector<std::string> args) {
     args.push_back("--json");
     const RunResult r = Ctl(args);

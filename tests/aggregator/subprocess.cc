@@ -136,4 +136,10 @@ RunResult RunCommand(const std::vector<std::string>& argv, int timeout_ms) {
   return result;
 }
 
+RunResult RunCtl(const std::string& address, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {BinPath("triplinectl"), "--aggregator", address};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv);
+}
+
 }  // namespace tripline::testing

@@ -42,6 +42,8 @@ struct RunResult {
 };
 // Runs a command to completion (at most timeout_ms) and captures both streams.
 RunResult RunCommand(const std::vector<std::string>& argv, int timeout_ms = 30000);
+// triplinectl --aggregator ADDRESS ARGS..., run to completion.
+RunResult RunCtl(const std::string& address, const std::vector<std::string>& args);
 
 std::string ReadWholeFile(const std::string& path);
 

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "tests/e2e/e2e_support.h"
+#include "tests/rules/history_rule.h"
 #include "tools/scenario/fleet.h"
 #include "tools/scenario/story.h"
 
@@ -17,32 +18,7 @@ namespace tripline::e2e {
 namespace {
 
 using nlohmann::json;
-
-constexpr const char* kHistoryRule = R"(title: History File Deletion
-id: 1182f3b3-e716-4efa-99ab-d2685d04360f
-level: high
-tags:
-    - attack.impact
-    - attack.t1565.001
-logsource:
-    product: linux
-    category: process_creation
-detection:
-    selection:
-        Image|endswith:
-            - '/rm'
-            - '/unlink'
-            - '/shred'
-    selection_history:
-        - CommandLine|contains:
-              - '/.bash_history'
-              - '/.zsh_history'
-        - CommandLine|endswith:
-              - '_history'
-              - '.history'
-              - 'zhistory'
-    condition: all of selection*
-)";
+using testing::kHistoryRule;
 
 TEST(RulesChainTest, CommunityRuleOnSecondHostRaisesTheChain) {
   Status ready = CheckE2ePrerequisites();

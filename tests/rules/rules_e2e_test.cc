@@ -20,6 +20,7 @@
 #include "tests/aggregator/subprocess.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/correlate/story_builder.h"
+#include "tests/rules/history_rule.h"
 
 namespace tripline {
 namespace {
@@ -30,36 +31,11 @@ using nlohmann::json;
 using testing::BinPath;
 using testing::Child;
 using testing::IngestClient;
+using testing::kHistoryRule;
 using testing::ReadWholeFile;
 using testing::RunCommand;
 using testing::RunResult;
 using testing::TempDir;
-
-constexpr const char* kHistoryRule = R"(title: History File Deletion
-id: 1182f3b3-e716-4efa-99ab-d2685d04360f
-level: high
-tags:
-    - attack.impact
-    - attack.t1565.001
-logsource:
-    product: linux
-    category: process_creation
-detection:
-    selection:
-        Image|endswith:
-            - '/rm'
-            - '/unlink'
-            - '/shred'
-    selection_history:
-        - CommandLine|contains:
-              - '/.bash_history'
-              - '/.zsh_history'
-        - CommandLine|endswith:
-              - '_history'
-              - '.history'
-              - 'zhistory'
-    condition: all of selection*
-)";
 
 std::string RulesDir(const TempDir& dir) {
 #ifndef TRIPLINE_WITHOUT_SHARED_DATA
@@ -98,11 +74,7 @@ TEST(RulesEndToEnd, ACommunityRuleOnHostBRaisesTheChainFromA) {
   ASSERT_TRUE(line && line->rfind("listening on ", 0) == 0)
       << ReadWholeFile(dir.Sub("aggregator.err"));
   const std::string address = line->substr(strlen("listening on "));
-  auto ctl = [&](std::vector<std::string> args) {
-    std::vector<std::string> argv = {BinPath("triplinectl"), "--aggregator", address};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv);
-  };
+  auto ctl = [&](const std::vector<std::string>& args) { return testing::RunCtl(address, args); };
 
   std::map<std::string, std::vector<Event>> by_sensor;
   for (const Delivery& d : Story()) by_sensor[d.sensor].push_back(d.event);
