@@ -6,7 +6,17 @@ namespace tripline::audit {
 
 Result<ApplyResult> PostureAuditor::Audit(std::string_view host, int64_t time_ns,
                                           const PostureSnapshot& snapshot) {
-  return ledger_->Apply(host, time_ns, FindingsFromPosture(host, snapshot, policy_));
+  std::vector<Finding> findings;
+  {
+    std::lock_guard<std::mutex> lock(policy_mu_);
+    findings = FindingsFromPosture(host, snapshot, policy_);
+  }
+  return ledger_->Apply(host, time_ns, std::move(findings));
+}
+
+void PostureAuditor::SetDeclared(std::map<std::string, std::string, std::less<>> declared) {
+  std::lock_guard<std::mutex> lock(policy_mu_);
+  policy_.declared = std::move(declared);
 }
 
 void PostureAuditor::OnDurable(std::string_view sensor_id, std::vector<Event> events) {

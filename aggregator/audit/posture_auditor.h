@@ -11,6 +11,10 @@
 // Threading: thread-safe. The ledger and the next observer are not owned.
 #pragma once
 
+#include <map>
+#include <mutex>
+#include <string>
+
 #include "aggregator/audit/finding_ledger.h"
 #include "aggregator/ingest/ingest_service.h"
 #include "aggregator/query/query_service.h"
@@ -35,9 +39,14 @@ class PostureAuditor final : public IngestObserver, public AuditProvider {
   Result<ApplyResult> Audit(std::string_view host, int64_t time_ns,
                             const PostureSnapshot& snapshot);
 
+  // Replaces the declared kinds (account -> "service" or "agent") the next snapshots are
+  // judged by: the identity declarations' SIGHUP reload (aggregator/server/config_reload.h).
+  void SetDeclared(std::map<std::string, std::string, std::less<>> declared);
+
  private:
   FindingLedger* const ledger_;
-  const AuditPolicy policy_;
+  mutable std::mutex policy_mu_;
+  AuditPolicy policy_;  // GUARDED_BY(policy_mu_)
   IngestObserver* const next_;
   const Clock& clock_;
 };

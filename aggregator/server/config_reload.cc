@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "aggregator/audit/posture_auditor.h"
 #include "aggregator/forward/forward_outputs.h"
 #include "aggregator/pipeline/correlation_engine.h"
 #include "aggregator/response/action_book.h"
@@ -42,6 +43,15 @@ Result<std::vector<baseline::IdentityRule>> IdentityRulesFromConfig(
   return rules;
 }
 
+std::map<std::string, std::string, std::less<>> DeclaredKinds(
+    const std::vector<baseline::IdentityRule>& rules) {
+  std::map<std::string, std::string, std::less<>> declared;
+  for (const baseline::IdentityRule& rule : rules) {
+    if (!rule.user.empty()) declared[rule.user] = std::string(baseline::KindName(rule.kind));
+  }
+  return declared;
+}
+
 forward::ForwarderOptions ForwarderOptionsFromSettings(const AggregatorSettings& settings) {
   forward::ForwarderOptions o;
   char hostname[256] = {0};
@@ -73,12 +83,15 @@ Result<std::vector<std::string>> ApproversFromConfig(const v1::AggregatorConfig&
 void RegisterAggregatorReloads(const ReloadTargets& targets, AggregatorReloads* reloads) {
   if (targets.engine != nullptr) {
     CorrelationEngine* engine = targets.engine;
+    audit::PostureAuditor* auditor = targets.auditor;
     reloads->Register(
-        "identities", [engine](const AggregatorSettings& s) -> Result<AggregatorReloads::Apply> {
+        "identities",
+        [engine, auditor](const AggregatorSettings& s) -> Result<AggregatorReloads::Apply> {
           TL_ASSIGN_OR_RETURN(std::vector<baseline::IdentityRule> rules,
                               IdentityRulesFromConfig(s.config));
-          return AggregatorReloads::Apply([engine, rules = std::move(rules)]() mutable {
+          return AggregatorReloads::Apply([engine, auditor, rules = std::move(rules)]() mutable {
             const size_t n = rules.size();
+            if (auditor != nullptr) auditor->SetDeclared(DeclaredKinds(rules));
             engine->ReplaceIdentityRules(std::move(rules));
             TL_LOG(INFO) << "reload: " << n << " identity declarations";
           });

@@ -20,6 +20,7 @@
 // (config_reload.cc). Nothing else needs to change.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ class RuleEngine;
 namespace response {
 class ActionBook;
 }  // namespace response
+namespace audit {
+class PostureAuditor;
+}  // namespace audit
 namespace forward {
 class ForwardOutputs;
 struct ForwarderOptions;
@@ -47,6 +51,7 @@ using AggregatorReloads = ReloadRegistry<AggregatorSettings>;
 // What the reload steps act on; a null member has no step.
 struct ReloadTargets {
   CorrelationEngine* engine = nullptr;         // identities
+  audit::PostureAuditor* auditor = nullptr;    // declared kinds, with the identities
   rules::RuleEngine* rules = nullptr;          // Sigma rules, re-read from their directory
   response::ActionBook* actions = nullptr;     // approvers
   forward::ForwardOutputs* outputs = nullptr;  // SIEM outputs
@@ -60,6 +65,11 @@ forward::ForwarderOptions ForwarderOptionsFromSettings(const AggregatorSettings&
 // least one of user, exe, cgroup. InvalidArgument naming the rule otherwise.
 Result<std::vector<baseline::IdentityRule>> IdentityRulesFromConfig(
     const v1::AggregatorConfig& config);
+
+// Account -> declared kind ("service", "agent") for the privilege audit, from the checked
+// identity rules (rules without a user pattern declare no account by name).
+std::map<std::string, std::string, std::less<>> DeclaredKinds(
+    const std::vector<baseline::IdentityRule>& rules);
 
 // The configuration's response approvers, checked: no empty name, none twice.
 // InvalidArgument naming the entry otherwise.

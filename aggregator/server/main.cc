@@ -115,10 +115,7 @@ int Run(int argc, char** argv) {
   }
   // The audit judges declared accounts by their declared kind (the checked rules).
   audit::AuditPolicy audit_policy;
-  for (const baseline::IdentityRule& rule : *identities) {
-    if (!rule.user.empty())
-      audit_policy.declared[rule.user] = std::string(baseline::KindName(rule.kind));
-  }
+  audit_policy.declared = DeclaredKinds(*identities);
   engine_options.identities = std::move(*identities);
   if (!settings->config.rules_dir().empty()) {
     engine_options.rules = std::make_shared<rules::RuleEngine>(settings->config.rules_dir());
@@ -244,6 +241,7 @@ int Run(int argc, char** argv) {
   AggregatorReloads reloads;
   ReloadTargets reload_targets;
   reload_targets.engine = engine->get();
+  reload_targets.auditor = &auditor;
   reload_targets.rules = engine_options.rules.get();
   reload_targets.actions = &actions;
   reload_targets.outputs = &outputs;

@@ -5,7 +5,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "aggregator/audit/finding_ledger.h"
+#include "aggregator/audit/posture_auditor.h"
 #include "aggregator/store/rocksdb_store.h"
 #include "tests/support/temp_dir.h"
 
@@ -255,6 +258,26 @@ TEST_F(FindingLedgerTest, HostsAreSeparateFilteredAndSurviveReopen) {
   // Most severe first.
   EXPECT_EQ(all->front().finding.severity, Severity::kHigh);
   EXPECT_EQ(all->back().finding.check, "password-on-service");
+}
+
+// Declared kinds change with a reload: a person-looking account declared a service is judged
+// as one from the next snapshot on.
+TEST_F(FindingLedgerTest, AuditorTakesNewDeclaredKinds) {
+  PostureAuditor auditor(ledger_.get(), {}, nullptr);
+  PostureSnapshot snap;
+  snap.accounts.push_back(Person("deploy"));
+  ASSERT_TRUE(auditor.Audit("hosta", 100, snap).ok());
+  const auto has_service_password = [&] {
+    const Result<std::vector<StoredFinding>> open = ledger_->List({});
+    if (!open.ok()) return false;
+    return std::any_of(open->begin(), open->end(), [](const StoredFinding& f) {
+      return f.finding.identity == "deploy" && f.finding.check == "password-on-service";
+    });
+  };
+  EXPECT_FALSE(has_service_password());
+  auditor.SetDeclared({{"deploy", "service"}});
+  ASSERT_TRUE(auditor.Audit("hosta", 200, snap).ok());
+  EXPECT_TRUE(has_service_password());
 }
 
 }  // namespace
