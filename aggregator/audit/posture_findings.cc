@@ -5,12 +5,6 @@
 namespace tripline::audit {
 namespace {
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // A person gets one level less than a non-human identity (see the header).
 Severity ForKind(Severity non_human, const std::string& kind) {
   if (kind != "human" || non_human == Severity::kInfo) return non_human;
@@ -21,11 +15,6 @@ std::string Who(const std::string& kind, const std::string& name) {
   if (kind == "human") return "user " + name;
   if (kind == "agent") return "agent account " + name;
   return "service account " + name;
-}
-
-bool IsRootEquivalent(std::string_view group) {
-  return std::find(std::begin(kRootEquivalentGroups), std::end(kRootEquivalentGroups), group) !=
-         std::end(kRootEquivalentGroups);
 }
 
 // Why each root-equivalent group is root in all but name, for the finding's detail.
@@ -54,45 +43,7 @@ std::string IdentityKind(const Account& account, const AuditPolicy& policy) {
   if (auto it = policy.declared.find(account.name); it != policy.declared.end()) {
     return it->second;
   }
-  return account.interactive_shell && account.uid >= 1000 ? "human" : "service";
-}
-
-bool SudoRuleRunsAll(std::string_view rule, bool* nopasswd) {
-  *nopasswd = false;
-  // The sensor appends " (FILE:LINE)".
-  if (!rule.empty() && rule.back() == ')') {
-    if (const size_t open = rule.rfind(" ("); open != std::string_view::npos) {
-      rule = rule.substr(0, open);
-    }
-  }
-  const size_t eq = rule.find('=');
-  if (eq == std::string_view::npos) return false;
-  std::string_view spec = Trim(rule.substr(eq + 1));
-  if (!spec.empty() && spec.front() == '(') {
-    const size_t close = spec.find(')');
-    if (close == std::string_view::npos) return false;
-    spec = Trim(spec.substr(close + 1));
-  }
-  // Tags: NOPASSWD:, PASSWD:, SETENV:, NOEXEC:, ...: upper-case words ending in ':'.
-  for (;;) {
-    size_t i = 0;
-    while (i < spec.size() && spec[i] >= 'A' && spec[i] <= 'Z') ++i;
-    if (i == 0 || i >= spec.size() || spec[i] != ':') break;
-    const std::string_view tag = spec.substr(0, i);
-    if (tag == "NOPASSWD") *nopasswd = true;
-    if (tag == "PASSWD") *nopasswd = false;
-    spec = Trim(spec.substr(i + 1));
-  }
-  bool all = false;
-  size_t start = 0;
-  for (size_t i = 0; i <= spec.size(); ++i) {
-    if (i == spec.size() || spec[i] == ',' || spec[i] == ':') {
-      if (Trim(spec.substr(start, i - start)) == "ALL") all = true;
-      if (i < spec.size() && spec[i] == ':') break;  // another Host_List = spec follows
-      start = i + 1;
-    }
-  }
-  return all;
+  return LooksHuman(account) ? "human" : "service";
 }
 
 std::vector<Finding> FindingsFromPosture(std::string_view host, const PostureSnapshot& snapshot,
@@ -120,7 +71,7 @@ std::vector<Finding> FindingsFromPosture(std::string_view host, const PostureSna
       std::sort(groups.begin(), groups.end());
       groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
       for (const std::string& g : groups) {
-        if (!IsRootEquivalent(g)) continue;
+        if (!IsRootEquivalentGroup(g)) continue;
         root_power = true;
         // The primary group cannot be dropped with gpasswd.
         const bool primary = g == "root" && a.gid == 0;
@@ -148,8 +99,8 @@ std::vector<Finding> FindingsFromPosture(std::string_view host, const PostureSna
       }
     }
 
-    const bool usable_password = a.password_set && !a.password_locked;
-    if (!is_root && usable_password && a.max_password_age_days < 0) {
+    const bool usable_password = HasUsablePassword(a);
+    if (PasswordNeverExpires(a)) {
       const Severity s = root_power ? Severity::kHigh : ForKind(Severity::kMedium, kind);
       add("password-never-expires", "", s,
           "the password of " + a.name + " never expires" +

@@ -32,14 +32,12 @@
 
 #include "model/event.h"
 #include "model/incident.h"
+#include "model/posture_checks.h"
 
 namespace tripline::audit {
 
-// Groups whose members are root in all but name: root (gid 0 files), sudo and wheel (sudo
-// and su), adm (every log, with its secrets), docker and lxd (a root container with the
-// host's / mounted), disk (raw block devices), shadow (every password hash).
-inline constexpr std::string_view kRootEquivalentGroups[] = {"root",   "sudo", "wheel", "adm",
-                                                             "docker", "lxd",  "disk",  "shadow"};
+using ::tripline::kRootEquivalentGroups;  // model/posture_checks.h
+using ::tripline::SudoRuleRunsAll;
 
 struct Finding {
   std::string host;
@@ -66,10 +64,5 @@ std::vector<Finding> FindingsFromPosture(std::string_view host, const PostureSna
 
 // "human", "service" or "agent" for `account` under `policy` (see the header comment).
 std::string IdentityKind(const Account& account, const AuditPolicy& policy);
-
-// Whether a sudo rule as the sensor reports it ("user ALL=(ALL) NOPASSWD: ALL (/etc/sudoers:3)")
-// lets its user run every command: its command list is ALL. Sets *nopasswd when the rule
-// says NOPASSWD for it.
-bool SudoRuleRunsAll(std::string_view rule, bool* nopasswd);
 
 }  // namespace tripline::audit

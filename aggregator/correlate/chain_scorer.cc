@@ -100,7 +100,8 @@ std::string HookFamilySees(const std::string& family) {
   return "the " + family + " events";
 }
 
-Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
+Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps,
+                       const std::vector<IdentityRisk>& risks) {
   Assessment a;
   std::set<std::string> techniques;
   bool raising = false;
@@ -215,7 +216,12 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
   }
 
   a.techniques.assign(techniques.begin(), techniques.end());
-  a.severity = SeverityForScore(a.score);
+  a.scored_severity = SeverityForScore(a.score);
+  a.severity = a.scored_severity;
+  if (!risks.empty() && a.severity != Severity::kCritical) {
+    a.severity = static_cast<Severity>(static_cast<uint8_t>(a.severity) + 1);
+    a.posture_raised = true;
+  }
   a.raise = (raising && a.score >= kRaiseScore) || a.score >= kRaiseScoreMovementOnly;
   for (const HostDataGap& g : gaps) {
     if (g.drops > 0) a.confidence *= g.drops >= 1000 ? 0.5 : 0.75;
@@ -228,7 +234,8 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps) {
   return a;
 }
 
-Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<HostDataGap>& gaps) {
+Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<HostDataGap>& gaps,
+                       const std::vector<IdentityRisk>& risks) {
   Incident in;
   in.id = c.incident_id;
   in.severity = a.severity;
@@ -360,6 +367,24 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
     ex.push_back("Privileged access in the chain: " + JoinAnd(c.privileged) +
                  ", with full control of " +
                  (c.privileged.size() > 1 ? "those hosts." : "that host."));
+  }
+  for (const IdentityRisk& r : risks) {
+    std::vector<std::string> what = r.root_powers;
+    if (r.never_expires) what.emplace_back("has a password that never expires");
+    const std::string who = r.kind == "agent"     ? "agent account "
+                            : r.kind == "service" ? "service account "
+                                                  : "account ";
+    ex.push_back("The " + who + r.user + " on " + r.host + " " + JoinAnd(what) +
+                 " (privilege audit): whoever holds it " +
+                 (r.root_powers.empty() ? "keeps its password for good"
+                  : r.never_expires     ? "holds root's power for good"
+                                        : "holds root's power") +
+                 ".");
+  }
+  if (a.posture_raised) {
+    ex.push_back("Severity raised one level for those standing privileges, from " +
+                 std::string(SeverityName(a.scored_severity)) + " to " +
+                 std::string(SeverityName(a.severity)) + ".");
   }
   for (const HostDataGap& g : gaps) {
     if (g.drops > 0) {

@@ -36,6 +36,12 @@
 //     hour): a mistyped password, 5 points instead of 25 and not raising
 //
 // Severity: < 20 info, < 40 low, < 60 medium, < 80 high, otherwise critical.
+// Standing privileges (posture, model/posture_checks.h): a chain that involves a service
+// account or agent with root's power (uid 0, a root-equivalent group, sudo ALL) or a
+// password that never expires, or any account other than root with uid 0, is one
+// severity level higher than its score says, and its explanation says why. The score, and
+// whether the chain is raised, do not change: standing privilege makes an attack worse, it
+// is not one.
 // Raised as an incident when the chain holds a "raising" stage (credential attack, login
 // after it, shadow, keys, authorized_keys) and scores >= 20, or scores >= 50 on movement
 // alone. Discovery, first-time sources, hops and privilege add weight but never raise on
@@ -87,6 +93,15 @@ struct HostDataGap {
   std::vector<HookFamilyStatus> blind;  // hook families not live there
 };
 
+// An identity of the chain whose standing privileges make it more severe (see above).
+struct IdentityRisk {
+  std::string host;
+  std::string user;
+  std::string kind;                      // "service", "agent" or "human"
+  std::vector<std::string> root_powers;  // "is in group root", ...
+  bool never_expires = false;            // a usable password whose ageing is off
+};
+
 struct Assessment {
   double score = 0;
   Severity severity = Severity::kInfo;
@@ -97,15 +112,21 @@ struct Assessment {
   bool typo = false;          // failures then an ordinary login: a person mistyping
   bool corroborated = false;  // the baselines' corroborated anomalies raise the chain
   int64_t movement_ns = 0;    // from the first login of the chain to its last hop
+  // The severity the score gives; `severity` is one level higher when the chain involves
+  // an identity of `risks` (posture_raised).
+  Severity scored_severity = Severity::kInfo;
+  bool posture_raised = false;
 };
 
-Assessment AssessChain(const Chain& chain, const std::vector<HostDataGap>& gaps);
+Assessment AssessChain(const Chain& chain, const std::vector<HostDataGap>& gaps,
+                       const std::vector<IdentityRisk>& risks = {});
 
 Severity SeverityForScore(double score);
 
 // The incident for `chain` as it stands (id, revision and updated_ns are left to the caller).
 Incident BuildIncident(const Chain& chain, const Assessment& assessment,
-                       const std::vector<HostDataGap>& gaps);
+                       const std::vector<HostDataGap>& gaps,
+                       const std::vector<IdentityRisk>& risks = {});
 
 // "03:41:07 UTC": the time of day, which is what a person reading one incident needs.
 std::string TimeOfDay(int64_t ns);

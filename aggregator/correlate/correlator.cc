@@ -12,6 +12,7 @@
 #include "aggregator/correlate/attack_stages.h"
 #include "aggregator/correlate/chain_scorer.h"
 #include "aggregator/correlate/correlator_state.h"
+#include "model/posture_checks.h"
 
 namespace tripline::correlate {
 namespace {
@@ -28,6 +29,8 @@ constexpr size_t kMaxUsersPerSource = 256;
 constexpr size_t kMaxRefsPerTracker = 6;
 constexpr size_t kMaxSourcesPerUser = 64;
 constexpr size_t kMaxDropEpisodes = 64;
+// Accounts of one host whose posture is kept (root's power or a never-expiring password).
+constexpr size_t kMaxPostureAccounts = 256;
 // Walking up parents to refuse cycles; chains are never this deep.
 constexpr int kMaxChainDepth = 64;
 // Pending halves are indexed by (address, port); every arrival scans its bucket. Real
@@ -246,7 +249,7 @@ class Engine {
       if (it == s_.chains.end()) continue;
       Chain& c = it->second;
       if (c.incident_id.empty()) {
-        if (!AssessChain(c, GapsFor(c)).raise) continue;
+        if (!AssessChain(c, GapsFor(c), RisksFor(c)).raise) continue;
         // A quiet chain that begins with a login from one of the fleet's own hosts whose
         // connect has not arrived yet is the later part of a chain not yet joined: held until the
         // hop is matched (the chains merge and the whole is raised once) or its login
@@ -1346,7 +1349,18 @@ class Engine {
       for (const std::string& g : a.groups) admin = admin || kAdminGroups.count(g) > 0;
       if (admin) privileged.insert(a.name);
     }
-    Host(e.host).privileged_users = std::move(privileged);
+    std::map<std::string, AccountPosture> posture;
+    for (const Account& a : p.accounts) {
+      AccountPosture ap{RootPowers(a), PasswordNeverExpires(a), LooksHuman(a)};
+      if (!ap.root_powers.empty() || ap.never_expires) posture[a.name] = std::move(ap);
+      if (posture.size() >= kMaxPostureAccounts) break;
+    }
+    HostKnowledge& k = Host(e.host);
+    k.privileged_users = std::move(privileged);
+    if (posture != k.posture) {
+      k.posture = std::move(posture);
+      TouchChainsOn(e.host);
+    }
   }
 
   void OnHealth(const std::string& sensor, const Event& e, const SensorHealth& h) {
@@ -1404,11 +1418,52 @@ class Engine {
     return gaps;
   }
 
+  // The identities of the chain (its sessions' accounts, and the account a credential
+  // attack was aimed at) whose standing privileges make the incident more severe: a
+  // service account or agent with root's power or a password that never expires, or any
+  // account with uid 0 besides root (docs/audit.md).
+  std::vector<IdentityRisk> RisksFor(const Chain& c) const {
+    std::vector<std::pair<std::string, std::string>> involved;  // host, user
+    const auto add = [&](const std::string& host, const std::string& user) {
+      if (host.empty() || user.empty()) return;
+      std::pair<std::string, std::string> hu{host, user};
+      if (std::find(involved.begin(), involved.end(), hu) == involved.end()) {
+        involved.push_back(std::move(hu));
+      }
+    };
+    add(c.failure_host, c.failure_user);
+    for (const std::string& key : c.members) {
+      if (const SessionNode* n = s_.sessions.Find(key)) add(n->host, n->user);
+    }
+    std::vector<IdentityRisk> out;
+    for (const auto& [host, user] : involved) {
+      const HostKnowledge* k = s_.hosts.Find(host);
+      if (k == nullptr) continue;
+      auto it = k->posture.find(user);
+      if (it == k->posture.end()) continue;
+      const AccountPosture& ap = it->second;
+      std::string kind = ap.looks_human ? "human" : "service";
+      if (b_ != nullptr) {
+        const baseline::IdentityKind declared = b_->Resolve(user, nullptr).kind;
+        if (declared == baseline::IdentityKind::kService ||
+            declared == baseline::IdentityKind::kAgent) {
+          kind = std::string(baseline::KindName(declared));
+        }
+      }
+      const bool uid_zero = std::find(ap.root_powers.begin(), ap.root_powers.end(), "has uid 0") !=
+                            ap.root_powers.end();
+      if (kind == "human" && !uid_zero) continue;
+      out.push_back({host, user, kind, ap.root_powers, ap.never_expires});
+    }
+    return out;
+  }
+
   // Adds the chain's incident to s_.held if it changed since last reported.
   void ReportNow(Chain& c, const std::string& note) {
     const std::vector<HostDataGap> gaps = GapsFor(c);
-    const Assessment a = AssessChain(c, gaps);
-    Incident in = BuildIncident(c, a, gaps);
+    const std::vector<IdentityRisk> risks = RisksFor(c);
+    const Assessment a = AssessChain(c, gaps, risks);
+    Incident in = BuildIncident(c, a, gaps, risks);
     if (!note.empty()) in.explanation.push_back(note);
     in.id = c.incident_id;
     if (b_ != nullptr && !c.baseline.facts.empty() && !in.id.empty()) {

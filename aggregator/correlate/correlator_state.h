@@ -240,9 +240,20 @@ struct PendingIndexEntry {
   PendingItem::Kind kind = PendingItem::kConnect;
 };
 
+// What the latest posture snapshot of a host says of one account that an incident
+// involving it should weigh (model/posture_checks.h).
+struct AccountPosture {
+  std::vector<std::string> root_powers;  // "is in group root", ...
+  bool never_expires = false;            // a usable password whose ageing is off
+  bool looks_human = false;              // an interactive shell and a uid of 1000 or more
+  bool operator==(const AccountPosture&) const = default;
+};
+
 struct HostKnowledge {
-  std::set<uint32_t> ssh_ports;                     // where sshd was seen accepting
-  std::set<std::string> privileged_users;           // from the latest posture snapshot
+  std::set<uint32_t> ssh_ports;            // where sshd was seen accepting
+  std::set<std::string> privileged_users;  // from the latest posture snapshot
+  // Accounts with root's power or a never-expiring password, from the latest snapshot.
+  std::map<std::string, AccountPosture> posture;
   std::map<std::string, uint64_t> drop_counters;    // sensor id -> last cumulative drops
   std::vector<std::pair<int64_t, uint64_t>> drops;  // event time, newly reported drops
   // Hook families that are not live, from the host's latest health report: what its sensor

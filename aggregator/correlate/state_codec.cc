@@ -613,6 +613,17 @@ void WriteHost(JsonWriter& w, const std::string& host, const HostKnowledge& k) {
   }
   w.EndArray();
   w.Key("host").String(host);
+  // [[account, never_expires, looks_human, [root powers...]], ...]
+  w.Key("posture").BeginArray();
+  for (const auto& [account, p] : k.posture) {
+    w.BeginArray();
+    w.String(account);
+    w.Bool(p.never_expires);
+    w.Bool(p.looks_human);
+    WriteStrings(w, p.root_powers);
+    w.EndArray();
+  }
+  w.EndArray();
   w.Key("privileged_users");
   WriteStrings(w, k.privileged_users);
   w.Key("ssh_ports").BeginArray();
@@ -839,6 +850,24 @@ Status Correlator::RestoreState(std::string_view bytes) {
         break;
       }
       k.ssh_ports.insert(static_cast<uint32_t>(p.get<uint64_t>()));
+    }
+    // Snapshots before posture weighed on incidents have no "posture".
+    if (hosts[i].is_object() && hosts[i].contains("posture")) {
+      for (const json& p : r.Array(hosts[i], "posture", w)) {
+        bool shaped = p.is_array() && p.size() == 4 && p[0].is_string() && p[1].is_boolean() &&
+                      p[2].is_boolean() && p[3].is_array();
+        for (size_t x = 0; shaped && x < p[3].size(); ++x) shaped = p[3][x].is_string();
+        if (!shaped) {
+          r.Fail(w + ".posture",
+                 "is not an array of [account, never_expires, looks_human, [powers]]");
+          break;
+        }
+        AccountPosture ap;
+        ap.never_expires = p[1].get<bool>();
+        ap.looks_human = p[2].get<bool>();
+        for (const json& power : p[3]) ap.root_powers.push_back(power.get<std::string>());
+        k.posture[p[0].get<std::string>()] = std::move(ap);
+      }
     }
     std::vector<std::string> privileged;
     r.Strings(hosts[i], "privileged_users", w, &privileged);

@@ -1,7 +1,8 @@
 // Real accounts, groups, sudo rules and authorized keys created on this machine by the test
 // (and removed after), read by the sensor's posture collector from the real /etc, sent over
 // the real ingest stream to an aggregator with the posture audit, and read back with the
-// real triplinectl binary. Needs root (useradd, /etc/sudoers.d).
+// real triplinectl binary; and an attack on such an account through the correlation engine,
+// whose incident the posture makes more severe. Needs root (useradd, /etc/sudoers.d).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <random>
 
 #include "aggregator/audit/posture_auditor.h"
+#include "aggregator/pipeline/correlation_engine.h"
 #include "aggregator/server/aggregator_server.h"
 #include "aggregator/store/rocksdb_store.h"
 #include "sensor/host_files.h"
@@ -64,7 +66,11 @@ class AuditAccountsTest : public ::testing::Test {
     audit::AuditPolicy policy;
     policy.declared[aiops_] = "agent";
     policy.declared[deploy_] = "service";  // a login shell, but declared a service account
-    auditor_ = std::make_unique<audit::PostureAuditor>(ledger_.get(), policy, nullptr);
+    CorrelationEngineOptions engine_options;
+    auto engine = CorrelationEngine::Open(store_.get(), engine_options, SystemClock::Get());
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    engine_ = std::move(*engine);
+    auditor_ = std::make_unique<audit::PostureAuditor>(ledger_.get(), policy, engine_.get());
     AggregatorServerOptions server_options;
     server_options.listen = HostPort{"127.0.0.1", 0};
     server_options.audit = auditor_.get();
@@ -90,6 +96,59 @@ class AuditAccountsTest : public ::testing::Test {
     ASSERT_TRUE(ack.has_value());
     ASSERT_EQ(ack->error(), "");
     ASSERT_EQ(ack->durable_seq(), seq);
+  }
+
+  // Five wrong passwords for `user` on host_ from 198.18.0.66, then the right one, now.
+  void SendBruteForceAndLogin(uint64_t first_seq, const std::string& user) {
+    const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    std::vector<Event> events;
+    for (int i = 0; i < 6; ++i) {
+      Event e;
+      e.host = host_;
+      e.time_ns = now + i * kNanosPerSecond;
+      e.process.comm = "sshd";
+      e.process.exe = "/usr/sbin/sshd";
+      LoginEvent l;
+      l.service = "sshd";
+      l.user = user;
+      l.remote_addr = "198.18.0.66";
+      l.remote_port = static_cast<uint32_t>(40001 + i);
+      l.local_addr = "198.18.0.11";
+      l.local_port = 22;
+      l.outcome = i < 5 ? Outcome::kFailure : Outcome::kSuccess;
+      l.source = LoginSource::kPam;
+      l.stage = i < 5 ? LoginStage::kAuthenticate : LoginStage::kSessionOpen;
+      l.auth_pid = static_cast<uint32_t>(2000 + i);
+      if (i == 5) e.session = "audit:77";
+      e.body = l;
+      events.push_back(std::move(e));
+    }
+    testing::IngestClient client(target_);
+    ASSERT_TRUE(client.Hello("audit-sensor").has_value());
+    auto ack = client.Batch("audit-sensor", first_seq, events);
+    ASSERT_TRUE(ack.has_value());
+    ASSERT_EQ(ack->error(), "");
+    engine_->Drain();
+  }
+
+  // triplinectl incidents --json: the one incident (of this test's own store).
+  json HostIncident() {
+    const auto r = RunCommand(
+        {testing::BinPath("triplinectl"), "--aggregator", target_, "incidents", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const json all = json::parse(r.out, nullptr, false);
+    EXPECT_TRUE(all.is_array() && all.size() == 1) << r.out;
+    return all.is_array() && all.size() == 1 ? all[0] : json::object();
+  }
+
+  static std::string Explanation(const json& incident) {
+    std::string text;
+    for (const json& line : incident.value("explanation", json::array())) {
+      text += line.get<std::string>() + "\n";
+    }
+    return text;
   }
 
   // triplinectl audit --json, only this test's accounts.
@@ -127,6 +186,7 @@ class AuditAccountsTest : public ::testing::Test {
   const std::string sudoers_ = "/etc/sudoers.d/" + prefix_ + "-deploy";
   std::unique_ptr<RocksDbStore> store_;
   std::unique_ptr<audit::FindingLedger> ledger_;
+  std::unique_ptr<CorrelationEngine> engine_;
   std::unique_ptr<audit::PostureAuditor> auditor_;
   std::unique_ptr<AggregatorServer> server_;
   std::string target_;
@@ -199,11 +259,23 @@ TEST_F(AuditAccountsTest, RealAccountsGiveFindingsAndFixingResolvesThem) {
               ::testing::HasSubstr("3 authorized keys, 1 without a from= restriction"));
   EXPECT_TRUE((*group)["resolved"].is_null());
 
+  // A brute force that gets in as aiops: five failures and a login (medium on its own) is
+  // one level more severe for an account with root's power and an eternal password.
+  SendBruteForceAndLogin(2, aiops_);
+  json incident = HostIncident();
+  EXPECT_EQ(incident["severity"], "high") << incident.dump(2);
+  EXPECT_THAT(Explanation(incident),
+              ::testing::HasSubstr("account " + aiops_ + " on " + host_ +
+                                   " is in group root and has a password that never expires "
+                                   "(privilege audit)"));
+  EXPECT_THAT(Explanation(incident), ::testing::HasSubstr("from medium to high"));
+
   // The fixes a person would apply.
   MustRun({"/usr/bin/gpasswd", "-d", aiops_, "root"});
   MustRun({"/usr/bin/passwd", "-l", aiops_});
   MustRun({"/usr/bin/rm", "-f", sudoers_});
-  SendPosture(2, t1 + 60 * kNanosPerSecond);
+  SendPosture(8, t1 + 60 * kNanosPerSecond);
+  engine_->Drain();
   found = Audit(false);
   EXPECT_EQ(Find(found, aiops_, "root-equivalent-group"), nullptr);
   EXPECT_EQ(Find(found, aiops_, "password-never-expires"), nullptr);
@@ -214,6 +286,10 @@ TEST_F(AuditAccountsTest, RealAccountsGiveFindingsAndFixingResolvesThem) {
   ASSERT_NE(resolved, nullptr);
   EXPECT_EQ((*resolved)["resolved"], FormatTimeNs(t1 + 60 * kNanosPerSecond));
   EXPECT_EQ((*resolved)["first_seen"], FormatTimeNs(t1));
+  // Fixed, the account no longer weighs on the incident: it is what the attack alone says.
+  incident = HostIncident();
+  EXPECT_EQ(incident["severity"], "medium") << incident.dump(2);
+  EXPECT_THAT(Explanation(incident), ::testing::Not(::testing::HasSubstr("privilege audit")));
 
   // The table names the finding and its fix.
   const auto table = RunCommand(

@@ -757,6 +757,128 @@ TEST(CorrelatorTest, PrivilegeComesFromPostureAndConfiguration) {
   EXPECT_TRUE(h.correlator().IsPrivileged("hostz", "ops", 1002));
 }
 
+// A posture snapshot of `host` with one account.
+Delivery PostureWith(StoryBuilder& b, const std::string& host, const Account& a, double t) {
+  Event e = b.Base(host, t);
+  PostureSnapshot p;
+  p.accounts = {a};
+  e.body = p;
+  return b.Wrap(host, e);
+}
+
+// The seed's AI integration account: no login shell, in group root, a password that never
+// expires.
+Account AiopsAccount() {
+  Account a;
+  a.name = "aiops";
+  a.uid = 998;
+  a.gid = 998;
+  a.groups = {"aiops", "root"};
+  a.shell = "/usr/sbin/nologin";
+  a.password_set = true;
+  a.max_password_age_days = -1;
+  return a;
+}
+
+// Brute force and a login after it (45 points, medium) for `user` on hosta.
+std::vector<Delivery> BruteForceAndLogin(StoryBuilder& b, const std::string& user) {
+  std::vector<Delivery> s;
+  for (int i = 0; i < 5; ++i) s.push_back(b.Failure("hosta", user, kAttacker, 40001 + i, 1.0 * i));
+  s.push_back(b.Login("hosta", user, kAttacker, 40010, "audit:1", 7));
+  return s;
+}
+
+TEST(CorrelatorTest, AServiceAccountWithRootPowerAndANeverExpiringPasswordRaisesSeverity) {
+  StoryBuilder b;
+  {
+    Harness h;
+    h.Feed(BruteForceAndLogin(b, "aiops"));
+    ASSERT_EQ(h.Only().severity, Severity::kMedium);
+  }
+  Harness h;
+  h.Feed({PostureWith(b, "hosta", AiopsAccount(), 0)});
+  h.Feed(BruteForceAndLogin(b, "aiops"));
+  const Incident& in = h.Only();
+  EXPECT_EQ(in.severity, Severity::kHigh);
+  const std::string text = AllText(in);
+  EXPECT_THAT(text, HasSubstr("The service account aiops on hosta is in group root and has a "
+                              "password that never expires (privilege audit): whoever holds it "
+                              "holds root's power for good."));
+  EXPECT_THAT(text, HasSubstr("Severity raised one level for those standing privileges, from "
+                              "medium to high."));
+}
+
+TEST(CorrelatorTest, PostureArrivingLaterOrFixedChangesTheIncident) {
+  StoryBuilder b;
+  Harness h;
+  h.Feed(BruteForceAndLogin(b, "aiops"));
+  ASSERT_EQ(h.Only().severity, Severity::kMedium);
+  // The snapshot arrives after the incident: the incident is reported again, more severe.
+  h.Feed({PostureWith(b, "hosta", AiopsAccount(), 20)});
+  EXPECT_EQ(h.Only().severity, Severity::kHigh);
+  const uint32_t revision = h.Only().revision;
+  // Someone locks the password: still in group root, still high.
+  Account locked = AiopsAccount();
+  locked.password_locked = true;
+  h.Feed({PostureWith(b, "hosta", locked, 40)});
+  EXPECT_EQ(h.Only().severity, Severity::kHigh);
+  EXPECT_THAT(AllText(h.Only()), HasSubstr("The service account aiops on hosta is in group root "
+                                           "(privilege audit): whoever holds it holds root's "
+                                           "power."));
+  EXPECT_GT(h.Only().revision, revision);
+  // And takes it out of group root: back to what the chain alone says.
+  Account fixed = locked;
+  fixed.groups = {"aiops"};
+  h.Feed({PostureWith(b, "hosta", fixed, 60)});
+  EXPECT_EQ(h.Only().severity, Severity::kMedium);
+  EXPECT_THAT(AllText(h.Only()), Not(HasSubstr("privilege audit")));
+}
+
+TEST(CorrelatorTest, PeopleAndOtherHostsPostureDoNotRaiseSeverity) {
+  StoryBuilder b;
+  // A person (login shell, uid 1000) in sudo with a never-expiring password: an admin, as
+  // most are; the privileged-access stage weighs that, not posture.
+  Account alice;
+  alice.name = "alice";
+  alice.uid = 1000;
+  alice.groups = {"alice", "sudo"};
+  alice.interactive_shell = true;
+  alice.password_set = true;
+  Harness h;
+  h.Feed({PostureWith(b, "hosta", alice, 0), PostureWith(b, "hostb", AiopsAccount(), 0)});
+  std::vector<Delivery> s = BruteForceAndLogin(b, "alice");
+  h.Feed(s);
+  EXPECT_EQ(h.Only().severity, Severity::kMedium);
+  EXPECT_THAT(AllText(h.Only()), Not(HasSubstr("privilege audit")));
+  // aiops on hostb is not aiops on hosta.
+  Harness other;
+  other.Feed({PostureWith(b, "hostb", AiopsAccount(), 0)});
+  other.Feed(BruteForceAndLogin(b, "aiops"));
+  EXPECT_EQ(other.Only().severity, Severity::kMedium);
+  // Any account other than root with uid 0 is root under another name: that raises.
+  Account toor = alice;
+  toor.name = "toor";
+  toor.uid = 0;
+  Harness root_alias;
+  root_alias.Feed({PostureWith(b, "hosta", toor, 0)});
+  root_alias.Feed(BruteForceAndLogin(b, "toor"));
+  EXPECT_EQ(root_alias.Only().severity, Severity::kHigh);
+  EXPECT_THAT(AllText(root_alias.Only()),
+              HasSubstr("The service account toor on hosta has uid 0, is in group sudo and has "
+                        "a password that never expires (privilege audit)"));
+}
+
+TEST(CorrelatorTest, ABruteForceAgainstARiskyServiceAccountIsMoreSevere) {
+  StoryBuilder b;
+  Harness h;
+  h.Feed({PostureWith(b, "hosta", AiopsAccount(), 0)});
+  std::vector<Delivery> s;
+  for (int i = 0; i < 5; ++i) s.push_back(b.Failure("hosta", "aiops", kAttacker, 40001 + i, i));
+  h.Feed(s);
+  EXPECT_EQ(h.Only().severity, Severity::kMedium);  // 20 points, low, and one level up
+  EXPECT_THAT(AllText(h.Only()), HasSubstr("from low to medium"));
+}
+
 // sshd runs the PAM session modules and motd scripts as root inside the user's new audit
 // session; that is not the user acting as root. Running sudo is.
 TEST(CorrelatorTest, RootProcessesOfTheLoginMachineryAreNotEscalation) {
@@ -819,6 +941,33 @@ TEST(AttackStagesTest, ClassifiesSensitiveFiles) {
   EXPECT_EQ(ClassifyFileOpen(f, cat), kAuthorizedKeys);
   EXPECT_TRUE(IsDiscoveryCommand("/usr/bin/whoami"));
   EXPECT_FALSE(IsDiscoveryCommand("/usr/bin/vim"));
+}
+
+TEST(ChainScorerTest, PostureRaisesSeverityOneLevelNeverTheScoreOrTheRaise) {
+  Chain c;
+  c.brute_force = true;
+  c.failures = 3;  // 15 points: not raised
+  const std::vector<IdentityRisk> risks = {
+      {"hosta", "aiops", "service", {"is in group root"}, true}};
+  Assessment plain = AssessChain(c, {});
+  Assessment risky = AssessChain(c, {}, risks);
+  EXPECT_EQ(plain.severity, Severity::kInfo);
+  EXPECT_EQ(risky.severity, Severity::kLow);
+  EXPECT_EQ(risky.scored_severity, Severity::kInfo);
+  EXPECT_TRUE(risky.posture_raised);
+  EXPECT_EQ(risky.score, plain.score);
+  EXPECT_EQ(risky.raise, plain.raise);
+  EXPECT_FALSE(risky.raise);
+  // Critical stays critical, and nothing is said to have been raised.
+  c.success_after_failures = true;
+  c.files.push_back({"hosta", "aiops", "/etc/shadow", "T1003.008", true, 0, "cat"});
+  c.hops.resize(3);
+  Assessment top = AssessChain(c, {}, risks);
+  EXPECT_EQ(top.severity, Severity::kCritical);
+  EXPECT_FALSE(top.posture_raised);
+  const Incident in = BuildIncident(c, top, {}, risks);
+  EXPECT_THAT(AllText(in), HasSubstr("The service account aiops on hosta is in group root"));
+  EXPECT_THAT(AllText(in), Not(HasSubstr("Severity raised")));
 }
 
 TEST(ChainScorerTest, SeverityBands) {
@@ -1015,8 +1164,13 @@ nlohmann::json StateDocument(const CorrelatorState& s) {
     for (const auto& f : k.blind) {
       blind.push_back(json::array({f.name, f.state, f.hooks, f.reason, f.remedy}));
     }
+    json posture = json::array();
+    for (const auto& [account, p] : k.posture) {
+      posture.push_back(json::array({account, p.never_expires, p.looks_human, p.root_powers}));
+    }
     hosts.push_back({{"blind", std::move(blind)},
                      {"host", host},
+                     {"posture", std::move(posture)},
                      {"ssh_ports", std::vector<uint32_t>(k.ssh_ports.begin(), k.ssh_ports.end())},
                      {"privileged_users", std::vector<std::string>(k.privileged_users.begin(),
                                                                    k.privileged_users.end())},
@@ -1173,6 +1327,8 @@ CorrelatorState RichState() {
   k.drop_counters = {{"sensor-" + kQuoted, 120}, {"sensor-b", UINT64_MAX}};
   k.drops = {{t + 26, 120}, {t + 27, 3}};
   k.blind = {{"file", "disabled", "", kQuoted, kControls}, {"net", "degraded", kUnicode, "", ""}};
+  k.posture[kSlashes] = {{"is in group " + kControls, "has uid 0"}, true, false};
+  k.posture[kUnicode] = {{}, true, true};
   s.hosts.Put(kQuoted, k);
   s.hosts.Put(kUnicode, {});
 
