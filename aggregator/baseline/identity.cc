@@ -85,7 +85,8 @@ Identity IdentityResolver::Resolve(std::string_view user, const ProcessInfo* pro
     if (r.user.empty() && r.exe.empty() && r.cgroup.empty() && r.k8s_service_account.empty()) {
       continue;  // matches nothing
     }
-    return {r.kind, r.name.empty() ? std::string(user) : r.name};
+    return {r.kind, r.name.empty() ? std::string(user) : r.name,
+            r.kind == IdentityKind::kAgent && r.probation};
   }
   return {IdentityKind::kHuman, std::string(user)};
 }

@@ -29,6 +29,8 @@ bool ParseKind(std::string_view name, IdentityKind* out);
 struct Identity {
   IdentityKind kind = IdentityKind::kHuman;
   std::string name;
+  // The declaring rule puts the identity on probation (trust_book.h); agents only.
+  bool probation = false;
   // "human:alice", "host:db1": the key of the identity's record.
   std::string Key() const;
 };
@@ -47,6 +49,8 @@ struct IdentityRule {
   // Matched against "<namespace>/<service account>" of the process's pod (the sensor reads
   // the account from the token the kubelet mounts; sensor/kube_pod.h).
   std::string k8s_service_account;
+  // An agent that starts on probation (tripline.v1.IdentityRule.trust, trust_book.h).
+  bool probation = false;
 };
 
 // True when `text` matches the glob `pattern` ('*', '?').

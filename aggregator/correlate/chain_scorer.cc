@@ -101,7 +101,7 @@ std::string HookFamilySees(const std::string& family) {
 }
 
 Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps,
-                       const std::vector<IdentityRisk>& risks) {
+                       const Standing& standing) {
   Assessment a;
   std::set<std::string> techniques;
   bool raising = false;
@@ -216,12 +216,22 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps,
   }
 
   a.techniques.assign(techniques.begin(), techniques.end());
+  if (!standing.on_probation.empty() &&
+      ((b.warm && b.login >= kBaselineUnusualLogin) || b.activity >= kBaselineNotable ||
+       b.hops >= kBaselineNotable)) {
+    // An agent on probation: what its baselines find unusual is worth a person's look.
+    a.probation_anomaly = !raising;
+    raising = true;
+  }
   a.scored_severity = SeverityForScore(a.score);
   a.severity = a.scored_severity;
-  if (!risks.empty() && a.severity != Severity::kCritical) {
+  const auto one_up = [&a](bool* flag) {
+    if (a.severity == Severity::kCritical) return;
     a.severity = static_cast<Severity>(static_cast<uint8_t>(a.severity) + 1);
-    a.posture_raised = true;
-  }
+    *flag = true;
+  };
+  if (!standing.risks.empty()) one_up(&a.posture_raised);
+  if (!standing.on_probation.empty()) one_up(&a.probation_raised);
   a.raise = (raising && a.score >= kRaiseScore) || a.score >= kRaiseScoreMovementOnly;
   for (const HostDataGap& g : gaps) {
     if (g.drops > 0) a.confidence *= g.drops >= 1000 ? 0.5 : 0.75;
@@ -235,7 +245,7 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps,
 }
 
 Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<HostDataGap>& gaps,
-                       const std::vector<IdentityRisk>& risks) {
+                       const Standing& standing) {
   Incident in;
   in.id = c.incident_id;
   in.severity = a.severity;
@@ -368,7 +378,7 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
                  ", with full control of " +
                  (c.privileged.size() > 1 ? "those hosts." : "that host."));
   }
-  for (const IdentityRisk& r : risks) {
+  for (const IdentityRisk& r : standing.risks) {
     std::vector<std::string> what = r.root_powers;
     if (r.never_expires) what.emplace_back("has a password that never expires");
     const std::string who = r.kind == "agent"     ? "agent account "
@@ -381,10 +391,22 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
                                         : "holds root's power") +
                  ".");
   }
-  if (a.posture_raised) {
-    ex.push_back("Severity raised one level for those standing privileges, from " +
-                 std::string(SeverityName(a.scored_severity)) + " to " +
-                 std::string(SeverityName(a.severity)) + ".");
+  for (const std::string& agent : standing.on_probation) {
+    ex.push_back("The agent " + agent +
+                 " is on probation: its anomalies count one level more until a person "
+                 "promotes it (triplinectl trust promote " +
+                 agent + ")" +
+                 (a.probation_anomaly ? ", and what its baselines found unusual is raised "
+                                        "as an incident on its own"
+                                      : "") +
+                 ".");
+  }
+  if (a.posture_raised || a.probation_raised) {
+    std::vector<std::string> why;
+    if (a.posture_raised) why.emplace_back("one level for those standing privileges");
+    if (a.probation_raised) why.emplace_back("one for an agent on probation");
+    ex.push_back("Severity raised from " + std::string(SeverityName(a.scored_severity)) + " to " +
+                 std::string(SeverityName(a.severity)) + ": " + JoinAnd(why) + ".");
   }
   for (const HostDataGap& g : gaps) {
     if (g.drops > 0) {

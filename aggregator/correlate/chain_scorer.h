@@ -42,6 +42,10 @@
 // severity level higher than its score says, and its explanation says why. The score, and
 // whether the chain is raised, do not change: standing privilege makes an attack worse, it
 // is not one.
+// Trust (aggregator/baseline/trust_book.h): a chain that involves an agent on probation is
+// one more level higher, and for it every anomaly the warm baselines name (an entry login
+// scored >= 0.5, session activity or hops >= 0.75) is a raising stage: what would be a
+// few points for a trusted agent is an incident for one on probation.
 // Raised as an incident when the chain holds a "raising" stage (credential attack, login
 // after it, shadow, keys, authorized_keys) and scores >= 20, or scores >= 50 on movement
 // alone. Discovery, first-time sources, hops and privilege add weight but never raise on
@@ -102,6 +106,12 @@ struct IdentityRisk {
   bool never_expires = false;            // a usable password whose ageing is off
 };
 
+// How the chain's identities stand (correlator.cc, StandingOf).
+struct Standing {
+  std::vector<IdentityRisk> risks;        // standing privileges
+  std::vector<std::string> on_probation;  // agents on probation, by identity name
+};
+
 struct Assessment {
   double score = 0;
   Severity severity = Severity::kInfo;
@@ -112,21 +122,22 @@ struct Assessment {
   bool typo = false;          // failures then an ordinary login: a person mistyping
   bool corroborated = false;  // the baselines' corroborated anomalies raise the chain
   int64_t movement_ns = 0;    // from the first login of the chain to its last hop
-  // The severity the score gives; `severity` is one level higher when the chain involves
-  // an identity of `risks` (posture_raised).
+  // The severity the score gives; `severity` is one level higher for each of: an identity
+  // with standing privileges (posture_raised), an agent on probation (probation_raised).
   Severity scored_severity = Severity::kInfo;
   bool posture_raised = false;
+  bool probation_raised = false;
+  bool probation_anomaly = false;  // a baseline anomaly of an agent on probation raises
 };
 
 Assessment AssessChain(const Chain& chain, const std::vector<HostDataGap>& gaps,
-                       const std::vector<IdentityRisk>& risks = {});
+                       const Standing& standing = {});
 
 Severity SeverityForScore(double score);
 
 // The incident for `chain` as it stands (id, revision and updated_ns are left to the caller).
 Incident BuildIncident(const Chain& chain, const Assessment& assessment,
-                       const std::vector<HostDataGap>& gaps,
-                       const std::vector<IdentityRisk>& risks = {});
+                       const std::vector<HostDataGap>& gaps, const Standing& standing = {});
 
 // "03:41:07 UTC": the time of day, which is what a person reading one incident needs.
 std::string TimeOfDay(int64_t ns);

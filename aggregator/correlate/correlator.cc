@@ -9,6 +9,7 @@
 #include <set>
 
 #include "aggregator/baseline/baselines.h"
+#include "aggregator/baseline/trust_book.h"
 #include "aggregator/correlate/attack_stages.h"
 #include "aggregator/correlate/chain_scorer.h"
 #include "aggregator/correlate/correlator_state.h"
@@ -184,8 +185,14 @@ bool AddUnique(std::vector<T>& v, const T& x) {
 // outlives the call is in the state.
 class Engine {
  public:
-  Engine(const CorrelatorOptions& o, const Clock& clock, CorrelatorState& s, baseline::Baselines* b)
-      : o_(o), s_(s), now_(clock.NowNs()), b_(b) {}
+  Engine(const CorrelatorOptions& o, const Clock& clock, CorrelatorState& s, baseline::Baselines* b,
+         const baseline::TrustBook* t)
+      : o_(o), s_(s), now_(clock.NowNs()), b_(b), t_(t) {}
+
+  // Every raised chain is judged again (a trust decision changed how one may read).
+  void TouchRaised() {
+    for (const std::string& key : s_.raised) touched_.insert(key);
+  }
 
   // Whether the session named `tag` belongs to a chain with an incident: the baselines
   // learn nothing from it.
@@ -249,7 +256,7 @@ class Engine {
       if (it == s_.chains.end()) continue;
       Chain& c = it->second;
       if (c.incident_id.empty()) {
-        if (!AssessChain(c, GapsFor(c), RisksFor(c)).raise) continue;
+        if (!AssessChain(c, GapsFor(c), StandingOf(c)).raise) continue;
         // A quiet chain that begins with a login from one of the fleet's own hosts whose
         // connect has not arrived yet is the later part of a chain not yet joined: held until the
         // hop is matched (the chains merge and the whole is raised once) or its login
@@ -1418,12 +1425,10 @@ class Engine {
     return gaps;
   }
 
-  // The identities of the chain (its sessions' accounts, and the account a credential
-  // attack was aimed at) whose standing privileges make the incident more severe: a
-  // service account or agent with root's power or a password that never expires, or any
-  // account with uid 0 besides root (docs/audit.md).
-  std::vector<IdentityRisk> RisksFor(const Chain& c) const {
-    std::vector<std::pair<std::string, std::string>> involved;  // host, user
+  // The accounts of the chain, as (host, user): its sessions' accounts and the account a
+  // credential attack was aimed at.
+  std::vector<std::pair<std::string, std::string>> InvolvedAccounts(const Chain& c) const {
+    std::vector<std::pair<std::string, std::string>> involved;
     const auto add = [&](const std::string& host, const std::string& user) {
       if (host.empty() || user.empty()) return;
       std::pair<std::string, std::string> hu{host, user};
@@ -1435,25 +1440,36 @@ class Engine {
     for (const std::string& key : c.members) {
       if (const SessionNode* n = s_.sessions.Find(key)) add(n->host, n->user);
     }
-    std::vector<IdentityRisk> out;
-    for (const auto& [host, user] : involved) {
+    return involved;
+  }
+
+  // What the chain's identities stand as: those whose standing privileges make it more
+  // severe (a service account or agent with root's power or a password that never expires,
+  // or any account with uid 0 besides root; docs/audit.md), and its agents on probation.
+  Standing StandingOf(const Chain& c) const {
+    Standing out;
+    for (const auto& [host, user] : InvolvedAccounts(c)) {
+      baseline::Identity declared;
+      if (b_ != nullptr) declared = b_->Resolve(user, nullptr);
+      if (t_ != nullptr && t_->OnProbation(declared) &&
+          std::find(out.on_probation.begin(), out.on_probation.end(), declared.name) ==
+              out.on_probation.end()) {
+        out.on_probation.push_back(declared.name);
+      }
       const HostKnowledge* k = s_.hosts.Find(host);
       if (k == nullptr) continue;
       auto it = k->posture.find(user);
       if (it == k->posture.end()) continue;
       const AccountPosture& ap = it->second;
       std::string kind = ap.looks_human ? "human" : "service";
-      if (b_ != nullptr) {
-        const baseline::IdentityKind declared = b_->Resolve(user, nullptr).kind;
-        if (declared == baseline::IdentityKind::kService ||
-            declared == baseline::IdentityKind::kAgent) {
-          kind = std::string(baseline::KindName(declared));
-        }
+      if (declared.kind == baseline::IdentityKind::kService ||
+          declared.kind == baseline::IdentityKind::kAgent) {
+        kind = std::string(baseline::KindName(declared.kind));
       }
       const bool uid_zero = std::find(ap.root_powers.begin(), ap.root_powers.end(), "has uid 0") !=
                             ap.root_powers.end();
       if (kind == "human" && !uid_zero) continue;
-      out.push_back({host, user, kind, ap.root_powers, ap.never_expires});
+      out.risks.push_back({host, user, kind, ap.root_powers, ap.never_expires});
     }
     return out;
   }
@@ -1461,9 +1477,9 @@ class Engine {
   // Adds the chain's incident to s_.held if it changed since last reported.
   void ReportNow(Chain& c, const std::string& note) {
     const std::vector<HostDataGap> gaps = GapsFor(c);
-    const std::vector<IdentityRisk> risks = RisksFor(c);
-    const Assessment a = AssessChain(c, gaps, risks);
-    Incident in = BuildIncident(c, a, gaps, risks);
+    const Standing standing = StandingOf(c);
+    const Assessment a = AssessChain(c, gaps, standing);
+    Incident in = BuildIncident(c, a, gaps, standing);
     if (!note.empty()) in.explanation.push_back(note);
     in.id = c.incident_id;
     if (b_ != nullptr && !c.baseline.facts.empty() && !in.id.empty()) {
@@ -1497,6 +1513,7 @@ class Engine {
   CorrelatorState& s_;
   const int64_t now_;
   baseline::Baselines* const b_;
+  const baseline::TrustBook* const t_;
   std::set<std::string> touched_;  // sorted: output order does not depend on hashing
 };
 
@@ -1511,7 +1528,7 @@ std::vector<Incident> Correlator::Handle(std::string_view sensor_id, const Event
 }
 
 void Correlator::Feed(std::string_view sensor_id, const Event& e) {
-  Engine engine(options_, clock_, *state_, baselines_);
+  Engine engine(options_, clock_, *state_, baselines_, trust_);
   engine.Handle(sensor_id, e);
   engine.Settle();
   if (baselines_ != nullptr && e.time_ns >= 0 && e.time_ns <= kMaxSaneTimeNs) {
@@ -1523,25 +1540,32 @@ void Correlator::Feed(std::string_view sensor_id, const Event& e) {
 }
 
 void Correlator::FeedRuleHit(std::string_view sensor_id, const Event& e, const RuleHit& hit) {
-  Engine engine(options_, clock_, *state_, baselines_);
+  Engine engine(options_, clock_, *state_, baselines_, trust_);
   engine.OnRuleHit(std::string(sensor_id), e, hit);
   engine.Settle();
 }
 
 std::vector<Incident> Correlator::TakeChanged() {
-  Engine engine(options_, clock_, *state_, baselines_);
+  Engine engine(options_, clock_, *state_, baselines_, trust_);
+  return engine.Report();
+}
+
+std::vector<Incident> Correlator::Reassess() {
+  Engine engine(options_, clock_, *state_, baselines_, trust_);
+  engine.TouchRaised();
+  engine.Settle();
   return engine.Report();
 }
 
 std::vector<Incident> Correlator::Tick() {
-  Engine engine(options_, clock_, *state_, baselines_);
+  Engine engine(options_, clock_, *state_, baselines_, trust_);
   engine.Tick();
   engine.Settle();
   return engine.Report();
 }
 
 bool Correlator::IsPrivileged(std::string_view host, std::string_view user, uint32_t uid) const {
-  Engine engine(options_, clock_, *state_, baselines_);
+  Engine engine(options_, clock_, *state_, baselines_, trust_);
   return engine.IsPrivileged(std::string(host), std::string(user), uid);
 }
 

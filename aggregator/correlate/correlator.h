@@ -30,6 +30,7 @@
 
 namespace tripline::baseline {
 class Baselines;
+class TrustBook;
 }  // namespace tripline::baseline
 
 namespace tripline::correlate {
@@ -149,6 +150,12 @@ class Correlator {
   // (the default) correlates by the rules alone. The baselines' learning follows this
   // correlator's stream, so persist them with SerializeState (the same position).
   void AttachBaselines(baseline::Baselines* baselines) { baselines_ = baselines; }
+  // Agents' trust levels (baseline/trust_book.h): a chain involving an agent on probation
+  // is judged more severely (chain_scorer.h). Not owned; nullptr: every agent is trusted.
+  void AttachTrust(const baseline::TrustBook* trust) { trust_ = trust; }
+  // Judges every raised chain again (after a trust decision) and returns the incidents that
+  // changed, with what earlier Feed calls left untaken.
+  std::vector<Incident> Reassess();
 
   // True for root / uid 0, configured privileged users, and users that the host's latest
   // posture snapshot shows with uid 0, sudo rules or membership of sudo/wheel/root/admin.
@@ -163,6 +170,7 @@ class Correlator {
   const Clock& clock_;
   std::unique_ptr<CorrelatorState> state_;
   baseline::Baselines* baselines_ = nullptr;
+  const baseline::TrustBook* trust_ = nullptr;
 };
 
 }  // namespace tripline::correlate

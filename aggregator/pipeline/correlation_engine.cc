@@ -63,7 +63,10 @@ CorrelationEngine::CorrelationEngine(Store* store, CorrelationEngineOptions opti
       clock_(clock),
       baselines_(options_.baseline, baseline::IdentityResolver(options_.identities)),
       correlator_(options_.correlator, clock) {
-  if (options_.learn_baselines) correlator_.AttachBaselines(&baselines_);
+  if (options_.learn_baselines) {
+    correlator_.AttachBaselines(&baselines_);
+    correlator_.AttachTrust(&trust_);
+  }
 }
 
 CorrelationEngine::~CorrelationEngine() {
@@ -105,6 +108,10 @@ Status CorrelationEngine::Restore() {
                                if (key.substr(0, baseline::KindSuggester::kKeyPrefix.size()) ==
                                    baseline::KindSuggester::kKeyPrefix) {
                                  return suggester_.Load(key, value);
+                               }
+                               if (key.substr(0, baseline::TrustBook::kKeyPrefix.size()) ==
+                                   baseline::TrustBook::kKeyPrefix) {
+                                 return trust_.Load(key, value);
                                }
                                return baselines_.Load(key, value);
                              })
@@ -446,6 +453,9 @@ Status CorrelationEngine::SnapshotLocked() {
   for (auto& [key, value] : suggester_.TakeDirty()) {
     unwritten_baselines_.insert_or_assign(std::move(key), std::move(value));
   }
+  for (auto& [key, value] : trust_.TakeDirty()) {
+    unwritten_baselines_.insert_or_assign(std::move(key), std::move(value));
+  }
   if (unwritten_baselines_.empty()) {
     TL_RETURN_IF_ERROR(store_->PutCorrelatorSnapshot(bytes));
   } else {
@@ -543,6 +553,95 @@ grpc::Status CorrelationEngine::DecideIdentitySuggestion(
   ToProto(*after, response);
   TL_LOG(INFO) << "identity suggestion for " << EscapeForDisplay(request.user()) << ": "
                << request.decision() << " by " << EscapeForDisplay(request.by());
+  return grpc::Status::OK;
+}
+
+namespace {
+void ToProto(const baseline::TrustRecord& r, v1::AgentTrust* out) {
+  out->set_agent(r.agent);
+  out->set_level(std::string(baseline::TrustLevelName(r.level)));
+  out->set_declared_probation(r.declared_probation);
+  for (const baseline::TrustDecision& d : r.history) {
+    v1::TrustDecision* h = out->add_history();
+    h->set_level(std::string(baseline::TrustLevelName(d.level)));
+    h->set_by(d.by);
+    h->set_reason(d.reason);
+    h->set_at_ns(d.at_ns);
+  }
+}
+
+// Agents the rules put on probation, by name: rules that give a name, or name one account.
+std::vector<std::string> DeclaredProbation(const std::vector<baseline::IdentityRule>& rules) {
+  std::vector<std::string> out;
+  for (const baseline::IdentityRule& r : rules) {
+    if (r.kind != baseline::IdentityKind::kAgent || !r.probation) continue;
+    std::string name = r.name;
+    if (name.empty() && (r.exact || r.user.find_first_of("*?") == std::string::npos)) {
+      name = r.user;
+    }
+    if (!name.empty() && std::find(out.begin(), out.end(), name) == out.end()) {
+      out.push_back(std::move(name));
+    }
+  }
+  return out;
+}
+
+// The agent identity named `name` under `rules` (a rule of kind agent that gives that name,
+// or whose account pattern matches it); kind human when none does.
+baseline::Identity AgentNamed(const std::vector<baseline::IdentityRule>& rules,
+                              const std::string& name) {
+  for (const baseline::IdentityRule& r : rules) {
+    if (r.kind != baseline::IdentityKind::kAgent) continue;
+    const bool named =
+        !r.name.empty()
+            ? r.name == name
+            : !r.user.empty() && (r.exact ? r.user == name : baseline::GlobMatch(r.user, name));
+    if (named) return {baseline::IdentityKind::kAgent, name, r.probation};
+  }
+  return {baseline::IdentityKind::kHuman, name, false};
+}
+}  // namespace
+
+grpc::Status CorrelationEngine::ListAgentTrust(const v1::ListAgentTrustRequest& /*request*/,
+                                               v1::ListAgentTrustResponse* response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const baseline::TrustRecord& r :
+       trust_.List(DeclaredProbation(baselines_.resolver().rules()))) {
+    ToProto(r, response->add_agents());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CorrelationEngine::SetAgentTrust(const v1::SetAgentTrustRequest& request,
+                                              v1::AgentTrust* response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!options_.learn_baselines) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "baselines are off");
+  }
+  baseline::TrustLevel level;
+  if (!baseline::ParseTrustLevel(request.level(), &level)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "level must be trusted or probation");
+  }
+  baseline::Identity agent = AgentNamed(baselines_.resolver().rules(), request.agent());
+  // An agent decided on before stays decidable after its rule changed.
+  if (agent.kind != baseline::IdentityKind::kAgent && trust_.Get(agent).ok()) {
+    agent.kind = baseline::IdentityKind::kAgent;
+  }
+  if (agent.kind != baseline::IdentityKind::kAgent) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        "no agent is declared under the name " + request.agent());
+  }
+  Result<baseline::TrustRecord> r =
+      trust_.Decide(agent, level, request.by(), request.reason(), clock_.NowNs());
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  dirty_ = true;
+  const Status saved = SnapshotLocked();
+  if (!saved.ok()) return ToGrpcStatus(saved);
+  WriteLocked(correlator_.Reassess());
+  ToProto(*r, response);
+  TL_LOG(INFO) << "agent " << EscapeForDisplay(request.agent()) << " is now "
+               << baseline::TrustLevelName(level) << ", set by " << EscapeForDisplay(request.by())
+               << (request.reason().empty() ? "" : ": ") << EscapeForDisplay(request.reason());
   return grpc::Status::OK;
 }
 

@@ -66,6 +66,7 @@
 
 #include "aggregator/baseline/baselines.h"
 #include "aggregator/baseline/kind_suggester.h"
+#include "aggregator/baseline/trust_book.h"
 #include "aggregator/correlate/correlator.h"
 #include "aggregator/ingest/ingest_service.h"
 #include "aggregator/query/query_service.h"
@@ -170,6 +171,12 @@ class CorrelationEngine final : public IngestObserver, public BaselineProvider {
   // identity) and is snapshotted before the reply, as feedback is.
   grpc::Status DecideIdentitySuggestion(const v1::DecideIdentitySuggestionRequest& request,
                                         v1::IdentitySuggestion* response) override;
+  grpc::Status ListAgentTrust(const v1::ListAgentTrustRequest& request,
+                              v1::ListAgentTrustResponse* response) override;
+  // Records the decision, snapshots it before the reply, and judges every raised incident
+  // again (one that involves the agent is reported with its new severity).
+  grpc::Status SetAgentTrust(const v1::SetAgentTrustRequest& request,
+                             v1::AgentTrust* response) override;
 
  private:
   struct Batch {
@@ -217,6 +224,7 @@ class CorrelationEngine final : public IngestObserver, public BaselineProvider {
   mutable std::mutex mu_;
   baseline::Baselines baselines_;      // GUARDED_BY(mu_)
   baseline::KindSuggester suggester_;  // GUARDED_BY(mu_)
+  baseline::TrustBook trust_;          // GUARDED_BY(mu_)
   correlate::Correlator correlator_;   // GUARDED_BY(mu_)
   // GUARDED_BY(mu_): baseline records taken for a snapshot whose write failed; written
   // with the next one.

@@ -143,6 +143,53 @@ grpc::ServerUnaryReactor* QueryService::DecideIdentitySuggestion(
   return Reply(context, baselines_->DecideIdentitySuggestion(authorized, response));
 }
 
+grpc::ServerUnaryReactor* QueryService::ListAgentTrust(grpc::CallbackServerContext* context,
+                                                       const v1::ListAgentTrustRequest* request,
+                                                       v1::ListAgentTrustResponse* response) {
+  if (auto denied = Authorize(context, "Query.ListAgentTrust"); !denied.ok()) {
+    return Reply(context, denied);
+  }
+  if (baselines_ == nullptr) {
+    return Reply(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no baselines"));
+  }
+  return Reply(context, baselines_->ListAgentTrust(*request, response));
+}
+
+grpc::ServerUnaryReactor* QueryService::SetAgentTrust(grpc::CallbackServerContext* context,
+                                                      const v1::SetAgentTrustRequest* request,
+                                                      v1::AgentTrust* response) {
+  // Promoting an agent lowers how its anomalies are judged: a person who may approve
+  // responses decides, never an operator's script.
+  std::string by = request->by();
+  if (access_ != nullptr) {
+    auto id = access_->Authorize(*context, "Query.SetAgentTrust", {Role::kApprover});
+    if (!id.ok()) return Reply(context, ToGrpcStatus(id.status()));
+    if (!id->unrestricted) by += " (certificate " + id->name + ")";
+  }
+  if (baselines_ == nullptr) {
+    return Reply(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no baselines"));
+  }
+  if (request->agent().empty() || request->agent().size() > 256) {
+    return Reply(context,
+                 grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "agent must be 1 to 256 bytes"));
+  }
+  if (request->by().empty() || request->by().size() > 256) {
+    return Reply(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                       "by must name the person deciding (1 to 256 bytes)"));
+  }
+  if (request->reason().size() > 1024) {
+    return Reply(context,
+                 grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "reason is over 1024 bytes"));
+  }
+  if (request->level() != "trusted" && request->level() != "probation") {
+    return Reply(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                       "level must be trusted or probation"));
+  }
+  v1::SetAgentTrustRequest authorized = *request;
+  authorized.set_by(by);
+  return Reply(context, baselines_->SetAgentTrust(authorized, response));
+}
+
 grpc::ServerUnaryReactor* QueryService::GetAudit(grpc::CallbackServerContext* context,
                                                  const v1::GetAuditRequest* request,
                                                  v1::AuditReport* response) {

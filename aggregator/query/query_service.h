@@ -40,6 +40,11 @@ class BaselineProvider {
   // `request.by()` is the person deciding, as the caller was authorized to act.
   virtual grpc::Status DecideIdentitySuggestion(const v1::DecideIdentitySuggestionRequest& request,
                                                 v1::IdentitySuggestion* response) = 0;
+  virtual grpc::Status ListAgentTrust(const v1::ListAgentTrustRequest& request,
+                                      v1::ListAgentTrustResponse* response) = 0;
+  // `request.by()` is the person deciding, as the caller was authorized to act.
+  virtual grpc::Status SetAgentTrust(const v1::SetAgentTrustRequest& request,
+                                     v1::AgentTrust* response) = 0;
 };
 
 // What owns the posture findings answers for them (aggregator/audit/). Thread-safe.
@@ -89,6 +94,12 @@ class QueryService final : public v1::Query::CallbackService {
   grpc::ServerUnaryReactor* DecideIdentitySuggestion(
       grpc::CallbackServerContext* context, const v1::DecideIdentitySuggestionRequest* request,
       v1::IdentitySuggestion* response) override;
+  grpc::ServerUnaryReactor* ListAgentTrust(grpc::CallbackServerContext* context,
+                                           const v1::ListAgentTrustRequest* request,
+                                           v1::ListAgentTrustResponse* response) override;
+  grpc::ServerUnaryReactor* SetAgentTrust(grpc::CallbackServerContext* context,
+                                          const v1::SetAgentTrustRequest* request,
+                                          v1::AgentTrust* response) override;
 
   // What GetStats answers, without a call (the metrics exporter, aggregator/metrics/).
   grpc::Status CollectStats(v1::Stats* response) { return DoGetStats(response); }

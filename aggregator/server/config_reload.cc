@@ -34,6 +34,16 @@ Result<std::vector<baseline::IdentityRule>> IdentityRulesFromConfig(
                                      r.k8s_service_account + "'");
     }
     r.name = rule.name();
+    if (rule.trust() == "probation") {
+      if (r.kind != baseline::IdentityKind::kAgent) {
+        return Status::InvalidArgument(where + ": trust applies to agents, not to a " +
+                                       rule.kind());
+      }
+      r.probation = true;
+    } else if (!rule.trust().empty() && rule.trust() != "trusted") {
+      return Status::InvalidArgument(where + ": trust '" + rule.trust() +
+                                     "' is not probation or trusted");
+    }
     if (r.user.empty() && r.exe.empty() && r.cgroup.empty() && r.k8s_service_account.empty()) {
       return Status::InvalidArgument(where +
                                      ": a rule needs user, exe, cgroup or k8s_service_account");

@@ -607,7 +607,9 @@ TEST(AggregatorProcessTest, DeclaredIdentitiesAreAppliedAndBadRulesRefused) {
 
   for (const std::string bad :
        {"identities { kind: \"robot\" user: \"x\" }", "identities { kind: \"service\" }",
-        "identities { kind: \"agent\" k8s_service_account: \"no-namespace\" }"}) {
+        "identities { kind: \"agent\" k8s_service_account: \"no-namespace\" }",
+        "identities { kind: \"service\" user: \"x\" trust: \"probation\" }",
+        "identities { kind: \"agent\" user: \"x\" trust: \"maybe\" }"}) {
     TempDir other;
     {
       std::ofstream config(other.Sub("bad.textproto"));
@@ -619,6 +621,94 @@ TEST(AggregatorProcessTest, DeclaredIdentitiesAreAppliedAndBadRulesRefused) {
     EXPECT_EQ(refused.exit_code, 2) << bad;
     EXPECT_NE(refused.err.find("identities[0]: "), std::string::npos) << refused.err;
   }
+}
+
+// An agent declared on probation: a brute force that gets in as it is one level more
+// severe; a person promotes it with triplinectl, the incident is judged again, and the
+// decision (who, when, why) outlives a restart.
+TEST(AggregatorProcessTest, AnAgentOnProbationIsEscalatedUntilAPersonPromotesIt) {
+  TempDir dir;
+  {
+    std::ofstream config(dir.Sub("agg.textproto"));
+    config << "identities { kind: \"agent\" user: \"aiops\" trust: \"probation\" }\n";
+  }
+  const std::vector<std::string> flags = {"--config", dir.Sub("agg.textproto")};
+  auto ctl = [](const std::string& address, std::vector<std::string> args) {
+    std::vector<std::string> argv = {BinPath("triplinectl"), "--aggregator", address};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  };
+  // The one incident, once its severity is `want`.
+  auto incident_at = [&](const std::string& address, const std::string& want) {
+    nlohmann::json in;
+    for (int i = 0; i < 100; ++i) {
+      const RunResult r = ctl(address, {"incidents", "--json"});
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      const auto all = nlohmann::json::parse(r.out, nullptr, false);
+      if (all.is_array() && all.size() == 1) {
+        in = all[0];
+        if (in["severity"] == want) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return in;
+  };
+  {
+    Aggregator agg(dir, flags);
+    ASSERT_FALSE(agg.address().empty()) << agg.Stderr();
+    correlate::testing::StoryBuilder b;
+    IngestClient client(agg.address());
+    ASSERT_TRUE(client.Hello(b.Sensor("hosta")));
+    for (int i = 0; i < 5; ++i) {
+      const auto d = b.Failure("hosta", "aiops", "198.18.0.66", 40001 + i, i);
+      ASSERT_TRUE(client.Batch(d.sensor, d.event.seq, {d.event}));
+    }
+    const auto login = b.Login("hosta", "aiops", "198.18.0.66", 40010, "audit:1", 7);
+    ASSERT_TRUE(client.Batch(login.sensor, login.event.seq, {login.event}));
+
+    // Five failures and a login after them: medium, and high for an agent on probation.
+    nlohmann::json in = incident_at(agg.address(), "high");
+    ASSERT_EQ(in["severity"], "high") << in.dump(2) << agg.Stderr();
+    EXPECT_NE(in.dump().find("The agent aiops is on probation"), std::string::npos) << in.dump(2);
+
+    RunResult r = ctl(agg.address(), {"trust", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto list = nlohmann::json::parse(r.out);
+    ASSERT_EQ(list.size(), 1u) << r.out;
+    EXPECT_EQ(list[0]["agent"], "aiops");
+    EXPECT_EQ(list[0]["level"], "probation");
+    EXPECT_EQ(list[0]["declared_probation"], true);
+    EXPECT_TRUE(list[0]["history"].empty());
+
+    EXPECT_EQ(ctl(agg.address(), {"trust", "promote", "aiops"}).exit_code, 2);  // no --by
+    EXPECT_EQ(ctl(agg.address(), {"trust", "probation", "aiops", "--by", "dave"}).exit_code,
+              2);  // no --reason
+    EXPECT_EQ(ctl(agg.address(), {"trust", "promote", "nobody", "--by", "carol"}).exit_code, 5);
+    r = ctl(agg.address(),
+            {"trust", "promote", "aiops", "--by", "carol", "--reason", "reviewed its runbooks"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "agent aiops is now trusted, set by carol\n");
+    // Promoting a trusted agent is not an act: refused, and not in the trail.
+    EXPECT_EQ(ctl(agg.address(), {"trust", "promote", "aiops", "--by", "carol"}).exit_code, 1);
+
+    in = incident_at(agg.address(), "medium");
+    EXPECT_EQ(in["severity"], "medium") << in.dump(2);
+    EXPECT_EQ(in.dump().find("on probation"), std::string::npos) << in.dump(2);
+  }
+  Aggregator again(dir, flags);
+  ASSERT_FALSE(again.address().empty()) << again.Stderr();
+  const RunResult r = ctl(again.address(), {"trust", "aiops", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto list = nlohmann::json::parse(r.out);
+  ASSERT_EQ(list.size(), 1u) << r.out;
+  EXPECT_EQ(list[0]["level"], "trusted");
+  ASSERT_EQ(list[0]["history"].size(), 1u);
+  EXPECT_EQ(list[0]["history"][0]["by"], "carol");
+  EXPECT_EQ(list[0]["history"][0]["reason"], "reviewed its runbooks");
+  EXPECT_EQ(list[0]["history"][0]["level"], "trusted");
+  const RunResult table = ctl(again.address(), {"trust"});
+  EXPECT_NE(table.out.find("reviewed its runbooks"), std::string::npos) << table.out;
+  EXPECT_EQ(ctl(again.address(), {"trust", "nobody"}).exit_code, 5);
 }
 
 // An account running a job every hour, never at a terminal, is suggested as a service;

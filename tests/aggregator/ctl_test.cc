@@ -433,8 +433,9 @@ TEST_F(CtlTest, BashCompletion) {
   EXPECT_EQ(complete("inc"), "incident incidents ");
   EXPECT_EQ(complete("''"),
             "actions approve audit baseline completion deny events feedback import incident "
-            "incidents propose revert rules stats suggestions trail ");
+            "incidents propose revert rules stats suggestions trail trust ");
   EXPECT_EQ(complete("rules ''"), "test ");
+  EXPECT_EQ(complete("trust ''"), "probation promote ");
   EXPECT_EQ(complete("suggestions ''"), "confirm dismiss ");
   EXPECT_EQ(complete("suggestions confirm backup --kind a"), "agent ");
   EXPECT_EQ(complete("--aggregator 127.0.0.1:7443 st"), "stats ");

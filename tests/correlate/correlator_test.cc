@@ -804,8 +804,8 @@ TEST(CorrelatorTest, AServiceAccountWithRootPowerAndANeverExpiringPasswordRaises
   EXPECT_THAT(text, HasSubstr("The service account aiops on hosta is in group root and has a "
                               "password that never expires (privilege audit): whoever holds it "
                               "holds root's power for good."));
-  EXPECT_THAT(text, HasSubstr("Severity raised one level for those standing privileges, from "
-                              "medium to high."));
+  EXPECT_THAT(text, HasSubstr("Severity raised from medium to high: one level for those "
+                              "standing privileges."));
 }
 
 TEST(CorrelatorTest, PostureArrivingLaterOrFixedChangesTheIncident) {
@@ -947,8 +947,7 @@ TEST(ChainScorerTest, PostureRaisesSeverityOneLevelNeverTheScoreOrTheRaise) {
   Chain c;
   c.brute_force = true;
   c.failures = 3;  // 15 points: not raised
-  const std::vector<IdentityRisk> risks = {
-      {"hosta", "aiops", "service", {"is in group root"}, true}};
+  const Standing risks = {{{"hosta", "aiops", "service", {"is in group root"}, true}}, {}};
   Assessment plain = AssessChain(c, {});
   Assessment risky = AssessChain(c, {}, risks);
   EXPECT_EQ(plain.severity, Severity::kInfo);
@@ -968,6 +967,36 @@ TEST(ChainScorerTest, PostureRaisesSeverityOneLevelNeverTheScoreOrTheRaise) {
   const Incident in = BuildIncident(c, top, {}, risks);
   EXPECT_THAT(AllText(in), HasSubstr("The service account aiops on hosta is in group root"));
   EXPECT_THAT(AllText(in), Not(HasSubstr("Severity raised")));
+}
+
+TEST(ChainScorerTest, AnAgentOnProbationIsOneLevelMoreAndItsAnomaliesRaise) {
+  Chain c;
+  c.baseline.warm = true;
+  c.baseline.login = 0.6;  // somewhat unusual: 12 points, not raising for anyone else
+  const Standing probation = {{}, {"aiops"}};
+  const Assessment trusted = AssessChain(c, {});
+  const Assessment on_probation = AssessChain(c, {}, probation);
+  EXPECT_FALSE(trusted.raise);
+  EXPECT_EQ(on_probation.score, trusted.score);
+  EXPECT_FALSE(on_probation.raise);  // 12 points: below what any incident needs
+  c.discovery = {"aiops on hosta"};  // 22 points
+  EXPECT_FALSE(AssessChain(c, {}).raise);
+  const Assessment raised = AssessChain(c, {}, probation);
+  EXPECT_TRUE(raised.raise);
+  EXPECT_TRUE(raised.probation_anomaly);
+  EXPECT_EQ(raised.scored_severity, Severity::kLow);
+  EXPECT_EQ(raised.severity, Severity::kMedium);
+  // Posture and probation each add a level.
+  const Standing both = {{{"hosta", "aiops", "agent", {"is in group root"}, false}}, {"aiops"}};
+  const Assessment two = AssessChain(c, {}, both);
+  EXPECT_EQ(two.severity, Severity::kHigh);
+  const std::string text = AllText(BuildIncident(c, two, {}, both));
+  EXPECT_THAT(text, HasSubstr("The agent aiops is on probation: its anomalies count one level "
+                              "more until a person promotes it (triplinectl trust promote aiops), "
+                              "and what its baselines found unusual is raised as an incident on "
+                              "its own."));
+  EXPECT_THAT(text, HasSubstr("Severity raised from low to high: one level for those standing "
+                              "privileges and one for an agent on probation."));
 }
 
 TEST(ChainScorerTest, SeverityBands) {

@@ -17,7 +17,7 @@ constexpr void (*kCommandGroups[])(CLI::App&, CtlContext&) = {
     RegisterIncidentCommands,   RegisterEventCommands,      RegisterStatsCommands,
     RegisterBaselineCommands,   RegisterSuggestionCommands, RegisterImportCommands,
     RegisterCompletionCommands, RegisterAuditCommands,      RegisterResponseCommands,
-    RegisterRulesCommands,
+    RegisterRulesCommands,      RegisterTrustCommands,
 };
 
 constexpr const char* kFooter = R"(

@@ -105,6 +105,7 @@ void RegisterStatsCommands(CLI::App& app, CtlContext& ctx);       // stats
 void RegisterIncidentCommands(CLI::App& app, CtlContext& ctx);    // incidents, incident
 void RegisterBaselineCommands(CLI::App& app, CtlContext& ctx);    // baseline, feedback
 void RegisterSuggestionCommands(CLI::App& app, CtlContext& ctx);  // suggestions [confirm|dismiss]
+void RegisterTrustCommands(CLI::App& app, CtlContext& ctx);       // trust [AGENT|promote|probation]
 void RegisterRulesCommands(CLI::App& app, CtlContext& ctx);       // rules, rules test
 void RegisterImportCommands(CLI::App& app, CtlContext& ctx);      // import
 void RegisterCompletionCommands(CLI::App& app, CtlContext& ctx);  // completion bash

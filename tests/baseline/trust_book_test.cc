@@ -1,0 +1,99 @@
+#include "aggregator/baseline/trust_book.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace tripline::baseline {
+namespace {
+
+const Identity kOnProbation{IdentityKind::kAgent, "aiops", true};
+const Identity kTrusted{IdentityKind::kAgent, "builder", false};
+
+TEST(TrustBookTest, DeclarationsUntilAPersonDecidesThenTheLatestDecision) {
+  TrustBook book;
+  EXPECT_TRUE(book.OnProbation(kOnProbation));
+  EXPECT_FALSE(book.OnProbation(kTrusted));
+  // Only agents are on probation, whatever their rule says.
+  EXPECT_FALSE(book.OnProbation({IdentityKind::kService, "aiops", true}));
+
+  auto r = book.Decide(kOnProbation, TrustLevel::kTrusted, "carol", "reviewed", 100);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->level, TrustLevel::kTrusted);
+  ASSERT_EQ(r->history.size(), 1u);
+  EXPECT_EQ(r->history[0].by, "carol");
+  EXPECT_EQ(r->history[0].at_ns, 100);
+  EXPECT_FALSE(book.OnProbation(kOnProbation));
+  // The same level again is not an act.
+  EXPECT_EQ(book.Decide(kOnProbation, TrustLevel::kTrusted, "carol", "", 200).status().code(),
+            Status::Code::kAlreadyExists);
+  ASSERT_TRUE(book.Decide(kOnProbation, TrustLevel::kProbation, "dave", "odd hours", 300).ok());
+  EXPECT_TRUE(book.OnProbation(kOnProbation));
+  EXPECT_EQ(book.Get(kOnProbation)->history.size(), 2u);
+  EXPECT_EQ(book.Get(kTrusted).status().code(), Status::Code::kNotFound);
+}
+
+TEST(TrustBookTest, RefusesWhatIsNotAnAgentOrTooLong) {
+  TrustBook book;
+  EXPECT_EQ(
+      book.Decide({IdentityKind::kHuman, "alice", false}, TrustLevel::kProbation, "carol", "x", 1)
+          .status()
+          .code(),
+      Status::Code::kInvalidArgument);
+  EXPECT_FALSE(book.Decide(kTrusted, TrustLevel::kProbation, "", "x", 1).ok());
+  EXPECT_FALSE(book.Decide(kTrusted, TrustLevel::kProbation, std::string(257, 'b'), "x", 1).ok());
+  EXPECT_FALSE(
+      book.Decide(kTrusted, TrustLevel::kProbation, "carol", std::string(1025, 'r'), 1).ok());
+  EXPECT_EQ(book.decided(), 0u);
+}
+
+TEST(TrustBookTest, HistoryIsBoundedAndSurvivesItsRecords) {
+  TrustBook book;
+  for (size_t i = 0; i < TrustBook::kMaxHistory + 5; ++i) {
+    const TrustLevel level = i % 2 == 0 ? TrustLevel::kTrusted : TrustLevel::kProbation;
+    ASSERT_TRUE(book.Decide(kOnProbation, level, "p" + std::to_string(i), "r\n\"\x01",
+                            static_cast<int64_t>(i))
+                    .ok());
+  }
+  const auto records = book.TakeDirty();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].first, "trust/aiops");
+  EXPECT_TRUE(book.TakeDirty().empty());
+  TrustBook again;
+  ASSERT_TRUE(again.Load(records[0].first, records[0].second).ok());
+  const auto r = again.Get(kOnProbation);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->history.size(), TrustBook::kMaxHistory);
+  EXPECT_EQ(r->history.front().by, "p5");
+  EXPECT_EQ(r->history.back().reason, "r\n\"\x01");
+  EXPECT_EQ(r->level, book.Get(kOnProbation)->level);
+
+  for (const char* bad :
+       {"", "[]", "{}", R"({"agent":"other","history":[["trusted","c","",1]]})",
+        R"({"agent":"aiops","history":[]})", R"({"agent":"aiops","history":[["maybe","c","",1]]})",
+        R"({"agent":"aiops","history":[["trusted","","",1]]})",
+        R"({"agent":"aiops","history":[["trusted","c","",-1]]})"}) {
+    TrustBook b;
+    EXPECT_EQ(b.Load("trust/aiops", bad).code(), Status::Code::kCorruption) << bad;
+    EXPECT_EQ(b.decided(), 0u);
+  }
+  TrustBook b;
+  EXPECT_FALSE(b.Load("other/aiops", records[0].second).ok());
+}
+
+TEST(TrustBookTest, ListShowsDeclaredAndDecidedAgents) {
+  TrustBook book;
+  ASSERT_TRUE(book.Decide(kTrusted, TrustLevel::kProbation, "carol", "new tools", 5).ok());
+  const auto list = book.List({"aiops"});
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].agent, "aiops");
+  EXPECT_EQ(list[0].level, TrustLevel::kProbation);
+  EXPECT_TRUE(list[0].declared_probation);
+  EXPECT_TRUE(list[0].history.empty());
+  EXPECT_EQ(list[1].agent, "builder");
+  EXPECT_EQ(list[1].level, TrustLevel::kProbation);
+  EXPECT_EQ(list[1].history.size(), 1u);
+}
+
+}  // namespace
+}  // namespace tripline::baseline
