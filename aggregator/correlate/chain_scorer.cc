@@ -216,9 +216,7 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps,
   }
 
   a.techniques.assign(techniques.begin(), techniques.end());
-  if (!standing.on_probation.empty() &&
-      ((b.warm && b.login >= kBaselineUnusualLogin) || b.activity >= kBaselineNotable ||
-       b.hops >= kBaselineNotable)) {
+  if (!standing.on_probation.empty() && ProbationAnomaly(b)) {
     // An agent on probation: what its baselines find unusual is worth a person's look.
     a.probation_anomaly = !raising;
     raising = true;
@@ -242,6 +240,11 @@ Assessment AssessChain(const Chain& c, const std::vector<HostDataGap>& gaps,
   }
   a.confidence = std::max(0.1, a.confidence);
   return a;
+}
+
+bool ProbationAnomaly(const ChainBaseline& b) {
+  return (b.warm && b.login >= kBaselineUnusualLogin) || b.activity >= kBaselineNotable ||
+         b.hops >= kBaselineNotable;
 }
 
 Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<HostDataGap>& gaps,

@@ -133,6 +133,10 @@ struct Assessment {
 Assessment AssessChain(const Chain& chain, const std::vector<HostDataGap>& gaps,
                        const Standing& standing = {});
 
+// Whether the chain's warm baselines name an anomaly that raises for an agent on probation
+// (see above): only then can the agents of a chain change whether it is raised.
+bool ProbationAnomaly(const ChainBaseline& b);
+
 Severity SeverityForScore(double score);
 
 // The incident for `chain` as it stands (id, revision and updated_ns are left to the caller).

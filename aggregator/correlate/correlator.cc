@@ -256,7 +256,10 @@ class Engine {
       if (it == s_.chains.end()) continue;
       Chain& c = it->second;
       if (c.incident_id.empty()) {
-        if (!AssessChain(c, GapsFor(c), StandingOf(c)).raise) continue;
+        // Standing privileges never decide the raise; agents on probation only with an
+        // anomaly of the baselines, so the accounts are looked up only then.
+        const Standing standing = ProbationAnomaly(c.baseline) ? StandingOf(c) : Standing{};
+        if (!AssessChain(c, GapsFor(c), standing).raise) continue;
         // A quiet chain that begins with a login from one of the fleet's own hosts whose
         // connect has not arrived yet is the later part of a chain not yet joined: held until the
         // hop is matched (the chains merge and the whole is raised once) or its login
