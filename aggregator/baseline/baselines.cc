@@ -152,15 +152,24 @@ bool IsShortTermCount(double x) { return x >= 0 && x <= kMaxShortTermCount; }
 
 // ---- data -------------------------------------------------------------------------------
 
-struct Baselines::Profile {
-  IdentityKind kind = IdentityKind::kHuman;
-  std::string name;
+// Laid out for the busiest path: an exec, connect or file open of an identity whose value
+// is already ordinary reads the key, the counters and one activity feature. The key, the
+// counters and the programs run fill the first 128 bytes (one pair of cache lines, which
+// the CPU fetches together), the destinations and files the next; the rest is read by
+// logins and hops.
+struct alignas(128) Baselines::Profile {
+  std::string key;  // "kind:name", set by the table
   int64_t first_ns = 0;
   int64_t last_ns = 0;
+  uint64_t observations = 0;
   uint32_t logins = 0;  // learned
   uint32_t failures = 0;
-  uint64_t observations = 0;
-  Categorical addr, net, host, service, edge, exe, file, dest, users;
+  IdentityKind kind = IdentityKind::kHuman;
+  bool dirty = false;  // listed in dirty_ (not persisted)
+  Categorical exe;
+  Categorical dest, file;
+  std::string name;
+  Categorical addr, net, host, service, edge, users;
   // Chain depth of its hops ("1": out of an entry session, "2": onwards from a hop-reached
   // one, ...) and escalations to root in its sessions ("root").
   Categorical depth, priv;
@@ -176,7 +185,6 @@ struct Baselines::Profile {
   std::string peer;  // peer group key
   float last_score = 0;
   std::string last_reason;
-  bool dirty = false;  // listed in dirty_ (not persisted)
 };
 
 struct Baselines::Pending {
@@ -194,6 +202,9 @@ struct Baselines::Pending {
   double score = 0;
   std::string tag;
   Identity who;
+  // `who`'s profile when it had one as the event was observed (profiles never move): the
+  // observation is learned without looking the identity up again.
+  Profile* prof = nullptr;
   std::string host, a, b;
   uint32_t port = 0;
   RateVector rates{};
@@ -278,24 +289,17 @@ Baselines::Profile* Baselines::Find(std::string_view key) {
 }
 
 const Baselines::Profile* Baselines::Find(std::string_view key) const {
-  // Scoring and observing one event look the same identity up in turn: the last hit is
-  // remembered (profiles are never erased and nodes do not move, so the pointer stays good).
-  if (last_found_ != nullptr && key == last_key_) return last_found_;
-  auto it = profiles_.find(key);
-  if (it == profiles_.end()) return nullptr;
-  last_key_.assign(key);
-  last_found_ = &it->second;
-  return last_found_;
+  return profiles_.Find(key);
 }
 
 Baselines::Profile* Baselines::GetOrCreate(const Identity& who) {
-  std::string key = who.Key();
-  if (Profile* p = Find(key)) return p;
+  const KeyBuf kb(who.kind, who.name);
+  if (Profile* p = Find(kb.view())) return p;
   if (profiles_.size() >= options_.max_identities) {
     ++stats_.identities_refused;
     return nullptr;
   }
-  Profile& p = profiles_[key];
+  Profile& p = *profiles_.Emplace(kb.view()).first;
   p.kind = who.kind;
   p.name = who.name;
   if (Counted(p)) ++counted_identities_;
@@ -313,16 +317,16 @@ bool Baselines::Counted(const Profile& p) {
 Baselines::Profile* Baselines::GetOrCreatePeer(const std::string& key, IdentityKind kind) {
   if (key.empty()) return nullptr;
   if (Profile* p = Find(key)) return p;
-  Profile& p = profiles_[key];
+  Profile& p = *profiles_.Emplace(key).first;
   p.kind = kind;
   p.name = key;
   return &p;
 }
 
-void Baselines::MarkDirty(std::string_view key, Profile* p) {
+void Baselines::MarkDirty(Profile* p) {
   if (p == nullptr || p->dirty) return;
   p->dirty = true;
-  dirty_.emplace_back(key);
+  dirty_.push_back(p);
 }
 
 bool Baselines::IsWarm(const Identity& who) const {
@@ -688,6 +692,7 @@ void BumpShortTerm(std::array<float, kRateDims>& st, int64_t& st_ns, int64_t t, 
 }  // namespace
 
 void Baselines::Enqueue(Pending p) {
+  if (p.prof == nullptr) p.prof = Find(KeyBuf(p.who.kind, p.who.name).view());
   const int64_t t = p.time_ns;
   pending_.emplace(t, std::move(p));
   meta_dirty_ = true;
@@ -729,7 +734,7 @@ void Baselines::ObserveLogin(const LoginFacts& l, const Score& score, std::strin
     prof->last_score = static_cast<float>(score.value);
     prof->last_reason = score.Sentence();
   }
-  MarkDirty(who.Key(), prof);
+  MarkDirty(prof);
   Pending p;
   p.what = l.success ? Pending::kLogin : Pending::kFailure;
   p.time_ns = l.time_ns;
@@ -752,7 +757,7 @@ void Baselines::ObserveHop(const Identity& who, std::string_view from_host,
   if (!OutOfOrder(*prof, time_ns) && score.value < options_.no_learn_above) {
     BumpShortTerm(prof->st, prof->st_ns, time_ns, 2, 1);
   }
-  MarkDirty(who.Key(), prof);
+  MarkDirty(prof);
   Pending p;
   p.what = Pending::kHop;
   p.time_ns = time_ns;
@@ -778,16 +783,15 @@ void Baselines::ObservePrivilege(const Identity& who, std::string_view host, int
   Enqueue(std::move(p));
 }
 
-void Baselines::LearnSettled(Profile& prof, std::string_view key, Categorical Profile::*feature,
-                             size_t cap, std::string_view value, std::string_view host,
-                             int64_t time_ns) {
+void Baselines::LearnSettled(Profile& prof, Categorical Profile::*feature, size_t cap,
+                             std::string_view value, std::string_view host, int64_t time_ns) {
   const int64_t hl = options_.half_life_ns;
   const bool was_warm = WarmProfile(prof);
   (prof.*feature).Learn(value, 1, time_ns, hl, cap);
   ++prof.observations;
   prof.last_ns = std::max(prof.last_ns, time_ns);
   if (!was_warm && WarmProfile(prof) && Counted(prof)) ++counted_warm_;
-  MarkDirty(key, &prof);
+  MarkDirty(&prof);
   ++stats_.learned;
   // The host's programs were learned from this identity's first runs of this one (Learn):
   // which programs run on a host is known without touching the host's record at every
@@ -803,7 +807,7 @@ void Baselines::ObserveExec(const Identity& who, std::string_view host, std::str
     const CategoryEntry* seen = prof ? prof->exe.Find(exe) : nullptr;
     if (seen != nullptr && seen->count >= kSettledCount) {
       // Already ordinary: nothing to withhold.
-      LearnSettled(*prof, kb.view(), &Profile::exe, kCapExe, exe, host, time_ns);
+      LearnSettled(*prof, &Profile::exe, kCapExe, exe, host, time_ns);
       return;
     }
   }
@@ -847,7 +851,7 @@ void Baselines::ObserveConnect(const Identity& who, std::string_view host, std::
     Profile* prof = Find(kb.view());
     const CategoryEntry* seen = prof ? prof->dest.Find(p.a) : nullptr;
     if (seen != nullptr && seen->count >= kSettledCount) {
-      LearnSettled(*prof, kb.view(), &Profile::dest, kCapDest, p.a, host, time_ns);
+      LearnSettled(*prof, &Profile::dest, kCapDest, p.a, host, time_ns);
       return;
     }
   }
@@ -890,7 +894,7 @@ bool Baselines::Spend(Profile& prof, int64_t time_ns, double weight) {
 }
 
 void Baselines::Learn(Pending& p, bool settled) {
-  Profile* prof = GetOrCreate(p.who);
+  Profile* prof = p.prof != nullptr ? p.prof : GetOrCreate(p.who);
   if (prof == nullptr) return;
   struct WarmCount {  // counts the identity once it turns warm, however Learn returns
     Baselines* b;
@@ -911,12 +915,18 @@ void Baselines::Learn(Pending& p, bool settled) {
   ++prof->observations;
   if (prof->first_ns == 0 || t < prof->first_ns) prof->first_ns = t;
   prof->last_ns = std::max(prof->last_ns, t);
-  const std::string key = p.who.Key();
-  MarkDirty(key, prof);
-  const std::string host_key = IdentityResolver::Host(p.host).Key();
-  Profile* host = p.host.empty() ? nullptr : GetOrCreate(IdentityResolver::Host(p.host));
+  const std::string& key = prof->key;
+  MarkDirty(prof);
+  // Only what teaches the host's own features touches its record: logins, failures, hops
+  // and first runs of programs. Files, destinations and escalations are the identity's
+  // alone; counting them on the host would cost a second record's cache misses for a
+  // counter.
+  const bool teaches_host = p.what == Pending::kLogin || p.what == Pending::kFailure ||
+                            p.what == Pending::kHop || p.what == Pending::kExec;
+  Profile* host =
+      p.host.empty() || !teaches_host ? nullptr : GetOrCreate(IdentityResolver::Host(p.host));
   if (host != nullptr) {
-    MarkDirty(host_key, host);
+    MarkDirty(host);
     host->observations++;
     if (host->first_ns == 0 || t < host->first_ns) host->first_ns = t;
     host->last_ns = std::max(host->last_ns, t);
@@ -946,14 +956,14 @@ void Baselines::Learn(Pending& p, bool settled) {
         if (p.rates[0] >= 0) kp->rates.Learn(p.rates, 1, t, hl);
         kp->host.Learn(p.host, 1, t, hl, kCapHost);
         ++kp->logins;
-        MarkDirty(kind_key, kp);
+        MarkDirty(kp);
       }
       prof->peer = PeerKeyOf(*prof);
       if (Profile* gp = GetOrCreatePeer(prof->peer, prof->kind)) {
         gp->host.Learn(p.host, 1, t, hl, kCapHost);
         gp->users.Learn(key, 1, t, hl, kCapUsers);
         ++gp->logins;
-        MarkDirty(prof->peer, gp);
+        MarkDirty(gp);
       }
       break;
     }
@@ -971,7 +981,7 @@ void Baselines::Learn(Pending& p, bool settled) {
       for (const std::string* g : groups) {
         if (Profile* gp = GetOrCreatePeer(*g, prof->kind)) {
           gp->edge.Learn(edge, 1, t, hl, kCapPeerEdge);
-          MarkDirty(*g, gp);
+          MarkDirty(gp);
         }
       }
       break;
@@ -1046,7 +1056,7 @@ Result<std::string> Baselines::Feedback(const std::string& incident_id, Verdict 
       const int64_t at = (t / kNanosPerDay) * kNanosPerDay + hour * kHourNs;
       prof->hours.Learn(at, std::max(kFeedbackWeight, kFeedbackShare * prof->hours.total()), hl);
     }
-    MarkDirty(f.identity, prof);
+    MarkDirty(prof);
     if (verdict == Verdict::kExpected) {
       suppressed_.insert(f.identity + "|" + f.feature + "|" + f.value);
     }
@@ -1152,11 +1162,9 @@ BaselineStats Baselines::stats() const {
 }
 
 size_t Baselines::MemoryBytes() const {
-  size_t b = profiles_.bucket_count() * sizeof(void*);
-  for (const auto& [key, p] : profiles_) {
-    // Node: key, value and the hash-table link.
-    b += sizeof(std::pair<const std::string, Profile>) + 2 * sizeof(void*);
-    if (key.size() > 15) b += key.capacity() + 1;
+  size_t b = profiles_.MemoryBytes();
+  for (const Profile& p : profiles_.items()) {
+    if (p.key.size() > 15) b += p.key.capacity() + 1;
     if (p.name.size() > 15) b += p.name.capacity() + 1;
     if (p.peer.size() > 15) b += p.peer.capacity() + 1;
     if (p.last_reason.size() > 15) b += p.last_reason.capacity() + 1;
@@ -1206,18 +1214,15 @@ bool IsStr(const json& j, const char* k) { return j.contains(k) && j[k].is_strin
 std::vector<std::pair<std::string, std::string>> Baselines::TakeDirty() {
   std::vector<std::pair<std::string, std::string>> out;
   out.reserve(dirty_.size() + 2);
-  std::vector<std::string> keys = std::move(dirty_);
+  std::vector<Profile*> profiles = std::move(dirty_);
   dirty_.clear();
-  std::sort(keys.begin(), keys.end());
-  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  for (const std::string& key : keys) {
-    Profile* p = Find(key);
-    std::string record_key = std::string(kIdentityPrefix) + key;
-    if (p != nullptr) p->dirty = false;
-    if (p == nullptr) {
-      out.emplace_back(std::move(record_key), "");
-      continue;
-    }
+  std::sort(profiles.begin(), profiles.end(),
+            [](const Profile* a, const Profile* b) { return a->key < b->key; });
+  // A profile read back by Load after it was listed may be listed twice.
+  profiles.erase(std::unique(profiles.begin(), profiles.end()), profiles.end());
+  for (Profile* p : profiles) {
+    std::string record_key = std::string(kIdentityPrefix) + p->key;
+    p->dirty = false;
     json j = {{"k", static_cast<int>(p->kind)},
               {"n", p->name},
               {"f", p->first_ns},
@@ -1385,7 +1390,8 @@ Status Baselines::Load(std::string_view key, std::string_view value) {
   for (const auto& [name, cat] : cats) {
     if (j["c"].contains(name)) TL_RETURN_IF_ERROR(cat->FromJson(j["c"][name]).WithContext(where));
   }
-  Profile& slot = profiles_[std::string(key.substr(kIdentityPrefix.size()))];
+  Profile& slot = *profiles_.Emplace(key.substr(kIdentityPrefix.size())).first;
+  p.key = slot.key;
   if (!slot.name.empty()) {  // a record read twice replaces the first
     if (Counted(slot)) --counted_identities_;
     if (Counted(slot) && WarmProfile(slot)) --counted_warm_;

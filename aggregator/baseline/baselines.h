@@ -48,6 +48,7 @@
 
 #include "aggregator/baseline/identity.h"
 #include "aggregator/baseline/models.h"
+#include "aggregator/baseline/profile_table.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "model/event.h"
@@ -236,7 +237,7 @@ class Baselines {
   Profile* Find(std::string_view key);
   const Profile* Find(std::string_view key) const;
   // Learns a value the identity has seen often: at once, outside the daily cap.
-  void LearnSettled(Profile& prof, std::string_view key, Categorical Profile::*feature, size_t cap,
+  void LearnSettled(Profile& prof, Categorical Profile::*feature, size_t cap,
                     std::string_view value, std::string_view host, int64_t time_ns);
   Profile* GetOrCreate(const Identity& who);
   Profile* GetOrCreatePeer(const std::string& key, IdentityKind kind);
@@ -250,13 +251,7 @@ class Baselines {
 
   const BaselineOptions options_;
   IdentityResolver resolver_;
-  struct KeyHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  std::unordered_map<std::string, Profile, KeyHash, std::equal_to<>> profiles_;
-  mutable std::string last_key_;  // see Find
-  mutable const Profile* last_found_ = nullptr;
+  ProfileTable<Profile> profiles_;
   std::multimap<int64_t, Pending> pending_;  // by event time
   mutable uint64_t scored_ = 0;              // events scored (Score* are const)
   // Identities (not hosts or peer groups) with a profile, and how many of them are warm:
@@ -266,9 +261,9 @@ class Baselines {
   bool WarmProfile(const Profile& p) const;
   static bool Counted(const Profile& p);
   int64_t watermark_ns_ = 0;
-  void MarkDirty(std::string_view key, Profile* p);
+  void MarkDirty(Profile* p);
   static const std::string& KindPeerKey(IdentityKind kind);
-  std::vector<std::string> dirty_;  // keys of profiles with dirty set
+  std::vector<Profile*> dirty_;  // profiles with dirty set
   bool meta_dirty_ = false;
   std::set<std::string> suppressed_;  // "identity|feature|value"
   std::map<std::string, std::vector<Contribution>> incident_facts_;

@@ -2,15 +2,19 @@
 // scoring and observing one event costs on the ingest mix, the way the correlator calls
 // them (Score*, then Observe*, then Commit).
 //
-//   baseline_bench [--identities 100000,1000000] [--events 2000000]
+//   baseline_bench [--identities 100000,1000000] [--events 2000000] [--sessions 0,10000]
 //
 // Each identity gets three weeks of history first: 20 office-hour logins from two
 // addresses of one /24 to one of its two usual hosts, and 8 programs run 3 times each.
 // The mix then is 60% exec (1 in 100 a program the identity never ran), 20% outbound
-// connect, 10% sensitive-file open, 10% login (1 in 10 of them failed), each by an
-// identity drawn uniformly, 1 ms of event time apart (so that the 30-minute learning delay
-// passes within the run and queued observations are learned). CPU is the thread's CPU time
-// (CLOCK_THREAD_CPUTIME_ID), so other load on the machine does not count.
+// connect, 10% sensitive-file open, 10% login (1 in 10 of them failed), 1 ms of event time
+// apart, each measured after the 30-minute learning delay's worth of events (1.8 M) so
+// that queued observations are learned as fast as they come, run once for each --sessions value: 0
+// draws each event's identity uniformly (no locality at all: the worst case for caches); S > 0
+// draws it from S sessions going on at once, as an ingest stream interleaves a fleet's sessions
+// (each ends after 10 events on average and a session of another identity, drawn uniformly, takes
+// its place). CPU is the thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so other load on the machine
+// does not count.
 #include <time.h>
 
 #include <cstdio>
@@ -65,7 +69,7 @@ std::string Addr(size_t i, int which) {
          std::to_string(which + 1);
 }
 
-void Run(size_t identities, size_t events) {
+void Run(size_t identities, size_t events, const std::vector<size_t>& actives) {
   BaselineOptions options;
   options.max_identities = identities * 2 + 100000;
   const size_t rss_before = RssBytes();
@@ -98,49 +102,91 @@ void Run(size_t identities, size_t events) {
   size_t record_bytes = 0;
   for (const auto& [key, value] : b.TakeDirty()) record_bytes += key.size() + value.size();
 
-  // The ingest mix.
+  std::printf("identities %zu (profiles incl. hosts and peer groups: %zu)\n", identities,
+              static_cast<size_t>(st.identities));
+  std::printf("  history: %.1f s CPU to learn %zu observations\n", fill_s,
+              static_cast<size_t>(st.learned));
+  std::printf(
+      "  state: %.0f bytes/identity accounted, %.0f bytes/identity RSS growth, "
+      "%.0f bytes/identity as records\n",
+      static_cast<double>(accounted) / static_cast<double>(identities),
+      static_cast<double>(rss_after - rss_before) / static_cast<double>(identities),
+      static_cast<double>(record_bytes) / static_cast<double>(identities));
+  std::fflush(stdout);
+
   std::uniform_int_distribution<size_t> pick(0, identities - 1);
   std::uniform_int_distribution<int> percent(0, 99);
   int64_t t = history_end + 9 * kHour;
-  const int64_t score_start = CpuNs();
-  size_t logins = 0, execs = 0, nets = 0, files = 0;
-  for (size_t e = 0; e < events; ++e) {
-    const size_t i = pick(rng);
-    const int kind = percent(rng);
-    const Identity who{IdentityKind::kHuman, User(i)};
-    const std::string host = Host(i, static_cast<int>(e & 1));
-    t += 1'000'000;  // 1 ms of event time per event: the learning delay passes in the run
-    if (kind < 60) {
-      const bool novel = percent(rng) == 0;
-      const std::string& exe = novel ? Programs()[(i + 13) % Programs().size()]
-                                     : Programs()[(i + (e % 8) * 3) % Programs().size()];
-      const Score s = b.ScoreExec(who, host, exe, t);
-      b.ObserveExec(who, host, exe, t, s, "sess");
-      ++execs;
-    } else if (kind < 80) {
-      const Score s = b.ScoreConnect(who, host, "192.0.2.10", 443, t);
-      b.ObserveConnect(who, host, "192.0.2.10", 443, t, s, "sess");
-      ++nets;
-    } else if (kind < 90) {
-      const Score s = b.ScoreFile(who, host, "/home/u/.ssh/id_ed25519", t);
-      b.ObserveFile(who, host, "/home/u/.ssh/id_ed25519", t, s, "sess");
-      ++files;
-    } else {
-      LoginFacts l;
-      l.user = who.name;
-      l.host = host;
-      l.service = "sshd";
-      l.addr = Addr(i, static_cast<int>(e & 1));
-      l.success = percent(rng) >= 10;
-      l.time_ns = t;
-      const Score s = b.ScoreLogin(l);
-      b.ObserveLogin(l, s, "sess");
-      ++logins;
+  for (size_t active : actives) {
+    // Who acts next: with `active` 0, any identity (uniformly: no locality at all); else one
+    // of `active` sessions going on at once, each ending after 1 in 10 of its events (10
+    // events on average, one login's worth at the mix's 10% logins) and replaced by a
+    // session of an identity drawn uniformly.
+    std::vector<size_t> sessions(active);
+    for (size_t& s : sessions) s = pick(rng);
+    std::uniform_int_distribution<size_t> pick_session(0, active == 0 ? 0 : active - 1);
+    // First the learning delay's worth of events unmeasured, so that the measured ones run
+    // with the queue of observations waiting to be learned in its steady state (full, one
+    // learned for each one queued), as on a long-running aggregator.
+    const size_t warmup = static_cast<size_t>(BaselineOptions{}.learn_delay_ns / 1'000'000);
+    int64_t score_start = CpuNs();
+    size_t logins = 0, execs = 0, nets = 0, files = 0;
+    for (size_t e = 0; e < warmup + events; ++e) {
+      if (e == warmup) {
+        score_start = CpuNs();
+        logins = execs = nets = files = 0;
+      }
+      size_t i = 0;
+      if (active == 0) {
+        i = pick(rng);
+      } else {
+        size_t& s = sessions[pick_session(rng)];
+        if (percent(rng) < 10) s = pick(rng);
+        i = s;
+      }
+      const int kind = percent(rng);
+      const Identity who{IdentityKind::kHuman, User(i)};
+      const std::string host = Host(i, static_cast<int>(e & 1));
+      t += 1'000'000;  // 1 ms of event time per event: the learning delay passes in the run
+      if (kind < 60) {
+        const bool novel = percent(rng) == 0;
+        const std::string& exe = novel ? Programs()[(i + 13) % Programs().size()]
+                                       : Programs()[(i + (e % 8) * 3) % Programs().size()];
+        const Score s = b.ScoreExec(who, host, exe, t);
+        b.ObserveExec(who, host, exe, t, s, "sess");
+        ++execs;
+      } else if (kind < 80) {
+        const Score s = b.ScoreConnect(who, host, "192.0.2.10", 443, t);
+        b.ObserveConnect(who, host, "192.0.2.10", 443, t, s, "sess");
+        ++nets;
+      } else if (kind < 90) {
+        const Score s = b.ScoreFile(who, host, "/home/u/.ssh/id_ed25519", t);
+        b.ObserveFile(who, host, "/home/u/.ssh/id_ed25519", t, s, "sess");
+        ++files;
+      } else {
+        LoginFacts l;
+        l.user = who.name;
+        l.host = host;
+        l.service = "sshd";
+        l.addr = Addr(i, static_cast<int>(e & 1));
+        l.success = percent(rng) >= 10;
+        l.time_ns = t;
+        const Score s = b.ScoreLogin(l);
+        b.ObserveLogin(l, s, "sess");
+        ++logins;
+      }
+      b.Commit(t, nullptr);
     }
-    b.Commit(t, nullptr);
+    const int64_t score_ns = CpuNs() - score_start;
+    const double per_event = static_cast<double>(score_ns) / static_cast<double>(events);
+    std::printf(
+        "  ingest mix, %s (%zu events: %zu exec, %zu connect, %zu file, %zu login): "
+        "%.0f ns CPU/event (score + observe + commit)\n",
+        active == 0 ? "uniform over identities"
+                    : (std::to_string(active) + " sessions at once").c_str(),
+        events, execs, nets, files, logins, per_event);
+    std::fflush(stdout);
   }
-  const int64_t score_ns = CpuNs() - score_start;
-  const double per_event = static_cast<double>(score_ns) / static_cast<double>(events);
 
   // Scoring alone (no learning) on logins, the most expensive kind.
   const int64_t login_start = CpuNs();
@@ -159,20 +205,6 @@ void Run(size_t identities, size_t events) {
   const double per_login =
       static_cast<double>(CpuNs() - login_start) / static_cast<double>(login_runs);
 
-  std::printf("identities %zu (profiles incl. hosts and peer groups: %zu)\n", identities,
-              static_cast<size_t>(st.identities));
-  std::printf("  history: %.1f s CPU to learn %zu observations\n", fill_s,
-              static_cast<size_t>(st.learned));
-  std::printf(
-      "  state: %.0f bytes/identity accounted, %.0f bytes/identity RSS growth, "
-      "%.0f bytes/identity as records\n",
-      static_cast<double>(accounted) / static_cast<double>(identities),
-      static_cast<double>(rss_after - rss_before) / static_cast<double>(identities),
-      static_cast<double>(record_bytes) / static_cast<double>(identities));
-  std::printf(
-      "  ingest mix (%zu events: %zu exec, %zu connect, %zu file, %zu login): "
-      "%.0f ns CPU/event (score + observe + commit)\n",
-      events, execs, nets, files, logins, per_event);
   std::printf("  login scoring alone: %.0f ns CPU/login (checksum %.3f)\n", per_login,
               sink / static_cast<double>(login_runs));
   std::fflush(stdout);
@@ -183,6 +215,7 @@ void Run(size_t identities, size_t events) {
 int main(int argc, char** argv) {
   std::vector<size_t> sizes = {100000, 1000000};
   size_t events = 2000000;
+  std::vector<size_t> actives = {0, 10000};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--identities" && i + 1 < argc) {
@@ -192,8 +225,16 @@ int main(int argc, char** argv) {
       while (std::getline(ss, item, ',')) sizes.push_back(std::strtoull(item.c_str(), nullptr, 10));
     } else if (a == "--events" && i + 1 < argc) {
       events = std::strtoull(argv[++i], nullptr, 10);
+    } else if (a == "--sessions" && i + 1 < argc) {
+      actives.clear();
+      std::stringstream ss(argv[++i]);
+      std::string item;
+      while (std::getline(ss, item, ','))
+        actives.push_back(std::strtoull(item.c_str(), nullptr, 10));
     } else {
-      std::fprintf(stderr, "usage: baseline_bench [--identities N[,N...]] [--events M]\n");
+      std::fprintf(stderr,
+                   "usage: baseline_bench [--identities N[,N...]] [--events M] "
+                   "[--sessions S[,S...]]\n");
       return 2;
     }
   }
@@ -202,7 +243,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "baseline_bench: --identities wants positive counts\n");
       return 2;
     }
-    Run(n, events);
+    Run(n, events, actives);
   }
   return 0;
 }
