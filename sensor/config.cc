@@ -1,6 +1,8 @@
 #include "sensor/config.h"
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 
 #include "common/config_file.h"
 #include "common/metrics/metrics_server.h"
@@ -180,6 +182,24 @@ Result<SensorSettings> ResolveSensorSettings(const SensorFlags& flags) {
     TL_ASSIGN_OR_RETURN(PathRuleSetting r,
                         ConvertPathRule(c.extra_sensitive_paths(i), i, "extra_sensitive_paths"));
     s.sensitive_paths.push_back(std::move(r));
+  }
+  if (!c.order_public_key().empty() &&
+      (c.order_public_key().size() != 64 ||
+       !std::all_of(c.order_public_key().begin(), c.order_public_key().end(),
+                    [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)) != 0; }))) {
+    return Status::InvalidArgument(
+        "order_public_key must be 64 hex digits (what tripline-aggregator --make-order-key "
+        "printed)");
+  }
+  if (!c.order_public_key().empty() && s.output != OutputMode::kGrpc) {
+    return Status::InvalidArgument(
+        "order_public_key needs --output grpc (orders come from the "
+        "aggregator)");
+  }
+  if (!c.order_net_namespace().empty() && c.order_net_namespace().front() != '/') {
+    return Status::InvalidArgument(
+        "order_net_namespace must be an absolute path, such as "
+        "/proc/1/ns/net");
   }
   if (s.output == OutputMode::kGrpc && !c.has_tls() && !s.aggregator->IsLoopback()) {
     s.warnings.push_back(

@@ -1,8 +1,12 @@
 #include "sensor/delivery_sink.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
 #include <time.h>
 
+#include "common/host_port.h"
 #include "common/log.h"
+#include "sensor/delivery/sensor_id.h"
 #include "tripline/v1/config.pb.h"
 
 namespace tripline::sensor {
@@ -74,6 +78,64 @@ Result<std::unique_ptr<EventSink>> MakeDeliverySink(const SensorSettings& settin
                << ", spool " << options.spool.dir;
   return std::unique_ptr<EventSink>(
       std::make_unique<DeliverySink>(std::move(client), SystemClock::Get()));
+}
+
+namespace {
+
+// "ADDRESS:PORT" of the aggregator as this host reaches it: an isolation rule needs an
+// address, so a name is resolved now (the first address it has).
+std::string KeepPath(const HostPort& target) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(target.port);
+  if (getaddrinfo(target.host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
+    return target.ToString();  // the executor refuses an isolation it cannot keep open
+  }
+  char host[NI_MAXHOST];
+  std::string out = target.ToString();
+  if (getnameinfo(found->ai_addr, found->ai_addrlen, host, sizeof host, nullptr, 0,
+                  NI_NUMERICHOST) == 0) {
+    out = std::string(host) + ":" + port;
+  }
+  freeaddrinfo(found);
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<OrderClient>> StartOrderClient(const SensorSettings& settings,
+                                                      const HostIdentity& identity) {
+  if (settings.config.order_public_key().empty()) {
+    TL_LOG(INFO) << "no order_public_key: this sensor carries out no response action";
+    return std::unique_ptr<OrderClient>();
+  }
+  if (!settings.aggregator) return Status::InvalidArgument("orders need an aggregator");
+  delivery::DeliveryOptions delivery;
+  delivery.target = settings.aggregator->ToString();
+  delivery::ApplySensorConfig(settings.config, &delivery);
+  if (delivery.spool.dir.empty())
+    delivery.spool.dir = "/var/lib/tripline/spool/" + identity.host_id;
+  OrderClientOptions options;
+  options.target = delivery.target;
+  options.host = identity.host;
+  options.tls = delivery.tls;
+  TL_ASSIGN_OR_RETURN(options.key, ParseOrderPublicKey(settings.config.order_public_key()));
+  options.sensor_id = delivery.sensor_id;
+  if (options.sensor_id.empty()) {
+    TL_ASSIGN_OR_RETURN(options.sensor_id, delivery::LoadOrCreateSensorId(delivery.spool.dir));
+  }
+  options.ledger_path = delivery.spool.dir + "/actions-executed";
+  options.keep_path = KeepPath(*settings.aggregator);
+  if (!settings.config.order_net_namespace().empty()) {
+    options.executor.net_prefix = {"/usr/bin/nsenter",
+                                   "--net=" + settings.config.order_net_namespace()};
+  }
+  TL_ASSIGN_OR_RETURN(auto client, OrderClient::Start(std::move(options)));
+  TL_LOG(INFO) << "subscribed to the action orders of host " << identity.host << " (ledger "
+               << delivery.spool.dir << "/actions-executed)";
+  return client;
 }
 
 }  // namespace tripline::sensor

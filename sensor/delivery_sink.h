@@ -12,6 +12,7 @@
 #include "sensor/delivery/delivery_client.h"
 #include "sensor/event_sink.h"
 #include "sensor/host_identity.h"
+#include "sensor/response/order_client.h"
 
 namespace tripline::sensor {
 
@@ -42,5 +43,11 @@ class DeliverySink final : public EventSink {
 // hello.
 Result<std::unique_ptr<EventSink>> MakeDeliverySink(const SensorSettings& settings,
                                                     const HostIdentity& identity);
+
+// The subscription to this host's action orders (docs/response.md), when the configuration
+// gives the aggregator's order_public_key; nullptr when it does not (no order is ever
+// carried out). The ledger lives in the spool directory, beside the sensor id.
+Result<std::unique_ptr<OrderClient>> StartOrderClient(const SensorSettings& settings,
+                                                      const HostIdentity& identity);
 
 }  // namespace tripline::sensor

@@ -198,6 +198,18 @@ int Main(int argc, char** argv) {
       TL_LOG(INFO) << "reload done";
     }
   });
+#ifdef TRIPLINE_HAVE_DELIVERY
+  // Response actions a person approved, for this host (off without order_public_key).
+  std::unique_ptr<OrderClient> orders;
+  if (settings->output == OutputMode::kGrpc) {
+    auto started = StartOrderClient(*settings, *identity);
+    if (!started.ok()) {
+      TL_LOG(ERROR) << "action orders: " << started.status().ToString();
+      return 1;
+    }
+    orders = std::move(*started);
+  }
+#endif
   std::fputs("sensor ready\n", stdout);
   if (metrics_server) {
     TL_LOG(INFO) << "metrics on http://" << metrics_server->address().ToString() << "/metrics";
@@ -209,6 +221,9 @@ int Main(int argc, char** argv) {
   std::fflush(stdout);
 
   Status run = daemon.Run(g_stop);
+#ifdef TRIPLINE_HAVE_DELIVERY
+  if (orders) orders->Stop();
+#endif
   metrics_server.reset();
   // Detach first: nothing new arrives while the sink drains.
   daemon.Detach();

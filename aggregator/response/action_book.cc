@@ -346,6 +346,10 @@ Result<v1::ActionOrder> ActionBook::OrderFor(std::string_view id, bool revert,
 Result<v1::Action> ActionBook::RecordReport(const v1::ActionReport& report, std::string_view by) {
   std::lock_guard<std::mutex> lock(mu_);
   TL_ASSIGN_OR_RETURN(v1::Action a, Load(report.action_id()));
+  if (by != a.host()) {
+    return Status::PermissionDenied("action " + a.id() + " runs on host " + a.host() +
+                                    ": only its sensor reports it, not " + std::string(by));
+  }
   const bool revert = report.revert();
   if (!revert && a.state() != v1::Action::STATE_APPROVED) {
     return Aborted(a, "an approved action can be reported executed");

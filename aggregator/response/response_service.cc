@@ -117,6 +117,7 @@ grpc::ServerUnaryReactor* ResponseService::Decide(grpc::CallbackServerContext* c
   if (!a.ok()) return Reply(context, ToGrpcStatus(a.status()));
   TL_LOG(INFO) << method << " " << a->id() << " (" << KindText(a->kind()) << " " << a->target()
                << ") by " << *by << ": now " << StateText(a->state());
+  if (orders_ != nullptr && method != "Response.Deny") orders_->Offer(*a);
   *response = std::move(*a);
   return Reply(context, grpc::Status::OK);
 }

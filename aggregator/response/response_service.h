@@ -7,6 +7,8 @@
 //   Approve, Deny,  approver. `by` is required. With mutual TLS it must equal the
 //   Revert          certificate's common name: a person approves as themself, never as
 //                   someone else. When approvers are configured, `by` must be one of them.
+//                   An approval or a requested revert is offered to the OrdersService,
+//                   which sends the signed order to the host's sensor.
 //
 // In clear text (loopback, or --insecure) nobody is authenticated, so `by` is taken as
 // given: the workflow and its trail still hold, the identities in it are claims.
@@ -22,6 +24,7 @@
 
 #include "aggregator/ingest/peer_identity.h"
 #include "aggregator/response/action_book.h"
+#include "aggregator/response/orders_service.h"
 #include "aggregator/store/store.h"
 #include "tripline/v1/response.grpc.pb.h"
 
@@ -29,9 +32,11 @@ namespace tripline::response {
 
 class ResponseService final : public v1::Response::CallbackService {
  public:
-  // `access` nullptr: clear text, nothing enforced.
-  ResponseService(ActionBook* book, Store* store, const AccessControl* access)
-      : book_(book), store_(store), access_(access) {}
+  // `access` nullptr: clear text, nothing enforced. `orders` (may be nullptr) is told of
+  // every approval and revert, to send the order to the host's sensor.
+  ResponseService(ActionBook* book, Store* store, const AccessControl* access,
+                  OrdersService* orders = nullptr)
+      : book_(book), store_(store), access_(access), orders_(orders) {}
 
   grpc::ServerUnaryReactor* Propose(grpc::CallbackServerContext* context,
                                     const v1::ProposeRequest* request,
@@ -63,6 +68,7 @@ class ResponseService final : public v1::Response::CallbackService {
   ActionBook* const book_;
   Store* const store_;
   const AccessControl* const access_;
+  OrdersService* const orders_;
   std::atomic<int64_t> incidents_seen_ns_{0};  // updated_ns of the newest incident handled
 };
 

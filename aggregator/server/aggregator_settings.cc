@@ -57,6 +57,12 @@ std::string AggregatorUsage() {
                           default; HOST defaults to 127.0.0.1; docs/metrics.md)
   --help                  this text
 
+  tripline-aggregator --make-order-key FILE
+                          write a new Ed25519 key for signing action orders to FILE
+                          (mode 0600, never over an existing file; set it as
+                          response.order_key_file) and print the public key to give
+                          the sensors (order_public_key); docs/response.md
+
 Prints "listening on HOST:PORT" once it accepts connections; SIGTERM or SIGINT stop it.
 )";
 }
@@ -132,6 +138,10 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
       TL_RETURN_IF_ERROR(take(&log_level));
     } else if (flag == "--help" || flag == "-h") {
       s.help = true;
+      return s;
+    } else if (flag == "--make-order-key") {
+      TL_RETURN_IF_ERROR(take(&s.make_order_key));
+      if (s.make_order_key.empty()) return Status::InvalidArgument("--make-order-key wants a FILE");
       return s;
     } else {
       return Status::InvalidArgument("unknown argument '" + args[i] + "'");

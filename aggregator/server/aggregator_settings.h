@@ -30,6 +30,7 @@ struct AggregatorSettings {
   std::optional<HostPort> metrics;  // --metrics / metrics_listen: serve /metrics there
   std::string forward_token;        // read from config.forward_token_file
   bool help = false;                // --help: print usage and exit 0
+  std::string make_order_key;       // --make-order-key FILE: write a key there and exit
 };
 
 std::string AggregatorUsage();

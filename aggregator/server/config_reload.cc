@@ -196,6 +196,7 @@ Status ReloadAggregator(const std::vector<std::string>& args, const AggregatorRe
       rw.propose_min_severity() != rn.propose_min_severity()) {
     restart.push_back("response time limits and propose_min_severity");
   }
+  if (rw.order_key_file() != rn.order_key_file()) restart.push_back("response.order_key_file");
   std::string names;
   for (const std::string& n : reloads.names()) names += (names.empty() ? "" : ", ") + n;
   TL_LOG(INFO) << "reload done (" << names << ")";

@@ -57,6 +57,16 @@ int Run(int argc, char** argv) {
     std::cout << AggregatorUsage();
     return 0;
   }
+  if (!settings->make_order_key.empty()) {
+    auto pub = response::WriteNewOrderKeyFile(settings->make_order_key);
+    if (!pub.ok()) {
+      std::cerr << "tripline-aggregator: " << pub.status().message() << "\n";
+      return 1;
+    }
+    std::cout << "order key written to " << settings->make_order_key << "\n"
+              << "order_public_key: \"" << *pub << "\"\n";
+    return 0;
+  }
   SetLogLevel(settings->log_level);
   auto credentials = MakeServerCredentials(*settings);
   if (!credentials.ok()) {
@@ -193,8 +203,25 @@ int Run(int argc, char** argv) {
   response::ActionBook actions((*store)->db(), (*store)->column_family("actions"),
                                std::move(policy));
   AccessControl response_access(server_options.verify_clients);
-  response::ResponseService response_service(&actions, store->get(), &response_access);
+  // Approved actions travel to their host's sensor as orders signed with this key.
+  std::optional<sensor::OrderSecretKey> order_key;
+  if (!rc.order_key_file().empty()) {
+    auto key = response::ReadOrderKeyFile(rc.order_key_file());
+    if (!key.ok()) {
+      std::cerr << "tripline-aggregator: response.order_key_file: " << key.status().message()
+                << "\n";
+      return 2;
+    }
+    order_key = *key;
+  } else {
+    TL_LOG(WARNING) << "no response.order_key_file: approved actions are recorded, but no "
+                       "order can be sent to a sensor";
+  }
+  response::OrdersService orders_service(&actions, order_key, &response_access);
+  response::ResponseService response_service(&actions, store->get(), &response_access,
+                                             &orders_service);
   server_options.services.push_back(&response_service);
+  server_options.services.push_back(&orders_service);
   auto server = AggregatorServer::Start(server_options, store->get(), &auditor);
   if (!server.ok()) {
     std::cerr << "tripline-aggregator: " << server.status().message() << "\n";

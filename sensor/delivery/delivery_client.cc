@@ -46,7 +46,9 @@ Status FromGrpc(const grpc::Status& s, const std::string& what) {
   }
 }
 
-Result<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(const TlsOptions& tls) {
+}  // namespace
+
+Result<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const TlsOptions& tls) {
   if (!tls.enabled) return grpc::InsecureChannelCredentials();
   if (tls.cert_file.empty() != tls.key_file.empty()) {
     return Status::InvalidArgument("TLS client certificate and key must be given together");
@@ -72,8 +74,6 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(const TlsOptio
   if (!tls.cert_file.empty()) options.watch_identity_key_cert_pairs();
   return grpc::experimental::TlsCredentials(options);
 }
-
-}  // namespace
 
 void ApplySensorConfig(const v1::SensorConfig& config, DeliveryOptions* options) {
   if (options->target.empty()) options->target = config.aggregator();
@@ -105,7 +105,7 @@ Result<std::unique_ptr<DeliveryClient>> DeliveryClient::Create(DeliveryOptions o
     return Status::InvalidArgument("backoff must satisfy 0 < initial <= max");
   }
   if (options.spool.clock == nullptr) options.spool.clock = &clock;
-  TL_ASSIGN_OR_RETURN(auto credentials, MakeCredentials(options.tls));
+  TL_ASSIGN_OR_RETURN(auto credentials, MakeChannelCredentials(options.tls));
   TL_ASSIGN_OR_RETURN(std::unique_ptr<Spool> spool, Spool::Open(options.spool));
   std::string sensor_id = options.sensor_id;
   if (sensor_id.empty()) {

@@ -109,6 +109,10 @@ struct DeliveryOptions {
   TlsOptions tls;
 };
 
+// The credentials for a channel to the aggregator: clear text, or TLS with the files
+// read again as they change. InvalidArgument for half a client certificate or an empty file.
+Result<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const TlsOptions& tls);
+
 // Copies the delivery settings of a sensor configuration file (zero fields keep defaults).
 // A tls block, whatever it holds, turns TLS on.
 void ApplySensorConfig(const v1::SensorConfig& config, DeliveryOptions* options);

@@ -130,8 +130,8 @@ Result<v1::ActionOrder> OrderVerifier::Verify(const v1::SignedActionOrder& signe
                                     " refused: its approval expired");
   }
   if (ledger.Contains(order.action_id(), order.revert())) {
-    return Status::PermissionDenied("order " + order.action_id() +
-                                    " refused: already carried out (a replay)");
+    return Status::AlreadyExists("order " + order.action_id() +
+                                 " refused: already carried out (a replay)");
   }
   return order;
 }

@@ -63,7 +63,8 @@ class OrderVerifier {
  public:
   OrderVerifier(OrderPublicKey key, std::string host) : key_(key), host_(std::move(host)) {}
   // The order, when it may run now; PermissionDenied with the reason otherwise
-  // (InvalidArgument for bytes that are not an order).
+  // (InvalidArgument for bytes that are not an order, AlreadyExists for one this host
+  // already carried out).
   Result<v1::ActionOrder> Verify(const v1::SignedActionOrder& signed_order, int64_t now_ns,
                                  const ExecutedLedger& ledger) const;
 

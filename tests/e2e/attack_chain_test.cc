@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <thread>
 
 #include "common/clock.h"
@@ -69,8 +70,10 @@ class AttackChainTest : public ::testing::Test {
   }
 
   // Builds hosta, hostb, hostc (hostb's sshd on `hostb_port`), an attacker and an admin
-  // workstation, and starts the fleet.
-  void Build(int hostb_port = 22) {
+  // workstation, and starts the fleet. With `orders`, the aggregator signs action orders
+  // with a key made by `tripline-aggregator --make-order-key`, and each sensor carries out
+  // those for its host, its nftables rules in its lab host's network namespace.
+  void Build(int hostb_port = 22, bool orders = false) {
     lab::LabOptions options;
     options.hosts = {{"hosta", "198.18.0.1", 22},
                      {"hostb", "198.18.0.2", hostb_port},
@@ -82,9 +85,52 @@ class AttackChainTest : public ::testing::Test {
     scenario::FleetOptions fleet_options;
     fleet_options.bin_dir = BinDir();
     fleet_options.work_dir = work_.path();
+    if (orders) {
+      ASSERT_NO_FATAL_FAILURE(EnableOrders(&fleet_options));
+    }
     auto fleet = Fleet::Start(*lab_, fleet_options);
     ASSERT_TRUE(fleet.ok()) << fleet.status().ToString();
     fleet_ = std::move(*fleet);
+  }
+
+  void EnableOrders(scenario::FleetOptions* options) {
+    const std::string key = work_.path() + "/order.key";
+    auto made = lab_->host("hosta")->Run(
+        {BinDir() + "/tripline-aggregator", "--make-order-key", key}, std::chrono::seconds(20));
+    ASSERT_TRUE(made.ok()) << made.status().ToString();
+    ASSERT_EQ(made->exit_code, 0) << made->err;
+    const std::string marker = "order_public_key: \"";
+    const size_t at = made->out.find(marker);
+    ASSERT_NE(at, std::string::npos) << made->out;
+    const std::string pub = made->out.substr(at + marker.size(), 64);
+    const std::string aggregator_conf = work_.path() + "/aggregator.conf";
+    ASSERT_TRUE(WriteFile(aggregator_conf,
+                          "response { order_key_file: \"" + key + "\" approvers: \"bob\" }\n"));
+    options->aggregator_args = {"--config", aggregator_conf};
+    for (const char* host : {"hosta", "hostb", "hostc"}) {
+      const std::string conf = work_.path() + "/sensor-" + host + ".conf";
+      ASSERT_TRUE(WriteFile(conf, "order_public_key: \"" + pub + "\"\norder_net_namespace: \"" +
+                                      lab_->host(host)->netns_path() + "\"\n"));
+      options->sensor_args_by_host[host] = {"--config", conf};
+    }
+  }
+
+  static bool WriteFile(const std::string& path, const std::string& text) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr) return false;
+    const bool ok = std::fputs(text.c_str(), f) >= 0;
+    return std::fclose(f) == 0 && ok;
+  }
+
+  // The action of `incident` with kind and target, as triplinectl shows it; empty if none.
+  json FindAction(const std::string& incident, const std::string& kind, const std::string& target) {
+    auto out = fleet_->CtlJson({"actions", "--incident", incident});
+    if (!out.ok()) return {};
+    const json list = out->is_object() ? out->value("actions", json::array()) : *out;
+    for (const json& a : list) {
+      if (a.value("kind", "") == kind && a.value("target", "") == target) return a;
+    }
+    return {};
   }
 
   void TearDown() override {
@@ -237,6 +283,66 @@ TEST_F(AttackChainTest, SeedStoryIsOneCriticalIncident) {
   EXPECT_EQ(shown->exit_code, 0) << shown->err;
   EXPECT_NE(shown->out.find("hosta"), std::string::npos) << shown->out;
   EXPECT_NE(shown->out.find("hostc"), std::string::npos) << shown->out;
+}
+
+// The response half of the story: Tripline proposes to lock the victim's account, nothing
+// happens until a person approves, then the host's sensor locks it (the account can no
+// longer log in over ssh) and reports; a revert unlocks it the same way.
+TEST_F(AttackChainTest, AnApprovedLockReachesTheHostAndHoldsUntilReverted) {
+  ASSERT_NO_FATAL_FAILURE(Build(22, /*orders=*/true));
+  lab::LabUser alice = User("alice", {"shadow"});
+  AttackStory story;
+  story.victim = alice;
+  story.hops = {{"hostb", alice}, {"hostc", alice}};
+  const json incident = PlayAndExpectOneCritical(story, std::chrono::seconds(5));
+  ASSERT_FALSE(incident.empty());
+  const std::string incident_id = incident.value("id", "");
+  // Tripline proposes to lock each account that arrived on a host by a hop: alice on hostb
+  // (and on hostc).
+  const std::string target = "hostb/" + alice.login;
+  const auto logs_in = [&] {
+    auto r = lab_->SshCommand("attacker", alice.Hop(*lab_->host("hostb")), "true",
+                              std::chrono::seconds(15));
+    return r.ok() && r->exit_code == 0;
+  };
+
+  json action;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        action = FindAction(incident_id, "lock", target);
+        return !action.empty();
+      },
+      std::chrono::seconds(40)))
+      << "Tripline never proposed to lock " << target
+      << "; actions: " << fleet_->CtlJson({"actions"}).value_or(json()).dump(2);
+  const std::string id = action.value("id", "");
+  EXPECT_EQ(action.value("state", ""), "proposed");
+  EXPECT_TRUE(logs_in()) << "a proposal must change nothing";
+
+  // `verb` (approve, revert) by bob, then the action's state reaching `state`.
+  const auto decide_and_wait = [&](const std::string& verb, const std::string& state) {
+    auto decided = fleet_->Ctl({verb, id, "--by", "bob"});
+    if (!decided.ok() || decided->exit_code != 0) {
+      ADD_FAILURE() << verb << ": " << (decided.ok() ? decided->err : decided.status().ToString());
+      return false;
+    }
+    const bool reached = PollUntil(
+        [&] {
+          action = FindAction(incident_id, "lock", target);
+          return action.value("state", "") == state;
+        },
+        std::chrono::seconds(30));
+    EXPECT_TRUE(reached) << "never " << state << ": " << action.dump(2);
+    return reached;
+  };
+  ASSERT_TRUE(decide_and_wait("approve", "executed"));
+  EXPECT_FALSE(logs_in()) << "the locked account still logs in";
+  const std::string trail = action["trail"].dump();
+  EXPECT_NE(trail.find("order sent to hostb"), std::string::npos) << trail;
+  EXPECT_NE(trail.find("execution succeeded"), std::string::npos) << trail;
+
+  ASSERT_TRUE(decide_and_wait("revert", "reverted"));
+  EXPECT_TRUE(logs_in()) << "the account is still locked after the revert";
 }
 
 TEST_F(AttackChainTest, UserChangesBetweenHops) {

@@ -51,7 +51,7 @@ TEST_F(ActionOrderTest, AValidOrderRunsOnceAndItsRevertOnce) {
   ASSERT_TRUE(ledger_->Record(ok->action_id(), false).ok());
 
   auto replay = hostb.Verify(signed_order, kNow + 1, *ledger_);
-  EXPECT_EQ(replay.status().code(), Status::Code::kPermissionDenied);
+  EXPECT_EQ(replay.status().code(), Status::Code::kAlreadyExists);
   EXPECT_THAT(replay.status().message(), HasSubstr("replay"));
 
   // The ledger survives a restart of the sensor.

@@ -58,6 +58,10 @@ Status Fleet::StartSensor(const lab::LabHost& host, const FleetOptions& options)
                 "--spool-dir",
                 options.work_dir + "/spool-" + host.name()};
   spawn.argv.insert(spawn.argv.end(), options.sensor_args.begin(), options.sensor_args.end());
+  if (auto own = options.sensor_args_by_host.find(host.name());
+      own != options.sensor_args_by_host.end()) {
+    spawn.argv.insert(spawn.argv.end(), own->second.begin(), own->second.end());
+  }
   spawn.stderr_options.capture = false;
   spawn.stderr_options.log_path = options.work_dir + "/sensor-" + host.name() + ".log";
   TL_ASSIGN_OR_RETURN(lab::Subprocess proc, host.SpawnUtsOnly(std::move(spawn)));

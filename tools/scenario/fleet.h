@@ -27,6 +27,8 @@ struct FleetOptions {
   std::string work_dir;  // data dir, spools and logs go below it (must exist)
   std::vector<std::string> aggregator_args;  // extra flags
   std::vector<std::string> sensor_args;      // extra flags for every sensor
+  // Extra flags for the sensor of one host (after sensor_args).
+  std::map<std::string, std::vector<std::string>> sensor_args_by_host;
   std::chrono::milliseconds ready_timeout{30000};
 };
 
