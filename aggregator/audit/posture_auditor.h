@@ -1,5 +1,6 @@
 // PostureAuditor: turns the sensors' posture snapshots into findings as they are stored, and
-// answers Query.GetAudit from them.
+// answers Query.GetAudit from them; with a DriftBook, it also keeps the non-human accounts'
+// provisioned privileges and the events that exercise them, and reports the drift.
 //
 // It sits in front of the analysis observer (the correlation engine): every stored batch
 // passes through OnDurable, where the posture snapshots among its events are audited
@@ -16,6 +17,7 @@
 #include <string>
 
 #include "aggregator/audit/finding_ledger.h"
+#include "aggregator/audit/privilege_drift.h"
 #include "aggregator/ingest/ingest_service.h"
 #include "aggregator/query/query_service.h"
 #include "common/clock.h"
@@ -24,10 +26,10 @@ namespace tripline::audit {
 
 class PostureAuditor final : public IngestObserver, public AuditProvider {
  public:
-  // `next` may be nullptr.
+  // `next` and `drift` may be nullptr (no drift report without the book).
   PostureAuditor(FindingLedger* ledger, AuditPolicy policy, IngestObserver* next,
-                 const Clock& clock = SystemClock::Get())
-      : ledger_(ledger), policy_(std::move(policy)), next_(next), clock_(clock) {}
+                 DriftBook* drift = nullptr, const Clock& clock = SystemClock::Get())
+      : ledger_(ledger), policy_(std::move(policy)), next_(next), drift_(drift), clock_(clock) {}
 
   void OnDurable(std::string_view sensor_id, std::vector<Event> events) override;
   ObserverProgress Progress() const override {
@@ -48,6 +50,7 @@ class PostureAuditor final : public IngestObserver, public AuditProvider {
   mutable std::mutex policy_mu_;
   AuditPolicy policy_;  // GUARDED_BY(policy_mu_)
   IngestObserver* const next_;
+  DriftBook* const drift_;
   const Clock& clock_;
 };
 

@@ -56,6 +56,9 @@ struct Finding {
 struct AuditPolicy {
   // Declared identities: account name -> "service" or "agent" (from IdentityRule.user).
   std::map<std::string, std::string, std::less<>> declared;
+  // Privilege drift (privilege_drift.h): how long a host must have been watched before a
+  // privilege never exercised there is called unused.
+  int64_t drift_min_period_ns = 14LL * 86400 * 1000 * 1000 * 1000;
 };
 
 // The findings of one snapshot of `host`, in account order, each account's in check order.

@@ -174,7 +174,12 @@ int Run(int argc, char** argv) {
   server_options.rules = engine_options.rules;
   // Posture snapshots are audited on their way to the correlation engine.
   audit::FindingLedger findings((*store)->db(), (*store)->column_family("posture"));
-  audit::PostureAuditor auditor(&findings, std::move(audit_policy), engine->get());
+  auto drift = audit::DriftBook::Open((*store)->db(), (*store)->column_family("posture"));
+  if (!drift.ok()) {
+    std::cerr << "tripline-aggregator: " << drift.status().ToString() << "\n";
+    return 1;
+  }
+  audit::PostureAuditor auditor(&findings, std::move(audit_policy), engine->get(), drift->get());
   server_options.audit = &auditor;
   // The response workflow: actions proposed by incidents and people, decided by people.
   const v1::ResponseConfig& rc = settings->config.response();

@@ -70,7 +70,11 @@ class AuditAccountsTest : public ::testing::Test {
     auto engine = CorrelationEngine::Open(store_.get(), engine_options, SystemClock::Get());
     ASSERT_TRUE(engine.ok()) << engine.status().ToString();
     engine_ = std::move(*engine);
-    auditor_ = std::make_unique<audit::PostureAuditor>(ledger_.get(), policy, engine_.get());
+    auto drift = audit::DriftBook::Open(store_->db(), store_->column_family("posture"));
+    ASSERT_TRUE(drift.ok()) << drift.status().ToString();
+    drift_ = std::move(*drift);
+    auditor_ =
+        std::make_unique<audit::PostureAuditor>(ledger_.get(), policy, engine_.get(), drift_.get());
     AggregatorServerOptions server_options;
     server_options.listen = HostPort{"127.0.0.1", 0};
     server_options.audit = auditor_.get();
@@ -81,6 +85,30 @@ class AuditAccountsTest : public ::testing::Test {
   }
   void TearDown() override {
     if (server_) server_->Shutdown(0);
+  }
+
+  // `rule` in sudoers_. Without sudo installed there is no /etc/sudoers: a minimal one that
+  // includes /etc/sudoers.d (as Debian's does) is made and removed after; with no sudo
+  // binary the rule is inert.
+  void AddSudoRule(MachineChanges& changes, const std::string& rule) {
+    if (!std::filesystem::exists("/etc/sudoers")) {
+      {
+        std::ofstream main_file("/etc/sudoers");
+        main_file << "@includedir /etc/sudoers.d\n";
+      }
+      changes.Undo({"/usr/bin/rm", "-f", "/etc/sudoers"});
+      ASSERT_EQ(chmod("/etc/sudoers", 0440), 0);
+    }
+    if (!std::filesystem::exists("/etc/sudoers.d")) {
+      MustRun({"/usr/bin/install", "-d", "-m", "0750", "/etc/sudoers.d"});
+      changes.Undo({"/usr/bin/rmdir", "/etc/sudoers.d"});
+    }
+    {
+      std::ofstream out(sudoers_);
+      out << rule << "\n";
+    }
+    changes.Undo({"/usr/bin/rm", "-f", sudoers_});
+    ASSERT_EQ(chmod(sudoers_.c_str(), 0440), 0);
   }
 
   // The sensor's view of the real /etc, sent as host `host_`'s posture at `time_ns`.
@@ -187,6 +215,7 @@ class AuditAccountsTest : public ::testing::Test {
   std::unique_ptr<RocksDbStore> store_;
   std::unique_ptr<audit::FindingLedger> ledger_;
   std::unique_ptr<CorrelationEngine> engine_;
+  std::unique_ptr<audit::DriftBook> drift_;
   std::unique_ptr<audit::PostureAuditor> auditor_;
   std::unique_ptr<AggregatorServer> server_;
   std::string target_;
@@ -207,27 +236,7 @@ TEST_F(AuditAccountsTest, RealAccountsGiveFindingsAndFixingResolvesThem) {
   // A deploy account with passwordless sudo for everything and three keys, one unpinned.
   MustRun({"/usr/sbin/useradd", "--create-home", "--shell", "/bin/bash", deploy_});
   changes.Undo({"/usr/sbin/userdel", "-r", deploy_});
-  // Without sudo installed there is no /etc/sudoers: the test makes a minimal one that
-  // includes /etc/sudoers.d (as Debian's does) and removes it after; with no sudo binary the
-  // rule is inert.
-  if (!std::filesystem::exists("/etc/sudoers")) {
-    {
-      std::ofstream main_file("/etc/sudoers");
-      main_file << "@includedir /etc/sudoers.d\n";
-    }
-    changes.Undo({"/usr/bin/rm", "-f", "/etc/sudoers"});
-    ASSERT_EQ(chmod("/etc/sudoers", 0440), 0);
-  }
-  if (!std::filesystem::exists("/etc/sudoers.d")) {
-    MustRun({"/usr/bin/install", "-d", "-m", "0750", "/etc/sudoers.d"});
-    changes.Undo({"/usr/bin/rmdir", "/etc/sudoers.d"});
-  }
-  {
-    std::ofstream rule(sudoers_);
-    rule << deploy_ << " ALL=(ALL) NOPASSWD: ALL\n";
-  }
-  changes.Undo({"/usr/bin/rm", "-f", sudoers_});
-  ASSERT_EQ(chmod(sudoers_.c_str(), 0440), 0);
+  ASSERT_NO_FATAL_FAILURE(AddSudoRule(changes, deploy_ + " ALL=(ALL) NOPASSWD: ALL"));
   const std::string ssh = "/home/" + deploy_ + "/.ssh";
   MustRun({"/usr/bin/install", "-d", "-m", "0700", "-o", deploy_, "-g", deploy_, ssh});
   {
@@ -298,6 +307,84 @@ TEST_F(AuditAccountsTest, RealAccountsGiveFindingsAndFixingResolvesThem) {
   EXPECT_THAT(table.out, ::testing::HasSubstr("MEDIUM  " + host_ + "  " + deploy_ +
                                               " (service)  authorized-keys-unrestricted"));
   EXPECT_THAT(table.out, ::testing::HasSubstr("fix: prefix each key"));
+}
+
+// Drift from a real replayed period: a real service account with a login, a sudo rule and
+// two root-equivalent groups, its posture read from the real /etc three weeks ago, then two
+// weeks of its auth log (a login and a sudo command) replayed with `triplinectl import`:
+// login and sudo are used; adm and shadow were never exercised and are recommended for
+// removal, with the command.
+TEST_F(AuditAccountsTest, DriftFromAReplayedPeriodOfActivity) {
+  MachineChanges changes;
+  MustRun(
+      {"/usr/sbin/useradd", "--create-home", "--shell", "/bin/bash", "-G", "adm,shadow", deploy_});
+  changes.Undo({"/usr/sbin/userdel", "-r", deploy_});
+  const auto pw =
+      RunCommand({"/bin/sh", "-c", "echo '" + deploy_ + ":Tl-drift-7q' | /usr/sbin/chpasswd"});
+  ASSERT_EQ(pw.exit_code, 0) << pw.err;
+  ASSERT_NO_FATAL_FAILURE(
+      AddSudoRule(changes, deploy_ + " ALL=(root) NOPASSWD: /usr/bin/systemctl"));
+
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  constexpr int64_t kDay = 86400LL * kNanosPerSecond;
+  SendPosture(1, now - 21 * kDay);
+
+  // Its auth log of a week ago, as sshd and sudo wrote it.
+  const auto stamp = [](int64_t ns) {
+    const time_t secs = static_cast<time_t>(ns / kNanosPerSecond);
+    struct tm tm {};
+    gmtime_r(&secs, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%b %e %H:%M:%S", &tm);
+    return std::string(buf);
+  };
+  const int64_t t = now - 7 * kDay;
+  const std::string log = dir_.Sub("auth.log");
+  {
+    std::ofstream out(log);
+    out << stamp(t) << " " << host_ << " sshd[4100]: Accepted password for " << deploy_
+        << " from 198.18.0.21 port 50122 ssh2\n"
+        << stamp(t) << " " << host_ << " sshd[4100]: pam_unix(sshd:session): session opened for "
+        << "user " << deploy_ << "(uid=1234) by (uid=0)\n"
+        << stamp(t + 60 * kNanosPerSecond) << " " << host_ << " sudo:   " << deploy_
+        << " : TTY=pts/0 ; PWD=/home/" << deploy_
+        << " ; USER=root ; COMMAND=/usr/bin/systemctl restart app\n";
+  }
+  time_t year_secs = static_cast<time_t>(t / kNanosPerSecond);
+  struct tm year_tm {};
+  gmtime_r(&year_secs, &year_tm);
+  const auto imported = RunCommand({testing::BinPath("triplinectl"), "--aggregator", target_,
+                                    "import", "--format", "sshd-syslog", "--host", host_, "--year",
+                                    std::to_string(1900 + year_tm.tm_year), log});
+  ASSERT_EQ(imported.exit_code, 0) << imported.out << imported.err;
+
+  const auto r = RunCommand({testing::BinPath("triplinectl"), "--aggregator", target_, "audit",
+                             "--drift", "--json", "--identity", deploy_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json items = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(items.is_array()) << r.out;
+  std::map<std::string, json> by_privilege;
+  for (const json& d : items) by_privilege[d.value("privilege", "")] = d;
+  SCOPED_TRACE(items.dump(2));
+  ASSERT_EQ(by_privilege.size(), 4u);
+  EXPECT_EQ(by_privilege["login"]["state"], "used");
+  EXPECT_EQ(by_privilege["sudo"]["state"], "used");
+  for (const char* group : {"group:adm", "group:shadow"}) {
+    EXPECT_EQ(by_privilege[group]["state"], "unused") << group;
+    EXPECT_THAT(by_privilege[group]["evidence"].get<std::string>(),
+                ::testing::HasSubstr("21 days"));
+  }
+  EXPECT_EQ(by_privilege["group:adm"]["fix"], "gpasswd -d " + deploy_ + " adm");
+  EXPECT_EQ(items[0]["state"], "unused");  // the recommendations first
+
+  // The text view says the same, with the fix.
+  const auto text = RunCommand({testing::BinPath("triplinectl"), "--aggregator", target_, "audit",
+                                "--drift", "--identity", deploy_});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_THAT(text.out, ::testing::HasSubstr("UNUSED  " + host_ + "  " + deploy_));
+  EXPECT_THAT(text.out, ::testing::HasSubstr("fix: gpasswd -d " + deploy_ + " shadow"));
 }
 
 }  // namespace

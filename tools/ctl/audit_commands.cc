@@ -11,9 +11,48 @@
 namespace tripline::ctl {
 namespace {
 
+std::string Upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
 std::string SeverityText(int s) {
   if (s < 1 || s > 5) return "unknown";
   return std::string(SeverityName(static_cast<Severity>(s)));
+}
+
+// The drift report: each privilege of each non-human account, unused first.
+int PrintDrift(CtlContext& ctx, const v1::AuditReport& report) {
+  std::ostream& out = ctx.out;
+  if (ctx.json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const v1::DriftItem& d : report.drift()) {
+      list.push_back(
+          {{"host", d.host()},
+           {"identity", d.identity()},
+           {"kind", d.kind()},
+           {"privilege", d.privilege()},
+           {"state", d.state()},
+           {"last_used", d.last_used_ns() == 0 ? nlohmann::json(nullptr)
+                                               : nlohmann::json(FormatTimeNs(d.last_used_ns()))},
+           {"since", FormatTimeNs(d.since_ns())},
+           {"evidence", d.evidence()},
+           {"fix", d.fix()}});
+    }
+    out << list.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    return 0;
+  }
+  if (report.drift_size() == 0) {
+    out << "no non-human account with privileges seen yet\n";
+    return 0;
+  }
+  for (const v1::DriftItem& d : report.drift()) {
+    out << Upper(d.state()) << "  " << EscapeForDisplay(d.host()) << "  "
+        << EscapeForDisplay(d.identity()) << " (" << EscapeForDisplay(d.kind()) << ")  "
+        << EscapeForDisplay(d.privilege()) << "\n    " << EscapeForDisplay(d.evidence()) << "\n";
+    if (!d.fix().empty()) out << "    fix: " << EscapeForDisplay(d.fix()) << "\n";
+  }
+  return 0;
 }
 
 }  // namespace
@@ -29,10 +68,12 @@ int RunAudit(CtlContext& ctx, const AuditArgs& args) {
   req.set_host(args.host);
   req.set_identity(args.identity);
   req.set_include_resolved(args.include_resolved);
+  req.set_drift(args.drift);
   v1::AuditReport report;
   if (grpc::Status s = stub->GetAudit(&call, req, &report); !s.ok()) {
     return ctx.RpcFailed("GetAudit", s);
   }
+  if (args.drift) return PrintDrift(ctx, report);
   if (ctx.json) {
     nlohmann::json list = nlohmann::json::array();
     for (const v1::AuditFinding& f : report.findings()) {
@@ -59,10 +100,9 @@ int RunAudit(CtlContext& ctx, const AuditArgs& args) {
     return 0;
   }
   for (const v1::AuditFinding& f : report.findings()) {
-    std::string head = SeverityText(f.severity());
-    for (auto& c : head) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    out << head << "  " << EscapeForDisplay(f.host()) << "  " << EscapeForDisplay(f.identity())
-        << " (" << EscapeForDisplay(f.kind()) << ")  " << EscapeForDisplay(f.finding());
+    out << Upper(SeverityText(f.severity())) << "  " << EscapeForDisplay(f.host()) << "  "
+        << EscapeForDisplay(f.identity()) << " (" << EscapeForDisplay(f.kind()) << ")  "
+        << EscapeForDisplay(f.finding());
     if (!f.subject().empty() && f.finding() == "root-equivalent-group") {
       out << " " << EscapeForDisplay(f.subject());
     }
@@ -84,6 +124,9 @@ void RegisterAuditCommands(CLI::App& app, CtlContext& ctx) {
   audit->add_option("--host", args->host, "one host only")->type_name("HOST");
   audit->add_option("--identity", args->identity, "one account only")->type_name("NAME");
   audit->add_flag("--all", args->include_resolved, "also findings that were resolved");
+  audit->add_flag("--drift", args->drift,
+                  "instead: each non-human account's privileges, provisioned against exercised; "
+                  "the unused ones with the fix");
   ctx.AddJsonFlag(audit, "a JSON array of findings");
 }
 

@@ -11,6 +11,7 @@ struct AuditArgs {
   std::string host;               // --host: one host only
   std::string identity;           // --identity: one account only
   bool include_resolved = false;  // --all: resolved findings too
+  bool drift = false;             // --drift: the privilege drift instead of the findings
 };
 
 // Prints the findings (ctx.json for JSON); the exit code.

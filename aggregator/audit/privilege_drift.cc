@@ -1,0 +1,326 @@
+#include "aggregator/audit/privilege_drift.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "aggregator/audit/posture_findings.h"
+#include "common/clock.h"
+#include "model/posture_checks.h"
+
+namespace tripline::audit {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kProvisionedPrefix = "p/";
+constexpr std::string_view kUsagePrefix = "u/";
+// A privilege exercised again is written back only when its time moved this much: the
+// report speaks in days, and a busy account must not cost a write per event.
+constexpr int64_t kUsageWriteStepNs = 3600LL * kNanosPerSecond;
+
+std::string RecordKey(std::string_view prefix, std::string_view host, std::string_view account) {
+  std::string k(prefix);
+  k.append(host);
+  k.push_back('\0');
+  k.append(account);
+  return k;
+}
+
+std::string_view Basename(std::string_view path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+bool OneOf(std::string_view s, std::initializer_list<std::string_view> options) {
+  return std::find(options.begin(), options.end(), s) != options.end();
+}
+
+// What a group grants, and how it is seen used.
+struct GroupUse {
+  std::string_view group;
+  std::string_view exercised_by;  // for evidence; "" when not observable
+};
+constexpr GroupUse kGroupUses[] = {
+    {"docker", "running docker, podman, nerdctl, ctr or crictl"},
+    {"lxd", "running lxc or lxd"},
+    {"shadow", "opening /etc/shadow or /etc/gshadow"},
+    {"adm", "opening a file under /var/log"},
+    {"sudo", "running sudo, su, doas or pkexec"},
+    {"wheel", "running sudo, su, doas or pkexec"},
+    {"disk", ""},
+    {"root", ""},
+};
+
+std::string_view ExercisedBy(std::string_view group) {
+  for (const GroupUse& g : kGroupUses) {
+    if (g.group == group) return g.exercised_by;
+  }
+  return "";
+}
+
+std::string Days(int64_t ns) {
+  const int64_t days = ns / (86400LL * kNanosPerSecond);
+  if (days >= 1) return std::to_string(days) + (days == 1 ? " day" : " days");
+  return FormatDurationNs(ns);
+}
+
+json ProvisionedJson(const Provisioned& p) {
+  return {{"kind", p.kind},     {"login", p.login},         {"sudo", p.sudo_rules},
+          {"groups", p.groups}, {"first", p.first_seen_ns}, {"seen", p.seen_ns}};
+}
+
+Result<Provisioned> ProvisionedFromJson(const json& j) {
+  Provisioned p;
+  try {
+    p.kind = j.at("kind").get<std::string>();
+    p.login = j.at("login").get<bool>();
+    p.sudo_rules = j.at("sudo").get<std::vector<std::string>>();
+    p.groups = j.at("groups").get<std::vector<std::string>>();
+    p.first_seen_ns = j.at("first").get<int64_t>();
+    p.seen_ns = j.at("seen").get<int64_t>();
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("provisioned record: ") + e.what());
+  }
+  return p;
+}
+
+Result<Usage> UsageFromJson(const json& j) {
+  Usage u;
+  try {
+    u.last_ns = j.get<std::map<std::string, int64_t>>();
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("usage record: ") + e.what());
+  }
+  return u;
+}
+
+}  // namespace
+
+std::vector<DriftItem> JudgeDrift(std::string_view host, std::string_view account,
+                                  const Provisioned& p, const Usage& u, int64_t now_ns,
+                                  int64_t min_period_ns) {
+  std::vector<DriftItem> out;
+  const int64_t watched = now_ns - p.first_seen_ns;
+  const auto judge = [&](std::string privilege, std::string_view exercised_by, std::string granted,
+                         std::string fix) {
+    DriftItem d;
+    d.host = std::string(host);
+    d.identity = std::string(account);
+    d.kind = p.kind;
+    d.privilege = std::move(privilege);
+    d.since_ns = p.first_seen_ns;
+    const auto used = u.last_ns.find(d.privilege);
+    if (used != u.last_ns.end()) {
+      d.state = "used";
+      d.last_used_ns = used->second;
+      d.evidence = granted + ": last exercised " + FormatTimeNs(used->second);
+    } else if (exercised_by.empty()) {
+      d.state = "unobservable";
+      d.evidence = granted + ": the sensor's events cannot show its use";
+    } else if (watched < min_period_ns) {
+      d.state = "watching";
+      d.evidence = granted + ": not exercised in " + Days(watched) + " watched, of the " +
+                   Days(min_period_ns) + " needed to judge";
+    } else {
+      d.state = "unused";
+      d.evidence = granted + ": never exercised (" + std::string(exercised_by) + ") in " +
+                   Days(watched) + " since " + FormatTimeNs(p.first_seen_ns);
+      d.fix = std::move(fix);
+    }
+    out.push_back(std::move(d));
+  };
+  const std::string who = p.kind + " account " + std::string(account);
+  if (p.login) {
+    judge("login", "a successful login to the host", who + " may log in to " + std::string(host),
+          "remove the login: usermod -s /usr/sbin/nologin " + std::string(account) +
+              ", and its password (passwd -l) and authorized keys");
+  }
+  if (!p.sudo_rules.empty()) {
+    judge("sudo", "running sudo, su, doas or pkexec",
+          who + " has " + std::to_string(p.sudo_rules.size()) + " sudo rule" +
+              (p.sudo_rules.size() == 1 ? "" : "s") + " on " + std::string(host),
+          "remove the sudoers rules of " + std::string(account) + " (visudo; /etc/sudoers.d)");
+  }
+  for (const std::string& g : p.groups) {
+    judge("group:" + g, ExercisedBy(g), who + " is in group " + g + " on " + std::string(host),
+          "gpasswd -d " + std::string(account) + " " + g);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> PrivilegesExercised(const Event& e) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (const LoginEvent* l = e.As<LoginEvent>()) {
+    if (l->outcome == Outcome::kSuccess && !l->user.empty()) out.emplace_back("login", l->user);
+    return out;
+  }
+  // The account behind a process: the one it runs as, and the one its session logged in as
+  // (sudo runs as root for the account that ran it).
+  std::vector<std::string> accounts;
+  for (const std::string* a : {&e.process.user, &e.process.login_user}) {
+    if (!a->empty() && std::find(accounts.begin(), accounts.end(), *a) == accounts.end()) {
+      accounts.push_back(*a);
+    }
+  }
+  const auto add = [&](std::string_view privilege) {
+    for (const std::string& a : accounts) out.emplace_back(std::string(privilege), a);
+  };
+  if (const ExecEvent* x = e.As<ExecEvent>()) {
+    const std::string_view name = Basename(x->filename.empty() ? e.process.exe : x->filename);
+    // sudo itself, or what it ran (an imported sudo log line is the command, run as root by
+    // the session's account): sudo exercised, not what the command's own program needs.
+    if (OneOf(name, {"sudo", "su", "doas", "pkexec"}) ||
+        OneOf(x->parent_comm, {"sudo", "su", "doas", "pkexec"})) {
+      add("sudo");
+      add("group:sudo");
+      add("group:wheel");
+    } else if (OneOf(name, {"docker", "podman", "nerdctl", "ctr", "crictl"})) {
+      add("group:docker");
+    } else if (OneOf(name, {"lxc", "lxd"})) {
+      add("group:lxd");
+    }
+  } else if (const FileOpenEvent* f = e.As<FileOpenEvent>()) {
+    if (f->result != 0) return out;
+    if (f->path == "/etc/shadow" || f->path == "/etc/gshadow") {
+      add("group:shadow");
+    } else if (f->path.rfind("/var/log/", 0) == 0) {
+      add("group:adm");
+    }
+  }
+  return out;
+}
+
+Result<std::unique_ptr<DriftBook>> DriftBook::Open(rocksdb::DB* db,
+                                                   rocksdb::ColumnFamilyHandle* cf) {
+  std::unique_ptr<DriftBook> book(new DriftBook(db, cf));
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
+  for (std::string_view prefix : {kProvisionedPrefix, kUsagePrefix}) {
+    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size()));
+         it->Valid() && it->key().starts_with(rocksdb::Slice(prefix.data(), prefix.size()));
+         it->Next()) {
+      const std::string key = it->key().ToString();
+      const size_t nul = key.find('\0', prefix.size());
+      if (nul == std::string::npos) return Status::Corruption("drift record key without account");
+      Key k{key.substr(prefix.size(), nul - prefix.size()), key.substr(nul + 1)};
+      const json j =
+          json::parse(std::string_view(it->value().data(), it->value().size()), nullptr, false);
+      if (j.is_discarded()) return Status::Corruption("drift record " + k.first + " is not JSON");
+      if (prefix == kProvisionedPrefix) {
+        TL_ASSIGN_OR_RETURN(book->provisioned_[k], ProvisionedFromJson(j));
+      } else {
+        TL_ASSIGN_OR_RETURN(book->usage_[k], UsageFromJson(j));
+      }
+    }
+    if (!it->status().ok())
+      return Status::IoError("reading drift records: " + it->status().ToString());
+  }
+  return book;
+}
+
+Status DriftBook::SetProvisioned(std::string_view host, int64_t time_ns,
+                                 const PostureSnapshot& snapshot, const AuditPolicy& policy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // A snapshot older than the newest one applied for the host (a spool delivering late)
+  // changes nothing.
+  for (auto it = provisioned_.lower_bound(Key{std::string(host), ""});
+       it != provisioned_.end() && it->first.first == host; ++it) {
+    if (time_ns < it->second.seen_ns) return Status::Ok();
+  }
+  rocksdb::WriteBatch batch;
+  std::set<std::string> present;
+  for (const Account& a : snapshot.accounts) {
+    const std::string kind = IdentityKind(a, policy);
+    if (kind == "human" || a.name == "root") continue;
+    present.insert(a.name);
+    Provisioned now;
+    now.kind = kind;
+    now.login = a.interactive_shell && (HasUsablePassword(a) || a.authorized_keys > 0);
+    now.sudo_rules = a.sudo_rules;
+    for (const std::string& g : a.groups) {
+      if (IsRootEquivalentGroup(g) &&
+          std::find(now.groups.begin(), now.groups.end(), g) == now.groups.end()) {
+        now.groups.push_back(g);
+      }
+    }
+    std::sort(now.groups.begin(), now.groups.end());
+    const Key k{std::string(host), a.name};
+    auto it = provisioned_.find(k);
+    now.first_seen_ns = it == provisioned_.end() ? time_ns : it->second.first_seen_ns;
+    now.seen_ns = time_ns;
+    const bool changed = it == provisioned_.end() || it->second.kind != now.kind ||
+                         it->second.login != now.login || it->second.sudo_rules != now.sudo_rules ||
+                         it->second.groups != now.groups;
+    if (changed) {
+      batch.Put(cf_, RecordKey(kProvisionedPrefix, host, a.name), ProvisionedJson(now).dump());
+    }
+    provisioned_[k] = std::move(now);
+  }
+  // Accounts gone from the host (or now human) are no longer tracked.
+  for (auto it = provisioned_.lower_bound(Key{std::string(host), ""});
+       it != provisioned_.end() && it->first.first == host;) {
+    if (present.count(it->first.second) != 0) {
+      ++it;
+      continue;
+    }
+    batch.Delete(cf_, RecordKey(kProvisionedPrefix, host, it->first.second));
+    batch.Delete(cf_, RecordKey(kUsagePrefix, host, it->first.second));
+    usage_.erase(it->first);
+    it = provisioned_.erase(it);
+  }
+  if (batch.Count() == 0) return Status::Ok();
+  const rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  return s.ok() ? Status::Ok() : Status::IoError("writing drift records: " + s.ToString());
+}
+
+Status DriftBook::Observe(const std::vector<Event>& events) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (provisioned_.empty()) return Status::Ok();
+  std::set<Key> changed;
+  for (const Event& e : events) {
+    for (auto& [privilege, account] : PrivilegesExercised(e)) {
+      const Key k{e.host, account};
+      if (provisioned_.find(k) == provisioned_.end()) continue;
+      int64_t& last = usage_[k].last_ns[privilege];
+      if (last == 0 || e.time_ns >= last + kUsageWriteStepNs) changed.insert(k);
+      last = std::max(last, e.time_ns);
+    }
+  }
+  if (changed.empty()) return Status::Ok();
+  rocksdb::WriteBatch batch;
+  for (const Key& k : changed) {
+    batch.Put(cf_, RecordKey(kUsagePrefix, k.first, k.second), json(usage_[k].last_ns).dump());
+  }
+  const rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  return s.ok() ? Status::Ok() : Status::IoError("writing drift usage: " + s.ToString());
+}
+
+std::vector<DriftItem> DriftBook::Report(std::string_view host, std::string_view identity,
+                                         int64_t now_ns, int64_t min_period_ns) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<DriftItem> out;
+  static const Usage kNone;
+  for (const auto& [k, p] : provisioned_) {
+    if ((!host.empty() && k.first != host) || (!identity.empty() && k.second != identity)) {
+      continue;
+    }
+    const auto u = usage_.find(k);
+    for (DriftItem& d : JudgeDrift(k.first, k.second, p, u == usage_.end() ? kNone : u->second,
+                                   now_ns, min_period_ns)) {
+      out.push_back(std::move(d));
+    }
+  }
+  const auto rank = [](const std::string& state) {
+    return state == "unused" ? 0 : state == "watching" ? 1 : state == "unobservable" ? 2 : 3;
+  };
+  std::stable_sort(out.begin(), out.end(), [&](const DriftItem& a, const DriftItem& b) {
+    return rank(a.state) < rank(b.state);
+  });
+  return out;
+}
+
+}  // namespace tripline::audit
