@@ -86,6 +86,17 @@ Result<Provisioned> ProvisionedFromJson(const json& j) {
   } catch (const json::exception& e) {
     return Status::Corruption(std::string("provisioned record: ") + e.what());
   }
+  if (p.kind != "service" && p.kind != "agent") {
+    return Status::Corruption("provisioned record: kind is not service or agent");
+  }
+  if (p.first_seen_ns < 0 || p.seen_ns < p.first_seen_ns) {
+    return Status::Corruption("provisioned record: times out of order");
+  }
+  for (const std::string& g : p.groups) {
+    if (!IsRootEquivalentGroup(g)) {
+      return Status::Corruption("provisioned record: " + g + " is not a root-equivalent group");
+    }
+  }
   return p;
 }
 
@@ -95,6 +106,9 @@ Result<Usage> UsageFromJson(const json& j) {
     u.last_ns = j.get<std::map<std::string, int64_t>>();
   } catch (const json::exception& e) {
     return Status::Corruption(std::string("usage record: ") + e.what());
+  }
+  for (const auto& [privilege, t] : u.last_ns) {
+    if (privilege.empty() || t <= 0) return Status::Corruption("usage record: a bad entry");
   }
   return u;
 }
@@ -195,29 +209,51 @@ std::vector<std::pair<std::string, std::string>> PrivilegesExercised(const Event
   return out;
 }
 
+Result<DriftRecord> DecodeDriftRecord(std::string_view key, std::string_view value) {
+  DriftRecord r;
+  if (key.substr(0, kProvisionedPrefix.size()) == kProvisionedPrefix) {
+    r.provisioned = true;
+  } else if (key.substr(0, kUsagePrefix.size()) != kUsagePrefix) {
+    return Status::Corruption("drift record key has neither prefix p/ nor u/");
+  }
+  key.remove_prefix(2);
+  const size_t nul = key.find('\0');
+  if (nul == std::string_view::npos || nul == 0 || nul + 1 == key.size()) {
+    return Status::Corruption("drift record key is not HOST NUL ACCOUNT");
+  }
+  r.host = std::string(key.substr(0, nul));
+  r.account = std::string(key.substr(nul + 1));
+  const json j = json::parse(value, nullptr, false);
+  if (j.is_discarded()) return Status::Corruption("drift record of " + r.host + " is not JSON");
+  if (r.provisioned) {
+    TL_ASSIGN_OR_RETURN(r.p, ProvisionedFromJson(j));
+  } else {
+    TL_ASSIGN_OR_RETURN(r.u, UsageFromJson(j));
+  }
+  return r;
+}
+
 Result<std::unique_ptr<DriftBook>> DriftBook::Open(rocksdb::DB* db,
                                                    rocksdb::ColumnFamilyHandle* cf) {
   std::unique_ptr<DriftBook> book(new DriftBook(db, cf));
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
   for (std::string_view prefix : {kProvisionedPrefix, kUsagePrefix}) {
-    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size()));
-         it->Valid() && it->key().starts_with(rocksdb::Slice(prefix.data(), prefix.size()));
-         it->Next()) {
-      const std::string key = it->key().ToString();
-      const size_t nul = key.find('\0', prefix.size());
-      if (nul == std::string::npos) return Status::Corruption("drift record key without account");
-      Key k{key.substr(prefix.size(), nul - prefix.size()), key.substr(nul + 1)};
-      const json j =
-          json::parse(std::string_view(it->value().data(), it->value().size()), nullptr, false);
-      if (j.is_discarded()) return Status::Corruption("drift record " + k.first + " is not JSON");
-      if (prefix == kProvisionedPrefix) {
-        TL_ASSIGN_OR_RETURN(book->provisioned_[k], ProvisionedFromJson(j));
+    const rocksdb::Slice start(prefix.data(), prefix.size());
+    for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+      TL_ASSIGN_OR_RETURN(
+          DriftRecord r,
+          DecodeDriftRecord(std::string_view(it->key().data(), it->key().size()),
+                            std::string_view(it->value().data(), it->value().size())));
+      Key k{std::move(r.host), std::move(r.account)};
+      if (r.provisioned) {
+        book->provisioned_[std::move(k)] = std::move(r.p);
       } else {
-        TL_ASSIGN_OR_RETURN(book->usage_[k], UsageFromJson(j));
+        book->usage_[std::move(k)] = std::move(r.u);
       }
     }
-    if (!it->status().ok())
+    if (!it->status().ok()) {
       return Status::IoError("reading drift records: " + it->status().ToString());
+    }
   }
   return book;
 }

@@ -86,6 +86,18 @@ std::vector<DriftItem> JudgeDrift(std::string_view host, std::string_view accoun
 // One event may exercise two (sudo also uses group:sudo and group:wheel).
 std::vector<std::pair<std::string, std::string>> PrivilegesExercised(const Event& e);
 
+// One stored record as DriftBook::Open reads it: "p/" HOST \0 ACCOUNT (what is provisioned)
+// or "u/" HOST \0 ACCOUNT (when each privilege was last exercised). Corruption naming what
+// is wrong for anything else.
+struct DriftRecord {
+  std::string host;
+  std::string account;
+  bool provisioned = false;  // which of the two below
+  Provisioned p;
+  Usage u;
+};
+Result<DriftRecord> DecodeDriftRecord(std::string_view key, std::string_view value);
+
 class DriftBook {
  public:
   // Reads what the family holds. Corruption for a record that does not decode.

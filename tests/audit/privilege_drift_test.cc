@@ -216,5 +216,29 @@ TEST_F(DriftBookTest, AnAccountThatLeavesAHostIsForgottenThere) {
   EXPECT_TRUE(book_->Report("", "", kT0 + 3 * kDay, kDay).empty());
 }
 
+TEST(DriftRecordTest, DamagedRecordsAreRefusedSayingWhat) {
+  const std::string p = std::string("p/hosta") + '\0' + "aiops";
+  EXPECT_TRUE(DecodeDriftRecord(p, R"({"kind":"agent","login":true,"sudo":[],"groups":["docker"],)"
+                                   R"("first":1,"seen":2})")
+                  .ok());
+  EXPECT_THAT(DecodeDriftRecord(p, "{").status().message(), HasSubstr("not JSON"));
+  EXPECT_THAT(DecodeDriftRecord(p, R"({"kind":"human","login":true,"sudo":[],"groups":[],)"
+                                   R"("first":1,"seen":2})")
+                  .status()
+                  .message(),
+              HasSubstr("kind"));
+  EXPECT_THAT(DecodeDriftRecord(p, R"({"kind":"agent","login":true,"sudo":[],"groups":["staff"],)"
+                                   R"("first":1,"seen":2})")
+                  .status()
+                  .message(),
+              HasSubstr("staff"));
+  EXPECT_THAT(DecodeDriftRecord(std::string("u/hosta") + '\0' + "aiops", R"({"login":-1})")
+                  .status()
+                  .message(),
+              HasSubstr("bad entry"));
+  EXPECT_EQ(DecodeDriftRecord("x/hosta", "{}").status().code(), Status::Code::kCorruption);
+  EXPECT_EQ(DecodeDriftRecord("p/hosta", "{}").status().code(), Status::Code::kCorruption);
+}
+
 }  // namespace
 }  // namespace tripline::audit
