@@ -127,6 +127,7 @@ Result<std::unique_ptr<OrderClient>> StartOrderClient(const SensorSettings& sett
     TL_ASSIGN_OR_RETURN(options.sensor_id, delivery::LoadOrCreateSensorId(delivery.spool.dir));
   }
   options.ledger_path = delivery.spool.dir + "/actions-executed";
+  options.reports_dir = delivery.spool.dir + "/action-reports";
   options.keep_path = KeepPath(*settings.aggregator);
   if (!settings.config.order_net_namespace().empty()) {
     options.executor.net_prefix = {"/usr/bin/nsenter",

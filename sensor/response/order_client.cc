@@ -1,11 +1,15 @@
 #include "sensor/response/order_client.h"
 
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <filesystem>
 
 #include "common/log.h"
+#include "sensor/delivery/atomic_file.h"
 #include "tripline/v1/response.grpc.pb.h"
 
 namespace tripline::sensor {
@@ -32,6 +36,27 @@ Status FromGrpc(const grpc::Status& s, const std::string& what) {
   }
 }
 
+constexpr std::string_view kReportSuffix = ".report";
+
+// The file name of an order's report: its id where that is a plain name, else its hex.
+std::string ReportFileName(const v1::ActionReport& r) {
+  std::string id = r.action_id();
+  const bool plain =
+      !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
+      });
+  if (!plain) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (unsigned char c : id.substr(0, 64)) {
+      hex.push_back(kHex[c >> 4]);
+      hex.push_back(kHex[c & 15]);
+    }
+    id = "x" + hex;
+  }
+  return id + (r.revert() ? "-revert" : "-run") + std::string(kReportSuffix);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<OrderClient>> OrderClient::Start(OrderClientOptions options,
@@ -45,8 +70,12 @@ Result<std::unique_ptr<OrderClient>> OrderClient::Start(OrderClientOptions optio
   if (options.keep_path.empty()) options.keep_path = options.target;
   TL_ASSIGN_OR_RETURN(ExecutedLedger ledger, ExecutedLedger::Open(options.ledger_path));
   TL_ASSIGN_OR_RETURN(auto credentials, delivery::MakeChannelCredentials(options.tls));
+  if (!options.reports_dir.empty()) {
+    TL_RETURN_IF_ERROR(delivery::PrepareOwnDirectory(options.reports_dir));
+  }
   std::unique_ptr<OrderClient> client(
       new OrderClient(std::move(options), clock, std::move(ledger), std::move(credentials)));
+  TL_RETURN_IF_ERROR(client->LoadReports());
   client->thread_ = std::thread([c = client.get()] { c->Loop(); });
   return client;
 }
@@ -187,19 +216,71 @@ void OrderClient::Handle(const v1::SignedActionOrder& signed_order) {
   if (!detail.ok()) {
     TL_LOG(ERROR) << "action " << order->action_id() << " failed: " << detail.status().message();
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.executed;
+    if (!detail.ok()) ++stats_.failed;
+  }
+  KeepReport(std::move(report));
+}
+
+Status OrderClient::LoadReports() {
+  if (options_.reports_dir.empty()) return Status::Ok();
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.reports_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > kReportSuffix.size() &&
+        name.compare(name.size() - kReportSuffix.size(), kReportSuffix.size(), kReportSuffix) ==
+            0) {
+      files.push_back(name);
+    }
+  }
+  if (ec) return Status::IoError("reading " + options_.reports_dir + ": " + ec.message());
+  std::sort(files.begin(), files.end());
   std::lock_guard<std::mutex> lock(mu_);
-  ++stats_.executed;
-  if (!detail.ok()) ++stats_.failed;
-  reports_.push_back(std::move(report));
+  for (const std::string& name : files) {
+    const std::string path = options_.reports_dir + "/" + name;
+    auto bytes = delivery::ReadOwnFile(path);
+    v1::ActionReport r;
+    if (!bytes.ok() || !r.ParseFromString(*bytes) || r.action_id().empty()) {
+      // Kept where it is for a person to look at; it is never sent.
+      TL_LOG(ERROR) << "report file " << path << " cannot be read back: "
+                    << (bytes.ok() ? "not an ActionReport" : bytes.status().ToString());
+      continue;
+    }
+    TL_LOG(INFO) << "report of action " << r.action_id() << " from an earlier run, to be sent";
+    reports_.push_back({std::move(r), name});
+  }
+  return Status::Ok();
+}
+
+void OrderClient::KeepReport(v1::ActionReport report) {
+  std::string file;
+  if (!options_.reports_dir.empty()) {
+    file = ReportFileName(report);
+    const Status written =
+        delivery::WriteFileAtomically(options_.reports_dir, file, report.SerializeAsString());
+    if (!written.ok()) {
+      // Still sent from memory; only a restart before then would lose it.
+      TL_LOG(ERROR) << "report of action " << report.action_id()
+                    << " not written to disk: " << written.ToString();
+      file.clear();
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  reports_.push_back({std::move(report), std::move(file)});
 }
 
 void OrderClient::FlushReports() {
   while (true) {
     v1::ActionReport report;
+    std::string file;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (reports_.empty() || stopping_) return;
-      report = reports_.front();
+      report = reports_.front().report;
+      file = reports_.front().file;
     }
     grpc::ChannelArguments args;
     if (options_.tls.enabled && !options_.tls.server_name.empty()) {
@@ -227,6 +308,13 @@ void OrderClient::FlushReports() {
       ++stats_.reports_sent;
     }
     reports_.pop_front();
+    if (!file.empty()) {
+      const std::string path = options_.reports_dir + "/" + file;
+      if (unlink(path.c_str()) != 0 || !delivery::SyncDirectory(options_.reports_dir).ok()) {
+        TL_LOG(WARNING) << "report file " << path
+                        << " not removed: it will be sent again after a restart";
+      }
+    }
   }
 }
 

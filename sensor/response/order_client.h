@@ -9,8 +9,10 @@
 //
 // A stream that ends or cannot be opened is opened again after a backoff (doubling up to
 // backoff_max_ms): on every new subscription the aggregator sends again what may run now,
-// and the ledger turns what already ran into a no-op. A report that cannot be sent is kept
-// (in memory) and sent again before the next order.
+// and the ledger turns what already ran into a no-op. Each report is written to
+// reports_dir (one file per order, atomically) before it is sent and removed once the
+// aggregator took it: a report the aggregator cannot be reached for, or one interrupted by
+// a crash or restart, is sent with the next subscription.
 //
 // Threading: one thread of its own; Stop (or the destructor) cancels the stream and joins.
 #pragma once
@@ -47,6 +49,7 @@ struct OrderClientOptions {
   delivery::TlsOptions tls;
   OrderPublicKey key{};     // the aggregator's order public key
   std::string ledger_path;  // the ledger of orders carried out (in the sensor's state dir)
+  std::string reports_dir;  // reports not yet taken by the aggregator; "" keeps them in memory
   ExecutorOptions executor;
   int64_t backoff_initial_ms = 500;
   int64_t backoff_max_ms = 30000;
@@ -86,6 +89,10 @@ class OrderClient {
   void Handle(const v1::SignedActionOrder& signed_order);
   // Sends the pending reports, oldest first; stops at the first that fails.
   void FlushReports();
+  // Reads the reports an earlier run left in reports_dir.
+  Status LoadReports();
+  // Writes `report` to reports_dir (when set) and queues it.
+  void KeepReport(v1::ActionReport report);
 
   const OrderClientOptions options_;
   const Clock& clock_;
@@ -98,8 +105,12 @@ class OrderClient {
   std::condition_variable cv_;
   bool stopping_ = false;                   // GUARDED_BY(mu_)
   grpc::ClientContext* context_ = nullptr;  // GUARDED_BY(mu_); the open stream's
-  std::deque<v1::ActionReport> reports_;    // GUARDED_BY(mu_)
-  OrderClientStats stats_;                  // GUARDED_BY(mu_)
+  struct PendingReport {
+    v1::ActionReport report;
+    std::string file;  // its file in reports_dir; "" when kept in memory only
+  };
+  std::deque<PendingReport> reports_;  // GUARDED_BY(mu_)
+  OrderClientStats stats_;             // GUARDED_BY(mu_)
   std::thread thread_;
 };
 

@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "aggregator/response/action_book.h"
@@ -93,6 +95,7 @@ class OrderTransportTest : public ::testing::Test {
     o.keep_path = "198.18.0.200:9000";
     o.key = key;
     o.ledger_path = dir_.Sub(ledger);
+    o.reports_dir = ReportsDir(host);
     o.executor.net_prefix = {"/usr/bin/nsenter", "--net=" + lab_->host(host)->netns_path()};
     o.backoff_initial_ms = 100;
     o.backoff_max_ms = 500;
@@ -101,6 +104,16 @@ class OrderTransportTest : public ::testing::Test {
     if (!c.ok()) return nullptr;
     clients_.push_back(std::move(*c));
     return clients_.back().get();
+  }
+
+  std::string ReportsDir(const std::string& host) { return dir_.Sub("reports-" + host); }
+  size_t ReportFiles(const std::string& host) {
+    std::error_code ec;
+    size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(ReportsDir(host), ec)) {
+      n += e.path().extension() == ".report" ? 1 : 0;
+    }
+    return n;
   }
 
   std::string Propose(v1::Action::Kind kind, const std::string& target) {
@@ -181,6 +194,7 @@ TEST_F(OrderTransportTest, ApprovalReachesTheHostsSensorWhichRunsAndReportsIt) {
   const std::string trail = TrailText(id);
   EXPECT_THAT(trail, HasSubstr("order sent to hosta"));
   EXPECT_THAT(trail, HasSubstr("hosta: execution succeeded"));
+  EXPECT_EQ(ReportFiles("hosta"), 0u);  // written before sending, removed once taken
 
   ASSERT_TRUE(Decide("revert", id).ok());
   ASSERT_TRUE(Reaches(id, v1::Action::STATE_REVERTED)) << TrailText(id);
@@ -208,6 +222,43 @@ TEST_F(OrderTransportTest, AnOrderApprovedWhileTheSensorWasAwayGoesWhenItSubscri
       PollUntil([&] { return again->stats().subscriptions >= 1; }, std::chrono::seconds(10)));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(again->stats().received, 0u);
+}
+
+TEST_F(OrderTransportTest, AReportLeftByACrashIsSentAfterTheRestartAndNothingRunsAgain) {
+  const std::string id = Propose(v1::Action::KIND_BLOCK_ADDRESS, "hosta/198.18.0.66");
+  ASSERT_TRUE(Decide("approve", id).ok());
+  // An earlier run of hosta's sensor carried the order out (its ledger says so) and wrote
+  // its report, then died before the aggregator took the report.
+  {
+    auto ledger = sensor::ExecutedLedger::Open(dir_.Sub("ledger-a"));
+    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+    ASSERT_TRUE(ledger->Record(id, false).ok());
+  }
+  ASSERT_TRUE(std::filesystem::create_directory(ReportsDir("hosta")));
+  std::filesystem::permissions(ReportsDir("hosta"), std::filesystem::perms::owner_all);
+  v1::ActionReport earlier;
+  earlier.set_action_id(id);
+  earlier.set_ok(true);
+  earlier.set_detail("address blocked by the earlier run");
+  earlier.set_host("hosta");
+  {
+    std::ofstream out(ReportsDir("hosta") + "/" + id + "-run.report", std::ios::binary);
+    out << earlier.SerializeAsString();
+  }
+  std::ofstream(ReportsDir("hosta") + "/damaged.report") << "not a report";
+  EXPECT_EQ(State(id), v1::Action::STATE_APPROVED);
+
+  sensor::OrderClient* a = StartClient("hosta", pub_, "ledger-a");
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(Reaches(id, v1::Action::STATE_EXECUTED)) << TrailText(id);
+  EXPECT_THAT(TrailText(id), HasSubstr("address blocked by the earlier run"));
+  // The order came again with the subscription; the ledger kept it from running twice.
+  ASSERT_TRUE(PollUntil([&] { return a->stats().repeated == 1; }, std::chrono::seconds(10)));
+  EXPECT_EQ(a->stats().executed, 0u);
+  EXPECT_TRUE(AttackerConnects());
+  // The delivered report's file is gone; the damaged one is left for a person.
+  EXPECT_TRUE(PollUntil([&] { return ReportFiles("hosta") == 1; }, std::chrono::seconds(5)));
+  EXPECT_TRUE(std::filesystem::exists(ReportsDir("hosta") + "/damaged.report"));
 }
 
 TEST_F(OrderTransportTest, AnOrderThatDoesNotVerifyNeverRuns) {
