@@ -461,9 +461,14 @@ Status DeliveryClient::RunStream(bool* healthy) {
   grpc::ChannelArguments args;
   // Each attempt gets a fresh channel with its own subchannel, and gRPC's own reconnect
   // backoff is kept within ours, so our backoff alone decides when to try again.
+  // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is also gRPC's minimum connect timeout: how long one
+  // connection attempt (TCP, the TLS handshake, the HTTP/2 settings) may take. It gets the
+  // hello's whole time: with the short initial backoff instead, a link whose first
+  // exchange takes longer than 100 ms (a long round trip, a loaded machine) timed out at
+  // every attempt and never connected.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(options_.backoff_initial_ms));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(options_.backoff_initial_ms));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(options_.hello_timeout_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(options_.backoff_max_ms));
   if (options_.tls.enabled && !options_.tls.server_name.empty()) {
     args.SetSslTargetNameOverride(options_.tls.server_name);

@@ -7,14 +7,22 @@
 // what was acknowledged (from seq 1 after a reconnect, say) fails these tests.
 #include "sensor/delivery/delivery_client.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "model/event_proto.h"
 #include "tests/support/exactly_once.h"
@@ -234,6 +242,88 @@ void ExpectExactlyOnce(Store& store, const std::string& sensor, const std::vecto
   EXPECT_EQ(mismatched, 0u);
 }
 
+// A TCP relay on 127.0.0.1 that holds every chunk it relays, in both directions, for
+// `delay` before passing it on: a slow link (a long round trip) between sensor and
+// aggregator. Counts the connections it accepted.
+class SlowLink {
+ public:
+  SlowLink(int target_port, std::chrono::milliseconds delay)
+      : target_port_(target_port), delay_(delay) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+        listen(listen_fd_, 16) != 0 ||
+        getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      ADD_FAILURE() << "slow link cannot listen";
+      return;
+    }
+    port_ = ntohs(a.sin_port);
+    threads_.emplace_back([this] { AcceptLoop(); });
+  }
+  ~SlowLink() {
+    stopping_ = true;
+    shutdown(listen_fd_, SHUT_RDWR);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int fd : fds_) shutdown(fd, SHUT_RDWR);
+    }
+    for (auto& t : threads_) t.join();
+    close(listen_fd_);
+    for (int fd : fds_) close(fd);
+  }
+  std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
+  int accepted() const { return accepted_; }
+
+ private:
+  void AcceptLoop() {
+    while (!stopping_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      const int in = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (in < 0) continue;
+      const int out = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(static_cast<uint16_t>(target_port_));
+      if (connect(out, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        close(in);
+        close(out);
+        continue;
+      }
+      ++accepted_;
+      std::lock_guard<std::mutex> lock(mu_);
+      fds_.push_back(in);
+      fds_.push_back(out);
+      threads_.emplace_back([this, in, out] { Pump(in, out); });
+      threads_.emplace_back([this, in, out] { Pump(out, in); });
+    }
+  }
+  void Pump(int from, int to) {
+    char buf[16384];
+    while (true) {
+      const ssize_t n = read(from, buf, sizeof buf);
+      if (n <= 0) break;
+      std::this_thread::sleep_for(delay_);
+      if (send(to, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
+    }
+    shutdown(to, SHUT_WR);
+  }
+
+  const int target_port_;
+  const std::chrono::milliseconds delay_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> accepted_{0};
+  std::mutex mu_;
+  std::vector<int> fds_;              // GUARDED_BY(mu_)
+  std::vector<std::thread> threads_;  // the accept loop's own, and its pumps
+};
+
 TEST(DeliveryClientTest, DeliversEveryEventOnceInEffect) {
   TempDir dir;
   Store store;
@@ -262,6 +352,28 @@ TEST(DeliveryClientTest, DeliversEveryEventOnceInEffect) {
   EXPECT_EQ(s.in_flight_events, 0u);
   EXPECT_EQ(s.rejected_events, 0u);
   EXPECT_TRUE(s.connected);
+}
+
+// Over a link with a 300 ms delay each way the connection's first exchange (the HTTP/2
+// settings, and with TLS the handshake) takes over half a second. gRPC gives one connection
+// attempt only its minimum connect timeout: it must be the hello's time, not the short
+// initial backoff (100 ms), or every early attempt times out and a link slower than that
+// never connects at the first try (and, with TLS under load, not at all).
+TEST(DeliveryClientTest, ASlowLinkConnectsAtTheFirstAttempt) {
+  TempDir dir;
+  Store store;
+  TestServer server(&store);
+  ASSERT_TRUE(server.Start());
+  const int port = std::stoi(server.target().substr(server.target().rfind(':') + 1));
+  SlowLink link(port, std::chrono::milliseconds(300));
+  DeliveryOptions o = Options(link.target(), dir.path());
+  o.backoff_initial_ms = 100;
+  o.backoff_max_ms = 1000;
+  auto client = MakeClient(o);
+  ASSERT_TRUE(client->Submit(MakeEvent(EventKind::kLogin, 0)).ok());
+  ASSERT_TRUE(client->Flush(In(20)).ok()) << client->Stats().last_error;
+  EXPECT_EQ(link.accepted(), 1) << "connection attempts over the slow link";
+  EXPECT_EQ(client->Stats().acked, 1u);
 }
 
 TEST(DeliveryClientTest, LoginIsSentWithoutWaitingForTheBatchDelay) {
