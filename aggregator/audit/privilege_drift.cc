@@ -74,18 +74,36 @@ json ProvisionedJson(const Provisioned& p) {
           {"groups", p.groups}, {"first", p.first_seen_ns}, {"seen", p.seen_ns}};
 }
 
+// An integer field: a JSON integer (a float such as 1e300 is refused, not cast, which would
+// overflow).
+bool IntField(const json& j, const char* name, int64_t* out) {
+  const auto it = j.find(name);
+  if (it == j.end() || !it->is_number_integer()) return false;
+  *out = it->get<int64_t>();
+  return true;
+}
+
+bool StringList(const json& j, const char* name, std::vector<std::string>* out) {
+  const auto it = j.find(name);
+  if (it == j.end() || !it->is_array()) return false;
+  for (const json& v : *it) {
+    if (!v.is_string()) return false;
+    out->push_back(v.get<std::string>());
+  }
+  return true;
+}
+
 Result<Provisioned> ProvisionedFromJson(const json& j) {
   Provisioned p;
-  try {
-    p.kind = j.at("kind").get<std::string>();
-    p.login = j.at("login").get<bool>();
-    p.sudo_rules = j.at("sudo").get<std::vector<std::string>>();
-    p.groups = j.at("groups").get<std::vector<std::string>>();
-    p.first_seen_ns = j.at("first").get<int64_t>();
-    p.seen_ns = j.at("seen").get<int64_t>();
-  } catch (const json::exception& e) {
-    return Status::Corruption(std::string("provisioned record: ") + e.what());
+  if (!j.is_object() || !j.contains("kind") || !j["kind"].is_string() || !j.contains("login") ||
+      !j["login"].is_boolean() || !StringList(j, "sudo", &p.sudo_rules) ||
+      !StringList(j, "groups", &p.groups) || !IntField(j, "first", &p.first_seen_ns) ||
+      !IntField(j, "seen", &p.seen_ns)) {
+    return Status::Corruption(
+        "provisioned record is not {kind, login, sudo: [...], groups: [...], first, seen}");
   }
+  p.kind = j["kind"].get<std::string>();
+  p.login = j["login"].get<bool>();
   if (p.kind != "service" && p.kind != "agent") {
     return Status::Corruption("provisioned record: kind is not service or agent");
   }
@@ -101,14 +119,13 @@ Result<Provisioned> ProvisionedFromJson(const json& j) {
 }
 
 Result<Usage> UsageFromJson(const json& j) {
+  if (!j.is_object()) return Status::Corruption("usage record is not an object");
   Usage u;
-  try {
-    u.last_ns = j.get<std::map<std::string, int64_t>>();
-  } catch (const json::exception& e) {
-    return Status::Corruption(std::string("usage record: ") + e.what());
-  }
-  for (const auto& [privilege, t] : u.last_ns) {
-    if (privilege.empty() || t <= 0) return Status::Corruption("usage record: a bad entry");
+  for (const auto& [privilege, t] : j.items()) {
+    if (privilege.empty() || !t.is_number_integer() || t.get<int64_t>() <= 0) {
+      return Status::Corruption("usage record: a bad entry");
+    }
+    u.last_ns[privilege] = t.get<int64_t>();
   }
   return u;
 }

@@ -236,6 +236,17 @@ TEST(DriftRecordTest, DamagedRecordsAreRefusedSayingWhat) {
                   .status()
                   .message(),
               HasSubstr("bad entry"));
+  // A number beyond int64 is a JSON float: refused, never cast (found by drift_record_fuzz).
+  EXPECT_EQ(DecodeDriftRecord(std::string("u/hosta") + '\0' + "aiops",
+                              R"({"login":17954784000082000000000000})")
+                .status()
+                .code(),
+            Status::Code::kCorruption);
+  EXPECT_EQ(DecodeDriftRecord(p, R"({"kind":"agent","login":true,"sudo":[],"groups":[],)"
+                                 R"("first":1e300,"seen":2e300})")
+                .status()
+                .code(),
+            Status::Code::kCorruption);
   EXPECT_EQ(DecodeDriftRecord("x/hosta", "{}").status().code(), Status::Code::kCorruption);
   EXPECT_EQ(DecodeDriftRecord("p/hosta", "{}").status().code(), Status::Code::kCorruption);
 }
