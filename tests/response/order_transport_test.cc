@@ -252,10 +252,12 @@ TEST_F(OrderTransportTest, AReportLeftByACrashIsSentAfterTheRestartAndNothingRun
   ASSERT_NE(a, nullptr);
   ASSERT_TRUE(Reaches(id, v1::Action::STATE_EXECUTED)) << TrailText(id);
   EXPECT_THAT(TrailText(id), HasSubstr("address blocked by the earlier run"));
-  // The order came again with the subscription; the ledger kept it from running twice.
-  ASSERT_TRUE(PollUntil([&] { return a->stats().repeated == 1; }, std::chrono::seconds(10)));
-  EXPECT_EQ(a->stats().executed, 0u);
+  // Whether the order came again with the subscription depends on which the aggregator saw
+  // first, the report or the subscription; either way nothing ran again (the ledger).
   EXPECT_TRUE(AttackerConnects());
+  EXPECT_EQ(a->stats().executed, 0u);
+  EXPECT_LE(a->stats().repeated, 1u);
+  EXPECT_EQ(a->stats().refused, 0u);
   // The delivered report's file is gone; the damaged one is left for a person.
   EXPECT_TRUE(PollUntil([&] { return ReportFiles("hosta") == 1; }, std::chrono::seconds(5)));
   EXPECT_TRUE(std::filesystem::exists(ReportsDir("hosta") + "/damaged.report"));
