@@ -158,7 +158,7 @@ bool IsShortTermCount(double x) { return x >= 0 && x <= kMaxShortTermCount; }
 // the CPU fetches together), the destinations and files the next; the rest is read by
 // logins and hops.
 struct alignas(128) Baselines::Profile {
-  std::string key;  // "kind:name", set by the table
+  TableKey key;  // "kind:name", set by the table
   int64_t first_ns = 0;
   int64_t last_ns = 0;
   uint64_t observations = 0;
@@ -915,7 +915,7 @@ void Baselines::Learn(Pending& p, bool settled) {
   ++prof->observations;
   if (prof->first_ns == 0 || t < prof->first_ns) prof->first_ns = t;
   prof->last_ns = std::max(prof->last_ns, t);
-  const std::string& key = prof->key;
+  const std::string_view key = prof->key.view();
   MarkDirty(prof);
   // Only what teaches the host's own features touches its record: logins, failures, hops
   // and first runs of programs. Files, destinations and escalations are the identity's
@@ -1163,8 +1163,8 @@ BaselineStats Baselines::stats() const {
 
 size_t Baselines::MemoryBytes() const {
   size_t b = profiles_.MemoryBytes();
-  for (const Profile& p : profiles_.items()) {
-    if (p.key.size() > 15) b += p.key.capacity() + 1;
+  profiles_.ForEach([&b](const Profile& p) {
+    b += p.key.HeapBytes();
     if (p.name.size() > 15) b += p.name.capacity() + 1;
     if (p.peer.size() > 15) b += p.peer.capacity() + 1;
     if (p.last_reason.size() > 15) b += p.last_reason.capacity() + 1;
@@ -1172,7 +1172,7 @@ size_t Baselines::MemoryBytes() const {
                                  &p.dest, &p.users, &p.depth, &p.priv}) {
       b += c->MemoryBytes();
     }
-  }
+  });
   return b;
 }
 
@@ -1221,7 +1221,7 @@ std::vector<std::pair<std::string, std::string>> Baselines::TakeDirty() {
   // A profile read back by Load after it was listed may be listed twice.
   profiles.erase(std::unique(profiles.begin(), profiles.end()), profiles.end());
   for (Profile* p : profiles) {
-    std::string record_key = std::string(kIdentityPrefix) + p->key;
+    std::string record_key = std::string(kIdentityPrefix) + p->key.str();
     p->dirty = false;
     json j = {{"k", static_cast<int>(p->kind)},
               {"n", p->name},

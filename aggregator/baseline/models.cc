@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 
 namespace tripline::baseline {
 namespace {
@@ -39,9 +40,15 @@ double DecayFactor(int64_t from_ns, int64_t to_ns, int64_t half_life_ns) {
 
 // ---- Categorical ------------------------------------------------------------------------
 
+uint32_t ValueHash(std::string_view value) {
+  const uint64_t h = std::hash<std::string_view>{}(value);
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
+
 const CategoryEntry* Categorical::Find(std::string_view value) const {
+  const uint32_t h = ValueHash(value);
   for (const CategoryEntry& e : entries_) {
-    if (e.value == value) return &e;
+    if (e.hash == h && e.value == value) return &e;
   }
   return nullptr;
 }
@@ -86,8 +93,9 @@ void Categorical::Learn(std::string_view value, double weight, int64_t time_ns,
   total_ += weight;
   ++count_;
   const int32_t day = DayOf(time_ns);
+  const uint32_t h = ValueHash(value);
   for (CategoryEntry& e : entries_) {
-    if (e.value == value) {
+    if (e.hash == h && e.value == value) {
       e.weight = static_cast<float>(e.weight + weight);
       ++e.count;
       e.last_day = std::max(e.last_day, day);
@@ -100,7 +108,7 @@ void Categorical::Learn(std::string_view value, double weight, int64_t time_ns,
         [](const CategoryEntry& a, const CategoryEntry& b) { return a.weight < b.weight; });
     entries_.erase(lightest);
   }
-  entries_.push_back({std::string(value), static_cast<float>(weight), 1, day, day});
+  entries_.push_back({std::string(value), h, static_cast<float>(weight), 1, day, day});
 }
 
 size_t Categorical::MemoryBytes() const {
@@ -137,6 +145,7 @@ Status Categorical::FromJson(const nlohmann::json& j) {
     }
     CategoryEntry e;
     e.value = v[0].get<std::string>();
+    e.hash = ValueHash(e.value);
     const double w = v[1].get<double>();
     if (!std::isfinite(w) || w < 0) return Bad("categorical weight out of range");
     e.weight = static_cast<float>(w);

@@ -38,11 +38,15 @@ double DecayFactor(int64_t from_ns, int64_t to_ns, int64_t half_life_ns);
 
 struct CategoryEntry {
   std::string value;
+  uint32_t hash = 0;      // ValueHash(value): a lookup reads a value's text only on a match
   float weight = 0;       // decayed
   uint32_t count = 0;     // raw observations, ever
   int32_t first_day = 0;  // days since the epoch
   int32_t last_day = 0;
 };
+
+// The hash CategoryEntry::hash holds.
+uint32_t ValueHash(std::string_view value);
 
 class Categorical {
  public:

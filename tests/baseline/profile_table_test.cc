@@ -10,7 +10,7 @@ namespace tripline::baseline {
 namespace {
 
 struct Entry {
-  std::string key;
+  TableKey key;
   int value = 0;
 };
 
@@ -50,7 +50,7 @@ TEST(ProfileTableTest, EntriesStayPutWhileTheIndexGrows) {
   }
   EXPECT_EQ(t.Find("host:h" + std::to_string(kEntries)), nullptr);
   size_t n = 0;
-  for (const Entry& e : t.items()) EXPECT_EQ(e.value, static_cast<int>(n++));
+  t.ForEach([&n](const Entry& e) { EXPECT_EQ(e.value, static_cast<int>(n++)); });
   EXPECT_EQ(n, static_cast<size_t>(kEntries));
   EXPECT_GE(t.MemoryBytes(), kEntries * sizeof(Entry));
 }
@@ -61,6 +61,58 @@ TEST(ProfileTableTest, LongKeysAndKeysThatDifferInOneByte) {
   for (char c = 'a'; c <= 'z'; ++c) t.Emplace(base + c).first->value = c;
   for (char c = 'a'; c <= 'z'; ++c) EXPECT_EQ(t.Find(base + c)->value, c);
   EXPECT_EQ(t.Find(base), nullptr);
+}
+
+TEST(ProfileTableTest, KeysInPlaceAndOnTheHeap) {
+  const std::string at_limit(TableKey::kInline, 'a');        // kept in place
+  const std::string past_limit(TableKey::kInline + 1, 'b');  // on the heap
+  TableKey k;
+  EXPECT_EQ(k.view(), "");
+  k.assign(at_limit);
+  EXPECT_EQ(k.view(), at_limit);
+  EXPECT_EQ(k.HeapBytes(), 0u);
+  k.assign(past_limit);
+  EXPECT_EQ(k.view(), past_limit);
+  EXPECT_EQ(k.HeapBytes(), past_limit.size());
+  TableKey copy = k;  // a copy owns its own heap bytes
+  k.assign("human:alice");
+  EXPECT_EQ(copy.view(), past_limit);
+  EXPECT_EQ(k.view(), "human:alice");
+  EXPECT_EQ(k.HeapBytes(), 0u);
+  copy = k;
+  EXPECT_EQ(copy.view(), "human:alice");
+  EXPECT_TRUE(TableKey(copy) == "human:alice");
+  const TableKey& same = copy;
+  copy = same;  // assignment to itself keeps the key
+  EXPECT_EQ(copy.view(), "human:alice");
+  TableKey bob;
+  bob.assign("human:bob");
+  EXPECT_LT(k, bob);
+
+  ProfileTable<Entry> t;
+  t.Emplace(at_limit).first->value = 1;
+  t.Emplace(past_limit).first->value = 2;
+  EXPECT_EQ(t.Find(at_limit)->value, 1);
+  EXPECT_EQ(t.Find(past_limit)->value, 2);
+  EXPECT_EQ(t.Find(std::string(TableKey::kInline + 1, 'a')), nullptr);
+}
+
+TEST(ProfileTableTest, LargeTablesSitOnWholeHugePages) {
+  // Past the first chunks, entries are in chunks aligned to 2 MiB (transparent huge pages
+  // where the kernel offers them); every entry is still where it was made.
+  ProfileTable<Entry> t;
+  std::vector<Entry*> made;
+  const size_t per_chunk = (size_t{2} << 20) / sizeof(Entry);
+  for (size_t i = 0; i < 3 * per_chunk; ++i)
+    made.push_back(t.Emplace("k" + std::to_string(i)).first);
+  bool aligned = false;
+  for (size_t i = 0; i < made.size(); ++i) {
+    aligned = aligned || reinterpret_cast<uintptr_t>(made[i]) % (size_t{2} << 20) == 0;
+  }
+  EXPECT_TRUE(aligned) << "no entry starts a 2 MiB page";
+  for (size_t i = 0; i < made.size(); i += 997) {
+    EXPECT_EQ(t.Find("k" + std::to_string(i)), made[i]);
+  }
 }
 
 }  // namespace
