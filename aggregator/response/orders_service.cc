@@ -14,20 +14,11 @@
 #include <vector>
 
 #include "aggregator/query/query_service.h"
+#include "aggregator/response/rpc_helpers.h"
 #include "common/log.h"
 
 namespace tripline::response {
 namespace {
-
-bool Printable(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c != 0x7f; });
-}
-
-grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context, grpc::Status status) {
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(std::move(status));
-  return reactor;
-}
 
 // A subscription refused before it started: finished at once.
 class Refusal final : public grpc::ServerWriteReactor<v1::SignedActionOrder> {

@@ -3,23 +3,14 @@
 #include <algorithm>
 
 #include "aggregator/query/query_service.h"
+#include "aggregator/response/rpc_helpers.h"
 #include "common/log.h"
 
 namespace tripline::response {
 namespace {
 
-grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context, grpc::Status status) {
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(std::move(status));
-  return reactor;
-}
-
 grpc::Status Invalid(std::string message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(message));
-}
-
-bool Printable(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c != 0x7f; });
 }
 
 }  // namespace

@@ -163,11 +163,11 @@ Status OrderClient::Subscribe() {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.subscriptions;
   }
-  FlushReports();
+  FlushReports(*stub);
   v1::SignedActionOrder order;
   while (reader->Read(&order)) {
     Handle(order);
-    FlushReports();
+    FlushReports(*stub);
   }
   const grpc::Status status = reader->Finish();
   {
@@ -272,7 +272,7 @@ void OrderClient::KeepReport(v1::ActionReport report) {
   reports_.push_back({std::move(report), std::move(file)});
 }
 
-void OrderClient::FlushReports() {
+void OrderClient::FlushReports(v1::Orders::Stub& stub) {
   while (true) {
     v1::ActionReport report;
     std::string file;
@@ -282,16 +282,11 @@ void OrderClient::FlushReports() {
       report = reports_.front().report;
       file = reports_.front().file;
     }
-    grpc::ChannelArguments args;
-    if (options_.tls.enabled && !options_.tls.server_name.empty()) {
-      args.SetSslTargetNameOverride(options_.tls.server_name);
-    }
-    auto stub = v1::Orders::NewStub(grpc::CreateCustomChannel(options_.target, credentials_, args));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::milliseconds(options_.report_timeout_ms));
     v1::ReportReceipt receipt;
-    const grpc::Status status = stub->Report(&context, report, &receipt);
+    const grpc::Status status = stub.Report(&context, report, &receipt);
     const bool unavailable = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
                              status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
     std::lock_guard<std::mutex> lock(mu_);

@@ -31,6 +31,7 @@
 #include "sensor/delivery/delivery_client.h"
 #include "sensor/response/action_executor.h"
 #include "sensor/response/action_order.h"
+#include "tripline/v1/response.grpc.pb.h"
 #include "tripline/v1/response.pb.h"
 
 namespace grpc {
@@ -87,8 +88,9 @@ class OrderClient {
   // One subscription from open to end; the reason it ended.
   Status Subscribe();
   void Handle(const v1::SignedActionOrder& signed_order);
-  // Sends the pending reports, oldest first; stops at the first that fails.
-  void FlushReports();
+  // Sends the pending reports, oldest first, over the subscription's channel; stops at the
+  // first that fails.
+  void FlushReports(v1::Orders::Stub& stub);
   // Reads the reports an earlier run left in reports_dir.
   Status LoadReports();
   // Writes `report` to reports_dir (when set) and queues it.
