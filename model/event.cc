@@ -209,6 +209,15 @@ size_t EscapeInvalidUtf8(Event* e) {
     }
     r.FixAll(&ps->root_group_members, "posture.root_group_members");
     r.FixAll(&ps->errors, "posture.errors");
+    for (size_t i = 0; i < ps->processes.size(); ++i) {
+      ProcessPrivilege& x = ps->processes[i];
+      r.Fix(&x.exe, "posture.processes", i, ".exe");
+      r.Fix(&x.user, "posture.processes", i, ".user");
+      for (size_t k = 0; k < x.runtime_sockets.size(); ++k) {
+        r.Fix(&x.runtime_sockets[k], "posture.processes", i,
+              ".runtime_sockets[" + std::to_string(k) + "]");
+      }
+    }
   } else if (auto* h = e->As<SensorHealth>()) {
     for (size_t i = 0; i < h->kinds.size(); ++i) {
       r.Fix(&h->kinds[i].kind, "health.kinds", i, ".kind");

@@ -111,10 +111,22 @@ struct Account {
   uint32_t authorized_keys_unrestricted = 0;  // of those, keys without a from= option
 };
 
+// Processes of one executable with the same credentials and reach (tripline.v1.ProcessPrivilege).
+struct ProcessPrivilege {
+  std::string exe;
+  uint32_t uid = 0;
+  std::string user;
+  uint64_t cap_effective = 0;
+  std::vector<std::string> runtime_sockets;
+  uint32_t processes = 0;
+  std::vector<uint32_t> pids;
+};
+
 struct PostureSnapshot {
   std::vector<Account> accounts;
   std::vector<std::string> root_group_members;
   std::vector<std::string> errors;
+  std::vector<ProcessPrivilege> processes;
 };
 
 struct KindCounters {

@@ -99,6 +99,19 @@ struct BodyToJson {
     (*out)["posture"] = json{{"accounts", std::move(accounts)},
                              {"root_group_members", p.root_group_members},
                              {"errors", p.errors}};
+    if (!p.processes.empty()) {
+      json processes = json::array();
+      for (const auto& x : p.processes) {
+        processes.push_back(json{{"exe", x.exe},
+                                 {"uid", x.uid},
+                                 {"user", x.user},
+                                 {"cap_effective", x.cap_effective},
+                                 {"runtime_sockets", x.runtime_sockets},
+                                 {"processes", x.processes},
+                                 {"pids", x.pids}});
+      }
+      (*out)["posture"]["processes"] = std::move(processes);
+    }
   }
   void operator()(const SensorHealth& h) const {
     json kinds = json::array();
@@ -330,6 +343,34 @@ Result<EventBody> BodyFromJson(EventKind kind, const json& b) {
       }
       TL_RETURN_IF_ERROR(r.Strings("root_group_members", kMaxWireListItems, &p.root_group_members));
       TL_RETURN_IF_ERROR(r.Strings("errors", kMaxWireListItems, &p.errors));
+      if (const json* processes = r.Find("processes")) {
+        if (!processes->is_array() || processes->size() > kMaxWireListItems) {
+          return Status::InvalidArgument("posture.processes must be an array of process groups");
+        }
+        for (const auto& pj : *processes) {
+          if (!pj.is_object()) return Status::InvalidArgument("posture.processes[] not an object");
+          Reader pr(pj, "posture.processes[].");
+          ProcessPrivilege x;
+          TL_RETURN_IF_ERROR(pr.Str("exe", &x.exe));
+          TL_RETURN_IF_ERROR(pr.Num("uid", &x.uid));
+          TL_RETURN_IF_ERROR(pr.Str("user", &x.user));
+          TL_RETURN_IF_ERROR(pr.Num("cap_effective", &x.cap_effective));
+          TL_RETURN_IF_ERROR(pr.Strings("runtime_sockets", kMaxWireListItems, &x.runtime_sockets));
+          TL_RETURN_IF_ERROR(pr.Num("processes", &x.processes));
+          if (const json* pids = pr.Find("pids")) {
+            if (!pids->is_array() || pids->size() > 4) {
+              return Status::InvalidArgument("posture.processes[].pids must be up to 4 pids");
+            }
+            for (const auto& pid : *pids) {
+              if (!pid.is_number_unsigned() || pid.get<uint64_t>() > UINT32_MAX) {
+                return Status::InvalidArgument("posture.processes[].pids[] is not a pid");
+              }
+              x.pids.push_back(pid.get<uint32_t>());
+            }
+          }
+          p.processes.push_back(std::move(x));
+        }
+      }
       return EventBody(std::move(p));
     }
     case EventKind::kHealth: {

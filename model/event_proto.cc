@@ -184,6 +184,16 @@ struct BodyToProto {
     for (const auto& a : p.accounts) AccountToProto(a, m->add_accounts());
     for (const auto& r : p.root_group_members) m->add_root_group_members(r);
     for (const auto& e : p.errors) m->add_errors(e);
+    for (const auto& x : p.processes) {
+      auto* pm = m->add_processes();
+      pm->set_exe(x.exe);
+      pm->set_uid(x.uid);
+      pm->set_user(x.user);
+      pm->set_cap_effective(x.cap_effective);
+      for (const auto& s : x.runtime_sockets) pm->add_runtime_sockets(s);
+      pm->set_processes(x.processes);
+      for (uint32_t pid : x.pids) pm->add_pids(pid);
+    }
   }
   void operator()(const SensorHealth& h) const {
     auto* m = out->mutable_health();
@@ -295,6 +305,26 @@ Result<EventBody> BodyFromProto(const v1::Event& in) {
       TL_RETURN_IF_ERROR(CopyStrings(m.root_group_members(), kMaxWireListItems,
                                      "posture.root_group_members", &p.root_group_members));
       TL_RETURN_IF_ERROR(CopyStrings(m.errors(), kMaxWireListItems, "posture.errors", &p.errors));
+      if (static_cast<size_t>(m.processes_size()) > kMaxWireListItems) {
+        return Status::InvalidArgument("posture has too many process groups");
+      }
+      p.processes.resize(m.processes_size());
+      for (int i = 0; i < m.processes_size(); ++i) {
+        const auto& pm = m.processes(i);
+        ProcessPrivilege& x = p.processes[i];
+        TL_RETURN_IF_ERROR(CheckString(pm.exe(), "posture.processes.exe"));
+        TL_RETURN_IF_ERROR(CheckString(pm.user(), "posture.processes.user"));
+        x.exe = pm.exe();
+        x.uid = pm.uid();
+        x.user = pm.user();
+        x.cap_effective = pm.cap_effective();
+        TL_RETURN_IF_ERROR(CopyStrings(pm.runtime_sockets(), kMaxWireListItems,
+                                       "posture.processes.runtime_sockets", &x.runtime_sockets));
+        x.processes = pm.processes();
+        if (pm.pids_size() > 4)
+          return Status::InvalidArgument("posture.processes.pids: more than 4");
+        x.pids.assign(pm.pids().begin(), pm.pids().end());
+      }
       return EventBody(std::move(p));
     }
     case v1::Event::kHealth: {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <iterator>
 #include <string>
 #include <string_view>
@@ -116,5 +117,68 @@ inline std::vector<std::string> RootPowers(const Account& a) {
 // The kind the account's own entry suggests when the configuration declares nothing: an
 // interactive shell and a uid of 1000 or more is a person; anything else a service.
 inline bool LooksHuman(const Account& a) { return a.interactive_shell && a.uid >= 1000; }
+
+// Linux capability names without the CAP_ prefix, by number (linux/capability.h).
+inline constexpr std::string_view kCapabilityNames[] = {"chown",
+                                                        "dac_override",
+                                                        "dac_read_search",
+                                                        "fowner",
+                                                        "fsetid",
+                                                        "kill",
+                                                        "setgid",
+                                                        "setuid",
+                                                        "setpcap",
+                                                        "linux_immutable",
+                                                        "net_bind_service",
+                                                        "net_broadcast",
+                                                        "net_admin",
+                                                        "net_raw",
+                                                        "ipc_lock",
+                                                        "ipc_owner",
+                                                        "sys_module",
+                                                        "sys_rawio",
+                                                        "sys_chroot",
+                                                        "sys_ptrace",
+                                                        "sys_pacct",
+                                                        "sys_admin",
+                                                        "sys_boot",
+                                                        "sys_nice",
+                                                        "sys_resource",
+                                                        "sys_time",
+                                                        "sys_tty_config",
+                                                        "mknod",
+                                                        "lease",
+                                                        "audit_write",
+                                                        "audit_control",
+                                                        "setfcap",
+                                                        "mac_override",
+                                                        "mac_admin",
+                                                        "syslog",
+                                                        "wake_alarm",
+                                                        "block_suspend",
+                                                        "audit_read",
+                                                        "perfmon",
+                                                        "bpf",
+                                                        "checkpoint_restore"};
+
+// "cap_sys_admin", or "cap_63" for a number the table does not name.
+inline std::string CapabilityName(int cap) {
+  if (cap >= 0 && static_cast<size_t>(cap) < std::size(kCapabilityNames)) {
+    return "cap_" + std::string(kCapabilityNames[cap]);
+  }
+  return "cap_" + std::to_string(cap);
+}
+
+// Capabilities any one of which gives its holder root: loading modules, tracing root's
+// processes, writing or reading any file (shadow, sudoers, keys), becoming any uid or gid,
+// taking files over, setting file capabilities, raw devices, BPF, device nodes.
+inline constexpr int kRootEquivalentCapabilities[] = {0, 1, 2, 3, 6, 7, 16, 17, 19, 21, 27, 31, 39};
+
+inline bool HasRootEquivalentCapability(uint64_t cap_effective) {
+  for (int cap : kRootEquivalentCapabilities) {
+    if (((cap_effective >> cap) & 1) != 0) return true;
+  }
+  return false;
+}
 
 }  // namespace tripline

@@ -171,6 +171,14 @@ Result<SensorSettings> ResolveSensorSettings(const SensorFlags& flags) {
     }
     s.exec_max_args = c.exec_max_args();
   }
+  for (int i = 0; i < c.runtime_sockets_size(); ++i) {
+    const std::string& path = c.runtime_sockets(i);
+    if (path.empty() || path.front() != '/' || path.size() > 4096) {
+      return Status::InvalidArgument("runtime_sockets[" + std::to_string(i) +
+                                     "] must be an absolute path, not '" + path + "'");
+    }
+    s.runtime_sockets.push_back(path);
+  }
   s.libpam_path = c.libpam_path();
   s.replace_default_paths = c.sensitive_paths_size() > 0;
   for (int i = 0; i < c.sensitive_paths_size(); ++i) {

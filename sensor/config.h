@@ -61,6 +61,9 @@ struct SensorSettings {
   std::optional<HostPort> metrics;  // --metrics / metrics_listen: serve /metrics there
   uint32_t health_interval_s = 10;
   uint32_t posture_interval_s = 300;
+  // Container runtime sockets whose reach the posture reports per process; empty: the
+  // defaults (sensor/process_privileges.h).
+  std::vector<std::string> runtime_sockets;
   // When `replace_default_paths`, `sensitive_paths` is the whole table; otherwise it is
   // added to the probe's defaults.
   bool replace_default_paths = false;

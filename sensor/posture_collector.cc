@@ -198,6 +198,11 @@ PostureSnapshot PostureCollector::Collect(const Clock* clock, int64_t budget_ns)
                           " accounts not counted");
   }
   snap.root_group_members.assign(root_members.begin(), root_members.end());
+  if (processes_) {
+    std::map<uint32_t, std::string> names;
+    for (const Account& a : snap.accounts) names.emplace(a.uid, a.name);
+    snap.processes = ScanProcessPrivileges(*processes_, names, &snap.errors);
+  }
   return snap;
 }
 

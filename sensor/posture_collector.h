@@ -12,6 +12,9 @@
 //                              file owned by the account or root; anything else is skipped
 //                              and the reason goes to `errors`.
 // Root group members: members listed on the gid 0 group and accounts whose primary gid is 0.
+// Processes (when given ProcessScanOptions, as the sensor daemon does): the running
+// processes grouped by executable, uid, capabilities and reachable container runtime
+// sockets (process_privileges.h), their uids named from /etc/passwd.
 // Every file or line that cannot be read or parsed becomes an entry in `errors`; the
 // snapshot is still produced from what could be read.
 //
@@ -19,16 +22,21 @@
 // sensor runs it on a thread of its own (PostureWorker), never on the event loop's.
 #pragma once
 
+#include <optional>
+
 #include "common/clock.h"
 #include "model/event.h"
 #include "sensor/host_files.h"
+#include "sensor/process_privileges.h"
 
 namespace tripline::sensor {
 
 class PostureCollector {
  public:
   // `files` must outlive the collector.
-  explicit PostureCollector(const HostFiles& files) : files_(files) {}
+  explicit PostureCollector(const HostFiles& files,
+                            std::optional<ProcessScanOptions> processes = std::nullopt)
+      : files_(files), processes_(std::move(processes)) {}
 
   PostureSnapshot Collect() const;
   // With a time budget: once `budget_ns` of `clock`'s monotonic time has passed, the
@@ -38,6 +46,7 @@ class PostureCollector {
 
  private:
   const HostFiles& files_;
+  const std::optional<ProcessScanOptions> processes_;
 };
 
 }  // namespace tripline::sensor

@@ -30,7 +30,9 @@ class PostureWorker {
  public:
   // `files` is copied (HostFiles::Clone). `clock` must outlive the worker, and outlive the
   // process's main function if a collection can get stuck (SystemClock does).
-  PostureWorker(const HostFiles& files, const Clock& clock, int64_t budget_ns);
+  // With `processes`, each snapshot lists the running processes' privileges too.
+  PostureWorker(const HostFiles& files, const Clock& clock, int64_t budget_ns,
+                std::optional<ProcessScanOptions> processes = std::nullopt);
   ~PostureWorker();
   PostureWorker(const PostureWorker&) = delete;
   PostureWorker& operator=(const PostureWorker&) = delete;
@@ -49,8 +51,12 @@ class PostureWorker {
   // Everything the worker's thread touches: shared, so a thread left running at shutdown
   // never touches a destroyed worker.
   struct State {
-    State(std::unique_ptr<HostFiles> f, const Clock& c, int64_t budget)
-        : files(std::move(f)), collector(*files), clock(c), budget_ns(budget) {}
+    State(std::unique_ptr<HostFiles> f, const Clock& c, int64_t budget,
+          std::optional<ProcessScanOptions> processes)
+        : files(std::move(f)),
+          collector(*files, std::move(processes)),
+          clock(c),
+          budget_ns(budget) {}
     const std::unique_ptr<HostFiles> files;
     const PostureCollector collector;
     const Clock& clock;

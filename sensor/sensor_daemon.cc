@@ -58,6 +58,16 @@ ProbeOptions MakeProbeOptions(const SensorSettings& settings, uint32_t target_ut
   return o;
 }
 
+namespace {
+// The running processes' privileges go with every posture snapshot: /proc is the host's
+// (a sensor container runs with hostPID).
+ProcessScanOptions ProcessScanFor(const SensorSettings& settings) {
+  ProcessScanOptions o;
+  if (!settings.runtime_sockets.empty()) o.runtime_sockets = settings.runtime_sockets;
+  return o;
+}
+}  // namespace
+
 SensorDaemon::SensorDaemon(const SensorSettings& settings, const HostIdentity& identity,
                            std::unique_ptr<BpfProbe> probe, const HostFiles& host_files,
                            const HostFiles& proc_files, const Clock& clock, EventSink& sink,
@@ -71,7 +81,7 @@ SensorDaemon::SensorDaemon(const SensorSettings& settings, const HostIdentity& i
       host_(identity.host),
       probe_(std::move(probe)),
       pipeline_(identity, host_files, proc_files, clock, sink),
-      posture_(host_files, clock, kPostureBudgetNs) {}
+      posture_(host_files, clock, kPostureBudgetNs, ProcessScanFor(settings)) {}
 
 void SensorDaemon::LogDecodeError(const Status& status) {
   int64_t now = clock_.MonotonicNs();

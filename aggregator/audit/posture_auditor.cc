@@ -21,9 +21,11 @@ Result<ApplyResult> PostureAuditor::Audit(std::string_view host, int64_t time_ns
   return ledger_->Apply(host, time_ns, std::move(findings));
 }
 
-void PostureAuditor::SetDeclared(std::map<std::string, std::string, std::less<>> declared) {
+void PostureAuditor::SetDeclared(std::map<std::string, std::string, std::less<>> declared,
+                                 std::vector<ProcessRule> processes) {
   std::lock_guard<std::mutex> lock(policy_mu_);
   policy_.declared = std::move(declared);
+  policy_.processes = std::move(processes);
 }
 
 void PostureAuditor::OnDurable(std::string_view sensor_id, std::vector<Event> events) {

@@ -43,7 +43,8 @@ class PostureAuditor final : public IngestObserver, public AuditProvider {
 
   // Replaces the declared kinds (account -> "service" or "agent") the next snapshots are
   // judged by: the identity declarations' SIGHUP reload (aggregator/server/config_reload.h).
-  void SetDeclared(std::map<std::string, std::string, std::less<>> declared);
+  void SetDeclared(std::map<std::string, std::string, std::less<>> declared,
+                   std::vector<ProcessRule> processes = {});
 
  private:
   FindingLedger* const ledger_;

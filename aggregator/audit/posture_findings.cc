@@ -1,6 +1,9 @@
 #include "aggregator/audit/posture_findings.h"
 
 #include <algorithm>
+#include <optional>
+
+#include "aggregator/baseline/identity.h"
 
 namespace tripline::audit {
 namespace {
@@ -26,6 +29,105 @@ std::string_view GroupPower(std::string_view group) {
   if (group == "lxd") return "a privileged container with the host's / mounted";
   if (group == "disk") return "raw read and write of every disk";
   return "every password hash in /etc/shadow";
+}
+
+// The declared identity `p` runs as, if any: its kind, name and what to call it.
+struct ProcessIdentity {
+  std::string kind;
+  std::string name;
+  std::string who;  // "agent aiops", "MCP server files-mcp (agent)"
+};
+
+std::string Basename(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool Matches(const ProcessRule& rule, const std::string& pattern, const std::string& text) {
+  if (pattern.empty()) return true;
+  return rule.exact ? pattern == text : baseline::GlobMatch(pattern, text);
+}
+
+std::optional<ProcessIdentity> DeclaredProcess(const ProcessPrivilege& p,
+                                               const AuditPolicy& policy) {
+  for (const ProcessRule& rule : policy.processes) {
+    if (!Matches(rule, rule.user, p.user) || !Matches(rule, rule.exe, p.exe)) continue;
+    ProcessIdentity id;
+    id.kind = rule.kind;
+    // A rule that names an executable names its processes after it (an MCP server run as
+    // root is not "root"); one that names only an account, after the account.
+    id.name = !rule.name.empty()                    ? rule.name
+              : !rule.exe.empty() || p.user.empty() ? Basename(p.exe)
+                                                    : p.user;
+    id.who = rule.mcp_server ? "MCP server " + id.name : Who(rule.kind, id.name);
+    return id;
+  }
+  if (auto it = policy.declared.find(p.user); !p.user.empty() && it != policy.declared.end()) {
+    return ProcessIdentity{it->second, p.user, Who(it->second, p.user)};
+  }
+  return std::nullopt;
+}
+
+std::string CapabilityList(uint64_t caps) {
+  std::string out;
+  for (int cap = 0; cap < 64; ++cap) {
+    if (((caps >> cap) & 1) == 0) continue;
+    if (!out.empty()) out += ", ";
+    out += CapabilityName(cap);
+  }
+  return out;
+}
+
+std::string Processes(const ProcessPrivilege& p) {
+  std::string out = std::to_string(p.processes) + (p.processes == 1 ? " process" : " processes");
+  if (!p.pids.empty()) {
+    out += p.pids.size() == 1 ? ", pid " : ", pids ";
+    for (size_t i = 0; i < p.pids.size(); ++i) {
+      out += (i > 0 ? " " : "") + std::to_string(p.pids[i]);
+    }
+  }
+  return out;
+}
+
+void ProcessFindings(std::string_view host, const PostureSnapshot& snapshot,
+                     const AuditPolicy& policy, std::vector<Finding>* out) {
+  for (const ProcessPrivilege& p : snapshot.processes) {
+    const std::optional<ProcessIdentity> id = DeclaredProcess(p, policy);
+    if (!id) continue;
+    const std::string exe = p.exe.empty() ? "(unreadable executable)" : p.exe;
+    const auto add = [&](std::string check, std::string subject, Severity severity,
+                         std::string detail, std::string fix) {
+      out->push_back(Finding{std::string(host), id->name, id->kind, std::move(check),
+                             std::move(subject), severity, std::move(detail), std::move(fix)});
+    };
+    if (p.uid == 0) {
+      add("process-root", exe, Severity::kHigh,
+          id->who + " runs " + exe + " as root (" + Processes(p) +
+              "): everything it is talked into doing, it does as root",
+          "run " + exe +
+              " under an unprivileged account of its own (User= in its systemd "
+              "unit, runAsUser and runAsNonRoot in its pod)");
+      continue;  // root reaches every socket and holds every capability: said above
+    }
+    if (p.cap_effective != 0) {
+      const bool root_power = HasRootEquivalentCapability(p.cap_effective);
+      add("process-capabilities", exe, root_power ? Severity::kHigh : Severity::kMedium,
+          id->who + " runs " + exe + " with the capabilities " + CapabilityList(p.cap_effective) +
+              " (" + Processes(p) + ")" + (root_power ? ", one of which gives it root" : ""),
+          "drop the capabilities it does not need (CapabilityBoundingSet= and "
+          "AmbientCapabilities= in its systemd unit, securityContext.capabilities.drop in its "
+          "pod)");
+    }
+    for (const std::string& socket : p.runtime_sockets) {
+      add("runtime-socket", exe + " " + socket, Severity::kHigh,
+          id->who + " runs " + exe + " (" + Processes(p) + "), which may connect to " + socket +
+              ": a container runtime's socket, from which it can start a root container with "
+              "the host's / mounted",
+          "take its account out of the socket's group (gpasswd -d " +
+              (p.user.empty() ? std::string("ACCOUNT") : p.user) +
+              " docker) or give it a rootless runtime of its own");
+    }
+  }
 }
 
 }  // namespace
@@ -123,6 +225,7 @@ std::vector<Finding> FindingsFromPosture(std::string_view host, const PostureSna
               "/.ssh/authorized_keys with from=\"ADDRESSES\" of the hosts it comes from");
     }
   }
+  ProcessFindings(host, snapshot, policy, &out);
   return out;
 }
 

@@ -13,6 +13,16 @@
 //   authorized-keys-unrestricted
 //                          authorized keys without a from= restriction           medium*
 //
+// And for the running processes of declared agents, service accounts and MCP servers
+// (PostureSnapshot.processes; an account declared by name, or a ProcessRule):
+//   process-root           runs as uid 0                                         high
+//   process-capabilities   effective capabilities while not root: high with one that
+//                          gives root (sys_admin, sys_ptrace, sys_module, dac_override,
+//                          dac_read_search, setuid, setgid, chown, fowner, setfcap,
+//                          sys_rawio, bpf, mknod), else medium
+//   runtime-socket         may connect to a container runtime's socket (Docker,
+//                          containerd, ...): a root container with the host's / mounted high
+//
 // (*) for a service account or agent; one level lower for a person, who is expected to
 // log in and may need to administer. A never-expiring password on an identity that also
 // has a root-equivalent group or unrestricted sudo is raised to high: that is the
@@ -53,9 +63,23 @@ struct Finding {
   std::string Key() const;
 };
 
+// Processes declared an identity (IdentityRule with an exe, or mcp_server): the privilege
+// audit checks theirs. Patterns are globs unless `exact`; an empty one matches anything.
+struct ProcessRule {
+  std::string user;  // account name of the process's uid
+  std::string exe;
+  std::string kind;  // "service" or "agent"
+  // Identity name; when empty the executable's (a rule with `exe`), else the account's.
+  std::string name;
+  bool mcp_server = false;
+  bool exact = false;
+};
+
 struct AuditPolicy {
   // Declared identities: account name -> "service" or "agent" (from IdentityRule.user).
   std::map<std::string, std::string, std::less<>> declared;
+  // Declared processes: those of `declared` accounts are checked too.
+  std::vector<ProcessRule> processes;
   // Privilege drift (privilege_drift.h): how long a host must have been watched before a
   // privilege never exercised there is called unused.
   int64_t drift_min_period_ns = 14LL * 86400 * 1000 * 1000 * 1000;

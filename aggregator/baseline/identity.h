@@ -51,6 +51,9 @@ struct IdentityRule {
   std::string k8s_service_account;
   // An agent that starts on probation (tripline.v1.IdentityRule.trust, trust_book.h).
   bool probation = false;
+  // Its processes are MCP servers (tripline.v1.IdentityRule.mcp_server): named so in the
+  // privilege audit's process findings.
+  bool mcp_server = false;
 };
 
 // True when `text` matches the glob `pattern` ('*', '?').

@@ -34,6 +34,7 @@ Result<std::vector<baseline::IdentityRule>> IdentityRulesFromConfig(
                                      r.k8s_service_account + "'");
     }
     r.name = rule.name();
+    r.mcp_server = rule.mcp_server();
     if (rule.trust() == "probation") {
       if (r.kind != baseline::IdentityKind::kAgent) {
         return Status::InvalidArgument(where + ": trust applies to agents, not to a " +
@@ -60,6 +61,18 @@ std::map<std::string, std::string, std::less<>> DeclaredKinds(
     if (!rule.user.empty()) declared[rule.user] = std::string(baseline::KindName(rule.kind));
   }
   return declared;
+}
+
+std::vector<audit::ProcessRule> DeclaredProcesses(
+    const std::vector<baseline::IdentityRule>& rules) {
+  std::vector<audit::ProcessRule> out;
+  for (const baseline::IdentityRule& rule : rules) {
+    if (rule.exe.empty() && !rule.mcp_server) continue;
+    out.push_back(audit::ProcessRule{rule.user, rule.exe,
+                                     std::string(baseline::KindName(rule.kind)), rule.name,
+                                     rule.mcp_server, rule.exact});
+  }
+  return out;
 }
 
 forward::ForwarderOptions ForwarderOptionsFromSettings(const AggregatorSettings& settings) {
@@ -101,7 +114,8 @@ void RegisterAggregatorReloads(const ReloadTargets& targets, AggregatorReloads* 
                               IdentityRulesFromConfig(s.config));
           return AggregatorReloads::Apply([engine, auditor, rules = std::move(rules)]() mutable {
             const size_t n = rules.size();
-            if (auditor != nullptr) auditor->SetDeclared(DeclaredKinds(rules));
+            if (auditor != nullptr)
+              auditor->SetDeclared(DeclaredKinds(rules), DeclaredProcesses(rules));
             engine->ReplaceIdentityRules(std::move(rules));
             TL_LOG(INFO) << "reload: " << n << " identity declarations";
           });

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/audit/posture_findings.h"
 #include "aggregator/baseline/identity.h"
 #include "aggregator/server/aggregator_settings.h"
 #include "common/reload.h"
@@ -70,6 +71,10 @@ Result<std::vector<baseline::IdentityRule>> IdentityRulesFromConfig(
 // identity rules (rules without a user pattern declare no account by name).
 std::map<std::string, std::string, std::less<>> DeclaredKinds(
     const std::vector<baseline::IdentityRule>& rules);
+
+// The rules that declare processes (by executable, or as MCP servers), for the privilege
+// audit's process checks.
+std::vector<audit::ProcessRule> DeclaredProcesses(const std::vector<baseline::IdentityRule>& rules);
 
 // The configuration's response approvers, checked: no empty name, none twice.
 // InvalidArgument naming the entry otherwise.

@@ -126,6 +126,7 @@ int Run(int argc, char** argv) {
   // The audit judges declared accounts by their declared kind (the checked rules).
   audit::AuditPolicy audit_policy;
   audit_policy.declared = DeclaredKinds(*identities);
+  audit_policy.processes = DeclaredProcesses(*identities);
   engine_options.identities = std::move(*identities);
   if (!settings->config.rules_dir().empty()) {
     engine_options.rules = std::make_shared<rules::RuleEngine>(settings->config.rules_dir());

@@ -4,13 +4,20 @@
 // real triplinectl binary; and an attack on such an account through the correlation engine,
 // whose incident the posture makes more severe. Needs root (useradd, /etc/sudoers.d).
 #include <gmock/gmock.h>
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "aggregator/audit/posture_auditor.h"
@@ -66,6 +73,9 @@ class AuditAccountsTest : public ::testing::Test {
     audit::AuditPolicy policy;
     policy.declared[aiops_] = "agent";
     policy.declared[deploy_] = "service";  // a login shell, but declared a service account
+    // MCP servers by executable: this test's copies of a program.
+    policy.processes.push_back(
+        audit::ProcessRule{"", dir_.Sub(prefix_ + "-mcp*"), "agent", "", true, false});
     CorrelationEngineOptions engine_options;
     auto engine = CorrelationEngine::Open(store_.get(), engine_options, SystemClock::Get());
     ASSERT_TRUE(engine.ok()) << engine.status().ToString();
@@ -112,12 +122,13 @@ class AuditAccountsTest : public ::testing::Test {
   }
 
   // The sensor's view of the real /etc, sent as host `host_`'s posture at `time_ns`.
-  void SendPosture(uint64_t seq, int64_t time_ns) {
+  void SendPosture(uint64_t seq, int64_t time_ns,
+                   std::optional<sensor::ProcessScanOptions> processes = std::nullopt) {
     sensor::RootedHostFiles files("/");
     Event e;
     e.host = host_;
     e.time_ns = time_ns;
-    e.body = sensor::PostureCollector(files).Collect();
+    e.body = sensor::PostureCollector(files, std::move(processes)).Collect();
     testing::IngestClient client(target_);
     ASSERT_TRUE(client.Hello("audit-sensor").has_value());
     auto ack = client.Batch("audit-sensor", seq, {e});
@@ -307,6 +318,123 @@ TEST_F(AuditAccountsTest, RealAccountsGiveFindingsAndFixingResolvesThem) {
   EXPECT_THAT(table.out, ::testing::HasSubstr("MEDIUM  " + host_ + "  " + deploy_ +
                                               " (service)  authorized-keys-unrestricted"));
   EXPECT_THAT(table.out, ::testing::HasSubstr("fix: prefix each key"));
+}
+
+// The processes of a real agent account: started under its uid with a capability, in the
+// group of a real container-runtime socket, and an MCP server (declared by executable)
+// running as root. Each gives its finding; once the processes end, the next snapshot
+// resolves them.
+TEST_F(AuditAccountsTest, AnAgentsRealProcessesAreAuditedAndResolvedWhenTheyEnd) {
+  MachineChanges changes;
+  MustRun({"/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+           aiops_});
+  changes.Undo({"/usr/sbin/userdel", aiops_});
+  const std::string runtime_group = prefix_ + "-rt";
+  MustRun({"/usr/sbin/groupadd", "--system", runtime_group});
+  changes.Undo({"/usr/sbin/groupdel", runtime_group});
+  MustRun({"/usr/sbin/usermod", "-aG", runtime_group, aiops_});
+  const group* g = getgrnam(runtime_group.c_str());
+  ASSERT_NE(g, nullptr);
+  const gid_t runtime_gid = g->gr_gid;
+
+  // The runtime's socket: root's, writable by its group, in a directory only they search.
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0755), 0);
+  const std::string run = dir_.Sub("run");
+  ASSERT_EQ(mkdir(run.c_str(), 0750), 0);
+  ASSERT_EQ(chown(run.c_str(), 0, runtime_gid), 0);
+  const std::string socket_path = run + "/containerd.sock";
+  const int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket_path.c_str());
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(chown(socket_path.c_str(), 0, runtime_gid), 0);
+  ASSERT_EQ(chmod(socket_path.c_str(), 0660), 0);
+
+  // The agent's program and the MCP server: copies of sleep, so that only these processes
+  // run them.
+  const std::string agent_exe = dir_.Sub(prefix_ + "-agent");
+  const std::string mcp_exe = dir_.Sub(prefix_ + "-mcp-files");
+  for (const std::string& exe : {agent_exe, mcp_exe}) {
+    std::filesystem::copy_file("/bin/sleep", exe);
+    ASSERT_EQ(chmod(exe.c_str(), 0755), 0);
+  }
+  std::vector<pid_t> pids;
+  const auto start = [&pids](std::vector<std::string> argv) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      std::vector<char*> args;
+      for (std::string& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    pids.push_back(pid);
+  };
+  const auto stop = [&pids] {
+    for (pid_t pid : pids) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    pids.clear();
+  };
+  struct Stop {
+    std::function<void()> f;
+    ~Stop() { f(); }
+  } stop_at_end{stop};
+  start({"/usr/bin/setpriv", "--reuid=" + aiops_, "--regid=" + aiops_, "--init-groups",
+         "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", agent_exe, "120"});
+  start({mcp_exe, "120"});
+  // setpriv execs the agent's program: wait until it does.
+  for (int i = 0; i < 200; ++i) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink("/proc/" + std::to_string(pids[0]) + "/exe", ec) ==
+        agent_exe) {
+      break;
+    }
+    usleep(20'000);
+  }
+
+  sensor::ProcessScanOptions scan;
+  scan.runtime_sockets = {socket_path};
+  const int64_t t1 = testing::kBaseTimeNs;
+  SendPosture(1, t1, scan);
+  auto found = Audit(false);
+  const json* caps = Find(found, aiops_, "process-capabilities");
+  ASSERT_NE(caps, nullptr) << json(found).dump(2);
+  EXPECT_EQ((*caps)["severity"], "high");  // cap_dac_read_search reads /etc/shadow
+  EXPECT_EQ((*caps)["kind"], "agent");
+  EXPECT_EQ((*caps)["subject"], agent_exe);
+  EXPECT_THAT((*caps)["detail"].get<std::string>(),
+              ::testing::HasSubstr("cap_dac_read_search (1 process, pid " +
+                                   std::to_string(pids[0]) + "), one of which gives it root"));
+  const json* socket_finding = Find(found, aiops_, "runtime-socket");
+  ASSERT_NE(socket_finding, nullptr) << json(found).dump(2);
+  EXPECT_EQ((*socket_finding)["severity"], "high");
+  EXPECT_EQ((*socket_finding)["subject"], agent_exe + " " + socket_path);
+  EXPECT_THAT((*socket_finding)["fix"].get<std::string>(),
+              ::testing::HasSubstr("gpasswd -d " + aiops_));
+  const json* root = Find(found, prefix_ + "-mcp-files", "process-root");
+  ASSERT_NE(root, nullptr) << json(found).dump(2);
+  EXPECT_EQ((*root)["severity"], "high");
+  EXPECT_THAT(
+      (*root)["detail"].get<std::string>(),
+      ::testing::HasSubstr("MCP server " + prefix_ + "-mcp-files runs " + mcp_exe + " as root"));
+
+  // The processes end: the next snapshot resolves their findings.
+  stop();
+  SendPosture(2, t1 + 60 * kNanosPerSecond, scan);
+  found = Audit(false);
+  EXPECT_EQ(Find(found, aiops_, "process-capabilities"), nullptr);
+  EXPECT_EQ(Find(found, aiops_, "runtime-socket"), nullptr);
+  EXPECT_EQ(Find(found, prefix_ + "-mcp-files", "process-root"), nullptr);
+  const auto all = Audit(true);
+  const json* resolved = Find(all, aiops_, "runtime-socket");
+  ASSERT_NE(resolved, nullptr);
+  EXPECT_EQ((*resolved)["first_seen"], FormatTimeNs(t1));
+  EXPECT_EQ((*resolved)["resolved"], FormatTimeNs(t1 + 60 * kNanosPerSecond));
+  close(listener);
 }
 
 // Drift from a real replayed period: a real service account with a login, a sudo rule and

@@ -280,5 +280,86 @@ TEST_F(FindingLedgerTest, AuditorTakesNewDeclaredKinds) {
   EXPECT_TRUE(has_service_password());
 }
 
+ProcessPrivilege Process(std::string exe, uint32_t uid, std::string user, uint64_t caps,
+                         std::vector<std::string> sockets = {}) {
+  ProcessPrivilege p;
+  p.exe = std::move(exe);
+  p.uid = uid;
+  p.user = std::move(user);
+  p.cap_effective = caps;
+  p.runtime_sockets = std::move(sockets);
+  p.processes = 1;
+  p.pids = {4242};
+  return p;
+}
+
+// The processes of declared agents, service accounts and MCP servers: root, capabilities
+// and container runtime sockets. Nobody else's processes are judged.
+TEST(PostureFindingsTest, ProcessesOfDeclaredIdentitiesAreJudged) {
+  PostureSnapshot snap;
+  snap.accounts = {ServiceAccount("aiops"), Person("alice")};
+  constexpr uint64_t kNetRaw = uint64_t{1} << 13;
+  constexpr uint64_t kSysPtrace = uint64_t{1} << 19;
+  snap.processes = {
+      // aiops (declared by account): cap_net_raw only, and the Docker socket.
+      Process("/usr/bin/python3", 998, "aiops", kNetRaw, {"/run/docker.sock"}),
+      // The same account's other program with cap_sys_ptrace, which gives root.
+      Process("/usr/local/bin/aiops-worker", 998, "aiops", kSysPtrace | kNetRaw),
+      // An MCP server declared by its executable, running as root.
+      Process("/opt/mcp/bin/mcp-files", 0, "root", ~uint64_t{0} >> 23, {"/run/docker.sock"}),
+      // A person's process with every reach: a person's processes are not this check's.
+      Process("/usr/bin/bash", 1001, "alice", kSysPtrace, {"/run/docker.sock"}),
+      // Root's own daemons are not declared: nothing.
+      Process("/usr/sbin/sshd", 0, "root", ~uint64_t{0} >> 23),
+  };
+  AuditPolicy policy;
+  policy.declared["aiops"] = "agent";
+  policy.processes.push_back(ProcessRule{"", "/opt/mcp/bin/mcp-*", "agent", "", true, false});
+  const auto fs = FindingsFromPosture("ai1", snap, policy);
+
+  const Finding* caps = FindCheck(fs, "aiops", "process-capabilities", "/usr/bin/python3");
+  ASSERT_NE(caps, nullptr);
+  EXPECT_EQ(caps->severity, Severity::kMedium);  // cap_net_raw gives no root
+  EXPECT_EQ(caps->kind, "agent");
+  EXPECT_THAT(caps->detail, HasSubstr("cap_net_raw"));
+  EXPECT_THAT(caps->detail, HasSubstr("pid 4242"));
+  const Finding* ptrace =
+      FindCheck(fs, "aiops", "process-capabilities", "/usr/local/bin/aiops-worker");
+  ASSERT_NE(ptrace, nullptr);
+  EXPECT_EQ(ptrace->severity, Severity::kHigh);
+  EXPECT_THAT(ptrace->detail, HasSubstr("cap_net_raw, cap_sys_ptrace"));
+  EXPECT_THAT(ptrace->detail, HasSubstr("gives it root"));
+  const Finding* socket =
+      FindCheck(fs, "aiops", "runtime-socket", "/usr/bin/python3 /run/docker.sock");
+  ASSERT_NE(socket, nullptr);
+  EXPECT_EQ(socket->severity, Severity::kHigh);
+  EXPECT_THAT(socket->detail, HasSubstr("agent account aiops"));
+  EXPECT_THAT(socket->fix, HasSubstr("gpasswd -d aiops docker"));
+
+  // The MCP server: named after its executable; root says it all (no capability or socket
+  // finding besides).
+  const Finding* root = FindCheck(fs, "mcp-files", "process-root");
+  ASSERT_NE(root, nullptr);
+  EXPECT_EQ(root->severity, Severity::kHigh);
+  EXPECT_THAT(root->detail, HasSubstr("MCP server mcp-files runs /opt/mcp/bin/mcp-files as root"));
+  EXPECT_EQ(FindCheck(fs, "mcp-files", "process-capabilities"), nullptr);
+  EXPECT_EQ(FindCheck(fs, "mcp-files", "runtime-socket"), nullptr);
+
+  for (const Finding& f : fs) {
+    EXPECT_NE(f.identity, "alice") << f.detail;
+    EXPECT_NE(f.subject, "/usr/sbin/sshd") << f.detail;
+  }
+  // Without the declarations nothing about processes is found.
+  for (const Finding& f : FindingsFromPosture("ai1", snap, AuditPolicy{})) {
+    EXPECT_EQ(f.check.rfind("process-", 0), std::string::npos) << f.detail;
+    EXPECT_NE(f.check, "runtime-socket") << f.detail;
+  }
+  // A rule naming a user as well matches only that user's processes of the executable.
+  AuditPolicy narrow;
+  narrow.processes.push_back(ProcessRule{"svc-*", "/opt/mcp/bin/*", "service", "", false, false});
+  EXPECT_EQ(FindCheck(FindingsFromPosture("ai1", snap, narrow), "mcp-files", "process-root"),
+            nullptr);
+}
+
 }  // namespace
 }  // namespace tripline::audit

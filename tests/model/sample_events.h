@@ -62,7 +62,16 @@ inline std::vector<Event> SampleEvents() {
   a.sudo_nopasswd = true;
   a.authorized_keys = 2;
   a.authorized_keys_unrestricted = 1;
-  posture.body = PostureSnapshot{{a}, {"root", "svc-ai"}, {"/etc/sudoers.d/x: line 3: bad"}};
+  ProcessPrivilege proc;
+  proc.exe = "/usr/bin/python3";
+  proc.uid = 998;
+  proc.user = "svc-ai";
+  proc.cap_effective = (uint64_t{1} << 21) | (uint64_t{1} << 13);  // sys_admin, net_raw
+  proc.runtime_sockets = {"/run/docker.sock"};
+  proc.processes = 2;
+  proc.pids = {4242, 4243};
+  posture.body =
+      PostureSnapshot{{a}, {"root", "svc-ai"}, {"/etc/sudoers.d/x: line 3: bad"}, {proc}};
   out.push_back(posture);
   Event health = BaseEvent(6);
   health.body =

@@ -1,0 +1,252 @@
+// ProcessPrivileges: /proc/PID/status parsing, the kernel's permission rules, and a scan of
+// the real /proc with real processes started under other credentials (root: setpriv, a
+// real Unix socket owned by root and a group), each verdict checked against a real
+// connect(2) made with the same credentials.
+#include "sensor/process_privileges.h"
+
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tests/support/temp_dir.h"
+
+namespace tripline::sensor {
+namespace {
+
+TEST(ProcessPrivilegesTest, ParsesItsOwnStatus) {
+  std::ifstream in("/proc/self/status");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto c = ParseProcStatus(text);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->uid, geteuid());
+  EXPECT_EQ(c->gid, getegid());
+}
+
+TEST(ProcessPrivilegesTest, StatusLinesThatAreMissingOrMalformedAreErrors) {
+  const std::string good =
+      "Name:\tx\nUid:\t1000\t1001\t1001\t1001\nGid:\t50\t51\t51\t51\nGroups:\t4 27 \n"
+      "CapEff:\t0000000000002004\n";
+  auto c = ParseProcStatus(good);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->uid, 1001u);  // the effective one
+  EXPECT_EQ(c->gid, 51u);
+  EXPECT_EQ(c->groups, (std::vector<uint32_t>{4, 27}));
+  EXPECT_EQ(c->cap_effective, 0x2004u);
+  for (const std::string& bad :
+       {std::string("Uid:\t1\t2\t3\t4\nGid:\t1\t2\t3\t4\n"),               // no CapEff
+        std::string("Uid:\t1\t2\nGid:\t1\t2\t3\t4\nCapEff:\t0\n"),         // short Uid
+        std::string("Uid:\t1\tx\t3\t4\nGid:\t1\t2\t3\t4\nCapEff:\t0\n"),   // not a number
+        std::string("Uid:\t1\t2\t3\t4\nGid:\t1\t2\t3\t4\nCapEff:\tzz\n"),  // not hex
+        std::string("Uid:\t1\t2\t3\t4\nGid:\t1\t2\t3\t4\nCapEff:\t00000000000000000\n"),
+        std::string("Uid:\t1\t2\t3\t4\nGid:\t1\t2\t3\t4\nGroups:\t1 -2\nCapEff:\t0\n"),
+        std::string("")}) {
+    auto r = ParseProcStatus(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_TRUE(r.status().IsInvalidArgument()) << bad;
+    }
+  }
+}
+
+TEST(ProcessPrivilegesTest, PermissionsFollowTheKernelsRules) {
+  ProcessCredentials nobody{65534, 65534, {4242}, 0};
+  EXPECT_TRUE(MayWrite(nobody, 0660, 0, 4242));       // a supplementary group
+  EXPECT_FALSE(MayWrite(nobody, 0660, 0, 999));       // neither owner nor group
+  EXPECT_TRUE(MayWrite(nobody, 0602, 0, 999));        // other
+  EXPECT_FALSE(MayWrite(nobody, 0066, 65534, 4242));  // the owner's bits decide for the owner
+  EXPECT_TRUE(MaySearch(nobody, 0751, 0, 0));
+  EXPECT_FALSE(MaySearch(nobody, 0750, 0, 0));
+  EXPECT_TRUE(MaySearch(nobody, 0750, 0, 4242));
+  ProcessCredentials dac_read = nobody;
+  dac_read.cap_effective = uint64_t{1} << 2;  // cap_dac_read_search: directories, not writes
+  EXPECT_TRUE(MaySearch(dac_read, 0700, 0, 0));
+  EXPECT_FALSE(MayWrite(dac_read, 0600, 0, 0));
+  ProcessCredentials root{0, 0, {}, ~uint64_t{0} >> 23};
+  EXPECT_TRUE(MayWrite(root, 0600, 1000, 1000));  // cap_dac_override
+  ProcessCredentials capless_root{0, 0, {}, 0};
+  EXPECT_FALSE(MayWrite(capless_root, 0600, 1000, 1000));
+}
+
+// A process of `argv` started with `setpriv` arguments, ended (by its pid) with the test.
+class Child {
+ public:
+  explicit Child(std::vector<std::string> argv) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::vector<char*> args;
+      for (std::string& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Whether a process with these credentials can connect to the Unix socket at `path`.
+bool CanConnect(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, const std::string& path) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (setgroups(groups.size(), groups.data()) != 0 || setresgid(gid, gid, gid) != 0 ||
+        setresuid(uid, uid, uid) != 0) {
+      _exit(2);
+    }
+    const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+    _exit(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+const ProcessPrivilege* WithPid(const std::vector<ProcessPrivilege>& groups, pid_t pid) {
+  for (const ProcessPrivilege& p : groups) {
+    if (std::find(p.pids.begin(), p.pids.end(), static_cast<uint32_t>(pid)) != p.pids.end()) {
+      return &p;
+    }
+  }
+  return nullptr;
+}
+
+bool Contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+TEST(ProcessPrivilegesTest, RealProcessesTheirCapabilitiesAndTheSocketsTheyReach) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: starts processes under other credentials";
+  constexpr uid_t kNobody = 65534;
+  constexpr gid_t kSocketGroup = 4242;  // a group only the first agent process is in
+  testing::TempDir dir;
+  // A program of its own, so that the processes' group is only theirs.
+  const std::string exe = dir.Sub("tl-agent-sleep");
+  std::filesystem::copy_file("/bin/sleep", exe);
+  ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);
+  ASSERT_EQ(chmod(exe.c_str(), 0755), 0);
+  // The runtime's socket: a real one, in a directory only root and its group may search.
+  const std::string run = dir.Sub("run");
+  ASSERT_EQ(mkdir(run.c_str(), 0750), 0);
+  ASSERT_EQ(chown(run.c_str(), 0, kSocketGroup), 0);
+  const std::string socket_path = run + "/runtime.sock";
+  const int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket_path.c_str());
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 8), 0);
+  ASSERT_EQ(chown(socket_path.c_str(), 0, kSocketGroup), 0);
+  ASSERT_EQ(chmod(socket_path.c_str(), 0660), 0);
+
+  const std::string uid = "--reuid=" + std::to_string(kNobody);
+  const std::string gid = "--regid=" + std::to_string(kNobody);
+  // In the socket's group, with cap_net_raw.
+  Child in_group({"/usr/bin/setpriv", uid, gid, "--groups=" + std::to_string(kSocketGroup),
+                  "--inh-caps=+net_raw", "--ambient-caps=+net_raw", exe, "60"});
+  // Not in it, with cap_dac_read_search (reads every file; writes none).
+  Child outside({"/usr/bin/setpriv", uid, gid, "--clear-groups", "--inh-caps=+dac_read_search",
+                 "--ambient-caps=+dac_read_search", exe, "60"});
+  // Root.
+  Child as_root({exe, "60"});
+  ASSERT_GT(in_group.pid(), 0);
+  ASSERT_GT(outside.pid(), 0);
+  ASSERT_GT(as_root.pid(), 0);
+
+  ProcessScanOptions options;
+  options.runtime_sockets = {socket_path, dir.Sub("absent.sock"), exe /* not a socket */};
+  std::vector<ProcessPrivilege> groups;
+  std::vector<std::string> errors;
+  // setpriv execs the program: wait until all three run it.
+  for (int i = 0; i < 200; ++i) {
+    errors.clear();
+    groups = ScanProcessPrivileges(options, {{kNobody, "nobody"}, {0, "root"}}, &errors);
+    const ProcessPrivilege* a = WithPid(groups, in_group.pid());
+    const ProcessPrivilege* b = WithPid(groups, outside.pid());
+    if (a != nullptr && a->exe == exe && b != nullptr && b->exe == exe &&
+        WithPid(groups, as_root.pid()) != nullptr) {
+      break;
+    }
+    usleep(20'000);
+  }
+  // Only processes beyond the test's reach may be missing (a sandbox's pid 1 can be one).
+  for (const std::string& e : errors) {
+    EXPECT_NE(e.find("could not be read (pid "), std::string::npos) << e;
+    for (pid_t mine : {in_group.pid(), outside.pid(), as_root.pid()}) {
+      EXPECT_EQ(e.find("(pid " + std::to_string(mine) + ")"), std::string::npos) << e;
+    }
+  }
+
+  const ProcessPrivilege* a = WithPid(groups, in_group.pid());
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->exe, exe);
+  EXPECT_EQ(a->uid, kNobody);
+  EXPECT_EQ(a->user, "nobody");
+  EXPECT_EQ(a->cap_effective, uint64_t{1} << 13);  // cap_net_raw
+  EXPECT_EQ(a->runtime_sockets, std::vector<std::string>{socket_path});
+  EXPECT_EQ(a->processes, 1u);
+  EXPECT_TRUE(CanConnect(kNobody, kNobody, {kSocketGroup}, socket_path));
+
+  const ProcessPrivilege* b = WithPid(groups, outside.pid());
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->cap_effective, uint64_t{1} << 2);  // cap_dac_read_search
+  EXPECT_TRUE(b->runtime_sockets.empty());
+  EXPECT_FALSE(CanConnect(kNobody, kNobody, {}, socket_path));
+
+  const ProcessPrivilege* r = WithPid(groups, as_root.pid());
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->uid, 0u);
+  EXPECT_EQ(r->user, "root");
+  EXPECT_TRUE(Contains(r->runtime_sockets, socket_path));
+  EXPECT_FALSE(Contains(r->runtime_sockets, exe));
+  EXPECT_TRUE(CanConnect(0, 0, {}, socket_path));
+
+  // Kernel threads have no executable and are not listed; the scan sees this test itself.
+  EXPECT_EQ(WithPid(groups, 2), nullptr);
+  EXPECT_NE(WithPid(groups, getpid()), nullptr);
+  close(listener);
+}
+
+TEST(ProcessPrivilegesTest, AProcDirectoryThatCannotBeReadIsAnError) {
+  ProcessScanOptions options;
+  options.proc_dir = "/nonexistent-proc";
+  std::vector<std::string> errors;
+  EXPECT_TRUE(ScanProcessPrivileges(options, {}, &errors).empty());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("/nonexistent-proc"), std::string::npos) << errors[0];
+}
+
+TEST(ProcessPrivilegesTest, GroupsBeyondTheLimitAreCountedNotListed) {
+  ProcessScanOptions options;
+  options.max_groups = 1;
+  options.runtime_sockets.clear();
+  std::vector<std::string> errors;
+  const auto groups = ScanProcessPrivileges(options, {}, &errors);
+  EXPECT_EQ(groups.size(), 1u);
+  ASSERT_FALSE(errors.empty());
+  EXPECT_NE(errors.back().find("beyond 1 not listed"), std::string::npos) << errors.back();
+}
+
+}  // namespace
+}  // namespace tripline::sensor
