@@ -6,16 +6,12 @@
 #include <gmock/gmock.h>
 #include <grp.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -28,6 +24,7 @@
 #include "sensor/posture_collector.h"
 #include "tests/aggregator/subprocess.h"
 #include "tests/aggregator/test_support.h"
+#include "tests/support/unix_listener.h"
 
 namespace tripline {
 namespace {
@@ -343,12 +340,8 @@ TEST_F(AuditAccountsTest, AnAgentsRealProcessesAreAuditedAndResolvedWhenTheyEnd)
   ASSERT_EQ(mkdir(run.c_str(), 0750), 0);
   ASSERT_EQ(chown(run.c_str(), 0, runtime_gid), 0);
   const std::string socket_path = run + "/containerd.sock";
-  const int listener = socket(AF_UNIX, SOCK_STREAM, 0);
-  ASSERT_GE(listener, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket_path.c_str());
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  testing::UnixListener listener(socket_path);
+  ASSERT_GE(listener.fd(), 0);
   ASSERT_EQ(chown(socket_path.c_str(), 0, runtime_gid), 0);
   ASSERT_EQ(chmod(socket_path.c_str(), 0660), 0);
 
@@ -360,36 +353,18 @@ TEST_F(AuditAccountsTest, AnAgentsRealProcessesAreAuditedAndResolvedWhenTheyEnd)
     std::filesystem::copy_file("/bin/sleep", exe);
     ASSERT_EQ(chmod(exe.c_str(), 0755), 0);
   }
-  std::vector<pid_t> pids;
-  const auto start = [&pids](std::vector<std::string> argv) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      std::vector<char*> args;
-      for (std::string& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    pids.push_back(pid);
-  };
-  const auto stop = [&pids] {
-    for (pid_t pid : pids) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-    pids.clear();
-  };
-  struct Stop {
-    std::function<void()> f;
-    ~Stop() { f(); }
-  } stop_at_end{stop};
-  start({"/usr/bin/setpriv", "--reuid=" + aiops_, "--regid=" + aiops_, "--init-groups",
-         "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", agent_exe, "120"});
-  start({mcp_exe, "120"});
+  auto agent = std::make_unique<testing::Child>(
+      std::vector<std::string>{"/usr/bin/setpriv", "--reuid=" + aiops_, "--regid=" + aiops_,
+                               "--init-groups", "--inh-caps=+dac_read_search",
+                               "--ambient-caps=+dac_read_search", agent_exe, "120"},
+      dir_.Sub("agent.log"));
+  auto mcp = std::make_unique<testing::Child>(std::vector<std::string>{mcp_exe, "120"},
+                                              dir_.Sub("mcp.log"));
+  const pid_t agent_pid = agent->pid();
   // setpriv execs the agent's program: wait until it does.
   for (int i = 0; i < 200; ++i) {
     std::error_code ec;
-    if (std::filesystem::read_symlink("/proc/" + std::to_string(pids[0]) + "/exe", ec) ==
+    if (std::filesystem::read_symlink("/proc/" + std::to_string(agent_pid) + "/exe", ec) ==
         agent_exe) {
       break;
     }
@@ -408,7 +383,7 @@ TEST_F(AuditAccountsTest, AnAgentsRealProcessesAreAuditedAndResolvedWhenTheyEnd)
   EXPECT_EQ((*caps)["subject"], agent_exe);
   EXPECT_THAT((*caps)["detail"].get<std::string>(),
               ::testing::HasSubstr("cap_dac_read_search (1 process, pid " +
-                                   std::to_string(pids[0]) + "), one of which gives it root"));
+                                   std::to_string(agent_pid) + "), one of which gives it root"));
   const json* socket_finding = Find(found, aiops_, "runtime-socket");
   ASSERT_NE(socket_finding, nullptr) << json(found).dump(2);
   EXPECT_EQ((*socket_finding)["severity"], "high");
@@ -422,8 +397,9 @@ TEST_F(AuditAccountsTest, AnAgentsRealProcessesAreAuditedAndResolvedWhenTheyEnd)
       (*root)["detail"].get<std::string>(),
       ::testing::HasSubstr("MCP server " + prefix_ + "-mcp-files runs " + mcp_exe + " as root"));
 
-  // The processes end: the next snapshot resolves their findings.
-  stop();
+  // The processes end (killed and reaped): the next snapshot resolves their findings.
+  agent.reset();
+  mcp.reset();
   SendPosture(2, t1 + 60 * kNanosPerSecond, scan);
   found = Audit(false);
   EXPECT_EQ(Find(found, aiops_, "process-capabilities"), nullptr);
@@ -434,7 +410,6 @@ TEST_F(AuditAccountsTest, AnAgentsRealProcessesAreAuditedAndResolvedWhenTheyEnd)
   ASSERT_NE(resolved, nullptr);
   EXPECT_EQ((*resolved)["first_seen"], FormatTimeNs(t1));
   EXPECT_EQ((*resolved)["resolved"], FormatTimeNs(t1 + 60 * kNanosPerSecond));
-  close(listener);
 }
 
 // Drift from a real replayed period: a real service account with a login, a sudo rule and

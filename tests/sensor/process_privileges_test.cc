@@ -19,7 +19,9 @@
 #include <string>
 #include <vector>
 
+#include "tests/aggregator/subprocess.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/unix_listener.h"
 
 namespace tripline::sensor {
 namespace {
@@ -78,31 +80,6 @@ TEST(ProcessPrivilegesTest, PermissionsFollowTheKernelsRules) {
   EXPECT_FALSE(MayWrite(capless_root, 0600, 1000, 1000));
 }
 
-// A process of `argv` started with `setpriv` arguments, ended (by its pid) with the test.
-class Child {
- public:
-  explicit Child(std::vector<std::string> argv) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::vector<char*> args;
-      for (std::string& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-};
-
 // Whether a process with these credentials can connect to the Unix socket at `path`.
 bool CanConnect(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, const std::string& path) {
   const pid_t pid = fork();
@@ -150,26 +127,25 @@ TEST(ProcessPrivilegesTest, RealProcessesTheirCapabilitiesAndTheSocketsTheyReach
   ASSERT_EQ(mkdir(run.c_str(), 0750), 0);
   ASSERT_EQ(chown(run.c_str(), 0, kSocketGroup), 0);
   const std::string socket_path = run + "/runtime.sock";
-  const int listener = socket(AF_UNIX, SOCK_STREAM, 0);
-  ASSERT_GE(listener, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket_path.c_str());
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener, 8), 0);
+  testing::UnixListener listener(socket_path);
+  ASSERT_GE(listener.fd(), 0);
   ASSERT_EQ(chown(socket_path.c_str(), 0, kSocketGroup), 0);
   ASSERT_EQ(chmod(socket_path.c_str(), 0660), 0);
 
   const std::string uid = "--reuid=" + std::to_string(kNobody);
   const std::string gid = "--regid=" + std::to_string(kNobody);
   // In the socket's group, with cap_net_raw.
-  Child in_group({"/usr/bin/setpriv", uid, gid, "--groups=" + std::to_string(kSocketGroup),
-                  "--inh-caps=+net_raw", "--ambient-caps=+net_raw", exe, "60"});
+  const std::string log = dir.Sub("children.log");
+  testing::Child in_group({"/usr/bin/setpriv", uid, gid, "--groups=" + std::to_string(kSocketGroup),
+                           "--inh-caps=+net_raw", "--ambient-caps=+net_raw", exe, "60"},
+                          log);
   // Not in it, with cap_dac_read_search (reads every file; writes none).
-  Child outside({"/usr/bin/setpriv", uid, gid, "--clear-groups", "--inh-caps=+dac_read_search",
-                 "--ambient-caps=+dac_read_search", exe, "60"});
+  testing::Child outside(
+      {"/usr/bin/setpriv", uid, gid, "--clear-groups", "--inh-caps=+dac_read_search",
+       "--ambient-caps=+dac_read_search", exe, "60"},
+      log);
   // Root.
-  Child as_root({exe, "60"});
+  testing::Child as_root({exe, "60"}, log);
   ASSERT_GT(in_group.pid(), 0);
   ASSERT_GT(outside.pid(), 0);
   ASSERT_GT(as_root.pid(), 0);
@@ -225,7 +201,6 @@ TEST(ProcessPrivilegesTest, RealProcessesTheirCapabilitiesAndTheSocketsTheyReach
   // Kernel threads have no executable and are not listed; the scan sees this test itself.
   EXPECT_EQ(WithPid(groups, 2), nullptr);
   EXPECT_NE(WithPid(groups, getpid()), nullptr);
-  close(listener);
 }
 
 TEST(ProcessPrivilegesTest, AProcDirectoryThatCannotBeReadIsAnError) {
