@@ -118,17 +118,42 @@ Result<Provisioned> ProvisionedFromJson(const json& j) {
   return p;
 }
 
-Result<Usage> UsageFromJson(const json& j) {
-  if (!j.is_object()) return Status::Corruption("usage record is not an object");
-  Usage u;
+Status TimesFromJson(const json& j, std::map<std::string, int64_t>* out) {
+  if (!j.is_object()) return Status::Corruption("usage record: times are not an object");
   for (const auto& [privilege, t] : j.items()) {
     if (privilege.empty() || !t.is_number_integer() || t.get<int64_t>() <= 0) {
       return Status::Corruption("usage record: a bad entry");
     }
-    u.last_ns[privilege] = t.get<int64_t>();
+    (*out)[privilege] = t.get<int64_t>();
   }
+  return Status::Ok();
+}
+
+// {"l": {privilege: last}, "f": {privilege: first}}, or (written before first times were
+// kept) {privilege: last}: then each first time is its last.
+Result<Usage> UsageFromJson(const json& j) {
+  if (!j.is_object()) return Status::Corruption("usage record is not an object");
+  Usage u;
+  if (j.contains("l")) {
+    if (j.size() != 2 || !j.contains("f")) {
+      return Status::Corruption("usage record: wants l and f only");
+    }
+    TL_RETURN_IF_ERROR(TimesFromJson(j["l"], &u.last_ns));
+    TL_RETURN_IF_ERROR(TimesFromJson(j["f"], &u.first_ns));
+    for (const auto& [privilege, first] : u.first_ns) {
+      const auto last = u.last_ns.find(privilege);
+      if (last == u.last_ns.end() || first > last->second) {
+        return Status::Corruption("usage record: " + privilege + " first used after its last use");
+      }
+    }
+  } else {
+    TL_RETURN_IF_ERROR(TimesFromJson(j, &u.last_ns));
+  }
+  for (const auto& [privilege, last] : u.last_ns) u.first_ns.emplace(privilege, last);
   return u;
 }
+
+std::string UsageToJson(const Usage& u) { return json{{"l", u.last_ns}, {"f", u.first_ns}}.dump(); }
 
 }  // namespace
 
@@ -338,18 +363,51 @@ Status DriftBook::Observe(const std::vector<Event>& events) {
     for (auto& [privilege, account] : PrivilegesExercised(e)) {
       const Key k{e.host, account};
       if (provisioned_.find(k) == provisioned_.end()) continue;
-      int64_t& last = usage_[k].last_ns[privilege];
+      Usage& u = usage_[k];
+      int64_t& last = u.last_ns[privilege];
       if (last == 0 || e.time_ns >= last + kUsageWriteStepNs) changed.insert(k);
       last = std::max(last, e.time_ns);
+      auto [first, fresh] = u.first_ns.emplace(privilege, e.time_ns);
+      if (!fresh && e.time_ns < first->second) {  // an older event, imported late
+        first->second = e.time_ns;
+        changed.insert(k);
+      }
     }
   }
   if (changed.empty()) return Status::Ok();
   rocksdb::WriteBatch batch;
   for (const Key& k : changed) {
-    batch.Put(cf_, RecordKey(kUsagePrefix, k.first, k.second), json(usage_[k].last_ns).dump());
+    batch.Put(cf_, RecordKey(kUsagePrefix, k.first, k.second), UsageToJson(usage_[k]));
   }
   const rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
   return s.ok() ? Status::Ok() : Status::IoError("writing drift usage: " + s.ToString());
+}
+
+correlate::UnusedPrivileges DriftBook::Unused(std::string_view host, std::string_view account,
+                                              int64_t before_ns) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  correlate::UnusedPrivileges out;
+  const Key k{std::string(host), std::string(account)};
+  const auto p = provisioned_.find(k);
+  if (p == provisioned_.end()) return out;
+  // What was used before `before_ns`: a privilege first exercised since counts as unused.
+  Usage before;
+  if (const auto u = usage_.find(k); u != usage_.end()) {
+    for (const auto& [privilege, last] : u->second.last_ns) {
+      const auto first = u->second.first_ns.find(privilege);
+      const int64_t first_ns = first != u->second.first_ns.end() ? first->second : last;
+      if (first_ns < before_ns) before.last_ns[privilege] = std::min(last, before_ns);
+    }
+  }
+  for (const DriftItem& d :
+       JudgeDrift(host, account, p->second, before, before_ns, watch_period_ns_.load())) {
+    if (d.state == "unused") out.privileges.push_back(d.privilege);
+  }
+  if (!out.privileges.empty()) {
+    out.kind = p->second.kind;
+    out.watched_ns = before_ns - p->second.first_seen_ns;
+  }
+  return out;
 }
 
 std::vector<DriftItem> DriftBook::Report(std::string_view host, std::string_view identity,

@@ -24,13 +24,17 @@
 //
 // DriftBook keeps both sides in the `posture` column family:
 //   "p/" HOST \0 ACCOUNT -> what is provisioned (JSON), rewritten when a snapshot changes it
-//   "u/" HOST \0 ACCOUNT -> when each privilege was last exercised (JSON), written when a
-//                          privilege is first exercised or its time moves by an hour
+//   "u/" HOST \0 ACCOUNT -> when each privilege was last exercised and first exercised
+//                          (JSON {"l": {...}, "f": {...}}; a record of only last times,
+//                          as written before first times were kept, reads with each first
+//                          time equal to its last), written when a privilege is first
+//                          exercised or its last time moves by an hour
 // and a copy in memory (a fleet's non-human accounts: hosts x a few).
 //
 // Threading: thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -39,6 +43,7 @@
 #include <string_view>
 #include <vector>
 
+#include "aggregator/correlate/drift_view.h"
 #include "common/status.h"
 #include "model/event.h"
 
@@ -61,7 +66,8 @@ struct Provisioned {
 };
 
 struct Usage {
-  std::map<std::string, int64_t> last_ns;  // privilege -> when last exercised
+  std::map<std::string, int64_t> last_ns;   // privilege -> when last exercised
+  std::map<std::string, int64_t> first_ns;  // privilege -> when first exercised
 };
 
 struct DriftItem {
@@ -98,7 +104,7 @@ struct DriftRecord {
 };
 Result<DriftRecord> DecodeDriftRecord(std::string_view key, std::string_view value);
 
-class DriftBook {
+class DriftBook final : public correlate::DriftView {
  public:
   // Reads what the family holds. Corruption for a record that does not decode.
   static Result<std::unique_ptr<DriftBook>> Open(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf);
@@ -114,6 +120,12 @@ class DriftBook {
   std::vector<DriftItem> Report(std::string_view host, std::string_view identity, int64_t now_ns,
                                 int64_t min_period_ns) const;
 
+  // correlate::DriftView: the account's privileges unused before `before_ns`, judged with
+  // the watch period of SetWatchPeriod (the audit policy's drift_min_period_ns).
+  correlate::UnusedPrivileges Unused(std::string_view host, std::string_view account,
+                                     int64_t before_ns) const override;
+  void SetWatchPeriod(int64_t min_period_ns) { watch_period_ns_.store(min_period_ns); }
+
  private:
   DriftBook(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) : db_(db), cf_(cf) {}
   using Key = std::pair<std::string, std::string>;  // host, account
@@ -122,6 +134,7 @@ class DriftBook {
   mutable std::mutex mu_;
   std::map<Key, Provisioned> provisioned_;  // GUARDED_BY(mu_)
   std::map<Key, Usage> usage_;              // GUARDED_BY(mu_)
+  std::atomic<int64_t> watch_period_ns_{14LL * 86400 * 1000 * 1000 * 1000};
 };
 
 }  // namespace tripline::audit

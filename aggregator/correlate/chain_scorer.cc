@@ -387,12 +387,22 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
     const std::string who = r.kind == "agent"     ? "agent account "
                             : r.kind == "service" ? "service account "
                                                   : "account ";
-    ex.push_back("The " + who + r.user + " on " + r.host + " " + JoinAnd(what) +
-                 " (privilege audit): whoever holds it " +
-                 (r.root_powers.empty() ? "keeps its password for good"
-                  : r.never_expires     ? "holds root's power for good"
-                                        : "holds root's power") +
-                 ".");
+    if (!what.empty()) {
+      ex.push_back("The " + who + r.user + " on " + r.host + " " + JoinAnd(what) +
+                   " (privilege audit): whoever holds it " +
+                   (r.root_powers.empty() ? "keeps its password for good"
+                    : r.never_expires     ? "holds root's power for good"
+                                          : "holds root's power") +
+                   ".");
+    }
+    if (!r.unused.empty()) {
+      const int64_t days = r.watched_ns / (86400 * kNanosPerSecond);
+      ex.push_back("The " + who + r.user + " on " + r.host + " holds " + JoinAnd(r.unused) +
+                   " and never used " + (r.unused.size() == 1 ? "it" : "them") + " in the " +
+                   std::to_string(days) + (days == 1 ? " day" : " days") +
+                   " it was watched (privilege drift): privileges nobody needs are what an "
+                   "intruder in that account uses.");
+    }
   }
   for (const std::string& agent : standing.on_probation) {
     ex.push_back("The agent " + agent +

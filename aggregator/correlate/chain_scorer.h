@@ -104,6 +104,10 @@ struct IdentityRisk {
   std::string kind;                      // "service", "agent" or "human"
   std::vector<std::string> root_powers;  // "is in group root", ...
   bool never_expires = false;            // a usable password whose ageing is off
+  // Privileges it holds on the host and never exercised while watched (drift_view.h):
+  // "sudo", "group:docker", "login", ...
+  std::vector<std::string> unused;
+  int64_t watched_ns = 0;
 };
 
 // How the chain's identities stand (correlator.cc, StandingOf).

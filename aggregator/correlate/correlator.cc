@@ -186,8 +186,8 @@ bool AddUnique(std::vector<T>& v, const T& x) {
 class Engine {
  public:
   Engine(const CorrelatorOptions& o, const Clock& clock, CorrelatorState& s, baseline::Baselines* b,
-         const baseline::TrustBook* t)
-      : o_(o), s_(s), now_(clock.NowNs()), b_(b), t_(t) {}
+         const baseline::TrustBook* t, const DriftView* d)
+      : o_(o), s_(s), now_(clock.NowNs()), b_(b), t_(t), d_(d) {}
 
   // Every raised chain is judged again (a trust decision changed how one may read).
   void TouchRaised() {
@@ -1459,20 +1459,33 @@ class Engine {
               out.on_probation.end()) {
         out.on_probation.push_back(declared.name);
       }
+      // Privileges it holds and never used (privilege drift): tracked for non-human
+      // identities only.
+      UnusedPrivileges unused;
+      if (d_ != nullptr && c.first_ns > 0) unused = d_->Unused(host, user, c.first_ns);
       const HostKnowledge* k = s_.hosts.Find(host);
-      if (k == nullptr) continue;
-      auto it = k->posture.find(user);
-      if (it == k->posture.end()) continue;
-      const AccountPosture& ap = it->second;
-      std::string kind = ap.looks_human ? "human" : "service";
+      const AccountPosture* ap = nullptr;
+      if (k != nullptr) {
+        if (auto it = k->posture.find(user); it != k->posture.end()) ap = &it->second;
+      }
+      if (ap == nullptr && unused.privileges.empty()) continue;
+      std::string kind = ap != nullptr && ap->looks_human ? "human" : "service";
+      if (!unused.kind.empty()) kind = unused.kind;
       if (declared.kind == baseline::IdentityKind::kService ||
           declared.kind == baseline::IdentityKind::kAgent) {
         kind = std::string(baseline::KindName(declared.kind));
       }
-      const bool uid_zero = std::find(ap.root_powers.begin(), ap.root_powers.end(), "has uid 0") !=
-                            ap.root_powers.end();
+      IdentityRisk risk{host, user, kind, {}, false, {}, 0};
+      if (ap != nullptr) {
+        risk.root_powers = ap->root_powers;
+        risk.never_expires = ap->never_expires;
+      }
+      const bool uid_zero = std::find(risk.root_powers.begin(), risk.root_powers.end(),
+                                      "has uid 0") != risk.root_powers.end();
       if (kind == "human" && !uid_zero) continue;
-      out.risks.push_back({host, user, kind, ap.root_powers, ap.never_expires});
+      risk.unused = std::move(unused.privileges);
+      risk.watched_ns = unused.watched_ns;
+      out.risks.push_back(std::move(risk));
     }
     return out;
   }
@@ -1517,6 +1530,7 @@ class Engine {
   const int64_t now_;
   baseline::Baselines* const b_;
   const baseline::TrustBook* const t_;
+  const DriftView* const d_;
   std::set<std::string> touched_;  // sorted: output order does not depend on hashing
 };
 
@@ -1531,7 +1545,7 @@ std::vector<Incident> Correlator::Handle(std::string_view sensor_id, const Event
 }
 
 void Correlator::Feed(std::string_view sensor_id, const Event& e) {
-  Engine engine(options_, clock_, *state_, baselines_, trust_);
+  Engine engine(options_, clock_, *state_, baselines_, trust_, drift_);
   engine.Handle(sensor_id, e);
   engine.Settle();
   if (baselines_ != nullptr && e.time_ns >= 0 && e.time_ns <= kMaxSaneTimeNs) {
@@ -1543,32 +1557,32 @@ void Correlator::Feed(std::string_view sensor_id, const Event& e) {
 }
 
 void Correlator::FeedRuleHit(std::string_view sensor_id, const Event& e, const RuleHit& hit) {
-  Engine engine(options_, clock_, *state_, baselines_, trust_);
+  Engine engine(options_, clock_, *state_, baselines_, trust_, drift_);
   engine.OnRuleHit(std::string(sensor_id), e, hit);
   engine.Settle();
 }
 
 std::vector<Incident> Correlator::TakeChanged() {
-  Engine engine(options_, clock_, *state_, baselines_, trust_);
+  Engine engine(options_, clock_, *state_, baselines_, trust_, drift_);
   return engine.Report();
 }
 
 std::vector<Incident> Correlator::Reassess() {
-  Engine engine(options_, clock_, *state_, baselines_, trust_);
+  Engine engine(options_, clock_, *state_, baselines_, trust_, drift_);
   engine.TouchRaised();
   engine.Settle();
   return engine.Report();
 }
 
 std::vector<Incident> Correlator::Tick() {
-  Engine engine(options_, clock_, *state_, baselines_, trust_);
+  Engine engine(options_, clock_, *state_, baselines_, trust_, drift_);
   engine.Tick();
   engine.Settle();
   return engine.Report();
 }
 
 bool Correlator::IsPrivileged(std::string_view host, std::string_view user, uint32_t uid) const {
-  Engine engine(options_, clock_, *state_, baselines_, trust_);
+  Engine engine(options_, clock_, *state_, baselines_, trust_, drift_);
   return engine.IsPrivileged(std::string(host), std::string(user), uid);
 }
 

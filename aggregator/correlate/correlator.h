@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "aggregator/correlate/drift_view.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "model/event.h"
@@ -153,6 +154,9 @@ class Correlator {
   // Agents' trust levels (baseline/trust_book.h): a chain involving an agent on probation
   // is judged more severely (chain_scorer.h). Not owned; nullptr: every agent is trusted.
   void AttachTrust(const baseline::TrustBook* trust) { trust_ = trust; }
+  // The privilege audit's drift (drift_view.h): a chain involving a non-human identity with
+  // standing privileges it never used is judged more severely. Not owned; nullptr: none.
+  void AttachDrift(const DriftView* drift) { drift_ = drift; }
   // Judges every raised chain again (after a trust decision) and returns the incidents that
   // changed, with what earlier Feed calls left untaken.
   std::vector<Incident> Reassess();
@@ -171,6 +175,7 @@ class Correlator {
   std::unique_ptr<CorrelatorState> state_;
   baseline::Baselines* baselines_ = nullptr;
   const baseline::TrustBook* trust_ = nullptr;
+  const DriftView* drift_ = nullptr;
 };
 
 }  // namespace tripline::correlate

@@ -69,6 +69,11 @@ CorrelationEngine::CorrelationEngine(Store* store, CorrelationEngineOptions opti
   }
 }
 
+void CorrelationEngine::AttachDrift(const correlate::DriftView* drift) {
+  std::lock_guard<std::mutex> lock(mu_);
+  correlator_.AttachDrift(drift);
+}
+
 CorrelationEngine::~CorrelationEngine() {
   {
     std::lock_guard<std::mutex> lock(queue_mu_);

@@ -146,6 +146,10 @@ class CorrelationEngine final : public IngestObserver, public BaselineProvider {
   // Returns once every batch handed over before the call has been fed (from the queue or
   // read back) and its incidents written.
   void Drain();
+  // The privilege audit's drift (correlate/drift_view.h): chains that involve a non-human
+  // identity with privileges it never used are judged more severely. Not owned; it must
+  // outlive the engine. Call before events flow.
+  void AttachDrift(const correlate::DriftView* drift);
 
   // Evicts expired correlator state and writes a snapshot when one is due and something
   // changed. Call about once a second.

@@ -180,6 +180,8 @@ int Run(int argc, char** argv) {
     std::cerr << "tripline-aggregator: " << drift.status().ToString() << "\n";
     return 1;
   }
+  (*drift)->SetWatchPeriod(audit_policy.drift_min_period_ns);
+  (*engine)->AttachDrift(drift->get());
   audit::PostureAuditor auditor(&findings, std::move(audit_policy), engine->get(), drift->get());
   server_options.audit = &auditor;
   // The response workflow: actions proposed by incidents and people, decided by people.

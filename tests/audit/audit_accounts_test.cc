@@ -80,6 +80,8 @@ class AuditAccountsTest : public ::testing::Test {
     auto drift = audit::DriftBook::Open(store_->db(), store_->column_family("posture"));
     ASSERT_TRUE(drift.ok()) << drift.status().ToString();
     drift_ = std::move(*drift);
+    drift_->SetWatchPeriod(policy.drift_min_period_ns);
+    engine_->AttachDrift(drift_.get());
     auditor_ =
         std::make_unique<audit::PostureAuditor>(ledger_.get(), policy, engine_.get(), drift_.get());
     AggregatorServerOptions server_options;
@@ -410,6 +412,33 @@ TEST_F(AuditAccountsTest, AnAgentsRealProcessesAreAuditedAndResolvedWhenTheyEnd)
   ASSERT_NE(resolved, nullptr);
   EXPECT_EQ((*resolved)["first_seen"], FormatTimeNs(t1));
   EXPECT_EQ((*resolved)["resolved"], FormatTimeNs(t1 + 60 * kNanosPerSecond));
+}
+
+// Drift weighs on incidents: a real service account that may log in (a shell and a
+// password that expires: no standing privilege the audit calls risky) and that never did in
+// the three weeks it was watched. A brute force that gets in as it (medium on its own) is
+// one level more severe, and the incident says why.
+TEST_F(AuditAccountsTest, AServiceAccountsFirstLoginInWeeksIsMoreSevere) {
+  MachineChanges changes;
+  MustRun({"/usr/sbin/useradd", "--create-home", "--shell", "/bin/bash", deploy_});
+  changes.Undo({"/usr/sbin/userdel", "-r", deploy_});
+  const auto pw =
+      RunCommand({"/bin/sh", "-c", "echo '" + deploy_ + ":Tl-drift-3k' | /usr/sbin/chpasswd"});
+  ASSERT_EQ(pw.exit_code, 0) << pw.err;
+  MustRun({"/usr/bin/chage", "-M", "90", deploy_});
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  SendPosture(1, now - 21 * 86400 * kNanosPerSecond);
+  SendBruteForceAndLogin(2, deploy_);
+  const json incident = HostIncident();
+  EXPECT_EQ(incident["severity"], "high") << incident.dump(2);
+  EXPECT_THAT(Explanation(incident),
+              ::testing::HasSubstr("The service account " + deploy_ + " on " + host_ +
+                                   " holds login and never used it in the 21 days it was "
+                                   "watched (privilege drift)"));
+  EXPECT_THAT(Explanation(incident), ::testing::HasSubstr("from medium to high"));
+  EXPECT_THAT(Explanation(incident), ::testing::Not(::testing::HasSubstr("privilege audit")));
 }
 
 // Drift from a real replayed period: a real service account with a login, a sudo rule and

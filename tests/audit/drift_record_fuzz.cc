@@ -27,7 +27,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     for (const auto& [privilege, t] : r->u.last_ns) {
       if (privilege.empty() || t <= 0) std::abort();
+      // Every privilege used has a first use, no later than its last.
+      const auto first = r->u.first_ns.find(privilege);
+      if (first == r->u.first_ns.end() || first->second > t) std::abort();
     }
+    if (r->u.first_ns.size() != r->u.last_ns.size()) std::abort();
   }
   return 0;
 }

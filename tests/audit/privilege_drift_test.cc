@@ -216,6 +216,36 @@ TEST_F(DriftBookTest, AnAccountThatLeavesAHostIsForgottenThere) {
   EXPECT_TRUE(book_->Report("", "", kT0 + 3 * kDay, kDay).empty());
 }
 
+// What a chain is judged by (correlate::DriftView): the privileges unused before the
+// chain's first event. Its own first use of one does not count as use; a use before it
+// does; a host watched too briefly has nothing unused yet.
+TEST_F(DriftBookTest, UnusedBeforeAChainCountsTheChainsOwnFirstUseAsNone) {
+  book_->SetWatchPeriod(14 * kDay);
+  ASSERT_TRUE(book_->SetProvisioned("hosta", kT0, Snapshot({Agent()}), Declared()).ok());
+  // Docker used in its first week; the login only on day 20.
+  ASSERT_TRUE(book_->Observe({Exec("hosta", "aiops", "/usr/bin/docker", kT0 + 2 * kDay)}).ok());
+  const int64_t chain = kT0 + 20 * kDay;
+  ASSERT_TRUE(book_
+                  ->Observe({Login("hosta", "aiops", Outcome::kSuccess, chain),
+                             Exec("hosta", "aiops", "/usr/bin/docker", chain + 60)})
+                  .ok());
+  Reopen();  // first times survive a reopen
+  book_->SetWatchPeriod(14 * kDay);
+  const correlate::UnusedPrivileges u = book_->Unused("hosta", "aiops", chain);
+  EXPECT_EQ(u.kind, "agent");
+  EXPECT_EQ(u.watched_ns, 20 * kDay);
+  // login: first used by the chain; sudo and shadow: never; docker: used before.
+  EXPECT_EQ(u.privileges, (std::vector<std::string>{"login", "sudo", "group:shadow"}));
+  // After the chain, the login counts as used.
+  EXPECT_EQ(book_->Unused("hosta", "aiops", chain + kDay).privileges,
+            (std::vector<std::string>{"sudo", "group:shadow"}));
+  // Watched for less than the period by the chain's start: nothing is called unused.
+  EXPECT_TRUE(book_->Unused("hosta", "aiops", kT0 + 3 * kDay).privileges.empty());
+  // Untracked accounts and hosts: nothing.
+  EXPECT_TRUE(book_->Unused("hostb", "aiops", chain).privileges.empty());
+  EXPECT_TRUE(book_->Unused("hosta", "alice", chain).privileges.empty());
+}
+
 TEST(DriftRecordTest, DamagedRecordsAreRefusedSayingWhat) {
   const std::string p = std::string("p/hosta") + '\0' + "aiops";
   EXPECT_TRUE(DecodeDriftRecord(p, R"({"kind":"agent","login":true,"sudo":[],"groups":["docker"],)"
@@ -246,6 +276,22 @@ TEST(DriftRecordTest, DamagedRecordsAreRefusedSayingWhat) {
                                  R"("first":1e300,"seen":2e300})")
                 .status()
                 .code(),
+            Status::Code::kCorruption);
+  // Usage with first times; a record of last times only (as written before first times
+  // were kept) reads each first time as its last.
+  const std::string u = std::string("u/hosta") + '\0' + "aiops";
+  auto both = DecodeDriftRecord(u, R"({"l":{"login":20,"sudo":9},"f":{"login":3,"sudo":9}})");
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  EXPECT_EQ(both->u.first_ns.at("login"), 3);
+  EXPECT_EQ(both->u.last_ns.at("login"), 20);
+  auto old = DecodeDriftRecord(u, R"({"login":20})");
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->u.first_ns.at("login"), 20);
+  EXPECT_THAT(DecodeDriftRecord(u, R"({"l":{"login":2},"f":{"login":3}})").status().message(),
+              HasSubstr("first used after its last use"));
+  EXPECT_THAT(DecodeDriftRecord(u, R"({"l":{"login":2}})").status().message(),
+              HasSubstr("wants l and f"));
+  EXPECT_EQ(DecodeDriftRecord(u, R"({"l":{"login":2},"f":[]})").status().code(),
             Status::Code::kCorruption);
   EXPECT_EQ(DecodeDriftRecord("x/hosta", "{}").status().code(), Status::Code::kCorruption);
   EXPECT_EQ(DecodeDriftRecord("p/hosta", "{}").status().code(), Status::Code::kCorruption);

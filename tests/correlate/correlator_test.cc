@@ -947,7 +947,7 @@ TEST(ChainScorerTest, PostureRaisesSeverityOneLevelNeverTheScoreOrTheRaise) {
   Chain c;
   c.brute_force = true;
   c.failures = 3;  // 15 points: not raised
-  const Standing risks = {{{"hosta", "aiops", "service", {"is in group root"}, true}}, {}};
+  const Standing risks = {{{"hosta", "aiops", "service", {"is in group root"}, true, {}, 0}}, {}};
   Assessment plain = AssessChain(c, {});
   Assessment risky = AssessChain(c, {}, risks);
   EXPECT_EQ(plain.severity, Severity::kInfo);
@@ -969,6 +969,25 @@ TEST(ChainScorerTest, PostureRaisesSeverityOneLevelNeverTheScoreOrTheRaise) {
   EXPECT_THAT(AllText(in), Not(HasSubstr("Severity raised")));
 }
 
+// A drifted identity (privileges it holds and never used) raises a level like a risky
+// posture, and the explanation names the privileges and how long they lay unused.
+TEST(ChainScorerTest, ADriftedIdentityRaisesSeverityAndSaysWhatLayUnused) {
+  Chain c;
+  c.brute_force = true;
+  c.failures = 3;
+  const Standing drifted = {
+      {{"hosta", "backup", "service", {}, false, {"login", "sudo"}, 21 * 86400 * kNanosPerSecond}},
+      {}};
+  const Assessment a = AssessChain(c, {}, drifted);
+  EXPECT_TRUE(a.posture_raised);
+  EXPECT_EQ(a.severity, Severity::kLow);
+  const std::string text = AllText(BuildIncident(c, a, {}, drifted));
+  EXPECT_THAT(text, HasSubstr("The service account backup on hosta holds login and sudo and "
+                              "never used them in the 21 days it was watched (privilege drift)"));
+  EXPECT_THAT(text, Not(HasSubstr("privilege audit")));
+  EXPECT_THAT(text, HasSubstr("Severity raised from info to low"));
+}
+
 TEST(ChainScorerTest, AnAgentOnProbationIsOneLevelMoreAndItsAnomaliesRaise) {
   Chain c;
   c.baseline.warm = true;
@@ -987,7 +1006,8 @@ TEST(ChainScorerTest, AnAgentOnProbationIsOneLevelMoreAndItsAnomaliesRaise) {
   EXPECT_EQ(raised.scored_severity, Severity::kLow);
   EXPECT_EQ(raised.severity, Severity::kMedium);
   // Posture and probation each add a level.
-  const Standing both = {{{"hosta", "aiops", "agent", {"is in group root"}, false}}, {"aiops"}};
+  const Standing both = {{{"hosta", "aiops", "agent", {"is in group root"}, false, {}, 0}},
+                         {"aiops"}};
   const Assessment two = AssessChain(c, {}, both);
   EXPECT_EQ(two.severity, Severity::kHigh);
   const std::string text = AllText(BuildIncident(c, two, {}, both));
