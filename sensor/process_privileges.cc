@@ -64,7 +64,8 @@ Result<std::string> ReadSmallFile(const std::string& path) {
 }
 
 // An O_PATH descriptor of `rel` (relative, no leading '/') resolved inside `root_fd` as if
-// it were '/'; -1 with errno on failure. ENOSYS where the kernel has no openat2 (before 5.6).
+// it were '/'; -1 with errno on failure: ENOSYS where the kernel has no openat2 (before
+// 5.6), EPERM where a seccomp filter refuses it.
 int OpenInRoot(int root_fd, const std::string& rel) {
   open_how how{};
   how.flags = O_PATH | O_CLOEXEC;
@@ -83,7 +84,8 @@ bool StatAsSeenBy(const std::string& proc_dir, int pid, int root_fd, const std::
       ::close(fd);
       return ok;
     }
-    if (errno != ENOSYS) return false;
+    // No openat2: a kernel before 5.6 (ENOSYS), or a seccomp filter that refuses it.
+    if (errno != ENOSYS && errno != EPERM) return false;
   }
   const std::string path = proc_dir + "/" + std::to_string(pid) + "/root/" + rel;
   return ::stat(path.c_str(), st) == 0;
