@@ -60,6 +60,18 @@ void IdentityResolver::Replace(std::vector<IdentityRule> rules) {
   rules_.store(std::make_shared<const std::vector<IdentityRule>>(std::move(rules)));
 }
 
+bool IdentityResolver::DeclaredOnProbation(std::string_view name) const {
+  const std::shared_ptr<const std::vector<IdentityRule>> rules = rules_.load();
+  for (const IdentityRule& r : *rules) {
+    if (r.kind != IdentityKind::kAgent || !r.probation) continue;
+    if (!r.name.empty() ? r.name == name
+                        : r.user.empty() || (r.exact ? r.user == name : GlobMatch(r.user, name))) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Identity IdentityResolver::Resolve(std::string_view user, const ProcessInfo* process) const {
   const std::shared_ptr<const std::vector<IdentityRule>> rules = rules_.load();
   for (const IdentityRule& r : *rules) {

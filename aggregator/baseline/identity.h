@@ -76,6 +76,11 @@ class IdentityResolver {
   static Identity Host(std::string_view host) { return {IdentityKind::kHost, std::string(host)}; }
 
   std::vector<IdentityRule> rules() const { return *rules_.load(); }
+  // Whether a rule that may name an agent `name` declares it on probation: a rule whose
+  // `name` is it, or one without a name (the agent is then named after the account) whose
+  // user pattern, if any, matches it. For an agent known by name alone (a baseline fact's
+  // identity), whatever rule made it.
+  bool DeclaredOnProbation(std::string_view name) const;
   // Appends a rule (it matches after the ones before it).
   void Add(IdentityRule rule) {
     auto next = std::make_shared<std::vector<IdentityRule>>(*rules_.load());

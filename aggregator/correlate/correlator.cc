@@ -1451,6 +1451,26 @@ class Engine {
   // or any account with uid 0 besides root; docs/audit.md), and its agents on probation.
   Standing StandingOf(const Chain& c) const {
     Standing out;
+    // Agents whose own activity in the chain's sessions the baselines found unusual: one
+    // declared by its executable (or cgroup, or pod) is known by these facts, not by the
+    // account its sessions run as.
+    if (b_ != nullptr && t_ != nullptr) {
+      for (const std::string& key : c.members) {
+        const SessionNode* n = s_.sessions.Find(key);
+        if (n == nullptr) continue;
+        for (const BaselineFact& f : n->baseline.facts) {
+          constexpr std::string_view kAgentPrefix = "agent:";
+          if (f.identity.rfind(kAgentPrefix, 0) != 0) continue;
+          baseline::Identity agent{baseline::IdentityKind::kAgent,
+                                   f.identity.substr(kAgentPrefix.size()), false};
+          agent.probation = b_->resolver().DeclaredOnProbation(agent.name);
+          if (t_->OnProbation(agent) && std::find(out.on_probation.begin(), out.on_probation.end(),
+                                                  agent.name) == out.on_probation.end()) {
+            out.on_probation.push_back(agent.name);
+          }
+        }
+      }
+    }
     for (const auto& [host, user] : InvolvedAccounts(c)) {
       baseline::Identity declared;
       if (b_ != nullptr) declared = b_->Resolve(user, nullptr);

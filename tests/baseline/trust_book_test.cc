@@ -33,6 +33,35 @@ TEST(TrustBookTest, DeclarationsUntilAPersonDecidesThenTheLatestDecision) {
   EXPECT_EQ(book.Get(kTrusted).status().code(), Status::Code::kNotFound);
 }
 
+// An agent known by name alone (a baseline fact's identity): which rules could have made it
+// and put it on probation.
+TEST(TrustBookTest, DeclaredProbationOfAnAgentKnownByName) {
+  IdentityRule by_cgroup;
+  by_cgroup.kind = IdentityKind::kAgent;
+  by_cgroup.cgroup = "opsbot-*";
+  by_cgroup.name = "opsbot";
+  by_cgroup.probation = true;
+  IdentityRule by_user;  // named after the account: svc-* accounts running the agent
+  by_user.kind = IdentityKind::kAgent;
+  by_user.user = "svc-*";
+  by_user.exe = "/opt/agent/bin/*";
+  by_user.probation = true;
+  IdentityRule trusted;
+  trusted.kind = IdentityKind::kAgent;
+  trusted.name = "helper";
+  trusted.exe = "/opt/helper";
+  IdentityRule service;
+  service.kind = IdentityKind::kService;
+  service.name = "backup";
+  service.user = "backup";
+  const IdentityResolver r({by_cgroup, by_user, trusted, service});
+  EXPECT_TRUE(r.DeclaredOnProbation("opsbot"));
+  EXPECT_TRUE(r.DeclaredOnProbation("svc-ops"));
+  EXPECT_FALSE(r.DeclaredOnProbation("helper"));
+  EXPECT_FALSE(r.DeclaredOnProbation("backup"));
+  EXPECT_FALSE(r.DeclaredOnProbation("alice"));
+}
+
 TEST(TrustBookTest, RefusesWhatIsNotAnAgentOrTooLong) {
   TrustBook book;
   EXPECT_EQ(

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "aggregator/baseline/baselines.h"
+#include "aggregator/baseline/trust_book.h"
 #include "aggregator/correlate/correlator.h"
 #include "tests/correlate/story_builder.h"
 
@@ -26,6 +27,13 @@ constexpr double kMidnight = -(3 * kHour + 41 * 60);
 class World {
  public:
   World() : correlator_(CorrelatorOptions{}, clock_) { correlator_.AttachBaselines(&baselines_); }
+  // With declared identities and agents' trust levels.
+  explicit World(std::vector<baseline::IdentityRule> rules)
+      : baselines_(baseline::BaselineOptions{}, baseline::IdentityResolver(std::move(rules))),
+        correlator_(CorrelatorOptions{}, clock_) {
+    correlator_.AttachBaselines(&baselines_);
+    correlator_.AttachTrust(&trust_);
+  }
 
   void Feed(const std::vector<Delivery>& stream) {
     for (const Delivery& d : stream) {
@@ -66,6 +74,7 @@ class World {
  private:
   FakeClock clock_;
   baseline::Baselines baselines_;
+  baseline::TrustBook trust_;
   Correlator correlator_;
   std::map<std::string, Incident> latest_;
 };
@@ -242,6 +251,46 @@ TEST(BaselineCorrelationTest, QuietHopsWhereTheAccountNeverGoesRaiseOneIncident)
               b.Login("hostb", "alice", "198.18.0.11", 50001, "audit:5", t + 301)});
       EXPECT_TRUE(w.incidents().empty());
     }
+  }
+}
+
+// An agent declared by its container's cgroup, not by the account it runs as: on
+// probation, what its baselines find unusual in a session (its first sudo, in three weeks
+// of the same five programs) is raised as an incident that says so; trusted, the same
+// session raises nothing.
+TEST(BaselineCorrelationTest, AnAgentOnProbationDeclaredByItsCgroupIsEscalated) {
+  for (const bool probation : {false, true}) {
+    SCOPED_TRACE(probation ? "on probation" : "trusted");
+    StoryBuilder b;
+    baseline::IdentityRule rule;
+    rule.kind = baseline::IdentityKind::kAgent;
+    rule.cgroup = "opsbot-*";
+    rule.name = "opsbot";
+    rule.probation = probation;
+    World w({rule});
+    const auto in_container = [](Delivery d) {
+      d.event.process.container_id = "opsbot-1";
+      return d;
+    };
+    int session = 2000;
+    for (int hour = 21 * 24; hour >= 1; --hour) {
+      const std::string key = "audit:" + std::to_string(session++);
+      int i = 0;
+      for (const char* program :
+           {"/usr/bin/git", "/usr/bin/make", "/usr/bin/cc", "/usr/bin/ls", "/usr/bin/cat"}) {
+        w.Feed({in_container(b.Exec("hosta", key, "svc-ops", 998, program, -hour * kHour + ++i))});
+      }
+    }
+    ASSERT_TRUE(w.incidents().empty());
+    w.Feed({in_container(b.Exec("hosta", "audit:9999", "svc-ops", 998, "/usr/bin/sudo", 60))});
+    if (!probation) {
+      EXPECT_TRUE(w.incidents().empty());
+      continue;
+    }
+    ASSERT_EQ(w.incidents().size(), 1u);
+    const std::string ex = Explanation(w.incidents().begin()->second);
+    EXPECT_THAT(ex, HasSubstr("The agent opsbot is on probation"));
+    EXPECT_THAT(ex, HasSubstr("/usr/bin/sudo"));
   }
 }
 
