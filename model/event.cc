@@ -213,6 +213,7 @@ size_t EscapeInvalidUtf8(Event* e) {
       ProcessPrivilege& x = ps->processes[i];
       r.Fix(&x.exe, "posture.processes", i, ".exe");
       r.Fix(&x.user, "posture.processes", i, ".user");
+      r.Fix(&x.container_id, "posture.processes", i, ".container_id");
       for (size_t k = 0; k < x.runtime_sockets.size(); ++k) {
         r.Fix(&x.runtime_sockets[k], "posture.processes", i,
               ".runtime_sockets[" + std::to_string(k) + "]");

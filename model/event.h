@@ -120,6 +120,7 @@ struct ProcessPrivilege {
   std::vector<std::string> runtime_sockets;
   uint32_t processes = 0;
   std::vector<uint32_t> pids;
+  std::string container_id;
 };
 
 struct PostureSnapshot {

@@ -108,7 +108,8 @@ struct BodyToJson {
                                  {"cap_effective", x.cap_effective},
                                  {"runtime_sockets", x.runtime_sockets},
                                  {"processes", x.processes},
-                                 {"pids", x.pids}});
+                                 {"pids", x.pids},
+                                 {"container_id", x.container_id}});
       }
       (*out)["posture"]["processes"] = std::move(processes);
     }
@@ -357,6 +358,7 @@ Result<EventBody> BodyFromJson(EventKind kind, const json& b) {
           TL_RETURN_IF_ERROR(pr.Num("cap_effective", &x.cap_effective));
           TL_RETURN_IF_ERROR(pr.Strings("runtime_sockets", kMaxWireListItems, &x.runtime_sockets));
           TL_RETURN_IF_ERROR(pr.Num("processes", &x.processes));
+          TL_RETURN_IF_ERROR(pr.Str("container_id", &x.container_id));
           if (const json* pids = pr.Find("pids")) {
             if (!pids->is_array() || pids->size() > 4) {
               return Status::InvalidArgument("posture.processes[].pids must be up to 4 pids");

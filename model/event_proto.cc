@@ -193,6 +193,7 @@ struct BodyToProto {
       for (const auto& s : x.runtime_sockets) pm->add_runtime_sockets(s);
       pm->set_processes(x.processes);
       for (uint32_t pid : x.pids) pm->add_pids(pid);
+      pm->set_container_id(x.container_id);
     }
   }
   void operator()(const SensorHealth& h) const {
@@ -314,10 +315,12 @@ Result<EventBody> BodyFromProto(const v1::Event& in) {
         ProcessPrivilege& x = p.processes[i];
         TL_RETURN_IF_ERROR(CheckString(pm.exe(), "posture.processes.exe"));
         TL_RETURN_IF_ERROR(CheckString(pm.user(), "posture.processes.user"));
+        TL_RETURN_IF_ERROR(CheckString(pm.container_id(), "posture.processes.container_id"));
         x.exe = pm.exe();
         x.uid = pm.uid();
         x.user = pm.user();
         x.cap_effective = pm.cap_effective();
+        x.container_id = pm.container_id();
         TL_RETURN_IF_ERROR(CopyStrings(pm.runtime_sockets(), kMaxWireListItems,
                                        "posture.processes.runtime_sockets", &x.runtime_sockets));
         x.processes = pm.processes();

@@ -15,6 +15,8 @@
 #include <sstream>
 #include <tuple>
 
+#include "sensor/container_id.h"
+
 namespace tripline::sensor {
 namespace {
 
@@ -216,8 +218,10 @@ std::vector<ProcessPrivilege> ScanProcessPrivileges(
   ::closedir(dir);
   std::sort(pids.begin(), pids.end());
 
-  // (exe, uid, caps, sockets) -> index in `out`.
-  std::map<std::tuple<std::string, uint32_t, uint64_t, std::vector<std::string>>, size_t> index;
+  // (exe, uid, caps, sockets, container) -> index in `out`.
+  std::map<std::tuple<std::string, uint32_t, uint64_t, std::vector<std::string>, std::string>,
+           size_t>
+      index;
   size_t unreadable_exe = 0, bad_status = 0, unlisted = 0;
   int first_unreadable = 0;
   for (int pid : pids) {
@@ -240,7 +244,11 @@ std::vector<ProcessPrivilege> ScanProcessPrivileges(
       continue;
     }
     std::vector<std::string> sockets = ReachableSockets(options, pid, *creds);
-    auto key = std::make_tuple(exe, creds->uid, creds->cap_effective, sockets);
+    std::string container;
+    if (auto cgroup = ReadSmallFile(base + "/cgroup"); cgroup.ok()) {
+      container = ContainerIdFromProcCgroup(*cgroup);
+    }
+    auto key = std::make_tuple(exe, creds->uid, creds->cap_effective, sockets, container);
     auto it = index.find(key);
     if (it == index.end()) {
       if (out.size() >= options.max_groups) {
@@ -253,6 +261,7 @@ std::vector<ProcessPrivilege> ScanProcessPrivileges(
       if (auto name = user_names.find(creds->uid); name != user_names.end()) p.user = name->second;
       p.cap_effective = creds->cap_effective;
       p.runtime_sockets = std::move(sockets);
+      p.container_id = std::move(container);
       it = index.emplace(std::move(key), out.size()).first;
       out.push_back(std::move(p));
     }

@@ -1,12 +1,12 @@
 // ProcessPrivileges: what the host's running processes may do, for the posture snapshot.
 //
 // For every process with an executable (kernel threads have none): its effective uid,
-// effective capabilities (CapEff of /proc/PID/status) and the container runtime sockets
-// (Docker, containerd, ...) it may connect to. Processes of one executable with the same
-// uid, capabilities and reachable sockets form one ProcessPrivilege, counted, with up to
-// four pids: a host's hundreds of processes come to a few dozen entries, and the
-// aggregator judges the ones of declared agents, service accounts and MCP servers
-// (aggregator/audit/posture_findings.h).
+// effective capabilities (CapEff of /proc/PID/status), the container runtime sockets
+// (Docker, containerd, ...) it may connect to and its container (/proc/PID/cgroup, as
+// events name it). Processes of one executable with the same uid, capabilities, reachable
+// sockets and container form one ProcessPrivilege, counted, with up to four pids: a host's hundreds
+// of processes come to a few dozen entries, and the aggregator judges the ones of declared agents,
+// service accounts and MCP servers (aggregator/audit/posture_findings.h).
 //
 // Reaching a socket: connect(2) on a Unix socket needs write permission on the socket
 // file and search permission on every directory above it. Each is judged for the

@@ -51,14 +51,19 @@ bool Matches(const ProcessRule& rule, const std::string& pattern, const std::str
 std::optional<ProcessIdentity> DeclaredProcess(const ProcessPrivilege& p,
                                                const AuditPolicy& policy) {
   for (const ProcessRule& rule : policy.processes) {
-    if (!Matches(rule, rule.user, p.user) || !Matches(rule, rule.exe, p.exe)) continue;
+    if (!Matches(rule, rule.user, p.user) || !Matches(rule, rule.exe, p.exe) ||
+        !Matches(rule, rule.cgroup, p.container_id) ||
+        (!rule.cgroup.empty() && p.container_id.empty())) {
+      continue;
+    }
     ProcessIdentity id;
     id.kind = rule.kind;
-    // A rule that names an executable names its processes after it (an MCP server run as
-    // root is not "root"); one that names only an account, after the account.
-    id.name = !rule.name.empty()                    ? rule.name
-              : !rule.exe.empty() || p.user.empty() ? Basename(p.exe)
-                                                    : p.user;
+    // A rule that names an executable or container names its processes after the
+    // executable (an MCP server run as root is not "root"); one that names only an
+    // account, after the account.
+    id.name = !rule.name.empty()                                            ? rule.name
+              : !rule.exe.empty() || !rule.cgroup.empty() || p.user.empty() ? Basename(p.exe)
+                                                                            : p.user;
     id.who = rule.mcp_server ? "MCP server " + id.name : Who(rule.kind, id.name);
     return id;
   }
@@ -86,6 +91,7 @@ std::string Processes(const ProcessPrivilege& p) {
       out += (i > 0 ? " " : "") + std::to_string(p.pids[i]);
     }
   }
+  if (!p.container_id.empty()) out += ", container " + p.container_id;
   return out;
 }
 

@@ -63,12 +63,13 @@ struct Finding {
   std::string Key() const;
 };
 
-// Processes declared an identity (IdentityRule with an exe, or mcp_server): the privilege
-// audit checks theirs. Patterns are globs unless `exact`; an empty one matches anything.
+// Processes declared an identity (IdentityRule with an exe or a cgroup, or mcp_server): the
+// privilege audit checks theirs. Patterns are globs unless `exact`; an empty one matches anything.
 struct ProcessRule {
   std::string user;  // account name of the process's uid
   std::string exe;
-  std::string kind;  // "service" or "agent"
+  std::string cgroup;  // the processes' container id
+  std::string kind;    // "service" or "agent"
   // Identity name; when empty the executable's (a rule with `exe`), else the account's.
   std::string name;
   bool mcp_server = false;

@@ -67,8 +67,8 @@ std::vector<audit::ProcessRule> DeclaredProcesses(
     const std::vector<baseline::IdentityRule>& rules) {
   std::vector<audit::ProcessRule> out;
   for (const baseline::IdentityRule& rule : rules) {
-    if (rule.exe.empty() && !rule.mcp_server) continue;
-    out.push_back(audit::ProcessRule{rule.user, rule.exe,
+    if (rule.exe.empty() && rule.cgroup.empty() && !rule.mcp_server) continue;
+    out.push_back(audit::ProcessRule{rule.user, rule.exe, rule.cgroup,
                                      std::string(baseline::KindName(rule.kind)), rule.name,
                                      rule.mcp_server, rule.exact});
   }

@@ -314,7 +314,7 @@ TEST(PostureFindingsTest, ProcessesOfDeclaredIdentitiesAreJudged) {
   };
   AuditPolicy policy;
   policy.declared["aiops"] = "agent";
-  policy.processes.push_back(ProcessRule{"", "/opt/mcp/bin/mcp-*", "agent", "", true, false});
+  policy.processes.push_back(ProcessRule{"", "/opt/mcp/bin/mcp-*", "", "agent", "", true, false});
   const auto fs = FindingsFromPosture("ai1", snap, policy);
 
   const Finding* caps = FindCheck(fs, "aiops", "process-capabilities", "/usr/bin/python3");
@@ -356,9 +356,31 @@ TEST(PostureFindingsTest, ProcessesOfDeclaredIdentitiesAreJudged) {
   }
   // A rule naming a user as well matches only that user's processes of the executable.
   AuditPolicy narrow;
-  narrow.processes.push_back(ProcessRule{"svc-*", "/opt/mcp/bin/*", "service", "", false, false});
+  narrow.processes.push_back(
+      ProcessRule{"svc-*", "/opt/mcp/bin/*", "", "service", "", false, false});
   EXPECT_EQ(FindCheck(FindingsFromPosture("ai1", snap, narrow), "mcp-files", "process-root"),
             nullptr);
+}
+
+// An agent declared by its container: its processes there are judged, the same program
+// on the host (or in another container) is not.
+TEST(PostureFindingsTest, ProcessesOfAnAgentDeclaredByItsContainer) {
+  PostureSnapshot snap;
+  ProcessPrivilege in_container =
+      Process("/usr/bin/python3", 0, "root", ~uint64_t{0} >> 23, {"/run/docker.sock"});
+  in_container.container_id = "opsbot-7f3a";
+  ProcessPrivilege elsewhere = in_container;
+  elsewhere.container_id = "web-1";
+  ProcessPrivilege on_host = in_container;
+  on_host.container_id.clear();
+  snap.processes = {in_container, elsewhere, on_host};
+  AuditPolicy policy;
+  policy.processes.push_back(ProcessRule{"", "", "opsbot-*", "agent", "opsbot", false, false});
+  const auto fs = FindingsFromPosture("k8s-node-3", snap, policy);
+  ASSERT_EQ(fs.size(), 1u);
+  EXPECT_EQ(fs[0].identity, "opsbot");
+  EXPECT_EQ(fs[0].check, "process-root");
+  EXPECT_THAT(fs[0].detail, HasSubstr("container opsbot-7f3a"));
 }
 
 }  // namespace

@@ -70,6 +70,7 @@ inline std::vector<Event> SampleEvents() {
   proc.runtime_sockets = {"/run/docker.sock"};
   proc.processes = 2;
   proc.pids = {4242, 4243};
+  proc.container_id = "abc123";
   posture.body =
       PostureSnapshot{{a}, {"root", "svc-ai"}, {"/etc/sudoers.d/x: line 3: bad"}, {proc}};
   out.push_back(posture);

@@ -203,6 +203,43 @@ TEST(ProcessPrivilegesTest, RealProcessesTheirCapabilitiesAndTheSocketsTheyReach
   EXPECT_NE(WithPid(groups, getpid()), nullptr);
 }
 
+// A process in a container, in a /proc laid out in a temp dir (no container runtime runs
+// here): its container id comes from its cgroup file, as events name it, and splits the
+// group from the same program on the host.
+TEST(ProcessPrivilegesTest, AContainersProcessesAreAGroupOfTheirOwn) {
+  testing::TempDir dir;
+  const std::string id(64, 'c');
+  const auto process = [&dir](int pid, const std::string& cgroup) {
+    const std::string base = dir.Sub("proc/" + std::to_string(pid));
+    std::filesystem::create_directories(base);
+    std::filesystem::create_symlink("/usr/bin/python3", base + "/exe");
+    std::filesystem::create_symlink("/", base + "/root");
+    std::ofstream(base + "/status") << "Name:\tpython3\nUid:\t998\t998\t998\t998\n"
+                                       "Gid:\t998\t998\t998\t998\nGroups:\t\n"
+                                       "CapEff:\t0000000000000000\n";
+    std::ofstream(base + "/cgroup") << cgroup;
+  };
+  process(100, "0::/system.slice/docker-" + id + ".scope\n");
+  process(101, "0::/system.slice/docker-" + id + ".scope\n");
+  process(200, "0::/user.slice/user-998.slice\n");
+  ProcessScanOptions options;
+  options.proc_dir = dir.Sub("proc");
+  options.runtime_sockets.clear();
+  std::vector<std::string> errors;
+  const auto groups = ScanProcessPrivileges(options, {{998, "aiops"}}, &errors);
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  ASSERT_EQ(groups.size(), 2u);
+  const ProcessPrivilege* in_container = WithPid(groups, 100);
+  ASSERT_NE(in_container, nullptr);
+  EXPECT_EQ(in_container->container_id, id);
+  EXPECT_EQ(in_container->processes, 2u);
+  EXPECT_EQ(in_container->pids, (std::vector<uint32_t>{100, 101}));
+  EXPECT_EQ(in_container->user, "aiops");
+  const ProcessPrivilege* on_host = WithPid(groups, 200);
+  ASSERT_NE(on_host, nullptr);
+  EXPECT_EQ(on_host->container_id, "");
+}
+
 TEST(ProcessPrivilegesTest, AProcDirectoryThatCannotBeReadIsAnError) {
   ProcessScanOptions options;
   options.proc_dir = "/nonexistent-proc";
