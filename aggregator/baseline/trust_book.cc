@@ -64,7 +64,7 @@ Result<TrustRecord> TrustBook::Decide(const Identity& agent, TrustLevel level, s
     }
     it = decided_.emplace(agent.name, std::vector<TrustDecision>{}).first;
   }
-  it->second.push_back({level, std::string(by), std::string(reason), now_ns});
+  it->second.push_back({level, std::string(by), std::string(reason), now_ns, next_seq_++});
   if (it->second.size() > kMaxHistory) it->second.erase(it->second.begin());
   dirty_.push_back(agent.name);
   return Get(agent);
@@ -119,7 +119,7 @@ std::vector<std::pair<std::string, std::string>> TrustBook::TakeDirty() {
     json history = json::array();
     for (const TrustDecision& d : it->second) {
       history.push_back(
-          json::array({std::string(TrustLevelName(d.level)), d.by, d.reason, d.at_ns}));
+          json::array({std::string(TrustLevelName(d.level)), d.by, d.reason, d.at_ns, d.seq}));
     }
     const json record = {{"agent", name}, {"history", std::move(history)}};
     out.emplace_back(std::string(kKeyPrefix) + name,
@@ -147,13 +147,21 @@ Status TrustBook::Load(std::string_view key, std::string_view value) {
   std::vector<TrustDecision> history;
   for (const json& d : j["history"]) {
     TrustDecision decision;
-    if (!d.is_array() || d.size() != 4 || !d[0].is_string() ||
+    // [level, by, reason, at_ns, seq]; records written before decisions were numbered
+    // have no seq.
+    if (!d.is_array() || (d.size() != 4 && d.size() != 5) || !d[0].is_string() ||
         !ParseTrustLevel(d[0].get_ref<const std::string&>(), &decision.level) ||
         !d[1].is_string() || d[1].get_ref<const std::string&>().empty() ||
         d[1].get_ref<const std::string&>().size() > kMaxNameBytes || !d[2].is_string() ||
         d[2].get_ref<const std::string&>().size() > kMaxReasonBytes || !d[3].is_number_integer() ||
-        d[3].get<int64_t>() < 0) {
-      return Status::Corruption(where + " holds a decision that is not [level, by, reason, at_ns]");
+        d[3].get<int64_t>() < 0 || (d.size() == 5 && !d[4].is_number_unsigned())) {
+      return Status::Corruption(where +
+                                " holds a decision that is not [level, by, reason, at_ns, seq]");
+    }
+    if (d.size() == 5) {
+      decision.seq = d[4].get<uint64_t>();
+      if (decision.seq == UINT64_MAX) return Status::Corruption(where + ": seq out of range");
+      next_seq_ = std::max(next_seq_, decision.seq + 1);
     }
     decision.by = d[1].get<std::string>();
     decision.reason = d[2].get<std::string>();
@@ -165,6 +173,20 @@ Status TrustBook::Load(std::string_view key, std::string_view value) {
   }
   decided_[name] = std::move(history);
   return Status::Ok();
+}
+
+std::vector<AgentDecision> TrustBook::DecisionsAfter(uint64_t after_seq, size_t max) const {
+  std::vector<AgentDecision> out;
+  for (const auto& [name, history] : decided_) {
+    for (const TrustDecision& d : history) {
+      if (d.seq > after_seq) out.push_back({name, d});
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const AgentDecision& a, const AgentDecision& b) {
+    return a.decision.seq < b.decision.seq;
+  });
+  if (out.size() > max) out.resize(max);
+  return out;
 }
 
 }  // namespace tripline::baseline

@@ -5,8 +5,9 @@
 // An agent starts where its declaration puts it (tripline.v1.IdentityRule.trust:
 // "probation", else trusted). A person's decision overrides the declaration from then on,
 // until the next decision; every decision is kept, newest last (at most kMaxHistory per
-// agent). Records live in the baselines column family under kKeyPrefix, written with the
-// correlator's snapshot like the kind suggestions (kind_suggester.h).
+// agent), numbered by one sequence over every agent. Records live in the baselines column family
+// under kKeyPrefix, written with the correlator's snapshot like the kind suggestions
+// (kind_suggester.h).
 //
 // Not thread-safe: the correlation engine calls it under its lock.
 #pragma once
@@ -35,6 +36,15 @@ struct TrustDecision {
   std::string by;                           // who
   std::string reason;                       // why, in their words
   int64_t at_ns = 0;                        // when
+  // The book's sequence number of the decision, over every agent: increasing, never reused
+  // (the SIEM outputs' feed follows it). 0 for a decision recorded before it was numbered.
+  uint64_t seq = 0;
+};
+
+// A decision with the agent it was about (DecisionsAfter).
+struct AgentDecision {
+  std::string agent;
+  TrustDecision decision;
 };
 
 struct TrustRecord {
@@ -78,9 +88,15 @@ class TrustBook {
 
   size_t decided() const { return decided_.size(); }
 
+  // Up to `max` kept decisions numbered above `after_seq`, in seq order.
+  std::vector<AgentDecision> DecisionsAfter(uint64_t after_seq, size_t max) const;
+  // The highest seq given so far, 0 before the first.
+  uint64_t last_seq() const { return next_seq_ - 1; }
+
  private:
   std::map<std::string, std::vector<TrustDecision>, std::less<>> decided_;
   std::vector<std::string> dirty_;
+  uint64_t next_seq_ = 1;  // above every loaded decision's
 };
 
 }  // namespace tripline::baseline

@@ -19,14 +19,20 @@ class FileSink final : public Sink {
   FileSink(std::string path, std::string format) : path_(std::move(path)), format_(format) {}
   ~FileSink() override { Reset(); }
 
-  SendOutcome Send(const std::vector<Incident>& incidents) override {
+  SendOutcome Send(const std::vector<ForwardRecord>& records) override {
     SendOutcome out;
     if (Status s = EnsureOpen(); !s.ok()) {
       out.error = s;
       return out;
     }
     std::string lines;
-    for (const Incident& i : incidents) lines += JsonLine(format_ == "ecs" ? ToEcs(i) : ToOcsf(i));
+    for (const ForwardRecord& r : records) {
+      lines += std::visit(
+          [&](const auto& record) {
+            return JsonLine(format_ == "ecs" ? ToEcs(record) : ToOcsf(record));
+          },
+          r);
+    }
     size_t done = 0;
     while (done < lines.size()) {
       const ssize_t n = ::write(fd_, lines.data() + done, lines.size() - done);
@@ -43,7 +49,7 @@ class FileSink final : public Sink {
       Reset();
       return out;
     }
-    out.delivered = incidents.size();
+    out.delivered = records.size();
     return out;
   }
 

@@ -55,6 +55,17 @@ Status ForwardOutputs::Offer(const v1::Incident& incident) {
   return forwarder_ ? forwarder_->Offer(incident) : Status::Ok();
 }
 
+Status ForwardOutputs::OfferAudit(std::string_view source,
+                                  const std::vector<v1::AuditEvent>& events, uint64_t through) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (forwarder_) return forwarder_->OfferAudit(source, events, through);
+  return Outbox::WriteAuditCursor(db_, cf_, source, through);
+}
+
+Result<std::optional<uint64_t>> ForwardOutputs::AuditCursor(std::string_view source) const {
+  return Outbox::ReadAuditCursor(db_, cf_, source);
+}
+
 void ForwardOutputs::AddStats(v1::Stats* out) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (forwarder_) forwarder_->AddStats(out);

@@ -15,7 +15,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <shared_mutex>
+#include <string_view>
 #include <vector>
 
 #include "aggregator/forward/forward_target.h"
@@ -53,6 +55,12 @@ class ForwardOutputs {
 
   // Forwarder::Offer on the running outputs; Ok when none run.
   Status Offer(const v1::Incident& incident);
+  // Forwarder::OfferAudit on the running outputs; when none run, only the source's cursor
+  // moves (audit_feed.h).
+  Status OfferAudit(std::string_view source, const std::vector<v1::AuditEvent>& events,
+                    uint64_t through);
+  // Outbox::ReadAuditCursor.
+  Result<std::optional<uint64_t>> AuditCursor(std::string_view source) const;
   void AddStats(v1::Stats* out) const;
   size_t size() const;
 

@@ -63,6 +63,32 @@ Status Forwarder::Offer(const v1::Incident& incident) {
   return Status::Ok();
 }
 
+Status Forwarder::OfferAudit(std::string_view source, const std::vector<v1::AuditEvent>& events,
+                             uint64_t through) {
+  TL_RETURN_IF_ERROR(outbox_->OfferAudit(source, events, through));
+  if (!events.empty()) {
+    {
+      std::lock_guard<std::mutex> lock(wake_mu_);
+      ++offered_;
+    }
+    wake_cv_.notify_all();
+  }
+  return Status::Ok();
+}
+
+std::optional<ForwardRecord> Forwarder::Decode(const OutboxEntry& entry) {
+  if (entry.audit) {
+    v1::AuditEvent event;
+    if (!event.ParseFromString(entry.record)) return std::nullopt;
+    return ForwardRecord(std::move(event));
+  }
+  v1::Incident wire;
+  if (!wire.ParseFromString(entry.record)) return std::nullopt;
+  Result<Incident> incident = FromProto(wire);
+  if (!incident.ok()) return std::nullopt;
+  return ForwardRecord(std::move(*incident));
+}
+
 void Forwarder::Run(size_t index) {
   pthread_setname_np(pthread_self(), ("tl-fwd-" + std::to_string(index)).substr(0, 15).c_str());
   Output& out = *outputs_[index];
@@ -90,23 +116,20 @@ void Forwarder::Run(size_t index) {
       backoff_ns = 0;
       continue;
     }
-    std::vector<Incident> incidents;
-    incidents.reserve(entries->size());
+    std::vector<ForwardRecord> records;
+    records.reserve(entries->size());
     size_t undecodable = 0;
     for (const OutboxEntry& e : *entries) {
-      v1::Incident wire;
-      Result<Incident> decoded = wire.ParseFromString(e.incident)
-                                     ? FromProto(wire)
-                                     : Result<Incident>(Status::Corruption("does not parse"));
-      if (!decoded.ok()) {
+      std::optional<ForwardRecord> decoded = Decode(e);
+      if (!decoded) {
         // Only the entries before it are sent now; it is then dropped, counted, on its own.
-        if (incidents.empty()) undecodable = 1;
+        if (records.empty()) undecodable = 1;
         break;
       }
-      incidents.push_back(std::move(*decoded));
+      records.push_back(std::move(*decoded));
     }
     SendOutcome sent;
-    if (undecodable == 0) sent = out.sink->Send(incidents);
+    if (undecodable == 0) sent = out.sink->Send(records);
     const size_t done = sent.delivered + sent.rejected + undecodable;
     if (done > 0) {
       const Status popped = outbox_->Pop(index, (*entries)[done - 1].seq);
@@ -135,7 +158,7 @@ void Forwarder::Run(size_t index) {
     }
     if (sent.rejected > 0 || undecodable > 0) {
       TL_LOG(WARNING) << "forward " << out.target.url << ": " << (sent.rejected + undecodable)
-                      << " incident revisions refused by the receiver";
+                      << " records refused by the receiver";
     }
     if (sent.error.ok()) {
       backoff_ns = 0;

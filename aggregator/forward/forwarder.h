@@ -1,4 +1,5 @@
-// Forwarder: sends incidents to every configured SIEM output, at least once.
+// Forwarder: sends incidents, and audit events (OfferAudit; audit_feed.h), to every
+// configured SIEM output, at least once.
 //
 // The correlation engine calls Offer() with every incident revision it is about to store
 // (on its own thread). Offer() writes the revisions worth sending (new incident, higher
@@ -19,7 +20,9 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -57,6 +60,10 @@ class Forwarder {
   // One entry per target, in the order given.
   std::vector<v1::ForwardStats> stats() const;
 
+  // Outbox::OfferAudit, then wakes the outputs.
+  Status OfferAudit(std::string_view source, const std::vector<v1::AuditEvent>& events,
+                    uint64_t through);
+
   // Adds stats() to a Stats answer (the query service's hook).
   void AddStats(v1::Stats* out) const;
 
@@ -77,6 +84,8 @@ class Forwarder {
   Forwarder(const ForwarderOptions& options, const Clock& clock)
       : options_(options), clock_(clock) {}
   void Run(size_t index);
+  // The record an outbox entry holds; nullopt when it does not decode.
+  static std::optional<ForwardRecord> Decode(const OutboxEntry& entry);
 
   const ForwarderOptions options_;
   const Clock& clock_;

@@ -22,6 +22,8 @@ namespace {
 constexpr size_t kMaxResponseBytes = 4 << 20;
 // Index named in _bulk actions when the URL's path is /_bulk (no index in the path).
 constexpr std::string_view kDefaultIndex = "tripline-incidents";
+// ... and for audit events (another document shape: ECS event.kind "event").
+constexpr std::string_view kDefaultAuditIndex = "tripline-audit";
 
 size_t CollectBody(char* data, size_t size, size_t n, void* user) {
   auto* body = static_cast<std::string*>(user);
@@ -62,11 +64,15 @@ class HttpSink final : public Sink {
     curl_slist_free_all(headers_);
   }
 
-  SendOutcome Send(const std::vector<Incident>& incidents) override {
-    if (target_.format == "hec" || target_.format == "elastic-bulk") return SendBatch(incidents);
+  SendOutcome Send(const std::vector<ForwardRecord>& records) override {
+    if (target_.format == "hec" || target_.format == "elastic-bulk") return SendBatch(records);
     SendOutcome out;
-    for (const Incident& i : incidents) {
-      const std::string body = JsonLine(target_.format == "ecs" ? ToEcs(i) : ToOcsf(i));
+    for (const ForwardRecord& r : records) {
+      const std::string body = std::visit(
+          [&](const auto& record) {
+            return JsonLine(target_.format == "ecs" ? ToEcs(record) : ToOcsf(record));
+          },
+          r);
       long status = 0;
       std::string response;
       if (Status s = Post(body, &status, &response); !s.ok()) {
@@ -89,11 +95,19 @@ class HttpSink final : public Sink {
   }
 
  private:
-  SendOutcome SendBatch(const std::vector<Incident>& incidents) {
+  SendOutcome SendBatch(const std::vector<ForwardRecord>& records) {
     SendOutcome out;
     std::string body;
-    for (const Incident& i : incidents) {
-      body += target_.format == "hec" ? HecEvent(i, options_.hostname) : BulkIndexLines(i, index_);
+    for (const ForwardRecord& r : records) {
+      if (target_.format == "hec") {
+        body +=
+            std::visit([&](const auto& record) { return HecEvent(record, options_.hostname); }, r);
+      } else if (const auto* incident = std::get_if<Incident>(&r)) {
+        body += BulkIndexLines(*incident, index_);
+      } else {
+        body += BulkIndexLines(std::get<v1::AuditEvent>(r),
+                               index_.empty() ? std::string_view() : kDefaultAuditIndex);
+      }
     }
     long status = 0;
     std::string response;
@@ -104,13 +118,13 @@ class HttpSink final : public Sink {
     std::string why;
     std::vector<Verdict> verdicts;
     if (target_.format == "hec") {
-      verdicts.assign(incidents.size(), HecVerdict(status, response, &why));
+      verdicts.assign(records.size(), HecVerdict(status, response, &why));
     } else {
-      verdicts = BulkVerdicts(status, response, incidents.size(), &why);
+      verdicts = BulkVerdicts(status, response, records.size(), &why);
     }
     // A batch refused as a whole may be refused for one record: it is not dropped, but
     // retried one record at a time, so that only the record at fault is refused.
-    if (incidents.size() > 1 && target_.format == "hec" && verdicts.front() == Verdict::kRejected) {
+    if (records.size() > 1 && target_.format == "hec" && verdicts.front() == Verdict::kRejected) {
       out.error = Status::Unavailable(why + " (retrying one record at a time)");
       out.retry_one_by_one = true;
       return out;

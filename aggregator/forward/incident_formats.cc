@@ -199,26 +199,76 @@ std::string EscapeCef(std::string_view raw, char separator) {
 std::string EscapeCefHeader(std::string_view text) { return EscapeCef(text, '|'); }
 std::string EscapeCefExtension(std::string_view text) { return EscapeCef(text, '='); }
 
+namespace {
+
+// A CEF record: the header, then the extension's fields in the order added.
+class CefWriter {
+ public:
+  CefWriter(std::string_view event_class, std::string_view name, int severity) {
+    out_ = "CEF:0|";
+    out_ += EscapeCefHeader(kProduct);
+    out_ += '|';
+    out_ += EscapeCefHeader(kProduct);
+    out_ += '|';
+    out_ += EscapeCefHeader(kProductVersion);
+    out_ += '|';
+    out_ += event_class;
+    out_ += '|';
+    out_ += EscapeCefHeader(name);
+    out_ += '|';
+    out_ += std::to_string(severity);
+    out_ += '|';
+  }
+  void Add(std::string_view key, std::string_view value) {
+    if (!first_) out_ += ' ';
+    first_ = false;
+    out_ += key;
+    out_ += '=';
+    out_ += EscapeCefExtension(value);
+  }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+  bool first_ = true;
+};
+
+// "<PRI>1 TIMESTAMP HOSTNAME tripline - MSGID - " followed by `cef`.
+std::string SyslogMessage(int pri, int64_t time_ns, std::string_view hostname,
+                          std::string_view msgid, std::string_view cef) {
+  std::string out = "<";
+  out += std::to_string(pri);
+  out += ">1 ";
+  out += Rfc3339Micros(time_ns);
+  out += ' ';
+  out += SyslogHostname(hostname);
+  out += " tripline - ";
+  out += msgid;
+  out += " - ";
+  out += cef;
+  return out;
+}
+
+// A Splunk HEC event object on one line; `time` in epoch seconds with milliseconds.
+std::string HecLine(int64_t time_ns, std::string_view hostname, std::string_view sourcetype,
+                    nlohmann::ordered_json event) {
+  const int64_t ms = Millis(time_ns);
+  char time[32];
+  std::snprintf(time, sizeof(time), "%lld.%03lld", static_cast<long long>(ms / 1000),
+                static_cast<long long>(ms % 1000));
+  nlohmann::ordered_json e = {{"time", nlohmann::ordered_json::parse(time)},
+                              {"host", std::string(hostname)},
+                              {"source", "tripline"},
+                              {"sourcetype", std::string(sourcetype)},
+                              {"event", std::move(event)}};
+  return JsonLine(e);
+}
+
+}  // namespace
+
 std::string FormatCef(const Incident& incident) {
-  std::string out = "CEF:0|";
-  out += EscapeCefHeader(kProduct);
-  out += '|';
-  out += EscapeCefHeader(kProduct);
-  out += '|';
-  out += EscapeCefHeader(kProductVersion);
-  out += "|incident|";
-  out += EscapeCefHeader(incident.title);
-  out += '|';
-  out += std::to_string(CefSeverity(incident.severity));
-  out += '|';
-  bool first = true;
-  const auto add = [&](std::string_view key, std::string_view value) {
-    if (!first) out += ' ';
-    first = false;
-    out += key;
-    out += '=';
-    out += EscapeCefExtension(value);
-  };
+  CefWriter cef("incident", incident.title, CefSeverity(incident.severity));
+  const auto add = [&](std::string_view key, std::string_view value) { cef.Add(key, value); };
   const std::vector<std::string> users = IdentitiesOf(incident, "user:");
   const std::vector<std::string> sources = IdentitiesOf(incident, "source:");
   add("externalId", incident.id);
@@ -259,19 +309,12 @@ std::string FormatCef(const Incident& incident) {
   add("cs6", JsonList(evidence));
   add("cs6Label", "evidence");
   add("msg", Joined(incident.explanation, " "));
-  return out;
+  return cef.Take();
 }
 
 std::string FormatSyslog(const Incident& incident, std::string_view hostname) {
-  std::string out = "<";
-  out += std::to_string(kSyslogFacility * 8 + SyslogSeverity(incident.severity));
-  out += ">1 ";
-  out += Rfc3339Micros(RevisionTimeNs(incident));
-  out += ' ';
-  out += SyslogHostname(hostname);
-  out += " tripline - incident - ";
-  out += FormatCef(incident);
-  return out;
+  return SyslogMessage(kSyslogFacility * 8 + SyslogSeverity(incident.severity),
+                       RevisionTimeNs(incident), hostname, "incident", FormatCef(incident));
 }
 
 std::string FrameOctetCounting(std::string_view message) {
@@ -463,16 +506,7 @@ std::string JsonLine(const nlohmann::ordered_json& value) {
 }
 
 std::string HecEvent(const Incident& incident, std::string_view hostname) {
-  const int64_t ms = Millis(RevisionTimeNs(incident));
-  char time[32];
-  std::snprintf(time, sizeof(time), "%lld.%03lld", static_cast<long long>(ms / 1000),
-                static_cast<long long>(ms % 1000));
-  nlohmann::ordered_json e = {{"time", nlohmann::ordered_json::parse(time)},
-                              {"host", std::string(hostname)},
-                              {"source", "tripline"},
-                              {"sourcetype", "tripline:incident:ocsf"},
-                              {"event", ToOcsf(incident)}};
-  return JsonLine(e);
+  return HecLine(RevisionTimeNs(incident), hostname, "tripline:incident:ocsf", ToOcsf(incident));
 }
 
 std::string BulkIndexLines(const Incident& incident, std::string_view index) {
@@ -480,6 +514,189 @@ std::string BulkIndexLines(const Incident& incident, std::string_view index) {
       {"_id", incident.id}, {"version", incident.revision}, {"version_type", "external"}};
   if (!index.empty()) action["_index"] = std::string(index);
   return JsonLine({{"index", std::move(action)}}) + JsonLine(ToEcs(incident));
+}
+
+namespace {
+
+// RFC 5424 facility 13 (log audit), severity notice.
+constexpr int kAuditFacility = 13;
+constexpr int kAuditSyslogSeverity = 5;
+constexpr int kAuditCefSeverity = 3;
+
+bool IsTrust(const v1::AuditEvent& e) { return e.source() == v1::AuditEvent::SOURCE_TRUST; }
+
+std::string_view ActionKindName(v1::Action::Kind kind) {
+  switch (kind) {
+    case v1::Action::KIND_LOCK_ACCOUNT: return "lock account";
+    case v1::Action::KIND_ISOLATE_HOST: return "isolate host";
+    case v1::Action::KIND_KILL_SESSION: return "end sessions";
+    case v1::Action::KIND_BLOCK_ADDRESS: return "block address";
+    default: return "action";
+  }
+}
+
+std::string_view Step(const v1::AuditEvent& e) {
+  return e.step().empty() ? std::string_view("other") : std::string_view(e.step());
+}
+
+std::string_view AuditCategory(const v1::AuditEvent& e) {
+  return IsTrust(e) ? "agent-trust" : "response";
+}
+
+// What the step acted on, for people: "lock account hosta/alice", "agent aiops".
+std::string AuditSubject(const v1::AuditEvent& e) {
+  if (IsTrust(e)) return "agent " + e.agent();
+  return std::string(ActionKindName(e.action_kind())) + " " + e.target();
+}
+
+}  // namespace
+
+std::string AuditTitle(const v1::AuditEvent& event) {
+  if (IsTrust(event)) {
+    return (event.level() == "trusted" ? "promoted to trusted: " : "put on probation: ") +
+           AuditSubject(event);
+  }
+  return std::string(Step(event)) + ": " + AuditSubject(event);
+}
+
+std::string FormatCef(const v1::AuditEvent& event) {
+  CefWriter cef("audit", AuditTitle(event), kAuditCefSeverity);
+  const auto add = [&](std::string_view key, std::string_view value) { cef.Add(key, value); };
+  add("externalId", event.id());
+  add("rt", std::to_string(Millis(event.at_ns())));
+  add("cat", AuditCategory(event));
+  add("act", Step(event));
+  add("suser", event.by());
+  add("cn1", std::to_string(event.seq()));
+  add("cn1Label", "sequence");
+  if (IsTrust(event)) {
+    add("duser", event.agent());
+    add("cs1", event.level());
+    add("cs1Label", "trustLevel");
+    add("msg", event.reason());
+  } else {
+    add("cs1", event.action_id());
+    add("cs1Label", "action");
+    add("cs2", ActionKindName(event.action_kind()));
+    add("cs2Label", "actionKind");
+    add("cs3", event.target());
+    add("cs3Label", "target");
+    add("cs4", event.incident_id());
+    add("cs4Label", "incident");
+    add("dhost", event.host());
+    if (event.action_kind() == v1::Action::KIND_BLOCK_ADDRESS) {
+      add("cs5", event.subject());
+      add("cs5Label", "address");
+    } else if (!event.subject().empty()) {
+      add("duser", event.subject());
+    }
+    add("msg", event.what());
+  }
+  return cef.Take();
+}
+
+std::string FormatSyslog(const v1::AuditEvent& event, std::string_view hostname) {
+  return SyslogMessage(kAuditFacility * 8 + kAuditSyslogSeverity, event.at_ns(), hostname, "audit",
+                       FormatCef(event));
+}
+
+nlohmann::ordered_json ToOcsf(const v1::AuditEvent& event) {
+  using json = nlohmann::ordered_json;
+  // Create for a proposal, Update for every later step and for trust decisions.
+  const int activity = event.step() == "proposed" ? 1 : 3;
+  json entity;
+  json data;
+  if (IsTrust(event)) {
+    entity = {{"uid", event.agent()}, {"name", event.agent()}, {"type", "agent trust level"}};
+    data = {{"agent", event.agent()}, {"level", event.level()}, {"reason", event.reason()}};
+  } else {
+    entity = {
+        {"uid", event.action_id()}, {"name", AuditSubject(event)}, {"type", "response action"}};
+    data = {{"action_id", event.action_id()}, {"kind", ActionKindName(event.action_kind())},
+            {"target", event.target()},       {"host", event.host()},
+            {"subject", event.subject()},     {"incident_id", event.incident_id()}};
+  }
+  entity["data"] = std::move(data);
+  return json{
+      {"class_uid", 3004},
+      {"class_name", "Entity Management"},
+      {"category_uid", 3},
+      {"category_name", "Identity & Access Management"},
+      {"activity_id", activity},
+      {"activity_name", activity == 1 ? "Create" : "Update"},
+      {"type_uid", 300400 + activity},
+      {"type_name", activity == 1 ? "Entity Management: Create" : "Entity Management: Update"},
+      {"time", Millis(event.at_ns())},
+      {"severity_id", 1},
+      {"severity", "Informational"},
+      {"status_id", 1},
+      {"status", "Success"},
+      {"message", AuditTitle(event)},
+      {"comment", IsTrust(event) ? event.reason() : event.what()},
+      {"actor", {{"user", {{"name", event.by()}}}}},
+      {"entity", std::move(entity)},
+      {"metadata",
+       {{"version", kOcsfVersion},
+        {"product", {{"name", kProduct}, {"vendor_name", kProduct}, {"version", kProductVersion}}},
+        {"uid", event.id()},
+        {"sequence", event.seq()},
+        {"correlation_uid", IsTrust(event) ? event.agent() : event.incident_id()}}},
+      {"unmapped", {{"source", AuditCategory(event)}, {"step", Step(event)}}},
+  };
+}
+
+nlohmann::ordered_json ToEcs(const v1::AuditEvent& event) {
+  using json = nlohmann::ordered_json;
+  json audit = {{"id", event.id()},   {"source", AuditCategory(event)},
+                {"seq", event.seq()}, {"step", Step(event)},
+                {"by", event.by()},   {"what", event.what()}};
+  if (IsTrust(event)) {
+    audit["agent"] = event.agent();
+    audit["level"] = event.level();
+    audit["reason"] = event.reason();
+  } else {
+    audit["action"] = {{"id", event.action_id()},    {"kind", ActionKindName(event.action_kind())},
+                       {"target", event.target()},   {"host", event.host()},
+                       {"subject", event.subject()}, {"incident_id", event.incident_id()}};
+  }
+  json doc = {
+      {"@timestamp", FormatTimeNs(event.at_ns())},
+      {"ecs", {{"version", kEcsVersion}}},
+      {"message", AuditTitle(event)},
+      {"event",
+       {{"kind", "event"},
+        {"category", {"configuration"}},
+        {"type", {event.step() == "proposed" ? "creation" : "change"}},
+        {"action", std::string(AuditCategory(event)) + "-" + std::string(Step(event))},
+        {"id", event.id()},
+        {"sequence", event.seq()},
+        {"module", "tripline"},
+        {"dataset", "tripline.audit"},
+        {"provider", "tripline"}}},
+      {"observer", {{"vendor", kProduct}, {"product", kProduct}, {"type", "ids"}}},
+      {"user",
+       {{"name", event.by()},
+        {"target", {{"name", IsTrust(event) ? event.agent() : event.subject()}}}}},
+  };
+  if (!IsTrust(event)) {
+    doc["host"] = {{"name", event.host()}};
+    if (event.action_kind() == v1::Action::KIND_BLOCK_ADDRESS) {
+      doc["user"].erase("target");
+      doc["source"] = {{"address", event.subject()}};
+    }
+  }
+  doc["tripline"] = {{"audit", std::move(audit)}};
+  return doc;
+}
+
+std::string HecEvent(const v1::AuditEvent& event, std::string_view hostname) {
+  return HecLine(event.at_ns(), hostname, "tripline:audit:ocsf", ToOcsf(event));
+}
+
+std::string BulkIndexLines(const v1::AuditEvent& event, std::string_view index) {
+  nlohmann::ordered_json action = {{"_id", event.id()}};
+  if (!index.empty()) action["_index"] = std::string(index);
+  return JsonLine({{"index", std::move(action)}}) + JsonLine(ToEcs(event));
 }
 
 }  // namespace tripline::forward

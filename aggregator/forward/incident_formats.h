@@ -1,5 +1,6 @@
-// The forms an incident takes on its way to a SIEM (docs/forwarding.md has examples and the
-// field mapping).
+// The forms an incident, or an audit event (a response action's step, an agent's trust
+// decision), takes on its way to a SIEM (docs/forwarding.md has examples and the field
+// mapping).
 //
 // - CEF (ArcSight Common Event Format) inside an RFC 5424 syslog message, framed by octet
 //   counting (RFC 6587 section 3.4.1) for syslog over TCP and TLS;
@@ -25,6 +26,7 @@
 #include <string_view>
 
 #include "model/incident.h"
+#include "tripline/v1/response.pb.h"
 
 namespace tripline::forward {
 
@@ -68,6 +70,20 @@ std::string HecEvent(const Incident& incident, std::string_view hostname);
 // keeps the latest revision once and a late retry of an older one cannot overwrite it.
 // `index` is named in the action unless empty (when the URL's path names the index).
 std::string BulkIndexLines(const Incident& incident, std::string_view index);
+
+// Audit events, in the same forms: CEF event class "audit" inside RFC 5424 with facility 13
+// (log audit); OCSF Entity Management (class_uid 3004), the entity being the action or the
+// agent's trust level; ECS with event.kind "event" and event.category "configuration".
+// The CEF severity and syslog severity are 3 and notice (5) for every step.
+std::string AuditTitle(const v1::AuditEvent& event);  // "approved: lock account hosta/alice"
+std::string FormatCef(const v1::AuditEvent& event);
+std::string FormatSyslog(const v1::AuditEvent& event, std::string_view hostname);
+nlohmann::ordered_json ToOcsf(const v1::AuditEvent& event);
+nlohmann::ordered_json ToEcs(const v1::AuditEvent& event);
+// sourcetype "tripline:audit:ocsf".
+std::string HecEvent(const v1::AuditEvent& event, std::string_view hostname);
+// The document id is the event id; an event never changes, so a retry writes the same.
+std::string BulkIndexLines(const v1::AuditEvent& event, std::string_view index);
 
 // ATT&CK technique name and tactic for the ids the correlator uses; empty for others.
 struct AttackTechnique {

@@ -19,6 +19,10 @@ using event_keys::ReadBe64;
 
 constexpr std::string_view kQueueTag = "q/";
 constexpr std::string_view kSentTag = "r/";
+constexpr std::string_view kCursorTag = "c/";
+// A queued audit event's record starts with these two bytes; an incident's (a serialized
+// tripline.v1.Incident) cannot start with a zero byte, as no protobuf tag is zero.
+constexpr std::string_view kAuditMark = std::string_view("\0A", 2);
 constexpr size_t kQueuePrefixSize = 2 + 16 + 1;
 // Sent record: be32 revision | u8 severity | be32 hops.
 constexpr size_t kSentRecordSize = 9;
@@ -142,6 +146,56 @@ Result<bool> Outbox::Offer(const v1::Incident& incident) {
   return true;
 }
 
+Status Outbox::OfferAudit(std::string_view source, const std::vector<v1::AuditEvent>& events,
+                          uint64_t through) {
+  std::string cursor;
+  AppendBe64(&cursor, through);
+  const int64_t now = clock_.NowNs();
+  std::lock_guard<std::mutex> lock(mu_);
+  rocksdb::WriteBatch batch;
+  for (const Queue& q : queues_) {
+    uint64_t seq = q.tail;
+    for (const v1::AuditEvent& e : events) {
+      std::string value;
+      AppendBe64(&value, static_cast<uint64_t>(now));
+      value.append(kAuditMark);
+      if (!e.AppendToString(&value)) return Status::Internal("outbox: cannot serialize");
+      batch.Put(cf_, QueueKey(q.prefix, seq++), value);
+    }
+  }
+  batch.Put(cf_, std::string(kCursorTag) + std::string(source), cursor);
+  const rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) return FromRocksDb(s, "writing the outbox");
+  if (!events.empty()) {
+    for (Queue& q : queues_) {
+      if (q.head == q.tail) q.oldest_ns = now;
+      q.tail += events.size();
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<uint64_t>> Outbox::ReadAuditCursor(rocksdb::DB* db,
+                                                        rocksdb::ColumnFamilyHandle* cf,
+                                                        std::string_view source) {
+  std::string v;
+  const rocksdb::Status s =
+      db->Get(rocksdb::ReadOptions(), cf, std::string(kCursorTag) + std::string(source), &v);
+  if (s.IsNotFound()) return std::optional<uint64_t>();
+  if (!s.ok()) return FromRocksDb(s, "reading the outbox");
+  if (v.size() != 8) return Status::Corruption("outbox: bad cursor of " + std::string(source));
+  return std::optional<uint64_t>(ReadBe64(v));
+}
+
+Status Outbox::WriteAuditCursor(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                                std::string_view source, uint64_t through) {
+  std::string cursor;
+  AppendBe64(&cursor, through);
+  return FromRocksDb(
+      db->Put(rocksdb::WriteOptions(), cf, std::string(kCursorTag) + std::string(source), cursor),
+      "writing the outbox");
+}
+
 Result<std::vector<OutboxEntry>> Outbox::Peek(size_t destination, size_t max) {
   std::string start, prefix;
   uint64_t tail;
@@ -166,7 +220,9 @@ Result<std::vector<OutboxEntry>> Outbox::Peek(size_t destination, size_t max) {
     const rocksdb::Slice v = it->value();
     if (v.size() < 8) return Status::Corruption("outbox: short queue value");
     e.queued_ns = static_cast<int64_t>(ReadBe64(std::string_view(v.data(), 8)));
-    e.incident.assign(v.data() + 8, v.size() - 8);
+    const std::string_view record(v.data() + 8, v.size() - 8);
+    e.audit = record.substr(0, kAuditMark.size()) == kAuditMark;
+    e.record = e.audit ? std::string(record.substr(kAuditMark.size())) : std::string(record);
     out.push_back(std::move(e));
   }
   if (!it->status().ok()) return FromRocksDb(it->status(), "reading the outbox");

@@ -8,6 +8,11 @@
 // Pop() removes what was delivered. The writes go through the WAL (like every store write),
 // so a queued revision survives a crash or SIGKILL of the process: delivery is at least once.
 //
+// Audit events (the response trail, agents' trust decisions: tripline.v1.AuditEvent) are
+// queued in the same queues, each source with a cursor in the outbox that moves in the same
+// write as its events (OfferAudit), so a feed that reads its source after the cursor
+// (audit_feed.h) queues each event at least once whatever stops the process.
+//
 // A queue of an output that is no longer configured is deleted at Open (and logged).
 //
 // Threading: every method may be called from any thread. Offer() is called by the
@@ -18,12 +23,15 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
 #include "tripline/v1/query.pb.h"
+#include "tripline/v1/response.pb.h"
 
 namespace rocksdb {
 class DB;
@@ -35,7 +43,8 @@ namespace tripline::forward {
 struct OutboxEntry {
   uint64_t seq = 0;
   int64_t queued_ns = 0;  // wall clock when it was queued
-  std::string incident;   // serialized tripline.v1.Incident
+  bool audit = false;     // an audit event, not an incident revision
+  std::string record;     // serialized tripline.v1.Incident, or tripline.v1.AuditEvent
 };
 
 class Outbox {
@@ -49,6 +58,21 @@ class Outbox {
   // Queues `incident` for every destination when it is new or its severity rose or its
   // chain grew since the revision last queued; returns whether it was queued.
   Result<bool> Offer(const v1::Incident& incident);
+
+  // Queues `events` (audit events of one source, in order) for every destination and sets
+  // the source's cursor to `through` (the source's seq of the last of them), in one write,
+  // so that the cursor never passes an event that was not queued. With no destination only
+  // the cursor moves.
+  Status OfferAudit(std::string_view source, const std::vector<v1::AuditEvent>& events,
+                    uint64_t through);
+  // The source's cursor: the seq through which its events were queued; nullopt when it was
+  // never set. Static, as the cursor is kept (and moved, with no output running) without
+  // an open outbox.
+  static Result<std::optional<uint64_t>> ReadAuditCursor(rocksdb::DB* db,
+                                                         rocksdb::ColumnFamilyHandle* cf,
+                                                         std::string_view source);
+  static Status WriteAuditCursor(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                                 std::string_view source, uint64_t through);
 
   // Up to `max` entries from the head of the destination's queue, in order.
   Result<std::vector<OutboxEntry>> Peek(size_t destination, size_t max);

@@ -1,4 +1,5 @@
-// Sink: one SIEM output, able to deliver a run of incident revisions in order.
+// Sink: one SIEM output, able to deliver a run of records (incident revisions and audit
+// events) in order.
 //
 // A sink is used by one thread (its output's delivery thread in Forwarder) and may keep a
 // connection open between calls. Every blocking step (connect, TLS handshake, write, HTTP
@@ -9,15 +10,20 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "aggregator/forward/forward_target.h"
 #include "common/status.h"
 #include "model/incident.h"
+#include "tripline/v1/response.pb.h"
 
 namespace tripline::forward {
 
-// What Send did with a run of revisions: the first `delivered + rejected` of them are
+// What an output delivers: an incident revision, or an audit event (incident_formats.h).
+using ForwardRecord = std::variant<Incident, v1::AuditEvent>;
+
+// What Send did with a run of records: the first `delivered + rejected` of them are
 // done with (delivered, or refused for good by the receiver and not to be retried, such as
 // an HTTP 400); when `error` is set, the rest were not delivered and are to be retried.
 struct SendOutcome {
@@ -32,7 +38,7 @@ struct SendOutcome {
 class Sink {
  public:
   virtual ~Sink() = default;
-  virtual SendOutcome Send(const std::vector<Incident>& incidents) = 0;
+  virtual SendOutcome Send(const std::vector<ForwardRecord>& records) = 0;
   // Drops any open connection (after an error, or to be reopened).
   virtual void Reset() = 0;
 };

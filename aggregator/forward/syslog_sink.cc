@@ -113,7 +113,7 @@ class SyslogSink final : public Sink {
     if (ctx_ != nullptr) SSL_CTX_free(ctx_);
   }
 
-  SendOutcome Send(const std::vector<Incident>& incidents) override {
+  SendOutcome Send(const std::vector<ForwardRecord>& records) override {
     SendOutcome out;
     if (fd_ >= 0 && PeerClosed()) Reset();
     if (fd_ < 0) {
@@ -124,15 +124,16 @@ class SyslogSink final : public Sink {
       }
     }
     std::string bytes;
-    for (const Incident& i : incidents) {
-      bytes += FrameOctetCounting(FormatSyslog(i, options_.hostname));
+    for (const ForwardRecord& r : records) {
+      bytes += FrameOctetCounting(std::visit(
+          [&](const auto& record) { return FormatSyslog(record, options_.hostname); }, r));
     }
     if (Status s = WriteAll(bytes); !s.ok()) {
       Reset();
       out.error = s;
       return out;
     }
-    out.delivered = incidents.size();
+    out.delivered = records.size();
     return out;
   }
 

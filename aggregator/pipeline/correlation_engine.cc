@@ -74,6 +74,26 @@ void CorrelationEngine::AttachDrift(const correlate::DriftView* drift) {
   correlator_.AttachDrift(drift);
 }
 
+std::vector<baseline::AgentDecision> CorrelationEngine::TrustDecisionsAfter(uint64_t after_seq,
+                                                                            size_t max) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<baseline::AgentDecision> out = trust_.DecisionsAfter(after_seq, max);
+  // Only what is in the store: a decision whose snapshot failed is not announced (and its
+  // number could be given again after a restart).
+  while (!out.empty() && out.back().decision.seq > trust_saved_seq_) out.pop_back();
+  return out;
+}
+
+uint64_t CorrelationEngine::LastTrustDecisionSeq() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return trust_saved_seq_;
+}
+
+void CorrelationEngine::SetTrustListener(std::function<void()> listener) {
+  std::lock_guard<std::mutex> lock(mu_);
+  trust_listener_ = std::move(listener);
+}
+
 CorrelationEngine::~CorrelationEngine() {
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
@@ -125,6 +145,7 @@ Status CorrelationEngine::Restore() {
       for (baseline::IdentityRule& rule : suggester_.ConfirmedRules()) {
         baselines_.Declare(std::move(rule));
       }
+      trust_saved_seq_ = trust_.last_seq();
     }
     const nlohmann::json& j = parts.header;
     if (!j.contains("positions") || !j["positions"].is_object() || !j.contains("watermark_ns") ||
@@ -469,6 +490,7 @@ Status CorrelationEngine::SnapshotLocked() {
     TL_RETURN_IF_ERROR(store_->PutCorrelatorSnapshotWithBaselines(bytes, records));
     stats_.last_snapshot_baselines = records.size();
     unwritten_baselines_.clear();
+    trust_saved_seq_ = trust_.last_seq();
   }
   dirty_ = false;
   last_snapshot_mono_ns_ = clock_.MonotonicNs();
@@ -642,6 +664,7 @@ grpc::Status CorrelationEngine::SetAgentTrust(const v1::SetAgentTrustRequest& re
   dirty_ = true;
   const Status saved = SnapshotLocked();
   if (!saved.ok()) return ToGrpcStatus(saved);
+  if (trust_listener_) trust_listener_();
   WriteLocked(correlator_.Reassess());
   ToProto(*r, response);
   TL_LOG(INFO) << "agent " << EscapeForDisplay(request.agent()) << " is now "

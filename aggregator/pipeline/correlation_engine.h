@@ -151,6 +151,15 @@ class CorrelationEngine final : public IngestObserver, public BaselineProvider {
   // outlive the engine. Call before events flow.
   void AttachDrift(const correlate::DriftView* drift);
 
+  // Trust decisions for the SIEM outputs (aggregator/forward/audit_feed.h): up to `max`
+  // numbered above `after_seq`, in order, of those already in the store; the highest number
+  // in the store; and a listener
+  // called after each decision is saved, with the engine's lock held (it must return at
+  // once and not call the engine).
+  std::vector<baseline::AgentDecision> TrustDecisionsAfter(uint64_t after_seq, size_t max) const;
+  uint64_t LastTrustDecisionSeq() const;
+  void SetTrustListener(std::function<void()> listener);
+
   // Evicts expired correlator state and writes a snapshot when one is due and something
   // changed. Call about once a second.
   Status Maintain();
@@ -226,10 +235,12 @@ class CorrelationEngine final : public IngestObserver, public BaselineProvider {
   const Clock& clock_;
 
   mutable std::mutex mu_;
-  baseline::Baselines baselines_;      // GUARDED_BY(mu_)
-  baseline::KindSuggester suggester_;  // GUARDED_BY(mu_)
-  baseline::TrustBook trust_;          // GUARDED_BY(mu_)
-  correlate::Correlator correlator_;   // GUARDED_BY(mu_)
+  baseline::Baselines baselines_;         // GUARDED_BY(mu_)
+  baseline::KindSuggester suggester_;     // GUARDED_BY(mu_)
+  baseline::TrustBook trust_;             // GUARDED_BY(mu_)
+  std::function<void()> trust_listener_;  // GUARDED_BY(mu_)
+  uint64_t trust_saved_seq_ = 0;          // GUARDED_BY(mu_): decisions in the store through it
+  correlate::Correlator correlator_;      // GUARDED_BY(mu_)
   // GUARDED_BY(mu_): baseline records taken for a snapshot whose write failed; written
   // with the next one.
   std::map<std::string, std::string> unwritten_baselines_;

@@ -179,12 +179,14 @@ Status ActionBook::LoadTrailSeq() {
   return FromRocksDb(it->status(), "reading the response trail");
 }
 
-Status ActionBook::Record(v1::Action* action, std::string_view by, std::string what) {
+Status ActionBook::Record(v1::Action* action, std::string_view by, std::string_view step,
+                          std::string what) {
   TL_RETURN_IF_ERROR(LoadTrailSeq());
   v1::Action::AuditEntry* e = action->add_audit();
   e->set_at_ns(clock_.NowNs());
   e->set_by(std::string(by));
   e->set_what(std::move(what));
+  e->set_step(std::string(step));
   e->set_action_id(action->id());
   e->set_seq(next_seq_);
   rocksdb::WriteBatch batch;
@@ -194,6 +196,8 @@ Status ActionBook::Record(v1::Action* action, std::string_view by, std::string w
   wo.sync = true;  // a decision is acknowledged only once it cannot be lost
   TL_RETURN_IF_ERROR(FromRocksDb(db_->Write(wo, &batch), "writing response action"));
   ++next_seq_;
+  std::lock_guard<std::mutex> lock(listener_mu_);
+  if (trail_listener_) trail_listener_();
   return Status::Ok();
 }
 
@@ -242,7 +246,7 @@ Result<v1::Action> ActionBook::Propose(const Proposal& p, bool* created) {
   // As if it ran now; moved on by the time it waited when it is approved.
   a.set_expires_ns(now + (p.duration_ns > 0 ? p.duration_ns : policy_.action_ttl_ns));
   a.set_scope(Scope(a));
-  TL_RETURN_IF_ERROR(Record(&a, p.by,
+  TL_RETURN_IF_ERROR(Record(&a, p.by, "proposed",
                             "proposed " + std::string(KindText(p.kind)) + " " + p.target +
                                 (p.reason.empty() ? "" : ": " + p.reason)));
   if (created != nullptr) *created = true;
@@ -267,7 +271,7 @@ Result<v1::Action> ActionBook::Approve(std::string_view id, std::string_view by,
   const int64_t now = clock_.NowNs();
   if (a.state() == v1::Action::STATE_PROPOSED && now >= a.approval_expires_ns()) {
     a.set_state(v1::Action::STATE_EXPIRED);
-    TL_RETURN_IF_ERROR(Record(&a, kTriplineProposer, "proposal expired undecided"));
+    TL_RETURN_IF_ERROR(Record(&a, kTriplineProposer, "expired", "proposal expired undecided"));
   }
   if (a.state() != v1::Action::STATE_PROPOSED) return Aborted(a, "a proposed action is approved");
   if (a.proposed_by_person() && a.proposed_by() == by) {
@@ -280,7 +284,7 @@ Result<v1::Action> ActionBook::Approve(std::string_view id, std::string_view by,
   a.set_decision_comment(std::string(comment));
   a.set_approval_expires_ns(now + policy_.approval_ttl_ns);
   a.set_expires_ns(a.expires_ns() + (now - a.proposed_ns()));
-  TL_RETURN_IF_ERROR(Record(&a, by,
+  TL_RETURN_IF_ERROR(Record(&a, by, "approved",
                             "approved" + (comment.empty() ? "" : ": " + std::string(comment)) +
                                 "; valid until " + FormatTimeNs(a.approval_expires_ns())));
   return a;
@@ -296,7 +300,7 @@ Result<v1::Action> ActionBook::Deny(std::string_view id, std::string_view by,
   a.set_decided_by(std::string(by));
   a.set_decided_ns(clock_.NowNs());
   a.set_decision_comment(std::string(reason));
-  TL_RETURN_IF_ERROR(Record(&a, by, "denied: " + std::string(reason)));
+  TL_RETURN_IF_ERROR(Record(&a, by, "denied", "denied: " + std::string(reason)));
   return a;
 }
 
@@ -305,14 +309,14 @@ Result<v1::Action> ActionBook::Revert(std::string_view id, std::string_view by) 
   TL_ASSIGN_OR_RETURN(v1::Action a, Load(id));
   if (a.state() == v1::Action::STATE_APPROVED) {
     a.set_state(v1::Action::STATE_REVERTED);
-    TL_RETURN_IF_ERROR(Record(&a, by, "approval withdrawn before it ran"));
+    TL_RETURN_IF_ERROR(Record(&a, by, "withdrawn", "approval withdrawn before it ran"));
     return a;
   }
   if (a.state() != v1::Action::STATE_EXECUTED) {
     return Aborted(a, "an approved or executed action is reverted");
   }
   a.set_state(v1::Action::STATE_REVERT_REQUESTED);
-  TL_RETURN_IF_ERROR(Record(&a, by, "revert requested"));
+  TL_RETURN_IF_ERROR(Record(&a, by, "revert-requested", "revert requested"));
   return a;
 }
 
@@ -338,7 +342,7 @@ Result<v1::ActionOrder> ActionBook::OrderFor(std::string_view id, bool revert,
   o.set_not_after_ns(revert ? now + policy_.approval_ttl_ns : a.approval_expires_ns());
   o.set_approved_by(a.decided_by());
   o.set_keep_path(std::string(keep_path));
-  TL_RETURN_IF_ERROR(Record(&a, kTriplineProposer,
+  TL_RETURN_IF_ERROR(Record(&a, kTriplineProposer, revert ? "revert-sent" : "order-sent",
                             std::string(revert ? "revert" : "order") + " sent to " + a.host()));
   return o;
 }
@@ -363,7 +367,9 @@ Result<v1::Action> ActionBook::RecordReport(const v1::ActionReport& report, std:
     a.set_state(report.ok() ? v1::Action::STATE_EXECUTED : v1::Action::STATE_FAILED);
   }
   a.set_result(report.detail());
-  TL_RETURN_IF_ERROR(Record(&a, by,
+  const std::string_view step =
+      revert ? (report.ok() ? "reverted" : "revert-failed") : (report.ok() ? "executed" : "failed");
+  TL_RETURN_IF_ERROR(Record(&a, by, step,
                             std::string(revert ? "revert " : "execution ") +
                                 (report.ok() ? "succeeded: " : "failed: ") + report.detail()));
   return a;
@@ -390,7 +396,7 @@ Result<size_t> ActionBook::ExpireOverdue() {
   for (v1::Action& a : due) {
     const bool approved = a.state() == v1::Action::STATE_APPROVED;
     a.set_state(v1::Action::STATE_EXPIRED);
-    TL_RETURN_IF_ERROR(Record(&a, kTriplineProposer,
+    TL_RETURN_IF_ERROR(Record(&a, kTriplineProposer, "expired",
                               approved ? "approval expired before the sensor executed it"
                                        : "proposal expired undecided"));
   }
@@ -412,6 +418,34 @@ Result<std::vector<v1::Action>> ActionBook::List(v1::Action::State state,
   }
   TL_RETURN_IF_ERROR(FromRocksDb(it->status(), "reading response actions"));
   return out;
+}
+
+Result<std::vector<v1::Action::AuditEntry>> ActionBook::TrailAfter(uint64_t after_seq,
+                                                                   size_t max) const {
+  std::vector<v1::Action::AuditEntry> out;
+  if (after_seq == UINT64_MAX) return out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_));
+  for (it->Seek(TrailKey(after_seq + 1));
+       it->Valid() && it->key().starts_with(kTrailPrefix) && out.size() < max; it->Next()) {
+    v1::Action::AuditEntry e;
+    if (!e.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return Status::Corruption("trail entry does not decode");
+    }
+    out.push_back(std::move(e));
+  }
+  TL_RETURN_IF_ERROR(FromRocksDb(it->status(), "reading the response trail"));
+  return out;
+}
+
+Result<uint64_t> ActionBook::LastTrailSeq() {
+  std::lock_guard<std::mutex> lock(mu_);
+  TL_RETURN_IF_ERROR(LoadTrailSeq());
+  return next_seq_ - 1;
+}
+
+void ActionBook::SetTrailListener(std::function<void()> listener) {
+  std::lock_guard<std::mutex> lock(listener_mu_);
+  trail_listener_ = std::move(listener);
 }
 
 Result<std::vector<v1::Action::AuditEntry>> ActionBook::Trail(std::string_view action_id,

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -121,11 +122,20 @@ class ActionBook {
   Result<std::vector<v1::Action>> List(v1::Action::State state, std::string_view incident_id) const;
   // The newest `limit` trail entries (of one action, or all), oldest first.
   Result<std::vector<v1::Action::AuditEntry>> Trail(std::string_view action_id, size_t limit) const;
+  // Up to `max` trail entries whose seq is above `after_seq`, oldest first (the SIEM
+  // outputs' feed, aggregator/forward/audit_feed.h).
+  Result<std::vector<v1::Action::AuditEntry>> TrailAfter(uint64_t after_seq, size_t max) const;
+  // The seq of the newest trail entry, 0 when the trail is empty.
+  Result<uint64_t> LastTrailSeq();
+  // Called after every trail entry is written, under the book's lock: it must return at
+  // once and not call the book (the audit feed only wakes its thread).
+  void SetTrailListener(std::function<void()> listener);
 
  private:
   Status LoadTrailSeq();
-  // Writes `action` with a new trail entry (by, what) appended, in one batch.
-  Status Record(v1::Action* action, std::string_view by, std::string what);
+  // Writes `action` with a new trail entry (by, step, what) appended, in one batch. `step`
+  // names the transition for machines ("approved", "executed", ...: AuditEntry.step).
+  Status Record(v1::Action* action, std::string_view by, std::string_view step, std::string what);
   Result<v1::Action> Load(std::string_view id) const;
 
   rocksdb::DB* const db_;
@@ -134,6 +144,8 @@ class ActionBook {
   const Clock& clock_;
   std::mutex mu_;
   uint64_t next_seq_ = 0;  // GUARDED_BY(mu_); 0 until loaded
+  std::mutex listener_mu_;
+  std::function<void()> trail_listener_;  // GUARDED_BY(listener_mu_)
   mutable std::mutex approvers_mu_;
   std::vector<std::string> approvers_;  // GUARDED_BY(approvers_mu_)
 };

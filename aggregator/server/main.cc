@@ -19,6 +19,7 @@
 #include "aggregator/response/response_service.h"
 #include "aggregator/server/aggregator_server.h"
 #include "aggregator/server/aggregator_settings.h"
+#include "aggregator/server/audit_sources.h"
 #include "aggregator/server/config_reload.h"
 #include "aggregator/store/rocksdb_store.h"
 #include "common/log.h"
@@ -230,6 +231,17 @@ int Run(int argc, char** argv) {
                                              &orders_service);
   server_options.services.push_back(&response_service);
   server_options.services.push_back(&orders_service);
+  // The audit trail (response steps, agents' trust decisions) to the SIEM outputs.
+  ResponseTrailSource trail_source(&actions);
+  TrustDecisionSource trust_source(engine->get());
+  auto audit_feed = std::make_unique<forward::AuditFeed>(
+      &outputs, std::vector<forward::AuditSource*>{&trail_source, &trust_source});
+  if (Status s = audit_feed->Start(); !s.ok()) {
+    std::cerr << "tripline-aggregator: " << s.ToString() << "\n";
+    return 1;
+  }
+  actions.SetTrailListener([feed = audit_feed.get()] { feed->Notify(); });
+  (*engine)->SetTrustListener([feed = audit_feed.get()] { feed->Notify(); });
   auto server = AggregatorServer::Start(server_options, store->get(), &auditor);
   if (!server.ok()) {
     std::cerr << "tripline-aggregator: " << server.status().message() << "\n";
@@ -302,6 +314,11 @@ int Run(int argc, char** argv) {
   // Every acknowledged event has been fed; the snapshot saves replaying them at next start.
   const Status snapshot = (*engine)->Snapshot();
   if (!snapshot.ok()) TL_LOG(ERROR) << "correlator snapshot: " << snapshot.ToString();
+  // Nothing writes to the trail any more: the feed stops before the outputs, so that it
+  // never moves a cursor past an event it did not queue (the next start queues the rest).
+  actions.SetTrailListener(nullptr);
+  (*engine)->SetTrustListener(nullptr);
+  audit_feed.reset();
   // The engine offers nothing more (its queue is drained); what is still queued for an
   // output stays in the outbox for the next start.
   outputs.Stop();

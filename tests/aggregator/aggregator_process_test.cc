@@ -624,13 +624,14 @@ TEST(AggregatorProcessTest, DeclaredIdentitiesAreAppliedAndBadRulesRefused) {
 }
 
 // An agent declared on probation: a brute force that gets in as it is one level more
-// severe; a person promotes it with triplinectl, the incident is judged again, and the
-// decision (who, when, why) outlives a restart.
+// severe; a person promotes it with triplinectl, the incident is judged again, the
+// decision (who, when, why) reaches the SIEM output and outlives a restart.
 TEST(AggregatorProcessTest, AnAgentOnProbationIsEscalatedUntilAPersonPromotesIt) {
   TempDir dir;
   {
     std::ofstream config(dir.Sub("agg.textproto"));
-    config << "identities { kind: \"agent\" user: \"aiops\" trust: \"probation\" }\n";
+    config << "identities { kind: \"agent\" user: \"aiops\" trust: \"probation\" }\n"
+           << "forward: \"file://" << dir.Sub("siem.jsonl") << "?format=ocsf\"\n";
   }
   const std::vector<std::string> flags = {"--config", dir.Sub("agg.textproto")};
   auto ctl = [](const std::string& address, std::vector<std::string> args) {
@@ -694,6 +695,25 @@ TEST(AggregatorProcessTest, AnAgentOnProbationIsEscalatedUntilAPersonPromotesIt)
     in = incident_at(agg.address(), "medium");
     EXPECT_EQ(in["severity"], "medium") << in.dump(2);
     EXPECT_EQ(in.dump().find("on probation"), std::string::npos) << in.dump(2);
+
+    // The SIEM output received the decision once, as an OCSF Entity Management event.
+    std::vector<nlohmann::json> decisions;
+    for (int i = 0; i < 250 && decisions.empty(); ++i) {
+      std::ifstream in_file(dir.Sub("siem.jsonl"));
+      std::string line;
+      while (std::getline(in_file, line) && !in_file.eof()) {
+        const auto record = nlohmann::json::parse(line);
+        if (record["class_uid"] == 3004 && record["entity"]["type"] == "agent trust level") {
+          decisions.push_back(record);
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_EQ(decisions.size(), 1u);
+    EXPECT_EQ(decisions[0]["message"], "promoted to trusted: agent aiops");
+    EXPECT_EQ(decisions[0]["actor"]["user"]["name"], "carol");
+    EXPECT_EQ(decisions[0]["comment"], "reviewed its runbooks");
+    EXPECT_EQ(decisions[0]["entity"]["data"]["level"], "trusted");
   }
   Aggregator again(dir, flags);
   ASSERT_FALSE(again.address().empty()) << again.Stderr();

@@ -110,6 +110,44 @@ TEST(TrustBookTest, HistoryIsBoundedAndSurvivesItsRecords) {
   EXPECT_FALSE(b.Load("other/aiops", records[0].second).ok());
 }
 
+// Decisions are numbered over every agent (the SIEM feed follows the numbers); the numbers
+// survive the records, go on above the highest loaded, and a record from before numbering
+// (four fields) loads with 0, which the feed never sends.
+TEST(TrustBookTest, DecisionsAreNumberedOverEveryAgentAndAcrossReload) {
+  TrustBook book;
+  EXPECT_EQ(book.last_seq(), 0u);
+  ASSERT_TRUE(book.Decide(kOnProbation, TrustLevel::kTrusted, "carol", "ok", 10).ok());
+  ASSERT_TRUE(book.Decide(kTrusted, TrustLevel::kProbation, "dave", "odd", 10).ok());
+  ASSERT_TRUE(book.Decide(kOnProbation, TrustLevel::kProbation, "dave", "again", 20).ok());
+  EXPECT_EQ(book.last_seq(), 3u);
+  std::vector<AgentDecision> after = book.DecisionsAfter(1, 10);
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].agent, "builder");
+  EXPECT_EQ(after[0].decision.seq, 2u);
+  EXPECT_EQ(after[0].decision.by, "dave");
+  EXPECT_EQ(after[1].agent, "aiops");
+  EXPECT_EQ(after[1].decision.seq, 3u);
+  EXPECT_EQ(book.DecisionsAfter(0, 1).size(), 1u);
+  EXPECT_TRUE(book.DecisionsAfter(3, 10).empty());
+
+  TrustBook again;
+  for (const auto& [key, value] : book.TakeDirty()) ASSERT_TRUE(again.Load(key, value).ok());
+  EXPECT_EQ(again.last_seq(), 3u);
+  ASSERT_TRUE(again.Decide(kTrusted, TrustLevel::kTrusted, "erin", "", 30).ok());
+  after = again.DecisionsAfter(3, 10);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].decision.seq, 4u);
+
+  TrustBook old;
+  ASSERT_TRUE(
+      old.Load("trust/aiops", R"({"agent":"aiops","history":[["trusted","c","",1]]})").ok());
+  EXPECT_EQ(old.last_seq(), 0u);
+  EXPECT_TRUE(old.DecisionsAfter(0, 10).empty());
+  EXPECT_EQ(
+      old.Load("trust/aiops", R"({"agent":"aiops","history":[["trusted","c","",1,-2]]})").code(),
+      Status::Code::kCorruption);
+}
+
 TEST(TrustBookTest, ListShowsDeclaredAndDecidedAgents) {
   TrustBook book;
   ASSERT_TRUE(book.Decide(kTrusted, TrustLevel::kProbation, "carol", "new tools", 5).ok());

@@ -57,6 +57,9 @@ std::vector<std::string> Lines(const std::string& path) {
   return out;
 }
 
+// A syslog message carrying an incident (not an audit event: "|audit|").
+bool IsIncident(const std::string& line) { return line.find("|incident|") != std::string::npos; }
+
 // Polls `done` every 20 ms for at most timeout_ms.
 bool WaitFor(const std::function<bool()>& done, int timeout_ms = 10000) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -269,17 +272,29 @@ TEST(ForwardSyslogTest, TcpAndTlsDeliverEveryFieldAndHostileValuesIntact) {
     ASSERT_TRUE((*forwarder)->Offer(Wire(i)).ok());
     ASSERT_TRUE((*refused)->Offer(Wire(i)).ok());
   }
+  // And an audit event whose values try to forge fields and records.
+  const v1::AuditEvent audit = testing::HostileAuditEvent();
+  ASSERT_TRUE((*forwarder)->OfferAudit("trust", {audit}, audit.seq()).ok());
   for (const std::string transport : {"tcp", "tls"}) {
     SCOPED_TRACE(transport);
-    ASSERT_TRUE(WaitFor([&] { return Lines(dir.Sub(transport + ".fields")).size() >= 2; }))
+    ASSERT_TRUE(WaitFor([&] { return Lines(dir.Sub(transport + ".fields")).size() >= 3; }))
         << rsyslog.Stderr();
     // Raw: exactly what was framed, one record per incident, nothing forged in between.
     const std::vector<std::string> raw = Lines(dir.Sub(transport + ".raw"));
-    ASSERT_EQ(raw.size(), 2u);
+    ASSERT_EQ(raw.size(), 3u);
     for (size_t k = 0; k < 2; ++k) EXPECT_EQ(raw[k], FormatSyslog(incidents[k], "aggregator-1"));
+    EXPECT_EQ(raw[2], FormatSyslog(audit, "aggregator-1"));
     // Parsed by rsyslog's RFC 5424 parser.
     const std::vector<std::string> fields = Lines(dir.Sub(transport + ".fields"));
-    ASSERT_EQ(fields.size(), 2u);
+    ASSERT_EQ(fields.size(), 3u);
+    const auto a = nlohmann::json::parse(fields[2]);
+    EXPECT_EQ(a["pri"], "109");  // log audit, notice
+    EXPECT_EQ(a["facility"], "13");
+    EXPECT_EQ(a["severity"], "5");
+    EXPECT_EQ(a["time"], "2026-11-25T03:43:00.000000Z");
+    EXPECT_EQ(a["app"], "tripline");
+    EXPECT_EQ(a["msgid"], "audit");
+    EXPECT_EQ(a["msg"], FormatCef(audit));
     for (size_t k = 0; k < 2; ++k) {
       const auto j = nlohmann::json::parse(fields[k]);
       EXPECT_EQ(j["pri"], "34");
@@ -308,7 +323,7 @@ TEST(ForwardSyslogTest, TcpAndTlsDeliverEveryFieldAndHostileValuesIntact) {
   const auto stats = (*forwarder)->stats();
   ASSERT_EQ(stats.size(), 2u);
   for (const auto& s : stats) {
-    EXPECT_EQ(s.delivered(), 2u) << s.url();
+    EXPECT_EQ(s.delivered(), 3u) << s.url();
     EXPECT_EQ(s.backlog(), 0u);
     EXPECT_TRUE(s.connected());
   }
@@ -370,7 +385,7 @@ TEST(ForwardSyslogTest, NoLossAcrossReceiverOutageAndAggregatorKill9) {
     std::set<std::string> ids;
     for (const std::string& line : Lines(dir.Sub("tcp.raw"))) {
       const size_t at = line.find("externalId=");
-      if (at != std::string::npos) ids.insert(line.substr(at + 11, 36));
+      if (at != std::string::npos && IsIncident(line)) ids.insert(line.substr(at + 11, 36));
     }
     return ids;
   };
@@ -444,6 +459,7 @@ TEST(ForwardSyslogTest, NoLossAcrossReceiverOutageAndAggregatorKill9) {
   // Revisions of one incident arrive in the order they were raised.
   std::map<std::string, int> last_revision;
   for (const std::string& line : Lines(dir.Sub("tcp.raw"))) {
+    if (!IsIncident(line)) continue;  // the response steps of Tripline's proposals
     const std::string id = line.substr(line.find("externalId=") + 11, 36);
     const size_t rev_at = line.find(" cn1=") + 5;
     const int rev = std::atoi(line.c_str() + rev_at);
@@ -453,7 +469,10 @@ TEST(ForwardSyslogTest, NoLossAcrossReceiverOutageAndAggregatorKill9) {
   // The file output, never down, has every incident too.
   std::set<std::string> in_file;
   for (const std::string& line : Lines(dir.Sub("incidents.jsonl"))) {
-    in_file.insert(nlohmann::json::parse(line)["finding_info"]["uid"].get<std::string>());
+    const auto record = nlohmann::json::parse(line);
+    if (record["class_uid"] == 2004) {
+      in_file.insert(record["finding_info"]["uid"].get<std::string>());
+    }
   }
   EXPECT_EQ(in_file, stored);
   restarted->Signal(SIGTERM);
@@ -492,7 +511,10 @@ TEST(ForwardReloadTest, OutputsAreReplacedOnSighupAndABadListChangesNothing) {
   const auto incidents_in = [&](const std::string& path) {
     std::set<std::string> ids;
     for (const std::string& l : Lines(path)) {
-      ids.insert(nlohmann::json::parse(l)["finding_info"]["uid"].get<std::string>());
+      const auto record = nlohmann::json::parse(l);
+      if (record["class_uid"] == 2004) {
+        ids.insert(record["finding_info"]["uid"].get<std::string>());
+      }
     }
     return ids.size();
   };

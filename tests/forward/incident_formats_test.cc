@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
 #include "tests/forward/forward_test_support.h"
 
 namespace tripline::forward {
@@ -213,6 +216,150 @@ TEST(HecTest, EnvelopeHasTimeHostSourceAndOcsfEvent) {
   EXPECT_EQ(j["source"], "tripline");
   EXPECT_EQ(j["sourcetype"], "tripline:incident:ocsf");
   EXPECT_EQ(j["event"]["class_uid"], 2004);
+}
+
+// Audit events: a response step and a trust decision.
+
+TEST(AuditFormatsTest, CefOfAResponseStepByteForByte) {
+  EXPECT_EQ(FormatCef(testing::ApprovalEvent()),
+            "CEF:0|Tripline|Tripline|1|audit|approved: lock account hostb/alice|3|"
+            "externalId=response-12 rt=1795578120000 cat=response act=approved suser=bob cn1=12 "
+            "cn1Label=sequence cs1=a0123456789abcdef cs1Label=action cs2=lock account "
+            "cs2Label=actionKind cs3=hostb/alice cs3Label=target "
+            "cs4=inc-0123456789abcdef0123456789abcdef cs4Label=incident dhost=hostb duser=alice "
+            "msg=approved: confirmed with the owner; valid until 2026-11-25T03:57:00.000Z");
+  EXPECT_EQ(FormatCef(testing::PromotionEvent()),
+            "CEF:0|Tripline|Tripline|1|audit|promoted to trusted: agent aiops|3|"
+            "externalId=trust-3 rt=1795578180000 cat=agent-trust act=promoted suser=carol cn1=3 "
+            "cn1Label=sequence duser=aiops cs1=trusted cs1Label=trustLevel "
+            "msg=reviewed its runbooks");
+  // A blocked address is the action's address, not a user.
+  v1::AuditEvent block = testing::ApprovalEvent();
+  block.set_action_kind(v1::Action::KIND_BLOCK_ADDRESS);
+  block.set_target("hostb/203.0.113.9");
+  block.set_subject("203.0.113.9");
+  const std::string cef = FormatCef(block);
+  EXPECT_NE(cef.find(" cs5=203.0.113.9 cs5Label=address "), std::string::npos) << cef;
+  EXPECT_EQ(cef.find("duser="), std::string::npos) << cef;
+}
+
+TEST(AuditFormatsTest, SyslogIsLogAuditNotice) {
+  const std::string m = FormatSyslog(testing::ApprovalEvent(), "agg 1");
+  EXPECT_EQ(m.rfind("<109>1 2026-11-25T03:42:00.000000Z agg_1 tripline - audit - CEF:0|", 0), 0u)
+      << m;
+}
+
+TEST(AuditFormatsTest, HostileValuesForgeNoFieldOrRecord) {
+  const v1::AuditEvent e = testing::HostileAuditEvent();
+  const std::string cef = FormatCef(e);
+  EXPECT_EQ(cef.find('\n'), std::string::npos);
+  EXPECT_EQ(cef.find('\r'), std::string::npos);
+  // Header: seven fields up to the seventh unescaped separator, the agent's | escaped in
+  // the name; the extension after it.
+  std::vector<std::string> header(1);
+  size_t i = 0;
+  for (; i < cef.size() && header.size() < 8; ++i) {
+    if (cef[i] == '\\') {
+      header.back() += cef.substr(i, 2);
+      ++i;
+    } else if (cef[i] == '|') {
+      header.emplace_back();
+    } else {
+      header.back() += cef[i];
+    }
+  }
+  ASSERT_EQ(header.size(), 8u) << cef;
+  EXPECT_EQ(header[4], "audit");
+  EXPECT_EQ(header[5], EscapeCefHeader(AuditTitle(e)));
+  EXPECT_EQ(header[6], "3");
+  // Extension: every key is one Tripline writes, in its order.
+  const std::string ext = cef.substr(i);
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < ext.size(); ++i) {
+    if (ext[i] == '\\') {
+      ++i;
+      continue;
+    }
+    if (ext[i] != '=') continue;
+    size_t k = i;
+    while (k > 0 && ext[k - 1] != ' ') --k;
+    keys.push_back(ext.substr(k, i - k));
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{"externalId", "rt", "cat", "act", "suser", "cn1",
+                                            "cn1Label", "duser", "cs1", "cs1Label", "msg"}))
+      << cef;
+  EXPECT_NE(cef.find(R"(suser=mallory suser\=root )"), std::string::npos) << cef;
+  EXPECT_NE(cef.find(R"(msg=ok\n<13>1 - forged\r\nCEF:0|x|y|1|audit|forged|10|)"),
+            std::string::npos)
+      << cef;
+  // The JSON forms keep every value whole, inside its string.
+  for (const std::string& line : {JsonLine(ToOcsf(e)), JsonLine(ToEcs(e)), HecEvent(e, "agg")}) {
+    EXPECT_EQ(line.find('\n'), line.size() - 1) << line;  // one record, one line
+    EXPECT_EQ(line.find('\r'), std::string::npos);
+  }
+  const std::string bulk = BulkIndexLines(e, "");
+  EXPECT_EQ(std::count(bulk.begin(), bulk.end(), '\n'), 2) << bulk;  // action and document
+  const auto ocsf = nlohmann::json::parse(JsonLine(ToOcsf(e)));
+  EXPECT_EQ(ocsf["entity"]["name"], e.agent());
+  EXPECT_EQ(ocsf["actor"]["user"]["name"], e.by());
+  EXPECT_EQ(ocsf["comment"], e.reason());
+  const auto ecs = nlohmann::json::parse(JsonLine(ToEcs(e)));
+  EXPECT_EQ(ecs["user"]["target"]["name"], e.agent());
+  EXPECT_EQ(ecs["tripline"]["audit"]["reason"], e.reason());
+}
+
+TEST(AuditFormatsTest, OcsfEntityManagementFields) {
+  const auto a = ToOcsf(testing::ApprovalEvent());
+  EXPECT_EQ(a["class_uid"], 3004);
+  EXPECT_EQ(a["category_uid"], 3);
+  EXPECT_EQ(a["activity_id"], 3);
+  EXPECT_EQ(a["type_uid"], 300403);
+  EXPECT_EQ(a["time"], 1795578120000);
+  EXPECT_EQ(a["message"], "approved: lock account hostb/alice");
+  EXPECT_EQ(a["actor"]["user"]["name"], "bob");
+  EXPECT_EQ(a["entity"]["uid"], "a0123456789abcdef");
+  EXPECT_EQ(a["entity"]["type"], "response action");
+  EXPECT_EQ(a["entity"]["data"]["target"], "hostb/alice");
+  EXPECT_EQ(a["entity"]["data"]["incident_id"], "inc-0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(a["metadata"]["uid"], "response-12");
+  EXPECT_EQ(a["metadata"]["correlation_uid"], "inc-0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(a["unmapped"]["step"], "approved");
+  v1::AuditEvent proposed = testing::ApprovalEvent();
+  proposed.set_step("proposed");
+  EXPECT_EQ(ToOcsf(proposed)["type_uid"], 300401);
+  const auto t = ToOcsf(testing::PromotionEvent());
+  EXPECT_EQ(t["entity"]["type"], "agent trust level");
+  EXPECT_EQ(t["entity"]["data"]["level"], "trusted");
+  EXPECT_EQ(t["comment"], "reviewed its runbooks");
+}
+
+TEST(AuditFormatsTest, EcsHecAndBulkForms) {
+  const auto e = ToEcs(testing::ApprovalEvent());
+  EXPECT_EQ(e["event"]["kind"], "event");
+  EXPECT_EQ(e["event"]["action"], "response-approved");
+  EXPECT_EQ(e["event"]["dataset"], "tripline.audit");
+  EXPECT_EQ(e["event"]["id"], "response-12");
+  EXPECT_EQ(e["user"]["name"], "bob");
+  EXPECT_EQ(e["user"]["target"]["name"], "alice");
+  EXPECT_EQ(e["host"]["name"], "hostb");
+  EXPECT_EQ(e["tripline"]["audit"]["action"]["kind"], "lock account");
+  const auto t = ToEcs(testing::PromotionEvent());
+  EXPECT_EQ(t["event"]["action"], "agent-trust-promoted");
+  EXPECT_EQ(t["user"]["target"]["name"], "aiops");
+  EXPECT_FALSE(t.contains("host"));
+
+  const auto hec = nlohmann::json::parse(HecEvent(testing::PromotionEvent(), "agg-1"));
+  EXPECT_EQ(hec["sourcetype"], "tripline:audit:ocsf");
+  EXPECT_EQ(hec["host"], "agg-1");
+  EXPECT_DOUBLE_EQ(hec["time"].get<double>(), 1795578180.0);
+  EXPECT_EQ(hec["event"]["class_uid"], 3004);
+
+  const std::string bulk = BulkIndexLines(testing::ApprovalEvent(), "tripline-audit");
+  const size_t nl = bulk.find('\n');
+  ASSERT_NE(nl, std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(bulk.substr(0, nl)),
+            nlohmann::json::parse(R"({"index":{"_id":"response-12","_index":"tripline-audit"}})"));
+  EXPECT_EQ(nlohmann::json::parse(bulk.substr(nl + 1))["event"]["id"], "response-12");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The outbox on a real RocksDB store in a temp dir: which revisions are queued, order per
-// output, pop, survival across a reopen, and the queues of outputs no longer configured.
+// output, pop, survival across a reopen, the queues of outputs no longer configured, and
+// audit events queued among incidents with their source's cursor.
 #include "aggregator/forward/outbox.h"
 
 #include <gtest/gtest.h>
@@ -38,8 +39,14 @@ class OutboxTest : public ::testing::Test {
     EXPECT_TRUE(entries.ok());
     std::vector<std::pair<std::string, uint32_t>> out;
     for (const OutboxEntry& e : *entries) {
+      if (e.audit) {
+        v1::AuditEvent a;
+        EXPECT_TRUE(a.ParseFromString(e.record));
+        out.emplace_back(a.id(), 0);
+        continue;
+      }
       v1::Incident i;
-      EXPECT_TRUE(i.ParseFromString(e.incident));
+      EXPECT_TRUE(i.ParseFromString(e.record));
       out.emplace_back(i.id(), i.revision());
     }
     return out;
@@ -99,6 +106,57 @@ TEST_F(OutboxTest, SurvivesReopenAndDropsQueuesOfRemovedOutputs) {
   EXPECT_EQ(outbox_->Backlog(1), 0u);
   Open({"b"});
   EXPECT_EQ(outbox_->Backlog(0), 0u);
+}
+
+v1::AuditEvent Audit(uint64_t seq) {
+  v1::AuditEvent a;
+  a.set_id("response-" + std::to_string(seq));
+  a.set_source(v1::AuditEvent::SOURCE_RESPONSE);
+  a.set_seq(seq);
+  a.set_by("bob");
+  a.set_what("approved");
+  return a;
+}
+
+// Audit events take their place in every output's queue among incidents, and the
+// source's cursor moves in the same write; both survive a reopen. Without an open outbox
+// the cursor is read and moved alone.
+TEST_F(OutboxTest, AuditEventsQueueInOrderWithTheirSourcesCursor) {
+  Open({"a", "b"});
+  auto cursor = Outbox::ReadAuditCursor(store_->db(), store_->column_family("outbox"), "response");
+  ASSERT_TRUE(cursor.ok());
+  EXPECT_FALSE(cursor->has_value());
+  ASSERT_TRUE(*outbox_->Offer(Revision("inc-a", 1, v1::SEVERITY_HIGH, 1)));
+  ASSERT_TRUE(outbox_->OfferAudit("response", {Audit(7), Audit(8)}, 8).ok());
+  ASSERT_TRUE(*outbox_->Offer(Revision("inc-b", 1, v1::SEVERITY_HIGH, 1)));
+  const std::vector<std::pair<std::string, uint32_t>> expected = {
+      {"inc-a", 1}, {"response-7", 0}, {"response-8", 0}, {"inc-b", 1}};
+  EXPECT_EQ(Queued(0), expected);
+  EXPECT_EQ(Queued(1), expected);
+  auto head = outbox_->Peek(1, 2);
+  ASSERT_TRUE(head.ok());
+  ASSERT_EQ(head->size(), 2u);
+  EXPECT_FALSE((*head)[0].audit);
+  EXPECT_TRUE((*head)[1].audit);
+  ASSERT_TRUE(outbox_->Pop(1, (*head)[1].seq).ok());
+
+  Open({"a", "b"});
+  EXPECT_EQ(Queued(0), expected);
+  EXPECT_EQ(Queued(1),
+            (std::vector<std::pair<std::string, uint32_t>>{{"response-8", 0}, {"inc-b", 1}}));
+  cursor = Outbox::ReadAuditCursor(store_->db(), store_->column_family("outbox"), "response");
+  ASSERT_TRUE(cursor.ok());
+  EXPECT_EQ(*cursor, std::optional<uint64_t>(8));
+  // An empty run moves the cursor only.
+  ASSERT_TRUE(outbox_->OfferAudit("response", {}, 9).ok());
+  EXPECT_EQ(outbox_->Backlog(0), 4u);
+  outbox_.reset();
+  ASSERT_TRUE(
+      Outbox::WriteAuditCursor(store_->db(), store_->column_family("outbox"), "trust", 3).ok());
+  cursor = Outbox::ReadAuditCursor(store_->db(), store_->column_family("outbox"), "trust");
+  EXPECT_EQ(*cursor, std::optional<uint64_t>(3));
+  cursor = Outbox::ReadAuditCursor(store_->db(), store_->column_family("outbox"), "response");
+  EXPECT_EQ(*cursor, std::optional<uint64_t>(9));
 }
 
 }  // namespace

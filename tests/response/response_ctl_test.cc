@@ -1,7 +1,7 @@
 // The response workflow through the real aggregator binary with mutual TLS and the real
 // triplinectl: who proposes and who approves comes from the client certificates, --by must
 // match them, only configured approvers decide, nobody approves their own proposal, and
-// every step is in the trail. Unprivileged.
+// every step is in the trail and reaches the SIEM output. Unprivileged.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -72,6 +72,7 @@ class ResponseCtlTest : public ::testing::Test {
         << "data_dir: \"" << dir_.Sub("data") << "\"\n"
         << "tls {\n  cert_file: \"" << dir_.Sub("server.pem") << "\"\n  key_file: \""
         << dir_.Sub("server-key.pem") << "\"\n  ca_file: \"" << dir_.Sub("ca.pem") << "\"\n}\n"
+        << "forward: \"file://" << dir_.Sub("audit.jsonl") << "?format=ecs\"\n"
         << response;
   }
   // Sends SIGHUP and waits for the aggregator's log to say `what` for the `n`th time.
@@ -173,6 +174,25 @@ TEST_F(ResponseCtlTest, OnlyAnotherConfiguredPersonApprovesAsThemself) {
   EXPECT_EQ(trail[2]["by"], "bob");
   r = Ctl("mallory", {"actions"});
   EXPECT_THAT(r.out, HasSubstr("reverted"));
+
+  // The SIEM output received every step, each with the person the certificate names.
+  std::vector<json> events;
+  for (int i = 0; i < 250 && events.size() < 3; ++i) {
+    events.clear();
+    std::ifstream in(dir_.Sub("audit.jsonl"));
+    std::string line;
+    while (std::getline(in, line) && !in.eof()) events.push_back(json::parse(line));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(events.size(), 3u);
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"response-proposed", "alice"}, {"response-approved", "bob"}, {"response-withdrawn", "bob"}};
+  for (size_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(events[k]["event"]["action"], expected[k].first) << events[k].dump();
+    EXPECT_EQ(events[k]["user"]["name"], expected[k].second) << events[k].dump();
+    EXPECT_EQ(events[k]["tripline"]["audit"]["action"]["id"], id);
+    EXPECT_EQ(events[k]["tripline"]["audit"]["what"], trail[k]["what"]);
+  }
 }
 
 TEST_F(ResponseCtlTest, DenialIsRecordedWithItsReason) {
