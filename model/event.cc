@@ -214,6 +214,7 @@ size_t EscapeInvalidUtf8(Event* e) {
       r.Fix(&x.exe, "posture.processes", i, ".exe");
       r.Fix(&x.user, "posture.processes", i, ".user");
       r.Fix(&x.container_id, "posture.processes", i, ".container_id");
+      r.Fix(&x.k8s_service_account, "posture.processes", i, ".k8s_service_account");
       for (size_t k = 0; k < x.runtime_sockets.size(); ++k) {
         r.Fix(&x.runtime_sockets[k], "posture.processes", i,
               ".runtime_sockets[" + std::to_string(k) + "]");

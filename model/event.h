@@ -121,6 +121,7 @@ struct ProcessPrivilege {
   uint32_t processes = 0;
   std::vector<uint32_t> pids;
   std::string container_id;
+  std::string k8s_service_account;  // "<namespace>/<name>" of the pod, "" outside one
 };
 
 struct PostureSnapshot {

@@ -109,7 +109,8 @@ struct BodyToJson {
                                  {"runtime_sockets", x.runtime_sockets},
                                  {"processes", x.processes},
                                  {"pids", x.pids},
-                                 {"container_id", x.container_id}});
+                                 {"container_id", x.container_id},
+                                 {"k8s_service_account", x.k8s_service_account}});
       }
       (*out)["posture"]["processes"] = std::move(processes);
     }
@@ -359,6 +360,7 @@ Result<EventBody> BodyFromJson(EventKind kind, const json& b) {
           TL_RETURN_IF_ERROR(pr.Strings("runtime_sockets", kMaxWireListItems, &x.runtime_sockets));
           TL_RETURN_IF_ERROR(pr.Num("processes", &x.processes));
           TL_RETURN_IF_ERROR(pr.Str("container_id", &x.container_id));
+          TL_RETURN_IF_ERROR(pr.Str("k8s_service_account", &x.k8s_service_account));
           if (const json* pids = pr.Find("pids")) {
             if (!pids->is_array() || pids->size() > 4) {
               return Status::InvalidArgument("posture.processes[].pids must be up to 4 pids");

@@ -194,6 +194,7 @@ struct BodyToProto {
       pm->set_processes(x.processes);
       for (uint32_t pid : x.pids) pm->add_pids(pid);
       pm->set_container_id(x.container_id);
+      pm->set_k8s_service_account(x.k8s_service_account);
     }
   }
   void operator()(const SensorHealth& h) const {
@@ -316,11 +317,14 @@ Result<EventBody> BodyFromProto(const v1::Event& in) {
         TL_RETURN_IF_ERROR(CheckString(pm.exe(), "posture.processes.exe"));
         TL_RETURN_IF_ERROR(CheckString(pm.user(), "posture.processes.user"));
         TL_RETURN_IF_ERROR(CheckString(pm.container_id(), "posture.processes.container_id"));
+        TL_RETURN_IF_ERROR(
+            CheckString(pm.k8s_service_account(), "posture.processes.k8s_service_account"));
         x.exe = pm.exe();
         x.uid = pm.uid();
         x.user = pm.user();
         x.cap_effective = pm.cap_effective();
         x.container_id = pm.container_id();
+        x.k8s_service_account = pm.k8s_service_account();
         TL_RETURN_IF_ERROR(CopyStrings(pm.runtime_sockets(), kMaxWireListItems,
                                        "posture.processes.runtime_sockets", &x.runtime_sockets));
         x.processes = pm.processes();

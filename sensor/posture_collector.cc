@@ -201,7 +201,9 @@ PostureSnapshot PostureCollector::Collect(const Clock* clock, int64_t budget_ns)
   if (processes_) {
     std::map<uint32_t, std::string> names;
     for (const Account& a : snap.accounts) names.emplace(a.uid, a.name);
-    snap.processes = ScanProcessPrivileges(*processes_, names, &snap.errors);
+    // The kubelet's files on this node name each pod's service account.
+    PodDirectory pods(files_);
+    snap.processes = ScanProcessPrivileges(*processes_, names, &pods, &snap.errors);
   }
   return snap;
 }

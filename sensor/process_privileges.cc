@@ -203,8 +203,10 @@ std::vector<std::string> ReachableSockets(const ProcessScanOptions& options, int
 
 std::vector<ProcessPrivilege> ScanProcessPrivileges(
     const ProcessScanOptions& options, const std::map<uint32_t, std::string>& user_names,
-    std::vector<std::string>* errors) {
+    PodDirectory* pods, std::vector<std::string>* errors) {
   std::vector<ProcessPrivilege> out;
+  // Pod uid -> "<namespace>/<service account>" ("" when unknown), looked up once per scan.
+  std::map<std::string, std::string> pod_accounts;
   DIR* dir = ::opendir(options.proc_dir.c_str());
   if (dir == nullptr) {
     errors->push_back("processes: " + options.proc_dir + ": " + std::strerror(errno));
@@ -218,8 +220,9 @@ std::vector<ProcessPrivilege> ScanProcessPrivileges(
   ::closedir(dir);
   std::sort(pids.begin(), pids.end());
 
-  // (exe, uid, caps, sockets, container) -> index in `out`.
-  std::map<std::tuple<std::string, uint32_t, uint64_t, std::vector<std::string>, std::string>,
+  // (exe, uid, caps, sockets, container, service account) -> index in `out`.
+  std::map<std::tuple<std::string, uint32_t, uint64_t, std::vector<std::string>, std::string,
+                      std::string>,
            size_t>
       index;
   size_t unreadable_exe = 0, bad_status = 0, unlisted = 0;
@@ -244,11 +247,24 @@ std::vector<ProcessPrivilege> ScanProcessPrivileges(
       continue;
     }
     std::vector<std::string> sockets = ReachableSockets(options, pid, *creds);
-    std::string container;
+    std::string container, service_account;
     if (auto cgroup = ReadSmallFile(base + "/cgroup"); cgroup.ok()) {
       container = ContainerIdFromProcCgroup(*cgroup);
+      if (pods != nullptr) {
+        if (std::optional<KubePodRef> ref = KubePodFromCgroupPath(UnifiedCgroupPath(*cgroup))) {
+          auto [known, inserted] = pod_accounts.try_emplace(ref->pod_uid);
+          if (inserted) {
+            const KubePodName* pod = pods->Find(ref->pod_uid);
+            if (pod != nullptr && !pod->service_account.empty()) {
+              known->second = pod->pod_namespace + "/" + pod->service_account;
+            }
+          }
+          service_account = known->second;
+        }
+      }
     }
-    auto key = std::make_tuple(exe, creds->uid, creds->cap_effective, sockets, container);
+    auto key =
+        std::make_tuple(exe, creds->uid, creds->cap_effective, sockets, container, service_account);
     auto it = index.find(key);
     if (it == index.end()) {
       if (out.size() >= options.max_groups) {
@@ -262,6 +278,7 @@ std::vector<ProcessPrivilege> ScanProcessPrivileges(
       p.cap_effective = creds->cap_effective;
       p.runtime_sockets = std::move(sockets);
       p.container_id = std::move(container);
+      p.k8s_service_account = std::move(service_account);
       it = index.emplace(std::move(key), out.size()).first;
       out.push_back(std::move(p));
     }

@@ -4,9 +4,10 @@
 // effective capabilities (CapEff of /proc/PID/status), the container runtime sockets
 // (Docker, containerd, ...) it may connect to and its container (/proc/PID/cgroup, as
 // events name it). Processes of one executable with the same uid, capabilities, reachable
-// sockets and container form one ProcessPrivilege, counted, with up to four pids: a host's hundreds
-// of processes come to a few dozen entries, and the aggregator judges the ones of declared agents,
-// service accounts and MCP servers (aggregator/audit/posture_findings.h).
+// sockets, container (and Kubernetes service account) form one ProcessPrivilege, counted, with up
+// to four pids: a host's hundreds of processes come to a few dozen entries, and the aggregator
+// judges the ones of declared agents, service accounts and MCP servers
+// (aggregator/audit/posture_findings.h).
 //
 // Reaching a socket: connect(2) on a Unix socket needs write permission on the socket
 // file and search permission on every directory above it. Each is judged for the
@@ -28,6 +29,7 @@
 
 #include "common/status.h"
 #include "model/event.h"
+#include "sensor/kube_pod.h"
 
 namespace tripline::sensor {
 
@@ -65,9 +67,10 @@ std::vector<std::string> ReachableSockets(const ProcessScanOptions& options, int
                                           const ProcessCredentials& who);
 
 // Every process of `options.proc_dir`, grouped (see the file comment). `user_names` maps
-// uids to account names (the snapshot's accounts).
+// uids to account names (the snapshot's accounts). With `pods`, a process in a Kubernetes
+// pod (its cgroup under the kubelet's tree) carries the pod's service account.
 std::vector<ProcessPrivilege> ScanProcessPrivileges(
     const ProcessScanOptions& options, const std::map<uint32_t, std::string>& user_names,
-    std::vector<std::string>* errors);
+    PodDirectory* pods, std::vector<std::string>* errors);
 
 }  // namespace tripline::sensor

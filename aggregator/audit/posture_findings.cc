@@ -53,17 +53,25 @@ std::optional<ProcessIdentity> DeclaredProcess(const ProcessPrivilege& p,
   for (const ProcessRule& rule : policy.processes) {
     if (!Matches(rule, rule.user, p.user) || !Matches(rule, rule.exe, p.exe) ||
         !Matches(rule, rule.cgroup, p.container_id) ||
-        (!rule.cgroup.empty() && p.container_id.empty())) {
+        (!rule.cgroup.empty() && p.container_id.empty()) ||
+        !Matches(rule, rule.k8s_service_account, p.k8s_service_account) ||
+        (!rule.k8s_service_account.empty() && p.k8s_service_account.empty())) {
       continue;
     }
     ProcessIdentity id;
     id.kind = rule.kind;
-    // A rule that names an executable or container names its processes after the
-    // executable (an MCP server run as root is not "root"); one that names only an
-    // account, after the account.
-    id.name = !rule.name.empty()                                            ? rule.name
-              : !rule.exe.empty() || !rule.cgroup.empty() || p.user.empty() ? Basename(p.exe)
-                                                                            : p.user;
+    // A rule that names a pod's service account names its processes after it; one that
+    // names an executable or container, after the executable (an MCP server run as root
+    // is not "root"); one that names only an account, after the account.
+    if (!rule.name.empty()) {
+      id.name = rule.name;
+    } else if (!rule.k8s_service_account.empty()) {
+      id.name = p.k8s_service_account;
+    } else if (!rule.exe.empty() || !rule.cgroup.empty() || p.user.empty()) {
+      id.name = Basename(p.exe);
+    } else {
+      id.name = p.user;
+    }
     id.who = rule.mcp_server ? "MCP server " + id.name : Who(rule.kind, id.name);
     return id;
   }

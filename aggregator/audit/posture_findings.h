@@ -63,17 +63,21 @@ struct Finding {
   std::string Key() const;
 };
 
-// Processes declared an identity (IdentityRule with an exe or a cgroup, or mcp_server): the
-// privilege audit checks theirs. Patterns are globs unless `exact`; an empty one matches anything.
+// Processes declared an identity (IdentityRule with an exe, a cgroup or a Kubernetes
+// service account, or mcp_server): the privilege audit checks theirs. Patterns are globs
+// unless `exact`; an empty one matches anything.
 struct ProcessRule {
   std::string user;  // account name of the process's uid
   std::string exe;
   std::string cgroup;  // the processes' container id
   std::string kind;    // "service" or "agent"
-  // Identity name; when empty the executable's (a rule with `exe`), else the account's.
+  // Identity name; when empty the service account's (a rule with `k8s_service_account`),
+  // the executable's (a rule with `exe` or `cgroup`), else the account's.
   std::string name;
   bool mcp_server = false;
   bool exact = false;
+  // "<namespace>/<name>" of the processes' pod's service account.
+  std::string k8s_service_account;
 };
 
 struct AuditPolicy {

@@ -67,10 +67,13 @@ std::vector<audit::ProcessRule> DeclaredProcesses(
     const std::vector<baseline::IdentityRule>& rules) {
   std::vector<audit::ProcessRule> out;
   for (const baseline::IdentityRule& rule : rules) {
-    if (rule.exe.empty() && rule.cgroup.empty() && !rule.mcp_server) continue;
+    if (rule.exe.empty() && rule.cgroup.empty() && rule.k8s_service_account.empty() &&
+        !rule.mcp_server) {
+      continue;
+    }
     out.push_back(audit::ProcessRule{rule.user, rule.exe, rule.cgroup,
                                      std::string(baseline::KindName(rule.kind)), rule.name,
-                                     rule.mcp_server, rule.exact});
+                                     rule.mcp_server, rule.exact, rule.k8s_service_account});
   }
   return out;
 }

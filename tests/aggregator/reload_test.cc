@@ -88,6 +88,13 @@ TEST(IdentityRulesFromConfigTest, AcceptsServicesAndAgentsAndNamesTheBadRule) {
   rules = IdentityRulesFromConfig(c);
   ASSERT_TRUE(rules.ok()) << rules.status().ToString();
   EXPECT_EQ((*rules)[2].k8s_service_account, "payments/api-runner");
+  // The privilege audit checks the processes of the exe and service-account rules.
+  const std::vector<audit::ProcessRule> processes = DeclaredProcesses(*rules);
+  ASSERT_EQ(processes.size(), 2u);
+  EXPECT_EQ(processes[0].exe, "/usr/bin/ansible*");
+  EXPECT_EQ(processes[0].name, "ansible");
+  EXPECT_EQ(processes[1].k8s_service_account, "payments/api-runner");
+  EXPECT_EQ(processes[1].kind, "service");
   c.mutable_identities(2)->set_k8s_service_account("api-runner");
   rules = IdentityRulesFromConfig(c);
   ASSERT_FALSE(rules.ok());

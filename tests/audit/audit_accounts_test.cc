@@ -72,7 +72,7 @@ class AuditAccountsTest : public ::testing::Test {
     policy.declared[deploy_] = "service";  // a login shell, but declared a service account
     // MCP servers by executable: this test's copies of a program.
     policy.processes.push_back(
-        audit::ProcessRule{"", dir_.Sub(prefix_ + "-mcp*"), "", "agent", "", true, false});
+        audit::ProcessRule{"", dir_.Sub(prefix_ + "-mcp*"), "", "agent", "", true, false, ""});
     CorrelationEngineOptions engine_options;
     auto engine = CorrelationEngine::Open(store_.get(), engine_options, SystemClock::Get());
     ASSERT_TRUE(engine.ok()) << engine.status().ToString();

@@ -314,7 +314,8 @@ TEST(PostureFindingsTest, ProcessesOfDeclaredIdentitiesAreJudged) {
   };
   AuditPolicy policy;
   policy.declared["aiops"] = "agent";
-  policy.processes.push_back(ProcessRule{"", "/opt/mcp/bin/mcp-*", "", "agent", "", true, false});
+  policy.processes.push_back(
+      ProcessRule{"", "/opt/mcp/bin/mcp-*", "", "agent", "", true, false, ""});
   const auto fs = FindingsFromPosture("ai1", snap, policy);
 
   const Finding* caps = FindCheck(fs, "aiops", "process-capabilities", "/usr/bin/python3");
@@ -357,7 +358,7 @@ TEST(PostureFindingsTest, ProcessesOfDeclaredIdentitiesAreJudged) {
   // A rule naming a user as well matches only that user's processes of the executable.
   AuditPolicy narrow;
   narrow.processes.push_back(
-      ProcessRule{"svc-*", "/opt/mcp/bin/*", "", "service", "", false, false});
+      ProcessRule{"svc-*", "/opt/mcp/bin/*", "", "service", "", false, false, ""});
   EXPECT_EQ(FindCheck(FindingsFromPosture("ai1", snap, narrow), "mcp-files", "process-root"),
             nullptr);
 }
@@ -375,12 +376,40 @@ TEST(PostureFindingsTest, ProcessesOfAnAgentDeclaredByItsContainer) {
   on_host.container_id.clear();
   snap.processes = {in_container, elsewhere, on_host};
   AuditPolicy policy;
-  policy.processes.push_back(ProcessRule{"", "", "opsbot-*", "agent", "opsbot", false, false});
+  policy.processes.push_back(ProcessRule{"", "", "opsbot-*", "agent", "opsbot", false, false, ""});
   const auto fs = FindingsFromPosture("k8s-node-3", snap, policy);
   ASSERT_EQ(fs.size(), 1u);
   EXPECT_EQ(fs[0].identity, "opsbot");
   EXPECT_EQ(fs[0].check, "process-root");
   EXPECT_THAT(fs[0].detail, HasSubstr("container opsbot-7f3a"));
+}
+
+// An agent declared by its pod's service account only: the processes of pods that run
+// under that account are audited and named after it; a pod of another account and the
+// same program outside any pod are not.
+TEST(PostureFindingsTest, ProcessesOfAnAgentDeclaredByItsServiceAccountAreAudited) {
+  PostureSnapshot snap;
+  ProcessPrivilege in_pod =
+      Process("/usr/bin/python3", 1000, "", 0, {"/run/containerd/containerd.sock"});
+  in_pod.container_id = std::string(64, 'c');
+  in_pod.k8s_service_account = "aiops/agent-runner";
+  ProcessPrivilege other_pod = in_pod;
+  other_pod.k8s_service_account = "web/frontend";
+  ProcessPrivilege on_host = in_pod;
+  on_host.container_id.clear();
+  on_host.k8s_service_account.clear();
+  snap.processes = {in_pod, other_pod, on_host};
+  AuditPolicy policy;
+  ProcessRule rule;
+  rule.kind = "agent";
+  rule.k8s_service_account = "aiops/*";
+  policy.processes.push_back(rule);
+  const auto fs = FindingsFromPosture("k8s-node-3", snap, policy);
+  ASSERT_EQ(fs.size(), 1u);
+  EXPECT_EQ(fs[0].identity, "aiops/agent-runner");
+  EXPECT_EQ(fs[0].kind, "agent");
+  EXPECT_EQ(fs[0].check, "runtime-socket");
+  EXPECT_THAT(fs[0].detail, HasSubstr("/run/containerd/containerd.sock"));
 }
 
 }  // namespace

@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "tests/aggregator/subprocess.h"
+#include "tests/sensor/kube_token.h"
+#include "tests/sensor/temp_tree.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/unix_listener.h"
 
@@ -157,7 +159,7 @@ TEST(ProcessPrivilegesTest, RealProcessesTheirCapabilitiesAndTheSocketsTheyReach
   // setpriv execs the program: wait until all three run it.
   for (int i = 0; i < 200; ++i) {
     errors.clear();
-    groups = ScanProcessPrivileges(options, {{kNobody, "nobody"}, {0, "root"}}, &errors);
+    groups = ScanProcessPrivileges(options, {{kNobody, "nobody"}, {0, "root"}}, nullptr, &errors);
     const ProcessPrivilege* a = WithPid(groups, in_group.pid());
     const ProcessPrivilege* b = WithPid(groups, outside.pid());
     if (a != nullptr && a->exe == exe && b != nullptr && b->exe == exe &&
@@ -203,6 +205,18 @@ TEST(ProcessPrivilegesTest, RealProcessesTheirCapabilitiesAndTheSocketsTheyReach
   EXPECT_NE(WithPid(groups, getpid()), nullptr);
 }
 
+// /proc/PID of a python3 run by uid 998 with no capabilities, in `dir`/proc, in `cgroup`.
+void LayOutPython(const testing::TempDir& dir, int pid, const std::string& cgroup) {
+  const std::string base = dir.Sub("proc/" + std::to_string(pid));
+  std::filesystem::create_directories(base);
+  std::filesystem::create_symlink("/usr/bin/python3", base + "/exe");
+  std::filesystem::create_symlink("/", base + "/root");
+  std::ofstream(base + "/status") << "Name:\tpython3\nUid:\t998\t998\t998\t998\n"
+                                     "Gid:\t998\t998\t998\t998\nGroups:\t\n"
+                                     "CapEff:\t0000000000000000\n";
+  std::ofstream(base + "/cgroup") << cgroup;
+}
+
 // A process in a container, in a /proc laid out in a temp dir (no container runtime runs
 // here): its container id comes from its cgroup file, as events name it, and splits the
 // group from the same program on the host.
@@ -210,14 +224,7 @@ TEST(ProcessPrivilegesTest, AContainersProcessesAreAGroupOfTheirOwn) {
   testing::TempDir dir;
   const std::string id(64, 'c');
   const auto process = [&dir](int pid, const std::string& cgroup) {
-    const std::string base = dir.Sub("proc/" + std::to_string(pid));
-    std::filesystem::create_directories(base);
-    std::filesystem::create_symlink("/usr/bin/python3", base + "/exe");
-    std::filesystem::create_symlink("/", base + "/root");
-    std::ofstream(base + "/status") << "Name:\tpython3\nUid:\t998\t998\t998\t998\n"
-                                       "Gid:\t998\t998\t998\t998\nGroups:\t\n"
-                                       "CapEff:\t0000000000000000\n";
-    std::ofstream(base + "/cgroup") << cgroup;
+    LayOutPython(dir, pid, cgroup);
   };
   process(100, "0::/system.slice/docker-" + id + ".scope\n");
   process(101, "0::/system.slice/docker-" + id + ".scope\n");
@@ -226,7 +233,7 @@ TEST(ProcessPrivilegesTest, AContainersProcessesAreAGroupOfTheirOwn) {
   options.proc_dir = dir.Sub("proc");
   options.runtime_sockets.clear();
   std::vector<std::string> errors;
-  const auto groups = ScanProcessPrivileges(options, {{998, "aiops"}}, &errors);
+  const auto groups = ScanProcessPrivileges(options, {{998, "aiops"}}, nullptr, &errors);
   EXPECT_TRUE(errors.empty()) << errors.front();
   ASSERT_EQ(groups.size(), 2u);
   const ProcessPrivilege* in_container = WithPid(groups, 100);
@@ -240,11 +247,61 @@ TEST(ProcessPrivilegesTest, AContainersProcessesAreAGroupOfTheirOwn) {
   EXPECT_EQ(on_host->container_id, "");
 }
 
+// A process of a Kubernetes pod (its cgroup under the kubelet's tree, in a /proc laid out
+// in a temp dir) carries its pod's service account, read from the token the kubelet mounts
+// (in a node's files laid out beside it); the same program outside the pod does not, and a
+// pod whose token is missing has none.
+TEST(ProcessPrivilegesTest, AKubernetesPodsProcessesCarryTheirServiceAccount) {
+  TempTree node;
+  RootedHostFiles files(node.root());
+  testing::TempDir dir;
+  const std::string uid = "3a1f5c2e-8b7d-4e2a-9c1f-0123456789ab";
+  const std::string bare = "5b2e6d3f-9c8e-4f3b-8d2a-123456789abc";
+  const auto process = [&dir](int pid, const std::string& cgroup) {
+    LayOutPython(dir, pid, cgroup);
+  };
+  const auto pod_cgroup = [](const std::string& pod_uid, char container) {
+    std::string u = pod_uid;
+    std::replace(u.begin(), u.end(), '-', '_');
+    return "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + u +
+           ".slice/cri-containerd-" + std::string(64, container) + ".scope\n";
+  };
+  process(100, pod_cgroup(uid, 'c'));
+  process(101, pod_cgroup(uid, 'c'));
+  process(200, "0::/user.slice/user-998.slice\n");
+  process(300, pod_cgroup(bare, 'd'));
+  node.Write("/var/log/pods/payments_api-7d9f_" + uid + "/api/0.log", "");
+  node.Write("/var/lib/kubelet/pods/" + uid +
+                 "/volumes/kubernetes.io~projected/kube-api-access-4x2q/token",
+             testing::ServiceAccountToken("payments", "api-runner"));
+  node.Write("/var/log/pods/payments_batch-1_" + bare + "/batch/0.log", "");  // no token
+  ProcessScanOptions options;
+  options.proc_dir = dir.Sub("proc");
+  options.runtime_sockets.clear();
+  PodDirectory pods(files);
+  std::vector<std::string> errors;
+  const auto groups = ScanProcessPrivileges(options, {{998, "aiops"}}, &pods, &errors);
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  ASSERT_EQ(groups.size(), 3u);
+  const ProcessPrivilege* in_pod = WithPid(groups, 100);
+  ASSERT_NE(in_pod, nullptr);
+  EXPECT_EQ(in_pod->k8s_service_account, "payments/api-runner");
+  EXPECT_EQ(in_pod->container_id, std::string(64, 'c'));
+  EXPECT_EQ(in_pod->processes, 2u);
+  ASSERT_NE(WithPid(groups, 200), nullptr);
+  EXPECT_EQ(WithPid(groups, 200)->k8s_service_account, "");
+  ASSERT_NE(WithPid(groups, 300), nullptr);
+  EXPECT_EQ(WithPid(groups, 300)->k8s_service_account, "");
+  // Without the node's pods, none is named.
+  EXPECT_EQ(WithPid(ScanProcessPrivileges(options, {}, nullptr, &errors), 100)->k8s_service_account,
+            "");
+}
+
 TEST(ProcessPrivilegesTest, AProcDirectoryThatCannotBeReadIsAnError) {
   ProcessScanOptions options;
   options.proc_dir = "/nonexistent-proc";
   std::vector<std::string> errors;
-  EXPECT_TRUE(ScanProcessPrivileges(options, {}, &errors).empty());
+  EXPECT_TRUE(ScanProcessPrivileges(options, {}, nullptr, &errors).empty());
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_NE(errors[0].find("/nonexistent-proc"), std::string::npos) << errors[0];
 }
@@ -254,7 +311,7 @@ TEST(ProcessPrivilegesTest, GroupsBeyondTheLimitAreCountedNotListed) {
   options.max_groups = 1;
   options.runtime_sockets.clear();
   std::vector<std::string> errors;
-  const auto groups = ScanProcessPrivileges(options, {}, &errors);
+  const auto groups = ScanProcessPrivileges(options, {}, nullptr, &errors);
   EXPECT_EQ(groups.size(), 1u);
   ASSERT_FALSE(errors.empty());
   EXPECT_NE(errors.back().find("beyond 1 not listed"), std::string::npos) << errors.back();
