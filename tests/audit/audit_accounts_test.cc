@@ -363,14 +363,17 @@ TEST_F(AuditAccountsTest, AnAgentsRealProcessesAreAuditedAndResolvedWhenTheyEnd)
   auto mcp = std::make_unique<testing::Child>(std::vector<std::string>{mcp_exe, "120"},
                                               dir_.Sub("mcp.log"));
   const pid_t agent_pid = agent->pid();
-  // setpriv execs the agent's program: wait until it does.
-  for (int i = 0; i < 200; ++i) {
-    std::error_code ec;
-    if (std::filesystem::read_symlink("/proc/" + std::to_string(agent_pid) + "/exe", ec) ==
-        agent_exe) {
-      break;
+  // Both children run their program only once they exec it (setpriv execs the agent's):
+  // wait until each does, or the scan may see the test's own binary in their place.
+  for (const auto& [pid, exe] :
+       {std::make_pair(agent_pid, agent_exe), std::make_pair(mcp->pid(), mcp_exe)}) {
+    for (int i = 0; i < 200; ++i) {
+      std::error_code ec;
+      if (std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec) == exe) {
+        break;
+      }
+      usleep(20'000);
     }
-    usleep(20'000);
   }
 
   sensor::ProcessScanOptions scan;
