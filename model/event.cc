@@ -203,6 +203,10 @@ size_t EscapeInvalidUtf8(Event* e) {
       for (size_t k = 0; k < a.groups.size(); ++k) {
         r.Fix(&a.groups[k], "posture.accounts", i, ".groups[" + std::to_string(k) + "]");
       }
+      for (size_t k = 0; k < a.readable_files.size(); ++k) {
+        r.Fix(&a.readable_files[k], "posture.accounts", i,
+              ".readable_files[" + std::to_string(k) + "]");
+      }
       for (size_t k = 0; k < a.sudo_rules.size(); ++k) {
         r.Fix(&a.sudo_rules[k], "posture.accounts", i, ".sudo_rules[" + std::to_string(k) + "]");
       }

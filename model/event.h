@@ -109,6 +109,7 @@ struct Account {
   bool sudo_nopasswd = false;
   uint32_t authorized_keys = 0;
   uint32_t authorized_keys_unrestricted = 0;  // of those, keys without a from= option
+  std::vector<std::string> readable_files;    // sensitive files it may read (event.proto)
 };
 
 // Processes of one executable with the same credentials and reach (tripline.v1.ProcessPrivilege).

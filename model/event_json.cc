@@ -95,6 +95,7 @@ struct BodyToJson {
                               {"sudo_nopasswd", a.sudo_nopasswd},
                               {"authorized_keys", a.authorized_keys},
                               {"authorized_keys_unrestricted", a.authorized_keys_unrestricted}});
+      if (!a.readable_files.empty()) accounts.back()["readable_files"] = a.readable_files;
     }
     (*out)["posture"] = json{{"accounts", std::move(accounts)},
                              {"root_group_members", p.root_group_members},
@@ -340,6 +341,7 @@ Result<EventBody> BodyFromJson(EventKind kind, const json& b) {
           TL_RETURN_IF_ERROR(ar.Num("authorized_keys", &a.authorized_keys));
           TL_RETURN_IF_ERROR(
               ar.Num("authorized_keys_unrestricted", &a.authorized_keys_unrestricted));
+          TL_RETURN_IF_ERROR(ar.Strings("readable_files", kMaxWireListItems, &a.readable_files));
           p.accounts.push_back(std::move(a));
         }
       }

@@ -111,6 +111,7 @@ void AccountToProto(const Account& a, v1::Account* out) {
   out->set_sudo_nopasswd(a.sudo_nopasswd);
   out->set_authorized_keys(a.authorized_keys);
   out->set_authorized_keys_unrestricted(a.authorized_keys_unrestricted);
+  for (const auto& f : a.readable_files) out->add_readable_files(f);
 }
 
 Status AccountFromProto(const v1::Account& in, Account* a) {
@@ -133,6 +134,8 @@ Status AccountFromProto(const v1::Account& in, Account* a) {
   a->sudo_nopasswd = in.sudo_nopasswd();
   a->authorized_keys = in.authorized_keys();
   a->authorized_keys_unrestricted = in.authorized_keys_unrestricted();
+  TL_RETURN_IF_ERROR(CopyStrings(in.readable_files(), kMaxWireListItems, "account.readable_files",
+                                 &a->readable_files));
   return Status::Ok();
 }
 

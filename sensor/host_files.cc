@@ -192,6 +192,9 @@ Result<FileVersion> RootedHostFiles::Stat(std::string_view path) const {
   v.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000LL + st.st_mtim.tv_nsec;
   v.inode = st.st_ino;
   v.size = static_cast<uint64_t>(st.st_size);
+  v.mode = st.st_mode;
+  v.uid = st.st_uid;
+  v.gid = st.st_gid;
   return v;
 }
 

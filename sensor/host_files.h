@@ -24,6 +24,9 @@ struct FileVersion {
   int64_t mtime_ns = 0;
   uint64_t inode = 0;
   uint64_t size = 0;
+  uint32_t mode = 0;  // st_mode: type and permission bits
+  uint32_t uid = 0;   // owner
+  uint32_t gid = 0;
 
   friend bool operator==(const FileVersion&, const FileVersion&) = default;
 };

@@ -1,10 +1,15 @@
 #include "sensor/posture_collector.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
 #include "common/text_lines.h"
+#include "model/posture_checks.h"
 #include "sensor/account_files.h"
 #include "sensor/sudoers_parser.h"
 
@@ -86,6 +91,110 @@ bool RuleAppliesTo(const SudoRule& rule, const Account& account) {
     if (hit) match = !p.negated;
   }
   return match;
+}
+
+// A sensitive file and the directories above it, as stat(2) saw them.
+struct SensitiveFile {
+  std::string path;
+  FileVersion file;
+  std::vector<FileVersion> dirs;  // "/" first
+};
+
+// The files the sensitive path rules name on this host (see the header), at most `max`.
+std::vector<SensitiveFile> SensitiveFiles(const HostFiles& files,
+                                          const std::vector<SensitivePath>& rules, size_t max,
+                                          std::vector<std::string>* errors) {
+  std::set<std::string> paths;
+  size_t beyond = 0;
+  const auto add = [&](std::string path) {
+    if (paths.size() < max) {
+      paths.insert(std::move(path));
+    } else if (paths.count(path) == 0) {
+      ++beyond;
+    }
+  };
+  for (const SensitivePath& r : rules) {
+    if (r.path.empty() || r.path.front() != '/') continue;
+    if (r.match == SensitivePath::Match::kExact) {
+      add(r.path);
+    } else if (r.match == SensitivePath::Match::kPrefix) {
+      const size_t slash = r.path.rfind('/');
+      const std::string dir = slash == 0 ? "/" : r.path.substr(0, slash);
+      const std::string stem = r.path.substr(slash + 1);
+      Result<std::vector<std::string>> names = files.ListDir(dir);
+      if (!names.ok()) continue;  // not on this host
+      for (const std::string& n : *names) {
+        if (n.compare(0, stem.size(), stem) == 0) {
+          add((dir == "/" ? "" : dir) + "/" + n);
+        }
+      }
+    }
+  }
+  if (beyond > 0) {
+    errors->push_back("sensitive files: " + std::to_string(beyond) + " beyond " +
+                      std::to_string(max) + " not judged");
+  }
+  std::map<std::string, std::optional<FileVersion>> dir_cache;
+  const auto stat_dir = [&](const std::string& d) -> std::optional<FileVersion> {
+    auto [it, inserted] = dir_cache.try_emplace(d);
+    if (inserted) {
+      Result<FileVersion> v = files.Stat(d);
+      if (v.ok()) it->second = *v;
+    }
+    return it->second;
+  };
+  std::vector<SensitiveFile> out;
+  for (const std::string& path : paths) {
+    Result<FileVersion> st = files.Stat(path);
+    if (!st.ok() || !S_ISREG(st->mode)) continue;
+    SensitiveFile f;
+    f.path = path;
+    f.file = *st;
+    bool complete = true;
+    for (size_t at = 0; at != std::string::npos && at < path.size(); at = path.find('/', at + 1)) {
+      std::optional<FileVersion> d = stat_dir(at == 0 ? "/" : path.substr(0, at));
+      if (!d) {
+        complete = false;
+        break;
+      }
+      f.dirs.push_back(*d);
+    }
+    if (complete) out.push_back(std::move(f));
+  }
+  return out;
+}
+
+// The bit of the permission class the kernel picks for `uid` with `gids` on a file: the
+// owner's, else the group's, else the others'.
+uint32_t PermissionBits(const FileVersion& f, uint32_t uid, const std::vector<uint32_t>& gids,
+                        uint32_t owner_bit, uint32_t group_bit, uint32_t other_bit) {
+  if (f.uid == uid) return f.mode & owner_bit;
+  if (std::find(gids.begin(), gids.end(), f.gid) != gids.end()) return f.mode & group_bit;
+  return f.mode & other_bit;
+}
+
+// What `account` may read of `sensitive` as their owner or through a group that is not
+// root-equivalent, every directory above searchable to it.
+std::vector<std::string> ReadableBy(const Account& account, const std::vector<uint32_t>& gids,
+                                    const std::vector<uint32_t>& plain_gids,
+                                    const std::vector<SensitiveFile>& sensitive) {
+  std::vector<std::string> out;
+  for (const SensitiveFile& f : sensitive) {
+    bool searchable = true;
+    for (const FileVersion& d : f.dirs) {
+      if (PermissionBits(d, account.uid, gids, S_IXUSR, S_IXGRP, S_IXOTH) == 0) {
+        searchable = false;
+        break;
+      }
+    }
+    if (!searchable) continue;
+    const bool as_owner = f.file.uid == account.uid && (f.file.mode & S_IRUSR) != 0;
+    const bool as_group =
+        f.file.uid != account.uid && (f.file.mode & S_IRGRP) != 0 &&
+        std::find(plain_gids.begin(), plain_gids.end(), f.file.gid) != plain_gids.end();
+    if (as_owner || as_group) out.push_back(f.path);
+  }
+  return out;
 }
 
 }  // namespace
@@ -198,6 +307,25 @@ PostureSnapshot PostureCollector::Collect(const Clock* clock, int64_t budget_ns)
                           " accounts not counted");
   }
   snap.root_group_members.assign(root_members.begin(), root_members.end());
+  if (!sensitive_.empty()) {
+    const std::vector<SensitiveFile> sensitive =
+        SensitiveFiles(files_, sensitive_, kMaxSensitiveFiles, &snap.errors);
+    std::unordered_map<std::string, uint32_t> gid_by_name;
+    for (const GroupEntry& g : groups) gid_by_name.try_emplace(g.name, g.gid);
+    for (Account& a : snap.accounts) {
+      if (a.uid == 0) continue;  // root reads everything; being root is not a finding
+      // Every group of the account, and those that are not root-equivalent (a file read
+      // through group shadow or adm is that group's finding and drift already).
+      std::vector<uint32_t> gids = {a.gid}, plain_gids;
+      for (const std::string& name : a.groups) {
+        auto g = gid_by_name.find(name);
+        if (g == gid_by_name.end()) continue;
+        gids.push_back(g->second);
+        if (!IsRootEquivalentGroup(name)) plain_gids.push_back(g->second);
+      }
+      a.readable_files = ReadableBy(a, gids, plain_gids, sensitive);
+    }
+  }
   if (processes_) {
     std::map<uint32_t, std::string> names;
     for (const Account& a : snap.accounts) names.emplace(a.uid, a.name);

@@ -15,6 +15,12 @@
 // Processes (when given ProcessScanOptions, as the sensor daemon does): the running
 // processes grouped by executable, uid, capabilities and reachable container runtime
 // sockets (process_privileges.h), their uids named from /etc/passwd.
+// Sensitive files (when given the sensor's sensitive paths): for each account but root, the
+// files it may read as their owner or through a group that is not root-equivalent, every
+// directory above searchable to it (Account.readable_files). Exact paths are files; a
+// prefix ending in '/' names the regular files directly in that directory, another prefix
+// those in its directory whose name starts with the rest (/etc/ssh/ssh_host_); suffix rules
+// (a file name in any directory, such as an account's own keys) are not listed.
 // Every file or line that cannot be read or parsed becomes an entry in `errors`; the
 // snapshot is still produced from what could be read.
 //
@@ -28,6 +34,7 @@
 #include "model/event.h"
 #include "sensor/host_files.h"
 #include "sensor/process_privileges.h"
+#include "sensor/record_decoder.h"
 
 namespace tripline::sensor {
 
@@ -35,8 +42,13 @@ class PostureCollector {
  public:
   // `files` must outlive the collector.
   explicit PostureCollector(const HostFiles& files,
-                            std::optional<ProcessScanOptions> processes = std::nullopt)
-      : files_(files), processes_(std::move(processes)) {}
+                            std::optional<ProcessScanOptions> processes = std::nullopt,
+                            std::vector<SensitivePath> sensitive = {})
+      : files_(files), processes_(std::move(processes)), sensitive_(std::move(sensitive)) {}
+
+  // At most this many sensitive files are judged per snapshot (the rest are counted in
+  // `errors`).
+  static constexpr size_t kMaxSensitiveFiles = 256;
 
   PostureSnapshot Collect() const;
   // With a time budget: once `budget_ns` of `clock`'s monotonic time has passed, the
@@ -47,6 +59,7 @@ class PostureCollector {
  private:
   const HostFiles& files_;
   const std::optional<ProcessScanOptions> processes_;
+  const std::vector<SensitivePath> sensitive_;
 };
 
 }  // namespace tripline::sensor

@@ -13,8 +13,10 @@ constexpr auto kStopWait = std::chrono::seconds(1);
 }  // namespace
 
 PostureWorker::PostureWorker(const HostFiles& files, const Clock& clock, int64_t budget_ns,
-                             std::optional<ProcessScanOptions> processes)
-    : state_(std::make_shared<State>(files.Clone(), clock, budget_ns, std::move(processes))),
+                             std::optional<ProcessScanOptions> processes,
+                             std::vector<SensitivePath> sensitive)
+    : state_(std::make_shared<State>(files.Clone(), clock, budget_ns, std::move(processes),
+                                     std::move(sensitive))),
       thread_([state = state_] { Loop(state); }) {}
 
 PostureWorker::~PostureWorker() {

@@ -31,8 +31,10 @@ class PostureWorker {
   // `files` is copied (HostFiles::Clone). `clock` must outlive the worker, and outlive the
   // process's main function if a collection can get stuck (SystemClock does).
   // With `processes`, each snapshot lists the running processes' privileges too.
+  // With `sensitive`, each account's readable sensitive files (posture_collector.h).
   PostureWorker(const HostFiles& files, const Clock& clock, int64_t budget_ns,
-                std::optional<ProcessScanOptions> processes = std::nullopt);
+                std::optional<ProcessScanOptions> processes = std::nullopt,
+                std::vector<SensitivePath> sensitive = {});
   ~PostureWorker();
   PostureWorker(const PostureWorker&) = delete;
   PostureWorker& operator=(const PostureWorker&) = delete;
@@ -52,9 +54,9 @@ class PostureWorker {
   // never touches a destroyed worker.
   struct State {
     State(std::unique_ptr<HostFiles> f, const Clock& c, int64_t budget,
-          std::optional<ProcessScanOptions> processes)
+          std::optional<ProcessScanOptions> processes, std::vector<SensitivePath> sensitive)
         : files(std::move(f)),
-          collector(*files, std::move(processes)),
+          collector(*files, std::move(processes), std::move(sensitive)),
           clock(c),
           budget_ns(budget) {}
     const std::unique_ptr<HostFiles> files;

@@ -81,7 +81,8 @@ SensorDaemon::SensorDaemon(const SensorSettings& settings, const HostIdentity& i
       host_(identity.host),
       probe_(std::move(probe)),
       pipeline_(identity, host_files, proc_files, clock, sink),
-      posture_(host_files, clock, kPostureBudgetNs, ProcessScanFor(settings)) {}
+      posture_(host_files, clock, kPostureBudgetNs, ProcessScanFor(settings),
+               MakeProbeOptions(settings, 0, 0).sensitive_paths) {}
 
 void SensorDaemon::LogDecodeError(const Status& status) {
   int64_t now = clock_.MonotonicNs();

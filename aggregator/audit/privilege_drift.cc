@@ -70,8 +70,10 @@ std::string Days(int64_t ns) {
 }
 
 json ProvisionedJson(const Provisioned& p) {
-  return {{"kind", p.kind},     {"login", p.login},         {"sudo", p.sudo_rules},
-          {"groups", p.groups}, {"first", p.first_seen_ns}, {"seen", p.seen_ns}};
+  json j = {{"kind", p.kind},     {"login", p.login},         {"sudo", p.sudo_rules},
+            {"groups", p.groups}, {"first", p.first_seen_ns}, {"seen", p.seen_ns}};
+  if (!p.files.empty()) j["files"] = p.files;
+  return j;
 }
 
 // An integer field: a JSON integer (a float such as 1e300 is refused, not cast, which would
@@ -101,6 +103,15 @@ Result<Provisioned> ProvisionedFromJson(const json& j) {
       !IntField(j, "seen", &p.seen_ns)) {
     return Status::Corruption(
         "provisioned record is not {kind, login, sudo: [...], groups: [...], first, seen}");
+  }
+  // "files": written since readable files are reported; absent in older records.
+  if (j.contains("files") && !StringList(j, "files", &p.files)) {
+    return Status::Corruption("provisioned record: files is not a list of paths");
+  }
+  for (const std::string& f : p.files) {
+    if (f.empty() || f.front() != '/') {
+      return Status::Corruption("provisioned record: a file that is not an absolute path");
+    }
   }
   p.kind = j["kind"].get<std::string>();
   p.login = j["login"].get<bool>();
@@ -206,6 +217,11 @@ std::vector<DriftItem> JudgeDrift(std::string_view host, std::string_view accoun
     judge("group:" + g, ExercisedBy(g), who + " is in group " + g + " on " + std::string(host),
           "gpasswd -d " + std::string(account) + " " + g);
   }
+  for (const std::string& f : p.files) {
+    judge("read:" + f, "opening it", who + " may read " + f + " on " + std::string(host),
+          "take the read access of " + std::string(account) + " to " + f +
+              " away (its owner or group: ls -l " + f + "; chmod, chown, or gpasswd -d)");
+  }
   return out;
 }
 
@@ -242,6 +258,8 @@ std::vector<std::pair<std::string, std::string>> PrivilegesExercised(const Event
     }
   } else if (const FileOpenEvent* f = e.As<FileOpenEvent>()) {
     if (f->result != 0) return out;
+    // A read of a sensitive file the account was given (a write-only open is not one).
+    if (f->access != FileAccess::kWrite) add("read:" + f->path);
     if (f->path == "/etc/shadow" || f->path == "/etc/gshadow") {
       add("group:shadow");
     } else if (f->path.rfind("/var/log/", 0) == 0) {
@@ -326,13 +344,16 @@ Status DriftBook::SetProvisioned(std::string_view host, int64_t time_ns,
       }
     }
     std::sort(now.groups.begin(), now.groups.end());
+    now.files = a.readable_files;
+    std::sort(now.files.begin(), now.files.end());
+    now.files.erase(std::unique(now.files.begin(), now.files.end()), now.files.end());
     const Key k{std::string(host), a.name};
     auto it = provisioned_.find(k);
     now.first_seen_ns = it == provisioned_.end() ? time_ns : it->second.first_seen_ns;
     now.seen_ns = time_ns;
     const bool changed = it == provisioned_.end() || it->second.kind != now.kind ||
                          it->second.login != now.login || it->second.sudo_rules != now.sudo_rules ||
-                         it->second.groups != now.groups;
+                         it->second.groups != now.groups || it->second.files != now.files;
     if (changed) {
       batch.Put(cf_, RecordKey(kProvisionedPrefix, host, a.name), ProvisionedJson(now).dump());
     }
@@ -362,7 +383,15 @@ Status DriftBook::Observe(const std::vector<Event>& events) {
   for (const Event& e : events) {
     for (auto& [privilege, account] : PrivilegesExercised(e)) {
       const Key k{e.host, account};
-      if (provisioned_.find(k) == provisioned_.end()) continue;
+      const auto p = provisioned_.find(k);
+      if (p == provisioned_.end()) continue;
+      // Reads are kept for the files the account was given only (a service reads many a
+      // sensitive file through root-owned programs, PAM's configuration for one).
+      if (privilege.rfind("read:", 0) == 0 &&
+          !std::binary_search(p->second.files.begin(), p->second.files.end(),
+                              std::string_view(privilege).substr(5))) {
+        continue;
+      }
       Usage& u = usage_[k];
       int64_t& last = u.last_ns[privilege];
       if (last == 0 || e.time_ns >= last + kUsageWriteStepNs) changed.insert(k);

@@ -16,6 +16,9 @@
 //   group:wheel
 //   group:disk,     member of it                             not observable: the sensor does not
 //   group:root                                               report what these grant
+//   read:PATH       may read a sensitive file as its owner   opening PATH
+//                   or through a group that is not
+//                   root-equivalent (Account.readable_files)
 //
 // A privilege is "used" when exercised since the account was first seen on the host,
 // "unused" when not and the host was watched for at least the policy's period (then it
@@ -61,6 +64,7 @@ struct Provisioned {
   bool login = false;
   std::vector<std::string> sudo_rules;
   std::vector<std::string> groups;  // root-equivalent groups
+  std::vector<std::string> files;   // sensitive files it may read (Account.readable_files)
   int64_t first_seen_ns = 0;        // the first snapshot that showed the account on the host
   int64_t seen_ns = 0;              // the latest
 };

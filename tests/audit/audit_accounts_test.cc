@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -122,12 +123,13 @@ class AuditAccountsTest : public ::testing::Test {
 
   // The sensor's view of the real /etc, sent as host `host_`'s posture at `time_ns`.
   void SendPosture(uint64_t seq, int64_t time_ns,
-                   std::optional<sensor::ProcessScanOptions> processes = std::nullopt) {
+                   std::optional<sensor::ProcessScanOptions> processes = std::nullopt,
+                   std::vector<sensor::SensitivePath> sensitive = {}) {
     sensor::RootedHostFiles files("/");
     Event e;
     e.host = host_;
     e.time_ns = time_ns;
-    e.body = sensor::PostureCollector(files, std::move(processes)).Collect();
+    e.body = sensor::PostureCollector(files, std::move(processes), std::move(sensitive)).Collect();
     testing::IngestClient client(target_);
     ASSERT_TRUE(client.Hello("audit-sensor").has_value());
     auto ack = client.Batch("audit-sensor", seq, {e});
@@ -460,11 +462,23 @@ TEST_F(AuditAccountsTest, DriftFromAReplayedPeriodOfActivity) {
   ASSERT_NO_FATAL_FAILURE(
       AddSudoRule(changes, deploy_ + " ALL=(root) NOPASSWD: /usr/bin/systemctl"));
 
+  // A secret the account owns, in a directory the sensor's sensitive paths name.
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0755), 0);
+  const std::string secrets = dir_.Sub("secrets");
+  ASSERT_EQ(mkdir(secrets.c_str(), 0755), 0);
+  const std::string token = secrets + "/api.token";
+  std::ofstream(token) << "t0ken\n";
+  ASSERT_EQ(chmod(token.c_str(), 0600), 0);
+  const passwd* account = getpwnam(deploy_.c_str());
+  ASSERT_NE(account, nullptr);
+  ASSERT_EQ(chown(token.c_str(), account->pw_uid, account->pw_gid), 0);
+
   const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
   constexpr int64_t kDay = 86400LL * kNanosPerSecond;
-  SendPosture(1, now - 21 * kDay);
+  SendPosture(1, now - 21 * kDay, std::nullopt,
+              {{sensor::SensitivePath::Match::kPrefix, secrets + "/"}});
 
   // Its auth log of a week ago, as sshd and sudo wrote it.
   const auto stamp = [](int64_t ns) {
@@ -503,8 +517,12 @@ TEST_F(AuditAccountsTest, DriftFromAReplayedPeriodOfActivity) {
   std::map<std::string, json> by_privilege;
   for (const json& d : items) by_privilege[d.value("privilege", "")] = d;
   SCOPED_TRACE(items.dump(2));
-  ASSERT_EQ(by_privilege.size(), 4u);
+  ASSERT_EQ(by_privilege.size(), 5u);
   EXPECT_EQ(by_privilege["login"]["state"], "used");
+  // The secret it may read and never opened.
+  EXPECT_EQ(by_privilege["read:" + token]["state"], "unused");
+  EXPECT_THAT(by_privilege["read:" + token]["evidence"].get<std::string>(),
+              ::testing::HasSubstr("may read " + token));
   EXPECT_EQ(by_privilege["sudo"]["state"], "used");
   for (const char* group : {"group:adm", "group:shadow"}) {
     EXPECT_EQ(by_privilege[group]["state"], "unused") << group;

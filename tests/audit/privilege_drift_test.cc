@@ -92,9 +92,12 @@ TEST(PrivilegeDriftTest, WhatExercisesWhat) {
                       std::make_pair(std::string("sudo"), std::string("aiops"))),
             by_sudo.end());
   EXPECT_EQ(PrivilegesExercised(Open("h", "aiops", "/etc/shadow", 1)),
-            (P{{"group:shadow", "aiops"}}));
+            (P{{"read:/etc/shadow", "aiops"}, {"group:shadow", "aiops"}}));
   EXPECT_EQ(PrivilegesExercised(Open("h", "aiops", "/var/log/auth.log", 1)),
-            (P{{"group:adm", "aiops"}}));
+            (P{{"read:/var/log/auth.log", "aiops"}, {"group:adm", "aiops"}}));
+  Event written = Open("h", "aiops", "/etc/sudoers.d/ops", 1);
+  std::get<FileOpenEvent>(written.body).access = FileAccess::kWrite;  // not a read
+  EXPECT_TRUE(PrivilegesExercised(written).empty());
   Event refused = Open("h", "aiops", "/etc/shadow", 1);
   std::get<FileOpenEvent>(refused.body).result = -13;  // EACCES: nothing was used
   EXPECT_TRUE(PrivilegesExercised(refused).empty());
@@ -191,6 +194,30 @@ TEST_F(DriftBookTest, UseOnOneHostIsNotUseOnAnotherAndSurvivesAReopen) {
   for (const DriftItem& d : book_->Report("hostb", "aiops", kT0 + 20 * kDay, 14 * kDay)) {
     EXPECT_EQ(d.host, "hostb");
   }
+}
+
+// Sensitive files the account may read: one it opened is used, one it never opened is a
+// recommendation; reads of files it was not given are not kept; both survive a reopen.
+TEST_F(DriftBookTest, ReadableSensitiveFilesAreUsedOrUnused) {
+  Account a = Agent();
+  a.readable_files = {"/etc/ssh/ssh_host_ed25519_key", "/etc/private/token"};
+  ASSERT_TRUE(book_->SetProvisioned("hosta", kT0, Snapshot({a}), Declared()).ok());
+  ASSERT_TRUE(book_
+                  ->Observe({Open("hosta", "aiops", "/etc/private/token", kT0 + kDay),
+                             Open("hosta", "aiops", "/etc/pam.d/sshd", kT0 + kDay)})
+                  .ok());
+  Reopen();
+  const auto items = book_->Report("hosta", "aiops", kT0 + 20 * kDay, 14 * kDay);
+  const DriftItem* token = Find(items, "hosta", "read:/etc/private/token");
+  ASSERT_NE(token, nullptr);
+  EXPECT_EQ(token->state, "used");
+  EXPECT_EQ(token->last_used_ns, kT0 + kDay);
+  const DriftItem* key = Find(items, "hosta", "read:/etc/ssh/ssh_host_ed25519_key");
+  ASSERT_NE(key, nullptr);
+  EXPECT_EQ(key->state, "unused");
+  EXPECT_THAT(key->evidence, HasSubstr("may read /etc/ssh/ssh_host_ed25519_key on hosta"));
+  EXPECT_THAT(key->fix, HasSubstr("ls -l /etc/ssh/ssh_host_ed25519_key"));
+  EXPECT_EQ(Find(items, "hosta", "read:/etc/pam.d/sshd"), nullptr);
 }
 
 TEST_F(DriftBookTest, AnAccountThatLeavesAHostIsForgottenThere) {
@@ -295,6 +322,21 @@ TEST(DriftRecordTest, DamagedRecordsAreRefusedSayingWhat) {
             Status::Code::kCorruption);
   EXPECT_EQ(DecodeDriftRecord("x/hosta", "{}").status().code(), Status::Code::kCorruption);
   EXPECT_EQ(DecodeDriftRecord("p/hosta", "{}").status().code(), Status::Code::kCorruption);
+  // Readable files: absolute paths, when present.
+  auto files = DecodeDriftRecord(p, R"({"kind":"agent","login":true,"sudo":[],"groups":[],)"
+                                    R"("first":1,"seen":2,"files":["/etc/shadow"]})");
+  ASSERT_TRUE(files.ok()) << files.status().ToString();
+  EXPECT_EQ(files->p.files, (std::vector<std::string>{"/etc/shadow"}));
+  EXPECT_THAT(DecodeDriftRecord(p, R"({"kind":"agent","login":true,"sudo":[],"groups":[],)"
+                                   R"("first":1,"seen":2,"files":["shadow"]})")
+                  .status()
+                  .message(),
+              HasSubstr("absolute path"));
+  EXPECT_EQ(DecodeDriftRecord(p, R"({"kind":"agent","login":true,"sudo":[],"groups":[],)"
+                                 R"("first":1,"seen":2,"files":[1]})")
+                .status()
+                .code(),
+            Status::Code::kCorruption);
 }
 
 }  // namespace

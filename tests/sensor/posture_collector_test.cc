@@ -371,6 +371,74 @@ TEST_F(PostureCollectorTest, TimeBudgetSpentKeepsAccountsAndSaysWhatIsMissing) {
       << ::testing::PrintToString(snap.errors);
 }
 
+// Sensitive files each account may read as owner or through a group that is not
+// root-equivalent, every directory above searchable to it: files of a real tree with real
+// modes and owners (as root the test gives them to uid 4242 and gid 4343; otherwise they
+// are its own).
+TEST(SensitiveFilesTest, ReadableAsOwnerOrThroughAGroupThatIsNotRootEquivalent) {
+  TempTree tree;
+  const bool root = ::geteuid() == 0;
+  const uint32_t owner = root ? 4242 : ::geteuid();
+  const uint32_t group = root ? 4343 : ::getegid();
+  const auto file = [&](const std::string& path, mode_t mode) {
+    tree.Write(path, "secret\n");
+    const std::string full = tree.root() + path;
+    ASSERT_EQ(::chmod(full.c_str(), mode), 0);
+    if (root) {
+      ASSERT_EQ(::chown(full.c_str(), owner, group), 0);
+    }
+  };
+  file("/etc/shadow", 0640);
+  file("/etc/pam.conf", 0604);  // others may read it: nobody's privilege
+  file("/etc/ssh/ssh_host_ed25519_key", 0600);
+  file("/etc/sudoers.d/ops", 0440);
+  file("/etc/private/token", 0640);
+  const std::string private_dir = tree.root() + "/etc/private";
+  ASSERT_EQ(::chmod(private_dir.c_str(), 0700), 0);  // only its owner may search it
+  if (root) {
+    ASSERT_EQ(::chown(private_dir.c_str(), owner, group), 0);
+  }
+  ASSERT_EQ(::chmod(tree.root().c_str(), 0755), 0);
+  const auto write_accounts = [&](const std::string& group_name) {
+    tree.Write("/etc/passwd",
+               "root:x:0:0:root:/root:/bin/bash\n"
+               "svc:x:" +
+                   std::to_string(owner) +
+                   ":5000::/srv:/bin/sh\n"
+                   "keyreader:x:6001:6001::/srv:/bin/sh\n"
+                   "other:x:7000:7000::/srv:/bin/sh\n");
+    tree.Write("/etc/group", "root:x:0:\n" + group_name + ":x:" + std::to_string(group) +
+                                 ":keyreader\nsvc:x:5000:\n");
+  };
+  write_accounts("keys");
+  using M = SensitivePath::Match;
+  const std::vector<SensitivePath> rules = {
+      {M::kExact, "/etc/shadow"},         {M::kExact, "/etc/pam.conf"},
+      {M::kPrefix, "/etc/ssh/ssh_host_"}, {M::kPrefix, "/etc/sudoers.d/"},
+      {M::kPrefix, "/etc/private/"},      {M::kSuffix, "/authorized_keys"},
+      {M::kExact, "/etc/absent"}};
+  RootedHostFiles files(tree.root());
+  PostureSnapshot snap = PostureCollector(files, std::nullopt, rules).Collect();
+  ASSERT_NE(Find(snap, "svc"), nullptr);
+  EXPECT_EQ(Find(snap, "svc")->readable_files,
+            (std::vector<std::string>{"/etc/pam.conf", "/etc/private/token", "/etc/shadow",
+                                      "/etc/ssh/ssh_host_ed25519_key", "/etc/sudoers.d/ops"}));
+  // Through group keys: not the private directory's file (its directory is closed to the
+  // group) nor pam.conf (its group may not read it; what others may do does not apply).
+  EXPECT_EQ(Find(snap, "keyreader")->readable_files,
+            (std::vector<std::string>{"/etc/shadow", "/etc/sudoers.d/ops"}));
+  EXPECT_TRUE(Find(snap, "other")->readable_files.empty());
+  EXPECT_TRUE(Find(snap, "root")->readable_files.empty());
+
+  // The same group named shadow: root-equivalent, its reads are that group's finding.
+  write_accounts("shadow");
+  snap = PostureCollector(files, std::nullopt, rules).Collect();
+  EXPECT_TRUE(Find(snap, "keyreader")->readable_files.empty());
+  EXPECT_EQ(Find(snap, "svc")->readable_files.size(), 5u);
+  // Without sensitive paths nothing is judged.
+  EXPECT_TRUE(Find(PostureCollector(files).Collect(), "svc")->readable_files.empty());
+}
+
 TEST(SudoersParserTest, TagsNegationAndComments) {
   SudoersPolicy p;
   ParseSudoersText(
