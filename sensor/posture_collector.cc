@@ -164,33 +164,21 @@ std::vector<SensitiveFile> SensitiveFiles(const HostFiles& files,
   return out;
 }
 
-// The bit of the permission class the kernel picks for `uid` with `gids` on a file: the
-// owner's, else the group's, else the others'.
-uint32_t PermissionBits(const FileVersion& f, uint32_t uid, const std::vector<uint32_t>& gids,
-                        uint32_t owner_bit, uint32_t group_bit, uint32_t other_bit) {
-  if (f.uid == uid) return f.mode & owner_bit;
-  if (std::find(gids.begin(), gids.end(), f.gid) != gids.end()) return f.mode & group_bit;
-  return f.mode & other_bit;
-}
-
-// What `account` may read of `sensitive` as their owner or through a group that is not
-// root-equivalent, every directory above searchable to it.
-std::vector<std::string> ReadableBy(const Account& account, const std::vector<uint32_t>& gids,
+// What `who` (an account but root, no capabilities) may read of `sensitive` as their owner
+// or through one of `plain_gids` (its groups that are not root-equivalent), every directory
+// above searchable to it.
+std::vector<std::string> ReadableBy(const ProcessCredentials& who,
                                     const std::vector<uint32_t>& plain_gids,
                                     const std::vector<SensitiveFile>& sensitive) {
   std::vector<std::string> out;
   for (const SensitiveFile& f : sensitive) {
-    bool searchable = true;
-    for (const FileVersion& d : f.dirs) {
-      if (PermissionBits(d, account.uid, gids, S_IXUSR, S_IXGRP, S_IXOTH) == 0) {
-        searchable = false;
-        break;
-      }
+    if (!std::all_of(f.dirs.begin(), f.dirs.end(),
+                     [&](const FileVersion& d) { return MaySearch(who, d.mode, d.uid, d.gid); })) {
+      continue;
     }
-    if (!searchable) continue;
-    const bool as_owner = f.file.uid == account.uid && (f.file.mode & S_IRUSR) != 0;
+    const bool as_owner = f.file.uid == who.uid && (f.file.mode & S_IRUSR) != 0;
     const bool as_group =
-        f.file.uid != account.uid && (f.file.mode & S_IRGRP) != 0 &&
+        f.file.uid != who.uid && (f.file.mode & S_IRGRP) != 0 &&
         std::find(plain_gids.begin(), plain_gids.end(), f.file.gid) != plain_gids.end();
     if (as_owner || as_group) out.push_back(f.path);
   }
@@ -316,14 +304,17 @@ PostureSnapshot PostureCollector::Collect(const Clock* clock, int64_t budget_ns)
       if (a.uid == 0) continue;  // root reads everything; being root is not a finding
       // Every group of the account, and those that are not root-equivalent (a file read
       // through group shadow or adm is that group's finding and drift already).
-      std::vector<uint32_t> gids = {a.gid}, plain_gids;
+      ProcessCredentials who;
+      who.uid = a.uid;
+      who.gid = a.gid;
+      std::vector<uint32_t> plain_gids;
       for (const std::string& name : a.groups) {
         auto g = gid_by_name.find(name);
         if (g == gid_by_name.end()) continue;
-        gids.push_back(g->second);
+        who.groups.push_back(g->second);
         if (!IsRootEquivalentGroup(name)) plain_gids.push_back(g->second);
       }
-      a.readable_files = ReadableBy(a, gids, plain_gids, sensitive);
+      a.readable_files = ReadableBy(who, plain_gids, sensitive);
     }
   }
   if (processes_) {

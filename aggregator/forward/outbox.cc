@@ -42,6 +42,16 @@ uint64_t Fnv1a64(std::string_view s) {
   return h;
 }
 
+std::string CursorKey(std::string_view source) {
+  return std::string(kCursorTag) + std::string(source);
+}
+
+std::string CursorValue(uint64_t through) {
+  std::string v;
+  AppendBe64(&v, through);
+  return v;
+}
+
 std::string QueueKey(const std::string& prefix, uint64_t seq) {
   std::string k = prefix;
   AppendBe64(&k, seq);
@@ -148,22 +158,20 @@ Result<bool> Outbox::Offer(const v1::Incident& incident) {
 
 Status Outbox::OfferAudit(std::string_view source, const std::vector<v1::AuditEvent>& events,
                           uint64_t through) {
-  std::string cursor;
-  AppendBe64(&cursor, through);
   const int64_t now = clock_.NowNs();
+  std::vector<std::string> values(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    AppendBe64(&values[i], static_cast<uint64_t>(now));
+    values[i].append(kAuditMark);
+    if (!events[i].AppendToString(&values[i])) return Status::Internal("outbox: cannot serialize");
+  }
   std::lock_guard<std::mutex> lock(mu_);
   rocksdb::WriteBatch batch;
   for (const Queue& q : queues_) {
-    uint64_t seq = q.tail;
-    for (const v1::AuditEvent& e : events) {
-      std::string value;
-      AppendBe64(&value, static_cast<uint64_t>(now));
-      value.append(kAuditMark);
-      if (!e.AppendToString(&value)) return Status::Internal("outbox: cannot serialize");
-      batch.Put(cf_, QueueKey(q.prefix, seq++), value);
-    }
+    for (size_t i = 0; i < values.size(); ++i)
+      batch.Put(cf_, QueueKey(q.prefix, q.tail + i), values[i]);
   }
-  batch.Put(cf_, std::string(kCursorTag) + std::string(source), cursor);
+  batch.Put(cf_, CursorKey(source), CursorValue(through));
   const rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
   if (!s.ok()) return FromRocksDb(s, "writing the outbox");
   if (!events.empty()) {
@@ -179,8 +187,7 @@ Result<std::optional<uint64_t>> Outbox::ReadAuditCursor(rocksdb::DB* db,
                                                         rocksdb::ColumnFamilyHandle* cf,
                                                         std::string_view source) {
   std::string v;
-  const rocksdb::Status s =
-      db->Get(rocksdb::ReadOptions(), cf, std::string(kCursorTag) + std::string(source), &v);
+  const rocksdb::Status s = db->Get(rocksdb::ReadOptions(), cf, CursorKey(source), &v);
   if (s.IsNotFound()) return std::optional<uint64_t>();
   if (!s.ok()) return FromRocksDb(s, "reading the outbox");
   if (v.size() != 8) return Status::Corruption("outbox: bad cursor of " + std::string(source));
@@ -189,11 +196,8 @@ Result<std::optional<uint64_t>> Outbox::ReadAuditCursor(rocksdb::DB* db,
 
 Status Outbox::WriteAuditCursor(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
                                 std::string_view source, uint64_t through) {
-  std::string cursor;
-  AppendBe64(&cursor, through);
-  return FromRocksDb(
-      db->Put(rocksdb::WriteOptions(), cf, std::string(kCursorTag) + std::string(source), cursor),
-      "writing the outbox");
+  return FromRocksDb(db->Put(rocksdb::WriteOptions(), cf, CursorKey(source), CursorValue(through)),
+                     "writing the outbox");
 }
 
 Result<std::vector<OutboxEntry>> Outbox::Peek(size_t destination, size_t max) {
