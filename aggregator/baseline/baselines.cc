@@ -114,7 +114,7 @@ std::string NearNetwork(const std::string& net, const Categorical& known) {
   if (dot2 == std::string::npos || net.find(':') != std::string::npos) return "";
   const std::string_view block(net.data(), dot2 + 1);  // "198.51."
   for (const CategoryEntry& e : known.entries()) {
-    if (e.value.compare(0, block.size(), block) == 0) return e.value;
+    if (e.value.view().substr(0, block.size()) == block) return e.value.str();
   }
   return "";
 }
@@ -185,29 +185,6 @@ struct alignas(128) Baselines::Profile {
   std::string peer;  // peer group key
   float last_score = 0;
   std::string last_reason;
-};
-
-struct Baselines::Pending {
-  enum What : uint8_t {
-    kLogin = 0,
-    kFailure = 1,
-    kHop = 2,
-    kExec = 3,
-    kFile = 4,
-    kConnect = 5,
-    kPrivilege = 6
-  };
-  What what = kLogin;
-  int64_t time_ns = 0;
-  double score = 0;
-  std::string tag;
-  Identity who;
-  // `who`'s profile when it had one as the event was observed (profiles never move): the
-  // observation is learned without looking the identity up again.
-  Profile* prof = nullptr;
-  std::string host, a, b;
-  uint32_t port = 0;
-  RateVector rates{};
 };
 
 namespace {
@@ -534,7 +511,7 @@ Score Baselines::ScoreHop(const Identity& who, std::string_view from_host, std::
   size_t reached = 0;
   const std::string prefix = std::string(from_host) + ">";
   for (const CategoryEntry& e : prof->edge.entries()) {
-    reached += e.value.compare(0, prefix.size(), prefix) == 0 ? 1 : 0;
+    reached += e.value.view().substr(0, prefix.size()) == prefix ? 1 : 0;
   }
   if (prof->edge.count() > 0) {
     c.push_back({key, "edge", edge, p,
@@ -554,7 +531,7 @@ Score Baselines::ScoreHop(const Identity& who, std::string_view from_host, std::
     const double p_depth = prof->depth.TailProbability(d);
     size_t deepest = 0;
     for (const CategoryEntry& e : prof->depth.entries()) {
-      deepest = std::max<size_t>(deepest, std::strtoul(e.value.c_str(), nullptr, 10));
+      deepest = std::max<size_t>(deepest, std::strtoul(e.value.str().c_str(), nullptr, 10));
     }
     c.push_back({key, "depth", d, p_depth,
                  "hop " + d + " of a chain by " + who.name + ", whose chains went " +
@@ -691,20 +668,20 @@ void BumpShortTerm(std::array<float, kRateDims>& st, int64_t& st_ns, int64_t t, 
 }
 }  // namespace
 
-void Baselines::Enqueue(Pending p) {
-  if (p.prof == nullptr) p.prof = Find(KeyBuf(p.who.kind, p.who.name).view());
-  const int64_t t = p.time_ns;
-  pending_.emplace(t, std::move(p));
+void Baselines::Enqueue(Pending p, std::string_view tag, std::string_view name,
+                        std::string_view host, std::string_view a, std::string_view b) {
+  if (p.prof == nullptr) p.prof = Find(KeyBuf(p.kind, name).view());
+  pending_.Push(p, {tag, name, host, a, b});
   meta_dirty_ = true;
   // Beyond the bound the oldest is decided now (its session may still be raised later).
   while (pending_.size() > options_.max_pending) {
-    Pending& old = pending_.begin()->second;
-    if (old.score < options_.no_learn_above) Learn(old);
-    pending_.erase(pending_.begin());
+    const Queue::Entry& old = pending_.Front();
+    if (old.rec.score < options_.no_learn_above) Learn(old);
+    pending_.Pop();
   }
 }
 
-void Baselines::ObserveLogin(const LoginFacts& l, const Score& score, std::string tag) {
+void Baselines::ObserveLogin(const LoginFacts& l, const Score& score, std::string_view tag) {
   const Identity who = Resolve(l.user, l.process);
   Profile* prof = GetOrCreate(who);
   if (prof == nullptr) return;
@@ -737,21 +714,18 @@ void Baselines::ObserveLogin(const LoginFacts& l, const Score& score, std::strin
   MarkDirty(prof);
   Pending p;
   p.what = l.success ? Pending::kLogin : Pending::kFailure;
+  p.kind = who.kind;
   p.time_ns = l.time_ns;
   p.score = score.value;
-  p.tag = std::move(tag);
-  p.who = who;
-  p.host = l.host;
-  p.a = l.addr;
-  p.b = l.service;
+  p.prof = prof;
   p.port = l.from_our_host ? 1 : 0;
   p.rates = x;
-  Enqueue(std::move(p));
+  Enqueue(p, tag, who.name, l.host, l.addr, l.service);
 }
 
 void Baselines::ObserveHop(const Identity& who, std::string_view from_host,
                            std::string_view to_host, int64_t time_ns, const Score& score,
-                           std::string tag, int depth) {
+                           std::string_view tag, int depth) {
   Profile* prof = GetOrCreate(who);
   if (prof == nullptr) return;
   if (!OutOfOrder(*prof, time_ns) && score.value < options_.no_learn_above) {
@@ -760,27 +734,22 @@ void Baselines::ObserveHop(const Identity& who, std::string_view from_host,
   MarkDirty(prof);
   Pending p;
   p.what = Pending::kHop;
+  p.kind = who.kind;
   p.time_ns = time_ns;
   p.score = score.value;
-  p.tag = std::move(tag);
-  p.who = who;
-  p.host = std::string(from_host);
-  p.a = std::string(to_host);
+  p.prof = prof;
   p.port = static_cast<uint32_t>(std::clamp(depth, 0, 64));
-  Enqueue(std::move(p));
+  Enqueue(p, tag, who.name, from_host, to_host);
 }
 
 void Baselines::ObservePrivilege(const Identity& who, std::string_view host, int64_t time_ns,
-                                 const Score& score, std::string tag) {
+                                 const Score& score, std::string_view tag) {
   Pending p;
   p.what = Pending::kPrivilege;
+  p.kind = who.kind;
   p.time_ns = time_ns;
   p.score = score.value;
-  p.tag = std::move(tag);
-  p.who = who;
-  p.host = std::string(host);
-  p.a = "root";
-  Enqueue(std::move(p));
+  Enqueue(p, tag, who.name, host, "root");
 }
 
 void Baselines::LearnSettled(Profile& prof, Categorical Profile::*feature, size_t cap,
@@ -800,10 +769,11 @@ void Baselines::LearnSettled(Profile& prof, Categorical Profile::*feature, size_
 }
 
 void Baselines::ObserveExec(const Identity& who, std::string_view host, std::string_view exe,
-                            int64_t time_ns, const Score& score, std::string tag) {
+                            int64_t time_ns, const Score& score, std::string_view tag) {
+  Profile* prof = nullptr;
   {
     const KeyBuf kb(who.kind, who.name);
-    Profile* prof = Find(kb.view());
+    prof = Find(kb.view());
     const CategoryEntry* seen = prof ? prof->exe.Find(exe) : nullptr;
     if (seen != nullptr && seen->count >= kSettledCount) {
       // Already ordinary: nothing to withhold.
@@ -813,50 +783,42 @@ void Baselines::ObserveExec(const Identity& who, std::string_view host, std::str
   }
   Pending p;
   p.what = Pending::kExec;
+  p.kind = who.kind;
   p.time_ns = time_ns;
   p.score = score.value;
-  p.who = who;
-  p.host = std::string(host);
-  p.a = std::string(exe);
-  p.tag = std::move(tag);
-  Enqueue(std::move(p));
+  p.prof = prof;
+  Enqueue(p, tag, who.name, host, exe);
 }
 
 void Baselines::ObserveFile(const Identity& who, std::string_view host, std::string_view path,
-                            int64_t time_ns, const Score& score, std::string tag) {
+                            int64_t time_ns, const Score& score, std::string_view tag) {
   Pending p;
   p.what = Pending::kFile;
+  p.kind = who.kind;
   p.time_ns = time_ns;
   p.score = score.value;
-  p.tag = std::move(tag);
-  p.who = who;
-  p.host = std::string(host);
-  p.a = std::string(path);
-  Enqueue(std::move(p));
+  Enqueue(p, tag, who.name, host, path);
 }
 
 void Baselines::ObserveConnect(const Identity& who, std::string_view host, std::string_view addr,
                                uint32_t port, int64_t time_ns, const Score& score,
-                               std::string tag) {
+                               std::string_view tag) {
+  const std::string dest = NetworkOf(std::string(addr)) + ":" + std::to_string(port);
+  const KeyBuf kb(who.kind, who.name);
+  Profile* prof = Find(kb.view());
+  const CategoryEntry* seen = prof ? prof->dest.Find(dest) : nullptr;
+  if (seen != nullptr && seen->count >= kSettledCount) {
+    LearnSettled(*prof, &Profile::dest, kCapDest, dest, host, time_ns);
+    return;
+  }
   Pending p;
   p.what = Pending::kConnect;
+  p.kind = who.kind;
   p.time_ns = time_ns;
   p.score = score.value;
-  p.who = who;
-  p.host = std::string(host);
-  p.a = NetworkOf(std::string(addr)) + ":" + std::to_string(port);
+  p.prof = prof;
   p.port = port;
-  {
-    const KeyBuf kb(who.kind, who.name);
-    Profile* prof = Find(kb.view());
-    const CategoryEntry* seen = prof ? prof->dest.Find(p.a) : nullptr;
-    if (seen != nullptr && seen->count >= kSettledCount) {
-      LearnSettled(*prof, &Profile::dest, kCapDest, p.a, host, time_ns);
-      return;
-    }
-  }
-  p.tag = std::move(tag);
-  Enqueue(std::move(p));
+  Enqueue(p, tag, who.name, host, dest);
 }
 
 void Baselines::Commit(int64_t event_time_ns,
@@ -868,16 +830,18 @@ void Baselines::Commit(int64_t event_time_ns,
   const int64_t watermark_ns = watermark_ns_;
   // Oldest first by event time: history imported behind newer events is learned as soon
   // as it is old enough, not after everything queued before it.
-  while (!pending_.empty() && pending_.begin()->first <= watermark_ns - options_.learn_delay_ns) {
-    Pending& p = pending_.begin()->second;
-    if (p.score >= options_.no_learn_above) {
+  while (!pending_.empty() &&
+         pending_.Front().rec.time_ns <= watermark_ns - options_.learn_delay_ns) {
+    const Queue::Entry& e = pending_.Front();
+    const std::string_view tag = e.text(kTag);
+    if (e.rec.score >= options_.no_learn_above) {
       ++stats_.withheld_anomalous;
-    } else if (!p.tag.empty() && in_incident && in_incident(p.tag)) {
+    } else if (!tag.empty() && in_incident && in_incident(tag_buf_.assign(tag))) {
       ++stats_.withheld_incident;
     } else {
-      Learn(p);
+      Learn(e);
     }
-    pending_.erase(pending_.begin());
+    pending_.Pop();
     meta_dirty_ = true;
   }
 }
@@ -893,8 +857,11 @@ bool Baselines::Spend(Profile& prof, int64_t time_ns, double weight) {
   return true;
 }
 
-void Baselines::Learn(Pending& p, bool settled) {
-  Profile* prof = p.prof != nullptr ? p.prof : GetOrCreate(p.who);
+void Baselines::Learn(const Queue::Entry& e) {
+  const Pending& p = e.rec;
+  const std::string_view name = e.text(kName), host_name = e.text(kHost), a = e.text(kA),
+                         b = e.text(kB);
+  Profile* prof = p.prof != nullptr ? p.prof : GetOrCreate(Identity{p.kind, std::string(name)});
   if (prof == nullptr) return;
   struct WarmCount {  // counts the identity once it turns warm, however Learn returns
     Baselines* b;
@@ -906,8 +873,7 @@ void Baselines::Learn(Pending& p, bool settled) {
   } warm_count{this, prof, WarmProfile(*prof)};
   const int64_t t = p.time_ns;
   const int64_t hl = options_.half_life_ns;
-  // A value already ordinary for the identity cannot move its baseline: not capped.
-  if (!settled && !Spend(*prof, t, 1.0)) {
+  if (!Spend(*prof, t, 1.0)) {
     ++stats_.withheld_budget;
     return;
   }
@@ -924,7 +890,7 @@ void Baselines::Learn(Pending& p, bool settled) {
   const bool teaches_host = p.what == Pending::kLogin || p.what == Pending::kFailure ||
                             p.what == Pending::kHop || p.what == Pending::kExec;
   Profile* host =
-      p.host.empty() || !teaches_host ? nullptr : GetOrCreate(IdentityResolver::Host(p.host));
+      host_name.empty() || !teaches_host ? nullptr : GetOrCreate(IdentityResolver::Host(host_name));
   if (host != nullptr) {
     MarkDirty(host);
     host->observations++;
@@ -935,15 +901,15 @@ void Baselines::Learn(Pending& p, bool settled) {
     case Pending::kLogin: {
       ++prof->logins;
       const bool from_our_host = p.port == 1;
-      if (!from_our_host && !p.a.empty()) {
-        const std::string net = NetworkOf(p.a);
-        prof->addr.Learn(p.a, 1, t, hl, kCapAddr);
+      if (!from_our_host && !a.empty()) {
+        const std::string net = NetworkOf(std::string(a));
+        prof->addr.Learn(a, 1, t, hl, kCapAddr);
         prof->net.Learn(net, 1, t, hl, kCapNet);
         if (host != nullptr) host->net.Learn(net, 1, t, hl, kCapNet);
       }
-      prof->host.Learn(p.host, 1, t, hl, kCapHost);
+      prof->host.Learn(host_name, 1, t, hl, kCapHost);
       prof->hours.Learn(t, 1, hl);
-      if (!p.b.empty()) prof->service.Learn(p.b, 1, t, hl, kCapService);
+      if (!b.empty()) prof->service.Learn(b, 1, t, hl, kCapService);
       if (p.rates[0] >= 0) prof->rates.Learn(p.rates, 1, t, hl);
       if (host != nullptr) {
         ++host->logins;
@@ -954,13 +920,13 @@ void Baselines::Learn(Pending& p, bool settled) {
       const std::string& kind_key = KindPeerKey(prof->kind);
       if (Profile* kp = GetOrCreatePeer(kind_key, prof->kind)) {
         if (p.rates[0] >= 0) kp->rates.Learn(p.rates, 1, t, hl);
-        kp->host.Learn(p.host, 1, t, hl, kCapHost);
+        kp->host.Learn(host_name, 1, t, hl, kCapHost);
         ++kp->logins;
         MarkDirty(kp);
       }
       prof->peer = PeerKeyOf(*prof);
       if (Profile* gp = GetOrCreatePeer(prof->peer, prof->kind)) {
-        gp->host.Learn(p.host, 1, t, hl, kCapHost);
+        gp->host.Learn(host_name, 1, t, hl, kCapHost);
         gp->users.Learn(key, 1, t, hl, kCapUsers);
         ++gp->logins;
         MarkDirty(gp);
@@ -972,10 +938,12 @@ void Baselines::Learn(Pending& p, bool settled) {
       if (host != nullptr) ++host->failures;
       break;
     case Pending::kHop: {
-      const std::string edge = p.host + ">" + p.a;
+      std::string edge;
+      edge.reserve(host_name.size() + 1 + a.size());
+      edge.append(host_name).append(">").append(a);
       prof->edge.Learn(edge, 1, t, hl, kCapEdge);
       if (p.port > 0) prof->depth.Learn(std::to_string(p.port), 1, t, hl, kCapDepth);
-      if (host != nullptr) host->edge.Learn(p.a, 1, t, hl, kCapEdge);
+      if (host != nullptr) host->edge.Learn(a, 1, t, hl, kCapEdge);
       // The peers' edges: the identity's host-access group and its kind.
       const std::string* groups[] = {&prof->peer, &KindPeerKey(prof->kind)};
       for (const std::string* g : groups) {
@@ -986,13 +954,13 @@ void Baselines::Learn(Pending& p, bool settled) {
       }
       break;
     }
-    case Pending::kPrivilege: prof->priv.Learn(p.a, 1, t, hl, kCapService); break;
+    case Pending::kPrivilege: prof->priv.Learn(a, 1, t, hl, kCapService); break;
     case Pending::kExec:
-      prof->exe.Learn(p.a, 1, t, hl, kCapExe);
-      if (host != nullptr) host->exe.Learn(p.a, 1, t, hl, kCapExe);
+      prof->exe.Learn(a, 1, t, hl, kCapExe);
+      if (host != nullptr) host->exe.Learn(a, 1, t, hl, kCapExe);
       break;
-    case Pending::kFile: prof->file.Learn(p.a, 1, t, hl, kCapFile); break;
-    case Pending::kConnect: prof->dest.Learn(p.a, 1, t, hl, kCapDest); break;
+    case Pending::kFile: prof->file.Learn(a, 1, t, hl, kCapFile); break;
+    case Pending::kConnect: prof->dest.Learn(a, 1, t, hl, kCapDest); break;
   }
 }
 
@@ -1107,7 +1075,7 @@ Result<Description> Baselines::Describe(std::string_view identity) const {
     std::sort(e.begin(), e.end(),
               [](const CategoryEntry& a, const CategoryEntry& b) { return a.weight > b.weight; });
     for (const CategoryEntry& x : e) {
-      d.features.push_back({std::string(name) + ":" + x.value, x.weight, x.count});
+      d.features.push_back({std::string(name) + ":" + x.value.str(), x.weight, x.count});
     }
   };
   add("network", prof->net);
@@ -1254,10 +1222,18 @@ std::vector<std::pair<std::string, std::string>> Baselines::TakeDirty() {
   dirty_.clear();
   if (meta_dirty_) {
     json pending = json::array();
-    for (const auto& [t, p] : pending_) {
-      pending.push_back({static_cast<int>(p.what), p.time_ns, p.score, p.tag,
-                         static_cast<int>(p.who.kind), p.who.name, p.host, p.a, p.b, p.port,
-                         p.rates});
+    std::vector<const Queue::Entry*> queued;
+    queued.reserve(pending_.size());
+    pending_.ForEach([&queued](const Queue::Entry& e) { queued.push_back(&e); });
+    std::stable_sort(queued.begin(), queued.end(),
+                     [](const Queue::Entry* x, const Queue::Entry* y) {
+                       return x->rec.time_ns < y->rec.time_ns;
+                     });
+    for (const Queue::Entry* e : queued) {
+      const Pending& p = e->rec;
+      pending.push_back({static_cast<int>(p.what), p.time_ns, p.score, e->text(kTag),
+                         static_cast<int>(p.kind), e->text(kName), e->text(kHost), e->text(kA),
+                         e->text(kB), p.port, p.rates});
     }
     out.emplace_back(std::string(kPendingKey),
                      Pack({{"watermark_ns", watermark_ns_}, {"pending", pending}}));
@@ -1284,7 +1260,11 @@ Status Baselines::Load(std::string_view key, std::string_view value) {
         !j["pending"].is_array()) {
       return Status::Corruption(where + " is not {watermark_ns, pending}");
     }
-    std::multimap<int64_t, Pending> pending;
+    struct Loaded {
+      Pending p;
+      std::array<std::string, kTexts> texts;
+    };
+    std::vector<Loaded> loaded;
     for (const json& e : j["pending"]) {
       if (!e.is_array() || e.size() != 11 || !e[0].is_number_unsigned() || e[0].get<int>() > 6 ||
           !e[1].is_number_integer() || e[1].get<int64_t>() < 0 || !e[2].is_number() ||
@@ -1293,26 +1273,34 @@ Status Baselines::Load(std::string_view key, std::string_view value) {
           !e[9].is_number_unsigned() || !e[10].is_array() || e[10].size() != kRateDims) {
         return Status::Corruption(where + ": a pending observation is malformed");
       }
-      Pending p;
+      Loaded l;
+      Pending& p = l.p;
       p.what = static_cast<Pending::What>(e[0].get<int>());
       p.time_ns = e[1].get<int64_t>();
       p.score = e[2].get<double>();
-      p.tag = e[3].get<std::string>();
-      p.who = {static_cast<IdentityKind>(e[4].get<int>()), e[5].get<std::string>()};
-      p.host = e[6].get<std::string>();
-      p.a = e[7].get<std::string>();
-      p.b = e[8].get<std::string>();
+      p.kind = static_cast<IdentityKind>(e[4].get<int>());
       p.port = e[9].get<uint32_t>();
+      l.texts[kTag] = e[3].get<std::string>();
+      l.texts[kName] = e[5].get<std::string>();
+      l.texts[kHost] = e[6].get<std::string>();
+      l.texts[kA] = e[7].get<std::string>();
+      l.texts[kB] = e[8].get<std::string>();
       for (int i = 0; i < kRateDims; ++i) {
         if (!e[10][i].is_number()) return Status::Corruption(where + ": a rate is not a number");
         const double x = e[10][i].get<double>();
         if (!IsPendingRate(x)) return Status::Corruption(where + ": a rate is out of range");
         p.rates[i] = static_cast<float>(x);
       }
-      const int64_t t = p.time_ns;
-      pending.emplace(t, std::move(p));
+      loaded.push_back(std::move(l));
     }
-    pending_ = std::move(pending);
+    // Every record was valid: the queue is replaced. Profiles are found again as each is
+    // learned (Learn looks an identity up when it has no profile pointer).
+    pending_.clear();
+    std::stable_sort(loaded.begin(), loaded.end(),
+                     [](const Loaded& x, const Loaded& y) { return x.p.time_ns < y.p.time_ns; });
+    for (const Loaded& l : loaded) {
+      pending_.Push(l.p, {l.texts[kTag], l.texts[kName], l.texts[kHost], l.texts[kA], l.texts[kB]});
+    }
     watermark_ns_ = j["watermark_ns"].get<int64_t>();
     return Status::Ok();
   }

@@ -48,6 +48,7 @@
 
 #include "aggregator/baseline/identity.h"
 #include "aggregator/baseline/models.h"
+#include "aggregator/baseline/pending_queue.h"
 #include "aggregator/baseline/profile_table.h"
 #include "common/clock.h"
 #include "common/status.h"
@@ -189,17 +190,17 @@ class Baselines {
   Score ScorePrivilege(const Identity& who, std::string_view host, int64_t time_ns) const;
 
   // ---- observing (short-term rates now, learning queued; see the class comment) ----
-  void ObserveLogin(const LoginFacts& login, const Score& score, std::string tag);
+  void ObserveLogin(const LoginFacts& login, const Score& score, std::string_view tag);
   void ObserveHop(const Identity& who, std::string_view from_host, std::string_view to_host,
-                  int64_t time_ns, const Score& score, std::string tag, int depth = 1);
+                  int64_t time_ns, const Score& score, std::string_view tag, int depth = 1);
   void ObserveExec(const Identity& who, std::string_view host, std::string_view exe,
-                   int64_t time_ns, const Score& score, std::string tag);
+                   int64_t time_ns, const Score& score, std::string_view tag);
   void ObserveFile(const Identity& who, std::string_view host, std::string_view path,
-                   int64_t time_ns, const Score& score, std::string tag);
+                   int64_t time_ns, const Score& score, std::string_view tag);
   void ObserveConnect(const Identity& who, std::string_view host, std::string_view addr,
-                      uint32_t port, int64_t time_ns, const Score& score, std::string tag);
+                      uint32_t port, int64_t time_ns, const Score& score, std::string_view tag);
   void ObservePrivilege(const Identity& who, std::string_view host, int64_t time_ns,
-                        const Score& score, std::string tag);
+                        const Score& score, std::string_view tag);
   // Moves the watermark (the newest event time seen, kept with the records) to
   // `event_time_ns` if that is newer, then learns the queued observations at least
   // learn_delay_ns older than the watermark, except those whose tag `in_incident` reports
@@ -231,7 +232,28 @@ class Baselines {
   Status Load(std::string_view key, std::string_view value);
 
   struct Profile;
-  struct Pending;
+  // An observation queued for learning; its texts (tag, identity name, host, values) are
+  // kept beside it by the queue.
+  struct Pending {
+    enum What : uint8_t {
+      kLogin = 0,
+      kFailure = 1,
+      kHop = 2,
+      kExec = 3,
+      kFile = 4,
+      kConnect = 5,
+      kPrivilege = 6
+    };
+    What what = kLogin;
+    IdentityKind kind = IdentityKind::kHuman;
+    uint32_t port = 0;  // kConnect: the port; kHop: the depth; kLogin: 1 when from our host
+    int64_t time_ns = 0;
+    double score = 0;
+    // The identity's profile when it had one as the event was observed (profiles never
+    // move): the observation is learned without looking the identity up again.
+    Profile* prof = nullptr;
+    RateVector rates{};
+  };
 
  private:
   Profile* Find(std::string_view key);
@@ -241,19 +263,24 @@ class Baselines {
                     std::string_view value, std::string_view host, int64_t time_ns);
   Profile* GetOrCreate(const Identity& who);
   Profile* GetOrCreatePeer(const std::string& key, IdentityKind kind);
-  void Learn(Pending& p, bool settled = false);
+  // The queued observation's texts (PendingQueue parts).
+  enum Text : size_t { kTag = 0, kName, kHost, kA, kB, kTexts };
+  using Queue = PendingQueue<Pending, kTexts>;
+  void Learn(const Queue::Entry& e);
   bool Spend(Profile& prof, int64_t time_ns, double weight);
   std::string PeerKeyOf(const Profile& prof) const;
   bool Suppressed(const std::string& identity, std::string_view feature,
                   std::string_view value) const;
-  void Enqueue(Pending p);
+  void Enqueue(Pending p, std::string_view tag, std::string_view name, std::string_view host,
+               std::string_view a, std::string_view b = {});
   void Finish(Score& s, std::vector<Contribution> c, bool warm) const;
 
   const BaselineOptions options_;
   IdentityResolver resolver_;
   ProfileTable<Profile> profiles_;
-  std::multimap<int64_t, Pending> pending_;  // by event time
-  mutable uint64_t scored_ = 0;              // events scored (Score* are const)
+  Queue pending_;                // oldest event time first
+  std::string tag_buf_;          // the tag handed to Commit's in_incident
+  mutable uint64_t scored_ = 0;  // events scored (Score* are const)
   // Identities (not hosts or peer groups) with a profile, and how many of them are warm:
   // kept as they change, so that stats() costs nothing at a million identities.
   uint64_t counted_identities_ = 0;

@@ -108,13 +108,13 @@ void Categorical::Learn(std::string_view value, double weight, int64_t time_ns,
         [](const CategoryEntry& a, const CategoryEntry& b) { return a.weight < b.weight; });
     entries_.erase(lightest);
   }
-  entries_.push_back({std::string(value), h, static_cast<float>(weight), 1, day, day});
+  entries_.push_back({ShortText(value), h, static_cast<float>(weight), 1, day, day});
 }
 
 size_t Categorical::MemoryBytes() const {
   size_t b = entries_.capacity() * sizeof(CategoryEntry);
   for (const CategoryEntry& e : entries_) {
-    if (e.value.size() > 15) b += e.value.capacity() + 1;  // beyond the small-string buffer
+    b += e.value.HeapBytes();
   }
   return b;
 }
@@ -122,7 +122,7 @@ size_t Categorical::MemoryBytes() const {
 nlohmann::json Categorical::ToJson() const {
   nlohmann::json values = nlohmann::json::array();
   for (const CategoryEntry& e : entries_) {
-    values.push_back({e.value, e.weight, e.count, e.first_day, e.last_day});
+    values.push_back({e.value.str(), e.weight, e.count, e.first_day, e.last_day});
   }
   return {{"t", total_}, {"n", count_}, {"u", updated_ns_}, {"v", std::move(values)}};
 }
@@ -144,7 +144,7 @@ Status Categorical::FromJson(const nlohmann::json& j) {
       return Bad("categorical value is not [value, weight, count, first_day, last_day]");
     }
     CategoryEntry e;
-    e.value = v[0].get<std::string>();
+    e.value.assign(v[0].get<std::string>());
     e.hash = ValueHash(e.value);
     const double w = v[1].get<double>();
     if (!std::isfinite(w) || w < 0) return Bad("categorical weight out of range");

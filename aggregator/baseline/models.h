@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "aggregator/baseline/short_text.h"
 #include "common/status.h"
 
 namespace tripline::baseline {
@@ -37,7 +38,7 @@ inline constexpr int64_t kNanosPerDay = 86400LL * 1000 * 1000 * 1000;
 double DecayFactor(int64_t from_ns, int64_t to_ns, int64_t half_life_ns);
 
 struct CategoryEntry {
-  std::string value;
+  ShortText value;        // most in place: a match is confirmed without another cache miss
   uint32_t hash = 0;      // ValueHash(value): a lookup reads a value's text only on a match
   float weight = 0;       // decayed
   uint32_t count = 0;     // raw observations, ever

@@ -37,59 +37,12 @@
 #include <utility>
 #include <vector>
 
+#include "aggregator/baseline/short_text.h"
+
 namespace tripline::baseline {
 
-// A key of the table: up to kInline bytes kept in place (most "kind:name" keys), longer
-// ones on the heap. 32 bytes, like std::string, whose in-place limit is 15.
-class TableKey {
- public:
-  static constexpr size_t kInline = 24;
-
-  TableKey() = default;
-  TableKey(const TableKey& o) { assign(o.view()); }
-  TableKey& operator=(const TableKey& o) {
-    if (this != &o) assign(o.view());
-    return *this;
-  }
-  ~TableKey() { Release(); }
-
-  void assign(std::string_view s) {
-    if (s.size() > kInline) {
-      char* heap = new char[s.size()];
-      std::memcpy(heap, s.data(), s.size());
-      Release();
-      heap_ = heap;
-    } else {
-      Release();
-      if (!s.empty()) std::memcpy(inline_, s.data(), s.size());
-    }
-    size_ = s.size();
-  }
-  std::string_view view() const {
-    return {size_ > kInline ? heap_ : inline_, static_cast<size_t>(size_)};
-  }
-  operator std::string_view() const { return view(); }  // NOLINT: a key reads as its text
-  size_t size() const { return size_; }
-  // Bytes held beyond the key itself.
-  size_t HeapBytes() const { return size_ > kInline ? size_ : 0; }
-  std::string str() const { return std::string(view()); }
-
-  friend bool operator==(const TableKey& a, std::string_view b) { return a.view() == b; }
-  friend bool operator<(const TableKey& a, const TableKey& b) { return a.view() < b.view(); }
-  friend std::ostream& operator<<(std::ostream& os, const TableKey& k) { return os << k.view(); }
-
- private:
-  void Release() {
-    if (size_ > kInline) delete[] heap_;
-    size_ = 0;
-  }
-  union {
-    char inline_[kInline];
-    char* heap_;
-  };
-  uint64_t size_ = 0;
-};
-static_assert(sizeof(TableKey) == 32);
+// A key of the table: "kind:name", most of them kept in place (short_text.h).
+using TableKey = ShortText;
 
 namespace table_detail {
 

@@ -14,7 +14,8 @@
 // draws it from S sessions going on at once, as an ingest stream interleaves a fleet's sessions
 // (each ends after 10 events on average and a session of another identity, drawn uniformly, takes
 // its place). CPU is the thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so other load on the machine
-// does not count.
+// does not count. The same stream is also drawn and built without the baselines, and what
+// that costs (the bench's own strings and random numbers) is printed and taken off.
 #include <time.h>
 
 #include <cstdio>
@@ -69,6 +70,70 @@ std::string Addr(size_t i, int which) {
          std::to_string(which + 1);
 }
 
+// The measured stream: who acts next and what. With `active` 0, any identity (uniformly:
+// no locality at all); else one of `active` sessions going on at once, each ending after
+// 1 in 10 of its events (10 events on average, one login's worth at the mix's 10% logins)
+// and replaced by a session of an identity drawn uniformly.
+class Stream {
+ public:
+  enum Kind { kExec, kConnect, kFile, kLogin };
+  struct Event {
+    Kind kind = kExec;
+    Identity who;
+    std::string host;
+    std::string addr;
+    const std::string* exe = nullptr;
+    bool success = true;
+  };
+
+  Stream(size_t identities, size_t active, uint64_t seed)
+      : rng_(seed), pick_(0, identities - 1), pick_session_(0, active == 0 ? 0 : active - 1) {
+    sessions_.resize(active);
+    for (size_t& s : sessions_) s = pick_(rng_);
+    ev_.who.kind = IdentityKind::kHuman;
+  }
+
+  const Event& Next(size_t e) {
+    size_t i = 0;
+    if (sessions_.empty()) {
+      i = pick_(rng_);
+    } else {
+      size_t& s = sessions_[pick_session_(rng_)];
+      if (percent_(rng_) < 10) s = pick_(rng_);
+      i = s;
+    }
+    const int kind = percent_(rng_);
+    ev_.who.name = User(i);
+    ev_.host = Host(i, static_cast<int>(e & 1));
+    ev_.addr.clear();
+    ev_.exe = &kNoExe;
+    if (kind < 60) {
+      ev_.kind = kExec;
+      const bool novel = percent_(rng_) == 0;
+      ev_.exe = novel ? &Programs()[(i + 13) % Programs().size()]
+                      : &Programs()[(i + (e % 8) * 3) % Programs().size()];
+    } else if (kind < 80) {
+      ev_.kind = kConnect;
+    } else if (kind < 90) {
+      ev_.kind = kFile;
+    } else {
+      ev_.kind = kLogin;
+      ev_.addr = Addr(i, static_cast<int>(e & 1));
+      ev_.success = percent_(rng_) >= 10;
+    }
+    return ev_;
+  }
+
+ private:
+  static inline const std::string kNoExe;
+  std::mt19937_64 rng_;
+  std::uniform_int_distribution<size_t> pick_;
+  std::uniform_int_distribution<size_t> pick_session_;
+  std::uniform_int_distribution<int> percent_{0, 99};
+  std::vector<size_t> sessions_;
+  Event ev_;
+};
+
 void Run(size_t identities, size_t events, const std::vector<size_t>& actives) {
   BaselineOptions options;
   options.max_identities = identities * 2 + 100000;
@@ -115,76 +180,82 @@ void Run(size_t identities, size_t events, const std::vector<size_t>& actives) {
   std::fflush(stdout);
 
   std::uniform_int_distribution<size_t> pick(0, identities - 1);
-  std::uniform_int_distribution<int> percent(0, 99);
   int64_t t = history_end + 9 * kHour;
   for (size_t active : actives) {
-    // Who acts next: with `active` 0, any identity (uniformly: no locality at all); else one
-    // of `active` sessions going on at once, each ending after 1 in 10 of its events (10
-    // events on average, one login's worth at the mix's 10% logins) and replaced by a
-    // session of an identity drawn uniformly.
-    std::vector<size_t> sessions(active);
-    for (size_t& s : sessions) s = pick(rng);
-    std::uniform_int_distribution<size_t> pick_session(0, active == 0 ? 0 : active - 1);
     // First the learning delay's worth of events unmeasured, so that the measured ones run
     // with the queue of observations waiting to be learned in its steady state (full, one
     // learned for each one queued), as on a long-running aggregator.
     const size_t warmup = static_cast<size_t>(BaselineOptions{}.learn_delay_ns / 1'000'000);
-    int64_t score_start = CpuNs();
+    // The stream is drawn twice from the same seed: once only built (what the bench itself
+    // spends making each event's strings), once built and scored, observed and committed.
+    const uint64_t seed = rng();
+    int64_t build_ns = 0;
+    int64_t score_ns = 0;
     size_t logins = 0, execs = 0, nets = 0, files = 0;
-    for (size_t e = 0; e < warmup + events; ++e) {
-      if (e == warmup) {
-        score_start = CpuNs();
-        logins = execs = nets = files = 0;
+    for (const bool with_baselines : {false, true}) {
+      Stream stream(identities, active, seed);
+      int64_t te = t;
+      int64_t start = CpuNs();
+      size_t sink = 0;
+      for (size_t e = 0; e < warmup + events; ++e) {
+        if (e == warmup) {
+          start = CpuNs();
+          logins = execs = nets = files = 0;
+        }
+        te += 1'000'000;  // 1 ms of event time per event: the learning delay passes in the run
+        const Stream::Event& ev = stream.Next(e);
+        if (!with_baselines) {
+          sink += ev.who.name.size() + ev.host.size() + ev.addr.size() + ev.exe->size();
+          continue;
+        }
+        switch (ev.kind) {
+          case Stream::kExec: {
+            const Score s = b.ScoreExec(ev.who, ev.host, *ev.exe, te);
+            b.ObserveExec(ev.who, ev.host, *ev.exe, te, s, "sess");
+            ++execs;
+            break;
+          }
+          case Stream::kConnect: {
+            const Score s = b.ScoreConnect(ev.who, ev.host, "192.0.2.10", 443, te);
+            b.ObserveConnect(ev.who, ev.host, "192.0.2.10", 443, te, s, "sess");
+            ++nets;
+            break;
+          }
+          case Stream::kFile: {
+            const Score s = b.ScoreFile(ev.who, ev.host, "/home/u/.ssh/id_ed25519", te);
+            b.ObserveFile(ev.who, ev.host, "/home/u/.ssh/id_ed25519", te, s, "sess");
+            ++files;
+            break;
+          }
+          case Stream::kLogin: {
+            LoginFacts l;
+            l.user = ev.who.name;
+            l.host = ev.host;
+            l.service = "sshd";
+            l.addr = ev.addr;
+            l.success = ev.success;
+            l.time_ns = te;
+            const Score s = b.ScoreLogin(l);
+            b.ObserveLogin(l, s, "sess");
+            ++logins;
+            break;
+          }
+        }
+        b.Commit(te, nullptr);
       }
-      size_t i = 0;
-      if (active == 0) {
-        i = pick(rng);
-      } else {
-        size_t& s = sessions[pick_session(rng)];
-        if (percent(rng) < 10) s = pick(rng);
-        i = s;
-      }
-      const int kind = percent(rng);
-      const Identity who{IdentityKind::kHuman, User(i)};
-      const std::string host = Host(i, static_cast<int>(e & 1));
-      t += 1'000'000;  // 1 ms of event time per event: the learning delay passes in the run
-      if (kind < 60) {
-        const bool novel = percent(rng) == 0;
-        const std::string& exe = novel ? Programs()[(i + 13) % Programs().size()]
-                                       : Programs()[(i + (e % 8) * 3) % Programs().size()];
-        const Score s = b.ScoreExec(who, host, exe, t);
-        b.ObserveExec(who, host, exe, t, s, "sess");
-        ++execs;
-      } else if (kind < 80) {
-        const Score s = b.ScoreConnect(who, host, "192.0.2.10", 443, t);
-        b.ObserveConnect(who, host, "192.0.2.10", 443, t, s, "sess");
-        ++nets;
-      } else if (kind < 90) {
-        const Score s = b.ScoreFile(who, host, "/home/u/.ssh/id_ed25519", t);
-        b.ObserveFile(who, host, "/home/u/.ssh/id_ed25519", t, s, "sess");
-        ++files;
-      } else {
-        LoginFacts l;
-        l.user = who.name;
-        l.host = host;
-        l.service = "sshd";
-        l.addr = Addr(i, static_cast<int>(e & 1));
-        l.success = percent(rng) >= 10;
-        l.time_ns = t;
-        const Score s = b.ScoreLogin(l);
-        b.ObserveLogin(l, s, "sess");
-        ++logins;
-      }
-      b.Commit(t, nullptr);
+      (with_baselines ? score_ns : build_ns) = CpuNs() - start;
+      if (with_baselines) t = te;
+      if (sink == 1) std::printf(" ");  // keeps the build-only loop from being optimized away
     }
-    const int64_t score_ns = CpuNs() - score_start;
     const double per_event = static_cast<double>(score_ns) / static_cast<double>(events);
+    const double per_build = static_cast<double>(build_ns) / static_cast<double>(events);
     std::printf(
         "  ingest mix, %s (%zu events: %zu exec, %zu connect, %zu file, %zu login): "
-        "%.0f ns CPU/event (score + observe + commit)\n",
+        "%.0f ns CPU/event (score + observe + commit), of which %.0f building the events, "
+        "%.0f the baselines\n",
         active == 0 ? "uniform over identities"
                     : (std::to_string(active) + " sessions at once").c_str(),
-        events, execs, nets, files, logins, per_event);
+        events, execs, nets, files, logins, per_event, per_build, per_event - per_build);
     std::fflush(stdout);
   }
 
