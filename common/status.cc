@@ -19,6 +19,7 @@ std::string_view CodeName(Status::Code code) {
     case Status::Code::kAborted: return "aborted";
     case Status::Code::kDeadlineExceeded: return "deadline exceeded";
     case Status::Code::kInternal: return "internal error";
+    case Status::Code::kUnauthenticated: return "unauthenticated";
   }
   return "unknown";
 }

@@ -29,6 +29,7 @@ class [[nodiscard]] Status {
     kAborted,
     kDeadlineExceeded,
     kInternal,
+    kUnauthenticated,  // nobody signed in, or the session ended
   };
 
   Status() = default;
@@ -46,6 +47,7 @@ class [[nodiscard]] Status {
   static Status Aborted(std::string_view msg) { return {Code::kAborted, msg}; }
   static Status DeadlineExceeded(std::string_view msg) { return {Code::kDeadlineExceeded, msg}; }
   static Status Internal(std::string_view msg) { return {Code::kInternal, msg}; }
+  static Status Unauthenticated(std::string_view msg) { return {Code::kUnauthenticated, msg}; }
   // From a negative (or positive) errno value, as libbpf and syscalls return them.
   static Status FromErrno(int err, std::string_view context);
 

@@ -35,6 +35,7 @@ grpc::Status ToGrpcStatus(const Status& s) {
     case C::kAborted: code = grpc::StatusCode::ABORTED; break;
     case C::kDeadlineExceeded: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
     case C::kInternal: code = grpc::StatusCode::INTERNAL; break;
+    case C::kUnauthenticated: code = grpc::StatusCode::UNAUTHENTICATED; break;
   }
   return grpc::Status(code, s.message());
 }

@@ -107,13 +107,16 @@ class QueryService final : public v1::Query::CallbackService {
                                      const v1::GetAuditRequest* request,
                                      v1::AuditReport* response) override;
 
- private:
-  grpc::Status Authorize(grpc::CallbackServerContext* context, std::string_view method) const;
+  // The handlers' work without a call, for in-process callers that authorized the person
+  // themselves (the analyst console, aggregator/console/).
   grpc::Status DoListEvents(const v1::ListEventsRequest& request, v1::ListEventsResponse* response);
   grpc::Status DoGetStats(v1::Stats* response);
   grpc::Status DoListIncidents(const v1::ListIncidentsRequest& request,
                                v1::ListIncidentsResponse* response);
   grpc::Status DoGetIncident(const v1::GetIncidentRequest& request, v1::Incident* response);
+
+ private:
+  grpc::Status Authorize(grpc::CallbackServerContext* context, std::string_view method) const;
 
   Store* const store_;
   const IngestService* const ingest_;

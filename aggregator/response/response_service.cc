@@ -39,13 +39,64 @@ Result<std::string> ResponseService::Decider(grpc::CallbackServerContext* contex
                                       who.common_name + "'");
     }
   }
+  TL_RETURN_IF_ERROR(CheckApprover(method, by));
+  return by;
+}
+
+Status ResponseService::CheckApprover(std::string_view method, const std::string& by) const {
   const std::vector<std::string> approvers = book_->approvers();
   if (!approvers.empty() && std::find(approvers.begin(), approvers.end(), by) == approvers.end()) {
     TL_LOG(WARNING) << "denied " << method << " by " << by << ": not an approver";
     return Status::PermissionDenied(std::string(method) + ": " + by +
                                     " is not one of the configured approvers");
   }
-  return by;
+  return Status::Ok();
+}
+
+Result<v1::Action> ResponseService::DecideAs(std::string_view method, const std::string& person,
+                                             const v1::DecideRequest& request) {
+  if (method != "Response.Approve" && method != "Response.Deny") {
+    return Status::InvalidArgument("only an approval or a denial is decided in process");
+  }
+  if (person.empty() || person.size() > 128 || !Printable(person)) {
+    return Status::InvalidArgument(std::string(method) + ": no person to decide");
+  }
+  TL_RETURN_IF_ERROR(CheckApprover(method, person));
+  return Apply(method, person, request);
+}
+
+Result<v1::Action> ResponseService::Apply(std::string_view method, const std::string& by,
+                                          const v1::DecideRequest& request) {
+  if (request.id().empty() || request.id().size() > 64 || request.comment().size() > 4096 ||
+      !Printable(request.comment())) {
+    return Status::InvalidArgument("an action id (at most 64 bytes) and a printable comment");
+  }
+  Result<v1::Action> a = Status::Internal("unreached");
+  if (method == "Response.Approve") {
+    a = book_->Approve(request.id(), by, request.comment());
+  } else if (method == "Response.Deny") {
+    a = book_->Deny(request.id(), by, request.comment());
+  } else {
+    a = book_->Revert(request.id(), by);
+  }
+  if (!a.ok()) return a.status();
+  TL_LOG(INFO) << method << " " << a->id() << " (" << KindText(a->kind()) << " " << a->target()
+               << ") by " << by << ": now " << StateText(a->state());
+  if (orders_ != nullptr && method != "Response.Deny") orders_->Offer(*a);
+  return a;
+}
+
+Result<std::vector<v1::Action>> ResponseService::ListActions(
+    const v1::ListActionsRequest& request) const {
+  if (request.incident_id().size() > 256) return Status::InvalidArgument("incident id too long");
+  return book_->List(request.state(), request.incident_id());
+}
+
+Result<std::vector<v1::Action::AuditEntry>> ResponseService::TrailOf(
+    const v1::TrailRequest& request) const {
+  if (request.action_id().size() > 64) return Status::InvalidArgument("action id too long");
+  const size_t limit = request.limit() == 0 ? 1000 : std::min<uint32_t>(request.limit(), 100000);
+  return book_->Trail(request.action_id(), limit);
 }
 
 grpc::ServerUnaryReactor* ResponseService::Propose(grpc::CallbackServerContext* context,
@@ -93,22 +144,8 @@ grpc::ServerUnaryReactor* ResponseService::Decide(grpc::CallbackServerContext* c
                                                   v1::Action* response) {
   auto by = Decider(context, method, *request);
   if (!by.ok()) return Reply(context, ToGrpcStatus(by.status()));
-  if (request->id().empty() || request->id().size() > 64 || request->comment().size() > 4096 ||
-      !Printable(request->comment())) {
-    return Reply(context, Invalid("an action id (at most 64 bytes) and a printable comment"));
-  }
-  Result<v1::Action> a = Status::Internal("unreached");
-  if (method == "Response.Approve") {
-    a = book_->Approve(request->id(), *by, request->comment());
-  } else if (method == "Response.Deny") {
-    a = book_->Deny(request->id(), *by, request->comment());
-  } else {
-    a = book_->Revert(request->id(), *by);
-  }
+  auto a = Apply(method, *by, *request);
   if (!a.ok()) return Reply(context, ToGrpcStatus(a.status()));
-  TL_LOG(INFO) << method << " " << a->id() << " (" << KindText(a->kind()) << " " << a->target()
-               << ") by " << *by << ": now " << StateText(a->state());
-  if (orders_ != nullptr && method != "Response.Deny") orders_->Offer(*a);
   *response = std::move(*a);
   return Reply(context, grpc::Status::OK);
 }
@@ -138,8 +175,7 @@ grpc::ServerUnaryReactor* ResponseService::List(grpc::CallbackServerContext* con
     auto who = access_->Authorize(*context, "Response.List", {Role::kOperator, Role::kApprover});
     if (!who.ok()) return Reply(context, ToGrpcStatus(who.status()));
   }
-  if (request->incident_id().size() > 256) return Reply(context, Invalid("incident id too long"));
-  auto actions = book_->List(request->state(), request->incident_id());
+  auto actions = ListActions(*request);
   if (!actions.ok()) return Reply(context, ToGrpcStatus(actions.status()));
   for (v1::Action& a : *actions) *response->add_actions() = std::move(a);
   return Reply(context, grpc::Status::OK);
@@ -152,9 +188,7 @@ grpc::ServerUnaryReactor* ResponseService::Trail(grpc::CallbackServerContext* co
     auto who = access_->Authorize(*context, "Response.Trail", {Role::kOperator, Role::kApprover});
     if (!who.ok()) return Reply(context, ToGrpcStatus(who.status()));
   }
-  if (request->action_id().size() > 64) return Reply(context, Invalid("action id too long"));
-  const size_t limit = request->limit() == 0 ? 1000 : std::min<uint32_t>(request->limit(), 100000);
-  auto trail = book_->Trail(request->action_id(), limit);
+  auto trail = TrailOf(*request);
   if (!trail.ok()) return Reply(context, ToGrpcStatus(trail.status()));
   for (auto& e : *trail) *response->add_entries() = std::move(e);
   return Reply(context, grpc::Status::OK);

@@ -58,7 +58,21 @@ class ResponseService final : public v1::Response::CallbackService {
   // Expires what is overdue and proposes actions for incidents updated since the last call.
   Status Maintain();
 
+  // In process, for a caller that authenticated the person itself (the analyst console):
+  // what Approve and Deny (`method` "Response.Approve" or "Response.Deny") do with `person`
+  // as `by`, checked against the configured approvers like every other decider.
+  Result<v1::Action> DecideAs(std::string_view method, const std::string& person,
+                              const v1::DecideRequest& request);
+  // What List and Trail answer.
+  Result<std::vector<v1::Action>> ListActions(const v1::ListActionsRequest& request) const;
+  Result<std::vector<v1::Action::AuditEntry>> TrailOf(const v1::TrailRequest& request) const;
+
  private:
+  // `by` against the configured approvers.
+  Status CheckApprover(std::string_view method, const std::string& by) const;
+  // Approves, denies or reverts as `by` (already checked), and offers the order.
+  Result<v1::Action> Apply(std::string_view method, const std::string& by,
+                           const v1::DecideRequest& request);
   // The person deciding: checks role, --by against the certificate and the approvers list.
   Result<std::string> Decider(grpc::CallbackServerContext* context, std::string_view method,
                               const v1::DecideRequest& request) const;
