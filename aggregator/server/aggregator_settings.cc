@@ -55,6 +55,9 @@ std::string AggregatorUsage() {
   --log-level LEVEL       debug, info, warning or error (default info)
   --metrics [HOST:]PORT   serve Prometheus metrics on http://HOST:PORT/metrics (off by
                           default; HOST defaults to 127.0.0.1; docs/metrics.md)
+  --console [HOST:]PORT   serve the analyst console there (off by default; HOST defaults
+                          to 127.0.0.1; any other address needs console.tls_cert_file and
+                          console.tls_key_file; docs/console.md)
   --help                  this text
 
   tripline-aggregator --make-order-key FILE
@@ -62,6 +65,9 @@ std::string AggregatorUsage() {
                           (mode 0600, never over an existing file; set it as
                           response.order_key_file) and print the public key to give
                           the sensors (order_public_key); docs/response.md
+  tripline-aggregator --hash-password
+                          read a password on standard input and print its Argon2id
+                          hash, for console.users[].password_hash; docs/console.md
 
 Prints "listening on HOST:PORT" once it accepts connections; SIGTERM or SIGINT stop it.
 )";
@@ -73,6 +79,7 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
   // base they override.
   std::string config_path, listen, data_dir, retention, log_level, max_batch;
   std::string max_skew, max_age, max_streams, metrics, forward_ca, forward_token_file, rules_dir;
+  std::string console;
   std::vector<std::string> forwards;
   bool insecure = false, have_listen = false, have_data_dir = false;
 
@@ -134,6 +141,13 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
     } else if (flag == "--metrics") {
       TL_RETURN_IF_ERROR(take(&metrics));
       if (metrics.empty()) return Status::InvalidArgument("--metrics wants [HOST:]PORT");
+    } else if (flag == "--console") {
+      TL_RETURN_IF_ERROR(take(&console));
+      if (console.empty()) return Status::InvalidArgument("--console wants [HOST:]PORT");
+    } else if (flag == "--hash-password") {
+      TL_RETURN_IF_ERROR(no_value());
+      s.hash_password = true;
+      return s;
     } else if (flag == "--log-level") {
       TL_RETURN_IF_ERROR(take(&log_level));
     } else if (flag == "--help" || flag == "-h") {
@@ -156,6 +170,12 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
   if (insecure) s.config.set_insecure(true);
   if (!rules_dir.empty()) s.config.set_rules_dir(rules_dir);
   if (!metrics.empty()) s.config.set_metrics_listen(metrics);
+  if (!console.empty()) s.config.mutable_console()->set_listen(console);
+  if (!s.config.console().listen().empty()) {
+    auto hp = ParseMetricsAddress(s.config.console().listen());
+    if (!hp.ok()) return hp.status().WithContext("--console");
+    s.console = *hp;
+  }
   if (!s.config.metrics_listen().empty()) {
     auto hp = ParseMetricsAddress(s.config.metrics_listen());
     if (!hp.ok()) return hp.status().WithContext("--metrics");

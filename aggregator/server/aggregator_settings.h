@@ -31,6 +31,8 @@ struct AggregatorSettings {
   std::string forward_token;        // read from config.forward_token_file
   bool help = false;                // --help: print usage and exit 0
   std::string make_order_key;       // --make-order-key FILE: write a key there and exit
+  bool hash_password = false;       // --hash-password: hash a password read on stdin, exit
+  std::optional<HostPort> console;  // --console / console.listen: serve the console there
 };
 
 std::string AggregatorUsage();

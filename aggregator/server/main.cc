@@ -3,6 +3,7 @@
 // stop, 1 when the store or the listener fails, 2 for bad flags or configuration.
 #include <pthread.h>
 #include <signal.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "aggregator/audit/posture_auditor.h"
+#include "aggregator/console/console_server.h"
 #include "aggregator/forward/forward_outputs.h"
 #include "aggregator/metrics/aggregator_metrics.h"
 #include "aggregator/pipeline/correlation_engine.h"
@@ -31,6 +33,67 @@ namespace {
 
 // Streams still open this long after SIGTERM are cancelled; batches being written finish.
 constexpr int64_t kShutdownGraceNs = 2 * kNanosPerSecond;
+
+// --hash-password: one line from standard input (not echoed on a terminal), hashed.
+int HashPasswordFromStdin() {
+  const bool tty = isatty(STDIN_FILENO) == 1;
+  termios saved{};
+  if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    std::cerr << "password: " << std::flush;
+  }
+  std::string password;
+  std::getline(std::cin, password);
+  if (tty) {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+    std::cerr << "\n";
+  }
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  auto hash = console::HashPassword(password);
+  if (!hash.ok()) {
+    std::cerr << "tripline-aggregator: " << hash.status().message() << "\n";
+    return 1;
+  }
+  std::cout << *hash << "\n";
+  return 0;
+}
+
+// The console's people and sessions from the configuration, and its listener.
+Result<std::unique_ptr<console::ConsoleServer>> StartConsole(
+    const AggregatorSettings& settings, console::ConsoleBackend backend,
+    std::unique_ptr<console::ConsoleAuth>* auth) {
+  const v1::ConsoleConfig& cc = settings.config.console();
+  std::vector<console::ConsoleUser> users;
+  for (const v1::ConsoleUser& u : cc.users()) {
+    console::ConsoleUser user;
+    user.name = u.name();
+    user.password_hash = u.password_hash();
+    if (u.role() == "approver") {
+      user.role = console::ConsoleRole::kApprover;
+    } else if (u.role().empty() || u.role() == "operator") {
+      user.role = console::ConsoleRole::kOperator;
+    } else {
+      return Status::InvalidArgument("console.users: the role of '" + u.name() + "' is '" +
+                                     u.role() + "', not approver or operator");
+    }
+    users.push_back(std::move(user));
+  }
+  if (users.empty()) {
+    TL_LOG(WARNING) << "console: no console.users configured: nobody can sign in";
+  }
+  console::SessionPolicy policy;
+  if (cc.session_idle_s() > 0) policy.idle_ns = int64_t{cc.session_idle_s()} * kNanosPerSecond;
+  if (cc.session_max_s() > 0) policy.max_ns = int64_t{cc.session_max_s()} * kNanosPerSecond;
+  TL_ASSIGN_OR_RETURN(*auth,
+                      console::ConsoleAuth::Create(std::move(users), policy, &SystemClock::Get()));
+  console::ConsoleOptions options;
+  options.listen = *settings.console;
+  options.tls_cert_file = cc.tls_cert_file();
+  options.tls_key_file = cc.tls_key_file();
+  return console::ConsoleServer::Start(options, backend, auth->get());
+}
 
 int Run(int argc, char** argv) {
   if (argc == 2 && std::string(argv[1]) == "--version") {
@@ -58,6 +121,7 @@ int Run(int argc, char** argv) {
     std::cout << AggregatorUsage();
     return 0;
   }
+  if (settings->hash_password) return HashPasswordFromStdin();
   if (!settings->make_order_key.empty()) {
     auto pub = response::WriteNewOrderKeyFile(settings->make_order_key);
     if (!pub.ok()) {
@@ -262,6 +326,21 @@ int Run(int argc, char** argv) {
     metrics_server = std::move(*started);
     std::printf("metrics on %s\n", metrics_server->address().ToString().c_str());
   }
+  // The analyst console (off unless --console or console.listen).
+  std::unique_ptr<console::ConsoleAuth> console_auth;
+  std::unique_ptr<console::ConsoleServer> console_server;
+  if (settings->console) {
+    auto started =
+        StartConsole(*settings, {&(*server)->query(), &response_service, &auditor}, &console_auth);
+    if (!started.ok()) {
+      std::cerr << "tripline-aggregator: " << started.status().message() << "\n";
+      (*server)->Shutdown(0);
+      return 2;
+    }
+    console_server = std::move(*started);
+    std::printf("console on %s://%s\n", console_server->tls() ? "https" : "http",
+                console_server->address().ToString().c_str());
+  }
   std::fflush(stdout);
   TL_LOG(INFO) << "serving on " << (*server)->address().ToString() << ", data in "
                << store_options.path << (settings->sync_writes ? " (sync writes)" : "");
@@ -308,6 +387,7 @@ int Run(int argc, char** argv) {
   maintain_cv.notify_all();
   maintainer.join();
   TL_LOG(INFO) << "signal " << sig << ": stopping";
+  console_server.reset();
   metrics_server.reset();
   (*server)->Shutdown(kShutdownGraceNs);
   server->reset();

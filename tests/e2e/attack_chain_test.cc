@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <thread>
 
+#include "aggregator/console/console_auth.h"
 #include "common/clock.h"
+#include "tests/console/browser_driver.h"
 #include "tests/e2e/e2e_support.h"
 #include "tools/scenario/fleet.h"
 #include "tools/scenario/story.h"
@@ -72,8 +74,10 @@ class AttackChainTest : public ::testing::Test {
   // Builds hosta, hostb, hostc (hostb's sshd on `hostb_port`), an attacker and an admin
   // workstation, and starts the fleet. With `orders`, the aggregator signs action orders
   // with a key made by `tripline-aggregator --make-order-key`, and each sensor carries out
-  // those for its host, its nftables rules in its lab host's network namespace.
-  void Build(int hostb_port = 22, bool orders = false) {
+  // those for its host, its nftables rules in its lab host's network namespace. With
+  // `console` (and `orders`), it also serves the analyst console on loopback, where bob
+  // (the approver) signs in with kBobPassword.
+  void Build(int hostb_port = 22, bool orders = false, bool console = false) {
     lab::LabOptions options;
     options.hosts = {{"hosta", "198.18.0.1", 22},
                      {"hostb", "198.18.0.2", hostb_port},
@@ -86,14 +90,16 @@ class AttackChainTest : public ::testing::Test {
     fleet_options.bin_dir = BinDir();
     fleet_options.work_dir = work_.path();
     if (orders) {
-      ASSERT_NO_FATAL_FAILURE(EnableOrders(&fleet_options));
+      ASSERT_NO_FATAL_FAILURE(EnableOrders(&fleet_options, console));
     }
     auto fleet = Fleet::Start(*lab_, fleet_options);
     ASSERT_TRUE(fleet.ok()) << fleet.status().ToString();
     fleet_ = std::move(*fleet);
   }
 
-  void EnableOrders(scenario::FleetOptions* options) {
+  static constexpr char kBobPassword[] = "bob's console password";
+
+  void EnableOrders(scenario::FleetOptions* options, bool console) {
     const std::string key = work_.path() + "/order.key";
     auto made = lab_->host("hosta")->Run(
         {BinDir() + "/tripline-aggregator", "--make-order-key", key}, std::chrono::seconds(20));
@@ -104,9 +110,18 @@ class AttackChainTest : public ::testing::Test {
     ASSERT_NE(at, std::string::npos) << made->out;
     const std::string pub = made->out.substr(at + marker.size(), 64);
     const std::string aggregator_conf = work_.path() + "/aggregator.conf";
-    ASSERT_TRUE(WriteFile(aggregator_conf,
-                          "response { order_key_file: \"" + key + "\" approvers: \"bob\" }\n"));
+    std::string conf = "response { order_key_file: \"" + key + "\" approvers: \"bob\" }\n";
+    if (console) {
+      const auto hash = console::HashPassword(kBobPassword);
+      ASSERT_TRUE(hash.ok()) << hash.status().ToString();
+      conf += "console { users { name: \"bob\" password_hash: \"" + *hash +
+              "\" role: \"approver\" } }\n";
+    }
+    ASSERT_TRUE(WriteFile(aggregator_conf, conf));
     options->aggregator_args = {"--config", aggregator_conf};
+    if (console) {
+      options->aggregator_args.insert(options->aggregator_args.end(), {"--console", "127.0.0.1:0"});
+    }
     for (const char* host : {"hosta", "hostb", "hostc"}) {
       const std::string conf = work_.path() + "/sensor-" + host + ".conf";
       ASSERT_TRUE(WriteFile(conf, "order_public_key: \"" + pub + "\"\norder_net_namespace: \"" +
@@ -131,6 +146,29 @@ class AttackChainTest : public ::testing::Test {
       if (a.value("kind", "") == kind && a.value("target", "") == target) return a;
     }
     return {};
+  }
+
+  // Plays the seed story (alice brute-forced on hosta, hops to hostb and hostc) and waits
+  // for Tripline to propose locking alice on hostb: fills the incident's id and the action.
+  void PlaySeedStoryUntilLockProposed(const lab::LabUser& alice, std::string* incident_id,
+                                      json* action) {
+    AttackStory story;
+    story.victim = alice;
+    story.hops = {{"hostb", alice}, {"hostc", alice}};
+    const json incident = PlayAndExpectOneCritical(story, std::chrono::seconds(5));
+    ASSERT_FALSE(incident.empty());
+    *incident_id = incident.value("id", "");
+    // Tripline proposes to lock each account that arrived on a host by a hop: alice on hostb
+    // (and on hostc).
+    const std::string target = "hostb/" + alice.login;
+    ASSERT_TRUE(PollUntil(
+        [&] {
+          *action = FindAction(*incident_id, "lock", target);
+          return !action->empty();
+        },
+        std::chrono::seconds(40)))
+        << "Tripline never proposed to lock " << target
+        << "; actions: " << fleet_->CtlJson({"actions"}).value_or(json()).dump(2);
   }
 
   void TearDown() override {
@@ -285,36 +323,59 @@ TEST_F(AttackChainTest, SeedStoryIsOneCriticalIncident) {
   EXPECT_NE(shown->out.find("hostc"), std::string::npos) << shown->out;
 }
 
+// The seed story as the person watching it opens it: the incident in the console (a real
+// Chromium), its chain drawn across the three hosts in order, the lock Tripline proposed
+// approved from the page, and the audit trail saying bob approved it.
+TEST_F(AttackChainTest, TheConsoleShowsTheChainAndTheLockIsApprovedFromThePage) {
+  ASSERT_NO_FATAL_FAILURE(Build(22, /*orders=*/true, /*console=*/true));
+  ASSERT_FALSE(fleet_->console_url().empty());
+  lab::LabUser alice = User("alice", {"shadow"});
+  std::string incident_id;
+  json action;
+  ASSERT_NO_FATAL_FAILURE(PlaySeedStoryUntilLockProposed(alice, &incident_id, &action));
+  const std::string target = "hostb/" + alice.login;
+  const std::string id = action.value("id", "");
+
+  auto seen = console_test::RunConsoleBrowser(
+      {"--url", fleet_->console_url() + "/", "--name", "bob", "--password", kBobPassword,
+       "--incident", incident_id, "--approve", id, "--reason", "alice is on leave: lock it"},
+      console_test::ArtifactsDir("seed-story"));
+  ASSERT_TRUE(seen.ok()) << seen.status().ToString();
+  SCOPED_TRACE(seen->dump(2));
+  EXPECT_EQ((*seen)["chain_hosts"], json::array({"hosta", "hostb", "hostc"}));
+  const std::string state = seen->value("state_after", "");
+  EXPECT_TRUE(state == "approved" || state == "executed") << state;
+  bool approved_by_bob = false;
+  for (const json& line : (*seen)["trail"]) {
+    const std::string text = line.get<std::string>();
+    if (text.find("approved by bob") != std::string::npos &&
+        text.find("alice is on leave: lock it") != std::string::npos) {
+      approved_by_bob = true;
+    }
+  }
+  EXPECT_TRUE(approved_by_bob);
+  EXPECT_EQ(seen->value("after_sign_out", 0), 401);
+  EXPECT_TRUE((*seen)["console_errors"].empty());
+  // The workflow recorded the person signed in to the console as the approver.
+  const json decided = FindAction(incident_id, "lock", target);
+  EXPECT_EQ(decided.value("decided_by", ""), "bob") << decided.dump(2);
+}
+
 // The response half of the story: Tripline proposes to lock the victim's account, nothing
 // happens until a person approves, then the host's sensor locks it (the account can no
 // longer log in over ssh) and reports; a revert unlocks it the same way.
 TEST_F(AttackChainTest, AnApprovedLockReachesTheHostAndHoldsUntilReverted) {
   ASSERT_NO_FATAL_FAILURE(Build(22, /*orders=*/true));
   lab::LabUser alice = User("alice", {"shadow"});
-  AttackStory story;
-  story.victim = alice;
-  story.hops = {{"hostb", alice}, {"hostc", alice}};
-  const json incident = PlayAndExpectOneCritical(story, std::chrono::seconds(5));
-  ASSERT_FALSE(incident.empty());
-  const std::string incident_id = incident.value("id", "");
-  // Tripline proposes to lock each account that arrived on a host by a hop: alice on hostb
-  // (and on hostc).
+  std::string incident_id;
+  json action;
+  ASSERT_NO_FATAL_FAILURE(PlaySeedStoryUntilLockProposed(alice, &incident_id, &action));
   const std::string target = "hostb/" + alice.login;
   const auto logs_in = [&] {
     auto r = lab_->SshCommand("attacker", alice.Hop(*lab_->host("hostb")), "true",
                               std::chrono::seconds(15));
     return r.ok() && r->exit_code == 0;
   };
-
-  json action;
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        action = FindAction(incident_id, "lock", target);
-        return !action.empty();
-      },
-      std::chrono::seconds(40)))
-      << "Tripline never proposed to lock " << target
-      << "; actions: " << fleet_->CtlJson({"actions"}).value_or(json()).dump(2);
   const std::string id = action.value("id", "");
   EXPECT_EQ(action.value("state", ""), "proposed");
   EXPECT_TRUE(logs_in()) << "a proposal must change nothing";

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "common/log.h"
@@ -45,6 +46,16 @@ Status Fleet::StartAggregator(const FleetOptions& options) {
                                                  lab::ContainsText(std::string(kListening)),
                                                  lab::DeadlineIn(options.ready_timeout)));
   address_ = line.substr(line.find(kListening) + kListening.size());
+  // With the analyst console on, its address follows ("console on http://HOST:PORT").
+  const auto& a = options.aggregator_args;
+  if (std::find(a.begin(), a.end(), "--console") != a.end()) {
+    constexpr std::string_view kConsole = "console on ";
+    TL_ASSIGN_OR_RETURN(std::string console,
+                        aggregator_->ReadLineUntil(lab::OutputStream::kStdout,
+                                                   lab::ContainsText(std::string(kConsole)),
+                                                   lab::DeadlineIn(options.ready_timeout)));
+    console_url_ = console.substr(console.find(kConsole) + kConsole.size());
+  }
   return Status::Ok();
 }
 

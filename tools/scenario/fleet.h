@@ -42,6 +42,8 @@ class Fleet {
   Fleet& operator=(const Fleet&) = delete;
 
   const std::string& aggregator_address() const { return address_; }
+  // "http://127.0.0.1:PORT" when the aggregator was given --console; "" otherwise.
+  const std::string& console_url() const { return console_url_; }
   const std::string& data_dir() const { return data_dir_; }
 
   // triplinectl --aggregator ADDR args...
@@ -65,6 +67,7 @@ class Fleet {
   std::string bin_dir_;
   std::string data_dir_;
   std::string address_;
+  std::string console_url_;
   std::optional<lab::Subprocess> aggregator_;
   std::map<std::string, lab::Subprocess> sensors_;
   bool stopped_ = false;
