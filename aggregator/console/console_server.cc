@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
@@ -307,6 +308,31 @@ void ConsoleServer::Route() {
       }
       limit = std::stoul(l);
     }
+    // The response state: "awaiting" (an action waits for a decision), "acted" (one was
+    // approved, executed or reverted), "none" (no action proposed).
+    const std::string want_state = req.get_param_value("state");
+    if (!want_state.empty() && want_state != "awaiting" && want_state != "acted" &&
+        want_state != "none") {
+      return SendError(res, Status::InvalidArgument("state is awaiting, acted or none"));
+    }
+    std::map<std::string, std::string> response_state;  // incident id -> awaiting|acted
+    if (!want_state.empty()) {
+      auto actions = b.response->ListActions(v1::ListActionsRequest());
+      if (!actions.ok()) return SendError(res, actions.status());
+      for (const v1::Action& a : *actions) {
+        std::string& st = response_state[a.incident_id()];
+        if (a.state() == v1::Action::STATE_PROPOSED) {
+          st = "awaiting";
+        } else if (st.empty() && a.state() != v1::Action::STATE_DENIED &&
+                   a.state() != v1::Action::STATE_EXPIRED) {
+          st = "acted";
+        }
+      }
+    }
+    const auto state_of = [&response_state](const std::string& id) {
+      const auto it = response_state.find(id);
+      return it == response_state.end() || it->second.empty() ? std::string("none") : it->second;
+    };
     // Every incident, page by page, then most severe and newest first.
     std::vector<v1::Incident> found;
     v1::ListIncidentsRequest lr;
@@ -316,7 +342,9 @@ void ConsoleServer::Route() {
       const grpc::Status st = b.query->DoListIncidents(lr, &out);
       if (!st.ok()) return SendError(res, FromGrpc(st));
       for (v1::Incident& in : *out.mutable_incidents()) {
-        if (Matches(in, req)) found.push_back(std::move(in));
+        if (!Matches(in, req)) continue;
+        if (!want_state.empty() && state_of(in.id()) != want_state) continue;
+        found.push_back(std::move(in));
       }
       if (out.next_page_token().empty()) break;
       lr.set_page_token(out.next_page_token());

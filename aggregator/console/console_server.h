@@ -12,7 +12,8 @@
 //   GET    /api/session                  who is signed in, and the CSRF token
 //   DELETE /api/session                  sign out
 //   GET    /api/incidents                most severe, then newest first; filters severity,
-//                                        host, identity, technique, q (text), limit
+//                                        host, identity, technique, q (text), state
+//                                        (awaiting, acted, none: of its actions), limit
 //   GET    /api/incidents/ID             the incident and the actions it proposed
 //   GET    /api/actions                  every action (state=proposed: the approvals queue)
 //   GET    /api/actions/ID/trail         who did what to it, when, and the result

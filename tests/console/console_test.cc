@@ -365,6 +365,16 @@ TEST_F(ConsoleServerTest, IncidentsComeMostSevereFirstFilteredAndWithHostileValu
   EXPECT_EQ(j["incidents"].size(), 1u);
   j = json::parse(client_->Get("/api/incidents?q=203.0.113.9", h)->body);
   EXPECT_EQ(j["incidents"].size(), 1u);
+  // By the state of their response: the critical one has a proposal waiting.
+  j = json::parse(client_->Get("/api/incidents?state=awaiting", h)->body);
+  ASSERT_EQ(j["incidents"].size(), 1u);
+  EXPECT_EQ(j["incidents"][0]["id"], "inc-critical");
+  j = json::parse(client_->Get("/api/incidents?state=none", h)->body);
+  ASSERT_EQ(j["incidents"].size(), 1u);
+  EXPECT_EQ(j["incidents"][0]["id"], "inc-low");
+  EXPECT_EQ(json::parse(client_->Get("/api/incidents?state=acted", h)->body)["incidents"].size(),
+            0u);
+  EXPECT_EQ(client_->Get("/api/incidents?state=open", h)->status, 400);
   EXPECT_EQ(client_->Get("/api/incidents?severity=dire", h)->status, 400);
   EXPECT_EQ(client_->Get("/api/incidents?limit=-1", h)->status, 400);
 

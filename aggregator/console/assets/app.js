@@ -101,14 +101,18 @@ function signedIn(s) {
 
 // ---- views ----------------------------------------------------------------------------
 
-const filters = { severity: '', host: '', identity: '', technique: '', q: '' };
+const filters = { severity: '', state: '', host: '', identity: '', technique: '', q: '' };
 
 async function incidentsView(view) {
   const form = el('div', { class: 'filters' });
   const sev = el('select', { id: 'f-severity' }, el('option', { value: '' }, 'any severity'),
     ...['critical', 'high', 'medium', 'low', 'info'].map((s) => el('option', { value: s }, s + ' and above')));
   sev.value = filters.severity;
-  form.append(sev);
+  const st = el('select', { id: 'f-state' }, el('option', { value: '' }, 'any response'),
+    el('option', { value: 'awaiting' }, 'awaiting a decision'), el('option', { value: 'acted' }, 'acted on'),
+    el('option', { value: 'none' }, 'no action'));
+  st.value = filters.state;
+  form.append(sev, st);
   for (const f of ['host', 'identity', 'technique', 'q']) {
     const i = el('input', { id: 'f-' + f, placeholder: f === 'q' ? 'text' : f });
     i.value = filters[f];
@@ -180,6 +184,8 @@ function actionRow(a, onChange) {
     el('td', {}, clean(a.scope || a.target)),
     el('td', { class: 'state' }, stateName(a.state)),
     el('td', {}, clean(a.decided_by || '')),
+    el('td', {}, timeOf(a.decided_ns)),
+    el('td', {}, clean(a.result || '')),
   ];
   const controls = el('td', {});
   if (state.role === 'approver' && a.state === 'STATE_PROPOSED') {
@@ -195,7 +201,7 @@ function actionRow(a, onChange) {
       el('button', { class: 'deny', type: 'button', 'data-action': a.id, onclick: decide('deny') }, 'Deny'));
   }
   const trail = el('button', { type: 'button', class: 'trail', 'data-action': a.id }, 'Trail');
-  const trailRow = el('tr', { hidden: '' }, el('td', { colspan: 7 }));
+  const trailRow = el('tr', { hidden: '' }, el('td', { colspan: 9 }));
   trail.addEventListener('click', async () => {
     const data = await api('GET', '/api/actions/' + encodeURIComponent(a.id) + '/trail');
     trailRow.firstChild.replaceChildren(el('ul', { class: 'plain trail-list' },
@@ -207,7 +213,7 @@ function actionRow(a, onChange) {
 }
 
 function actionsTable(actions, onChange) {
-  const t = el('table', { class: 'actions' }, el('tr', {}, ...['action', 'kind', 'scope', 'state', 'decided by', ''].map((h) => el('th', {}, h))));
+  const t = el('table', { class: 'actions' }, el('tr', {}, ...['action', 'kind', 'scope', 'state', 'decided by', 'when', 'result', ''].map((h) => el('th', {}, h))));
   for (const a of actions) t.append(...actionRow(a, onChange));
   return t;
 }
@@ -241,7 +247,7 @@ async function approvalsView(view) {
     const decided = all.actions.filter((a) => a.state !== 'STATE_PROPOSED');
     view.replaceChildren(el('h1', {}, 'Approvals'),
       el('h2', {}, 'Waiting for a decision'), queued.actions.length ? actionsTable(queued.actions, reload) : el('p', { class: 'dim' }, 'nothing waits'),
-      el('h2', {}, 'Decided'), actionsTable(decided, reload));
+      el('h2', {}, 'Decided'), decided.length ? actionsTable(decided, reload) : el('p', { class: 'dim' }, 'nothing decided yet'));
     status(queued.actions.length + ' waiting');
   };
   const reload = () => load().catch((err) => status(err.message, true));
@@ -274,10 +280,11 @@ async function fleetView(view) {
       el('td', {}, clean(x.host)), el('td', {}, clean(x.sensor_id)), el('td', {}, x.connected ? 'connected' : 'away'),
       el('td', {}, el('ul', { class: 'plain' }, ...(x.families || []).map((f) => el('li', {}, clean(f.name) + ': ' + clean(f.state) + (f.reason ? ' (' + clean(f.reason) + ')' : ''))))),
       el('td', {}, String(Number(x.ringbuf_drops || 0) + Number(x.spool_drops || 0))),
-      el('td', {}, timeOf(x.last_seen_ns))));
+      el('td', {}, timeOf(x.last_seen_ns)),
+      el('td', {}, x.last_seen_ns ? Math.max(0, Math.round((Date.now() - Number(x.last_seen_ns) / 1e6) / 1000)) + ' s' : '')));
     view.replaceChildren(el('h1', {}, 'Fleet'),
       el('p', { class: 'dim' }, s.sensors_connected + ' sensors connected, ' + Number(s.events_per_second || 0).toFixed(0) + ' events/s, correlation backlog ' + (s.correlation_backlog || 0)),
-      el('table', { id: 'fleet' }, el('tr', {}, ...['host', 'sensor', 'link', 'hook families', 'drops', 'last seen'].map((h) => el('th', {}, h))), ...rows));
+      el('table', { id: 'fleet' }, el('tr', {}, ...['host', 'sensor', 'link', 'hook families', 'drops', 'last seen', 'lag'].map((h) => el('th', {}, h))), ...rows));
     status('fleet updated ' + new Date().toLocaleTimeString());
   };
   await load();
