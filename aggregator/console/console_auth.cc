@@ -107,11 +107,15 @@ Result<Session> ConsoleAuth::SignIn(std::string_view name, std::string_view pass
       }
     }
   }
-  // The hash is checked outside the lock: it takes a quarter of a second by design.
+  // The hash is checked outside the lock: it is slow and memory-hard by design.
   const std::string& hash = user != nullptr ? user->password_hash : dummy_hash_;
-  const bool ok = !hash.empty() && password.size() <= 1024 &&
-                  crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0 &&
-                  user != nullptr;
+  bool ok = false;
+  if (!hash.empty() && password.size() <= 1024) {
+    verifying_.acquire();
+    ok = crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0 &&
+         user != nullptr;
+    verifying_.release();
+  }
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = clock_->MonotonicNs();
   if (!ok) {

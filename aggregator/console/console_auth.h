@@ -13,6 +13,7 @@
 // aggregator stops (they are kept in memory only). After `max_failures` failed sign-ins in
 // a row a name is refused for `lockout_ns`, whatever the password; an unknown name costs
 // the same hashing as a known one, so the answer's time does not tell which names exist.
+// At most two passwords are checked at once.
 //
 // Thread-safe.
 #pragma once
@@ -20,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <semaphore>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -91,6 +93,9 @@ class ConsoleAuth {
   const SessionPolicy policy_;
   const Clock* const clock_;
   std::string dummy_hash_;  // verified against for unknown names
+  // Each verification takes the hash's memory (256 MiB at the moderate limits): at most two
+  // run at once, so a flood of sign-ins costs time, not the aggregator's memory.
+  std::counting_semaphore<2> verifying_{2};
   mutable std::mutex mu_;
   std::unordered_map<std::string, Session> sessions_;  // by token
   struct Failures {
