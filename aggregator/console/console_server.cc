@@ -197,7 +197,8 @@ ConsoleServer::~ConsoleServer() {
 void ConsoleServer::Route() {
   httplib::Server& sv = *server_;
   const bool secure = tls_;
-  sv.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+  sv.set_post_routing_handler([secure](const httplib::Request& req, httplib::Response& res) {
+    if (secure) res.set_header("Strict-Transport-Security", "max-age=31536000");
     res.set_header("Content-Security-Policy", kCsp);
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("X-Frame-Options", "DENY");
@@ -208,7 +209,10 @@ void ConsoleServer::Route() {
   });
   sv.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.body.empty()) {
-      res.set_content(json{{"error", "no such page"}}.dump(), "application/json");
+      const std::string what = res.status == 404   ? "no such page"
+                               : res.status == 413 ? "the request is larger than 64 KiB"
+                                                   : "HTTP " + std::to_string(res.status);
+      res.set_content(json{{"error", what}}.dump(), "application/json");
     }
   });
 

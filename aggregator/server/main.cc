@@ -335,7 +335,8 @@ int Run(int argc, char** argv) {
     if (!started.ok()) {
       std::cerr << "tripline-aggregator: " << started.status().message() << "\n";
       (*server)->Shutdown(0);
-      return 2;
+      // A listener that cannot be bound is 1, as for the gRPC one; a bad configuration 2.
+      return started.status().code() == Status::Code::kUnavailable ? 1 : 2;
     }
     console_server = std::move(*started);
     std::printf("console on %s://%s\n", console_server->tls() ? "https" : "http",

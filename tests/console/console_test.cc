@@ -308,6 +308,11 @@ TEST_F(ConsoleServerTest, EveryAnswerCarriesAStrictPolicyAndThePageIsServedFromT
   EXPECT_THAT(js->get_header_value("Content-Type"), HasSubstr("text/javascript"));
   EXPECT_EQ(js->body.find("innerHTML"), std::string::npos);  // values reach the page as text
   EXPECT_EQ(client_->Get("/nowhere")->status, 404);
+  // A body past the limit is refused before any handler reads it.
+  auto big = client_->Post("/api/session", std::string(65 * 1024, 'x'), "application/json");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 413);
+  EXPECT_THAT(big->body, HasSubstr("64 KiB"));
 }
 
 TEST_F(ConsoleServerTest, WithoutASessionNothingIsAnsweredOrDecided) {
@@ -516,6 +521,7 @@ TEST(ConsoleListenerTest, OnlyLoopbackInClearTextAndTlsServesTheSameConsole) {
   ASSERT_TRUE(r) << httplib::to_string(r.error());
   EXPECT_EQ(r->status, 200);
   EXPECT_THAT(r->get_header_value("Set-Cookie"), HasSubstr("; Secure"));
+  EXPECT_THAT(r->get_header_value("Strict-Transport-Security"), HasSubstr("max-age="));
   // Clear text to the TLS port gets no console.
   httplib::Client plain("127.0.0.1", (*server)->address().port);
   auto p = plain.Get("/");
