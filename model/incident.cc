@@ -132,6 +132,11 @@ json EventRefToJson(const EventRef& ref) {
 }
 
 json IncidentToJson(const Incident& in) {
+  json stages = json::array();
+  for (const Stage& s : in.stages) {
+    stages.push_back(
+        json{{"host", s.host}, {"technique", s.technique}, {"what", s.what}, {"at_ns", s.at_ns}});
+  }
   json chain = json::array();
   for (const Hop& h : in.chain) chain.push_back(HopToJson(h));
   json events = json::array();
@@ -153,7 +158,8 @@ json IncidentToJson(const Incident& in) {
               {"score", in.score},
               {"revision", in.revision},
               {"updated", FormatTimeNs(in.updated_ns)},
-              {"updated_ns", in.updated_ns}};
+              {"updated_ns", in.updated_ns},
+              {"stages", std::move(stages)}};
 }
 
 Result<Hop> HopFromJson(const json& j) {
@@ -211,6 +217,21 @@ Result<Incident> IncidentFromJson(const json& j) {
       Result<EventRef> ref = EventRefFromJson(e);
       r.Adopt(ref.status());
       if (ref.ok()) in.events.push_back(std::move(ref).value());
+    }
+  }
+  // Stages came later than the other fields: an incident written before them has none.
+  if (j.is_object() && j.contains("stages") && r.status().ok()) {
+    if (const json* stages = r.Array(j, "stages")) {
+      for (const json& s : *stages) {
+        FieldReader sr("stage");
+        Stage st;
+        sr.Str(s, "host", &st.host);
+        sr.Str(s, "technique", &st.technique);
+        sr.Str(s, "what", &st.what);
+        sr.Int(s, "at_ns", &st.at_ns);
+        r.Adopt(sr.status());
+        if (sr.status().ok()) in.stages.push_back(std::move(st));
+      }
     }
   }
   if (r.status().ok() && !ParseSeverityName(severity, &in.severity)) {

@@ -38,6 +38,17 @@ struct Hop {
   friend bool operator==(const Hop&, const Hop&) = default;
 };
 
+// One stage of the attack where it happened: a credential attack, a valid account used, a
+// secret read, a hop, a rule's hit; what the console marks on the chain's hosts.
+struct Stage {
+  std::string host;
+  std::string technique;  // ATT&CK id
+  std::string what;       // a few words a person reads: "read /etc/shadow (cat)"
+  int64_t at_ns = 0;      // 0 when the stage has no single time (a discovery burst)
+
+  friend bool operator==(const Stage&, const Stage&) = default;
+};
+
 // A pointer to a stored event (the events column family is keyed by sensor and seq).
 struct EventRef {
   std::string sensor_id;
@@ -66,6 +77,7 @@ struct Incident {
   double score = 0;                      // the rule-based score behind severity
   uint32_t revision = 0;                 // 1 when raised, +1 on every change
   int64_t updated_ns = 0;                // clock time of the latest revision
+  std::vector<Stage> stages;             // by time; derived from what the fields above hold
 
   friend bool operator==(const Incident&, const Incident&) = default;
 };

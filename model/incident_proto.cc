@@ -55,6 +55,13 @@ void ToProto(const Incident& in, v1::Incident* out) {
     ref->set_summary(r.summary);
   }
   for (const auto& s : in.explanation) out->add_explanation(s);
+  for (const Stage& s : in.stages) {
+    auto* st = out->add_stages();
+    st->set_host(s.host);
+    st->set_technique(s.technique);
+    st->set_what(s.what);
+    st->set_at_ns(s.at_ns);
+  }
   out->set_confidence(in.confidence);
   out->set_score(in.score);
   out->set_revision(in.revision);
@@ -97,6 +104,15 @@ Result<Incident> FromProto(const v1::Incident& in) {
       TL_RETURN_IF_ERROR(CheckLength(*s, "events"));
     }
     out.events.push_back({r.sensor_id(), r.seq(), r.host(), r.time_ns(), r.kind(), r.summary()});
+  }
+  if (static_cast<size_t>(in.stages_size()) > kMaxWireListItems) {
+    return Status::InvalidArgument("incident stages too long");
+  }
+  for (const auto& s : in.stages()) {
+    for (const auto* t : {&s.host(), &s.technique(), &s.what()}) {
+      TL_RETURN_IF_ERROR(CheckLength(*t, "stages"));
+    }
+    out.stages.push_back({s.host(), s.technique(), s.what(), s.at_ns()});
   }
   out.confidence = in.confidence();
   out.score = in.score();

@@ -247,6 +247,57 @@ bool ProbationAnomaly(const ChainBaseline& b) {
          b.hops >= kBaselineNotable;
 }
 
+std::vector<Stage> Stages(const Chain& c, const Assessment& a) {
+  std::vector<Stage> out;
+  const std::string entry = c.hosts.empty() ? "" : c.hosts.front();
+  if (c.brute_force || c.spraying || c.stuffing) {
+    const std::string_view t = c.spraying   ? kPasswordSpraying
+                               : c.stuffing ? kCredentialStuffing
+                                            : kBruteForce;
+    out.push_back({c.failure_host.empty() ? entry : c.failure_host, std::string(t),
+                   std::to_string(c.failures) + " failed logins" +
+                       (c.failure_source.empty() ? "" : " from " + c.failure_source),
+                   c.first_ns});
+  }
+  const bool valid_account =
+      std::find(a.techniques.begin(), a.techniques.end(), kValidAccounts) != a.techniques.end();
+  if (valid_account && (c.compromise_ns != 0 || c.first_login_ns != 0)) {
+    const std::string user = !c.compromised_user.empty() ? c.compromised_user
+                             : c.users.empty()           ? ""
+                                                         : c.users.front();
+    out.push_back({c.compromised_host.empty() ? entry : c.compromised_host,
+                   std::string(kValidAccounts), "logged in as " + user,
+                   c.compromise_ns != 0 ? c.compromise_ns : c.first_login_ns});
+  }
+  for (const FileFinding& f : c.files) {
+    const std::string verb = f.technique == kAuthorizedKeys
+                                 ? (f.succeeded ? "wrote " : "tried to write ")
+                                 : (f.succeeded ? "read " : "tried to read ");
+    out.push_back({f.host, f.technique,
+                   verb + f.path + (f.process.empty() ? "" : " (" + f.process + ")"), f.at_ns});
+  }
+  for (const RuleFinding& r : c.rules) {
+    out.push_back(
+        {r.host, r.techniques.empty() ? "" : r.techniques.front(), "Sigma: " + r.title, r.at_ns});
+  }
+  for (const Hop& h : c.hops) {
+    out.push_back({h.to, std::string(kSshHop), "hop from " + h.from + " as " + h.user, h.at_ns});
+  }
+  for (const std::string& d : c.discovery) {  // "user@host"
+    const size_t at = d.rfind('@');
+    out.push_back({at == std::string::npos ? d : d.substr(at + 1), std::string(kDiscovery),
+                   "looked around as " + (at == std::string::npos ? d : d.substr(0, at)), 0});
+  }
+  // By time; the untimed ones (discovery) after the rest.
+  std::stable_sort(out.begin(), out.end(), [](const Stage& x, const Stage& y) {
+    const int64_t tx = x.at_ns == 0 ? INT64_MAX : x.at_ns;
+    const int64_t ty = y.at_ns == 0 ? INT64_MAX : y.at_ns;
+    return tx < ty;
+  });
+  if (out.size() > kMaxStages) out.resize(kMaxStages);
+  return out;
+}
+
 Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<HostDataGap>& gaps,
                        const Standing& standing) {
   Incident in;
@@ -469,6 +520,7 @@ Incident BuildIncident(const Chain& c, const Assessment& a, const std::vector<Ho
     s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
     ex.push_back(s + ".");
   }
+  in.stages = Stages(c, a);
   return in;
 }
 

@@ -143,6 +143,12 @@ bool ProbationAnomaly(const ChainBaseline& b);
 
 Severity SeverityForScore(double score);
 
+// The attack's stages on their hosts, by time (Incident::stages): the credential attack, the
+// valid account used, each secret read or key planted, each Sigma rule's hit, each hop and
+// each discovery burst. At most kMaxStages.
+inline constexpr size_t kMaxStages = 64;
+std::vector<Stage> Stages(const Chain& c, const Assessment& a);
+
 // The incident for `chain` as it stands (id, revision and updated_ns are left to the caller).
 Incident BuildIncident(const Chain& chain, const Assessment& assessment,
                        const std::vector<HostDataGap>& gaps, const Standing& standing = {});

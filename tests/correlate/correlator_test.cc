@@ -15,6 +15,7 @@
 #include "aggregator/correlate/chain_scorer.h"
 #include "aggregator/correlate/correlator_state.h"
 #include "aggregator/correlate/json_writer.h"
+#include "model/incident_proto.h"
 #include "tests/correlate/story_builder.h"
 
 namespace tripline::correlate {
@@ -149,6 +150,20 @@ TEST(CorrelatorTest, SeedStoryRaisesOneCriticalIncident) {
            e.sensor_id == "sensor-hosta";
   }));
   EXPECT_EQ(h.correlator().stats().hops, 2u);
+  // The stages where they happened, by time: the brute force, the login and the shadow read
+  // on hosta, then a hop into hostb and one into hostc.
+  std::vector<std::string> stages;
+  for (const Stage& st : in.stages) stages.push_back(st.host + " " + st.technique);
+  EXPECT_THAT(stages, ElementsAre("hosta T1110.001", "hosta T1078", "hosta T1003.008",
+                                  "hostb T1021.004", "hostc T1021.004"));
+  ASSERT_EQ(in.stages.size(), 5u);
+  EXPECT_EQ(in.stages[0].what, "5 failed logins from 198.18.0.66");
+  EXPECT_EQ(in.stages[1].what, "logged in as alice");
+  EXPECT_EQ(in.stages[2].what, "read /etc/shadow (cat)");
+  EXPECT_EQ(in.stages[3].what, "hop from hosta as alice");
+  EXPECT_EQ(in.stages[3].at_ns, StoryBuilder::At(31));
+  EXPECT_TRUE(std::is_sorted(in.stages.begin(), in.stages.end(),
+                             [](const Stage& x, const Stage& y) { return x.at_ns < y.at_ns; }));
 }
 
 // As real sshd reports it: on hostb the authenticate stage (no session yet) comes first,
@@ -1045,6 +1060,23 @@ TEST(IncidentTest, JsonHasContractFieldsAndRoundTrips) {
   Result<Incident> back = IncidentFromJson(j);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, in);
+  ASSERT_FALSE(in.stages.empty());
+  // And through the wire form.
+  v1::Incident wire;
+  ToProto(in, &wire);
+  EXPECT_EQ(wire.stages_size(), static_cast<int>(in.stages.size()));
+  Result<Incident> from_wire = FromProto(wire);
+  ASSERT_TRUE(from_wire.ok()) << from_wire.status().ToString();
+  EXPECT_EQ(*from_wire, in);
+  // An incident written before stages existed reads back without them.
+  nlohmann::json old = j;
+  old.erase("stages");
+  Result<Incident> older = IncidentFromJson(old);
+  ASSERT_TRUE(older.ok()) << older.status().ToString();
+  EXPECT_TRUE(older->stages.empty());
+  j["stages"][0]["at_ns"] = "soon";
+  EXPECT_FALSE(IncidentFromJson(j).ok());
+  j["stages"][0]["at_ns"] = 1;
   j["chain"][0].erase("at_ns");
   EXPECT_FALSE(IncidentFromJson(j).ok());
   Severity s;

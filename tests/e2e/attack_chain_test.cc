@@ -343,6 +343,21 @@ TEST_F(AttackChainTest, TheConsoleShowsTheChainAndTheLockIsApprovedFromThePage) 
   ASSERT_TRUE(seen.ok()) << seen.status().ToString();
   SCOPED_TRACE(seen->dump(2));
   EXPECT_EQ((*seen)["chain_hosts"], json::array({"hosta", "hostb", "hostc"}));
+  // The stages marked where they happened: the brute force, the valid login and the shadow
+  // read on hosta, a hop into each of hostb and hostc.
+  const json stages = (*seen)["stages_by_host"];
+  const auto marked = [&](const std::string& host, const std::string& technique) {
+    for (const json& t : stages.value(host, json::array())) {
+      if (t.get<std::string>().rfind(technique, 0) == 0) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(marked("hosta", "T1110"));
+  EXPECT_TRUE(marked("hosta", "T1078"));
+  EXPECT_TRUE(marked("hosta", "T1003.008"));
+  EXPECT_TRUE(marked("hostb", "T1021.004"));
+  EXPECT_TRUE(marked("hostc", "T1021.004"));
+  EXPECT_FALSE(marked("hosta", "T1021.004"));
   const std::string state = seen->value("state_after", "");
   EXPECT_TRUE(state == "approved" || state == "executed") << state;
   bool approved_by_bob = false;

@@ -142,13 +142,18 @@ async function incidentsView(view) {
   state.timer = setInterval(() => load().catch((err) => status(err.message, true)), 3000);
 }
 
-// The chain: hosts as boxes in chain order, hops as arrows with the user and the time.
+// The chain: hosts as boxes in chain order, hops as arrows with the user and the time, and
+// under each host the attack's stages there (technique and what, by time).
 function chainSvg(incident) {
   const hosts = incident.hosts || [];
   const hops = incident.chain || [];
+  const stages = incident.stages || [];
   const w = 170, gap = 90, h = 44, top = 40;
+  const perHost = hosts.map((host) => stages.filter((s) => s.host === host));
+  const rows = Math.max(0, ...perHost.map((l) => l.length));
+  const height = 130 + rows * 16;
   const width = Math.max(1, hosts.length) * (w + gap);
-  const g = svg('svg', { class: 'chain', id: 'chain', width, height: 130, viewBox: `0 0 ${width} 130`, role: 'img' });
+  const g = svg('svg', { class: 'chain', id: 'chain', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img' });
   g.append(svg('title', {}, 'attack chain: ' + hosts.map(clean).join(' → ')));
   hosts.forEach((host, i) => {
     const x = 10 + i * (w + gap);
@@ -159,6 +164,13 @@ function chainSvg(incident) {
       name.length > 22 ? name.slice(0, 21) + '…' : name);
     t.append(svg('title', {}, name));
     g.append(t);
+    perHost[i].forEach((s, k) => {
+      const label = clean(s.technique) + ' ' + clean(s.what);
+      const m = svg('text', { x: x + 4, y: top + h + 44 + k * 16, class: 'stage', 'data-host': name, 'data-technique': clean(s.technique) },
+        label.length > 40 ? label.slice(0, 39) + '…' : label);
+      m.append(svg('title', {}, label + (Number(s.at_ns) ? ' at ' + timeOf(s.at_ns) : '')));
+      g.append(m);
+    });
   });
   hops.forEach((hop) => {
     const a = hosts.indexOf(hop.from), b = hosts.indexOf(hop.to);

@@ -83,6 +83,11 @@ try {
     await page.waitForSelector('#chain text.host');
     out.chain_hosts = await page.$$eval('#chain text.host', (ts) => ts
       .sort((a, b) => Number(a.dataset.index) - Number(b.dataset.index)).map((t) => t.dataset.name));
+    out.stages_by_host = await page.$$eval('#chain text.stage', (ts) => {
+      const by = {};
+      for (const t of ts) (by[t.dataset.host] = by[t.dataset.host] || []).push(t.dataset.technique);
+      return by;
+    });
     out.title = await page.textContent('#incident-title');
     out.explanation = await page.$$eval('#explanation li', (ls) => ls.map((l) => l.textContent));
     await shot('incident');
