@@ -78,30 +78,93 @@ class KeyBuf {
   std::string_view view_;
 };
 
-// "198.51.100.7" -> "198.51.100.0/24", "2001:db8:1:2::5" -> "2001:db8:1::/48".
-std::string NetworkOf(const std::string& addr) {
-  in_addr v4{};
-  if (inet_pton(AF_INET, addr.c_str(), &v4) == 1) {
-    uint32_t a = ntohl(v4.s_addr) & 0xffffff00u;
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%u.%u.%u.0/24", a >> 24, (a >> 16) & 255, (a >> 8) & 255);
-    return buf;
-  }
-  in6_addr v6{};
-  if (inet_pton(AF_INET6, addr.c_str(), &v6) == 1) {
-    if (IN6_IS_ADDR_V4MAPPED(&v6)) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%u.%u.%u.0/24", v6.s6_addr[12], v6.s6_addr[13],
-                    v6.s6_addr[14]);
-      return buf;
-    }
-    for (int i = 6; i < 16; ++i) v6.s6_addr[i] = 0;
-    char buf[INET6_ADDRSTRLEN];
-    inet_ntop(AF_INET6, &v6, buf, sizeof buf);
-    return std::string(buf) + "/48";
-  }
-  return addr;  // not an address: the value itself
+// Writes `v` in decimal at `out`; returns the end.
+char* WriteDecimal(char* out, uint32_t v) {
+  char digits[10];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) *out++ = digits[--n];
+  return out;
 }
+
+// Room for any network WriteNetworkOf writes, a ':' and a port.
+constexpr size_t kNetText = INET6_ADDRSTRLEN + 16;
+
+// "198.51.100.7" -> "198.51.100.0/24", "2001:db8:1:2::5" -> "2001:db8:1::/48", written at
+// `out` (kNetText bytes); returns the length, or 0 when `addr` is not an address.
+size_t WriteNetworkOf(std::string_view addr, char* out) {
+  char text[INET6_ADDRSTRLEN];
+  if (addr.empty() || addr.size() >= sizeof text) return 0;
+  std::memcpy(text, addr.data(), addr.size());
+  text[addr.size()] = '\0';
+  unsigned char b[3];
+  in_addr v4{};
+  in6_addr v6{};
+  if (inet_pton(AF_INET, text, &v4) == 1) {
+    const uint32_t a = ntohl(v4.s_addr);
+    b[0] = static_cast<unsigned char>(a >> 24);
+    b[1] = static_cast<unsigned char>(a >> 16);
+    b[2] = static_cast<unsigned char>(a >> 8);
+  } else if (inet_pton(AF_INET6, text, &v6) == 1) {
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+      std::memcpy(b, &v6.s6_addr[12], 3);
+    } else {
+      for (int i = 6; i < 16; ++i) v6.s6_addr[i] = 0;
+      if (inet_ntop(AF_INET6, &v6, out, INET6_ADDRSTRLEN) == nullptr) return 0;
+      const size_t n = std::strlen(out);
+      std::memcpy(out + n, "/48", 3);
+      return n + 3;
+    }
+  } else {
+    return 0;
+  }
+  char* p = out;
+  for (unsigned char octet : b) {
+    p = WriteDecimal(p, octet);
+    *p++ = '.';
+  }
+  std::memcpy(p, "0/24", 4);
+  return static_cast<size_t>(p + 4 - out);
+}
+
+// The network of `addr`; the value itself when it is not an address.
+std::string NetworkOf(std::string_view addr) {
+  char buf[kNetText];
+  const size_t n = WriteNetworkOf(addr, buf);
+  return n == 0 ? std::string(addr) : std::string(buf, n);
+}
+
+// "network:port" of an outbound destination ("192.0.2.0/24:443"), the value a
+// destination is learned as, built on the stack for the connect path.
+class DestBuf {
+ public:
+  DestBuf(std::string_view addr, uint32_t port) {
+    size_t n = WriteNetworkOf(addr, buf_);
+    if (n == 0) {
+      if (addr.size() + 11 > sizeof buf_) {
+        long_ = std::string(addr) + ":" + std::to_string(port);
+        view_ = long_;
+        return;
+      }
+      std::memcpy(buf_, addr.data(), addr.size());
+      n = addr.size();
+    }
+    buf_[n++] = ':';
+    n = static_cast<size_t>(WriteDecimal(buf_ + n, port) - buf_);
+    view_ = std::string_view(buf_, n);
+  }
+  DestBuf(const DestBuf&) = delete;
+  DestBuf& operator=(const DestBuf&) = delete;
+  std::string_view view() const { return view_; }
+
+ private:
+  char buf_[kNetText + 16];
+  std::string long_;
+  std::string_view view_;
+};
 
 std::string_view Prefix(const std::string& net) {
   return net.size() > 3 && net.compare(net.size() - 3, 3, "/48") == 0 ? "/48" : "/24";
@@ -120,11 +183,12 @@ std::string NearNetwork(const std::string& net, const Categorical& known) {
 }
 
 std::string HourMinute(int64_t ns) {
-  const int64_t minutes = (ns / (60 * kNanosPerSecond)) % (24 * 60);
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%02d:%02d", static_cast<int>(minutes / 60),
-                static_cast<int>(minutes % 60));
-  return buf;
+  int64_t minutes = (ns / (60 * kNanosPerSecond)) % (24 * 60);
+  if (minutes < 0) minutes += 24 * 60;  // before 1970: the clock time all the same
+  const int h = static_cast<int>(minutes / 60), m = static_cast<int>(minutes % 60);
+  const char text[5] = {static_cast<char>('0' + h / 10), static_cast<char>('0' + h % 10), ':',
+                        static_cast<char>('0' + m / 10), static_cast<char>('0' + m % 10)};
+  return std::string(text, sizeof text);
 }
 
 std::string Days(int64_t from_ns, int64_t to_ns) {
@@ -336,6 +400,27 @@ bool Baselines::Suppressed(const std::string& identity, std::string_view feature
   return suppressed_.count(k) > 0;
 }
 
+void Baselines::FinishLogin(Score& s, const std::string& key, LoginCandidate* c, size_t n,
+                            bool warm) const {
+  if (!suppressed_.empty()) {
+    n = static_cast<size_t>(std::remove_if(c, c + n,
+                                           [&](const LoginCandidate& x) {
+                                             return Suppressed(key, x.feature, x.value);
+                                           }) -
+                            c);
+  }
+  std::sort(c, c + n, [](const LoginCandidate& a, const LoginCandidate& b) { return a.p < b.p; });
+  std::vector<double> ps(n);
+  for (size_t i = 0; i < n; ++i) ps[i] = c[i].p;
+  s.warm = warm;
+  s.value = Calibrate(ps);
+  if (!warm) s.value = std::min(s.value, options_.cold_cap);
+  for (size_t i = 0; i < n; ++i) {
+    if (c[i].p > kNameableP || s.top.size() >= 3) break;
+    s.top.push_back({key, c[i].feature, std::string(c[i].value), c[i].p, std::move(c[i].sentence)});
+  }
+}
+
 void Baselines::Finish(Score& s, std::vector<Contribution> c, bool warm) const {
   c.erase(std::remove_if(
               c.begin(), c.end(),
@@ -366,18 +451,23 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
   if (prof == nullptr) return s;
   const bool warm = prof->logins >= options_.warmup_logins &&
                     prof->last_ns - prof->first_ns >= options_.warmup_span_ns;
-  // Sentences are written only for the contributions an explanation may name.
-  std::vector<Contribution> c;
-  c.reserve(6);
+  // Sentences are written only for the contributions an explanation may name, and the
+  // identity and value copied only for those (FinishLogin).
+  std::array<LoginCandidate, kLoginFeatures> c;
+  size_t n = 0;
   const auto add = [&](const char* feature, std::string_view value, double p, auto&& sentence) {
-    c.push_back({key, feature, std::string(value), p, {}});
-    if (p <= kNameableP) c.back().sentence = sentence();
+    LoginCandidate& x = c[n++];
+    x.feature = feature;
+    x.value = value;
+    x.p = p;
+    if (p <= kNameableP) x.sentence = sentence();
   };
+  std::string net, hhmm;  // values the candidates point into
   const auto n_logins = [&] { return std::to_string(prof->logins); };
   const auto span = [&] { return Days(prof->first_ns, std::max(prof->last_ns, l.time_ns)); };
   if (l.success) {
     if (!l.from_our_host && !l.addr.empty()) {
-      const std::string net = NetworkOf(l.addr);
+      net = NetworkOf(l.addr);
       const CategoryEntry* seen = prof->net.Find(net);
       double p_net = prof->net.TailProbability(net);
       if (seen == nullptr) {
@@ -419,7 +509,7 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
                        " logins, and rare among " + who.name + "'s peers)"
                  : who.name + " rarely logs in on " + l.host;
     });
-    const std::string hhmm = HourMinute(l.time_ns);
+    hhmm = HourMinute(l.time_ns);
     if (!prof->hours.WithinUsualHours(l.time_ns)) {
       add("hour", std::string_view(hhmm).substr(0, 2), prof->hours.TailProbability(l.time_ns), [&] {
         return who.name + " normally logs in " + prof->hours.UsualHours() + " and this is " + hhmm;
@@ -471,7 +561,7 @@ Score Baselines::ScoreLogin(const LoginFacts& l) const {
              ", normally about " + Fixed(model->ExpectedCount(d), 1);
     });
   }
-  Finish(s, std::move(c), warm);
+  FinishLogin(s, key, c.data(), n, warm);
   return s;
 }
 
@@ -644,13 +734,15 @@ Score Baselines::ScoreConnect(const Identity& who, std::string_view, std::string
   const KeyBuf kb(who.kind, who.name);
   const Profile* prof = Find(kb.view());
   if (prof == nullptr || prof->dest.count() < kWarmDests) return s;
-  const std::string dest = NetworkOf(std::string(addr)) + ":" + std::to_string(port);
+  const DestBuf db(addr, port);
+  const std::string_view dest = db.view();
   const CategoryEntry* seen = prof->dest.Find(dest);
   if (seen != nullptr && seen->count >= kSettledCount) return s;
   std::vector<Contribution> c;
-  c.push_back({std::string(kb.view()), "dest", dest, prof->dest.TailProbability(dest),
+  c.push_back({std::string(kb.view()), "dest", std::string(dest), prof->dest.TailProbability(dest),
                who.name + (seen ? " rarely connects to " : " never connected to ") +
-                   std::string(addr) + " port " + std::to_string(port) + " (" + dest + ") before"});
+                   std::string(addr) + " port " + std::to_string(port) + " (" + std::string(dest) +
+                   ") before"});
   Finish(s, std::move(c), true);
   return s;
 }
@@ -752,11 +844,11 @@ void Baselines::ObservePrivilege(const Identity& who, std::string_view host, int
   Enqueue(p, tag, who.name, host, "root");
 }
 
-void Baselines::LearnSettled(Profile& prof, Categorical Profile::*feature, size_t cap,
-                             std::string_view value, std::string_view host, int64_t time_ns) {
+void Baselines::LearnSettled(Profile& prof, Categorical Profile::*feature,
+                             const CategoryEntry* seen, int64_t time_ns) {
   const int64_t hl = options_.half_life_ns;
   const bool was_warm = WarmProfile(prof);
-  (prof.*feature).Learn(value, 1, time_ns, hl, cap);
+  (prof.*feature).LearnFound(seen, 1, time_ns, hl);
   ++prof.observations;
   prof.last_ns = std::max(prof.last_ns, time_ns);
   if (!was_warm && WarmProfile(prof) && Counted(prof)) ++counted_warm_;
@@ -765,7 +857,6 @@ void Baselines::LearnSettled(Profile& prof, Categorical Profile::*feature, size_
   // The host's programs were learned from this identity's first runs of this one (Learn):
   // which programs run on a host is known without touching the host's record at every
   // exec, which would cost a second record's cache misses on the busiest path.
-  (void)host;
 }
 
 void Baselines::ObserveExec(const Identity& who, std::string_view host, std::string_view exe,
@@ -777,7 +868,7 @@ void Baselines::ObserveExec(const Identity& who, std::string_view host, std::str
     const CategoryEntry* seen = prof ? prof->exe.Find(exe) : nullptr;
     if (seen != nullptr && seen->count >= kSettledCount) {
       // Already ordinary: nothing to withhold.
-      LearnSettled(*prof, &Profile::exe, kCapExe, exe, host, time_ns);
+      LearnSettled(*prof, &Profile::exe, seen, time_ns);
       return;
     }
   }
@@ -792,23 +883,32 @@ void Baselines::ObserveExec(const Identity& who, std::string_view host, std::str
 
 void Baselines::ObserveFile(const Identity& who, std::string_view host, std::string_view path,
                             int64_t time_ns, const Score& score, std::string_view tag) {
+  const KeyBuf kb(who.kind, who.name);
+  Profile* prof = Find(kb.view());
+  const CategoryEntry* seen = prof ? prof->file.Find(path) : nullptr;
+  if (seen != nullptr && seen->count >= kSettledCount) {
+    LearnSettled(*prof, &Profile::file, seen, time_ns);
+    return;
+  }
   Pending p;
   p.what = Pending::kFile;
   p.kind = who.kind;
   p.time_ns = time_ns;
   p.score = score.value;
+  p.prof = prof;
   Enqueue(p, tag, who.name, host, path);
 }
 
 void Baselines::ObserveConnect(const Identity& who, std::string_view host, std::string_view addr,
                                uint32_t port, int64_t time_ns, const Score& score,
                                std::string_view tag) {
-  const std::string dest = NetworkOf(std::string(addr)) + ":" + std::to_string(port);
+  const DestBuf db(addr, port);
+  const std::string_view dest = db.view();
   const KeyBuf kb(who.kind, who.name);
   Profile* prof = Find(kb.view());
   const CategoryEntry* seen = prof ? prof->dest.Find(dest) : nullptr;
   if (seen != nullptr && seen->count >= kSettledCount) {
-    LearnSettled(*prof, &Profile::dest, kCapDest, dest, host, time_ns);
+    LearnSettled(*prof, &Profile::dest, seen, time_ns);
     return;
   }
   Pending p;
@@ -902,7 +1002,7 @@ void Baselines::Learn(const Queue::Entry& e) {
       ++prof->logins;
       const bool from_our_host = p.port == 1;
       if (!from_our_host && !a.empty()) {
-        const std::string net = NetworkOf(std::string(a));
+        const std::string net = NetworkOf(a);
         prof->addr.Learn(a, 1, t, hl, kCapAddr);
         prof->net.Learn(net, 1, t, hl, kCapNet);
         if (host != nullptr) host->net.Learn(net, 1, t, hl, kCapNet);
@@ -1071,7 +1171,7 @@ Result<Description> Baselines::Describe(std::string_view identity) const {
   d.usual_hours = prof->hours.UsualHours();
   d.peer_group = prof->peer;
   auto add = [&](const char* name, const Categorical& c) {
-    std::vector<CategoryEntry> e = c.entries();
+    std::vector<CategoryEntry> e(c.entries().begin(), c.entries().end());
     std::sort(e.begin(), e.end(),
               [](const CategoryEntry& a, const CategoryEntry& b) { return a.weight > b.weight; });
     for (const CategoryEntry& x : e) {

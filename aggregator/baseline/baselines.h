@@ -34,6 +34,7 @@
 // the correlation engine's mutex).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -258,9 +259,10 @@ class Baselines {
  private:
   Profile* Find(std::string_view key);
   const Profile* Find(std::string_view key) const;
-  // Learns a value the identity has seen often: at once, outside the daily cap.
-  void LearnSettled(Profile& prof, Categorical Profile::*feature, size_t cap,
-                    std::string_view value, std::string_view host, int64_t time_ns);
+  // Learns a value the identity has seen often (`seen`, found in its `feature`): at once,
+  // outside the daily cap.
+  void LearnSettled(Profile& prof, Categorical Profile::*feature, const CategoryEntry* seen,
+                    int64_t time_ns);
   Profile* GetOrCreate(const Identity& who);
   Profile* GetOrCreatePeer(const std::string& key, IdentityKind kind);
   // The queued observation's texts (PendingQueue parts).
@@ -274,6 +276,16 @@ class Baselines {
   void Enqueue(Pending p, std::string_view tag, std::string_view name, std::string_view host,
                std::string_view a, std::string_view b = {});
   void Finish(Score& s, std::vector<Contribution> c, bool warm) const;
+  // A login's features before scoring: the value points into the caller's strings.
+  struct LoginCandidate {
+    const char* feature = "";
+    std::string_view value;
+    double p = 1;
+    std::string sentence;
+  };
+  // network, address, host, hour or day, service, rates
+  static constexpr size_t kLoginFeatures = 6;
+  void FinishLogin(Score& s, const std::string& key, LoginCandidate* c, size_t n, bool warm) const;
 
   const BaselineOptions options_;
   IdentityResolver resolver_;

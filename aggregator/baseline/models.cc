@@ -45,10 +45,68 @@ uint32_t ValueHash(std::string_view value) {
   return static_cast<uint32_t>(h ^ (h >> 32));
 }
 
+Categorical::Categorical(const Categorical& o)
+    : total_(o.total_), count_(o.count_), updated_ns_(o.updated_ns_) {
+  Reserve(o.size_);
+  const CategoryEntry* from = o.Entries();
+  for (uint32_t i = 0; i < o.size_; ++i) Append(from[i], o.hashes_[i]);
+}
+
+Categorical::~Categorical() {
+  CategoryEntry* e = Entries();
+  for (uint32_t i = 0; i < size_; ++i) e[i].~CategoryEntry();
+  if (hashes_ != nullptr) ::operator delete(hashes_);
+}
+
+void Categorical::Swap(Categorical& o) noexcept {
+  std::swap(hashes_, o.hashes_);
+  std::swap(size_, o.size_);
+  std::swap(cap_, o.cap_);
+  std::swap(total_, o.total_);
+  std::swap(count_, o.count_);
+  std::swap(updated_ns_, o.updated_ns_);
+}
+
+void Categorical::Reserve(uint32_t cap) {
+  if (cap <= cap_ || cap < size_) return;
+  static_assert(alignof(CategoryEntry) <= 8);
+  auto* block =
+      static_cast<uint32_t*>(::operator new (HashBytes(cap) + size_t{cap} * sizeof(CategoryEntry)));
+  auto* moved = reinterpret_cast<CategoryEntry*>(reinterpret_cast<char*>(block) + HashBytes(cap));
+  CategoryEntry* old = Entries();
+  for (uint32_t i = 0; i < size_; ++i) {
+    block[i] = hashes_[i];
+    new (&moved[i]) CategoryEntry(std::move(old[i]));
+    old[i].~CategoryEntry();
+  }
+  if (hashes_ != nullptr) ::operator delete(hashes_);
+  hashes_ = block;
+  cap_ = cap;
+}
+
+void Categorical::Append(CategoryEntry e, uint32_t hash) {
+  if (size_ == cap_) Reserve(cap_ == 0 ? 2 : cap_ * 2);
+  hashes_[size_] = hash;
+  new (&Entries()[size_]) CategoryEntry(std::move(e));
+  ++size_;
+}
+
+void Categorical::EraseAt(uint32_t i) {
+  CategoryEntry* e = Entries();
+  for (uint32_t k = i; k + 1 < size_; ++k) {
+    hashes_[k] = hashes_[k + 1];
+    e[k] = std::move(e[k + 1]);
+  }
+  --size_;
+  e[size_].~CategoryEntry();
+}
+
 const CategoryEntry* Categorical::Find(std::string_view value) const {
   const uint32_t h = ValueHash(value);
-  for (const CategoryEntry& e : entries_) {
-    if (e.hash == h && e.value == value) return &e;
+  for (uint32_t i = 0; i < size_; ++i) {
+    if (hashes_[i] != h) continue;
+    const CategoryEntry& e = Entries()[i];
+    if (e.value == value) return &e;
   }
   return nullptr;
 }
@@ -56,7 +114,7 @@ const CategoryEntry* Categorical::Find(std::string_view value) const {
 double Categorical::NewValueProbability() const {
   if (count_ == 0) return 1.0;
   size_t singletons = 0;
-  for (const CategoryEntry& e : entries_) singletons += e.count == 1 ? 1 : 0;
+  for (const CategoryEntry& e : entries()) singletons += e.count == 1 ? 1 : 0;
   return std::min(1.0, (static_cast<double>(singletons) + 1.0) / (total_ + 2.0));
 }
 
@@ -67,7 +125,7 @@ double Categorical::TailProbability(std::string_view value) const {
   if (found == nullptr) return p_new;
   // The mass of every value at most as frequent as this one, evicted values included.
   double listed = 0, at_most = 0;
-  for (const CategoryEntry& e : entries_) {
+  for (const CategoryEntry& e : entries()) {
     listed += e.weight;
     if (e.weight <= found->weight) at_most += e.weight;
   }
@@ -81,10 +139,22 @@ void Categorical::Decay(int64_t time_ns, int64_t half_life_ns) {
   if (updated_ns_ != 0 && time_ns - updated_ns_ < kDecayStepNs) return;
   const double f = DecayFactor(updated_ns_, time_ns, half_life_ns);
   if (f < 1.0) {
-    for (CategoryEntry& e : entries_) e.weight = static_cast<float>(e.weight * f);
+    CategoryEntry* e = Entries();
+    for (uint32_t i = 0; i < size_; ++i) e[i].weight = static_cast<float>(e[i].weight * f);
     total_ *= f;
   }
   updated_ns_ = std::max(updated_ns_, time_ns);
+}
+
+void Categorical::LearnFound(const CategoryEntry* found, double weight, int64_t time_ns,
+                             int64_t half_life_ns) {
+  Decay(time_ns, half_life_ns);
+  total_ += weight;
+  ++count_;
+  CategoryEntry& e = Entries()[found - Entries()];  // the caller's pointer, writable
+  e.weight = static_cast<float>(e.weight + weight);
+  ++e.count;
+  e.last_day = std::max(e.last_day, DayOf(time_ns));
 }
 
 void Categorical::Learn(std::string_view value, double weight, int64_t time_ns,
@@ -94,26 +164,32 @@ void Categorical::Learn(std::string_view value, double weight, int64_t time_ns,
   ++count_;
   const int32_t day = DayOf(time_ns);
   const uint32_t h = ValueHash(value);
-  for (CategoryEntry& e : entries_) {
-    if (e.hash == h && e.value == value) {
-      e.weight = static_cast<float>(e.weight + weight);
-      ++e.count;
-      e.last_day = std::max(e.last_day, day);
-      return;
-    }
+  CategoryEntry* entries = Entries();
+  for (uint32_t i = 0; i < size_; ++i) {
+    if (hashes_[i] != h || !(entries[i].value == value)) continue;
+    CategoryEntry& e = entries[i];
+    e.weight = static_cast<float>(e.weight + weight);
+    ++e.count;
+    e.last_day = std::max(e.last_day, day);
+    return;
   }
-  if (cap > 0 && entries_.size() >= cap) {
-    auto lightest = std::min_element(
-        entries_.begin(), entries_.end(),
+  if (cap > 0 && size_ >= cap) {
+    const auto lightest = std::min_element(
+        entries, entries + size_,
         [](const CategoryEntry& a, const CategoryEntry& b) { return a.weight < b.weight; });
-    entries_.erase(lightest);
+    EraseAt(static_cast<uint32_t>(lightest - entries));
   }
-  entries_.push_back({ShortText(value), h, static_cast<float>(weight), 1, day, day});
+  // Grown by doubling, but never past the feature's cap: a full feature holds no slack.
+  if (size_ == cap_ && cap > 0) {
+    Reserve(static_cast<uint32_t>(
+        std::min<size_t>(cap_ == 0 ? 2 : size_t{cap_} * 2, std::max<size_t>(cap, size_ + 1))));
+  }
+  Append({ShortText(value), static_cast<float>(weight), 1, day, day}, h);
 }
 
 size_t Categorical::MemoryBytes() const {
-  size_t b = entries_.capacity() * sizeof(CategoryEntry);
-  for (const CategoryEntry& e : entries_) {
+  size_t b = cap_ == 0 ? 0 : HashBytes(cap_) + size_t{cap_} * sizeof(CategoryEntry);
+  for (const CategoryEntry& e : entries()) {
     b += e.value.HeapBytes();
   }
   return b;
@@ -121,7 +197,7 @@ size_t Categorical::MemoryBytes() const {
 
 nlohmann::json Categorical::ToJson() const {
   nlohmann::json values = nlohmann::json::array();
-  for (const CategoryEntry& e : entries_) {
+  for (const CategoryEntry& e : entries()) {
     values.push_back({e.value.str(), e.weight, e.count, e.first_day, e.last_day});
   }
   return {{"t", total_}, {"n", count_}, {"u", updated_ns_}, {"v", std::move(values)}};
@@ -134,6 +210,7 @@ Status Categorical::FromJson(const nlohmann::json& j) {
     return Bad("categorical lacks t, n, u or v");
   }
   Categorical c;
+  c.Reserve(static_cast<uint32_t>(std::min<size_t>(j["v"].size(), UINT32_MAX)));
   c.total_ = j["t"].get<double>();
   c.count_ = j["n"].get<uint64_t>();
   c.updated_ns_ = j["u"].get<int64_t>();
@@ -145,14 +222,14 @@ Status Categorical::FromJson(const nlohmann::json& j) {
     }
     CategoryEntry e;
     e.value.assign(v[0].get<std::string>());
-    e.hash = ValueHash(e.value);
     const double w = v[1].get<double>();
     if (!std::isfinite(w) || w < 0) return Bad("categorical weight out of range");
     e.weight = static_cast<float>(w);
     e.count = static_cast<uint32_t>(std::min<uint64_t>(v[2].get<uint64_t>(), UINT32_MAX));
     e.first_day = static_cast<int32_t>(v[3].get<int64_t>());
     e.last_day = static_cast<int32_t>(v[4].get<int64_t>());
-    c.entries_.push_back(std::move(e));
+    const uint32_t h = ValueHash(e.value);
+    c.Append(std::move(e), h);
   }
   *this = std::move(c);
   return Status::Ok();
@@ -227,8 +304,9 @@ bool HourModel::UsualSpan(double share, int* start, int* len) const {
   int best_start = 0, best_len = 24;
   for (int s = 0; s < 24; ++s) {
     if (hours_[s] <= 0) continue;
+    // Only a span shorter than the best so far can replace it: the sums stop there.
     double mass = 0;
-    for (int l = 1; l <= 24; ++l) {
+    for (int l = 1; l < best_len; ++l) {
       mass += hours_[(s + l - 1) % 24];
       if (mass >= share * sum) {
         if (l < best_len) {

@@ -23,6 +23,7 @@
 #include <array>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,18 +40,26 @@ double DecayFactor(int64_t from_ns, int64_t to_ns, int64_t half_life_ns);
 
 struct CategoryEntry {
   ShortText value;        // most in place: a match is confirmed without another cache miss
-  uint32_t hash = 0;      // ValueHash(value): a lookup reads a value's text only on a match
   float weight = 0;       // decayed
   uint32_t count = 0;     // raw observations, ever
   int32_t first_day = 0;  // days since the epoch
   int32_t last_day = 0;
 };
 
-// The hash CategoryEntry::hash holds.
+// The hash a Categorical keeps for each value.
 uint32_t ValueHash(std::string_view value);
 
 class Categorical {
  public:
+  Categorical() = default;
+  Categorical(const Categorical& o);
+  Categorical(Categorical&& o) noexcept { Swap(o); }
+  Categorical& operator=(Categorical o) noexcept {
+    Swap(o);
+    return *this;
+  }
+  ~Categorical();
+
   // p of `value` (see the file comment). 1 when nothing was learned yet.
   double TailProbability(std::string_view value) const;
   // Probability that the next value is one never seen.
@@ -60,18 +69,38 @@ class Categorical {
   // lightest is evicted (its mass stays in the total as "other values").
   void Learn(std::string_view value, double weight, int64_t time_ns, int64_t half_life_ns,
              size_t cap);
+  // The same for a value this model's Find returned (no second lookup).
+  void LearnFound(const CategoryEntry* found, double weight, int64_t time_ns, int64_t half_life_ns);
 
   double total() const { return total_; }
   uint64_t count() const { return count_; }
-  const std::vector<CategoryEntry>& entries() const { return entries_; }
+  // In the order first learned (an evicted value's place closes up).
+  std::span<const CategoryEntry> entries() const { return {Entries(), size_}; }
   size_t MemoryBytes() const;
 
   nlohmann::json ToJson() const;
   Status FromJson(const nlohmann::json& j);
 
  private:
+  // The values live in one block from the heap: first the hash of each (16 to a cache
+  // line), then the entries. A lookup reads the hashes and only the entry whose hash
+  // matches: on a busy identity's programs that is two cache lines, not one per value.
+  static size_t HashBytes(uint32_t cap) {
+    return (size_t{cap} * sizeof(uint32_t) + 7) & ~size_t{7};
+  }
+  CategoryEntry* Entries() const {
+    return reinterpret_cast<CategoryEntry*>(reinterpret_cast<char*>(hashes_) + HashBytes(cap_));
+  }
+  // Room for `cap` values (at least size_), the values moved over.
+  void Reserve(uint32_t cap);
+  void Append(CategoryEntry e, uint32_t hash);
+  void EraseAt(uint32_t i);
+  void Swap(Categorical& o) noexcept;
   void Decay(int64_t time_ns, int64_t half_life_ns);
-  std::vector<CategoryEntry> entries_;
+
+  uint32_t* hashes_ = nullptr;  // the block; nullptr while cap_ is 0
+  uint32_t size_ = 0;
+  uint32_t cap_ = 0;
   double total_ = 0;  // decayed, including evicted values
   uint64_t count_ = 0;
   int64_t updated_ns_ = 0;
