@@ -338,7 +338,7 @@ class IngestService::Reactor final
   uint32_t violations_ = 0;
 };
 
-IngestService::IngestService(Store* store, IngestObserver* observer, IngestOptions options)
+IngestService::IngestService(IngestSink* store, IngestObserver* observer, IngestOptions options)
     : store_(store),
       observer_(observer),
       options_(options),

@@ -136,7 +136,7 @@ struct SensorPresence {
 // nothing to tell the sensor which batch was poison.
 class IngestService final : public v1::Ingest::WithRawCallbackMethod_Stream<v1::Ingest::Service> {
  public:
-  IngestService(Store* store, IngestObserver* observer, IngestOptions options = {});
+  IngestService(IngestSink* store, IngestObserver* observer, IngestOptions options = {});
   ~IngestService() override;
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Stream(
@@ -159,7 +159,7 @@ class IngestService final : public v1::Ingest::WithRawCallbackMethod_Stream<v1::
   void ReleaseStreamSlot(const std::string& peer_key);
   void OnStored(const std::string& sensor_id, const AppendResult& r);
 
-  Store* const store_;
+  IngestSink* const store_;
   IngestObserver* const observer_;
   const IngestOptions options_;
   const Clock& clock_;

@@ -89,11 +89,12 @@ struct StoreStats {
   uint64_t incidents_evicted = 0;  // the oldest incidents evicted past the bound
 };
 
-class Store {
+// Where ingest writes: the part of a store the ingest service needs. Store is one (events
+// in RocksDB); an ingest node of the scaled-out mode has another (cluster/stream_sink.h:
+// events to a JetStream stream, sensors' records in its key-value store).
+class IngestSink {
  public:
-  static constexpr size_t kMaxPageSize = 10000;
-
-  virtual ~Store() = default;
+  virtual ~IngestSink() = default;
 
   // Stores `events`, whose i-th element has sequence number first_seq + i, atomically with
   // the sensor's new durable sequence number (one write batch). Events at or below the
@@ -115,6 +116,13 @@ class Store {
   virtual Result<uint64_t> DurableSeq(std::string_view sensor_id) = 0;
   // The sensor's record; nullopt for a sensor with nothing stored.
   virtual Result<std::optional<SensorRecord>> GetSensor(std::string_view sensor_id) = 0;
+};
+
+class Store : public IngestSink {
+ public:
+  static constexpr size_t kMaxPageSize = 10000;
+
+  using IngestSink::AppendBatch;
   virtual Result<std::vector<SensorRecord>> ListSensors() = 0;
 
   // A page of events matching every given filter, oldest first. Events older than the
