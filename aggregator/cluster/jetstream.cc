@@ -361,6 +361,8 @@ Result<std::vector<Delivered>> PullConsumer::Fetch(int max, int64_t timeout_ms) 
     if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) continue;  // not a stream message
     Delivered d;
     d.subject = natsMsg_GetSubject(msg);
+    const char* id = nullptr;
+    if (natsMsgHeader_Get(msg, kMsgIdHeader, &id) == NATS_OK && id != nullptr) d.id = id;
     d.data.assign(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
     d.stream_sequence = meta->Sequence.Stream;
     d.deliveries = meta->NumDelivered;

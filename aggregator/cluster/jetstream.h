@@ -71,6 +71,7 @@ struct Outgoing {
 // A message fetched from a pull consumer.
 struct Delivered {
   std::string subject;
+  std::string id;  // the message id it was published with ("" when none)
   std::string data;
   uint64_t stream_sequence = 0;
   uint64_t deliveries = 0;  // 1 the first time it was handed out

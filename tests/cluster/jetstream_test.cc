@@ -23,10 +23,8 @@ using testing::NatsCluster;
 class JetStreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!NatsCluster::Installed()) GTEST_SKIP() << "nats-server is not installed";
-    nats_ = std::make_unique<NatsCluster>(3);
-    ASSERT_TRUE(nats_->started());
-    ASSERT_TRUE(nats_->WaitReady()) << nats_->Log(0);
+    ASSERT_NO_FATAL_FAILURE(testing::StartNatsCluster(&nats_));
+    if (IsSkipped()) return;
   }
 
   std::unique_ptr<JetStream> Connect(const std::string& name = "test") {

@@ -3,6 +3,7 @@
 // the test's temporary directory. Ended (SIGKILL, by pid) and removed with the object.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -124,5 +125,14 @@ class NatsCluster {
   std::vector<int> cluster_ports_;
   std::vector<std::unique_ptr<Child>> servers_;
 };
+
+// For a fixture's SetUp: `n` servers started and accepting clients, or a skip (a failure
+// under CI) where nats-server is not installed. Callers return when IsSkipped().
+inline void StartNatsCluster(std::unique_ptr<NatsCluster>* out, int n = 3) {
+  if (!NatsCluster::Installed()) GTEST_SKIP() << "nats-server is not installed";
+  *out = std::make_unique<NatsCluster>(n);
+  ASSERT_TRUE((*out)->started());
+  ASSERT_TRUE((*out)->WaitReady()) << (*out)->Log(0);
+}
 
 }  // namespace tripline::testing

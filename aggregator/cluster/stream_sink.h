@@ -1,0 +1,82 @@
+// StreamSink: where an ingest node of the scaled-out mode writes (docs/scale-out.md).
+//
+// The ingest service validates sensors' batches exactly as on a single node and hands them
+// here instead of to RocksDB. Each new event is published to the events stream with the
+// message id "<sensor_id>:<seq>" on the subject of its partition; the batch is answered
+// only after the stream acknowledged every event (its replicas have them). The sensor's
+// record (durable sequence number, host, counts) lives in a key-value bucket and moves
+// up by compare-and-set after the publish, so any ingest node tells a reconnecting sensor
+// the same durable sequence number, and two nodes serving one sensor at once cannot move
+// it back. A resend republishes ids the stream already holds: stored once.
+//
+// Partitions: an event goes to hash(host) mod `partitions` (FNV-1a, the same on every
+// node and build). Outbound connections are to go to the partition of the host they
+// connect to once the address-to-host map exists; until then they go with their source
+// host.
+//
+// Not kept here: health figures of the sensors (ring-buffer drops, hook families), which
+// the workers derive from the events. Threading: every method may be called concurrently.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "aggregator/cluster/jetstream.h"
+#include "aggregator/store/store.h"
+#include "common/clock.h"
+
+namespace tripline::cluster {
+
+inline constexpr const char* kEventsStream = "TL_EVENTS";
+inline constexpr const char* kEventsSubjectPrefix = "tl.ev.";
+inline constexpr const char* kSensorsBucket = "tl-sensors";
+
+// The events stream: subjects tl.ev.<partition>, a 10-minute duplicate window.
+StreamSpec EventsStreamSpec(int replicas);
+// The partition of events of `host`.
+uint32_t PartitionOfHost(std::string_view host, uint32_t partitions);
+// "tl.ev.<partition>".
+std::string PartitionSubject(uint32_t partition);
+// The message id of a sensor's event, and back (false when `id` is not one).
+std::string EventMessageId(std::string_view sensor_id, uint64_t seq);
+bool ParseEventMessageId(std::string_view id, std::string* sensor_id, uint64_t* seq);
+
+// The sensor's record as the bucket keeps it (JSON), and back: Corruption naming what is
+// wrong for anything EncodeSensorRecord does not write, or a record of another sensor.
+std::string EncodeSensorRecord(const SensorRecord& r);
+Result<SensorRecord> DecodeSensorRecord(std::string_view bytes, std::string_view sensor_id);
+// The bucket key of a sensor: "sensor." and the id in hex (keys allow [-_=./a-zA-Z0-9]).
+std::string SensorKey(std::string_view sensor_id);
+
+struct StreamSinkOptions {
+  uint32_t partitions = 256;
+  // How long a batch may take to be acknowledged by the stream (republishing what was not)
+  // before the sensor is told UNAVAILABLE and resends it.
+  int64_t publish_deadline_ms = 10'000;
+  const Clock* clock = nullptr;  // nullptr: the system clock
+};
+
+class StreamSink final : public IngestSink {
+ public:
+  // Neither is owned; both must outlive the sink. The events stream must exist
+  // (JetStream::EnsureStream(EventsStreamSpec(...))).
+  StreamSink(JetStream* js, KeyValue* sensors, StreamSinkOptions options = {});
+
+  using IngestSink::AppendBatch;
+  Result<AppendResult> AppendBatch(std::string_view sensor_id, uint64_t first_seq,
+                                   const std::vector<Event>& events,
+                                   std::span<const std::string_view> encoded) override;
+  Result<uint64_t> DurableSeq(std::string_view sensor_id) override;
+  Result<std::optional<SensorRecord>> GetSensor(std::string_view sensor_id) override;
+
+ private:
+  JetStream* js_;
+  KeyValue* sensors_;
+  StreamSinkOptions options_;
+  const Clock* clock_;
+};
+
+}  // namespace tripline::cluster

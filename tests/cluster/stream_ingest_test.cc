@@ -1,0 +1,204 @@
+// Ingest nodes of the scaled-out mode: the real IngestService over a StreamSink, two nodes
+// on 127.0.0.1:0, each with its own connection to three nats-server processes clustered on
+// loopback (stream and bucket with three replicas). What reaches the stream is read back
+// through a durable pull consumer.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "aggregator/cluster/stream_sink.h"
+#include "aggregator/ingest/ingest_service.h"
+#include "model/event_proto.h"
+#include "tests/aggregator/test_support.h"
+#include "tests/cluster/nats_cluster.h"
+#include "tripline/v1/event.pb.h"
+
+namespace tripline::cluster {
+namespace {
+
+using testing::IngestClient;
+using testing::NatsCluster;
+
+constexpr uint32_t kPartitions = 16;
+
+// One ingest node: its own cluster connection, sink and gRPC server.
+class IngestNode {
+ public:
+  IngestNode(const std::vector<std::string>& servers, const std::string& name) {
+    ClusterOptions o;
+    o.servers = servers;
+    o.name = name;
+    auto js = JetStream::Connect(o);
+    if (!js.ok()) {
+      error_ = js.status().ToString();
+      return;
+    }
+    js_ = std::move(js).value();
+    if (Status s = js_->EnsureStream(EventsStreamSpec(3)); !s.ok()) {
+      error_ = s.ToString();
+      return;
+    }
+    auto kv = js_->Bucket(kSensorsBucket, 3);
+    if (!kv.ok()) {
+      error_ = kv.status().ToString();
+      return;
+    }
+    sensors_ = std::move(kv).value();
+    StreamSinkOptions so;
+    so.partitions = kPartitions;
+    sink_ = std::make_unique<StreamSink>(js_.get(), sensors_.get(), so);
+    service_ = std::make_unique<IngestService>(sink_.get(), nullptr);
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    b.RegisterService(service_.get());
+    server_ = b.BuildAndStart();
+    if (!server_ || port_ == 0) error_ = "gRPC server did not start";
+  }
+  ~IngestNode() {
+    if (server_) server_->Shutdown();
+  }
+  const std::string& error() const { return error_; }
+  std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
+  StreamSink& sink() { return *sink_; }
+  JetStream& js() { return *js_; }
+
+ private:
+  std::string error_;
+  std::unique_ptr<JetStream> js_;
+  std::unique_ptr<KeyValue> sensors_;
+  std::unique_ptr<StreamSink> sink_;
+  std::unique_ptr<IngestService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+class StreamIngestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(testing::StartNatsCluster(&nats_));
+    if (IsSkipped()) return;
+    for (const char* name : {"ingest-1", "ingest-2"}) {
+      nodes_.push_back(std::make_unique<IngestNode>(nats_->urls(), name));
+      ASSERT_EQ(nodes_.back()->error(), "") << nats_->Log(0);
+    }
+  }
+
+  // Sends events[from, to) as batches of `batch`, seq = index + 1; the last ack's durable.
+  static uint64_t Send(IngestClient& client, const std::string& sensor,
+                       const std::vector<Event>& events, size_t from, size_t to, size_t batch) {
+    uint64_t durable = 0;
+    for (size_t i = from; i < to; i += batch) {
+      const size_t end = std::min(to, i + batch);
+      auto ack = client.Batch(sensor, i + 1, {events.begin() + i, events.begin() + end});
+      EXPECT_TRUE(ack.has_value())
+          << "batch at " << i + 1 << ": " << client.Finish().error_message();
+      if (!ack) return durable;
+      EXPECT_EQ(ack->error(), "");
+      durable = ack->durable_seq();
+    }
+    return durable;
+  }
+
+  // Everything in the events stream: message id -> (subject, event).
+  std::map<std::string, std::pair<std::string, Event>> ReadStream(size_t expect) {
+    std::map<std::string, std::pair<std::string, Event>> got;
+    auto c = nodes_[0]->js().Consume({kEventsStream, "reader", "tl.ev.>", 30000, 65536});
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    if (!c.ok()) return got;
+    for (int round = 0; round < 100 && got.size() < expect; ++round) {
+      auto batch = (*c)->Fetch(1000, 1000);
+      EXPECT_TRUE(batch.ok());
+      if (!batch.ok()) break;
+      for (const Delivered& d : *batch) {
+        v1::Event pb;
+        EXPECT_TRUE(pb.ParseFromString(d.data)) << d.id;
+        auto e = FromProto(pb);
+        EXPECT_TRUE(e.ok()) << d.id;
+        if (!e.ok()) continue;
+        EXPECT_TRUE(got.emplace(d.id, std::make_pair(d.subject, *e)).second) << "twice: " << d.id;
+      }
+      EXPECT_TRUE((*c)->AckAll().ok());
+    }
+    return got;
+  }
+
+  std::unique_ptr<NatsCluster> nats_;
+  std::vector<std::unique_ptr<IngestNode>> nodes_;
+};
+
+TEST_F(StreamIngestTest, ASensorMovingBetweenNodesResumesWhereTheStreamLeftOff) {
+  const std::vector<Event> events = testing::SyntheticEvents(1500, 5, 7);
+  {
+    IngestClient a(nodes_[0]->target());
+    auto hello = a.Hello("sensor-a");
+    ASSERT_TRUE(hello.has_value());
+    EXPECT_EQ(hello->durable_seq(), 0u);
+    EXPECT_EQ(Send(a, "sensor-a", events, 0, 1000, 100), 1000u);
+  }
+  // The sensor reconnects to the other node: told the same durable sequence number.
+  IngestClient b(nodes_[1]->target());
+  auto hello = b.Hello("sensor-a");
+  ASSERT_TRUE(hello.has_value());
+  EXPECT_EQ(hello->durable_seq(), 1000u);
+  // It resends its last two batches (their acks were lost) and goes on.
+  EXPECT_EQ(Send(b, "sensor-a", events, 800, 1500, 100), 1500u);
+
+  const auto record = nodes_[0]->sink().GetSensor("sensor-a");
+  ASSERT_TRUE(record.ok() && record->has_value()) << record.status().ToString();
+  EXPECT_EQ((*record)->durable_seq, 1500u);
+  EXPECT_EQ((*record)->events, 1500u);
+  EXPECT_EQ((*record)->missing, 0u);
+
+  const auto got = ReadStream(1500);
+  ASSERT_EQ(got.size(), 1500u);
+  EXPECT_EQ(nodes_[0]->js().StreamMessages(kEventsStream).value_or(0), 1500u);
+  std::set<std::string> subjects;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const auto it = got.find(EventMessageId("sensor-a", i + 1));
+    ASSERT_NE(it, got.end()) << "lost: seq " << i + 1;
+    const auto& [subject, e] = it->second;
+    // Each event in its host's partition, as sent.
+    EXPECT_EQ(subject, PartitionSubject(PartitionOfHost(events[i].host, kPartitions)));
+    EXPECT_EQ(e.host, events[i].host);
+    EXPECT_EQ(e.time_ns, events[i].time_ns);
+    EXPECT_EQ(e.kind(), events[i].kind());
+    subjects.insert(subject);
+  }
+  EXPECT_GT(subjects.size(), 1u) << "five hosts in more than one partition";
+}
+
+TEST_F(StreamIngestTest, TheStreamLeaderKilledMidIngestLosesAndDoublesNothing) {
+  const std::vector<Event> events = testing::SyntheticEvents(2000, 4, 6, 7);
+  IngestClient a(nodes_[0]->target());
+  ASSERT_TRUE(a.Hello("sensor-b").has_value());
+  EXPECT_EQ(Send(a, "sensor-b", events, 0, 700, 50), 700u);
+  const auto leader = nodes_[0]->js().StreamLeader(kEventsStream);
+  ASSERT_TRUE(leader.ok() && leader->size() == 2u) << leader.status().ToString();
+  nats_->Kill((*leader)[1] - '0');
+  // Acknowledged by the two replicas left (a new leader is elected on the way).
+  EXPECT_EQ(Send(a, "sensor-b", events, 700, 2000, 50), 2000u);
+  const auto got = ReadStream(2000);
+  EXPECT_EQ(got.size(), 2000u);
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(got.count(EventMessageId("sensor-b", i + 1)), 1u) << i + 1;
+  }
+}
+
+TEST_F(StreamIngestTest, AGapIsRecordedAndALateCopyIsADuplicate) {
+  const std::vector<Event> events = testing::SyntheticEvents(40);
+  IngestClient a(nodes_[0]->target());
+  ASSERT_TRUE(a.Hello("sensor-c").has_value());
+  EXPECT_EQ(Send(a, "sensor-c", events, 0, 10, 10), 10u);
+  EXPECT_EQ(Send(a, "sensor-c", events, 20, 40, 10), 40u);  // 11..20 never came
+  EXPECT_EQ(Send(a, "sensor-c", events, 10, 20, 10), 40u);  // a late copy: dropped
+  const auto record = nodes_[1]->sink().GetSensor("sensor-c");
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((*record)->missing, 10u);
+  EXPECT_EQ((*record)->events, 30u);
+  EXPECT_EQ(ReadStream(30).size(), 30u);
+}
+
+}  // namespace
+}  // namespace tripline::cluster
