@@ -67,6 +67,45 @@ TEST(CategoricalTest, EvictsTheLightestValueBeyondItsCapAndKeepsItsMass) {
   EXPECT_DOUBLE_EQ(c.total(), 12);
 }
 
+// The values live in one block, hashes ahead of the entries: every lookup, eviction,
+// copy, move and reload keeps the two in step.
+TEST(CategoricalTest, ValuesStayFindableThroughGrowthEvictionCopyMoveAndReload) {
+  Categorical c;
+  const std::string long_value(40, 'x');  // kept on the heap, not in place
+  for (int i = 0; i < 40; ++i) {
+    const std::string v = i % 10 == 9 ? long_value + std::to_string(i) : "v" + std::to_string(i);
+    for (int k = 0; k <= i % 3; ++k) c.Learn(v, 1, i, 0, 16);
+  }
+  ASSERT_EQ(c.entries().size(), 16u);
+  auto all_findable = [](const Categorical& x) {
+    for (const CategoryEntry& e : x.entries()) {
+      const CategoryEntry* f = x.Find(e.value.view());
+      if (f == nullptr || f->count != e.count || !(f->value == e.value.view())) return false;
+    }
+    return true;
+  };
+  EXPECT_TRUE(all_findable(c));
+  EXPECT_EQ(c.Find("v0"), nullptr) << "one of the lightest, evicted";
+  Categorical copy = c;
+  EXPECT_TRUE(all_findable(copy));
+  EXPECT_EQ(copy.entries().size(), c.entries().size());
+  Categorical moved = std::move(copy);
+  EXPECT_TRUE(all_findable(moved));
+  Categorical reloaded;
+  ASSERT_TRUE(reloaded.FromJson(c.ToJson()).ok());
+  EXPECT_TRUE(all_findable(reloaded));
+  EXPECT_EQ(reloaded.ToJson(), c.ToJson());
+  // A value found is learned through its pointer like through its text.
+  const CategoryEntry* v39 = moved.Find(long_value + "39");
+  ASSERT_NE(v39, nullptr);
+  const uint32_t before = v39->count;
+  moved.LearnFound(v39, 1, 50, 0);
+  EXPECT_EQ(moved.Find(long_value + "39")->count, before + 1);
+  moved = reloaded;  // copy-assigned over a full block
+  EXPECT_TRUE(all_findable(moved));
+  EXPECT_EQ(moved.ToJson(), c.ToJson());
+}
+
 TEST(HourModelTest, UsualHoursAndTheNightAreTold) {
   HourModel h;
   for (int d = 0; d < 20; ++d) {
