@@ -122,11 +122,13 @@ std::map<std::string, double> AggregatorProcess::CpuSecondsByRole() const {
   return out;
 }
 
-double AggregatorProcess::CpuSeconds() const {
-  std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return StatCpuSeconds(stat, nullptr);
+  return stat.empty() ? 0 : StatCpuSeconds(stat, nullptr);
 }
+
+double AggregatorProcess::CpuSeconds() const { return ProcessCpuSeconds(pid_); }
 
 namespace {
 int64_t StatusKb(pid_t pid, const std::string& key) {

@@ -45,7 +45,9 @@ class AggregatorProcess {
 };
 
 double SelfCpuSeconds();  // getrusage(RUSAGE_SELF)
-double NowSeconds();      // monotonic
+// User + system CPU of another process (from /proc/PID/stat); 0 when it is gone.
+double ProcessCpuSeconds(pid_t pid);
+double NowSeconds();  // monotonic
 // q in [0, 1]; sorts `v`.
 double Percentile(std::vector<double>& v, double q);
 

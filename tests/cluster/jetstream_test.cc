@@ -13,7 +13,7 @@
 
 #include "aggregator/cluster/lease.h"
 #include "common/clock.h"
-#include "tests/cluster/nats_cluster.h"
+#include "tests/cluster/nats_fixture.h"
 
 namespace tripline::cluster {
 namespace {

@@ -1,9 +1,8 @@
-// A NATS JetStream cluster for tests: `n` real nats-server processes (Debian's
-// nats-server) clustered on loopback, each with JetStream and its own store directory in
-// the test's temporary directory. Ended (SIGKILL, by pid) and removed with the object.
+// A NATS JetStream cluster for tests and benchmarks: `n` real nats-server processes
+// (Debian's nats-server) clustered on loopback, each with JetStream and its own store
+// directory in a temporary directory. Ended (SIGKILL, by pid) and removed with the object.
 #pragma once
 
-#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -104,6 +103,10 @@ class NatsCluster {
             "--routes", routes},
         dir + ".log");
   }
+  pid_t pid(int i) const {
+    const auto& s = servers_[static_cast<size_t>(i)];
+    return s ? s->pid() : -1;
+  }
   std::string Log(int i) const { return ReadWholeFile(dir_.Sub("s" + std::to_string(i)) + ".log"); }
 
  private:
@@ -125,14 +128,5 @@ class NatsCluster {
   std::vector<int> cluster_ports_;
   std::vector<std::unique_ptr<Child>> servers_;
 };
-
-// For a fixture's SetUp: `n` servers started and accepting clients, or a skip (a failure
-// under CI) where nats-server is not installed. Callers return when IsSkipped().
-inline void StartNatsCluster(std::unique_ptr<NatsCluster>* out, int n = 3) {
-  if (!NatsCluster::Installed()) GTEST_SKIP() << "nats-server is not installed";
-  *out = std::make_unique<NatsCluster>(n);
-  ASSERT_TRUE((*out)->started());
-  ASSERT_TRUE((*out)->WaitReady()) << (*out)->Log(0);
-}
 
 }  // namespace tripline::testing

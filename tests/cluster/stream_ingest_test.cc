@@ -12,7 +12,7 @@
 #include "aggregator/ingest/ingest_service.h"
 #include "model/event_proto.h"
 #include "tests/aggregator/test_support.h"
-#include "tests/cluster/nats_cluster.h"
+#include "tests/cluster/nats_fixture.h"
 #include "tripline/v1/event.pb.h"
 
 namespace tripline::cluster {
