@@ -8,6 +8,39 @@
 
 namespace tripline {
 
+Status AggregatorServer::Serve(const AggregatorServerOptions& options,
+                               const std::vector<grpc::Service*>& services) {
+  grpc::ServerBuilder builder;
+  int selected_port = 0;
+  builder.AddListeningPort(
+      options.listen.ToString(),
+      options.credentials ? options.credentials : grpc::InsecureServerCredentials(),
+      &selected_port);
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  grpc::ResourceQuota quota("tripline-aggregator");
+  quota.Resize(options.memory_quota_bytes);
+  builder.SetResourceQuota(quota);
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  server_ = builder.BuildAndStart();
+  if (!server_ || selected_port == 0) {
+    return Status::Unavailable("cannot listen on " + options.listen.ToString());
+  }
+  address_ = options.listen;
+  address_.port = static_cast<uint16_t>(selected_port);
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<AggregatorServer>> AggregatorServer::StartIngest(
+    const AggregatorServerOptions& options, IngestSink* sink) {
+  std::unique_ptr<AggregatorServer> server(new AggregatorServer());
+  server->access_ = std::make_unique<AccessControl>(options.verify_clients);
+  IngestOptions ingest = options.ingest;
+  ingest.access = server->access_.get();
+  server->ingest_ = std::make_unique<IngestService>(sink, nullptr, ingest);
+  TL_RETURN_IF_ERROR(server->Serve(options, {server->ingest_.get()}));
+  return server;
+}
+
 Result<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
     const AggregatorServerOptions& options, Store* store, IngestObserver* observer) {
   std::unique_ptr<AggregatorServer> server(new AggregatorServer());
@@ -19,28 +52,11 @@ Result<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
       std::make_unique<QueryService>(store, server->ingest_.get(), observer, server->access_.get(),
                                      options.baselines, options.audit);
   if (options.extend_stats) server->query_->SetStatsExtension(options.extend_stats);
-
-  grpc::ServerBuilder builder;
-  int selected_port = 0;
-  builder.AddListeningPort(
-      options.listen.ToString(),
-      options.credentials ? options.credentials : grpc::InsecureServerCredentials(),
-      &selected_port);
-  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
-  grpc::ResourceQuota quota("tripline-aggregator");
-  quota.Resize(options.memory_quota_bytes);
-  builder.SetResourceQuota(quota);
-  builder.RegisterService(server->ingest_.get());
-  builder.RegisterService(server->query_.get());
   server->rules_ = std::make_unique<RulesService>(options.rules, server->access_.get());
-  builder.RegisterService(server->rules_.get());
-  for (grpc::Service* service : options.services) builder.RegisterService(service);
-  server->server_ = builder.BuildAndStart();
-  if (!server->server_ || selected_port == 0) {
-    return Status::Unavailable("cannot listen on " + options.listen.ToString());
-  }
-  server->address_ = options.listen;
-  server->address_.port = static_cast<uint16_t>(selected_port);
+  std::vector<grpc::Service*> services = {server->ingest_.get(), server->query_.get(),
+                                          server->rules_.get()};
+  services.insert(services.end(), options.services.begin(), options.services.end());
+  TL_RETURN_IF_ERROR(server->Serve(options, services));
   return server;
 }
 

@@ -62,12 +62,16 @@ class AggregatorServer {
   // Binds and starts serving; fails when the address cannot be bound.
   static Result<std::unique_ptr<AggregatorServer>> Start(const AggregatorServerOptions& options,
                                                          Store* store, IngestObserver* observer);
+  // An ingest node of the scaled-out mode (docs/scale-out.md): the ingest service alone,
+  // writing to `sink`, with the same limits and access control. query() is unavailable.
+  static Result<std::unique_ptr<AggregatorServer>> StartIngest(
+      const AggregatorServerOptions& options, IngestSink* sink);
   ~AggregatorServer();
 
   // The address actually bound, with the real port.
   const HostPort& address() const { return address_; }
   IngestService& ingest() { return *ingest_; }
-  QueryService& query() { return *query_; }
+  QueryService& query() { return *query_; }  // not on an ingest node (StartIngest)
 
   // Stops accepting calls and waits until every call is over. Streams still open after
   // `grace_ns` are cancelled; a batch being written finishes its write (it is then either
@@ -76,6 +80,8 @@ class AggregatorServer {
 
  private:
   AggregatorServer() = default;
+  // Binds the listener with the options' limits and starts serving `services`.
+  Status Serve(const AggregatorServerOptions& options, const std::vector<grpc::Service*>& services);
 
   HostPort address_;
   std::unique_ptr<AccessControl> access_;

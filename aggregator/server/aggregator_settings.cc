@@ -26,6 +26,33 @@ Result<std::string> ReadPem(const std::string& path, std::string_view what) {
   return s.str();
 }
 
+// The cluster section: a known role, servers as nats://HOST:PORT, sane sizes.
+Status CheckClusterConfig(const v1::ClusterConfig& cc) {
+  if (cc.role() != "" && cc.role() != "ingest") {
+    return Status::InvalidArgument("cluster.role is '" + cc.role() + "', not ingest (or empty)");
+  }
+  if (cc.role() == "ingest" && cc.servers().empty()) {
+    return Status::InvalidArgument("an ingest node needs cluster.servers (--ingest-node)");
+  }
+  for (const std::string& url : cc.servers()) {
+    constexpr std::string_view kScheme = "nats://";
+    auto hp = url.rfind(kScheme, 0) == 0 ? ParseHostPort(url.substr(kScheme.size()))
+                                         : Result<HostPort>(Status::InvalidArgument("no scheme"));
+    if (!hp.ok() || hp->port == 0) {
+      return Status::InvalidArgument("cluster server '" + url + "' is not nats://HOST:PORT");
+    }
+  }
+  if (cc.replicas() > 5) {
+    return Status::InvalidArgument("cluster.replicas is " + std::to_string(cc.replicas()) +
+                                   "; JetStream keeps 1 to 5");
+  }
+  if (cc.partitions() > 65536) {
+    return Status::InvalidArgument("cluster.partitions is " + std::to_string(cc.partitions()) +
+                                   "; at most 65536");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string AggregatorUsage() {
@@ -58,6 +85,10 @@ std::string AggregatorUsage() {
   --console [HOST:]PORT   serve the analyst console there (off by default; HOST defaults
                           to 127.0.0.1; any other address needs console.tls_cert_file and
                           console.tls_key_file; docs/console.md)
+  --ingest-node NATS_URL[,NATS_URL...]
+                          run as an ingest node of the scaled-out mode: sensors' batches
+                          go to the NATS JetStream cluster at nats://HOST:PORT (cluster
+                          in the configuration file); no --data-dir; docs/scale-out.md
   --help                  this text
 
   tripline-aggregator --make-order-key FILE
@@ -79,7 +110,7 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
   // base they override.
   std::string config_path, listen, data_dir, retention, log_level, max_batch;
   std::string max_skew, max_age, max_streams, metrics, forward_ca, forward_token_file, rules_dir;
-  std::string console;
+  std::string console, ingest_node;
   std::vector<std::string> forwards;
   bool insecure = false, have_listen = false, have_data_dir = false;
 
@@ -144,6 +175,12 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
     } else if (flag == "--console") {
       TL_RETURN_IF_ERROR(take(&console));
       if (console.empty()) return Status::InvalidArgument("--console wants [HOST:]PORT");
+    } else if (flag == "--ingest-node") {
+      TL_RETURN_IF_ERROR(take(&ingest_node));
+      if (ingest_node.empty()) {
+        return Status::InvalidArgument(
+            "--ingest-node wants nats://HOST:PORT[,nats://HOST:PORT...]");
+      }
     } else if (flag == "--hash-password") {
       TL_RETURN_IF_ERROR(no_value());
       s.hash_password = true;
@@ -222,8 +259,20 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
     s.config.set_max_streams_per_peer(static_cast<uint32_t>(n));
   }
 
+  if (!ingest_node.empty()) {
+    v1::ClusterConfig* cc = s.config.mutable_cluster();
+    cc->set_role("ingest");
+    cc->clear_servers();
+    std::stringstream urls(ingest_node);
+    std::string url;
+    while (std::getline(urls, url, ',')) cc->add_servers(url);
+  }
+  TL_RETURN_IF_ERROR(CheckClusterConfig(s.config.cluster()));
+  s.ingest_node = s.config.cluster().role() == "ingest";
   if (s.config.listen().empty()) return Status::InvalidArgument("--listen is required");
-  if (s.config.data_dir().empty()) return Status::InvalidArgument("--data-dir is required");
+  if (s.config.data_dir().empty() && !s.ingest_node) {
+    return Status::InvalidArgument("--data-dir is required");
+  }
   TL_ASSIGN_OR_RETURN(s.listen, ParseHostPort(s.config.listen()));
 
   s.retention_ns = static_cast<int64_t>(s.config.event_retention_hours()) * kNanosPerHour;

@@ -33,6 +33,8 @@ struct AggregatorSettings {
   std::string make_order_key;       // --make-order-key FILE: write a key there and exit
   bool hash_password = false;       // --hash-password: hash a password read on stdin, exit
   std::optional<HostPort> console;  // --console / console.listen: serve the console there
+  // --ingest-node / cluster.role "ingest": run as an ingest node of the scaled-out mode.
+  bool ingest_node = false;
 };
 
 std::string AggregatorUsage();

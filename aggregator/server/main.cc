@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "aggregator/audit/posture_auditor.h"
+#include "aggregator/cluster/stream_sink.h"
 #include "aggregator/console/console_server.h"
 #include "aggregator/forward/forward_outputs.h"
 #include "aggregator/metrics/aggregator_metrics.h"
@@ -95,6 +96,76 @@ Result<std::unique_ptr<console::ConsoleServer>> StartConsole(
   return console::ConsoleServer::Start(options, backend, auth->get());
 }
 
+// Listener, credentials and the ingest limits of the configuration.
+AggregatorServerOptions ServerOptionsFrom(const AggregatorSettings& settings,
+                                          std::shared_ptr<grpc::ServerCredentials> credentials) {
+  AggregatorServerOptions o;
+  o.listen = settings.listen;
+  o.credentials = std::move(credentials);
+  if (settings.config.max_batch_events() > 0) {
+    o.ingest.max_batch_events = settings.config.max_batch_events();
+  }
+  // Client certificates are verified whenever TLS is on (MakeServerCredentials).
+  o.verify_clients = !settings.config.tls().cert_file().empty();
+  if (settings.config.max_clock_skew_s() > 0) {
+    o.ingest.max_future_skew_ns = int64_t{settings.config.max_clock_skew_s()} * kNanosPerSecond;
+  }
+  o.ingest.max_event_age_ns = int64_t{settings.config.max_event_age_h()} * 3600 * kNanosPerSecond;
+  if (settings.config.max_streams_per_peer() > 0) {
+    o.ingest.max_streams_per_peer = settings.config.max_streams_per_peer();
+  }
+  if (settings.config.memory_quota_mb() > 0) {
+    o.memory_quota_bytes = size_t{settings.config.memory_quota_mb()} << 20;
+  }
+  return o;
+}
+
+// --ingest-node: the ingest service alone, writing sensors' batches to the NATS JetStream
+// cluster (docs/scale-out.md). Exit codes as for the single node.
+int RunIngestNode(const AggregatorSettings& settings,
+                  std::shared_ptr<grpc::ServerCredentials> credentials,
+                  const sigset_t& stop_signals) {
+  const v1::ClusterConfig& cc = settings.config.cluster();
+  cluster::ClusterOptions co;
+  co.servers.assign(cc.servers().begin(), cc.servers().end());
+  co.name = "tripline-ingest " + settings.listen.ToString();
+  const int replicas = cc.replicas() > 0 ? static_cast<int>(cc.replicas()) : 3;
+  auto js = cluster::JetStream::Connect(co);
+  Status ready = js.status();
+  if (ready.ok()) ready = (*js)->EnsureStream(cluster::EventsStreamSpec(replicas));
+  auto sensors = ready.ok() ? (*js)->Bucket(cluster::kSensorsBucket, replicas)
+                            : Result<std::unique_ptr<cluster::KeyValue>>(ready);
+  if (!sensors.ok()) {
+    std::cerr << "tripline-aggregator: " << sensors.status().ToString() << "\n";
+    return 1;
+  }
+  cluster::StreamSinkOptions sink_options;
+  if (cc.partitions() > 0) sink_options.partitions = cc.partitions();
+  cluster::StreamSink sink(js->get(), sensors->get(), sink_options);
+  auto server =
+      AggregatorServer::StartIngest(ServerOptionsFrom(settings, std::move(credentials)), &sink);
+  if (!server.ok()) {
+    std::cerr << "tripline-aggregator: " << server.status().message() << "\n";
+    return 1;
+  }
+  std::printf("listening on %s\n", (*server)->address().ToString().c_str());
+  std::fflush(stdout);
+  TL_LOG(INFO) << "ingest node on " << (*server)->address().ToString() << ": events to stream "
+               << cluster::kEventsStream << " over " << sink_options.partitions << " partitions, "
+               << replicas << " replicas, at " << cc.servers(0);
+  int sig = 0;
+  for (;;) {
+    sigwait(&stop_signals, &sig);
+    if (sig != SIGHUP) break;
+    TL_LOG(INFO) << "SIGHUP: an ingest node has nothing to reload; restart it to change it";
+  }
+  TL_LOG(INFO) << "signal " << sig << ": stopping";
+  (*server)->Shutdown(kShutdownGraceNs);
+  server->reset();
+  TL_LOG(INFO) << "stopped cleanly";
+  return 0;
+}
+
 int Run(int argc, char** argv) {
   if (argc == 2 && std::string(argv[1]) == "--version") {
     std::printf("tripline-aggregator %s\n", TRIPLINE_VERSION);
@@ -144,6 +215,7 @@ int Run(int argc, char** argv) {
                     << " without TLS (--insecure): events, queries and acknowledgements travel "
                        "in clear text, and anyone on the path can read or forge them";
   }
+  if (settings->ingest_node) return RunIngestNode(*settings, *credentials, stop_signals);
   RocksDbStoreOptions store_options;
   store_options.path = settings->config.data_dir();
   store_options.sync_writes = settings->sync_writes;
@@ -215,26 +287,7 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
-  AggregatorServerOptions server_options;
-  server_options.listen = settings->listen;
-  server_options.credentials = *credentials;
-  if (settings->config.max_batch_events() > 0) {
-    server_options.ingest.max_batch_events = settings->config.max_batch_events();
-  }
-  // Client certificates are verified whenever TLS is on (MakeServerCredentials).
-  server_options.verify_clients = !settings->config.tls().cert_file().empty();
-  if (settings->config.max_clock_skew_s() > 0) {
-    server_options.ingest.max_future_skew_ns =
-        int64_t{settings->config.max_clock_skew_s()} * kNanosPerSecond;
-  }
-  server_options.ingest.max_event_age_ns =
-      int64_t{settings->config.max_event_age_h()} * 3600 * kNanosPerSecond;
-  if (settings->config.max_streams_per_peer() > 0) {
-    server_options.ingest.max_streams_per_peer = settings->config.max_streams_per_peer();
-  }
-  if (settings->config.memory_quota_mb() > 0) {
-    server_options.memory_quota_bytes = size_t{settings->config.memory_quota_mb()} << 20;
-  }
+  AggregatorServerOptions server_options = ServerOptionsFrom(*settings, *credentials);
   server_options.baselines = engine->get();
   server_options.extend_stats = [&outputs](v1::Stats* out) { outputs.AddStats(out); };
   server_options.rules = engine_options.rules;

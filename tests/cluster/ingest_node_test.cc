@@ -1,0 +1,127 @@
+// tripline-aggregator --ingest-node: the real binary as two ingest nodes of three
+// nats-server processes clustered on loopback, a sensor's stream moving from one to the
+// other, the events read back from the cluster; and the flags' errors.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <set>
+
+#include "aggregator/cluster/stream_sink.h"
+#include "tests/aggregator/subprocess.h"
+#include "tests/aggregator/test_support.h"
+#include "tests/cluster/nats_fixture.h"
+
+namespace tripline::cluster {
+namespace {
+
+using testing::BinPath;
+using testing::Child;
+using testing::IngestClient;
+using testing::NatsCluster;
+using testing::RunCommand;
+using testing::TempDir;
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const std::string& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+// A tripline-aggregator ingest node on 127.0.0.1:0; its address once it said so.
+struct Node {
+  Node(const std::string& servers, const std::string& log)
+      : child({BinPath("tripline-aggregator"), "--ingest-node", servers, "--listen", "127.0.0.1:0",
+               "--config", "/dev/null"},
+              log) {
+    const auto line = child.ReadLine(30000);
+    if (line && line->rfind("listening on ", 0) == 0) address = line->substr(13);
+  }
+  Child child;
+  std::string address;
+};
+
+TEST(IngestNodeTest, TwoNodesTakeOneSensorsStreamInTurnAndStopCleanly) {
+  std::unique_ptr<NatsCluster> nats;
+  ASSERT_NO_FATAL_FAILURE(testing::StartNatsCluster(&nats));
+  if (::testing::Test::IsSkipped()) return;
+  TempDir dir;
+  Node a(Join(nats->urls()), dir.Sub("a.log"));
+  ASSERT_FALSE(a.address.empty()) << testing::ReadWholeFile(dir.Sub("a.log"));
+  Node b(Join({nats->url(2)}), dir.Sub("b.log"));  // one server given: it learns the rest
+  ASSERT_FALSE(b.address.empty()) << testing::ReadWholeFile(dir.Sub("b.log"));
+
+  const std::vector<Event> events = testing::SyntheticEvents(600, 3, 4);
+  {
+    IngestClient client(a.address);
+    ASSERT_TRUE(client.Hello("sensor-p").has_value());
+    for (size_t i = 0; i < 400; i += 100) {
+      auto ack = client.Batch("sensor-p", i + 1, {events.begin() + i, events.begin() + i + 100});
+      ASSERT_TRUE(ack.has_value()) << client.Finish().error_message();
+      EXPECT_EQ(ack->durable_seq(), i + 100);
+    }
+  }
+  // Node a stops (SIGTERM: exit 0); the sensor reconnects to b and resends from 301.
+  a.child.Signal(SIGTERM);
+  EXPECT_EQ(a.child.Wait(15000), 0) << testing::ReadWholeFile(dir.Sub("a.log"));
+  {
+    IngestClient client(b.address);
+    auto hello = client.Hello("sensor-p");
+    ASSERT_TRUE(hello.has_value());
+    EXPECT_EQ(hello->durable_seq(), 400u);
+    for (size_t i = 300; i < 600; i += 100) {
+      auto ack = client.Batch("sensor-p", i + 1, {events.begin() + i, events.begin() + i + 100});
+      ASSERT_TRUE(ack.has_value()) << client.Finish().error_message();
+      EXPECT_EQ(ack->durable_seq(), i + 100);
+    }
+  }
+  b.child.Signal(SIGTERM);
+  EXPECT_EQ(b.child.Wait(15000), 0) << testing::ReadWholeFile(dir.Sub("b.log"));
+
+  ClusterOptions o;
+  o.servers = nats->urls();
+  auto js = JetStream::Connect(o);
+  ASSERT_TRUE(js.ok()) << js.status().ToString();
+  EXPECT_EQ((*js)->StreamMessages(kEventsStream).value_or(0), 600u);
+  auto c = (*js)->Consume({kEventsStream, "check", "tl.ev.>", 30000, 65536});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  std::set<std::string> ids;
+  for (int round = 0; round < 20 && ids.size() < 600; ++round) {
+    auto got = (*c)->Fetch(600, 1000);
+    ASSERT_TRUE(got.ok());
+    for (const Delivered& d : *got) EXPECT_TRUE(ids.insert(d.id).second) << d.id;
+    ASSERT_TRUE((*c)->AckAll().ok());
+  }
+  ASSERT_EQ(ids.size(), 600u);
+  for (size_t seq = 1; seq <= 600; ++seq) {
+    EXPECT_EQ(ids.count(EventMessageId("sensor-p", seq)), 1u) << seq;
+  }
+}
+
+TEST(IngestNodeTest, BadClusterFlagsAndAnUnreachableClusterAreClearErrors) {
+  const std::string bin = BinPath("tripline-aggregator");
+  struct Case {
+    std::vector<std::string> args;
+    int exit_code;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{"--ingest-node", "", "--listen", "127.0.0.1:0"}, 2, "--ingest-node wants"},
+      {{"--ingest-node", "http://127.0.0.1:4222", "--listen", "127.0.0.1:0"},
+       2,
+       "'http://127.0.0.1:4222' is not nats://HOST:PORT"},
+      {{"--ingest-node", "nats://127.0.0.1", "--listen", "127.0.0.1:0"}, 2, "is not nats://"},
+      {{"--ingest-node", "nats://127.0.0.1:1", "--listen", "127.0.0.1:0"},
+       1,
+       "connecting to nats://127.0.0.1:1"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv = {bin};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    const auto r = RunCommand(argv, 30000);
+    EXPECT_EQ(r.exit_code, c.exit_code) << c.args[1] << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << c.args[1] << "\n" << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace tripline::cluster
