@@ -10,17 +10,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/clock.h"
+
 namespace tripline::cluster {
 namespace {
 
-constexpr int64_t kNanosPerMilli = 1'000'000;
 constexpr const char* kMsgIdHeader = "Nats-Msg-Id";
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+int64_t NowMs() { return SystemClock::Get().MonotonicNs() / kNanosPerMilli; }
 
 // "what: <library text> (<last error>) [JetStream error N]": everything the library says.
 Status NatsError(std::string_view what, natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0)) {

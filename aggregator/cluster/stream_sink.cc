@@ -21,11 +21,7 @@ Status Bad(std::string_view what) {
   return Status::Corruption("sensor record: " + std::string(what));
 }
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+int64_t NowMs() { return SystemClock::Get().MonotonicNs() / kNanosPerMilli; }
 
 bool Transient(const Status& s) {
   return s.code() == Status::Code::kUnavailable || s.code() == Status::Code::kDeadlineExceeded;
