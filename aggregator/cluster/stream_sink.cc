@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "aggregator/ingest/ingest_validation.h"
 #include "model/event_proto.h"
+#include "tripline/v1/cluster.pb.h"
 #include "tripline/v1/event.pb.h"
 
 namespace tripline::cluster {
@@ -62,20 +65,101 @@ std::string PartitionSubject(uint32_t partition) {
   return kEventsSubjectPrefix + std::to_string(partition);
 }
 
-std::string EventMessageId(std::string_view sensor_id, uint64_t seq) {
-  return std::string(sensor_id) + ":" + std::to_string(seq);
+std::string BatchMessageId(std::string_view sensor_id, uint64_t first_seq, uint64_t last_seq) {
+  std::string id(sensor_id);
+  id += ':';
+  id += std::to_string(first_seq);
+  id += '-';
+  id += std::to_string(last_seq);
+  return id;
 }
 
-bool ParseEventMessageId(std::string_view id, std::string* sensor_id, uint64_t* seq) {
-  const size_t colon = id.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == id.size()) return false;
-  const std::string_view digits = id.substr(colon + 1);
+namespace {
+
+bool ParseSeq(std::string_view digits, uint64_t* out) {
   uint64_t n = 0;
   const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-  if (ec != std::errc() || end != digits.data() + digits.size() || n == 0) return false;
-  *sensor_id = std::string(id.substr(0, colon));
-  *seq = n;
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || n == 0) {
+    return false;
+  }
+  *out = n;
   return true;
+}
+
+Status BadBatch(std::string_view what) {
+  return Status::InvalidArgument("events message: " + std::string(what));
+}
+
+}  // namespace
+
+bool ParseBatchMessageId(std::string_view id, std::string* sensor_id, uint64_t* first_seq,
+                         uint64_t* last_seq) {
+  const size_t colon = id.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  const std::string_view range = id.substr(colon + 1);
+  const size_t dash = range.find('-');
+  if (dash == std::string_view::npos) return false;
+  uint64_t first = 0;
+  uint64_t last = 0;
+  if (!ParseSeq(range.substr(0, dash), &first) || !ParseSeq(range.substr(dash + 1), &last) ||
+      last < first) {
+    return false;
+  }
+  *sensor_id = std::string(id.substr(0, colon));
+  *first_seq = first;
+  *last_seq = last;
+  return true;
+}
+
+std::string EncodePartitionBatch(std::string_view sensor_id, std::span<const uint64_t> seqs,
+                                 std::span<const std::string_view> encoded) {
+  v1::PartitionBatch b;
+  b.set_sensor_id(std::string(sensor_id));
+  b.mutable_seqs()->Reserve(static_cast<int>(seqs.size()));
+  for (uint64_t seq : seqs) b.add_seqs(seq);
+  b.mutable_events()->Reserve(static_cast<int>(encoded.size()));
+  for (std::string_view e : encoded) b.add_events(e.data(), e.size());
+  return b.SerializeAsString();
+}
+
+Result<PartitionEvents> DecodePartitionBatch(std::string_view bytes) {
+  v1::PartitionBatch b;
+  if (bytes.size() > kMaxPartitionMessageBytes * 4 ||
+      !b.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return BadBatch("not a tripline.v1.PartitionBatch");
+  }
+  if (!ValidSensorId(b.sensor_id())) {
+    return BadBatch("sensor_id is empty, too long or not printable ASCII without spaces");
+  }
+  if (b.events_size() == 0) return BadBatch("no events");
+  if (b.seqs_size() != b.events_size()) {
+    return BadBatch(std::to_string(b.seqs_size()) + " sequence numbers for " +
+                    std::to_string(b.events_size()) + " events");
+  }
+  PartitionEvents out;
+  out.sensor_id = b.sensor_id();
+  out.events.reserve(static_cast<size_t>(b.events_size()));
+  uint64_t previous = 0;
+  v1::Event pb;
+  for (int i = 0; i < b.events_size(); ++i) {
+    const uint64_t seq = b.seqs(i);
+    if (seq <= previous) {
+      return BadBatch("sequence number " + std::to_string(seq) + " at " + std::to_string(i) +
+                      " is 0 or not above the one before");
+    }
+    previous = seq;
+    if (!pb.ParseFromString(b.events(i))) {
+      return BadBatch("event " + std::to_string(seq) + " is not a tripline.v1.Event");
+    }
+    if (pb.seq() != 0 && pb.seq() != seq) {
+      return BadBatch("event " + std::to_string(seq) + " carries seq " + std::to_string(pb.seq()));
+    }
+    Result<Event> e = FromProto(pb);
+    if (!e.ok()) return BadBatch("event " + std::to_string(seq) + ": " + e.status().message());
+    e->seq = seq;
+    out.events.push_back(*std::move(e));
+  }
+  return out;
 }
 
 std::string SensorKey(std::string_view sensor_id) {
@@ -117,6 +201,55 @@ Result<SensorRecord> DecodeSensorRecord(std::string_view bytes, std::string_view
   r.missing = j["missing"].get<uint64_t>();
   r.last_write_ns = j["last_write_ns"].get<int64_t>();
   return r;
+}
+
+std::vector<Outgoing> StreamSink::PartitionMessages(std::string_view sensor_id, uint64_t first_seq,
+                                                    const std::vector<Event>& events,
+                                                    std::span<const std::string_view> encoded,
+                                                    size_t from, size_t to) const {
+  // Each partition's events in sequence order, encoded as the sensor sent them.
+  std::vector<std::string> own;  // encodings made here when the caller passed none
+  if (encoded.empty()) {
+    own.resize(to - from);
+    v1::Event pb;
+    for (size_t i = from; i < to; ++i) {
+      ToProto(events[i], &pb);
+      own[i - from] = pb.SerializeAsString();
+    }
+  }
+  const auto bytes_of = [&](size_t i) -> std::string_view {
+    return encoded.empty() ? std::string_view(own[i - from]) : encoded[i];
+  };
+  std::map<uint32_t, std::vector<size_t>> by_partition;
+  for (size_t i = from; i < to; ++i) {
+    by_partition[PartitionOfHost(events[i].host, options_.partitions)].push_back(i);
+  }
+  std::vector<Outgoing> out;
+  std::vector<uint64_t> seqs;
+  std::vector<std::string_view> chunk;
+  for (const auto& [partition, indexes] : by_partition) {
+    const std::string subject = PartitionSubject(partition);
+    size_t k = 0;
+    while (k < indexes.size()) {
+      // Up to kMaxPartitionMessageBytes of events per message, at least one.
+      seqs.clear();
+      chunk.clear();
+      size_t size = 0;
+      do {
+        const size_t i = indexes[k++];
+        seqs.push_back(first_seq + i);
+        chunk.push_back(bytes_of(i));
+        size += chunk.back().size() + 16;
+      } while (k < indexes.size() &&
+               size + bytes_of(indexes[k]).size() + 16 <= options_.max_message_bytes);
+      Outgoing m;
+      m.subject = subject;
+      m.id = BatchMessageId(sensor_id, seqs.front(), seqs.back());
+      m.data = EncodePartitionBatch(sensor_id, seqs, chunk);
+      out.push_back(std::move(m));
+    }
+  }
+  return out;
 }
 
 StreamSink::StreamSink(JetStream* js, KeyValue* sensors, StreamSinkOptions options)
@@ -176,22 +309,9 @@ Result<AppendResult> StreamSink::AppendBatch(std::string_view sensor_id, uint64_
     }
     // Publish the new events (again, in a later round, only what this round adds).
     if (dup < published_from) {
-      out.clear();
-      for (size_t i = dup; i < published_from; ++i) {
-        const Event& e = events[i];
-        Outgoing m;
-        m.subject = PartitionSubject(PartitionOfHost(e.host, options_.partitions));
-        m.id = EventMessageId(sensor_id, first_seq + i);
-        if (!encoded.empty()) {
-          m.data = std::string(encoded[i]);
-        } else {
-          v1::Event pb;
-          ToProto(e, &pb);
-          m.data = pb.SerializeAsString();
-        }
-        out.push_back(std::move(m));
-      }
-      TL_RETURN_IF_ERROR(js_->PublishAll(out, std::max<int64_t>(1, deadline - NowMs())));
+      TL_RETURN_IF_ERROR(js_->PublishAll(
+          PartitionMessages(sensor_id, first_seq, events, encoded, dup, published_from),
+          std::max<int64_t>(1, deadline - NowMs())));
       published_from = dup;
     }
     result.stored = events.size() - dup;

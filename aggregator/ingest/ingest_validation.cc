@@ -11,14 +11,15 @@ namespace {
 
 constexpr size_t kMaxHelloString = 256;
 
-bool IsPrintableId(const std::string& s) {
-  for (unsigned char c : s) {
+}  // namespace
+
+bool ValidSensorId(std::string_view id) {
+  if (id.empty() || id.size() > kMaxSensorIdBytes) return false;
+  for (unsigned char c : id) {
     if (c < 0x21 || c > 0x7e) return false;
   }
   return true;
 }
-
-}  // namespace
 
 Result<SensorIdentity> ValidateHello(const v1::SensorHello& hello) {
   const std::string& id = hello.sensor_id();
@@ -27,7 +28,7 @@ Result<SensorIdentity> ValidateHello(const v1::SensorHello& hello) {
     return Status::InvalidArgument("hello: sensor_id longer than " +
                                    std::to_string(kMaxSensorIdBytes) + " bytes");
   }
-  if (!IsPrintableId(id)) {
+  if (!ValidSensorId(id)) {
     return Status::InvalidArgument("hello: sensor_id must be printable ASCII without spaces");
   }
   for (const auto* s : {&hello.host(), &hello.host_id(), &hello.version()}) {

@@ -25,6 +25,9 @@ struct SensorIdentity {
   std::string version;
 };
 
+// Whether `id` may be a sensor id: 1..128 printable ASCII bytes (0x21..0x7e).
+bool ValidSensorId(std::string_view id);
+
 // A hello is valid when its sensor id is 1..128 printable ASCII bytes (0x21..0x7e: ids end
 // up in store keys, logs and file names) and its other strings are bounded.
 Result<SensorIdentity> ValidateHello(const v1::SensorHello& hello);

@@ -2,7 +2,7 @@
 // on loopback (JetStream, stream and bucket with three replicas), and the ingest node's
 // sink writing sensors' batches to them.
 //
-//   cluster_bench [--events 200000] [--batch 500] [--sensors 4] [--acks 2000]
+//   cluster_bench [--events 200000] [--batch 500] [--sensors 4] [--hosts 1] [--acks 2000]
 //
 // Prints
 //  - publish/ack latency: one event published and its acknowledgement awaited (the stream's
@@ -11,6 +11,8 @@
 //    StreamSink::AppendBatch from `sensors` threads at once, as an ingest node does for its
 //    sensors' streams: events/s, batch latency p50 / p99, and CPU per event of the ingest
 //    node (this process: the sink and the NATS client) and of the three servers together.
+//    A sensor's events are of `hosts` hosts (1, as on a fleet; more spreads a batch over
+//    that many partitions, one message each).
 // Wall-clock figures on a machine whose two cores serve the servers and the node at once.
 #include <algorithm>
 #include <atomic>
@@ -43,6 +45,7 @@ int Run(int argc, char** argv) {
   const auto batch = static_cast<size_t>(std::max<int64_t>(1, flags.GetInt("batch", 500)));
   const int sensors = static_cast<int>(std::max<int64_t>(1, flags.GetInt("sensors", 4)));
   const int acks = static_cast<int>(flags.GetInt("acks", 2000));
+  const int hosts = static_cast<int>(std::max<int64_t>(1, flags.GetInt("hosts", 1)));
   if (!testing::NatsCluster::Installed()) {
     std::fprintf(stderr, "cluster_bench: %s is not installed\n", testing::kNatsServer);
     return 1;
@@ -66,7 +69,7 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "cluster_bench: %s\n", kv.status().ToString().c_str());
     return 1;
   }
-  const std::vector<Event> mix = testing::SyntheticEvents(batch, 50, 200);
+  const std::vector<Event> mix = testing::SyntheticEvents(batch, hosts, 200);
   std::vector<std::string> encoded;
   for (const Event& e : mix) {
     v1::Event pb;
@@ -138,9 +141,16 @@ int Run(int argc, char** argv) {
       sensors, batch, n, n / wall, bench::Percentile(batch_latency, 0.5) * 1e3,
       bench::Percentile(batch_latency, 0.99) * 1e3, node_cpu / n * 1e6, servers_cpu / n * 1e6);
   const auto stored = (*js)->StreamMessages(kEventsStream);
-  std::printf("stream holds %llu messages (%d acknowledged one at a time + %.0f from the sink)\n",
-              static_cast<unsigned long long>(stored.value_or(0)), acks, n);
-  return stored.ok() && *stored == static_cast<uint64_t>(acks) + static_cast<uint64_t>(n) ? 0 : 1;
+  if (!stored.ok() || *stored < static_cast<uint64_t>(acks) + batches * sensors) {
+    std::fprintf(stderr, "cluster_bench: the stream holds fewer messages than batches\n");
+    return 1;
+  }
+  const double messages = static_cast<double>(*stored - static_cast<uint64_t>(acks));
+  std::printf(
+      "stream holds %.0f messages from the sink for %.0f events (%d hosts a sensor): "
+      "%.1f events a message\n",
+      messages, n, hosts, n / messages);
+  return 0;
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 // The cluster's records: leases and sensors' records as the key-value store keeps them,
-// and event message ids.
+// and the events stream's messages and their ids.
 #include <gtest/gtest.h>
 
 #include "aggregator/cluster/lease.h"
 #include "aggregator/cluster/stream_sink.h"
+#include "model/event_proto.h"
+#include "tests/aggregator/test_support.h"
 
 namespace tripline::cluster {
 namespace {
@@ -81,18 +83,87 @@ TEST(SensorRecordCodecTest, DamagedOrForeignRecordsAreClearErrors) {
   }
 }
 
-TEST(EventMessageIdTest, SensorAndSequenceComeBackWhateverTheSensorIdHolds) {
+TEST(BatchMessageIdTest, SensorAndRangeComeBackWhateverTheSensorIdHolds) {
   std::string sensor;
-  uint64_t seq = 0;
-  ASSERT_TRUE(ParseEventMessageId(EventMessageId("host:a:b", 42), &sensor, &seq));
-  EXPECT_EQ(sensor, "host:a:b");
-  EXPECT_EQ(seq, 42u);
-  for (const char* bad : {"", ":1", "a:", "a:0", "a:x1", "a:1x", "a:99999999999999999999", "a"}) {
-    EXPECT_FALSE(ParseEventMessageId(bad, &sensor, &seq)) << bad;
+  uint64_t first = 0;
+  uint64_t last = 0;
+  EXPECT_EQ(BatchMessageId("host:a-b", 42, 97), "host:a-b:42-97");
+  ASSERT_TRUE(ParseBatchMessageId(BatchMessageId("host:a-b", 42, 97), &sensor, &first, &last));
+  EXPECT_EQ(sensor, "host:a-b");
+  EXPECT_EQ(first, 42u);
+  EXPECT_EQ(last, 97u);
+  for (const char* bad : {"", ":1-2", "a:", "a:1", "a:0-3", "a:3-2", "a:1-", "a:-1", "a:x1-2",
+                          "a:1-2x", "a:1-99999999999999999999", "a"}) {
+    EXPECT_FALSE(ParseBatchMessageId(bad, &sensor, &first, &last)) << bad;
   }
   EXPECT_EQ(PartitionOfHost("host-a", 256), PartitionOfHost("host-a", 256));
   EXPECT_LT(PartitionOfHost("host-a", 7), 7u);
   EXPECT_EQ(PartitionSubject(17), "tl.ev.17");
+}
+
+std::vector<std::string> Encodings(const std::vector<Event>& events) {
+  std::vector<std::string> out;
+  v1::Event pb;
+  for (const Event& e : events) {
+    ToProto(e, &pb);
+    out.push_back(pb.SerializeAsString());
+  }
+  return out;
+}
+
+TEST(PartitionBatchTest, EventsComeBackWithTheirSequenceNumbers) {
+  const std::vector<Event> events = testing::SyntheticEvents(5, 2, 3);
+  const std::vector<std::string> bytes = Encodings(events);
+  const std::vector<std::string_view> views(bytes.begin(), bytes.end());
+  const std::vector<uint64_t> seqs = {3, 4, 9, 10, 200};
+  const auto back = DecodePartitionBatch(EncodePartitionBatch("sensor-a", seqs, views));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->sensor_id, "sensor-a");
+  ASSERT_EQ(back->events.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(back->events[i].seq, seqs[i]);
+    EXPECT_EQ(back->events[i].host, events[i].host);
+    EXPECT_EQ(back->events[i].time_ns, events[i].time_ns);
+    EXPECT_EQ(back->events[i].kind(), events[i].kind());
+  }
+}
+
+TEST(PartitionBatchTest, DamagedMessagesAreClearErrors) {
+  const std::vector<Event> events = testing::SyntheticEvents(2);
+  const std::vector<std::string> bytes = Encodings(events);
+  const std::vector<std::string_view> views(bytes.begin(), bytes.end());
+  const std::vector<uint64_t> ascending = {1, 2};
+  const std::vector<uint64_t> descending = {2, 1};
+  const std::vector<uint64_t> zero = {0, 1};
+  const std::vector<uint64_t> three = {1, 2, 3};
+  const std::vector<uint64_t> one = {4};
+  v1::Event pb;
+  ToProto(events[0], &pb);
+  pb.set_seq(5);
+  const std::string own_seq = pb.SerializeAsString();
+  const std::vector<std::string_view> other_seq = {own_seq};
+  const std::vector<std::string_view> garbage = {"\xff\xff", views[1]};
+  struct Case {
+    std::string bytes;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"\x0a\xff", "not a tripline.v1.PartitionBatch"},
+      {EncodePartitionBatch("", ascending, views), "sensor_id"},
+      {EncodePartitionBatch("bad id", ascending, views), "sensor_id"},
+      {EncodePartitionBatch("sensor-a", {}, {}), "no events"},
+      {EncodePartitionBatch("sensor-a", three, views), "3 sequence numbers for 2 events"},
+      {EncodePartitionBatch("sensor-a", descending, views), "not above the one before"},
+      {EncodePartitionBatch("sensor-a", zero, views), "is 0"},
+      {EncodePartitionBatch("sensor-a", one, other_seq), "carries seq 5"},
+      {EncodePartitionBatch("sensor-a", ascending, garbage), "is not a tripline.v1.Event"},
+  };
+  for (const Case& c : cases) {
+    const auto r = DecodePartitionBatch(c.bytes);
+    ASSERT_FALSE(r.ok()) << c.says;
+    EXPECT_TRUE(r.status().IsInvalidArgument()) << r.status().ToString();
+    EXPECT_NE(r.status().message().find(c.says), std::string::npos) << r.status().ToString();
+  }
 }
 
 }  // namespace

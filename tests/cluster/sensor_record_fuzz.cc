@@ -22,11 +22,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     __builtin_trap();
   }
   std::string sensor;
-  uint64_t seq = 0;
-  if (ParseEventMessageId(bytes, &sensor, &seq) &&
-      EventMessageId(sensor, seq) != std::string(bytes)) {
-    // Only a canonical decimal reads back byte for byte; leading zeros do not.
-    if (bytes.find(":0") == std::string_view::npos) __builtin_trap();
+  uint64_t first = 0;
+  uint64_t last = 0;
+  if (ParseBatchMessageId(bytes, &sensor, &first, &last)) {
+    if (first == 0 || last < first) __builtin_trap();
+    // Only canonical decimals read back byte for byte; leading zeros do not.
+    if (BatchMessageId(sensor, first, last) != std::string(bytes) &&
+        bytes.find(":0") == std::string_view::npos && bytes.find("-0") == std::string_view::npos) {
+      __builtin_trap();
+    }
   }
   return 0;
 }

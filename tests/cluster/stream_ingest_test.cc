@@ -13,6 +13,7 @@
 #include "model/event_proto.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/cluster/nats_fixture.h"
+#include "tests/cluster/stream_reader.h"
 #include "tripline/v1/event.pb.h"
 
 namespace tripline::cluster {
@@ -101,29 +102,6 @@ class StreamIngestTest : public ::testing::Test {
     return durable;
   }
 
-  // Everything in the events stream: message id -> (subject, event).
-  std::map<std::string, std::pair<std::string, Event>> ReadStream(size_t expect) {
-    std::map<std::string, std::pair<std::string, Event>> got;
-    auto c = nodes_[0]->js().Consume({kEventsStream, "reader", "tl.ev.>", 30000, 65536});
-    EXPECT_TRUE(c.ok()) << c.status().ToString();
-    if (!c.ok()) return got;
-    for (int round = 0; round < 100 && got.size() < expect; ++round) {
-      auto batch = (*c)->Fetch(1000, 1000);
-      EXPECT_TRUE(batch.ok());
-      if (!batch.ok()) break;
-      for (const Delivered& d : *batch) {
-        v1::Event pb;
-        EXPECT_TRUE(pb.ParseFromString(d.data)) << d.id;
-        auto e = FromProto(pb);
-        EXPECT_TRUE(e.ok()) << d.id;
-        if (!e.ok()) continue;
-        EXPECT_TRUE(got.emplace(d.id, std::make_pair(d.subject, *e)).second) << "twice: " << d.id;
-      }
-      EXPECT_TRUE((*c)->AckAll().ok());
-    }
-    return got;
-  }
-
   std::unique_ptr<NatsCluster> nats_;
   std::vector<std::unique_ptr<IngestNode>> nodes_;
 };
@@ -151,14 +129,14 @@ TEST_F(StreamIngestTest, ASensorMovingBetweenNodesResumesWhereTheStreamLeftOff) 
   EXPECT_EQ((*record)->events, 1500u);
   EXPECT_EQ((*record)->missing, 0u);
 
-  const auto got = ReadStream(1500);
+  const auto got = testing::ReadEventsStream(nodes_[0]->js(), "reader", 1500);
   ASSERT_EQ(got.size(), 1500u);
-  EXPECT_EQ(nodes_[0]->js().StreamMessages(kEventsStream).value_or(0), 1500u);
   std::set<std::string> subjects;
   for (size_t i = 0; i < events.size(); ++i) {
-    const auto it = got.find(EventMessageId("sensor-a", i + 1));
+    const auto it = got.find({"sensor-a", i + 1});
     ASSERT_NE(it, got.end()) << "lost: seq " << i + 1;
-    const auto& [subject, e] = it->second;
+    ASSERT_EQ(it->second.size(), 1u) << "twice: seq " << i + 1;
+    const auto& [subject, e] = it->second.front();
     // Each event in its host's partition, as sent.
     EXPECT_EQ(subject, PartitionSubject(PartitionOfHost(events[i].host, kPartitions)));
     EXPECT_EQ(e.host, events[i].host);
@@ -179,10 +157,11 @@ TEST_F(StreamIngestTest, TheStreamLeaderKilledMidIngestLosesAndDoublesNothing) {
   nats_->Kill((*leader)[1] - '0');
   // Acknowledged by the two replicas left (a new leader is elected on the way).
   EXPECT_EQ(Send(a, "sensor-b", events, 700, 2000, 50), 2000u);
-  const auto got = ReadStream(2000);
+  const auto got = testing::ReadEventsStream(nodes_[0]->js(), "reader", 2000);
   EXPECT_EQ(got.size(), 2000u);
   for (size_t i = 0; i < events.size(); ++i) {
-    EXPECT_EQ(got.count(EventMessageId("sensor-b", i + 1)), 1u) << i + 1;
+    const auto it = got.find({"sensor-b", i + 1});
+    EXPECT_TRUE(it != got.end() && it->second.size() == 1u) << "lost or twice: " << i + 1;
   }
 }
 
@@ -197,7 +176,53 @@ TEST_F(StreamIngestTest, AGapIsRecordedAndALateCopyIsADuplicate) {
   ASSERT_TRUE(record.ok() && record->has_value());
   EXPECT_EQ((*record)->missing, 10u);
   EXPECT_EQ((*record)->events, 30u);
-  EXPECT_EQ(ReadStream(30).size(), 30u);
+  EXPECT_EQ(testing::ReadEventsStream(nodes_[0]->js(), "reader", 30).size(), 30u);
+}
+
+TEST_F(StreamIngestTest, ABatchIsOneMessagePerPartitionSplitBySizeInSequenceOrder) {
+  auto kv = nodes_[0]->js().Bucket(kSensorsBucket, 3);
+  ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+  StreamSinkOptions so;
+  so.partitions = kPartitions;
+  so.max_message_bytes = 2000;  // a few events to a message
+  StreamSink sink(&nodes_[0]->js(), kv->get(), so);
+  const std::vector<Event> events = testing::SyntheticEvents(300, 3, 4);
+  for (size_t i = 0; i < events.size(); i += 100) {
+    auto r = sink.AppendBatch("sensor-d", i + 1, {events.begin() + i, events.begin() + i + 100});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->durable_seq, i + 100);
+  }
+  // The same batch again (its acknowledgement lost): nothing new in the stream.
+  auto again = sink.AppendBatch("sensor-d", 201, {events.begin() + 200, events.end()});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->duplicates, 100u);
+
+  auto c = nodes_[0]->js().Consume({kEventsStream, "split", "tl.ev.>", 30000, 65536});
+  ASSERT_TRUE(c.ok());
+  std::map<std::string, uint64_t> last_per_subject;
+  std::set<uint64_t> seen;
+  size_t messages = 0;
+  for (int round = 0; round < 50 && seen.size() < events.size(); ++round) {
+    auto got = (*c)->Fetch(500, 1000);
+    ASSERT_TRUE(got.ok());
+    for (const Delivered& d : *got) {
+      auto m = DecodePartitionBatch(d.data);
+      ASSERT_TRUE(m.ok()) << m.status().ToString();
+      ++messages;
+      EXPECT_LE(d.data.size(), 2000u + 200u) << "about max_message_bytes";
+      for (const Event& e : m->events) {
+        EXPECT_EQ(d.subject, PartitionSubject(PartitionOfHost(e.host, kPartitions)));
+        EXPECT_GT(e.seq, last_per_subject[d.subject]) << "in sequence order per partition";
+        last_per_subject[d.subject] = e.seq;
+        EXPECT_TRUE(seen.insert(e.seq).second) << "twice: " << e.seq;
+        EXPECT_EQ(e.time_ns, events[e.seq - 1].time_ns);
+      }
+    }
+    ASSERT_TRUE((*c)->AckAll().ok());
+  }
+  EXPECT_EQ(seen.size(), events.size());
+  EXPECT_GT(messages, 3u * last_per_subject.size()) << "split by size";
+  EXPECT_LT(messages, events.size() / 2) << "several events to a message";
 }
 
 }  // namespace
