@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "aggregator/ingest/ingest_validation.h"
+#include "common/fnv.h"
 #include "model/event_proto.h"
 #include "tripline/v1/cluster.pb.h"
 #include "tripline/v1/event.pb.h"
@@ -53,12 +54,8 @@ StreamSpec EventsStreamSpec(int replicas) {
 }
 
 uint32_t PartitionOfHost(std::string_view host, uint32_t partitions) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a: stable across nodes and builds
-  for (unsigned char c : host) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return partitions == 0 ? 0 : static_cast<uint32_t>(h % partitions);
+  // FNV-1a: stable across nodes and builds.
+  return partitions == 0 ? 0 : static_cast<uint32_t>(Fnv1a64(host) % partitions);
 }
 
 std::string PartitionSubject(uint32_t partition) {

@@ -7,6 +7,7 @@
 
 #include "aggregator/store/event_keys.h"
 #include "aggregator/store/rocksdb_store.h"
+#include "common/fnv.h"
 #include "common/log.h"
 
 namespace tripline::forward {
@@ -31,15 +32,6 @@ std::string Hex64(uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
   return buf;
-}
-
-uint64_t Fnv1a64(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
 }
 
 std::string CursorKey(std::string_view source) {

@@ -32,8 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const std::vector<std::string_view> views(encoded.begin(), encoded.end());
   const auto twice = DecodePartitionBatch(EncodePartitionBatch(r->sensor_id, seqs, views));
-  if (!twice.ok() || twice->sensor_id != r->sensor_id ||
-      twice->events.size() != r->events.size()) {
+  if (!twice.ok() || twice->sensor_id != r->sensor_id || twice->events.size() != r->events.size()) {
     __builtin_trap();
   }
   for (size_t i = 0; i < seqs.size(); ++i) {

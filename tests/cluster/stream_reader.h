@@ -37,8 +37,8 @@ inline StreamContents ReadEventsStream(cluster::JetStream& js, const std::string
       auto m = cluster::DecodePartitionBatch(d.data);
       EXPECT_TRUE(m.ok()) << d.id << ": " << m.status().ToString();
       if (!m.ok()) continue;
-      EXPECT_EQ(d.id, cluster::BatchMessageId(m->sensor_id, m->events.front().seq,
-                                              m->events.back().seq));
+      EXPECT_EQ(d.id,
+                cluster::BatchMessageId(m->sensor_id, m->events.front().seq, m->events.back().seq));
       for (Event& e : m->events) {
         got[{m->sensor_id, e.seq}].push_back({d.subject, std::move(e)});
       }

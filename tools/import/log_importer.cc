@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/fnv.h"
 #include "model/event_proto.h"
 #include "tripline/v1/ingest.grpc.pb.h"
 
@@ -22,14 +23,6 @@ constexpr size_t kHeadLines = 8;
 constexpr size_t kHeadBytes = 4096;
 constexpr size_t kReadChunk = 1 << 20;
 constexpr int64_t kProgressEveryNs = kNanosPerSecond / 4;
-
-uint64_t Fnv1a(std::string_view s, uint64_t h) {
-  for (const char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
 
 // A finaliser so that the two halves differ in every bit, not only where FNV spreads.
 uint64_t Mix(uint64_t x) {
@@ -278,8 +271,8 @@ std::string ImportSensorId(LogFormat format, std::string_view host, std::string_
   key.append(host);
   key.push_back('\0');
   key.append(head.substr(0, end));
-  const uint64_t a = Mix(Fnv1a(key, 0xcbf29ce484222325ULL));
-  const uint64_t b = Mix(Fnv1a(key, 0x84222325cbf29ce4ULL) ^ 0x9e3779b97f4a7c15ULL);
+  const uint64_t a = Mix(Fnv1a64(key));
+  const uint64_t b = Mix(Fnv1a64(key, 0x84222325cbf29ce4ULL) ^ 0x9e3779b97f4a7c15ULL);
   char hex[40];
   std::snprintf(hex, sizeof(hex), "%016llx%016llx", static_cast<unsigned long long>(a),
                 static_cast<unsigned long long>(b));
