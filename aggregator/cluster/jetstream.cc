@@ -304,6 +304,7 @@ struct PullConsumer::Impl {
   natsSubscription* sub = nullptr;
   std::map<uint64_t, natsMsg*> unacked;  // by stream sequence, from the last fetches
   std::string name;
+  bool cumulative = false;
 
   ~Impl() {
     for (auto& [seq, msg] : unacked) natsMsg_Destroy(msg);  // handed out again later
@@ -322,15 +323,32 @@ Result<std::unique_ptr<PullConsumer>> JetStream::Consume(const ConsumerSpec& spe
   jsSubOptions_Init(&so);
   so.Stream = spec.stream.c_str();
   so.Config.Durable = spec.durable.c_str();
-  so.Config.AckPolicy = js_AckExplicit;
+  so.Config.AckPolicy = spec.ack_cumulative ? js_AckAll : js_AckExplicit;
   so.Config.DeliverPolicy = js_DeliverAll;
+  if (spec.start_sequence > 0) {
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = spec.start_sequence;
+  }
   so.Config.AckWait = spec.ack_wait_ms * kNanosPerMilli;
   so.Config.MaxAckPending = spec.max_ack_pending;
   so.Config.FilterSubject = spec.filter_subject.c_str();
   auto impl = std::make_unique<PullConsumer::Impl>();
   impl->name = spec.stream + "/" + spec.durable;
+  impl->cumulative = spec.ack_cumulative;
   const int64_t deadline = impl_->SetupDeadline();
   TL_RETURN_IF_ERROR(impl_->AwaitJetStream(deadline));
+  if (spec.start_sequence > 0) {
+    for (;;) {
+      jsErrCode jerr = static_cast<jsErrCode>(0);
+      const natsStatus s =
+          js_DeleteConsumer(impl_->js, spec.stream.c_str(), spec.durable.c_str(), nullptr, &jerr);
+      if (s == NATS_OK || s == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr) break;
+      if (NowMs() >= deadline) {
+        return NatsError("cluster: deleting consumer " + impl->name, s, jerr);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
   for (;;) {
     jsErrCode jerr = static_cast<jsErrCode>(0);
     const natsStatus s = js_PullSubscribe(&impl->sub, impl_->js, spec.filter_subject.c_str(),
@@ -346,10 +364,19 @@ Result<std::unique_ptr<PullConsumer>> JetStream::Consume(const ConsumerSpec& spe
 Result<std::vector<Delivered>> PullConsumer::Fetch(int max, int64_t timeout_ms) {
   natsMsgList list{};
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  const natsStatus s = natsSubscription_Fetch(&list, impl_->sub, std::max(1, max),
-                                              std::max<int64_t>(1, timeout_ms), &jerr);
+  natsStatus s = NATS_OK;
+  if (timeout_ms > 0) {
+    s = natsSubscription_Fetch(&list, impl_->sub, std::max(1, max), timeout_ms, &jerr);
+  } else {
+    jsFetchRequest req;
+    jsFetchRequest_Init(&req);
+    req.Batch = std::max(1, max);
+    req.NoWait = true;
+    req.Expires = 0;  // with an expiry the server waits it out when nothing is there
+    s = natsSubscription_FetchRequest(&list, impl_->sub, &req);
+  }
   std::vector<Delivered> out;
-  if (s == NATS_TIMEOUT) return out;
+  if (s == NATS_TIMEOUT || (timeout_ms <= 0 && s == NATS_NOT_FOUND)) return out;
   if (s != NATS_OK) return NatsError("cluster: fetching from " + impl_->name, s, jerr);
   out.reserve(static_cast<size_t>(list.Count));
   for (int i = 0; i < list.Count; ++i) {
@@ -396,9 +423,30 @@ Status PullConsumer::Ack(uint64_t stream_sequence) {
 }
 
 Status PullConsumer::AckAll() {
-  while (!impl_->unacked.empty()) TL_RETURN_IF_ERROR(Ack(impl_->unacked.begin()->first));
+  if (impl_->unacked.empty()) return Status::Ok();
+  return AckThrough(impl_->unacked.rbegin()->first);
+}
+
+Status PullConsumer::AckThrough(uint64_t stream_sequence) {
+  auto end = impl_->unacked.upper_bound(stream_sequence);
+  if (end == impl_->unacked.begin()) return Status::Ok();
+  if (!impl_->cumulative) {
+    while (!impl_->unacked.empty() && impl_->unacked.begin()->first <= stream_sequence) {
+      TL_RETURN_IF_ERROR(Ack(impl_->unacked.begin()->first));
+    }
+    return Status::Ok();
+  }
+  // The last one acknowledges those before it.
+  TL_RETURN_IF_ERROR(Ack(std::prev(end)->first));
+  for (auto it = impl_->unacked.begin();
+       it != impl_->unacked.end() && it->first <= stream_sequence;) {
+    natsMsg_Destroy(it->second);
+    it = impl_->unacked.erase(it);
+  }
   return Status::Ok();
 }
+
+size_t PullConsumer::unacknowledged() const { return impl_->unacked.size(); }
 
 // ---- KeyValue ---------------------------------------------------------------------------
 
@@ -489,6 +537,13 @@ Result<uint64_t> KeyValue::Put(std::string_view key, std::string_view value) {
       kvStore_Put(&rev, impl_->kv, k.c_str(), value.data(), static_cast<int>(value.size()));
   if (s != NATS_OK) return NatsError(impl_->What(key), s);
   return rev;
+}
+
+Status KeyValue::Delete(std::string_view key) {
+  const std::string k = Z(key);
+  const natsStatus s = kvStore_Delete(impl_->kv, k.c_str());
+  if (s != NATS_OK && s != NATS_NOT_FOUND) return NatsError(impl_->What(key), s);
+  return Status::Ok();
 }
 
 Result<std::vector<std::string>> KeyValue::Keys() {

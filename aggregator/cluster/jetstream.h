@@ -84,6 +84,15 @@ struct ConsumerSpec {
   std::string filter_subject;  // empty: every subject of the stream
   int64_t ack_wait_ms = 30'000;
   int64_t max_ack_pending = 65'536;
+  // Acknowledging a message acknowledges every one before it (JetStream's AckAll policy):
+  // AckThrough is then one round trip.
+  bool ack_cumulative = false;
+  // > 0: the consumer is made anew, starting at this stream sequence: one of the same name
+  // is deleted first, with whatever it had handed out and not seen acknowledged (its
+  // subscribers' fetches fail from then on). A worker taking a partition over starts it
+  // after the snapshot it loaded, without waiting for the ack wait of messages its
+  // predecessor held.
+  uint64_t start_sequence = 0;
 };
 
 struct KvEntry {
@@ -100,14 +109,19 @@ class PullConsumer {
   PullConsumer(const PullConsumer&) = delete;
   PullConsumer& operator=(const PullConsumer&) = delete;
 
-  // Up to `max` messages, waiting at most `timeout_ms` for the first. An empty vector
-  // when none came in time (not an error).
+  // Up to `max` messages, waiting at most `timeout_ms` for the first; 0 takes what is
+  // there without waiting. An empty vector when none came in time (not an error).
   Result<std::vector<Delivered>> Fetch(int max, int64_t timeout_ms);
   // Acknowledges a message of the last Fetch by its stream sequence and waits for the
   // server to confirm, so that an acknowledged message is never handed out again.
   Status Ack(uint64_t stream_sequence);
   // Acknowledges every message of the last Fetch still unacknowledged.
   Status AckAll();
+  // Acknowledges every fetched message up to `stream_sequence` still unacknowledged (with
+  // ack_cumulative, by acknowledging the last of them).
+  Status AckThrough(uint64_t stream_sequence);
+  // Fetched messages not acknowledged yet.
+  size_t unacknowledged() const;
 
  private:
   friend class JetStream;
@@ -132,6 +146,8 @@ class KeyValue {
   Result<uint64_t> Update(std::string_view key, std::string_view value, uint64_t expected);
   // Writes `value` whatever was there. The new revision.
   Result<uint64_t> Put(std::string_view key, std::string_view value);
+  // Removes `key`'s value (a key without one is not an error).
+  Status Delete(std::string_view key);
   // The keys with a value.
   Result<std::vector<std::string>> Keys();
 

@@ -172,6 +172,43 @@ TEST_F(JetStreamTest, AMessageNotAcknowledgedIsHandedOutAgainToTheNextConsumer) 
   EXPECT_TRUE(rest->empty());
 }
 
+TEST_F(JetStreamTest, ACumulativeConsumerMadeAnewStartsWhereItIsToldAtOnce) {
+  auto js = Connect();
+  ASSERT_NE(js, nullptr);
+  ASSERT_NO_FATAL_FAILURE(EnsureEvents(*js));
+  for (int i = 1; i <= 10; ++i) {
+    ASSERT_TRUE(js->Publish({"tl.events.p4", "q:" + std::to_string(i), std::to_string(i)}).ok());
+  }
+  ConsumerSpec spec{"EVENTS", "worker-p4", "tl.events.p4", 60000, 1000};
+  spec.ack_cumulative = true;
+  auto a = js->Consume(spec);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  auto got = (*a)->Fetch(10, 2000);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 10u);
+  // One acknowledgement for the first four.
+  ASSERT_TRUE((*a)->AckThrough((*got)[3].stream_sequence).ok());
+  EXPECT_EQ((*a)->unacknowledged(), 6u);
+  // Nothing more to fetch: a fetch that does not wait returns at once.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto none = (*a)->Fetch(10, 0);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(500));
+  // A new holder starts after message 7 without waiting for the ack wait of 8-10.
+  spec.start_sequence = (*got)[6].stream_sequence + 1;
+  auto b = js->Consume(spec);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  auto rest = (*b)->Fetch(10, 2000);
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->size(), 3u);
+  EXPECT_EQ(rest->front().stream_sequence, (*got)[7].stream_sequence);
+  EXPECT_EQ(rest->front().deliveries, 1u);
+  // The previous holder's consumer is gone: it can fetch nothing more.
+  auto stale = (*a)->Fetch(10, 0);
+  EXPECT_TRUE(!stale.ok() || stale->empty());
+}
+
 TEST_F(JetStreamTest, CompareAndSetLetsOneOfTwoWritersWin) {
   auto js = Connect();
   ASSERT_NE(js, nullptr);
