@@ -450,6 +450,18 @@ static_assert(static_cast<size_t>(EventKind::kHealth) < sizeof(kKindBytes));
 Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint64_t first_seq,
                                                const std::vector<Event>& events,
                                                std::span<const std::string_view> encoded) {
+  return Append(sensor_id, first_seq, events, encoded, /*run=*/false);
+}
+
+Result<AppendResult> RocksDbStore::AppendRun(std::string_view sensor_id, uint64_t first_seq,
+                                             const std::vector<Event>& events,
+                                             std::span<const std::string_view> encoded) {
+  return Append(sensor_id, first_seq, events, encoded, /*run=*/true);
+}
+
+Result<AppendResult> RocksDbStore::Append(std::string_view sensor_id, uint64_t first_seq,
+                                          const std::vector<Event>& events,
+                                          std::span<const std::string_view> encoded, bool run) {
   if (!db_) return Status::Unavailable("store is closed");
   if (sensor_id.empty() || sensor_id.find('\0') != std::string_view::npos) {
     return Status::InvalidArgument("bad sensor id");
@@ -474,17 +486,18 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
   result.durable_seq = durable;
   if (events.empty()) return result;
   const uint64_t last_seq = first_seq + events.size() - 1;
-  if (last_seq <= durable) {
+  if (last_seq <= durable && !run) {
     result.duplicates = events.size();
     duplicates_.fetch_add(result.duplicates);
     return result;
   }
-  const size_t start = durable >= first_seq ? static_cast<size_t>(durable - first_seq + 1) : 0;
+  const size_t start =
+      durable >= first_seq && !run ? static_cast<size_t>(durable - first_seq + 1) : 0;
   result.duplicates = start;
 
   SensorRecord record = slot->record;
   rocksdb::WriteBatch batch;
-  if (first_seq > durable + 1) {
+  if (first_seq > durable + 1 && !run) {
     result.gap_first = durable + 1;
     result.gap_last = first_seq - 1;
     std::string gap_key(kGapPrefix);
@@ -598,7 +611,7 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
     batch.Put(meta_cf_, std::string(kIdentityPrefix) + name, {});
   }
   result.stored = n;
-  record.durable_seq = last_seq;
+  record.durable_seq = std::max(durable, last_seq);
   record.events += result.stored;
   record.last_write_ns = clock_.NowNs();
   // The sequence number commits with the events: after a crash either both are there or
@@ -612,8 +625,8 @@ Result<AppendResult> RocksDbStore::AppendBatch(std::string_view sensor_id, uint6
   if (!s.ok()) {
     return Logged(FromRocksDb(s, "writing batch of sensor '" + std::string(sensor_id) + "'"));
   }
+  result.durable_seq = record.durable_seq;
   slot->record = std::move(record);
-  result.durable_seq = last_seq;
   if (result.duplicates) duplicates_.fetch_add(result.duplicates);
   if (result.gap_first) gaps_.fetch_add(1);
   if (!fresh_identities.empty()) {

@@ -72,6 +72,14 @@ class RocksDbStore final : public Store {
   Result<AppendResult> AppendBatch(std::string_view sensor_id, uint64_t first_seq,
                                    const std::vector<Event>& events,
                                    std::span<const std::string_view> encoded) override;
+  // Stores a run of a sensor's events (events[i] has sequence number first_seq + i) whatever
+  // was stored for the sensor before: no duplicates dropped, no gap recorded; the sensor's
+  // durable_seq becomes the highest stored. For a worker of the scaled-out mode, which gets
+  // a sensor's events split over partitions, in order within each, and has dropped what it
+  // fed before (docs/scale-out.md). The same run stored again replaces itself (same keys).
+  Result<AppendResult> AppendRun(std::string_view sensor_id, uint64_t first_seq,
+                                 const std::vector<Event>& events,
+                                 std::span<const std::string_view> encoded);
   Result<uint64_t> DurableSeq(std::string_view sensor_id) override;
   Result<std::optional<SensorRecord>> GetSensor(std::string_view sensor_id) override;
   Result<std::string> IncidentIdKey() override;
@@ -104,6 +112,9 @@ class RocksDbStore final : public Store {
   rocksdb::ColumnFamilyHandle* column_family(std::string_view name);
 
  private:
+  Result<AppendResult> Append(std::string_view sensor_id, uint64_t first_seq,
+                              const std::vector<Event>& events,
+                              std::span<const std::string_view> encoded, bool run);
   struct SensorSlot {
     std::mutex mu;  // serializes appends of one sensor
     SensorRecord record;

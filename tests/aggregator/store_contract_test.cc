@@ -565,6 +565,37 @@ TYPED_TEST(StoreContractTest, ReadsASensorsEventsBackInSequenceOrder) {
   EXPECT_TRUE(unknown->empty());
 }
 
+TEST(RocksDbStoreTest, RunsOfOneSensorInAnyOrderAreStoredWithoutGapsOrDuplicates) {
+  // A worker of the scaled-out mode: a sensor's events reach it split over partitions,
+  // runs 1-10 and 21-30 on one, 11-20 on another, stored in whatever order they come.
+  TempDir dir;
+  auto store = RocksDbStore::Open({.path = dir.Sub("db")});
+  ASSERT_TRUE(store.ok());
+  const auto events = SyntheticEvents(30);
+  const auto run = [&](size_t from, size_t to) {
+    return std::vector<Event>(events.begin() + from, events.begin() + to);
+  };
+  for (const auto& [from, to] : {std::pair{20, 30}, std::pair{0, 10}, std::pair{10, 20}}) {
+    auto r = (*store)->AppendRun("s1", from + 1, run(from, to), {});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->stored, 10u);
+    EXPECT_EQ(r->duplicates, 0u);
+    EXPECT_EQ(r->gap_first, 0u);
+    EXPECT_EQ(r->durable_seq, 30u);
+  }
+  // The same run again (a message redelivered to the same worker) replaces itself.
+  ASSERT_TRUE((*store)->AppendRun("s1", 11, run(10, 20), {}).ok());
+  auto page = (*store)->QueryEvents({.limit = 100});
+  ASSERT_TRUE(page.ok());
+  std::set<uint64_t> seqs;
+  for (const StoredEvent& e : page->events) EXPECT_TRUE(seqs.insert(e.event.seq).second);
+  EXPECT_EQ(seqs.size(), 30u);
+  auto record = (*store)->GetSensor("s1");
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((*record)->durable_seq, 30u);
+  EXPECT_EQ((*record)->missing, 0u);
+}
+
 TEST(RocksDbStoreTest, RetentionHidesOldEventsAndCompactionRemovesThem) {
   TempDir dir;
   FakeClock clock(kBaseTimeNs + 10 * 3600 * kNanosPerSecond);
