@@ -1,0 +1,157 @@
+#include "aggregator/cluster/partition_snapshot.h"
+
+#include <algorithm>
+
+#include "aggregator/cluster/lease.h"
+#include "common/fnv.h"
+
+namespace tripline::cluster {
+namespace {
+
+// A head read while its writer replaces the chunks: read again this many times.
+constexpr int kLoadRounds = 5;
+constexpr uint32_t kMaxChunks = 64 * 1024;  // 16 GiB of state: far past any partition
+
+Status Bad(std::string_view what) {
+  return Status::Corruption("partition snapshot: " + std::string(what));
+}
+
+std::string HeadKey(uint32_t partition) { return "snap." + std::to_string(partition); }
+
+// Chunks carry the writer: two workers writing over the same version never share a key.
+std::string ChunkKey(uint32_t partition, uint64_t generation, std::string_view writer, uint32_t i) {
+  return "snap." + std::to_string(partition) + "." + std::to_string(generation) + "." +
+         std::string(writer) + "." + std::to_string(i);
+}
+
+}  // namespace
+
+uint64_t SnapshotChecksum(std::string_view bytes) { return Fnv1a64(bytes); }
+
+std::string EncodeSnapshotHead(const v1::SnapshotHead& head) { return head.SerializeAsString(); }
+
+Result<v1::SnapshotHead> DecodeSnapshotHead(std::string_view bytes) {
+  v1::SnapshotHead head;
+  if (!head.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Bad("the head is not a tripline.v1.SnapshotHead");
+  }
+  if (head.generation() == 0) return Bad("the head has no generation");
+  if (!ValidLeaseName(head.writer())) return Bad("the head's writer is not a valid name");
+  if (head.chunks() == 0 || head.chunks() > kMaxChunks) {
+    return Bad("the head names " + std::to_string(head.chunks()) + " chunks");
+  }
+  const uint64_t expected_chunks =
+      std::max<uint64_t>(1, (head.bytes() + kSnapshotChunkBytes - 1) / kSnapshotChunkBytes);
+  if (head.bytes() > uint64_t{kMaxChunks} * kSnapshotChunkBytes ||
+      expected_chunks != head.chunks()) {
+    return Bad("the head's size does not fit its chunk count");
+  }
+  return head;
+}
+
+Result<v1::PartitionSnapshot> DecodePartitionSnapshot(std::string_view bytes,
+                                                      const v1::SnapshotHead& head,
+                                                      uint32_t partition) {
+  if (bytes.size() != head.bytes()) {
+    return Bad(std::to_string(bytes.size()) + " bytes where the head says " +
+               std::to_string(head.bytes()));
+  }
+  if (SnapshotChecksum(bytes) != head.checksum()) return Bad("checksum differs from the head's");
+  v1::PartitionSnapshot s;
+  if (!s.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Bad("not a tripline.v1.PartitionSnapshot");
+  }
+  if (s.partition() != partition) {
+    return Bad("of partition " + std::to_string(s.partition()) + ", not " +
+               std::to_string(partition));
+  }
+  for (const auto& [sensor, seq] : s.positions()) {
+    if (sensor.empty() || seq == 0) return Bad("a sensor's position is empty");
+  }
+  return s;
+}
+
+SnapshotStore::SnapshotStore(KeyValue* kv, std::string writer)
+    : kv_(kv), writer_(std::move(writer)) {}
+
+Result<LoadedSnapshot> SnapshotStore::Load(uint32_t partition) {
+  const std::string head_key = HeadKey(partition);
+  for (int round = 0;; ++round) {
+    TL_ASSIGN_OR_RETURN(const std::optional<KvEntry> entry, kv_->Get(head_key));
+    LoadedSnapshot out;
+    if (!entry.has_value()) return out;
+    TL_ASSIGN_OR_RETURN(const v1::SnapshotHead head, DecodeSnapshotHead(entry->value));
+    out.version = {entry->revision, head.generation()};
+    std::string bytes;
+    bytes.reserve(head.bytes());
+    bool missing = false;
+    for (uint32_t i = 0; i < head.chunks() && !missing; ++i) {
+      TL_ASSIGN_OR_RETURN(const std::optional<KvEntry> chunk,
+                          kv_->Get(ChunkKey(partition, head.generation(), head.writer(), i)));
+      if (!chunk.has_value()) {
+        missing = true;
+      } else {
+        bytes += chunk->value;
+      }
+    }
+    if (missing) {
+      // A newer snapshot replaced this one between the reads: read its head.
+      if (round + 1 < kLoadRounds) continue;
+      return Bad("chunks of partition " + std::to_string(partition) + " generation " +
+                 std::to_string(head.generation()) + " are missing");
+    }
+    TL_ASSIGN_OR_RETURN(v1::PartitionSnapshot s, DecodePartitionSnapshot(bytes, head, partition));
+    out.snapshot = std::move(s);
+    return out;
+  }
+}
+
+Result<SnapshotVersion> SnapshotStore::Save(const v1::PartitionSnapshot& snapshot,
+                                            SnapshotVersion over) {
+  const uint32_t partition = snapshot.partition();
+  const std::string bytes = snapshot.SerializeAsString();
+  v1::SnapshotHead head;
+  head.set_generation(over.generation + 1);
+  head.set_chunks(static_cast<uint32_t>(
+      std::max<size_t>(1, (bytes.size() + kSnapshotChunkBytes - 1) / kSnapshotChunkBytes)));
+  head.set_bytes(bytes.size());
+  head.set_checksum(SnapshotChecksum(bytes));
+  head.set_writer(writer_);
+  const auto drop_chunks = [&](uint64_t generation, std::string_view writer, uint32_t chunks) {
+    for (uint32_t i = 0; i < chunks; ++i) {
+      // Best effort: a chunk left behind is never read (no head names it).
+      (void)kv_->Delete(ChunkKey(partition, generation, writer, i));
+    }
+  };
+  for (uint32_t i = 0; i < head.chunks(); ++i) {
+    const size_t at = static_cast<size_t>(i) * kSnapshotChunkBytes;
+    TL_RETURN_IF_ERROR(kv_->Put(ChunkKey(partition, head.generation(), writer_, i),
+                                std::string_view(bytes).substr(at, kSnapshotChunkBytes))
+                           .status());
+  }
+  // The previous generation's chunk count, to delete them once the head moved.
+  std::optional<v1::SnapshotHead> previous;
+  if (over.revision != 0) {
+    auto entry = kv_->Get(HeadKey(partition));
+    if (entry.ok() && entry->has_value() && (*entry)->revision == over.revision) {
+      auto h = DecodeSnapshotHead((*entry)->value);
+      if (h.ok()) previous = *std::move(h);
+    }
+  }
+  const std::string value = EncodeSnapshotHead(head);
+  const Result<uint64_t> written = over.revision == 0
+                                       ? kv_->Create(HeadKey(partition), value)
+                                       : kv_->Update(HeadKey(partition), value, over.revision);
+  if (!written.ok()) {
+    drop_chunks(head.generation(), writer_, head.chunks());
+    if (written.status().code() == Status::Code::kAlreadyExists) {
+      return Status::Aborted("partition " + std::to_string(partition) +
+                             ": another worker wrote a snapshot first");
+    }
+    return written.status();
+  }
+  if (previous) drop_chunks(previous->generation(), previous->writer(), previous->chunks());
+  return SnapshotVersion{*written, head.generation()};
+}
+
+}  // namespace tripline::cluster

@@ -1,0 +1,491 @@
+#include "aggregator/cluster/worker.h"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "aggregator/cluster/stream_sink.h"
+#include "aggregator/query/query_service.h"
+#include "common/log.h"
+#include "model/event_proto.h"
+#include "model/incident_proto.h"
+
+namespace tripline::cluster {
+namespace {
+
+constexpr const char* kIncidentKeyName = "incident-id-key";
+constexpr size_t kIncidentKeyBytes = 32;
+// Sleep between rounds in which no partition had anything.
+constexpr auto kIdleWait = std::chrono::milliseconds(20);
+
+std::string Hex(const std::string& bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+Result<std::string> RandomBytes(size_t n) {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t r = getrandom(out.data() + got, n - got, 0);
+    if (r <= 0) return Status::FromErrno(errno, "getrandom");
+    got += static_cast<size_t>(r);
+  }
+  return out;
+}
+
+// The cluster's incident id key: made once by the first worker, read by every other.
+Result<std::string> ClusterIncidentKey(JetStream* js, int replicas) {
+  TL_ASSIGN_OR_RETURN(std::unique_ptr<KeyValue> kv, js->Bucket(kClusterBucket, replicas));
+  TL_ASSIGN_OR_RETURN(const std::optional<KvEntry> found, kv->Get(kIncidentKeyName));
+  if (found.has_value()) {
+    if (found->value.size() != kIncidentKeyBytes) {
+      return Status::Corruption("cluster: the incident id key is not " +
+                                std::to_string(kIncidentKeyBytes) + " bytes");
+    }
+    return found->value;
+  }
+  TL_ASSIGN_OR_RETURN(const std::string key, RandomBytes(kIncidentKeyBytes));
+  const Result<uint64_t> made = kv->Create(kIncidentKeyName, key);
+  if (made.ok()) return key;
+  if (made.status().code() != Status::Code::kAlreadyExists) return made.status();
+  // Another worker made it first: use that one.
+  return ClusterIncidentKey(js, replicas);
+}
+
+std::string PartitionResource(uint32_t p) { return "partition." + std::to_string(p); }
+
+}  // namespace
+
+struct Worker::Partition {
+  uint32_t id = 0;
+  Lease lease;
+  std::unique_ptr<PullConsumer> consumer;
+  std::unique_ptr<baseline::Baselines> baselines;
+  std::unique_ptr<correlate::Correlator> correlator;
+  std::map<std::string, std::string> baseline_records;  // every record, by key
+  std::map<std::string, uint64_t> positions;            // per sensor, highest seq fed
+  uint64_t fed_through = 0;                             // stream sequence of the last message fed
+  uint64_t snapshot_through = 0;  // ... of the last one in the cluster's snapshot
+  SnapshotVersion version;
+  int64_t last_snapshot_mono_ns = 0;
+  uint64_t events_since_snapshot = 0;
+  std::vector<Delivered> backlog;  // fetched, not fed yet (a store write failed)
+  size_t backlog_next = 0;
+};
+
+Result<std::unique_ptr<Worker>> Worker::Start(JetStream* js, RocksDbStore* store,
+                                              WorkerOptions options) {
+  if (options.partitions == 0) return Status::InvalidArgument("worker: no partitions");
+  TL_ASSIGN_OR_RETURN(const std::string suffix, RandomBytes(4));
+  std::string owner = options.name + "." + Hex(suffix);
+  if (!ValidLeaseName(owner)) {
+    return Status::InvalidArgument("worker: name '" + options.name +
+                                   "' may hold only letters, digits and -_=./");
+  }
+  TL_ASSIGN_OR_RETURN(options.correlator.incident_id_key, ClusterIncidentKey(js, options.replicas));
+  std::unique_ptr<Worker> w(new Worker(js, store, std::move(options)));
+  w->owner_ = std::move(owner);
+  TL_ASSIGN_OR_RETURN(w->leases_kv_, js->Bucket(kLeasesBucket, w->options_.replicas));
+  TL_ASSIGN_OR_RETURN(w->snapshots_kv_, js->Bucket(kSnapshotsBucket, w->options_.replicas));
+  w->leases_ = std::make_unique<LeaseTable>(w->leases_kv_.get(), w->owner_,
+                                            w->options_.lease_ttl_ms * kNanosPerMilli, &w->clock_);
+  w->snapshots_ = std::make_unique<SnapshotStore>(w->snapshots_kv_.get(), w->owner_);
+  TL_ASSIGN_OR_RETURN(const std::optional<Lease> self, w->leases_->Acquire("worker." + w->owner_));
+  if (!self.has_value()) return Status::AlreadyExists("worker: " + w->owner_ + " is running");
+  w->self_lease_ = *self;
+  TL_LOG(INFO) << "worker " << w->owner_ << " started over " << w->options_.partitions
+               << " partitions";
+  w->thread_ = std::thread([p = w.get()] { p->Run(); });
+  return w;
+}
+
+Worker::Worker(JetStream* js, RocksDbStore* store, WorkerOptions options)
+    : js_(js),
+      store_(store),
+      options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : SystemClock::Get()) {}
+
+Worker::~Worker() { Stop(); }
+
+void Worker::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::Abandon() {
+  abandon_ = true;
+  Stop();
+}
+
+std::vector<uint32_t> Worker::partitions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return held_ids_;
+}
+
+WorkerStats Worker::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void Worker::Run() {
+  while (!stop_) {
+    if (clock_.MonotonicNs() >= next_lease_round_ns_) {
+      ManageLeases();
+      next_lease_round_ns_ = clock_.MonotonicNs() + options_.renew_every_ms * kNanosPerMilli;
+    }
+    bool fed = false;
+    for (auto it = held_.begin(); it != held_.end() && !stop_;) {
+      Partition& p = *it->second;
+      ++it;  // Pump may drop the partition
+      fed |= Pump(p);
+    }
+    if (!fed && !stop_) std::this_thread::sleep_for(kIdleWait);
+  }
+  if (abandon_) {
+    held_.clear();  // as a killed process: the cluster sees nothing more
+    return;
+  }
+  // Hand everything over: snapshot, acknowledge, release.
+  std::vector<uint32_t> ids;
+  for (const auto& [id, p] : held_) ids.push_back(id);
+  for (uint32_t id : ids) {
+    const auto it = held_.find(id);
+    if (it != held_.end() && SnapshotAndAck(*it->second)) Drop(id, /*release=*/true);
+  }
+  (void)leases_->Release(self_lease_);
+}
+
+void Worker::ManageLeases() {
+  const auto renewed_self = leases_->Renew(self_lease_);
+  if (renewed_self.ok()) {
+    self_lease_ = *renewed_self;
+  } else {
+    // Ended during a pause: take the name again (others count this worker as gone until).
+    const auto again = leases_->Acquire("worker." + owner_);
+    if (again.ok() && again->has_value()) self_lease_ = **again;
+  }
+  // Renew what is held; a lease another worker took ends the work on it at once.
+  std::vector<uint32_t> lost;
+  for (auto& [id, p] : held_) {
+    const auto renewed = leases_->Renew(p->lease);
+    if (renewed.ok()) {
+      p->lease = *renewed;
+    } else if (renewed.status().code() == Status::Code::kAborted ||
+               renewed.status().IsCorruption()) {
+      TL_LOG(WARNING) << "worker " << owner_ << ": partition " << id
+                      << " was taken over: " << renewed.status().ToString();
+      lost.push_back(id);
+    } else {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.cluster_errors;
+    }
+  }
+  for (uint32_t id : lost) {
+    Drop(id, /*release=*/false);
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.partitions_lost;
+  }
+  for (auto& [id, p] : held_) {
+    WriteIncidents(p->correlator->Tick());
+  }
+
+  // The share: every live worker's lease counts.
+  const auto all = leases_->List();
+  if (!all.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.cluster_errors;
+    return;
+  }
+  const int64_t now = clock_.NowNs();
+  size_t live = 0;
+  std::map<uint32_t, bool> taken;  // partitions whose lease is live and another's
+  for (const auto& [resource, record] : *all) {
+    if (record.expires_ns <= now) continue;
+    if (resource.rfind("worker.", 0) == 0) ++live;
+    if (resource.rfind("partition.", 0) == 0 && record.owner != owner_) {
+      taken[static_cast<uint32_t>(std::strtoul(resource.c_str() + 10, nullptr, 10))] = true;
+    }
+  }
+  live = std::max<size_t>(live, 1);
+  const size_t share = (options_.partitions + live - 1) / live;
+  // Past the share: hand the highest partitions over, each after its snapshot.
+  std::vector<uint32_t> beyond;
+  for (auto it = held_.rbegin(); it != held_.rend() && held_.size() - beyond.size() > share; ++it) {
+    beyond.push_back(it->first);
+  }
+  for (uint32_t id : beyond) {
+    // A snapshot that failed keeps the partition until a later round.
+    const auto it = held_.find(id);
+    if (it != held_.end() && SnapshotAndAck(*it->second)) {
+      Drop(id, /*release=*/true);
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.partitions_handed_over;
+    }
+  }
+  // Below it: take free or ended ones, for at most half a renewal period (a take loads a
+  // snapshot and makes a consumer; the leases held must be renewed in time).
+  const int64_t take_until = clock_.MonotonicNs() + options_.renew_every_ms * kNanosPerMilli / 2;
+  for (uint32_t id = 0; id < options_.partitions && held_.size() < share && !stop_ &&
+                        clock_.MonotonicNs() < take_until;
+       ++id) {
+    if (held_.contains(id) || taken.contains(id)) continue;
+    const auto lease = leases_->Acquire(PartitionResource(id));
+    if (!lease.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.cluster_errors;
+      continue;
+    }
+    if (!lease->has_value()) continue;  // another worker was quicker
+    if (Status s = Take(id, **lease); !s.ok()) {
+      TL_LOG(WARNING) << "worker " << owner_ << ": cannot take partition " << id << ": "
+                      << s.ToString();
+      (void)leases_->Release(**lease);
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.cluster_errors;
+    }
+  }
+}
+
+Status Worker::Take(uint32_t id, const Lease& lease) {
+  auto p = std::make_unique<Partition>();
+  p->id = id;
+  p->lease = lease;
+  TL_ASSIGN_OR_RETURN(LoadedSnapshot loaded, snapshots_->Load(id));
+  p->version = loaded.version;
+  p->baselines = std::make_unique<baseline::Baselines>(
+      options_.baseline, baseline::IdentityResolver(options_.identities));
+  p->correlator = std::make_unique<correlate::Correlator>(options_.correlator, clock_);
+  if (options_.learn_baselines) p->correlator->AttachBaselines(p->baselines.get());
+  if (loaded.snapshot.has_value()) {
+    const v1::PartitionSnapshot& s = *loaded.snapshot;
+    for (const v1::BaselineRecord& r : s.baselines()) {
+      TL_RETURN_IF_ERROR(p->baselines->Load(r.key(), r.value()));
+      p->baseline_records.emplace(r.key(), r.value());
+    }
+    TL_RETURN_IF_ERROR(p->correlator->RestoreState(s.correlator()));
+    p->positions.insert(s.positions().begin(), s.positions().end());
+    p->fed_through = p->snapshot_through = s.fed_through();
+    (void)p->baselines->TakeDirty();  // loaded, not changed
+  }
+  ConsumerSpec spec;
+  spec.stream = kEventsStream;
+  spec.durable = "part-" + std::to_string(id);
+  spec.filter_subject = PartitionSubject(id);
+  spec.ack_wait_ms = options_.ack_wait_ms;
+  spec.max_ack_pending = 65'536;
+  spec.ack_cumulative = true;
+  // Anew after the snapshot: what the previous holder fetched and never acknowledged
+  // comes at once, and it can fetch nothing more.
+  spec.start_sequence = p->fed_through + 1;
+  TL_ASSIGN_OR_RETURN(p->consumer, js_->Consume(spec));
+  p->last_snapshot_mono_ns = clock_.MonotonicNs();
+  TL_LOG(INFO) << "worker " << owner_ << " took partition " << id << " (lease revision "
+               << lease.revision << ", fed through stream sequence " << p->fed_through << ")";
+  held_[id] = std::move(p);
+  std::lock_guard<std::mutex> lock(mu_);
+  held_ids_.push_back(id);
+  std::sort(held_ids_.begin(), held_ids_.end());
+  ++stats_.partitions_taken;
+  return Status::Ok();
+}
+
+bool Worker::Pump(Partition& p) {
+  bool fed = false;
+  if (p.backlog_next == p.backlog.size()) {
+    p.backlog.clear();
+    p.backlog_next = 0;
+    auto got = p.consumer->Fetch(options_.fetch_messages, 0);
+    if (!got.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.cluster_errors;
+    } else {
+      p.backlog = std::move(got).value();
+    }
+  }
+  while (p.backlog_next < p.backlog.size()) {
+    if (!FeedMessage(p, p.backlog[p.backlog_next])) break;  // the store failed: later
+    ++p.backlog_next;
+    fed = true;
+  }
+  const bool due =
+      p.fed_through > p.snapshot_through && (p.events_since_snapshot >= options_.snapshot_events ||
+                                             clock_.MonotonicNs() - p.last_snapshot_mono_ns >=
+                                                 options_.snapshot_interval_ms * kNanosPerMilli);
+  if (due) SnapshotAndAck(p);  // drops the partition when it was lost
+  return fed;
+}
+
+bool Worker::FeedMessage(Partition& p, const Delivered& d) {
+  if (d.stream_sequence <= p.fed_through) return true;  // in the loaded snapshot already
+  auto m = DecodePartitionBatch(d.data);
+  if (!m.ok()) {
+    TL_LOG(ERROR) << "worker " << owner_ << ": partition " << p.id << " message "
+                  << d.stream_sequence << " (" << d.id
+                  << ") passed over: " << m.status().ToString();
+    p.fed_through = d.stream_sequence;
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.bad_messages;
+    return true;
+  }
+  const auto found = p.positions.find(m->sensor_id);
+  const uint64_t position = found == p.positions.end() ? 0 : found->second;
+  const auto first_new = std::find_if(m->events.begin(), m->events.end(),
+                                      [&](const Event& e) { return e.seq > position; });
+  const size_t dropped = static_cast<size_t>(first_new - m->events.begin());
+  // Store the new events first, run by run of consecutive sequence numbers.
+  std::vector<Event> run;
+  for (auto it = first_new; it != m->events.end();) {
+    run.clear();
+    const uint64_t first = it->seq;
+    while (it != m->events.end() && it->seq == first + run.size()) run.push_back(*it++);
+    auto stored = store_->AppendRun(m->sensor_id, first, run, {});
+    if (!stored.ok()) {
+      // Runs stored before this one are stored again by the retry: the same keys.
+      TL_LOG(ERROR) << "worker " << owner_ << ": storing partition " << p.id << " message "
+                    << d.stream_sequence << ": " << stored.status().ToString();
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.store_errors;
+      return false;
+    }
+  }
+  uint64_t& pos = p.positions[m->sensor_id];
+  for (auto it = first_new; it != m->events.end(); ++it) {
+    const Event& e = *it;
+    p.correlator->Feed(m->sensor_id, e);
+    if (options_.rules) {
+      for (rules::Detection& det : options_.rules->Evaluate(e)) {
+        p.correlator->FeedRuleHit(m->sensor_id, e,
+                                  {std::move(det.rule_id), std::move(det.title),
+                                   std::move(det.level), std::move(det.techniques)});
+      }
+    }
+    if (options_.on_fed) options_.on_fed(p.id, m->sensor_id, e);
+    pos = e.seq;
+  }
+  WriteIncidents(p.correlator->TakeChanged());
+  const size_t fed = m->events.size() - dropped;
+  p.fed_through = d.stream_sequence;
+  p.events_since_snapshot += fed;
+  std::lock_guard<std::mutex> lock(mu_);
+  ++stats_.messages;
+  stats_.events_fed += fed;
+  stats_.events_dropped += dropped;
+  return true;
+}
+
+bool Worker::SnapshotAndAck(Partition& p) {
+  const uint32_t id = p.id;
+  if (p.fed_through > p.snapshot_through) {
+    if (!KeepLease(p)) return false;
+    WriteIncidents(p.correlator->TakeChanged());
+    v1::PartitionSnapshot s;
+    s.set_partition(id);
+    s.set_fed_through(p.fed_through);
+    for (const auto& [sensor, seq] : p.positions) (*s.mutable_positions())[sensor] = seq;
+    s.set_correlator(p.correlator->SerializeState());
+    for (auto& [key, value] : p.baselines->TakeDirty()) {
+      if (value.empty()) {
+        p.baseline_records.erase(key);
+      } else {
+        p.baseline_records.insert_or_assign(std::move(key), std::move(value));
+      }
+    }
+    for (const auto& [key, value] : p.baseline_records) {
+      v1::BaselineRecord* r = s.add_baselines();
+      r->set_key(key);
+      r->set_value(value);
+    }
+    const auto saved = snapshots_->Save(s, p.version);
+    if (!saved.ok()) {
+      if (saved.status().code() == Status::Code::kAborted) {
+        TL_LOG(WARNING) << "worker " << owner_ << ": partition " << id
+                        << " was snapshotted by another worker";
+        Drop(id, /*release=*/false);
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.partitions_lost;
+        return false;
+      }
+      TL_LOG(WARNING) << "worker " << owner_ << ": snapshot of partition " << id << ": "
+                      << saved.status().ToString();
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.cluster_errors;
+      return false;
+    }
+    p.version = *saved;
+    p.snapshot_through = p.fed_through;
+    p.events_since_snapshot = 0;
+    p.last_snapshot_mono_ns = clock_.MonotonicNs();
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.snapshots;
+    stats_.snapshot_bytes = s.ByteSizeLong();
+  }
+  // Acknowledge what the snapshot holds (again after a failed acknowledgement).
+  if (Status s = p.consumer->AckThrough(p.snapshot_through); !s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.cluster_errors;
+    return false;
+  }
+  if (options_.on_snapshot) options_.on_snapshot(id);
+  return true;
+}
+
+void Worker::WriteIncidents(const std::vector<Incident>& incidents) {
+  for (const Incident& incident : incidents) {
+    v1::Incident wire;
+    ToProto(incident, &wire);
+    if (options_.before_store_incident) options_.before_store_incident(wire);
+    if (Status s = PutIncident(*store_, wire); !s.ok()) {
+      TL_LOG(ERROR) << "worker " << owner_ << ": incident " << incident.id
+                    << " not stored: " << s.ToString();
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.store_errors;
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.incident_writes;
+  }
+}
+
+bool Worker::KeepLease(Partition& p) {
+  const int64_t now = clock_.NowNs();
+  if (p.lease.expires_ns - now > options_.lease_ttl_ms * kNanosPerMilli / 2) return true;
+  const uint32_t id = p.id;
+  if (now < p.lease.expires_ns) {
+    const auto renewed = leases_->Renew(p.lease);
+    if (renewed.ok()) {
+      p.lease = *renewed;
+      return true;
+    }
+    if (renewed.status().code() != Status::Code::kAborted && now < p.lease.expires_ns) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.cluster_errors;
+      return true;  // not known to be lost, and still ours for now
+    }
+  }
+  // Ended, or another worker's: nothing more of ours may land on it.
+  TL_LOG(WARNING) << "worker " << owner_ << ": lease of partition " << id
+                  << " ended before its snapshot";
+  Drop(id, /*release=*/false);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++stats_.partitions_lost;
+  return false;
+}
+
+void Worker::Drop(uint32_t id, bool release) {
+  const auto it = held_.find(id);
+  if (it == held_.end()) return;
+  if (release) (void)leases_->Release(it->second->lease);
+  held_.erase(it);  // unacknowledged messages go to the next holder
+  if (options_.on_release) options_.on_release(id, !release);
+  std::lock_guard<std::mutex> lock(mu_);
+  held_ids_.erase(std::remove(held_ids_.begin(), held_ids_.end(), id), held_ids_.end());
+}
+
+}  // namespace tripline::cluster

@@ -1,0 +1,334 @@
+// Workers of the scaled-out mode against three real nats-server processes clustered on
+// loopback: partitions held by leases, moved between workers while events flow, taken
+// over from the snapshot of a worker that died; every event fed once into the state that
+// lives on, and stored once.
+#include "aggregator/cluster/worker.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <tuple>
+
+#include "aggregator/cluster/partition_snapshot.h"
+#include "aggregator/cluster/stream_sink.h"
+#include "tests/aggregator/test_support.h"
+#include "tests/cluster/nats_fixture.h"
+#include "tests/support/temp_dir.h"
+
+namespace tripline::cluster {
+namespace {
+
+using testing::NatsCluster;
+using testing::TempDir;
+using Clock = std::chrono::steady_clock;
+
+// One sensor per host, as on a fleet: the synthetic events' hosts' streams.
+struct Fleet {
+  std::vector<std::string> sensors;
+  std::map<std::string, std::vector<Event>> events;  // by sensor, in sequence order
+  size_t total = 0;
+};
+
+Fleet MakeFleet(size_t n, int hosts) {
+  Fleet f;
+  for (Event& e : testing::SyntheticEvents(n, hosts, 12)) {
+    const std::string sensor = "s-" + e.host;
+    if (!f.events.contains(sensor)) f.sensors.push_back(sensor);
+    f.events[sensor].push_back(std::move(e));
+    ++f.total;
+  }
+  return f;
+}
+
+// What each worker fed that lives on: events fed on a partition count once its snapshot
+// was written (or the worker handed it over), and are dropped with a partition it lost or
+// with the worker when it died.
+struct Fed {
+  std::mutex mu;
+  std::map<uint32_t, std::vector<std::pair<std::string, uint64_t>>> pending;  // by partition
+  std::vector<std::pair<std::string, uint64_t>> durable;
+  size_t all = 0;
+
+  void Hook(WorkerOptions* o) {
+    o->on_fed = [this](uint32_t p, std::string_view sensor, const Event& e) {
+      std::lock_guard<std::mutex> lock(mu);
+      pending[p].emplace_back(std::string(sensor), e.seq);
+      ++all;
+    };
+    o->on_snapshot = [this](uint32_t p) {
+      std::lock_guard<std::mutex> lock(mu);
+      durable.insert(durable.end(), pending[p].begin(), pending[p].end());
+      pending[p].clear();
+    };
+    o->on_release = [this](uint32_t p, bool) {
+      std::lock_guard<std::mutex> lock(mu);
+      pending[p].clear();
+    };
+  }
+  std::vector<std::pair<std::string, uint64_t>> Durable() {
+    std::lock_guard<std::mutex> lock(mu);
+    return durable;
+  }
+  size_t durable_size() {
+    std::lock_guard<std::mutex> lock(mu);
+    return durable.size();
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu);
+    return all;
+  }
+};
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  static constexpr uint32_t kPartitions = 8;
+
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(testing::StartNatsCluster(&nats_));
+    js_ = Connect("ingest");
+    ASSERT_TRUE(js_);
+    ASSERT_TRUE(js_->EnsureStream(EventsStreamSpec(3)).ok());
+    auto kv = js_->Bucket(kSensorsBucket, 3);
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    sensors_ = std::move(kv).value();
+    StreamSinkOptions so;
+    so.partitions = kPartitions;
+    sink_ = std::make_unique<StreamSink>(js_.get(), sensors_.get(), so);
+  }
+
+  std::unique_ptr<JetStream> Connect(const std::string& name) {
+    ClusterOptions o;
+    o.servers = nats_->urls();
+    o.name = name;
+    auto js = JetStream::Connect(o);
+    EXPECT_TRUE(js.ok()) << js.status().ToString();
+    return js.ok() ? std::move(js).value() : nullptr;
+  }
+
+  WorkerOptions Options(const std::string& name, Fed* fed) {
+    WorkerOptions o;
+    o.name = name;
+    o.partitions = kPartitions;
+    o.lease_ttl_ms = 2000;
+    o.renew_every_ms = 300;
+    o.snapshot_interval_ms = 200;
+    fed->Hook(&o);
+    return o;
+  }
+
+  // Sends the fleet's events from `from` to `to` (fractions of each sensor's events) in
+  // batches of `batch`, sensor by sensor in turn, pausing `pause` between rounds.
+  void Send(const Fleet& f, double from, double to, size_t batch, std::chrono::milliseconds pause) {
+    for (bool more = true; more;) {
+      more = false;
+      for (const std::string& sensor : f.sensors) {
+        const std::vector<Event>& all = f.events.at(sensor);
+        const size_t begin = static_cast<size_t>(from * static_cast<double>(all.size()));
+        const size_t end = static_cast<size_t>(to * static_cast<double>(all.size()));
+        size_t& at = sent_[sensor];
+        at = std::max(at, begin);
+        if (at >= end) continue;
+        const size_t n = std::min(batch, end - at);
+        auto r = sink_->AppendBatch(sensor, at + 1, {all.begin() + at, all.begin() + at + n});
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        at += n;
+        more = true;
+      }
+      std::this_thread::sleep_for(pause);
+    }
+  }
+
+  static bool WaitFor(const std::function<bool()>& done, int seconds) {
+    const auto until = Clock::now() + std::chrono::seconds(seconds);
+    while (Clock::now() < until) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return done();
+  }
+
+  // Every event of the fleet exactly once among `fed`.
+  static void ExpectEachOnce(const Fleet& f,
+                             const std::vector<std::pair<std::string, uint64_t>>& fed) {
+    std::map<std::pair<std::string, uint64_t>, int> count;
+    for (const auto& k : fed) ++count[k];
+    size_t lost = 0, twice = 0;
+    for (const auto& [sensor, events] : f.events) {
+      for (uint64_t seq = 1; seq <= events.size(); ++seq) {
+        const int c = count[{sensor, seq}];
+        if (c == 0) ++lost;
+        if (c > 1) ++twice;
+        EXPECT_LE(c, 1) << sensor << " seq " << seq << " fed " << c << " times";
+      }
+    }
+    EXPECT_EQ(lost, 0u);
+    EXPECT_EQ(twice, 0u);
+    EXPECT_EQ(count.size(), f.total);
+  }
+
+  // A worker's machine: its own connection and store, and what it fed.
+  struct Node {
+    std::unique_ptr<JetStream> js;
+    std::unique_ptr<RocksDbStore> store;
+    Fed fed;
+    std::unique_ptr<Worker> worker;
+  };
+  void MakeNode(const std::string& name, Node* n) {
+    RocksDbStoreOptions o;
+    o.path = dir_.Sub(name);
+    auto s = RocksDbStore::Open(o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    n->store = std::move(s).value();
+    n->js = Connect("worker-" + name);
+    ASSERT_TRUE(n->js);
+  }
+  void StartWorker(const std::string& name, Node* n) {
+    auto w = Worker::Start(n->js.get(), n->store.get(), Options(name, &n->fed));
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    n->worker = std::move(w).value();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<NatsCluster> nats_;
+  std::unique_ptr<JetStream> js_;
+  std::unique_ptr<KeyValue> sensors_;
+  std::unique_ptr<StreamSink> sink_;
+  std::map<std::string, size_t> sent_;
+};
+
+uint64_t Stored(RocksDbStore& store) {
+  auto n = store.CountEvents({});
+  EXPECT_TRUE(n.ok()) << n.status().ToString();
+  return n.value_or(0);
+}
+
+TEST_F(WorkerTest, PartitionsMoveToASecondWorkerWhileEventsFlowAndNothingIsFedTwice) {
+  const Fleet fleet = MakeFleet(4000, 12);
+  Node a, b;
+  ASSERT_NO_FATAL_FAILURE(MakeNode("a", &a));
+  ASSERT_NO_FATAL_FAILURE(MakeNode("b", &b));
+  ASSERT_NO_FATAL_FAILURE(StartWorker("a", &a));
+  ASSERT_TRUE(WaitFor([&] { return a.worker->partitions().size() == kPartitions; }, 15));
+
+  std::thread sender([&] { Send(fleet, 0, 1, 25, std::chrono::milliseconds(25)); });
+  ASSERT_TRUE(WaitFor([&] { return a.fed.size() > fleet.total / 4; }, 30));
+  ASSERT_NO_FATAL_FAILURE(StartWorker("b", &b));
+  // Half each, while events flow.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return a.worker->partitions().size() == kPartitions / 2 &&
+               b.worker->partitions().size() == kPartitions / 2;
+      },
+      20))
+      << a.worker->partitions().size() << " / " << b.worker->partitions().size();
+  sender.join();
+  ASSERT_TRUE(WaitFor([&] { return a.fed.size() + b.fed.size() >= fleet.total; }, 30))
+      << a.fed.size() << " + " << b.fed.size() << " of " << fleet.total;
+  EXPECT_GT(a.worker->stats().partitions_handed_over, 0u);
+  EXPECT_GT(b.fed.size(), 0u);
+  a.worker->Stop();
+  b.worker->Stop();
+  // Nothing lost on the way: every event fed was fed once.
+  EXPECT_EQ(a.fed.size() + b.fed.size(), fleet.total);
+
+  auto both = a.fed.Durable();
+  const auto from_b = b.fed.Durable();
+  both.insert(both.end(), from_b.begin(), from_b.end());
+  ExpectEachOnce(fleet, both);
+  // Stored once: by whichever worker fed it.
+  EXPECT_EQ(Stored(*a.store) + Stored(*b.store), fleet.total);
+  EXPECT_EQ(a.worker->stats().bad_messages + b.worker->stats().bad_messages, 0u);
+  EXPECT_EQ(a.worker->stats().partitions_lost + b.worker->stats().partitions_lost, 0u);
+}
+
+TEST_F(WorkerTest, AWorkerThatDiesIsTakenOverFromItsLastSnapshot) {
+  const Fleet fleet = MakeFleet(3000, 10);
+  Node a, b;
+  ASSERT_NO_FATAL_FAILURE(MakeNode("a", &a));
+  ASSERT_NO_FATAL_FAILURE(MakeNode("b", &b));
+  ASSERT_NO_FATAL_FAILURE(StartWorker("a", &a));
+  ASSERT_NO_FATAL_FAILURE(StartWorker("b", &b));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const size_t held_a = a.worker->partitions().size();
+        const size_t held_b = b.worker->partitions().size();
+        return held_a + held_b == kPartitions && held_a > 0 && held_b > 0;
+      },
+      20));
+
+  std::thread sender([&] { Send(fleet, 0, 1, 20, std::chrono::milliseconds(20)); });
+  ASSERT_TRUE(WaitFor([&] { return a.fed.size() > fleet.total / 6; }, 30));
+  a.worker->Abandon();  // mid-stream, as kill -9: no snapshot, no acknowledgement, no release
+  const size_t fed_by_a = a.fed.size();
+  // B takes A's partitions once their leases end.
+  EXPECT_TRUE(WaitFor([&] { return b.worker->partitions().size() == kPartitions; }, 20));
+  sender.join();
+  const auto durable_a = a.fed.Durable();
+  ASSERT_TRUE(WaitFor([&] { return durable_a.size() + b.fed.size() >= fleet.total; }, 30))
+      << durable_a.size() << " + " << b.fed.size() << " of " << fleet.total;
+  b.worker->Stop();
+
+  EXPECT_LT(durable_a.size(), fed_by_a) << "A died with events fed past its last snapshot";
+  auto both = durable_a;
+  const auto from_b = b.fed.Durable();
+  both.insert(both.end(), from_b.begin(), from_b.end());
+  ExpectEachOnce(fleet, both);
+  EXPECT_EQ(b.worker->stats().partitions_taken, kPartitions);
+  EXPECT_EQ(b.worker->stats().partitions_lost, 0u);
+  // B stored everything A had not snapshotted; A's store may hold some of it too.
+  EXPECT_GE(Stored(*a.store) + Stored(*b.store), fleet.total);
+  EXPECT_EQ(Stored(*b.store), b.fed.size());
+}
+
+TEST_F(WorkerTest, OnlyOneOfTwoWritersOverTheSameSnapshotLands) {
+  auto kv = js_->Bucket(kSnapshotsBucket, 3);
+  ASSERT_TRUE(kv.ok());
+  SnapshotStore one(kv->get(), "one.1"), two(kv->get(), "two.1");
+  v1::PartitionSnapshot s;
+  s.set_partition(5);
+  s.set_fed_through(10);
+  s.set_correlator(std::string(600 * 1024, 'x'));  // three chunks
+  (*s.mutable_positions())["sensor-a"] = 7;
+  auto v1 = one.Save(s, {});
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  // Both read the same version; the first write wins, the second is Aborted.
+  auto loaded = two.Load(5);
+  ASSERT_TRUE(loaded.ok() && loaded->snapshot.has_value()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->snapshot->fed_through(), 10u);
+  EXPECT_EQ(loaded->snapshot->correlator().size(), 600u * 1024);
+  s.set_fed_through(20);
+  auto v2 = one.Save(s, *v1);
+  ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+  s.set_fed_through(30);
+  auto stale = two.Save(s, loaded->version);
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.status().code(), Status::Code::kAborted) << stale.status().ToString();
+  auto now = one.Load(5);
+  ASSERT_TRUE(now.ok() && now->snapshot.has_value());
+  EXPECT_EQ(now->snapshot->fed_through(), 20u);
+  EXPECT_EQ(now->version.revision, v2->revision);
+  // A damaged chunk is a clear error, not a state.
+  auto keys = (*kv)->Keys();
+  ASSERT_TRUE(keys.ok());
+  std::string chunk;
+  for (const std::string& k : *keys) {
+    if (k.rfind("snap.5.", 0) == 0 && k.size() > chunk.size()) chunk = k;
+  }
+  ASSERT_FALSE(chunk.empty());
+  ASSERT_TRUE((*kv)->Put(chunk, "damaged").ok());
+  auto damaged = one.Load(5);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_TRUE(damaged.status().IsCorruption()) << damaged.status().ToString();
+  // Chunks of the replaced generations were deleted: the live one's three remain.
+  size_t chunks = 0;
+  for (const std::string& k : *keys) chunks += k.rfind("snap.5.", 0) == 0 ? 1 : 0;
+  EXPECT_EQ(chunks, 3u);
+}
+
+}  // namespace
+}  // namespace tripline::cluster
