@@ -41,6 +41,16 @@ Result<std::unique_ptr<AggregatorServer>> AggregatorServer::StartIngest(
   return server;
 }
 
+Result<std::unique_ptr<AggregatorServer>> AggregatorServer::StartQuery(
+    const AggregatorServerOptions& options, Store* store) {
+  std::unique_ptr<AggregatorServer> server(new AggregatorServer());
+  server->access_ = std::make_unique<AccessControl>(options.verify_clients);
+  server->query_ = std::make_unique<QueryService>(store, nullptr, nullptr, server->access_.get());
+  if (options.extend_stats) server->query_->SetStatsExtension(options.extend_stats);
+  TL_RETURN_IF_ERROR(server->Serve(options, {server->query_.get()}));
+  return server;
+}
+
 Result<std::unique_ptr<AggregatorServer>> AggregatorServer::Start(
     const AggregatorServerOptions& options, Store* store, IngestObserver* observer) {
   std::unique_ptr<AggregatorServer> server(new AggregatorServer());

@@ -66,12 +66,17 @@ class AggregatorServer {
   // writing to `sink`, with the same limits and access control. query() is unavailable.
   static Result<std::unique_ptr<AggregatorServer>> StartIngest(
       const AggregatorServerOptions& options, IngestSink* sink);
+  // A worker of the scaled-out mode: the query service alone, over the worker's store
+  // (its partitions' events and incidents), with the same access control. ingest() is
+  // unavailable.
+  static Result<std::unique_ptr<AggregatorServer>> StartQuery(
+      const AggregatorServerOptions& options, Store* store);
   ~AggregatorServer();
 
   // The address actually bound, with the real port.
   const HostPort& address() const { return address_; }
-  IngestService& ingest() { return *ingest_; }
-  QueryService& query() { return *query_; }  // not on an ingest node (StartIngest)
+  IngestService& ingest() { return *ingest_; }  // not on a worker (StartQuery)
+  QueryService& query() { return *query_; }     // not on an ingest node (StartIngest)
 
   // Stops accepting calls and waits until every call is over. Streams still open after
   // `grace_ns` are cancelled; a batch being written finishes its write (it is then either

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "aggregator/cluster/lease.h"
 #include "common/clock.h"
 #include "common/config_file.h"
 #include "common/metrics/metrics_server.h"
@@ -28,11 +29,19 @@ Result<std::string> ReadPem(const std::string& path, std::string_view what) {
 
 // The cluster section: a known role, servers as nats://HOST:PORT, sane sizes.
 Status CheckClusterConfig(const v1::ClusterConfig& cc) {
-  if (cc.role() != "" && cc.role() != "ingest") {
-    return Status::InvalidArgument("cluster.role is '" + cc.role() + "', not ingest (or empty)");
+  if (cc.role() != "" && cc.role() != "ingest" && cc.role() != "worker") {
+    return Status::InvalidArgument("cluster.role is '" + cc.role() +
+                                   "', not ingest or worker (or empty)");
   }
   if (cc.role() == "ingest" && cc.servers().empty()) {
     return Status::InvalidArgument("an ingest node needs cluster.servers (--ingest-node)");
+  }
+  if (cc.role() == "worker" && cc.servers().empty()) {
+    return Status::InvalidArgument("a worker needs cluster.servers (--worker)");
+  }
+  if (!cc.name().empty() && !cluster::ValidLeaseName(cc.name())) {
+    return Status::InvalidArgument("cluster.name '" + cc.name() +
+                                   "' may hold only letters, digits and -_=./");
   }
   for (const std::string& url : cc.servers()) {
     constexpr std::string_view kScheme = "nats://";
@@ -89,6 +98,11 @@ std::string AggregatorUsage() {
                           run as an ingest node of the scaled-out mode: sensors' batches
                           go to the NATS JetStream cluster at nats://HOST:PORT (cluster
                           in the configuration file); no --data-dir; docs/scale-out.md
+  --worker NATS_URL[,NATS_URL...]
+                          run as a worker of the scaled-out mode: hold partitions of the
+                          cluster's events stream, correlate them and keep their events
+                          in --data-dir; --listen serves queries over them
+                          (cluster.name names it; docs/scale-out.md)
   --help                  this text
 
   tripline-aggregator --make-order-key FILE
@@ -110,7 +124,7 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
   // base they override.
   std::string config_path, listen, data_dir, retention, log_level, max_batch;
   std::string max_skew, max_age, max_streams, metrics, forward_ca, forward_token_file, rules_dir;
-  std::string console, ingest_node;
+  std::string console, ingest_node, worker;
   std::vector<std::string> forwards;
   bool insecure = false, have_listen = false, have_data_dir = false;
 
@@ -180,6 +194,11 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
       if (ingest_node.empty()) {
         return Status::InvalidArgument(
             "--ingest-node wants nats://HOST:PORT[,nats://HOST:PORT...]");
+      }
+    } else if (flag == "--worker") {
+      TL_RETURN_IF_ERROR(take(&worker));
+      if (worker.empty()) {
+        return Status::InvalidArgument("--worker wants nats://HOST:PORT[,nats://HOST:PORT...]");
       }
     } else if (flag == "--hash-password") {
       TL_RETURN_IF_ERROR(no_value());
@@ -259,16 +278,20 @@ Result<AggregatorSettings> ParseAggregatorArgs(const std::vector<std::string>& a
     s.config.set_max_streams_per_peer(static_cast<uint32_t>(n));
   }
 
-  if (!ingest_node.empty()) {
+  if (!ingest_node.empty() && !worker.empty()) {
+    return Status::InvalidArgument("--ingest-node and --worker: a process is one or the other");
+  }
+  if (!ingest_node.empty() || !worker.empty()) {
     v1::ClusterConfig* cc = s.config.mutable_cluster();
-    cc->set_role("ingest");
+    cc->set_role(ingest_node.empty() ? "worker" : "ingest");
     cc->clear_servers();
-    std::stringstream urls(ingest_node);
+    std::stringstream urls(ingest_node.empty() ? worker : ingest_node);
     std::string url;
     while (std::getline(urls, url, ',')) cc->add_servers(url);
   }
   TL_RETURN_IF_ERROR(CheckClusterConfig(s.config.cluster()));
   s.ingest_node = s.config.cluster().role() == "ingest";
+  s.worker = s.config.cluster().role() == "worker";
   if (s.config.listen().empty()) return Status::InvalidArgument("--listen is required");
   if (s.config.data_dir().empty() && !s.ingest_node) {
     return Status::InvalidArgument("--data-dir is required");

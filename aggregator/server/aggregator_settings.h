@@ -35,6 +35,8 @@ struct AggregatorSettings {
   std::optional<HostPort> console;  // --console / console.listen: serve the console there
   // --ingest-node / cluster.role "ingest": run as an ingest node of the scaled-out mode.
   bool ingest_node = false;
+  // --worker / cluster.role "worker": run as a worker of the scaled-out mode.
+  bool worker = false;
 };
 
 std::string AggregatorUsage();

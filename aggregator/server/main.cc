@@ -15,6 +15,7 @@
 
 #include "aggregator/audit/posture_auditor.h"
 #include "aggregator/cluster/stream_sink.h"
+#include "aggregator/cluster/worker.h"
 #include "aggregator/console/console_server.h"
 #include "aggregator/forward/forward_outputs.h"
 #include "aggregator/metrics/aggregator_metrics.h"
@@ -122,6 +123,44 @@ AggregatorServerOptions ServerOptionsFrom(const AggregatorSettings& settings,
 
 // --ingest-node: the ingest service alone, writing sensors' batches to the NATS JetStream
 // cluster (docs/scale-out.md). Exit codes as for the single node.
+// What detection runs with, in the single node and in workers alike: the correlator's
+// settings, the declared identities and the Sigma rules.
+struct Detection {
+  correlate::CorrelatorOptions correlator;
+  std::vector<baseline::IdentityRule> identities;
+  std::shared_ptr<rules::RuleEngine> rules;  // nullptr without --rules
+};
+
+Result<Detection> DetectionFromSettings(const AggregatorSettings& settings) {
+  Detection d;
+  if (settings.config.hop_tolerance_ms() > 0) {
+    d.correlator.hop_tolerance_ns = int64_t{settings.config.hop_tolerance_ms()} * kNanosPerMilli;
+  }
+  for (uint32_t port : settings.config.ssh_ports()) {
+    if (port == 0 || port > 65535) {
+      return Status::InvalidArgument("ssh_ports: " + std::to_string(port) + " is not a port");
+    }
+    d.correlator.ssh_ports.push_back(static_cast<uint16_t>(port));
+  }
+  TL_ASSIGN_OR_RETURN(d.identities, IdentityRulesFromConfig(settings.config));
+  if (!settings.config.rules_dir().empty()) {
+    d.rules = std::make_shared<rules::RuleEngine>(settings.config.rules_dir());
+    if (Status s = d.rules->Reload(); !s.ok()) {
+      return Status::InvalidArgument("--rules: " + s.message());
+    }
+    size_t counts[3] = {0, 0, 0};
+    for (const rules::RuleInfo& r : d.rules->Rules()) {
+      ++counts[static_cast<int>(r.state)];
+      if (r.state == rules::RuleState::kBroken) {
+        TL_LOG(WARNING) << "rule " << r.file << ":" << r.line << " skipped: " << r.reason;
+      }
+    }
+    TL_LOG(INFO) << "Sigma rules from " << settings.config.rules_dir() << ": " << counts[0]
+                 << " loaded, " << counts[1] << " unsupported, " << counts[2] << " broken";
+  }
+  return d;
+}
+
 int RunIngestNode(const AggregatorSettings& settings,
                   std::shared_ptr<grpc::ServerCredentials> credentials,
                   const sigset_t& stop_signals) {
@@ -160,6 +199,82 @@ int RunIngestNode(const AggregatorSettings& settings,
     TL_LOG(INFO) << "SIGHUP: an ingest node has nothing to reload; restart it to change it";
   }
   TL_LOG(INFO) << "signal " << sig << ": stopping";
+  (*server)->Shutdown(kShutdownGraceNs);
+  server->reset();
+  TL_LOG(INFO) << "stopped cleanly";
+  return 0;
+}
+
+// A worker of the scaled-out mode: partitions of the events stream correlated here, their
+// events and incidents in --data-dir, queries over them on --listen.
+int RunWorker(const AggregatorSettings& settings,
+              std::shared_ptr<grpc::ServerCredentials> credentials, const sigset_t& stop_signals) {
+  const v1::ClusterConfig& cc = settings.config.cluster();
+  auto detection = DetectionFromSettings(settings);
+  if (!detection.ok()) {
+    std::cerr << "tripline-aggregator: " << detection.status().message() << "\n";
+    return 2;
+  }
+  cluster::WorkerOptions wo;
+  if (!cc.name().empty()) {
+    wo.name = cc.name();
+  } else {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) == 0 && cluster::ValidLeaseName(host)) {
+      wo.name = host;
+    }
+  }
+  if (cc.partitions() > 0) wo.partitions = cc.partitions();
+  wo.replicas = cc.replicas() > 0 ? static_cast<int>(cc.replicas()) : 3;
+  wo.correlator = std::move(detection->correlator);
+  wo.identities = std::move(detection->identities);
+  wo.rules = std::move(detection->rules);
+
+  RocksDbStoreOptions store_options;
+  store_options.path = settings.config.data_dir();
+  store_options.sync_writes = settings.sync_writes;
+  store_options.retention_ns = settings.retention_ns;
+  auto store = RocksDbStore::Open(store_options);
+  if (!store.ok()) {
+    std::cerr << "tripline-aggregator: " << store.status().ToString() << "\n";
+    return 1;
+  }
+  cluster::ClusterOptions co;
+  co.servers.assign(cc.servers().begin(), cc.servers().end());
+  co.name = "tripline-worker " + wo.name;
+  auto js = cluster::JetStream::Connect(co);
+  Status ready = js.status();
+  if (ready.ok()) ready = (*js)->EnsureStream(cluster::EventsStreamSpec(wo.replicas));
+  if (!ready.ok()) {
+    std::cerr << "tripline-aggregator: " << ready.ToString() << "\n";
+    return 1;
+  }
+  auto worker = cluster::Worker::Start(js->get(), store->get(), std::move(wo));
+  if (!worker.ok()) {
+    std::cerr << "tripline-aggregator: " << worker.status().ToString() << "\n";
+    return 1;
+  }
+  auto server = AggregatorServer::StartQuery(ServerOptionsFrom(settings, std::move(credentials)),
+                                             store->get());
+  if (!server.ok()) {
+    std::cerr << "tripline-aggregator: " << server.status().message() << "\n";
+    return 1;
+  }
+  std::printf("worker %s\nlistening on %s\n", (*worker)->owner().c_str(),
+              (*server)->address().ToString().c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  for (;;) {
+    sigwait(&stop_signals, &sig);
+    if (sig != SIGHUP) break;
+    TL_LOG(INFO) << "SIGHUP: a worker has nothing to reload; restart it to change it";
+  }
+  TL_LOG(INFO) << "signal " << sig << ": handing the partitions over";
+  (*worker)->Stop();  // snapshots, acknowledges and releases every partition
+  const cluster::WorkerStats ws = (*worker)->stats();
+  TL_LOG(INFO) << "worker fed " << ws.events_fed << " events of " << ws.messages << " messages; "
+               << ws.snapshots << " snapshots";
+  worker->reset();
   (*server)->Shutdown(kShutdownGraceNs);
   server->reset();
   TL_LOG(INFO) << "stopped cleanly";
@@ -216,6 +331,7 @@ int Run(int argc, char** argv) {
                        "in clear text, and anyone on the path can read or forge them";
   }
   if (settings->ingest_node) return RunIngestNode(*settings, *credentials, stop_signals);
+  if (settings->worker) return RunWorker(*settings, *credentials, stop_signals);
   RocksDbStoreOptions store_options;
   store_options.path = settings->config.data_dir();
   store_options.sync_writes = settings->sync_writes;
@@ -244,43 +360,18 @@ int Run(int argc, char** argv) {
   engine_options.before_store_incident = [&outputs](const v1::Incident& incident) {
     (void)outputs.Offer(incident);
   };
-  if (settings->config.hop_tolerance_ms() > 0) {
-    engine_options.correlator.hop_tolerance_ns =
-        int64_t{settings->config.hop_tolerance_ms()} * kNanosPerMilli;
-  }
-  for (uint32_t port : settings->config.ssh_ports()) {
-    if (port == 0 || port > 65535) {
-      std::cerr << "tripline-aggregator: ssh_ports: " << port << " is not a port\n";
-      return 2;
-    }
-    engine_options.correlator.ssh_ports.push_back(static_cast<uint16_t>(port));
-  }
-  auto identities = IdentityRulesFromConfig(settings->config);
-  if (!identities.ok()) {
-    std::cerr << "tripline-aggregator: " << identities.status().message() << "\n";
+  auto detection = DetectionFromSettings(*settings);
+  if (!detection.ok()) {
+    std::cerr << "tripline-aggregator: " << detection.status().message() << "\n";
     return 2;
   }
+  engine_options.correlator = std::move(detection->correlator);
   // The audit judges declared accounts by their declared kind (the checked rules).
   audit::AuditPolicy audit_policy;
-  audit_policy.declared = DeclaredKinds(*identities);
-  audit_policy.processes = DeclaredProcesses(*identities);
-  engine_options.identities = std::move(*identities);
-  if (!settings->config.rules_dir().empty()) {
-    engine_options.rules = std::make_shared<rules::RuleEngine>(settings->config.rules_dir());
-    if (Status s = engine_options.rules->Reload(); !s.ok()) {
-      std::cerr << "tripline-aggregator: --rules: " << s.message() << "\n";
-      return 2;
-    }
-    size_t counts[3] = {0, 0, 0};
-    for (const rules::RuleInfo& r : engine_options.rules->Rules()) {
-      ++counts[static_cast<int>(r.state)];
-      if (r.state == rules::RuleState::kBroken) {
-        TL_LOG(WARNING) << "rule " << r.file << ":" << r.line << " skipped: " << r.reason;
-      }
-    }
-    TL_LOG(INFO) << "Sigma rules from " << settings->config.rules_dir() << ": " << counts[0]
-                 << " loaded, " << counts[1] << " unsupported, " << counts[2] << " broken";
-  }
+  audit_policy.declared = DeclaredKinds(detection->identities);
+  audit_policy.processes = DeclaredProcesses(detection->identities);
+  engine_options.identities = std::move(detection->identities);
+  engine_options.rules = std::move(detection->rules);
   auto engine = CorrelationEngine::Open(store->get(), engine_options, SystemClock::Get());
   if (!engine.ok()) {
     std::cerr << "tripline-aggregator: " << engine.status().ToString() << "\n";

@@ -92,6 +92,7 @@ TEST(IngestNodeTest, TwoNodesTakeOneSensorsStreamInTurnAndStopCleanly) {
 
 TEST(IngestNodeTest, BadClusterFlagsAndAnUnreachableClusterAreClearErrors) {
   const std::string bin = BinPath("tripline-aggregator");
+  TempDir dir;
   struct Case {
     std::vector<std::string> args;
     int exit_code;
@@ -104,6 +105,19 @@ TEST(IngestNodeTest, BadClusterFlagsAndAnUnreachableClusterAreClearErrors) {
        "'http://127.0.0.1:4222' is not nats://HOST:PORT"},
       {{"--ingest-node", "nats://127.0.0.1", "--listen", "127.0.0.1:0"}, 2, "is not nats://"},
       {{"--ingest-node", "nats://127.0.0.1:1", "--listen", "127.0.0.1:0"},
+       1,
+       "connecting to nats://127.0.0.1:1"},
+      // Workers: a data directory, one role, a valid name.
+      {{"--worker", "", "--listen", "127.0.0.1:0"}, 2, "--worker wants"},
+      {{"--worker", "nats://127.0.0.1:1", "--listen", "127.0.0.1:0"}, 2, "--data-dir is required"},
+      {{"--worker", "nats://127.0.0.1:1", "--ingest-node", "nats://127.0.0.1:1", "--listen",
+        "127.0.0.1:0", "--data-dir", "/nonexistent"},
+       2,
+       "one or the other"},
+      {{"--worker", "tls://127.0.0.1:1", "--listen", "127.0.0.1:0", "--data-dir", "/nonexistent"},
+       2,
+       "is not nats://"},
+      {{"--worker", "nats://127.0.0.1:1", "--listen", "127.0.0.1:0", "--data-dir", dir.Sub("w")},
        1,
        "connecting to nats://127.0.0.1:1"},
   };

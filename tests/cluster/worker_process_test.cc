@@ -1,0 +1,300 @@
+// tripline-aggregator --worker, the real binary, twice, against three nats-server
+// processes: one worker killed with SIGKILL in the middle of an attack on a host of its
+// partitions, and a NATS server killed mid-stream; the other worker takes the partitions
+// over from the dead one's snapshots and raises the attack's incident as the single
+// node's correlator does; no event is lost, none stored twice by the survivor.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "aggregator/baseline/baselines.h"
+#include "aggregator/cluster/lease.h"
+#include "aggregator/cluster/stream_sink.h"
+#include "aggregator/cluster/worker.h"
+#include "aggregator/correlate/correlator.h"
+#include "aggregator/store/rocksdb_store.h"
+#include "model/incident_proto.h"
+#include "tests/aggregator/subprocess.h"
+#include "tests/aggregator/test_support.h"
+#include "tests/cluster/nats_fixture.h"
+#include "tests/correlate/story_builder.h"
+#include "tripline/v1/query.grpc.pb.h"
+
+namespace tripline::cluster {
+namespace {
+
+using correlate::testing::Delivery;
+using correlate::testing::StoryBuilder;
+using testing::BinPath;
+using testing::Child;
+using testing::NatsCluster;
+using testing::TempDir;
+
+constexpr uint32_t kPartitions = 8;
+constexpr char kAttacker[] = "198.18.0.66";
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const std::string& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+// A worker process: its owner name and query address once it said them.
+struct WorkerProcess {
+  WorkerProcess(const std::string& servers, const std::string& name, const TempDir& dir)
+      : config(dir.Sub(name + ".conf")),
+        data(dir.Sub(name + ".data")),
+        log(dir.Sub(name + ".log")),
+        child(
+            [&] {
+              std::ofstream(config)
+                  << "cluster { name: \"" << name << "\" partitions: " << kPartitions << " }\n";
+              return std::vector<std::string>{BinPath("tripline-aggregator"),
+                                              "--worker",
+                                              servers,
+                                              "--data-dir",
+                                              data,
+                                              "--listen",
+                                              "127.0.0.1:0",
+                                              "--config",
+                                              config};
+            }(),
+            log) {
+    const auto first = child.ReadLine(30000);
+    if (first && first->rfind("worker ", 0) == 0) owner = first->substr(7);
+    const auto second = child.ReadLine(30000);
+    if (second && second->rfind("listening on ", 0) == 0) address = second->substr(13);
+  }
+  v1::Stats Stats() {
+    auto stub =
+        v1::Query::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::Stats out;
+    (void)stub->GetStats(&ctx, v1::GetStatsRequest(), &out);
+    return out;
+  }
+  std::string config, data, log;
+  Child child;
+  std::string owner, address;
+};
+
+// The partitions whose leases name an owner starting with `prefix`.
+std::set<uint32_t> HeldBy(KeyValue* leases, const std::string& prefix) {
+  LeaseTable table(leases, "test", kNanosPerSecond);
+  std::set<uint32_t> out;
+  auto all = table.List();
+  if (!all.ok()) return out;
+  for (const auto& [resource, record] : *all) {
+    if (resource.rfind("partition.", 0) == 0 && record.owner.rfind(prefix, 0) == 0 &&
+        record.expires_ns > SystemClock::Get().NowNs()) {
+      out.insert(static_cast<uint32_t>(std::stoul(resource.substr(10))));
+    }
+  }
+  return out;
+}
+
+// Every (sensor, seq) in a store, and how often.
+std::map<std::pair<std::string, uint64_t>, int> EventsIn(const std::string& dir) {
+  std::map<std::pair<std::string, uint64_t>, int> out;
+  RocksDbStoreOptions o;
+  o.path = dir;
+  auto store = RocksDbStore::Open(o);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  if (!store.ok()) return out;
+  EventQuery q;
+  q.limit = Store::kMaxPageSize;
+  for (;;) {
+    auto page = (*store)->QueryEvents(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    if (!page.ok()) break;
+    for (const StoredEvent& e : page->events) ++out[{e.sensor_id, e.event.seq}];
+    if (page->next_page_token.empty()) break;
+    q.page_token = page->next_page_token;
+  }
+  return out;
+}
+
+std::vector<v1::Incident> IncidentsIn(const std::string& dir) {
+  std::vector<v1::Incident> out;
+  RocksDbStoreOptions o;
+  o.path = dir;
+  auto store = RocksDbStore::Open(o);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  if (!store.ok()) return out;
+  auto all = (*store)->ListIncidents();
+  EXPECT_TRUE(all.ok());
+  for (const std::string& bytes : all.value_or(std::vector<std::string>{})) {
+    v1::Incident i;
+    EXPECT_TRUE(i.ParseFromString(bytes));
+    out.push_back(i);
+  }
+  return out;
+}
+
+bool WaitFor(const std::function<bool()>& done, int seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
+TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSingleNodes) {
+  std::unique_ptr<NatsCluster> nats;
+  ASSERT_NO_FATAL_FAILURE(testing::StartNatsCluster(&nats));
+  if (::testing::Test::IsSkipped()) return;
+  TempDir dir;
+  ClusterOptions co;
+  co.servers = nats->urls();
+  auto js = JetStream::Connect(co);
+  ASSERT_TRUE(js.ok()) << js.status().ToString();
+  ASSERT_TRUE((*js)->EnsureStream(EventsStreamSpec(3)).ok());
+  auto sensors = (*js)->Bucket(kSensorsBucket, 3);
+  auto leases = (*js)->Bucket(kLeasesBucket, 3);
+  ASSERT_TRUE(sensors.ok() && leases.ok());
+  StreamSinkOptions so;
+  so.partitions = kPartitions;
+  StreamSink sink(js->get(), sensors->get(), so);
+
+  WorkerProcess a(Join(nats->urls()), "wa", dir);
+  ASSERT_FALSE(a.address.empty()) << testing::ReadWholeFile(a.log);
+  WorkerProcess b(Join(nats->urls()), "wb", dir);
+  ASSERT_FALSE(b.address.empty()) << testing::ReadWholeFile(b.log);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const size_t held_a = HeldBy(leases->get(), "wa.").size();
+        const size_t held_b = HeldBy(leases->get(), "wb.").size();
+        return held_a + held_b == kPartitions && held_a > 0 && held_b > 0;
+      },
+      60))
+      << testing::ReadWholeFile(a.log) << testing::ReadWholeFile(b.log);
+  // The attacked host: one of worker a's partitions.
+  const std::set<uint32_t> of_a = HeldBy(leases->get(), "wa.");
+  std::string victim;
+  for (int i = 0; victim.empty(); ++i) {
+    const std::string h = "victim" + std::to_string(i);
+    if (of_a.contains(PartitionOfHost(h, kPartitions))) victim = h;
+  }
+
+  // Background: 12 hosts' sensors, 2,400 events; the attack on the victim in two halves.
+  std::map<std::string, std::vector<Event>> background;
+  size_t total = 0;
+  for (Event& e : testing::SyntheticEvents(2400, 12, 10)) {
+    background["s-" + e.host].push_back(std::move(e));
+    ++total;
+  }
+  StoryBuilder story;
+  std::vector<Delivery> attack;
+  for (int i = 0; i < 5; ++i) {
+    attack.push_back(story.Failure(victim, "alice", kAttacker, 40001 + i, i));
+  }
+  attack.push_back(story.Login(victim, "alice", kAttacker, 40010, "audit:1", 7.2));
+  attack.push_back(
+      story.Open(victim, "audit:1", "alice", 1000, "cat", "/etc/shadow", FileAccess::kRead, 20));
+  total += attack.size();
+  std::map<std::string, size_t> sent;
+  const auto send_background = [&](double upto) {
+    for (const auto& [sensor, events] : background) {
+      const size_t end = static_cast<size_t>(upto * static_cast<double>(events.size()));
+      size_t& at = sent[sensor];
+      while (at < end) {
+        const size_t n = std::min<size_t>(50, end - at);
+        auto r = sink.AppendBatch(sensor, at + 1, {events.begin() + at, events.begin() + at + n});
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        at += n;
+      }
+    }
+  };
+  const auto send_attack = [&](size_t from, size_t to) {
+    std::vector<Event> events;
+    for (size_t i = from; i < to; ++i) events.push_back(attack[i].event);
+    auto r = sink.AppendBatch(attack[from].sensor, from + 1, events);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  };
+
+  ASSERT_NO_FATAL_FAILURE(send_background(0.3));
+  ASSERT_NO_FATAL_FAILURE(send_attack(0, 5));  // the failed passwords
+  ASSERT_NO_FATAL_FAILURE(send_background(0.5));
+  // Worker a has fed and snapshotted the failures (snapshots every second).
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  a.child.Signal(SIGKILL);
+  ASSERT_TRUE(a.child.Wait(10000).has_value());
+  ASSERT_NO_FATAL_FAILURE(send_background(0.7));
+  nats->Kill(0);                                           // and a server, mid-stream
+  ASSERT_NO_FATAL_FAILURE(send_attack(5, attack.size()));  // the login, /etc/shadow read
+  ASSERT_NO_FATAL_FAILURE(send_background(1.0));
+
+  // Worker b takes every partition once a's leases end, and feeds everything.
+  EXPECT_TRUE(WaitFor([&] { return HeldBy(leases->get(), "wb.").size() == kPartitions; }, 60))
+      << testing::ReadWholeFile(b.log);
+  uint64_t last = 0;
+  int steady = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const uint64_t now = b.Stats().events_stored();
+        steady = now == last && now > 0 ? steady + 1 : 0;
+        last = now;
+        return steady >= 30;  // 3 s without growth
+      },
+      90));
+  b.child.Signal(SIGTERM);
+  EXPECT_EQ(b.child.Wait(30000), 0) << testing::ReadWholeFile(b.log);
+
+  const auto in_a = EventsIn(a.data);
+  const auto in_b = EventsIn(b.data);
+  size_t lost = 0;
+  for (const auto& [sensor, events] : background) {
+    for (uint64_t seq = 1; seq <= events.size(); ++seq) {
+      lost += in_a.contains({sensor, seq}) || in_b.contains({sensor, seq}) ? 0 : 1;
+    }
+  }
+  for (size_t i = 0; i < attack.size(); ++i) {
+    lost += in_a.contains({attack[i].sensor, i + 1}) || in_b.contains({attack[i].sensor, i + 1})
+                ? 0
+                : 1;
+  }
+  EXPECT_EQ(lost, 0u) << "of " << total;
+  for (const auto& [key, n] : in_b) EXPECT_EQ(n, 1) << key.first << " " << key.second;
+
+  // The attack's incident: one, raised by b with what a fed before it died, as the single
+  // node's correlator raises it from the same events.
+  std::map<std::string, v1::Incident> incidents;
+  for (const auto& d : {a.data, b.data}) {
+    for (v1::Incident& i : IncidentsIn(d)) {
+      bool on_victim = false;
+      for (const auto& h : i.hosts()) on_victim |= h == victim;
+      if (on_victim) incidents[i.id()] = i;  // the later store's revision wins
+    }
+  }
+  ASSERT_EQ(incidents.size(), 1u);
+  const v1::Incident& got = incidents.begin()->second;
+  // The single node's correlator learns baselines as the worker's does.
+  baseline::Baselines baselines;
+  correlate::Correlator single({}, SystemClock::Get());
+  single.AttachBaselines(&baselines);
+  std::vector<Incident> expected;
+  for (const Delivery& d : attack) {
+    for (Incident& i : single.Handle(d.sensor, d.event)) expected.push_back(std::move(i));
+  }
+  ASSERT_FALSE(expected.empty());
+  v1::Incident want;
+  ToProto(expected.back(), &want);
+  EXPECT_EQ(got.severity(), want.severity());
+  EXPECT_EQ(got.title(), want.title());
+  std::set<std::string> got_techniques(got.techniques().begin(), got.techniques().end());
+  std::set<std::string> want_techniques(want.techniques().begin(), want.techniques().end());
+  EXPECT_EQ(got_techniques, want_techniques);
+  EXPECT_EQ(got.events_size(), want.events_size());
+  EXPECT_EQ(got.stages_size(), want.stages_size());
+}
+
+}  // namespace
+}  // namespace tripline::cluster
