@@ -181,6 +181,20 @@ Result<std::string> JetStream::StreamLeader(const std::string& stream) {
   return leader;
 }
 
+Result<std::optional<ConsumerLag>> JetStream::Lag(const std::string& stream,
+                                                  const std::string& durable) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s =
+      js_GetConsumerInfo(&ci, impl_->js, stream.c_str(), durable.c_str(), nullptr, &jerr);
+  if (s == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr) return std::optional<ConsumerLag>();
+  if (s != NATS_OK) return NatsError("cluster: consumer " + stream + "/" + durable, s, jerr);
+  ConsumerLag lag{ci->NumPending, static_cast<uint64_t>(std::max<int64_t>(0, ci->NumAckPending)),
+                  ci->AckFloor.Stream};
+  jsConsumerInfo_Destroy(ci);
+  return std::optional<ConsumerLag>(lag);
+}
+
 Result<PublishAck> JetStream::Publish(const Outgoing& m) {
   jsPubOptions po;
   jsPubOptions_Init(&po);

@@ -95,6 +95,13 @@ struct ConsumerSpec {
   uint64_t start_sequence = 0;
 };
 
+// How far a durable consumer is behind its stream.
+struct ConsumerLag {
+  uint64_t pending = 0;         // messages of its subject not handed out yet
+  uint64_t unacknowledged = 0;  // handed out, not acknowledged
+  uint64_t acked_through = 0;   // stream sequence below which everything is acknowledged
+};
+
 struct KvEntry {
   std::string value;
   uint64_t revision = 0;
@@ -182,6 +189,9 @@ class JetStream {
   // same id until `deadline_ms` has passed: the ids make the repeats harmless. On error,
   // some of the messages may be stored; publishing them all again is safe.
   Status PublishAll(std::span<const Outgoing> messages, int64_t deadline_ms);
+
+  // The durable consumer's lag; nullopt when there is no consumer of that name.
+  Result<std::optional<ConsumerLag>> Lag(const std::string& stream, const std::string& durable);
 
   // The durable consumer (created when missing) and a subscription to it.
   Result<std::unique_ptr<PullConsumer>> Consume(const ConsumerSpec& spec);

@@ -75,7 +75,9 @@ struct Worker::Partition {
   uint64_t snapshot_through = 0;  // ... of the last one in the cluster's snapshot
   SnapshotVersion version;
   int64_t last_snapshot_mono_ns = 0;
+  int64_t last_snapshot_cost_ns = 0;
   uint64_t events_since_snapshot = 0;
+  int fetch_failures = 0;          // in a row
   std::vector<Delivered> backlog;  // fetched, not fed yet (a store write failed)
   size_t backlog_next = 0;
 };
@@ -274,17 +276,9 @@ Status Worker::Take(uint32_t id, const Lease& lease) {
     p->fed_through = p->snapshot_through = s.fed_through();
     (void)p->baselines->TakeDirty();  // loaded, not changed
   }
-  ConsumerSpec spec;
-  spec.stream = kEventsStream;
-  spec.durable = "part-" + std::to_string(id);
-  spec.filter_subject = PartitionSubject(id);
-  spec.ack_wait_ms = options_.ack_wait_ms;
-  spec.max_ack_pending = 65'536;
-  spec.ack_cumulative = true;
   // Anew after the snapshot: what the previous holder fetched and never acknowledged
   // comes at once, and it can fetch nothing more.
-  spec.start_sequence = p->fed_through + 1;
-  TL_ASSIGN_OR_RETURN(p->consumer, js_->Consume(spec));
+  TL_RETURN_IF_ERROR(Subscribe(*p));
   p->last_snapshot_mono_ns = clock_.MonotonicNs();
   TL_LOG(INFO) << "worker " << owner_ << " took partition " << id << " (lease revision "
                << lease.revision << ", fed through stream sequence " << p->fed_through << ")";
@@ -296,6 +290,23 @@ Status Worker::Take(uint32_t id, const Lease& lease) {
   return Status::Ok();
 }
 
+Status Worker::Subscribe(Partition& p) {
+  ConsumerSpec spec;
+  spec.stream = kEventsStream;
+  spec.durable = "part-" + std::to_string(p.id);
+  spec.filter_subject = PartitionSubject(p.id);
+  spec.ack_wait_ms = options_.ack_wait_ms;
+  spec.max_ack_pending = 65'536;
+  spec.ack_cumulative = true;
+  spec.start_sequence = p.fed_through + 1;
+  p.consumer.reset();
+  p.backlog.clear();
+  p.backlog_next = 0;
+  TL_ASSIGN_OR_RETURN(p.consumer, js_->Consume(spec));
+  p.fetch_failures = 0;
+  return Status::Ok();
+}
+
 bool Worker::Pump(Partition& p) {
   bool fed = false;
   if (p.backlog_next == p.backlog.size()) {
@@ -303,21 +314,40 @@ bool Worker::Pump(Partition& p) {
     p.backlog_next = 0;
     auto got = p.consumer->Fetch(options_.fetch_messages, 0);
     if (!got.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++stats_.cluster_errors;
-    } else {
-      p.backlog = std::move(got).value();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.cluster_errors;
+      }
+      // Three in a row (the consumer deleted by a worker that took the partition over,
+      // or lost with its servers): make it anew after what was fed, once the lease is
+      // known to be still this worker's (the new consumer replaces whatever has the name).
+      if (++p.fetch_failures >= 3) {
+        const uint32_t id = p.id;
+        if (!KeepLease(p, /*renew_now=*/true)) return false;
+        if (Status s = Subscribe(*held_.at(id)); !s.ok()) {
+          TL_LOG(WARNING) << "worker " << owner_ << ": partition " << id
+                          << " consumer: " << s.ToString();
+        } else {
+          std::lock_guard<std::mutex> lock(mu_);
+          ++stats_.consumers_remade;
+        }
+      }
+      return false;
     }
+    p.fetch_failures = 0;
+    p.backlog = std::move(got).value();
   }
   while (p.backlog_next < p.backlog.size()) {
     if (!FeedMessage(p, p.backlog[p.backlog_next])) break;  // the store failed: later
     ++p.backlog_next;
     fed = true;
   }
-  const bool due =
-      p.fed_through > p.snapshot_through && (p.events_since_snapshot >= options_.snapshot_events ||
-                                             clock_.MonotonicNs() - p.last_snapshot_mono_ns >=
-                                                 options_.snapshot_interval_ms * kNanosPerMilli);
+  const int64_t since = clock_.MonotonicNs() - p.last_snapshot_mono_ns;
+  const bool due = p.fed_through > p.snapshot_through &&
+                   (since >= options_.ack_wait_ms * kNanosPerMilli / 2 ||
+                    ((p.events_since_snapshot >= options_.snapshot_events ||
+                      since >= options_.snapshot_interval_ms * kNanosPerMilli) &&
+                     since >= options_.snapshot_cost_factor * p.last_snapshot_cost_ns));
   if (due) SnapshotAndAck(p);  // drops the partition when it was lost
   return fed;
 }
@@ -384,6 +414,7 @@ bool Worker::SnapshotAndAck(Partition& p) {
   const uint32_t id = p.id;
   if (p.fed_through > p.snapshot_through) {
     if (!KeepLease(p)) return false;
+    const int64_t start = clock_.MonotonicNs();
     WriteIncidents(p.correlator->TakeChanged());
     v1::PartitionSnapshot s;
     s.set_partition(id);
@@ -422,9 +453,13 @@ bool Worker::SnapshotAndAck(Partition& p) {
     p.snapshot_through = p.fed_through;
     p.events_since_snapshot = 0;
     p.last_snapshot_mono_ns = clock_.MonotonicNs();
+    p.last_snapshot_cost_ns = p.last_snapshot_mono_ns - start;
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.snapshots;
     stats_.snapshot_bytes = s.ByteSizeLong();
+    stats_.snapshot_correlator_bytes = s.correlator().size();
+    stats_.snapshot_baselines = static_cast<uint64_t>(s.baselines_size());
+    stats_.snapshot_ns = p.last_snapshot_cost_ns;
   }
   // Acknowledge what the snapshot holds (again after a failed acknowledgement).
   if (Status s = p.consumer->AckThrough(p.snapshot_through); !s.ok()) {
@@ -453,9 +488,11 @@ void Worker::WriteIncidents(const std::vector<Incident>& incidents) {
   }
 }
 
-bool Worker::KeepLease(Partition& p) {
+bool Worker::KeepLease(Partition& p, bool renew_now) {
   const int64_t now = clock_.NowNs();
-  if (p.lease.expires_ns - now > options_.lease_ttl_ms * kNanosPerMilli / 2) return true;
+  if (!renew_now && p.lease.expires_ns - now > options_.lease_ttl_ms * kNanosPerMilli / 2) {
+    return true;
+  }
   const uint32_t id = p.id;
   if (now < p.lease.expires_ns) {
     const auto renewed = leases_->Renew(p.lease);

@@ -65,6 +65,11 @@ struct WorkerOptions {
   int64_t renew_every_ms = 3'000;
   int64_t snapshot_interval_ms = 1'000;
   uint64_t snapshot_events = 10'000;
+  // A snapshot is due (by interval or events) only once this many times as long as the
+  // partition's previous snapshot took has passed, so that snapshots take at most about
+  // 1/factor of the worker's time whatever the state's size; and always after half the
+  // ack wait, before the stream hands the messages out again.
+  int64_t snapshot_cost_factor = 20;
   int fetch_messages = 64;  // per partition and round
   // How long a message may stay unacknowledged before the stream hands it out again: well
   // past the snapshot interval and a snapshot's own time.
@@ -94,7 +99,11 @@ struct WorkerStats {
   uint64_t events_dropped = 0;  // at or below a sensor's position: fed before
   uint64_t bad_messages = 0;    // did not decode
   uint64_t snapshots = 0;
-  uint64_t snapshot_bytes = 0;  // of the latest
+  uint64_t snapshot_bytes = 0;             // of the latest
+  uint64_t snapshot_correlator_bytes = 0;  // of it, the correlator's state
+  uint64_t snapshot_baselines = 0;         // of it, baseline records
+  int64_t snapshot_ns = 0;                 // how long the latest took
+  uint64_t consumers_remade = 0;           // after fetches failed (a server lost)
   uint64_t partitions_taken = 0;
   uint64_t partitions_handed_over = 0;  // released past the share, after a snapshot
   uint64_t partitions_lost = 0;         // lease or snapshot taken by another worker
@@ -135,6 +144,8 @@ class Worker {
   Status Take(uint32_t partition, const Lease& lease);
   // Feeds what the partition has; true when it fed anything.
   bool Pump(Partition& p);
+  // The partition's consumer, made anew after the message last fed.
+  Status Subscribe(Partition& p);
   // Feeds one message; false when the store failed (try it again later).
   bool FeedMessage(Partition& p, const Delivered& d);
   // Writes the snapshot and acknowledges; false when the partition was lost.
@@ -143,9 +154,9 @@ class Worker {
   // Forgets the partition (nothing more acknowledged); `release` ends its lease (handed
   // over after a snapshot), otherwise it was lost.
   void Drop(uint32_t partition, bool release);
-  // Renews the partition's lease when less than half of it is left; false when it was
-  // taken over (the partition is dropped then).
-  bool KeepLease(Partition& p);
+  // Renews the partition's lease when less than half of it is left (or `renew_now`); false
+  // when it was taken over (the partition is dropped then).
+  bool KeepLease(Partition& p, bool renew_now = false);
 
   JetStream* const js_;
   RocksDbStore* const store_;

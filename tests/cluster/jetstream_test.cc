@@ -189,6 +189,14 @@ TEST_F(JetStreamTest, ACumulativeConsumerMadeAnewStartsWhereItIsToldAtOnce) {
   // One acknowledgement for the first four.
   ASSERT_TRUE((*a)->AckThrough((*got)[3].stream_sequence).ok());
   EXPECT_EQ((*a)->unacknowledged(), 6u);
+  auto lag = js->Lag("EVENTS", "worker-p4");
+  ASSERT_TRUE(lag.ok() && lag->has_value()) << lag.status().ToString();
+  EXPECT_EQ((*lag)->pending, 0u);
+  EXPECT_EQ((*lag)->unacknowledged, 6u);
+  EXPECT_EQ((*lag)->acked_through, (*got)[3].stream_sequence);
+  auto none_such = js->Lag("EVENTS", "nobody");
+  ASSERT_TRUE(none_such.ok()) << none_such.status().ToString();
+  EXPECT_FALSE(none_such->has_value());
   // Nothing more to fetch: a fetch that does not wait returns at once.
   const auto t0 = std::chrono::steady_clock::now();
   auto none = (*a)->Fetch(10, 0);
