@@ -3,6 +3,7 @@
 // sink writing sensors' batches to them.
 //
 //   cluster_bench [--events 200000] [--batch 500] [--sensors 4] [--hosts 1] [--acks 2000]
+//                 [--worker-events 200000] [--worker-hosts 64] [--partitions 32]
 //
 // Prints
 //  - publish/ack latency: one event published and its acknowledgement awaited (the stream's
@@ -13,10 +14,17 @@
 //    node (this process: the sink and the NATS client) and of the three servers together.
 //    A sensor's events are of `hosts` hosts (1, as on a fleet; more spreads a batch over
 //    that many partitions, one message each).
+//  - a worker: `worker-events` events of `worker-hosts` sensors (one host each) over
+//    `partitions` partitions, on three servers of their own, fed by a worker process
+//    (tripline-aggregator --worker): the first half while it takes the partitions, the
+//    second half timed until every partition's consumer has handed out and seen
+//    acknowledged all there is: events/s, CPU per event of the worker and of the servers.
 // Wall-clock figures on a machine whose two cores serve the servers and the node at once.
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -24,8 +32,10 @@
 #include "aggregator/cluster/stream_sink.h"
 #include "bench/aggregator/bench_support.h"
 #include "model/event_proto.h"
+#include "tests/aggregator/subprocess.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/cluster/nats_cluster.h"
+#include "tests/support/temp_dir.h"
 #include "tripline/v1/event.pb.h"
 
 namespace {
@@ -39,6 +49,132 @@ double ServersCpu(const testing::NatsCluster& nats) {
   return s;
 }
 
+// Three nats-server processes clustered on loopback with the events stream and the
+// sensors' bucket (three replicas each); false after saying why not.
+struct BenchCluster {
+  testing::NatsCluster nats{3};
+  std::unique_ptr<JetStream> js;
+  std::unique_ptr<KeyValue> sensors;
+
+  bool Start(const std::string& name) {
+    if (!nats.started() || !nats.WaitReady()) {
+      std::fprintf(stderr, "cluster_bench: the NATS servers did not start\n");
+      return false;
+    }
+    ClusterOptions o;
+    o.servers = nats.urls();
+    o.name = name;
+    auto connected = JetStream::Connect(o);
+    Status s = connected.status();
+    if (s.ok()) s = (*connected)->EnsureStream(EventsStreamSpec(3));
+    auto kv =
+        s.ok() ? (*connected)->Bucket(kSensorsBucket, 3) : Result<std::unique_ptr<KeyValue>>(s);
+    if (!kv.ok()) {
+      std::fprintf(stderr, "cluster_bench: %s\n", kv.status().ToString().c_str());
+      return false;
+    }
+    js = std::move(connected).value();
+    sensors = std::move(kv).value();
+    return true;
+  }
+};
+
+// Every partition's consumer has handed out, and seen acknowledged, all there is.
+bool CaughtUp(JetStream* js, uint32_t partitions) {
+  for (uint32_t p = 0; p < partitions; ++p) {
+    auto lag = js->Lag(kEventsStream, "part-" + std::to_string(p));
+    if (!lag.ok() || !lag->has_value() || (*lag)->pending > 0 || (*lag)->unacknowledged > 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A worker process (tripline-aggregator --worker) over partitions of its own three
+// servers: the first half of the events while it takes the partitions, the second half
+// timed, its CPU and the servers' by process.
+int RunWorker(const bench::Flags& flags, size_t batch) {
+  const auto events = static_cast<size_t>(flags.GetInt("worker-events", 200000));
+  const int hosts = static_cast<int>(std::max<int64_t>(1, flags.GetInt("worker-hosts", 64)));
+  const auto partitions =
+      static_cast<uint32_t>(std::max<int64_t>(1, flags.GetInt("partitions", 32)));
+  if (events == 0) return 0;
+  BenchCluster cluster;
+  if (!cluster.Start("cluster-bench-worker")) return 1;
+  JetStream* js = cluster.js.get();
+  StreamSinkOptions so;
+  so.partitions = partitions;
+  StreamSink sink(js, cluster.sensors.get(), so);
+  std::map<std::string, std::vector<Event>> by_sensor;
+  for (Event& e : testing::SyntheticEvents(events, hosts, 400, 3)) {
+    by_sensor["w-" + e.host].push_back(std::move(e));
+  }
+  std::map<std::string, size_t> sent;
+  const auto publish = [&](double upto) {
+    size_t n = 0;
+    for (const auto& [sensor, list] : by_sensor) {
+      const size_t end = static_cast<size_t>(upto * static_cast<double>(list.size()));
+      for (size_t& at = sent[sensor]; at < end;) {
+        const size_t k = std::min(batch, end - at);
+        const auto r = sink.AppendBatch(sensor, at + 1, {list.begin() + at, list.begin() + at + k});
+        if (!r.ok()) {
+          std::fprintf(stderr, "cluster_bench: %s\n", r.status().ToString().c_str());
+          return size_t{0};
+        }
+        at += k;
+        n += k;
+      }
+    }
+    return n;
+  };
+  testing::TempDir dir;
+  std::ofstream(dir.Sub("worker.conf"))
+      << "cluster { name: \"bench\" partitions: " << partitions << " }\n";
+  std::string servers;
+  for (const std::string& u : cluster.nats.urls()) servers += (servers.empty() ? "" : ",") + u;
+  const double t0 = bench::NowSeconds();
+  testing::Child worker(
+      {testing::BinPath("tripline-aggregator"), "--worker", servers, "--data-dir", dir.Sub("data"),
+       "--listen", "127.0.0.1:0", "--config", dir.Sub("worker.conf")},
+      dir.Sub("worker.log"));
+  if (!worker.ReadLine(30000).has_value()) {
+    std::fprintf(stderr, "cluster_bench: the worker did not start\n");
+    return 1;
+  }
+  const size_t first = publish(0.5);
+  const auto wait_caught_up = [&] {
+    while (!CaughtUp(js, partitions) && bench::NowSeconds() - t0 < 900) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return CaughtUp(js, partitions);
+  };
+  if (first == 0 || !wait_caught_up()) {
+    std::fprintf(stderr, "cluster_bench: the worker did not catch up with the first half\n");
+    return 1;
+  }
+  const double taken = bench::NowSeconds() - t0;
+  const double cpu0 = bench::ProcessCpuSeconds(worker.pid()), servers0 = ServersCpu(cluster.nats);
+  const double t1 = bench::NowSeconds();
+  const size_t second = publish(1.0);
+  if (second == 0 || !wait_caught_up()) {
+    std::fprintf(stderr, "cluster_bench: the worker did not catch up with the second half\n");
+    return 1;
+  }
+  const double wall = bench::NowSeconds() - t1;
+  const double cpu = bench::ProcessCpuSeconds(worker.pid()) - cpu0;
+  const double servers_cpu = ServersCpu(cluster.nats) - servers0;
+  worker.Signal(SIGTERM);
+  const auto code = worker.Wait(60000);
+  const double n = static_cast<double>(second);
+  std::printf(
+      "worker process, %u partitions, %d sensors: took the partitions and fed the first %zu "
+      "events in %.1f s; the next %zu published and fed in %.2f s: %.0f events/s; CPU per "
+      "event: worker %.1f us, the 3 servers %.1f us (publishing included); exit %d\n",
+      partitions, hosts, first, taken, second, wall, n / wall, cpu / n * 1e6, servers_cpu / n * 1e6,
+      code.value_or(-1));
+  return code == 0 ? 0 : 1;
+}
+
 int Run(int argc, char** argv) {
   const bench::Flags flags(argc, argv);
   const auto events = static_cast<size_t>(flags.GetInt("events", 200000));
@@ -50,25 +186,10 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "cluster_bench: %s is not installed\n", testing::kNatsServer);
     return 1;
   }
-  testing::NatsCluster nats(3);
-  if (!nats.started() || !nats.WaitReady()) {
-    std::fprintf(stderr, "cluster_bench: the NATS servers did not start\n");
-    return 1;
-  }
-  ClusterOptions o;
-  o.servers = nats.urls();
-  o.name = "cluster-bench";
-  auto js = JetStream::Connect(o);
-  if (!js.ok()) {
-    std::fprintf(stderr, "cluster_bench: %s\n", js.status().ToString().c_str());
-    return 1;
-  }
-  Status s = (*js)->EnsureStream(EventsStreamSpec(3));
-  auto kv = s.ok() ? (*js)->Bucket(kSensorsBucket, 3) : Result<std::unique_ptr<KeyValue>>(s);
-  if (!kv.ok()) {
-    std::fprintf(stderr, "cluster_bench: %s\n", kv.status().ToString().c_str());
-    return 1;
-  }
+  BenchCluster cluster;
+  if (!cluster.Start("cluster-bench")) return 1;
+  const testing::NatsCluster& nats = cluster.nats;
+  JetStream* js = cluster.js.get();
   const std::vector<Event> mix = testing::SyntheticEvents(batch, hosts, 200);
   std::vector<std::string> encoded;
   for (const Event& e : mix) {
@@ -87,9 +208,9 @@ int Run(int argc, char** argv) {
   std::vector<double> latency;
   for (int i = 0; i < acks; ++i) {
     const double t0 = bench::NowSeconds();
-    const auto ack = (*js)->Publish({PartitionSubject(static_cast<uint32_t>(i % 256)),
-                                     "ack-bench:" + std::to_string(i + 1),
-                                     encoded[static_cast<size_t>(i) % encoded.size()]});
+    const auto ack = js->Publish({PartitionSubject(static_cast<uint32_t>(i % 256)),
+                                  "ack-bench:" + std::to_string(i + 1),
+                                  encoded[static_cast<size_t>(i) % encoded.size()]});
     if (!ack.ok()) {
       std::fprintf(stderr, "cluster_bench: %s\n", ack.status().ToString().c_str());
       return 1;
@@ -101,7 +222,7 @@ int Run(int argc, char** argv) {
               p50 * 1e6, p99 * 1e6);
 
   // The sink, `sensors` streams at once.
-  StreamSink sink(js->get(), kv->get());
+  StreamSink sink(js, cluster.sensors.get());
   const size_t batches = std::max<size_t>(1, events / batch / static_cast<size_t>(sensors));
   std::vector<std::string_view> views(encoded.begin(), encoded.end());
   std::mutex mu;
@@ -140,7 +261,7 @@ int Run(int argc, char** argv) {
       "p50 %.1f ms, p99 %.1f ms; CPU per event: ingest node %.1f us, the 3 servers %.1f us\n",
       sensors, batch, n, n / wall, bench::Percentile(batch_latency, 0.5) * 1e3,
       bench::Percentile(batch_latency, 0.99) * 1e3, node_cpu / n * 1e6, servers_cpu / n * 1e6);
-  const auto stored = (*js)->StreamMessages(kEventsStream);
+  const auto stored = js->StreamMessages(kEventsStream);
   if (!stored.ok() || *stored < static_cast<uint64_t>(acks) + batches * sensors) {
     std::fprintf(stderr, "cluster_bench: the stream holds fewer messages than batches\n");
     return 1;
@@ -150,7 +271,7 @@ int Run(int argc, char** argv) {
       "stream holds %.0f messages from the sink for %.0f events (%d hosts a sensor): "
       "%.1f events a message\n",
       messages, n, hosts, n / messages);
-  return 0;
+  return RunWorker(flags, batch);
 }
 
 }  // namespace
