@@ -3,7 +3,7 @@
 // sink writing sensors' batches to them.
 //
 //   cluster_bench [--events 200000] [--batch 500] [--sensors 4] [--hosts 1] [--acks 2000]
-//                 [--worker-events 200000] [--worker-hosts 64] [--partitions 32]
+//                 [--worker-events 200000] [--worker-hosts 64] [--partitions 32] [--workers 1]
 //
 // Prints
 //  - publish/ack latency: one event published and its acknowledgement awaited (the stream's
@@ -15,9 +15,9 @@
 //    A sensor's events are of `hosts` hosts (1, as on a fleet; more spreads a batch over
 //    that many partitions, one message each).
 //  - a worker: `worker-events` events of `worker-hosts` sensors (one host each) over
-//    `partitions` partitions, on three servers of their own, fed by a worker process
-//    (tripline-aggregator --worker): the first half while it takes the partitions, the
-//    second half timed until every partition's consumer has handed out and seen
+//    `partitions` partitions, on three servers of their own, fed by `workers` worker
+//    processes (tripline-aggregator --worker): the first half while they take and share
+//    the partitions, the second half timed until every partition's consumer has handed out and seen
 //    acknowledged all there is: events/s, CPU per event of the worker and of the servers.
 // Wall-clock figures on a machine whose two cores serve the servers and the node at once.
 #include <algorithm>
@@ -25,11 +25,15 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "aggregator/cluster/lease.h"
 #include "aggregator/cluster/stream_sink.h"
+#include "aggregator/cluster/worker.h"
 #include "bench/aggregator/bench_support.h"
 #include "model/event_proto.h"
 #include "tests/aggregator/subprocess.h"
@@ -98,6 +102,7 @@ int RunWorker(const bench::Flags& flags, size_t batch) {
   const int hosts = static_cast<int>(std::max<int64_t>(1, flags.GetInt("worker-hosts", 64)));
   const auto partitions =
       static_cast<uint32_t>(std::max<int64_t>(1, flags.GetInt("partitions", 32)));
+  const int workers = static_cast<int>(std::max<int64_t>(1, flags.GetInt("workers", 1)));
   if (events == 0) return 0;
   BenchCluster cluster;
   if (!cluster.Start("cluster-bench-worker")) return 1;
@@ -128,51 +133,89 @@ int RunWorker(const bench::Flags& flags, size_t batch) {
     return n;
   };
   testing::TempDir dir;
-  std::ofstream(dir.Sub("worker.conf"))
-      << "cluster { name: \"bench\" partitions: " << partitions << " }\n";
   std::string servers;
   for (const std::string& u : cluster.nats.urls()) servers += (servers.empty() ? "" : ",") + u;
   const double t0 = bench::NowSeconds();
-  testing::Child worker(
-      {testing::BinPath("tripline-aggregator"), "--worker", servers, "--data-dir", dir.Sub("data"),
-       "--listen", "127.0.0.1:0", "--config", dir.Sub("worker.conf")},
-      dir.Sub("worker.log"));
-  if (!worker.ReadLine(30000).has_value()) {
-    std::fprintf(stderr, "cluster_bench: the worker did not start\n");
+  std::vector<std::unique_ptr<testing::Child>> children;
+  for (int w = 0; w < workers; ++w) {
+    const std::string name = "bench" + std::to_string(w);
+    std::ofstream(dir.Sub(name + ".conf"))
+        << "cluster { name: \"" << name << "\" partitions: " << partitions << " }\n";
+    children.push_back(std::make_unique<testing::Child>(
+        std::vector<std::string>{testing::BinPath("tripline-aggregator"), "--worker", servers,
+                                 "--data-dir", dir.Sub(name + ".data"), "--listen", "127.0.0.1:0",
+                                 "--config", dir.Sub(name + ".conf")},
+        dir.Sub(name + ".log")));
+    if (!children.back()->ReadLine(30000).has_value()) {
+      std::fprintf(stderr, "cluster_bench: worker %d did not start\n", w);
+      return 1;
+    }
+  }
+  // Every worker holds its share of the partitions (by their leases).
+  auto leases = js->Bucket(kLeasesBucket, 3);
+  if (!leases.ok()) {
+    std::fprintf(stderr, "cluster_bench: %s\n", leases.status().ToString().c_str());
     return 1;
   }
+  const auto shared_out = [&] {
+    LeaseTable table(leases->get(), "bench", kNanosPerSecond);
+    const auto all = table.List();
+    if (!all.ok()) return false;
+    std::map<std::string, uint32_t> held;
+    for (const auto& [resource, record] : *all) {
+      if (resource.rfind("partition.", 0) == 0 && record.expires_ns > SystemClock::Get().NowNs()) {
+        ++held[record.owner.substr(0, record.owner.find('.'))];
+      }
+    }
+    uint32_t total = 0;
+    for (const auto& [owner, n] : held) {
+      if (n + 1 < partitions / static_cast<uint32_t>(workers)) return false;
+      total += n;
+    }
+    return held.size() == static_cast<size_t>(workers) && total == partitions;
+  };
   const size_t first = publish(0.5);
-  const auto wait_caught_up = [&] {
-    while (!CaughtUp(js, partitions) && bench::NowSeconds() - t0 < 900) {
+  const auto wait_until = [&](const std::function<bool()>& done) {
+    while (!done() && bench::NowSeconds() - t0 < 900) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    return CaughtUp(js, partitions);
+    return done();
   };
-  if (first == 0 || !wait_caught_up()) {
-    std::fprintf(stderr, "cluster_bench: the worker did not catch up with the first half\n");
+  const auto caught_up = [&] { return CaughtUp(js, partitions); };
+  if (first == 0 || !wait_until(shared_out) || !wait_until(caught_up)) {
+    std::fprintf(stderr, "cluster_bench: the workers did not share and catch up in 900 s\n");
     return 1;
   }
   const double taken = bench::NowSeconds() - t0;
-  const double cpu0 = bench::ProcessCpuSeconds(worker.pid()), servers0 = ServersCpu(cluster.nats);
+  const auto workers_cpu = [&] {
+    double c = 0;
+    for (const auto& child : children) c += bench::ProcessCpuSeconds(child->pid());
+    return c;
+  };
+  const double cpu0 = workers_cpu(), servers0 = ServersCpu(cluster.nats);
   const double t1 = bench::NowSeconds();
   const size_t second = publish(1.0);
-  if (second == 0 || !wait_caught_up()) {
-    std::fprintf(stderr, "cluster_bench: the worker did not catch up with the second half\n");
+  if (second == 0 || !wait_until(caught_up)) {
+    std::fprintf(stderr, "cluster_bench: the workers did not catch up with the second half\n");
     return 1;
   }
   const double wall = bench::NowSeconds() - t1;
-  const double cpu = bench::ProcessCpuSeconds(worker.pid()) - cpu0;
+  const double cpu = workers_cpu() - cpu0;
   const double servers_cpu = ServersCpu(cluster.nats) - servers0;
-  worker.Signal(SIGTERM);
-  const auto code = worker.Wait(60000);
+  bool clean = true;
+  for (const auto& child : children) {
+    child->Signal(SIGTERM);
+    clean &= child->Wait(60000) == 0;
+  }
   const double n = static_cast<double>(second);
   std::printf(
-      "worker process, %u partitions, %d sensors: took the partitions and fed the first %zu "
-      "events in %.1f s; the next %zu published and fed in %.2f s: %.0f events/s; CPU per "
-      "event: worker %.1f us, the 3 servers %.1f us (publishing included); exit %d\n",
-      partitions, hosts, first, taken, second, wall, n / wall, cpu / n * 1e6, servers_cpu / n * 1e6,
-      code.value_or(-1));
-  return code == 0 ? 0 : 1;
+      "%d worker process(es), %u partitions, %d sensors: took and shared the partitions and "
+      "fed the first %zu events in %.1f s; the next %zu published and fed in %.2f s: %.0f "
+      "events/s; CPU per event: the workers %.1f us, the 3 servers %.1f us (publishing "
+      "included); stopped cleanly: %s\n",
+      workers, partitions, hosts, first, taken, second, wall, n / wall, cpu / n * 1e6,
+      servers_cpu / n * 1e6, clean ? "yes" : "no");
+  return clean ? 0 : 1;
 }
 
 int Run(int argc, char** argv) {
