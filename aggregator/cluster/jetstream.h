@@ -155,6 +155,9 @@ class KeyValue {
   Result<uint64_t> Put(std::string_view key, std::string_view value);
   // Removes `key`'s value (a key without one is not an error).
   Status Delete(std::string_view key);
+  // The subject a value of `key` is stored under: a message published there (with
+  // JetStream::PublishAll, many at once) is a Put.
+  std::string Subject(std::string_view key) const;
   // The keys with a value.
   Result<std::vector<std::string>> Keys();
 
