@@ -1,6 +1,7 @@
 #include "aggregator/cluster/partition_snapshot.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "aggregator/cluster/lease.h"
 #include "common/fnv.h"
@@ -11,6 +12,8 @@ namespace {
 // A head read while its writer replaces the chunks: read again this many times.
 constexpr int kLoadRounds = 5;
 constexpr uint32_t kMaxChunks = 64 * 1024;  // 16 GiB of state: far past any partition
+// How long a snapshot's chunks may take to be acknowledged, republished as need be.
+constexpr int64_t kChunksDeadlineMs = 10'000;
 
 Status Bad(std::string_view what) {
   return Status::Corruption("partition snapshot: " + std::string(what));
@@ -71,8 +74,8 @@ Result<v1::PartitionSnapshot> DecodePartitionSnapshot(std::string_view bytes,
   return s;
 }
 
-SnapshotStore::SnapshotStore(KeyValue* kv, std::string writer)
-    : kv_(kv), writer_(std::move(writer)) {}
+SnapshotStore::SnapshotStore(KeyValue* kv, std::string writer, JetStream* js)
+    : kv_(kv), writer_(std::move(writer)), js_(js) {}
 
 Result<LoadedSnapshot> SnapshotStore::Load(uint32_t partition) {
   const std::string head_key = HeadKey(partition);
@@ -123,12 +126,18 @@ Result<SnapshotVersion> SnapshotStore::Save(const v1::PartitionSnapshot& snapsho
       (void)kv_->Delete(ChunkKey(partition, generation, writer, i));
     }
   };
+  std::vector<Outgoing> chunks;
   for (uint32_t i = 0; i < head.chunks(); ++i) {
     const size_t at = static_cast<size_t>(i) * kSnapshotChunkBytes;
-    TL_RETURN_IF_ERROR(kv_->Put(ChunkKey(partition, head.generation(), writer_, i),
-                                std::string_view(bytes).substr(at, kSnapshotChunkBytes))
-                           .status());
+    const std::string key = ChunkKey(partition, head.generation(), writer_, i);
+    const std::string_view part = std::string_view(bytes).substr(at, kSnapshotChunkBytes);
+    if (js_ == nullptr) {
+      TL_RETURN_IF_ERROR(kv_->Put(key, part).status());
+    } else {
+      chunks.push_back({kv_->Subject(key), key, std::string(part)});
+    }
   }
+  if (!chunks.empty()) TL_RETURN_IF_ERROR(js_->PublishAll(chunks, kChunksDeadlineMs));
   // The previous generation's chunk count, to delete them once the head moved.
   std::optional<v1::SnapshotHead> previous;
   if (over.revision != 0) {

@@ -53,8 +53,10 @@ uint64_t SnapshotChecksum(std::string_view bytes);
 class SnapshotStore {
  public:
   // `kv` (bucket tl-snapshots) is not owned and must outlive the store. `writer` is the
-  // worker's lease owner name, unique to this run of it (lease.h's ValidLeaseName).
-  SnapshotStore(KeyValue* kv, std::string writer);
+  // worker's lease owner name, unique to this run of it (lease.h's ValidLeaseName). With
+  // `js` (not owned) a snapshot's chunks are published all at once and acknowledged
+  // together; without it, one Put after another.
+  SnapshotStore(KeyValue* kv, std::string writer, JetStream* js = nullptr);
 
   // The partition's latest snapshot and the version to write the next one over.
   Result<LoadedSnapshot> Load(uint32_t partition);
@@ -65,6 +67,7 @@ class SnapshotStore {
  private:
   KeyValue* kv_;
   std::string writer_;
+  JetStream* js_;
 };
 
 }  // namespace tripline::cluster

@@ -98,7 +98,7 @@ Result<std::unique_ptr<Worker>> Worker::Start(JetStream* js, RocksDbStore* store
   TL_ASSIGN_OR_RETURN(w->snapshots_kv_, js->Bucket(kSnapshotsBucket, w->options_.replicas));
   w->leases_ = std::make_unique<LeaseTable>(w->leases_kv_.get(), w->owner_,
                                             w->options_.lease_ttl_ms * kNanosPerMilli, &w->clock_);
-  w->snapshots_ = std::make_unique<SnapshotStore>(w->snapshots_kv_.get(), w->owner_);
+  w->snapshots_ = std::make_unique<SnapshotStore>(w->snapshots_kv_.get(), w->owner_, js);
   TL_ASSIGN_OR_RETURN(const std::optional<Lease> self, w->leases_->Acquire("worker." + w->owner_));
   if (!self.has_value()) return Status::AlreadyExists("worker: " + w->owner_ + " is running");
   w->self_lease_ = *self;
