@@ -4,6 +4,7 @@
 //
 //   cluster_bench [--events 200000] [--batch 500] [--sensors 4] [--hosts 1] [--acks 2000]
 //                 [--worker-events 200000] [--worker-hosts 64] [--partitions 32] [--workers 1]
+//                 [--aggregator PATH]   (the tripline-aggregator the workers run)
 //
 // Prints
 //  - publish/ack latency: one event published and its acknowledgement awaited (the stream's
@@ -103,6 +104,7 @@ int RunWorker(const bench::Flags& flags, size_t batch) {
   const auto partitions =
       static_cast<uint32_t>(std::max<int64_t>(1, flags.GetInt("partitions", 32)));
   const int workers = static_cast<int>(std::max<int64_t>(1, flags.GetInt("workers", 1)));
+  const std::string aggregator = flags.Get("aggregator", testing::BinPath("tripline-aggregator"));
   if (events == 0) return 0;
   BenchCluster cluster;
   if (!cluster.Start("cluster-bench-worker")) return 1;
@@ -142,9 +144,9 @@ int RunWorker(const bench::Flags& flags, size_t batch) {
     std::ofstream(dir.Sub(name + ".conf"))
         << "cluster { name: \"" << name << "\" partitions: " << partitions << " }\n";
     children.push_back(std::make_unique<testing::Child>(
-        std::vector<std::string>{testing::BinPath("tripline-aggregator"), "--worker", servers,
-                                 "--data-dir", dir.Sub(name + ".data"), "--listen", "127.0.0.1:0",
-                                 "--config", dir.Sub(name + ".conf")},
+        std::vector<std::string>{aggregator, "--worker", servers, "--data-dir",
+                                 dir.Sub(name + ".data"), "--listen", "127.0.0.1:0", "--config",
+                                 dir.Sub(name + ".conf")},
         dir.Sub(name + ".log")));
     if (!children.back()->ReadLine(30000).has_value()) {
       std::fprintf(stderr, "cluster_bench: worker %d did not start\n", w);
