@@ -134,7 +134,11 @@ Result<SnapshotVersion> SnapshotStore::Save(const v1::PartitionSnapshot& snapsho
     if (js_ == nullptr) {
       TL_RETURN_IF_ERROR(kv_->Put(key, part).status());
     } else {
-      chunks.push_back({kv_->Subject(key), key, std::string(part)});
+      // The message id is new for every attempt: a chunk of an attempt whose head did not
+      // land may have been deleted, and a retry with the same id within the bucket's
+      // duplicate window would be dropped as a repeat, leaving the new head without it.
+      chunks.push_back(
+          {kv_->Subject(key), key + "#" + std::to_string(++attempts_), std::string(part)});
     }
   }
   if (!chunks.empty()) TL_RETURN_IF_ERROR(js_->PublishAll(chunks, kChunksDeadlineMs));
@@ -152,11 +156,13 @@ Result<SnapshotVersion> SnapshotStore::Save(const v1::PartitionSnapshot& snapsho
                                        ? kv_->Create(HeadKey(partition), value)
                                        : kv_->Update(HeadKey(partition), value, over.revision);
   if (!written.ok()) {
-    drop_chunks(head.generation(), writer_, head.chunks());
-    if (written.status().code() == Status::Code::kAlreadyExists) {
+    const Status::Code code = written.status().code();
+    if (code == Status::Code::kAborted || code == Status::Code::kAlreadyExists) {
+      drop_chunks(head.generation(), writer_, head.chunks());  // no head names them
       return Status::Aborted("partition " + std::to_string(partition) +
                              ": another worker wrote a snapshot first");
     }
+    // Unknown whether the head landed (a lost acknowledgement): its chunks stay.
     return written.status();
   }
   if (previous) drop_chunks(previous->generation(), previous->writer(), previous->chunks());

@@ -68,6 +68,7 @@ class SnapshotStore {
   KeyValue* kv_;
   std::string writer_;
   JetStream* js_;
+  uint64_t attempts_ = 0;  // chunks published, for their message ids
 };
 
 }  // namespace tripline::cluster

@@ -312,6 +312,15 @@ TEST_F(WorkerTest, OnlyOneOfTwoWritersOverTheSameSnapshotLands) {
   ASSERT_TRUE(now.ok() && now->snapshot.has_value());
   EXPECT_EQ(now->snapshot->fed_through(), 20u);
   EXPECT_EQ(now->version.revision, v2->revision);
+  // Chunks published at once (the worker's way) read back the same.
+  SnapshotStore three(kv->get(), "three.1", js_.get());
+  s.set_fed_through(40);
+  auto v3 = three.Save(s, now->version);
+  ASSERT_TRUE(v3.ok()) << v3.status().ToString();
+  now = one.Load(5);
+  ASSERT_TRUE(now.ok() && now->snapshot.has_value()) << now.status().ToString();
+  EXPECT_EQ(now->snapshot->fed_through(), 40u);
+  EXPECT_EQ(now->snapshot->correlator().size(), 600u * 1024);
   // A damaged chunk is a clear error, not a state.
   auto keys = (*kv)->Keys();
   ASSERT_TRUE(keys.ok());
