@@ -492,28 +492,7 @@ Result<std::unique_ptr<KeyValue>> JetStream::Bucket(const std::string& name, int
       cfg.History = static_cast<uint8_t>(std::clamp(history, 1, 64));
       s = js_CreateKeyValue(&impl->kv, impl_->js, &cfg);
     }
-    if (s == NATS_OK) {
-      // Reads from the leader only: the client makes buckets that let any replica answer
-      // a get ("direct get"), and a follower may not have the latest write yet, so a lease
-      // or snapshot just written could read as absent or old. Turned off, and the bucket
-      // bound again so the client reads it that way.
-      jsStreamInfo* si = nullptr;
-      jsErrCode jerr = static_cast<jsErrCode>(0);
-      const std::string stream = "KV_" + name;
-      s = js_GetStreamInfo(&si, impl_->js, stream.c_str(), nullptr, &jerr);
-      if (s == NATS_OK && si->Config->AllowDirect) {
-        si->Config->AllowDirect = false;
-        s = js_UpdateStream(nullptr, impl_->js, si->Config, nullptr, &jerr);
-        if (s == NATS_OK) {
-          kvStore_Destroy(impl->kv);
-          impl->kv = nullptr;
-          s = js_KeyValue(&impl->kv, impl_->js, name.c_str());
-        }
-      }
-      if (si != nullptr) jsStreamInfo_Destroy(si);
-      if (s == NATS_OK) break;
-      if (impl->kv != nullptr) kvStore_Destroy(impl->kv);
-    }
+    if (s == NATS_OK) break;
     impl->kv = nullptr;
     if (NowMs() >= deadline) return NatsError("cluster: bucket " + name, s);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -217,33 +217,6 @@ TEST_F(JetStreamTest, ACumulativeConsumerMadeAnewStartsWhereItIsToldAtOnce) {
   EXPECT_TRUE(!stale.ok() || stale->empty());
 }
 
-TEST_F(JetStreamTest, AValueWrittenIsReadBackAtOnceThroughEveryServer) {
-  // Three connections, each to one server: a write through the first is what the others
-  // read right after (reads go to the bucket's leader, not to a replica that may lag).
-  std::vector<std::unique_ptr<JetStream>> conns;
-  std::vector<std::unique_ptr<KeyValue>> kvs;
-  for (int i = 0; i < 3; ++i) {
-    ClusterOptions o;
-    o.servers = {nats_->url(i)};
-    o.name = "reader-" + std::to_string(i);
-    auto js = JetStream::Connect(o);
-    ASSERT_TRUE(js.ok()) << js.status().ToString();
-    auto kv = (*js)->Bucket("tl-fresh", 3);
-    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
-    conns.push_back(std::move(js).value());
-    kvs.push_back(std::move(kv).value());
-  }
-  for (int i = 0; i < 300; ++i) {
-    const std::string value = std::to_string(i);
-    const auto rev = kvs[0]->Put("head", value);
-    ASSERT_TRUE(rev.ok()) << rev.status().ToString();
-    const auto got = kvs[static_cast<size_t>(1 + i % 2)]->Get("head");
-    ASSERT_TRUE(got.ok() && got->has_value()) << i << ": " << got.status().ToString();
-    ASSERT_EQ((*got)->value, value) << "a stale read at " << i;
-    EXPECT_EQ((*got)->revision, *rev);
-  }
-}
-
 TEST_F(JetStreamTest, CompareAndSetLetsOneOfTwoWritersWin) {
   auto js = Connect();
   ASSERT_NE(js, nullptr);

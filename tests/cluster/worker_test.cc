@@ -296,8 +296,13 @@ TEST_F(WorkerTest, OnlyOneOfTwoWritersOverTheSameSnapshotLands) {
   (*s.mutable_positions())["sensor-a"] = 7;
   auto v1 = one.Save(s, {});
   ASSERT_TRUE(v1.ok()) << v1.status().ToString();
-  // Both read the same version; the first write wins, the second is Aborted.
+  // Both read the same version; the first write wins, the second is Aborted. (A read may
+  // be answered by a replica that has not applied the write yet: read until it has.)
   auto loaded = two.Load(5);
+  for (int i = 0; i < 50 && loaded.ok() && !loaded->snapshot.has_value(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    loaded = two.Load(5);
+  }
   ASSERT_TRUE(loaded.ok() && loaded->snapshot.has_value()) << loaded.status().ToString();
   EXPECT_EQ(loaded->snapshot->fed_through(), 10u);
   EXPECT_EQ(loaded->snapshot->correlator().size(), 600u * 1024);
