@@ -22,12 +22,6 @@ using testing::NatsCluster;
 using testing::RunCommand;
 using testing::TempDir;
 
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const std::string& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
-
 // A tripline-aggregator ingest node on 127.0.0.1:0; its address once it said so.
 struct Node {
   Node(const std::string& servers, const std::string& log)
@@ -46,9 +40,9 @@ TEST(IngestNodeTest, TwoNodesTakeOneSensorsStreamInTurnAndStopCleanly) {
   ASSERT_NO_FATAL_FAILURE(testing::StartNatsCluster(&nats));
   if (::testing::Test::IsSkipped()) return;
   TempDir dir;
-  Node a(Join(nats->urls()), dir.Sub("a.log"));
+  Node a(nats->url_list(), dir.Sub("a.log"));
   ASSERT_FALSE(a.address.empty()) << testing::ReadWholeFile(dir.Sub("a.log"));
-  Node b(Join({nats->url(2)}), dir.Sub("b.log"));  // one server given: it learns the rest
+  Node b(nats->url(2), dir.Sub("b.log"));  // one server given: it learns the rest
   ASSERT_FALSE(b.address.empty()) << testing::ReadWholeFile(dir.Sub("b.log"));
 
   const std::vector<Event> events = testing::SyntheticEvents(600, 3, 4);

@@ -61,6 +61,12 @@ class NatsCluster {
     for (int i = 0; i < n_; ++i) u.push_back(url(i));
     return u;
   }
+  // The same, comma-separated: what --ingest-node and --worker take.
+  std::string url_list() const {
+    std::string out;
+    for (const std::string& u : urls()) out += (out.empty() ? "" : ",") + u;
+    return out;
+  }
   std::string url(int i) const {
     return "nats://127.0.0.1:" + std::to_string(client_ports_[static_cast<size_t>(i)]);
   }

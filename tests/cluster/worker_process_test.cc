@@ -39,12 +39,6 @@ using testing::TempDir;
 constexpr uint32_t kPartitions = 8;
 constexpr char kAttacker[] = "198.18.0.66";
 
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const std::string& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
-
 // A worker process: its owner name and query address once it said them.
 struct WorkerProcess {
   WorkerProcess(const std::string& servers, const std::string& name, const TempDir& dir)
@@ -71,15 +65,19 @@ struct WorkerProcess {
     const auto second = child.ReadLine(30000);
     if (second && second->rfind("listening on ", 0) == 0) address = second->substr(13);
   }
+  // The worker's stats from its query service; a failed call fails the test, saying why.
   v1::Stats Stats() {
-    auto stub =
-        v1::Query::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    if (!stub) {
+      stub = v1::Query::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     v1::Stats out;
-    (void)stub->GetStats(&ctx, v1::GetStatsRequest(), &out);
+    const grpc::Status status = stub->GetStats(&ctx, v1::GetStatsRequest(), &out);
+    EXPECT_TRUE(status.ok()) << status.error_message();
     return out;
   }
+  std::unique_ptr<v1::Query::Stub> stub;
   std::string config, data, log;
   Child child;
   std::string owner, address;
@@ -164,9 +162,9 @@ TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSing
   so.partitions = kPartitions;
   StreamSink sink(js->get(), sensors->get(), so);
 
-  WorkerProcess a(Join(nats->urls()), "wa", dir);
+  WorkerProcess a(nats->url_list(), "wa", dir);
   ASSERT_FALSE(a.address.empty()) << testing::ReadWholeFile(a.log);
-  WorkerProcess b(Join(nats->urls()), "wb", dir);
+  WorkerProcess b(nats->url_list(), "wb", dir);
   ASSERT_FALSE(b.address.empty()) << testing::ReadWholeFile(b.log);
   ASSERT_TRUE(WaitFor(
       [&] {
