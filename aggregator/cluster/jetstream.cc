@@ -464,6 +464,17 @@ size_t PullConsumer::unacknowledged() const { return impl_->unacked.size(); }
 
 // ---- KeyValue ---------------------------------------------------------------------------
 
+std::string HexKey(std::string_view prefix, std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string k(prefix);
+  k.reserve(prefix.size() + 2 * bytes.size());
+  for (unsigned char c : bytes) {
+    k += kHex[c >> 4];
+    k += kHex[c & 15];
+  }
+  return k;
+}
+
 struct KeyValue::Impl {
   kvStore* kv = nullptr;
   std::string bucket;
@@ -573,6 +584,44 @@ Result<std::vector<std::string>> KeyValue::Keys() {
   for (int i = 0; i < list.Count; ++i) out.emplace_back(list.Keys[i]);
   kvKeysList_Destroy(&list);
   return out;
+}
+
+// ---- KvWatcher --------------------------------------------------------------------------
+
+struct KvWatcher::Impl {
+  kvWatcher* w = nullptr;
+  std::string bucket;
+  ~Impl() {
+    if (w != nullptr) kvWatcher_Destroy(w);
+  }
+};
+
+KvWatcher::KvWatcher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KvWatcher::~KvWatcher() = default;
+
+Result<std::unique_ptr<KvWatcher>> KeyValue::Watch() {
+  auto impl = std::make_unique<KvWatcher::Impl>();
+  impl->bucket = impl_->bucket;
+  const natsStatus s = kvStore_WatchAll(&impl->w, impl_->kv, nullptr);
+  if (s != NATS_OK) return NatsError("cluster: watching " + impl_->bucket, s);
+  return std::unique_ptr<KvWatcher>(new KvWatcher(std::move(impl)));
+}
+
+Result<std::optional<KvChange>> KvWatcher::Next(int64_t timeout_ms) {
+  kvEntry* e = nullptr;
+  const natsStatus s = kvWatcher_Next(&e, impl_->w, std::max<int64_t>(1, timeout_ms));
+  if (s == NATS_TIMEOUT) return std::optional<KvChange>();
+  if (s != NATS_OK) return NatsError("cluster: watching " + impl_->bucket, s);
+  KvChange c;
+  if (e == nullptr) return std::optional<KvChange>(std::move(c));  // the initial values came
+  c.key = kvEntry_Key(e);
+  c.revision = kvEntry_Revision(e);
+  if (kvEntry_Operation(e) == kvOp_Put) {
+    const auto* data = static_cast<const char*>(kvEntry_Value(e));
+    c.value = std::string(data == nullptr ? "" : data, static_cast<size_t>(kvEntry_ValueLen(e)));
+  }
+  kvEntry_Destroy(e);
+  return std::optional<KvChange>(std::move(c));
 }
 
 }  // namespace tripline::cluster

@@ -107,7 +107,36 @@ struct KvEntry {
   uint64_t revision = 0;
 };
 
+// A bucket key for any bytes: `prefix` and the bytes in hex (keys allow only
+// [-_=./a-zA-Z0-9]).
+std::string HexKey(std::string_view prefix, std::string_view bytes);
+
+// A change of a bucket as a watcher reports it.
+struct KvChange {
+  std::string key;                   // "" for the mark that the values present at the start came
+  std::optional<std::string> value;  // nullopt: the key was deleted
+  uint64_t revision = 0;
+};
+
 class JetStream;
+
+// Watches every key of a bucket: first the value of each key that has one, then the mark
+// (a change with an empty key), then every change as it is made. It follows the bucket
+// across a server's loss (an ordered consumer, made anew when a message is missed).
+class KvWatcher {
+ public:
+  ~KvWatcher();
+  KvWatcher(const KvWatcher&) = delete;
+  KvWatcher& operator=(const KvWatcher&) = delete;
+  // The next change; nullopt when none came within timeout_ms.
+  Result<std::optional<KvChange>> Next(int64_t timeout_ms);
+
+ private:
+  friend class KeyValue;
+  struct Impl;
+  explicit KvWatcher(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 // A durable pull consumer. Fetch, then Ack each message once it is safely handled.
 class PullConsumer {
@@ -160,6 +189,8 @@ class KeyValue {
   std::string Subject(std::string_view key) const;
   // The keys with a value.
   Result<std::vector<std::string>> Keys();
+  // A watcher of every key (see KvWatcher).
+  Result<std::unique_ptr<KvWatcher>> Watch();
 
  private:
   friend class JetStream;
