@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -159,15 +160,7 @@ Result<PartitionEvents> DecodePartitionBatch(std::string_view bytes) {
   return out;
 }
 
-std::string SensorKey(std::string_view sensor_id) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string k = "sensor.";
-  for (unsigned char c : sensor_id) {
-    k += kHex[c >> 4];
-    k += kHex[c & 15];
-  }
-  return k;
-}
+std::string SensorKey(std::string_view sensor_id) { return HexKey("sensor.", sensor_id); }
 
 std::string EncodeSensorRecord(const SensorRecord& r) {
   return json{{"id", r.sensor_id},  {"host", r.host},       {"durable_seq", r.durable_seq},
@@ -200,6 +193,49 @@ Result<SensorRecord> DecodeSensorRecord(std::string_view bytes, std::string_view
   return r;
 }
 
+uint32_t StreamSink::PartitionOf(const Event& e) const {
+  if (options_.addresses != nullptr) {
+    const auto* c = e.As<NetConnectEvent>();
+    if (c != nullptr && c->direction == NetDirection::kOutbound) {
+      if (std::optional<std::string> to = options_.addresses->HostOf(c->remote_addr)) {
+        return PartitionOfHost(*to, options_.partitions);
+      }
+    }
+  }
+  return PartitionOfHost(e.host, options_.partitions);
+}
+
+void StreamSink::LearnAddresses(const std::vector<Event>& events, size_t from) {
+  if (options_.addresses == nullptr) return;
+  // The local ends of connections and logins, each (address, host) once per batch.
+  std::vector<std::pair<std::string_view, std::string_view>> seen;
+  const auto note = [&](std::string_view addr, std::string_view host) {
+    if (addr.empty()) return;
+    const std::pair<std::string_view, std::string_view> p{addr, host};
+    if (std::find(seen.begin(), seen.end(), p) == seen.end() && seen.size() < 256) {
+      seen.push_back(p);
+    }
+  };
+  for (size_t i = from; i < events.size(); ++i) {
+    const Event& e = events[i];
+    if (const auto* c = e.As<NetConnectEvent>()) {
+      if (c->direction == NetDirection::kOutbound || c->direction == NetDirection::kAccepted) {
+        note(c->local_addr, e.host);
+      }
+    } else if (const auto* l = e.As<LoginEvent>()) {
+      note(l->local_addr, e.host);
+    }
+  }
+  for (const auto& [addr, host] : seen) {
+    // Best effort: a write the cluster refused is counted by the book and tried again at
+    // the address's next report; the batch is not held up by the map.
+    const Status learned = options_.addresses->Learn(addr, host);
+    if (!learned.ok() && options_.addresses->stats().write_errors % 1000 == 1) {
+      std::fprintf(stderr, "tripline: address book: %s\n", learned.ToString().c_str());
+    }
+  }
+}
+
 std::vector<Outgoing> StreamSink::PartitionMessages(std::string_view sensor_id, uint64_t first_seq,
                                                     const std::vector<Event>& events,
                                                     std::span<const std::string_view> encoded,
@@ -219,7 +255,7 @@ std::vector<Outgoing> StreamSink::PartitionMessages(std::string_view sensor_id, 
   };
   std::map<uint32_t, std::vector<size_t>> by_partition;
   for (size_t i = from; i < to; ++i) {
-    by_partition[PartitionOfHost(events[i].host, options_.partitions)].push_back(i);
+    by_partition[PartitionOf(events[i])].push_back(i);
   }
   std::vector<Outgoing> out;
   std::vector<uint64_t> seqs;
@@ -306,6 +342,7 @@ Result<AppendResult> StreamSink::AppendBatch(std::string_view sensor_id, uint64_
     }
     // Publish the new events (again, in a later round, only what this round adds).
     if (dup < published_from) {
+      LearnAddresses(events, dup);
       TL_RETURN_IF_ERROR(js_->PublishAll(
           PartitionMessages(sensor_id, first_seq, events, encoded, dup, published_from),
           std::max<int64_t>(1, deadline - NowMs())));

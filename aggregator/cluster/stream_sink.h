@@ -15,9 +15,9 @@
 // the workers drop them by sequence number.
 //
 // Partitions: an event goes to hash(host) mod `partitions` (FNV-1a, the same on every
-// node and build). Outbound connections are to go to the partition of the host they
-// connect to once the address-to-host map exists; until then they go with their source
-// host.
+// node and build), but for an outbound connection to an address the address book
+// (address_book.h) names a host for: it goes to that host's partition, where the login it
+// leads to is stitched to it. The book learns from every batch before it is routed.
 //
 // Not kept here: health figures of the sensors (ring-buffer drops, hook families), which
 // the workers derive from the events. Threading: every method may be called concurrently.
@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "aggregator/cluster/address_book.h"
 #include "aggregator/cluster/jetstream.h"
 #include "aggregator/store/store.h"
 #include "common/clock.h"
@@ -81,6 +82,9 @@ struct StreamSinkOptions {
   int64_t publish_deadline_ms = 10'000;
   size_t max_message_bytes = kMaxPartitionMessageBytes;
   const Clock* clock = nullptr;  // nullptr: the system clock
+  // Where outbound connections are routed by their destination, and what batches teach
+  // (not owned). nullptr: every event goes with its own host.
+  AddressBook* addresses = nullptr;
 };
 
 class StreamSink final : public IngestSink {
@@ -97,6 +101,10 @@ class StreamSink final : public IngestSink {
   Result<std::optional<SensorRecord>> GetSensor(std::string_view sensor_id) override;
 
  private:
+  // The partition `e` is published to.
+  uint32_t PartitionOf(const Event& e) const;
+  // Teaches the address book the hosts' addresses in events[from..].
+  void LearnAddresses(const std::vector<Event>& events, size_t from);
   // The messages of events[from..to): per partition, in sequence order, split by size.
   std::vector<Outgoing> PartitionMessages(std::string_view sensor_id, uint64_t first_seq,
                                           const std::vector<Event>& events,

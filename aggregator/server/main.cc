@@ -174,12 +174,21 @@ int RunIngestNode(const AggregatorSettings& settings,
   if (ready.ok()) ready = (*js)->EnsureStream(cluster::EventsStreamSpec(replicas));
   auto sensors = ready.ok() ? (*js)->Bucket(cluster::kSensorsBucket, replicas)
                             : Result<std::unique_ptr<cluster::KeyValue>>(ready);
-  if (!sensors.ok()) {
-    std::cerr << "tripline-aggregator: " << sensors.status().ToString() << "\n";
+  auto addresses = sensors.ok() ? (*js)->Bucket(cluster::kAddressesBucket, replicas)
+                                : Result<std::unique_ptr<cluster::KeyValue>>(sensors.status());
+  if (!addresses.ok()) {
+    std::cerr << "tripline-aggregator: " << addresses.status().ToString() << "\n";
     return 1;
+  }
+  // The hosts' addresses the cluster knows, before the first batch is routed.
+  cluster::AddressBook book(addresses->get());
+  if (!book.WaitLoaded(10'000)) {
+    TL_LOG(WARNING) << "address book: the cluster's addresses did not all come within 10 s; "
+                       "connections to those not yet known go with their source host";
   }
   cluster::StreamSinkOptions sink_options;
   if (cc.partitions() > 0) sink_options.partitions = cc.partitions();
+  sink_options.addresses = &book;
   cluster::StreamSink sink(js->get(), sensors->get(), sink_options);
   auto server =
       AggregatorServer::StartIngest(ServerOptionsFrom(settings, std::move(credentials)), &sink);

@@ -235,7 +235,19 @@ int Run(int argc, char** argv) {
   if (!cluster.Start("cluster-bench")) return 1;
   const testing::NatsCluster& nats = cluster.nats;
   JetStream* js = cluster.js.get();
-  const std::vector<Event> mix = testing::SyntheticEvents(batch, hosts, 200);
+  // Hosts with addresses: logins and connections name their local ends, and connections
+  // go to the next host's address (so that, with the address book, they are routed).
+  std::vector<Event> mix = testing::SyntheticEvents(batch, hosts, 200);
+  const auto address_of = [](const std::string& host) { return "10.77.0." + host.substr(4); };
+  for (size_t i = 0; i < mix.size(); ++i) {
+    if (auto* c = mix[i].As<NetConnectEvent>()) {
+      c->local_addr = address_of(mix[i].host);
+      c->local_port = static_cast<uint32_t>(30000 + i);
+      c->remote_addr = address_of(mix[(i + 1) % mix.size()].host);
+    } else if (auto* l = mix[i].As<LoginEvent>()) {
+      l->local_addr = address_of(mix[i].host);
+    }
+  }
   std::vector<std::string> encoded;
   for (const Event& e : mix) {
     v1::Event pb;
@@ -266,48 +278,69 @@ int Run(int argc, char** argv) {
   std::printf("publish/ack latency, one event at a time (%d): p50 %.0f us, p99 %.0f us\n", acks,
               p50 * 1e6, p99 * 1e6);
 
-  // The sink, `sensors` streams at once.
-  StreamSink sink(js, cluster.sensors.get());
+  // The sink, `sensors` streams at once: without the address book, then with it (as an
+  // ingest node runs: every batch's addresses learned, outbound connections routed).
   const size_t batches = std::max<size_t>(1, events / batch / static_cast<size_t>(sensors));
   std::vector<std::string_view> views(encoded.begin(), encoded.end());
-  std::mutex mu;
-  std::vector<double> batch_latency;
-  std::atomic<bool> failed{false};
-  const double cpu0 = bench::SelfCpuSeconds(), servers0 = ServersCpu(nats);
-  const double t0 = bench::NowSeconds();
-  std::vector<std::thread> threads;
-  for (int k = 0; k < sensors; ++k) {
-    threads.emplace_back([&, k] {
-      const std::string sensor = "bench-sensor-" + std::to_string(k);
-      std::vector<double> mine;
-      for (size_t b = 0; b < batches && !failed; ++b) {
-        const double start = bench::NowSeconds();
-        const auto r = sink.AppendBatch(sensor, 1 + b * batch, mix, views);
-        if (!r.ok() || r->stored != batch) {
-          std::fprintf(stderr, "cluster_bench: %s\n",
-                       r.ok() ? "a batch was not stored whole" : r.status().ToString().c_str());
-          failed = true;
-          return;
+  const auto time_sink = [&](StreamSink& sink, const char* what, const std::string& prefix) {
+    std::mutex mu;
+    std::vector<double> batch_latency;
+    std::atomic<bool> failed{false};
+    const double cpu0 = bench::SelfCpuSeconds(), servers0 = ServersCpu(nats);
+    const double t0 = bench::NowSeconds();
+    std::vector<std::thread> threads;
+    for (int k = 0; k < sensors; ++k) {
+      threads.emplace_back([&, k] {
+        const std::string sensor = prefix + std::to_string(k);
+        std::vector<double> mine;
+        for (size_t b = 0; b < batches && !failed; ++b) {
+          const double start = bench::NowSeconds();
+          const auto r = sink.AppendBatch(sensor, 1 + b * batch, mix, views);
+          if (!r.ok() || r->stored != batch) {
+            std::fprintf(stderr, "cluster_bench: %s\n",
+                         r.ok() ? "a batch was not stored whole" : r.status().ToString().c_str());
+            failed = true;
+            return;
+          }
+          mine.push_back(bench::NowSeconds() - start);
         }
-        mine.push_back(bench::NowSeconds() - start);
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      batch_latency.insert(batch_latency.end(), mine.begin(), mine.end());
-    });
+        std::lock_guard<std::mutex> lock(mu);
+        batch_latency.insert(batch_latency.end(), mine.begin(), mine.end());
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    if (failed) return false;
+    const double wall = bench::NowSeconds() - t0;
+    const double node_cpu = bench::SelfCpuSeconds() - cpu0;
+    const double servers_cpu = ServersCpu(nats) - servers0;
+    const double n = static_cast<double>(batches * batch * static_cast<size_t>(sensors));
+    std::printf(
+        "sink %s, %d sensors at once, batches of %zu (%.0f events): %.0f events/s; batch "
+        "latency p50 %.1f ms, p99 %.1f ms; CPU per event: ingest node %.1f us, the 3 servers "
+        "%.1f us\n",
+        what, sensors, batch, n, n / wall, bench::Percentile(batch_latency, 0.5) * 1e3,
+        bench::Percentile(batch_latency, 0.99) * 1e3, node_cpu / n * 1e6, servers_cpu / n * 1e6);
+    return true;
+  };
+  StreamSink plain(js, cluster.sensors.get());
+  if (!time_sink(plain, "without address book", "bench-sensor-")) return 1;
+  auto addresses = js->Bucket(kAddressesBucket, 3);
+  if (!addresses.ok()) {
+    std::fprintf(stderr, "cluster_bench: %s\n", addresses.status().ToString().c_str());
+    return 1;
   }
-  for (std::thread& t : threads) t.join();
-  if (failed) return 1;
-  const double wall = bench::NowSeconds() - t0;
-  const double node_cpu = bench::SelfCpuSeconds() - cpu0;
-  const double servers_cpu = ServersCpu(nats) - servers0;
+  AddressBook book(addresses->get());
+  book.WaitLoaded(10000);
+  StreamSinkOptions with_book;
+  with_book.addresses = &book;
+  StreamSink routed(js, cluster.sensors.get(), with_book);
+  if (!time_sink(routed, "with address book", "bench-routed-")) return 1;
+  std::printf("address book: %zu addresses, %llu written, %llu write errors\n", book.size(),
+              static_cast<unsigned long long>(book.stats().learned),
+              static_cast<unsigned long long>(book.stats().write_errors));
   const double n = static_cast<double>(batches * batch * static_cast<size_t>(sensors));
-  std::printf(
-      "sink, %d sensors at once, batches of %zu (%.0f events): %.0f events/s; batch latency "
-      "p50 %.1f ms, p99 %.1f ms; CPU per event: ingest node %.1f us, the 3 servers %.1f us\n",
-      sensors, batch, n, n / wall, bench::Percentile(batch_latency, 0.5) * 1e3,
-      bench::Percentile(batch_latency, 0.99) * 1e3, node_cpu / n * 1e6, servers_cpu / n * 1e6);
   const auto stored = js->StreamMessages(kEventsStream);
-  if (!stored.ok() || *stored < static_cast<uint64_t>(acks) + batches * sensors) {
+  if (!stored.ok() || *stored < static_cast<uint64_t>(acks) + 2 * batches * sensors) {
     std::fprintf(stderr, "cluster_bench: the stream holds fewer messages than batches\n");
     return 1;
   }
@@ -315,7 +348,7 @@ int Run(int argc, char** argv) {
   std::printf(
       "stream holds %.0f messages from the sink for %.0f events (%d hosts a sensor): "
       "%.1f events a message\n",
-      messages, n, hosts, n / messages);
+      messages, 2 * n, hosts, 2 * n / messages);
   return RunWorker(flags, batch);
 }
 

@@ -14,6 +14,7 @@
 #include "tests/aggregator/test_support.h"
 #include "tests/cluster/nats_fixture.h"
 #include "tests/cluster/stream_reader.h"
+#include "tests/support/wait_for.h"
 #include "tripline/v1/event.pb.h"
 
 namespace tripline::cluster {
@@ -47,8 +48,20 @@ class IngestNode {
       return;
     }
     sensors_ = std::move(kv).value();
+    auto addresses = js_->Bucket(kAddressesBucket, 3);
+    if (!addresses.ok()) {
+      error_ = addresses.status().ToString();
+      return;
+    }
+    addresses_ = std::move(addresses).value();
+    book_ = std::make_unique<AddressBook>(addresses_.get());
+    if (!book_->WaitLoaded(10000)) {
+      error_ = "the address book did not load";
+      return;
+    }
     StreamSinkOptions so;
     so.partitions = kPartitions;
+    so.addresses = book_.get();
     sink_ = std::make_unique<StreamSink>(js_.get(), sensors_.get(), so);
     service_ = std::make_unique<IngestService>(sink_.get(), nullptr);
     grpc::ServerBuilder b;
@@ -64,11 +77,14 @@ class IngestNode {
   std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
   StreamSink& sink() { return *sink_; }
   JetStream& js() { return *js_; }
+  AddressBook& book() { return *book_; }
 
  private:
   std::string error_;
   std::unique_ptr<JetStream> js_;
   std::unique_ptr<KeyValue> sensors_;
+  std::unique_ptr<KeyValue> addresses_;
+  std::unique_ptr<AddressBook> book_;
   std::unique_ptr<StreamSink> sink_;
   std::unique_ptr<IngestService> service_;
   std::unique_ptr<grpc::Server> server_;
@@ -223,6 +239,105 @@ TEST_F(StreamIngestTest, ABatchIsOneMessagePerPartitionSplitBySizeInSequenceOrde
   EXPECT_EQ(seen.size(), events.size());
   EXPECT_GT(messages, 3u * last_per_subject.size()) << "split by size";
   EXPECT_LT(messages, events.size() / 2) << "several events to a message";
+}
+
+// A connection event on `host` (session 7 of it, by root).
+Event Connection(const std::string& host, NetDirection direction, const std::string& local,
+                 uint32_t local_port, const std::string& remote, uint32_t remote_port) {
+  Event e;
+  e.time_ns = 1'700'000'000'000'000'000;
+  e.host = host;
+  e.host_id = host + "-id";
+  e.session = "audit:7";
+  e.process.pid = 4242;
+  e.process.comm = "ssh";
+  e.process.user = "root";
+  NetConnectEvent c;
+  c.direction = direction;
+  c.local_addr = local;
+  c.local_port = local_port;
+  c.remote_addr = remote;
+  c.remote_port = remote_port;
+  c.family = 2;
+  e.body = c;
+  return e;
+}
+
+TEST_F(StreamIngestTest, AnOutboundConnectionGoesToThePartitionOfTheHostItReaches) {
+  // Two hosts in different partitions.
+  const std::string from = "host-a";
+  std::string to;
+  for (int i = 0; to.empty(); ++i) {
+    const std::string h = "host-b" + std::to_string(i);
+    if (PartitionOfHost(h, kPartitions) != PartitionOfHost(from, kPartitions)) to = h;
+  }
+  // The reached host reports through the second node: its sshd accepted a connection on
+  // 198.18.0.2, and a container on it connected out from 172.17.0.2. The first host's
+  // container has 172.17.0.2 too: an address two hosts use names neither.
+  const std::vector<Event> reached = {
+      Connection(to, NetDirection::kAccepted, "198.18.0.2", 22, "198.18.0.9", 50000),
+      Connection(to, NetDirection::kOutbound, "172.17.0.2", 41000, "198.51.100.7", 443),
+      Connection(to, NetDirection::kOutbound, "127.0.0.1", 41001, "127.0.0.1", 8080),
+      Connection(to, NetDirection::kOutbound, "169.254.7.1", 41002, "169.254.169.254", 80)};
+  ASSERT_TRUE(nodes_[1]->sink().AppendBatch("sensor-b", 1, reached).ok());
+  ASSERT_TRUE(nodes_[0]
+                  ->sink()
+                  .AppendBatch("sensor-a", 1,
+                               {Connection(from, NetDirection::kOutbound, "172.17.0.2", 42000,
+                                           "198.51.100.8", 443)})
+                  .ok());
+  // The first node sees what the second learned, through its watcher.
+  AddressBook& book = nodes_[0]->book();
+  ASSERT_TRUE(testing::WaitFor([&] { return book.HostOf("198.18.0.2").has_value(); }, 10));
+  EXPECT_EQ(book.HostOf("198.18.0.2"), to);
+  EXPECT_EQ(book.HostOf("172.17.0.2"), std::nullopt);  // shared
+  EXPECT_EQ(book.HostOf("127.0.0.1"), std::nullopt);
+  EXPECT_EQ(book.HostOf("169.254.7.1"), std::nullopt);
+  EXPECT_EQ(nodes_[1]->book().stats().write_errors, 0u);
+
+  const std::vector<Event> outbound = {
+      // SSH to the reached host: its partition.
+      Connection(from, NetDirection::kOutbound, "198.18.0.1", 40000, "198.18.0.2", 22),
+      // An address no host reported, and a shared one: the source's partition.
+      Connection(from, NetDirection::kOutbound, "198.18.0.1", 40001, "198.18.0.77", 22),
+      Connection(from, NetDirection::kOutbound, "198.18.0.1", 40002, "172.17.0.2", 80),
+      // A connection the reached host accepted stays its own.
+      Connection(to, NetDirection::kAccepted, "198.18.0.2", 22, "198.18.0.1", 40000)};
+  ASSERT_TRUE(nodes_[0]->sink().AppendBatch("sensor-a", 2, outbound).ok());
+  EXPECT_EQ(nodes_[0]->book().HostOf("198.18.0.1"), from);  // learned from the batch
+
+  const auto got = testing::ReadEventsStream(nodes_[0]->js(), "routes", 9);
+  ASSERT_EQ(got.size(), 9u);
+  const auto subject_of = [&](const std::string& sensor, uint64_t seq) {
+    const auto it = got.find({sensor, seq});
+    return it == got.end() || it->second.size() != 1 ? std::string("?")
+                                                     : it->second.front().subject;
+  };
+  const std::string ours = PartitionSubject(PartitionOfHost(from, kPartitions));
+  const std::string theirs = PartitionSubject(PartitionOfHost(to, kPartitions));
+  EXPECT_EQ(subject_of("sensor-a", 2), theirs);
+  EXPECT_EQ(subject_of("sensor-a", 3), ours);
+  EXPECT_EQ(subject_of("sensor-a", 4), ours);
+  EXPECT_EQ(subject_of("sensor-a", 5), theirs);
+  for (uint64_t seq = 1; seq <= reached.size(); ++seq) {
+    EXPECT_EQ(subject_of("sensor-b", seq), theirs) << seq;
+  }
+}
+
+TEST(AddressBookKeyTest, KeysAreBucketKeysAndComeBack) {
+  for (const std::string addr : {"198.18.0.2", "2001:db8::1", "::ffff:198.18.0.3"}) {
+    const std::string key = AddressKey(addr);
+    EXPECT_EQ(key.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789."), std::string::npos);
+    EXPECT_EQ(AddressOfKey(key), addr);
+  }
+  for (const std::string key :
+       {"addr.", "addr.3", "addr.zz", "sensor.31", "addr.3132372e302e302e31"}) {
+    EXPECT_EQ(AddressOfKey(key), std::nullopt) << key;  // the last is 127.0.0.1
+  }
+  EXPECT_FALSE(RoutableAddress("FE80::1"));
+  EXPECT_FALSE(RoutableAddress(std::string(65, '1')));
+  EXPECT_FALSE(RoutableAddress("198.18.0.1\n"));
+  EXPECT_TRUE(RoutableAddress("10.0.0.5"));
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "tests/aggregator/test_support.h"
 #include "tests/cluster/nats_fixture.h"
 #include "tests/correlate/story_builder.h"
+#include "tests/support/wait_for.h"
 #include "tripline/v1/query.grpc.pb.h"
 
 namespace tripline::cluster {
@@ -35,6 +36,7 @@ using testing::BinPath;
 using testing::Child;
 using testing::NatsCluster;
 using testing::TempDir;
+using testing::WaitFor;
 
 constexpr uint32_t kPartitions = 8;
 constexpr char kAttacker[] = "198.18.0.66";
@@ -134,15 +136,6 @@ std::vector<v1::Incident> IncidentsIn(const std::string& dir) {
     out.push_back(i);
   }
   return out;
-}
-
-bool WaitFor(const std::function<bool()>& done, int seconds) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return done();
 }
 
 TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSingleNodes) {

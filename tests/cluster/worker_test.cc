@@ -16,8 +16,10 @@
 
 #include "aggregator/cluster/partition_snapshot.h"
 #include "aggregator/cluster/stream_sink.h"
+#include "model/incident_proto.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/cluster/nats_fixture.h"
+#include "tests/correlate/story_builder.h"
 #include "tests/support/temp_dir.h"
 
 namespace tripline::cluster {
@@ -96,8 +98,14 @@ class WorkerTest : public ::testing::Test {
     auto kv = js_->Bucket(kSensorsBucket, 3);
     ASSERT_TRUE(kv.ok()) << kv.status().ToString();
     sensors_ = std::move(kv).value();
+    auto addresses = js_->Bucket(kAddressesBucket, 3);
+    ASSERT_TRUE(addresses.ok()) << addresses.status().ToString();
+    addresses_ = std::move(addresses).value();
+    book_ = std::make_unique<AddressBook>(addresses_.get());
+    ASSERT_TRUE(book_->WaitLoaded(10000));
     StreamSinkOptions so;
     so.partitions = kPartitions;
+    so.addresses = book_.get();
     sink_ = std::make_unique<StreamSink>(js_.get(), sensors_.get(), so);
   }
 
@@ -197,6 +205,8 @@ class WorkerTest : public ::testing::Test {
   std::unique_ptr<NatsCluster> nats_;
   std::unique_ptr<JetStream> js_;
   std::unique_ptr<KeyValue> sensors_;
+  std::unique_ptr<KeyValue> addresses_;
+  std::unique_ptr<AddressBook> book_;
   std::unique_ptr<StreamSink> sink_;
   std::map<std::string, size_t> sent_;
 };
@@ -342,6 +352,69 @@ TEST_F(WorkerTest, OnlyOneOfTwoWritersOverTheSameSnapshotLands) {
   size_t chunks = 0;
   for (const std::string& k : *keys) chunks += k.rfind("snap.5.", 0) == 0 ? 1 : 0;
   EXPECT_EQ(chunks, 3u);
+}
+
+TEST_F(WorkerTest, AHopBetweenHostsOfTwoPartitionsIsStitchedInThePartitionItReaches) {
+  using correlate::testing::Delivery;
+  using correlate::testing::StoryBuilder;
+  // Two hosts in different partitions.
+  const std::string a = "jump";
+  std::string b;
+  for (int i = 0; b.empty(); ++i) {
+    const std::string h = "db" + std::to_string(i);
+    if (PartitionOfHost(h, kPartitions) != PartitionOfHost(a, kPartitions)) b = h;
+  }
+  StoryBuilder story;
+  story.SetAddress(a, "198.18.0.21");
+  story.SetAddress(b, "198.18.0.22");
+  // b's sensor reports first (its sshd accepting a monitoring probe); then alice logs in on
+  // a, goes on to b over SSH and reads /etc/shadow there as root.
+  const std::vector<Delivery> b_early = {story.Accept(b, 22, "198.18.0.99", 41000, 0)};
+  const std::vector<Delivery> on_a = {
+      story.Login(a, "alice", "203.0.113.50", 50500, "audit:1", 1),
+      story.Connect(a, "audit:1", "alice", 50022, "198.18.0.22", 22, 10)};
+  const std::vector<Delivery> b_later = {
+      story.Accept(b, 22, "198.18.0.21", 50022, 10.1),
+      story.Login(b, "alice", "198.18.0.21", 50022, "audit:9", 11, 22),
+      story.Open(b, "audit:9", "alice", 0, "cat", "/etc/shadow", FileAccess::kRead, 20)};
+  const auto send = [&](const std::vector<Delivery>& ds) {
+    std::vector<Event> events;
+    for (const Delivery& d : ds) events.push_back(d.event);
+    auto r = sink_->AppendBatch(ds.front().sensor, events.front().seq, events);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  };
+  ASSERT_NO_FATAL_FAILURE(send(b_early));
+  ASSERT_NO_FATAL_FAILURE(send(on_a));
+  ASSERT_NO_FATAL_FAILURE(send(b_later));
+
+  Node n;
+  ASSERT_NO_FATAL_FAILURE(MakeNode("w", &n));
+  ASSERT_NO_FATAL_FAILURE(StartWorker("w", &n));
+  ASSERT_TRUE(WaitFor([&] { return n.fed.size() == 6; }, 60)) << n.fed.size();
+  // The hop is in one incident, with the connect that began it (stored with b's events).
+  std::vector<v1::Incident> with_hop;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        with_hop.clear();
+        auto all = n.store->ListIncidents();
+        EXPECT_TRUE(all.ok());
+        for (const std::string& bytes : all.value_or(std::vector<std::string>{})) {
+          v1::Incident in;
+          EXPECT_TRUE(in.ParseFromString(bytes));
+          for (const v1::Hop& h : in.chain()) {
+            if (h.from() == a && h.to() == b) with_hop.push_back(in);
+          }
+        }
+        return !with_hop.empty();
+      },
+      30));
+  ASSERT_EQ(with_hop.size(), 1u);
+  bool cites_connect = false;
+  for (const v1::EventRef& r : with_hop[0].events()) {
+    cites_connect = cites_connect || (r.sensor_id() == story.Sensor(a) && r.seq() == 2);
+  }
+  EXPECT_TRUE(cites_connect);
+  n.worker->Stop();
 }
 
 }  // namespace
