@@ -239,6 +239,7 @@ size_t EscapeInvalidUtf8(Event* e) {
       for (const auto& [s, name] : strings) r.Fix(s, "health.families", i, name);
     }
     r.FixAll(&h->warnings, "health.warnings");
+    r.FixAll(&h->addresses, "health.addresses");
   }
   return r.count() - before;
 }

@@ -168,6 +168,8 @@ struct SensorHealth {
   std::vector<std::string> warnings;
   // Aggregator acknowledgements refused for claiming more than this sensor sent, total.
   uint64_t delivery_protocol_violations = 0;
+  // The host's own addresses (interfaces up; not loopback or link-local).
+  std::vector<std::string> addresses;
 };
 
 using EventBody = std::variant<LoginEvent, FileOpenEvent, ExecEvent, NetConnectEvent,

@@ -142,6 +142,7 @@ struct BodyToJson {
     }
     (*out)["health"]["families"] = std::move(families);
     if (!h.warnings.empty()) (*out)["health"]["warnings"] = h.warnings;
+    if (!h.addresses.empty()) (*out)["health"]["addresses"] = h.addresses;
   }
 };
 
@@ -435,6 +436,7 @@ Result<EventBody> BodyFromJson(EventKind kind, const json& b) {
         }
       }
       TL_RETURN_IF_ERROR(r.Strings("warnings", kMaxWireListItems, &h.warnings));
+      TL_RETURN_IF_ERROR(r.Strings("addresses", kMaxWireListItems, &h.addresses));
       return EventBody(std::move(h));
     }
   }

@@ -218,6 +218,7 @@ struct BodyToProto {
     m->set_uptime_seconds(h.uptime_seconds);
     for (const auto d : h.ringbuf_drops_by_kind) m->add_ringbuf_drops_by_kind(d);
     for (const auto& w : h.warnings) m->add_warnings(w);
+    for (const auto& a : h.addresses) m->add_addresses(a);
     for (const auto& f : h.families) {
       auto* p = m->add_families();
       p->set_name(f.name);
@@ -377,6 +378,8 @@ Result<EventBody> BodyFromProto(const v1::Event& in) {
       }
       TL_RETURN_IF_ERROR(
           CopyStrings(m.warnings(), kMaxWireListItems, "health.warnings", &h.warnings));
+      TL_RETURN_IF_ERROR(
+          CopyStrings(m.addresses(), kMaxWireListItems, "health.addresses", &h.addresses));
       return EventBody(std::move(h));
     }
     case v1::Event::BODY_NOT_SET: break;

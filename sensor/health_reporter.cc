@@ -23,6 +23,7 @@ SensorHealth HealthReporter::Report(int64_t now_mono_ns, const ExternalCounters&
   h.disabled_programs = external.disabled_programs;
   h.families = external.families;
   h.warnings = external.warnings;
+  h.addresses = external.addresses;
   h.decode_errors = decode_errors_;
   h.rss_bytes = rss_bytes;
   h.uptime_seconds = static_cast<uint64_t>((now_mono_ns - start_ns_) / kNanosPerSecond);

@@ -26,6 +26,7 @@ struct ExternalCounters {
   std::vector<std::string> disabled_programs;
   std::vector<HookFamilyStatus> families;  // every hook family and how it runs
   std::vector<std::string> warnings;       // configuration that weakens protection
+  std::vector<std::string> addresses;      // the host's own (HostAddresses)
 };
 
 class HealthReporter {

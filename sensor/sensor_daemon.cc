@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "sensor/host_addresses.h"
 #include "sensor/record_decoder.h"
 
 namespace tripline::sensor {
@@ -126,6 +127,7 @@ Status SensorDaemon::EmitHealth() {
   ext.delivery_protocol_violations = sink_.protocol_violations();
   ext.disabled_programs = probe_->disabled();
   ext.warnings = warnings_;
+  ext.addresses = HostAddresses();
   for (const FamilyStatus& f : probe_->families()) {
     ext.families.push_back({f.name, FamilyStateName(f.state), f.hooks, f.reason, f.remedy});
   }

@@ -4,8 +4,9 @@
 //
 // The map lives in the key-value bucket tl-addresses: key "addr." and the address in hex,
 // value the host's name. Every book mirrors the whole bucket through a watcher, so a
-// lookup never waits for the cluster. Addresses are learned from the events: the local
-// address of a connection a host accepted or made, and of a login. The first host to
+// lookup never waits for the cluster. Addresses are learned from the events: those a
+// sensor's health reports list (its interfaces', from its start on), the local address of
+// a connection a host accepted or made, and of a login. The first host to
 // report an address claims it; a second host reporting the same one makes it shared (the
 // value ""), for good: an address several hosts use (a container bridge's, a NAT'ed
 // range) names none of them, and a connection to it stays with its source host. A host

@@ -224,6 +224,8 @@ void StreamSink::LearnAddresses(const std::vector<Event>& events, size_t from) {
       }
     } else if (const auto* l = e.As<LoginEvent>()) {
       note(l->local_addr, e.host);
+    } else if (const auto* h = e.As<SensorHealth>()) {
+      for (const std::string& addr : h->addresses) note(addr, e.host);
     }
   }
   for (const auto& [addr, host] : seen) {

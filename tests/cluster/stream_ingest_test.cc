@@ -263,6 +263,18 @@ Event Connection(const std::string& host, NetDirection direction, const std::str
   return e;
 }
 
+// A health report of `host`'s sensor listing `addresses`.
+Event Health(const std::string& host, std::vector<std::string> addresses) {
+  Event e;
+  e.time_ns = 1'700'000'000'000'000'000;
+  e.host = host;
+  e.host_id = host + "-id";
+  SensorHealth h;
+  h.addresses = std::move(addresses);
+  e.body = h;
+  return e;
+}
+
 TEST_F(StreamIngestTest, AnOutboundConnectionGoesToThePartitionOfTheHostItReaches) {
   // Two hosts in different partitions.
   const std::string from = "host-a";
@@ -278,7 +290,8 @@ TEST_F(StreamIngestTest, AnOutboundConnectionGoesToThePartitionOfTheHostItReache
       Connection(to, NetDirection::kAccepted, "198.18.0.2", 22, "198.18.0.9", 50000),
       Connection(to, NetDirection::kOutbound, "172.17.0.2", 41000, "198.51.100.7", 443),
       Connection(to, NetDirection::kOutbound, "127.0.0.1", 41001, "127.0.0.1", 8080),
-      Connection(to, NetDirection::kOutbound, "169.254.7.1", 41002, "169.254.169.254", 80)};
+      Connection(to, NetDirection::kOutbound, "169.254.7.1", 41002, "169.254.169.254", 80),
+      Health(to, {"198.18.0.4", "fe80::4"})};  // its sensor's health: its interfaces
   ASSERT_TRUE(nodes_[1]->sink().AppendBatch("sensor-b", 1, reached).ok());
   ASSERT_TRUE(nodes_[0]
                   ->sink()
@@ -293,6 +306,8 @@ TEST_F(StreamIngestTest, AnOutboundConnectionGoesToThePartitionOfTheHostItReache
   EXPECT_EQ(book.HostOf("172.17.0.2"), std::nullopt);  // shared
   EXPECT_EQ(book.HostOf("127.0.0.1"), std::nullopt);
   EXPECT_EQ(book.HostOf("169.254.7.1"), std::nullopt);
+  EXPECT_EQ(book.HostOf("198.18.0.4"), to);
+  EXPECT_EQ(book.HostOf("fe80::4"), std::nullopt);
   EXPECT_EQ(nodes_[1]->book().stats().write_errors, 0u);
 
   const std::vector<Event> outbound = {
@@ -302,12 +317,14 @@ TEST_F(StreamIngestTest, AnOutboundConnectionGoesToThePartitionOfTheHostItReache
       Connection(from, NetDirection::kOutbound, "198.18.0.1", 40001, "198.18.0.77", 22),
       Connection(from, NetDirection::kOutbound, "198.18.0.1", 40002, "172.17.0.2", 80),
       // A connection the reached host accepted stays its own.
-      Connection(to, NetDirection::kAccepted, "198.18.0.2", 22, "198.18.0.1", 40000)};
+      Connection(to, NetDirection::kAccepted, "198.18.0.2", 22, "198.18.0.1", 40000),
+      // To an address only the reached host's health report named: its partition.
+      Connection(from, NetDirection::kOutbound, "198.18.0.1", 40003, "198.18.0.4", 22)};
   ASSERT_TRUE(nodes_[0]->sink().AppendBatch("sensor-a", 2, outbound).ok());
   EXPECT_EQ(nodes_[0]->book().HostOf("198.18.0.1"), from);  // learned from the batch
 
-  const auto got = testing::ReadEventsStream(nodes_[0]->js(), "routes", 9);
-  ASSERT_EQ(got.size(), 9u);
+  const auto got = testing::ReadEventsStream(nodes_[0]->js(), "routes", 11);
+  ASSERT_EQ(got.size(), 11u);
   const auto subject_of = [&](const std::string& sensor, uint64_t seq) {
     const auto it = got.find({sensor, seq});
     return it == got.end() || it->second.size() != 1 ? std::string("?")
@@ -319,6 +336,7 @@ TEST_F(StreamIngestTest, AnOutboundConnectionGoesToThePartitionOfTheHostItReache
   EXPECT_EQ(subject_of("sensor-a", 3), ours);
   EXPECT_EQ(subject_of("sensor-a", 4), ours);
   EXPECT_EQ(subject_of("sensor-a", 5), theirs);
+  EXPECT_EQ(subject_of("sensor-a", 6), theirs);
   for (uint64_t seq = 1; seq <= reached.size(); ++seq) {
     EXPECT_EQ(subject_of("sensor-b", seq), theirs) << seq;
   }

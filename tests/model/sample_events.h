@@ -90,7 +90,8 @@ inline std::vector<Event> SampleEvents() {
                     {"login-pam", "disabled", "", "libpam not found", "install libpam"},
                     {"exec", "live", "tp_btf", "", ""}},
                    {"events go to 198.51.100.7:4317 in clear text"},
-                   4};
+                   4,
+                   {"198.18.0.11", "2001:db8::11"}};
   // A string the sensor had to escape (common/text_escape.h) is named on its event.
   health.escaped_fields = {"health.families[0].reason"};
   out.push_back(health);

@@ -45,6 +45,7 @@ TEST(EventPipelineTest, KernelEventsPostureAndHealth) {
   ext.disabled_programs = {"net: test"};
   ext.warnings = {"events go to 198.51.100.7:4317 in clear text"};
   ext.delivery_protocol_violations = 5;
+  ext.addresses = {"198.18.0.5", "2001:db8::5"};
   auto health = pipeline.EmitHealth(ext);
   ASSERT_TRUE(health.ok());
 
@@ -66,6 +67,7 @@ TEST(EventPipelineTest, KernelEventsPostureAndHealth) {
   EXPECT_EQ(h->disabled_programs, std::vector<std::string>{"net: test"});
   EXPECT_EQ(h->warnings, std::vector<std::string>{"events go to 198.51.100.7:4317 in clear text"});
   EXPECT_EQ(h->delivery_protocol_violations, 5u);
+  EXPECT_EQ(h->addresses, (std::vector<std::string>{"198.18.0.5", "2001:db8::5"}));
   EXPECT_NE(HealthReporter::Summary(*h).find("5 aggregator acks refused"), std::string::npos);
   EXPECT_NE(Summarize(sink.events[2]).find("warning: events go to 198.51.100.7:4317 in clear text"),
             std::string::npos);
