@@ -18,6 +18,9 @@ constexpr const char* kIncidentKeyName = "incident-id-key";
 constexpr size_t kIncidentKeyBytes = 32;
 // Sleep between rounds in which no partition had anything.
 constexpr auto kIdleWait = std::chrono::milliseconds(20);
+// Partitions taken at once: a take mostly waits on the cluster (a consumer's replicas
+// electing their leader), so a few together take little longer than one.
+constexpr size_t kParallelTakes = 8;
 
 std::string Hex(const std::string& bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -232,30 +235,61 @@ void Worker::ManageLeases() {
     }
   }
   // Below it: take free or ended ones, for at most half a renewal period (a take loads a
-  // snapshot and makes a consumer; the leases held must be renewed in time).
+  // snapshot and makes a consumer; the leases held must be renewed in time), a few at once.
   const int64_t take_until = clock_.MonotonicNs() + options_.renew_every_ms * kNanosPerMilli / 2;
-  for (uint32_t id = 0; id < options_.partitions && held_.size() < share && !stop_ &&
-                        clock_.MonotonicNs() < take_until;
-       ++id) {
-    if (held_.contains(id) || taken.contains(id)) continue;
-    const auto lease = leases_->Acquire(PartitionResource(id));
-    if (!lease.ok()) {
+  uint32_t id = 0;
+  while (id < options_.partitions && held_.size() < share && !stop_ &&
+         clock_.MonotonicNs() < take_until) {
+    std::vector<std::pair<uint32_t, Lease>> acquired;
+    for (; id < options_.partitions && held_.size() + acquired.size() < share &&
+           acquired.size() < kParallelTakes;
+         ++id) {
+      if (held_.contains(id) || taken.contains(id)) continue;
+      const auto lease = leases_->Acquire(PartitionResource(id));
+      if (!lease.ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.cluster_errors;
+        continue;
+      }
+      if (lease->has_value()) acquired.emplace_back(id, **lease);  // else another was quicker
+    }
+    TakeAll(acquired);
+  }
+}
+
+void Worker::TakeAll(const std::vector<std::pair<uint32_t, Lease>>& acquired) {
+  std::vector<Result<std::unique_ptr<Partition>>> prepared;
+  prepared.reserve(acquired.size());
+  for (size_t i = 0; i < acquired.size(); ++i) prepared.emplace_back(Status::Unavailable(""));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < acquired.size(); ++i) {
+    threads.emplace_back([&, i] { prepared[i] = Prepare(acquired[i].first, acquired[i].second); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (size_t i = 0; i < acquired.size(); ++i) {
+    const auto& [id, lease] = acquired[i];
+    if (!prepared[i].ok()) {
+      TL_LOG(WARNING) << "worker " << owner_ << ": cannot take partition " << id << ": "
+                      << prepared[i].status().ToString();
+      (void)leases_->Release(lease);
       std::lock_guard<std::mutex> lock(mu_);
       ++stats_.cluster_errors;
       continue;
     }
-    if (!lease->has_value()) continue;  // another worker was quicker
-    if (Status s = Take(id, **lease); !s.ok()) {
-      TL_LOG(WARNING) << "worker " << owner_ << ": cannot take partition " << id << ": "
-                      << s.ToString();
-      (void)leases_->Release(**lease);
-      std::lock_guard<std::mutex> lock(mu_);
-      ++stats_.cluster_errors;
-    }
+    std::unique_ptr<Partition> p = std::move(prepared[i]).value();
+    // Its feeding is paced from now (the snapshot interval counts from the take).
+    p->last_snapshot_mono_ns = clock_.MonotonicNs();
+    TL_LOG(INFO) << "worker " << owner_ << " took partition " << id << " (lease revision "
+                 << lease.revision << ", fed through stream sequence " << p->fed_through << ")";
+    held_[id] = std::move(p);
+    std::lock_guard<std::mutex> lock(mu_);
+    held_ids_.push_back(id);
+    std::sort(held_ids_.begin(), held_ids_.end());
+    ++stats_.partitions_taken;
   }
 }
 
-Status Worker::Take(uint32_t id, const Lease& lease) {
+Result<std::unique_ptr<Worker::Partition>> Worker::Prepare(uint32_t id, const Lease& lease) {
   auto p = std::make_unique<Partition>();
   p->id = id;
   p->lease = lease;
@@ -279,15 +313,7 @@ Status Worker::Take(uint32_t id, const Lease& lease) {
   // Anew after the snapshot: what the previous holder fetched and never acknowledged
   // comes at once, and it can fetch nothing more.
   TL_RETURN_IF_ERROR(Subscribe(*p));
-  p->last_snapshot_mono_ns = clock_.MonotonicNs();
-  TL_LOG(INFO) << "worker " << owner_ << " took partition " << id << " (lease revision "
-               << lease.revision << ", fed through stream sequence " << p->fed_through << ")";
-  held_[id] = std::move(p);
-  std::lock_guard<std::mutex> lock(mu_);
-  held_ids_.push_back(id);
-  std::sort(held_ids_.begin(), held_ids_.end());
-  ++stats_.partitions_taken;
-  return Status::Ok();
+  return p;
 }
 
 Status Worker::Subscribe(Partition& p) {

@@ -141,7 +141,13 @@ class Worker {
   void Run();
   // Renews the leases held, then takes or hands over partitions toward the share.
   void ManageLeases();
-  Status Take(uint32_t partition, const Lease& lease);
+  // Takes partitions whose leases were just acquired, up to kParallelTakes at once (each
+  // loads its snapshot and makes its consumer anew, mostly waiting on the cluster); a
+  // partition that cannot be taken has its lease released.
+  void TakeAll(const std::vector<std::pair<uint32_t, Lease>>& acquired);
+  // A partition's state loaded from its snapshot and its consumer made: what TakeAll does
+  // for each, on threads of its own (touches nothing of the worker's but the cluster).
+  Result<std::unique_ptr<Partition>> Prepare(uint32_t partition, const Lease& lease);
   // Feeds what the partition has; true when it fed anything.
   bool Pump(Partition& p);
   // The partition's consumer, made anew after the message last fed.
