@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -38,6 +39,15 @@ Status NatsError(std::string_view what, natsStatus s, jsErrCode jerr = static_ca
 
 // A NUL-terminated copy: the C client takes C strings.
 std::string Z(std::string_view s) { return std::string(s); }
+
+// Whether this thread's last NATS error is the stream refusing a write made on a revision
+// that is no longer the key's (a compare-and-set that lost). Told by the server's own
+// words: the key-value calls return a plain error status for it. Read at once after the
+// failed call: a later call on this thread replaces it.
+bool WrongLastSequence() {
+  const char* text = nats_GetLastError(nullptr);
+  return text != nullptr && std::strstr(text, "wrong last sequence") != nullptr;
+}
 
 }  // namespace
 
@@ -534,6 +544,7 @@ Result<uint64_t> KeyValue::Create(std::string_view key, std::string_view value) 
   const natsStatus s =
       kvStore_Create(&rev, impl_->kv, k.c_str(), value.data(), static_cast<int>(value.size()));
   if (s == NATS_OK) return rev;
+  if (WrongLastSequence()) return Status::AlreadyExists(impl_->What(key) + " exists");
   // Failed: because the key has a value, or for a reason of the cluster's.
   const auto now = Get(key);
   if (now.ok() && now->has_value()) return Status::AlreadyExists(impl_->What(key) + " exists");
@@ -546,6 +557,10 @@ Result<uint64_t> KeyValue::Update(std::string_view key, std::string_view value, 
   const natsStatus s = kvStore_Update(&rev, impl_->kv, k.c_str(), value.data(),
                                       static_cast<int>(value.size()), expected);
   if (s == NATS_OK) return rev;
+  if (WrongLastSequence()) {
+    return Status::Aborted(impl_->What(key) + " changed: expected revision " +
+                           std::to_string(expected));
+  }
   const auto now = Get(key);
   if (now.ok() && (!now->has_value() || (*now)->revision != expected)) {
     return Status::Aborted(impl_->What(key) + " changed: expected revision " +
