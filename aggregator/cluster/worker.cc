@@ -167,16 +167,8 @@ void Worker::Run() {
   (void)leases_->Release(self_lease_);
 }
 
-void Worker::ManageLeases() {
-  const auto renewed_self = leases_->Renew(self_lease_);
-  if (renewed_self.ok()) {
-    self_lease_ = *renewed_self;
-  } else {
-    // Ended during a pause: take the name again (others count this worker as gone until).
-    const auto again = leases_->Acquire("worker." + owner_);
-    if (again.ok() && again->has_value()) self_lease_ = **again;
-  }
-  // Renew what is held; a lease another worker took ends the work on it at once.
+void Worker::RenewHeld() {
+  // A lease another worker took ends the work on it at once.
   std::vector<uint32_t> lost;
   for (auto& [id, p] : held_) {
     const auto renewed = leases_->Renew(p->lease);
@@ -197,6 +189,18 @@ void Worker::ManageLeases() {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.partitions_lost;
   }
+}
+
+void Worker::ManageLeases() {
+  const auto renewed_self = leases_->Renew(self_lease_);
+  if (renewed_self.ok()) {
+    self_lease_ = *renewed_self;
+  } else {
+    // Ended during a pause: take the name again (others count this worker as gone until).
+    const auto again = leases_->Acquire("worker." + owner_);
+    if (again.ok() && again->has_value()) self_lease_ = **again;
+  }
+  RenewHeld();
   for (auto& [id, p] : held_) {
     WriteIncidents(p->correlator->Tick());
   }
@@ -253,7 +257,12 @@ void Worker::ManageLeases() {
       }
       if (lease->has_value()) acquired.emplace_back(id, **lease);  // else another was quicker
     }
+    const int64_t wave_start = clock_.MonotonicNs();
     TakeAll(acquired);
+    // A slow wave (servers busy) held up the renewals: renew before anything else.
+    if (clock_.MonotonicNs() - wave_start > options_.renew_every_ms * kNanosPerMilli / 2) {
+      RenewHeld();
+    }
   }
 }
 
@@ -276,11 +285,24 @@ void Worker::TakeAll(const std::vector<std::pair<uint32_t, Lease>>& acquired) {
       ++stats_.cluster_errors;
       continue;
     }
+    // The lease was acquired before the wave, which may have outlasted it: renewed on the
+    // revision acquired, it is still this worker's only if nobody took it meanwhile.
+    const auto renewed = leases_->Renew(lease);
+    if (!renewed.ok()) {
+      TL_LOG(WARNING) << "worker " << owner_ << ": partition " << id
+                      << " not taken, its lease could not be renewed: "
+                      << renewed.status().ToString();
+      if (renewed.status().code() != Status::Code::kAborted) (void)leases_->Release(lease);
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.cluster_errors;
+      continue;
+    }
     std::unique_ptr<Partition> p = std::move(prepared[i]).value();
+    p->lease = *renewed;
     // Its feeding is paced from now (the snapshot interval counts from the take).
     p->last_snapshot_mono_ns = clock_.MonotonicNs();
     TL_LOG(INFO) << "worker " << owner_ << " took partition " << id << " (lease revision "
-                 << lease.revision << ", fed through stream sequence " << p->fed_through << ")";
+                 << p->lease.revision << ", fed through stream sequence " << p->fed_through << ")";
     held_[id] = std::move(p);
     std::lock_guard<std::mutex> lock(mu_);
     held_ids_.push_back(id);

@@ -141,6 +141,8 @@ class Worker {
   void Run();
   // Renews the leases held, then takes or hands over partitions toward the share.
   void ManageLeases();
+  // Renews every lease held; drops the partitions another worker took.
+  void RenewHeld();
   // Takes partitions whose leases were just acquired, up to kParallelTakes at once (each
   // loads its snapshot and makes its consumer anew, mostly waiting on the cluster); a
   // partition that cannot be taken has its lease released.
