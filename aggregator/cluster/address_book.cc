@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "aggregator/correlate/attack_stages.h"
+#include "common/hex.h"
 
 namespace tripline::cluster {
 namespace {
@@ -26,12 +27,6 @@ bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
   return true;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
 }  // namespace
 
 std::string AddressKey(std::string_view addr) { return HexKey("addr.", addr); }
@@ -40,15 +35,8 @@ std::optional<std::string> AddressOfKey(std::string_view key) {
   constexpr std::string_view kPrefix = "addr.";
   if (key.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
   key.remove_prefix(kPrefix.size());
-  if (key.empty() || key.size() % 2 != 0) return std::nullopt;
   std::string addr;
-  for (size_t i = 0; i < key.size(); i += 2) {
-    const int hi = HexValue(key[i]);
-    const int lo = HexValue(key[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    addr += static_cast<char>(hi * 16 + lo);
-  }
-  if (!RoutableAddress(addr)) return std::nullopt;
+  if (key.empty() || !HexDecode(key, &addr) || !RoutableAddress(addr)) return std::nullopt;
   return addr;
 }
 

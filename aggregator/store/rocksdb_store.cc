@@ -14,6 +14,7 @@
 #include <map>
 
 #include "aggregator/store/event_keys.h"
+#include "common/hex.h"
 #include "common/log.h"
 #include "model/event_proto.h"
 #include "tripline/v1/event.pb.h"
@@ -130,22 +131,6 @@ std::string HexEncode(std::string_view in) {
     out.push_back(kDigits[c & 15]);
   }
   return out;
-}
-
-bool HexDecode(std::string_view in, std::string* out) {
-  if (in.size() % 2 != 0) return false;
-  const auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  out->clear();
-  for (size_t i = 0; i < in.size(); i += 2) {
-    const int hi = nibble(in[i]), lo = nibble(in[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi << 4 | lo));
-  }
-  return true;
 }
 
 Status DecodeEvent(std::string_view sensor_id, uint64_t seq, std::string_view bytes,
