@@ -24,24 +24,11 @@ namespace {
 using correlate::testing::Delivery;
 using correlate::testing::StoryBuilder;
 
-constexpr char kAttacker[] = "198.18.0.66";
-
 // The seed story of the correlator tests: failed passwords for alice on hosta, a success,
 // /etc/shadow read, then ssh hosta -> hostb -> hostc.
 std::vector<Delivery> SeedStory() {
   StoryBuilder b;
-  std::vector<Delivery> s;
-  for (int i = 0; i < 5; ++i) s.push_back(b.Failure("hosta", "alice", kAttacker, 40001 + i, i));
-  s.push_back(b.Login("hosta", "alice", kAttacker, 40010, "audit:1", 7.2));
-  s.push_back(
-      b.Open("hosta", "audit:1", "alice", 1000, "cat", "/etc/shadow", FileAccess::kRead, 20));
-  s.push_back(b.Connect("hosta", "audit:1", "alice", 50001, "198.18.0.12", 22, 30));
-  s.push_back(b.Accept("hostb", 22, "198.18.0.11", 50001, 30.1));
-  s.push_back(b.Login("hostb", "alice", "198.18.0.11", 50001, "audit:5", 31));
-  s.push_back(b.Connect("hostb", "audit:5", "alice", 50002, "198.18.0.13", 22, 70));
-  s.push_back(b.Accept("hostc", 22, "198.18.0.12", 50002, 70.1));
-  s.push_back(b.Login("hostc", "alice", "198.18.0.12", 50002, "audit:9", 71));
-  return s;
+  return b.SeedStory();
 }
 
 // A clock whose monotonic reading moves by `step` each time it is read, so that a snapshot

@@ -42,6 +42,25 @@ class StoryBuilder {
 
   Delivery Wrap(const std::string& host, Event e) { return {Sensor(host), std::move(e), 0}; }
 
+  // The seed story: five failed passwords for alice on hosta from 198.18.0.66, a success
+  // from the same address, /etc/shadow read in that session, then ssh hosta -> hostb ->
+  // hostc (at 0-71 s).
+  std::vector<Delivery> SeedStory() {
+    const std::string attacker = "198.18.0.66";
+    std::vector<Delivery> s;
+    for (int i = 0; i < 5; ++i) s.push_back(Failure("hosta", "alice", attacker, 40001 + i, i));
+    s.push_back(Login("hosta", "alice", attacker, 40010, "audit:1", 7.2));
+    s.push_back(
+        Open("hosta", "audit:1", "alice", 1000, "cat", "/etc/shadow", FileAccess::kRead, 20));
+    s.push_back(Connect("hosta", "audit:1", "alice", 50001, "198.18.0.12", 22, 30));
+    s.push_back(Accept("hostb", 22, "198.18.0.11", 50001, 30.1));
+    s.push_back(Login("hostb", "alice", "198.18.0.11", 50001, "audit:5", 31));
+    s.push_back(Connect("hostb", "audit:5", "alice", 50002, "198.18.0.13", 22, 70));
+    s.push_back(Accept("hostc", 22, "198.18.0.12", 50002, 70.1));
+    s.push_back(Login("hostc", "alice", "198.18.0.12", 50002, "audit:9", 71));
+    return s;
+  }
+
   Delivery Failure(const std::string& host, const std::string& user, const std::string& addr,
                    uint32_t port, double t, LoginSource source = LoginSource::kPam) {
     Event e = Base(host, t);
