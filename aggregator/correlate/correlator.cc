@@ -255,6 +255,10 @@ class Engine {
       auto it = s_.chains.find(key);
       if (it == s_.chains.end()) continue;
       Chain& c = it->second;
+      if (Exported(c)) {
+        s_.exports.insert(key);
+        continue;
+      }
       if (c.incident_id.empty()) {
         // Standing privileges never decide the raise; agents on probation only with an
         // anomaly of the baselines, so the accounts are looked up only then.
@@ -272,6 +276,225 @@ class Engine {
       s_.unreported.insert(key);
     }
     touched_.clear();
+  }
+
+  // Whether the chain reaches past this correlator's partition (CorrelatorOptions::
+  // is_local_host); once it does, it stays exported.
+  bool Exported(Chain& c) {
+    if (c.exported || !o_.is_local_host) return c.exported;
+    for (const std::string& m : c.members) {
+      const SessionNode* n = s_.sessions.Find(m);
+      if (n != nullptr && !o_.is_local_host(n->host)) {
+        c.exported = true;
+        break;
+      }
+    }
+    return c.exported;
+  }
+
+  // The fragment the joiner takes of an exported chain: the chain, its sessions, what is
+  // known of its hosts and of the addresses its logins came from.
+  std::string Fragment(const Chain& c) const {
+    CorrelatorState f;
+    f.chains.emplace(c.key, c);
+    for (const std::string& m : c.members) {
+      const SessionNode* n = s_.sessions.Find(m);
+      if (n == nullptr) continue;
+      for (const std::string& a : n->aliases) f.aliases[a] = m;
+      if (const std::string* host = s_.addresses.Find(n->remote_addr)) {
+        f.addresses.Put(n->remote_addr, *host);
+      }
+      f.sessions.Put(m, *n);
+    }
+    for (const std::string& h : c.hosts) {
+      if (const HostKnowledge* k = s_.hosts.Find(h)) f.hosts.Put(h, *k);
+    }
+    if (!c.incident_id.empty()) f.raised.insert(c.key);
+    return EncodeCorrelatorState(f);
+  }
+
+  std::vector<ChainFragment> TakeFragments() {
+    std::vector<ChainFragment> out;
+    for (const std::string& key : s_.exports) {
+      auto it = s_.chains.find(key);
+      if (it == s_.chains.end() || !it->second.exported) {
+        out.push_back({key, ""});
+      } else {
+        out.push_back({key, Fragment(it->second)});
+      }
+    }
+    s_.exports.clear();
+    return out;
+  }
+
+  // A connect routed to another partition (Correlator::FeedRoutedCopy): its session and the
+  // baselines see it, and its chain is exported.
+  void OnRoutedCopy(const Event& e) {
+    const auto* c = e.As<NetConnectEvent>();
+    if (c == nullptr || c->direction != NetDirection::kOutbound) return;
+    ++s_.stats.events;
+    if (e.time_ns < 0 || e.time_ns > kMaxSaneTimeNs) return;
+    SessionNode* n = ActivityNode(e);
+    if (n == nullptr) return;
+    ObserveConnect(*n, e, *c);
+    // Not evidence here: the connect is cited where the hop is stitched, as the single node
+    // cites it. The chain's first fragment goes out now, so the joiner knows this end of
+    // the hop (its login, what it did before) whatever happens on it later.
+    Chain& chain = ChainOf(*n);
+    if (!chain.exported) {
+      chain.exported = true;
+      touched_.insert(chain.key);
+    }
+  }
+
+  // ---- joining (cluster: chain_joiner.h) ------------------------------------------------
+
+  // Folds `parts` (decoded fragments of exported chains that share sessions, the earliest
+  // chain first) into this empty state as one chain, as one correlator that saw every
+  // partition would hold it, and marks it for Settle. The chain keeps the first part's key;
+  // incidents the parts carry keep their ids, and `ledger` (what was last reported of each)
+  // makes their revisions go on from there.
+  void Join(const std::vector<const CorrelatorState*>& parts,
+            const std::map<std::string, ReportedRevision>& ledger) {
+    // Sessions: one node per session, whatever names the parts know it by. The part that
+    // saw its login knows the most of it; the others add what they saw.
+    std::map<std::string, std::string> canon;  // key or alias -> key in s_.sessions
+    const auto find = [&](const SessionNode& n) -> SessionNode* {
+      if (auto it = canon.find(n.key); it != canon.end()) return s_.sessions.Find(it->second);
+      for (const std::string& a : n.aliases) {
+        if (auto it = canon.find(a); it != canon.end()) return s_.sessions.Find(it->second);
+      }
+      return nullptr;
+    };
+    for (const CorrelatorState* part : parts) {
+      part->sessions.ForEachOldestFirst([&](const std::string&, const SessionNode& n) {
+        SessionNode* have = find(n);
+        if (have == nullptr) {
+          s_.sessions.Put(n.key, n);
+          have = s_.sessions.Find(n.key);
+        } else if (have->login_ns == 0 && n.login_ns != 0 && have->key != n.key) {
+          // The login's own name becomes the node's.
+          SessionNode merged = n;
+          JoinNode(merged, *have);
+          AddUnique(merged.aliases, have->key);
+          std::string old_key = have->key;
+          s_.sessions.Erase(old_key);
+          for (auto& [name, key] : canon) {
+            if (key == old_key) key = merged.key;
+          }
+          s_.sessions.Put(merged.key, std::move(merged));
+          have = s_.sessions.Find(n.key);
+        } else {
+          JoinNode(*have, n);
+        }
+        canon[n.key] = have->key;
+        for (const std::string& a : have->aliases) canon[a] = have->key;
+        canon[have->key] = have->key;
+      });
+      part->hosts.ForEachOldestFirst([&](const std::string& host, const HostKnowledge& k) {
+        if (HostKnowledge* have = s_.hosts.Find(host)) {
+          JoinHost(*have, k);
+        } else {
+          s_.hosts.Put(host, k);
+        }
+      });
+      part->addresses.ForEachOldestFirst([&](const std::string& addr, const std::string& host) {
+        if (s_.addresses.Find(addr) == nullptr) s_.addresses.Put(addr, host);
+      });
+    }
+    const auto canonical = [&](const std::string& key) {
+      auto it = canon.find(key);
+      return it == canon.end() ? key : it->second;
+    };
+    s_.sessions.ForEachOldestFirst([&](const std::string& key, const SessionNode& n) {
+      for (const std::string& a : n.aliases) {
+        if (a != key) s_.aliases[a] = key;
+      }
+    });
+    // Chains: the first part's under its own key, the others under keys no session has,
+    // then merged into it as hops merge chains.
+    std::vector<std::string> keys;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (parts[i]->chains.size() != 1) continue;
+      Chain c = parts[i]->chains.begin()->second;
+      c.exported = false;
+      if (!keys.empty()) c.key = "\x01join:" + std::to_string(i);
+      if (!c.incident_id.empty()) {
+        if (auto it = ledger.find(c.incident_id);
+            it != ledger.end() && it->second.revision >= c.revision) {
+          c.revision = it->second.revision;
+          c.fingerprint = it->second.fingerprint;
+        }
+        s_.raised.insert(c.key);
+      }
+      std::vector<std::string> members;
+      for (const std::string& m : c.members) {
+        std::string k = canonical(m);
+        SessionNode* n = s_.sessions.Find(k);
+        if (n == nullptr) continue;
+        if (keys.empty() || n->chain.empty()) n->chain = c.key;
+        AddUnique(members, k);
+      }
+      c.members = std::move(members);
+      keys.push_back(c.key);
+      std::string key = c.key;
+      s_.chains.emplace(key, std::move(c));
+    }
+    if (keys.empty()) return;
+    // Sessions' parents by their joined names; a parent no part holds is no parent here.
+    s_.sessions.ForEachOldestFirst([&](const std::string&, const SessionNode& n) {
+      SessionNode* node = s_.sessions.Find(n.key);
+      if (node->parent.empty()) return;
+      node->parent = canonical(node->parent);
+      if (s_.sessions.Find(node->parent) == nullptr) node->parent.clear();
+    });
+    for (size_t i = 1; i < keys.size(); ++i) MergeChains(keys[0], keys[i]);
+    Chain& joined = s_.chains.at(keys[0]);
+    RecomputeEntries(joined);
+    touched_.insert(keys[0]);
+  }
+
+  // Two parts' views of one session.
+  static void JoinNode(SessionNode& into, const SessionNode& from) {
+    if (into.login_ns == 0 && from.login_ns != 0) {
+      into.user = from.user;
+      into.service = from.service;
+      into.remote_addr = from.remote_addr;
+      into.remote_port = from.remote_port;
+      into.login_ns = from.login_ns;
+      into.new_source = from.new_source;
+      into.baseline.login = from.baseline.login;
+      into.baseline.login_warm = from.baseline.login_warm;
+    }
+    if (into.user.empty()) into.user = from.user;
+    if (into.parent.empty()) into.parent = from.parent;
+    into.last_activity_ns = std::max(into.last_activity_ns, from.last_activity_ns);
+    into.privileged = into.privileged || from.privileged;
+    into.discovery_flagged = into.discovery_flagged || from.discovery_flagged;
+    for (int64_t t : from.discovery_times) AddUnique(into.discovery_times, t);
+    if (from.baseline.hop > into.baseline.hop) {
+      into.baseline.hop = from.baseline.hop;
+      into.baseline.hop_warm = from.baseline.hop_warm;
+    }
+    into.baseline.activity = std::max(into.baseline.activity, from.baseline.activity);
+    for (const BaselineFact& f : from.baseline.facts) {
+      if (into.baseline.facts.size() < kMaxBaselineFacts) AddUnique(into.baseline.facts, f);
+    }
+    for (const std::string& a : from.aliases) {
+      if (a != into.key) AddUnique(into.aliases, a);
+    }
+  }
+
+  // Two parts' knowledge of one host: the union, the later report of a counter winning.
+  static void JoinHost(HostKnowledge& into, const HostKnowledge& from) {
+    into.ssh_ports.insert(from.ssh_ports.begin(), from.ssh_ports.end());
+    into.privileged_users.insert(from.privileged_users.begin(), from.privileged_users.end());
+    for (const auto& [account, p] : from.posture) into.posture.emplace(account, p);
+    for (const auto& [sensor, n] : from.drop_counters) {
+      into.drop_counters[sensor] = std::max(into.drop_counters[sensor], n);
+    }
+    for (const auto& d : from.drops) AddUnique(into.drops, d);
+    if (into.blind.empty()) into.blind = from.blind;
   }
 
   bool AwaitsItsHop(const Chain& c) const {
@@ -438,6 +661,7 @@ class Engine {
     }
     // Changes fed but not yet reported would go with the chain.
     if (s_.unreported.erase(key) > 0) ReportNow(it->second, "");
+    if (it->second.exported) s_.exports.insert(key);
     s_.raised.erase(key);
     touched_.erase(key);
     s_.chains.erase(it);
@@ -1183,6 +1407,8 @@ class Engine {
       into.failure_host = from.failure_host;
       into.failure_source = from.failure_source;
     }
+    into.exported = into.exported || from.exported;
+    if (from.exported) s_.exports.insert(from_key);  // its fragment is retracted
     into.brute_force = into.brute_force || from.brute_force;
     into.spraying = into.spraying || from.spraying;
     into.stuffing = (into.stuffing || from.stuffing) && !into.spraying;
@@ -1326,13 +1552,7 @@ class Engine {
     if (const std::string* owner = s_.addresses.Find(c.remote_addr); owner && *owner == e.host) {
       return;  // to itself
     }
-    if (b_ != nullptr && !n->user.empty()) {
-      const baseline::Identity who = b_->Resolve(n->user, &e.process);
-      const baseline::Score score =
-          b_->ScoreConnect(who, e.host, c.remote_addr, c.remote_port, e.time_ns);
-      b_->ObserveConnect(who, e.host, c.remote_addr, c.remote_port, e.time_ns, score, n->key);
-      NoteActivity(*n, score);
-    }
+    ObserveConnect(*n, e, c);
     EventRef ref = Ref(sensor, e);
     if (MatchPendingLogin(n->key, e, c, ref)) return;
     // Every outbound connect from a session waits, not only those to known SSH ports: the
@@ -1348,6 +1568,15 @@ class Engine {
     p.time_ns = e.time_ns;
     p.ref = std::move(ref);
     AddPending(std::move(p));
+  }
+
+  void ObserveConnect(SessionNode& n, const Event& e, const NetConnectEvent& c) {
+    if (b_ == nullptr || n.user.empty()) return;
+    const baseline::Identity who = b_->Resolve(n.user, &e.process);
+    const baseline::Score score =
+        b_->ScoreConnect(who, e.host, c.remote_addr, c.remote_port, e.time_ns);
+    b_->ObserveConnect(who, e.host, c.remote_addr, c.remote_port, e.time_ns, score, n.key);
+    NoteActivity(n, score);
   }
 
   void OnPosture(const Event& e, const PostureSnapshot& p) {
@@ -1512,6 +1741,10 @@ class Engine {
 
   // Adds the chain's incident to s_.held if it changed since last reported.
   void ReportNow(Chain& c, const std::string& note) {
+    if (c.exported) {
+      s_.exports.insert(c.key);
+      return;
+    }
     const std::vector<HostDataGap> gaps = GapsFor(c);
     const Standing standing = StandingOf(c);
     const Assessment a = AssessChain(c, gaps, standing);
@@ -1580,6 +1813,46 @@ void Correlator::FeedRuleHit(std::string_view sensor_id, const Event& e, const R
   Engine engine(options_, clock_, *state_, baselines_, trust_, drift_);
   engine.OnRuleHit(std::string(sensor_id), e, hit);
   engine.Settle();
+}
+
+std::vector<Incident> JoinFragments(const CorrelatorOptions& options, const Clock& clock,
+                                    const std::vector<const CorrelatorState*>& parts,
+                                    std::map<std::string, ReportedRevision>* ledger) {
+  CorrelatorState joined;
+  Engine engine(options, clock, joined, nullptr, nullptr, nullptr);
+  engine.Join(parts, *ledger);
+  engine.Settle();
+  // A chain the joiner raised itself has an id no fragment carries: what was reported of
+  // it is in the ledger alone.
+  for (auto& [key, c] : joined.chains) {
+    auto it = ledger->find(c.incident_id);
+    if (c.incident_id.empty() || it == ledger->end() || it->second.revision < c.revision) continue;
+    c.revision = it->second.revision;
+    c.fingerprint = it->second.fingerprint;
+  }
+  std::vector<Incident> out = engine.Report();
+  const int64_t now = clock.NowNs();
+  for (const Incident& in : out) (*ledger)[in.id] = {in.revision, Fingerprint(in), now};
+  for (const auto& [key, c] : joined.chains) {
+    if (!c.incident_id.empty()) (*ledger)[c.incident_id] = {c.revision, c.fingerprint, now};
+  }
+  return out;
+}
+
+void Correlator::FeedRoutedCopy(std::string_view sensor_id, const Event& e) {
+  Engine engine(options_, clock_, *state_, baselines_, trust_, drift_);
+  (void)sensor_id;  // the connect is cited where it was routed, not here
+  engine.OnRoutedCopy(e);
+  engine.Settle();
+  if (baselines_ != nullptr && e.time_ns >= 0 && e.time_ns <= kMaxSaneTimeNs) {
+    baselines_->Commit(e.time_ns,
+                       [&engine](const std::string& tag) { return engine.InIncident(tag); });
+  }
+}
+
+std::vector<ChainFragment> Correlator::TakeFragments() {
+  Engine engine(options_, clock_, *state_, baselines_, trust_, drift_);
+  return engine.TakeFragments();
 }
 
 std::vector<Incident> Correlator::TakeChanged() {

@@ -81,6 +81,19 @@ struct CorrelatorOptions {
   // sensor, the event and the calibrated score in 0..1), on the correlator's thread. For
   // evaluations (tripline-eval's ROC AUC); it must not call into the correlator.
   std::function<void(std::string_view sensor_id, const Event& event, double score)> on_login_scored;
+  // Cluster workers (docs/scale-out.md): whether `host`'s events are in this correlator's
+  // partition. A chain with a session of another host, or one that made a connection
+  // routed to another partition (FeedRoutedCopy), is exported: this correlator raises and
+  // reports nothing of it and hands it out as fragments (TakeFragments) for the joiner.
+  // Empty (the single node): every host is.
+  std::function<bool(std::string_view host)> is_local_host;
+};
+
+// An exported chain as the joiner takes it (chain_joiner.h): the chain, its sessions, what
+// is known of its hosts and where its logins came from, in the state codec's format.
+struct ChainFragment {
+  std::string chain;  // the chain's key in this correlator
+  std::string state;  // "" when the chain is gone here: merged into another, or forgotten
 };
 
 // Counters for operators: how much state is held and how much was evicted.
@@ -125,6 +138,14 @@ class Correlator {
   // other stage; events without a session carry no chain and are left alone. Leaves the
   // incidents it changed for TakeChanged.
   void FeedRuleHit(std::string_view sensor_id, const Event& e, const RuleHit& hit);
+  // Feeds an outbound connection its source's sensor reported that was routed to the
+  // partition of the host it reaches (cluster workers: the copy the source's partition
+  // gets). Its session sees it and the baselines learn from it as from any connect, and its
+  // chain is exported; no hop is looked for here, where the other end never comes.
+  void FeedRoutedCopy(std::string_view sensor_id, const Event& e);
+  // The exported chains changed or gone since the last call, each once, in key order.
+  // Take them with TakeChanged, before SerializeState or RestoreState.
+  std::vector<ChainFragment> TakeFragments();
   // The incidents raised or changed since the last Handle, Tick or TakeChanged, usually each
   // once with its latest content. One appears more than once when its chain lost a session
   // (which can change the incident) or was forgotten in between: the later is newer.

@@ -6,13 +6,16 @@
 #include <cstdint>
 #include <list>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "aggregator/correlate/correlator.h"
+#include "common/status.h"
 #include "model/incident.h"
 
 namespace tripline::correlate {
@@ -214,6 +217,11 @@ struct Chain {
   std::string new_source_detail;  // "alice from 198.18.0.66 on hosta"
   int64_t first_login_ns = 0;
   ChainBaseline baseline;  // derived from the members (RecomputeEntries)
+  // In a cluster worker: the chain reaches past its partition (a session of another
+  // partition's host, or a connection routed to one), so the joiner judges it, from the
+  // fragments this correlator hands out (Correlator::TakeFragments), and this correlator
+  // raises and reports nothing of it.
+  bool exported = false;
   std::vector<EventRef> events;
   int64_t first_ns = 0;  // evidence times
   int64_t last_ns = 0;
@@ -289,6 +297,33 @@ struct CorrelatorState {
   // incident, or was forgotten).
   std::set<std::string> unreported;
   std::vector<Incident> held;
+  // Not serialized either: exported chains changed (or gone) since the last TakeFragments.
+  std::set<std::string> exports;
 };
+
+// What a chain joiner last reported of an incident (chain_joiner.h).
+struct ReportedRevision {
+  uint32_t revision = 0;
+  uint64_t fingerprint = 0;
+  int64_t seen_ns = 0;  // clock time of the last join that held it
+};
+
+// Joins `parts` (decoded fragments of exported chains that share sessions, the earliest
+// chain first) into one chain, judges it as one correlator that saw every partition would
+// and returns its incidents that changed since `ledger` says they were last reported (and
+// updates it: every incident the join holds or reported is seen now). Sessions known by several
+// parts are joined: the part that saw the login knows the most of it. Correlator.cc.
+std::vector<Incident> JoinFragments(const CorrelatorOptions& options, const Clock& clock,
+                                    const std::vector<const CorrelatorState*>& parts,
+                                    std::map<std::string, ReportedRevision>* ledger);
+
+// The state codec (state_codec.cc, format "tripline.correlator.v1"). Decode checks every
+// field and the sessions' and chains' cross-references; on error it returns Corruption
+// naming the first bad field and leaves *out alone.
+std::string EncodeCorrelatorState(const CorrelatorState& s);
+// Whether JSON text nests no deeper than `max_depth` (strings skipped), checked without
+// building it: a parser would recurse, or build, that deep.
+bool JsonNestingWithin(std::string_view text, int max_depth);
+Status DecodeCorrelatorState(std::string_view bytes, std::unique_ptr<CorrelatorState>* out);
 
 }  // namespace tripline::correlate

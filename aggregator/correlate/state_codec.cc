@@ -39,29 +39,6 @@ constexpr std::string_view kFormat = "tripline.correlator.v1";
 constexpr int kMaxDepth = 16;
 constexpr int64_t kMaxTimeNs = int64_t{1} << 62;
 
-// Rejects inputs nested deeper than kMaxDepth without building them (strings skipped).
-bool NestingWithin(std::string_view text, int max_depth) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
-
 // Type-checked reading that keeps the first error and makes later reads no-ops.
 class Reader {
  public:
@@ -380,6 +357,7 @@ void WriteChain(JsonWriter& w, const Chain& c) {
   WriteStrings(w, c.discovery);
   w.Key("events");
   WriteRefs(w, c.events);
+  if (c.exported) w.Key("exported").Bool(true);
   w.Key("failure_host").String(c.failure_host);
   w.Key("failure_source").String(c.failure_source);
   w.Key("failure_user").String(c.failure_user);
@@ -492,6 +470,8 @@ void ReadChain(Reader& r, const json& j, const std::string& w, Chain* c) {
   r.Bool(j, "new_source_login", w, &c->new_source_login);
   r.Str(j, "new_source_detail", w, &c->new_source_detail);
   r.Time(j, "first_login_ns", w, &c->first_login_ns);
+  // Written only for a chain a cluster worker exports.
+  if (j.is_object() && j.contains("exported")) r.Bool(j, "exported", w, &c->exported);
   if (j.is_object() && j.contains("baseline")) {
     const json& b = j["baseline"];
     const std::string bw = w + ".baseline";
@@ -641,8 +621,29 @@ void WriteStringPair(JsonWriter& w, const std::string& a, const std::string& b) 
 
 }  // namespace
 
-std::string Correlator::SerializeState() const {
-  const CorrelatorState& s = *state_;
+bool JsonNestingWithin(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+std::string EncodeCorrelatorState(const CorrelatorState& s) {
   // Chains in key order, so that equal states serialize to equal bytes.
   std::vector<const Chain*> chains;
   chains.reserve(s.chains.size());
@@ -719,11 +720,11 @@ std::string Correlator::SerializeState() const {
   return out;
 }
 
-Status Correlator::RestoreState(std::string_view bytes) {
+Status DecodeCorrelatorState(std::string_view bytes, std::unique_ptr<CorrelatorState>* out) {
   auto corrupt = [](const std::string& why) {
     return Status::Corruption("correlator state: " + why);
   };
-  if (!NestingWithin(bytes, kMaxDepth)) return corrupt("nested too deeply");
+  if (!JsonNestingWithin(bytes, kMaxDepth)) return corrupt("nested too deeply");
   json j = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return corrupt("not valid JSON");
   Reader r;
@@ -951,8 +952,17 @@ Status Correlator::RestoreState(std::string_view bytes) {
   for (const auto& [alias, key] : s.aliases) {
     if (s.sessions.Find(key) == nullptr) return corrupt("alias " + alias + " names no session");
   }
-  state_ = std::move(next);
+  *out = std::move(next);
   return Status::Ok();
+}
+
+std::string Correlator::SerializeState() const { return EncodeCorrelatorState(*state_); }
+
+Status Correlator::RestoreState(std::string_view bytes) {
+  std::unique_ptr<CorrelatorState> next;
+  Status st = DecodeCorrelatorState(bytes, &next);
+  if (st.ok()) state_ = std::move(next);
+  return st;
 }
 
 }  // namespace tripline::correlate
