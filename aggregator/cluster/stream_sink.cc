@@ -110,8 +110,10 @@ bool ParseBatchMessageId(std::string_view id, std::string* sensor_id, uint64_t* 
 }
 
 std::string EncodePartitionBatch(std::string_view sensor_id, std::span<const uint64_t> seqs,
-                                 std::span<const std::string_view> encoded) {
+                                 std::span<const std::string_view> encoded,
+                                 std::span<const uint64_t> copies) {
   v1::PartitionBatch b;
+  for (uint64_t seq : copies) b.add_copies(seq);
   b.set_sensor_id(std::string(sensor_id));
   b.mutable_seqs()->Reserve(static_cast<int>(seqs.size()));
   for (uint64_t seq : seqs) b.add_seqs(seq);
@@ -156,6 +158,21 @@ Result<PartitionEvents> DecodePartitionBatch(std::string_view bytes) {
     if (!e.ok()) return BadBatch("event " + std::to_string(seq) + ": " + e.status().message());
     e->seq = seq;
     out.events.push_back(*std::move(e));
+  }
+  // Copies: ascending, each an outbound connection of this message.
+  size_t at = 0;
+  for (int i = 0; i < b.copies_size(); ++i) {
+    const uint64_t seq = b.copies(i);
+    while (at < out.events.size() && out.events[at].seq < seq) ++at;
+    const NetConnectEvent* c = at < out.events.size() && out.events[at].seq == seq
+                                   ? out.events[at].As<NetConnectEvent>()
+                                   : nullptr;
+    if (c == nullptr || c->direction != NetDirection::kOutbound) {
+      return BadBatch("copy " + std::to_string(seq) +
+                      " is not an outbound connection of the message, or not in order");
+    }
+    out.copies.push_back(seq);
+    ++at;
   }
   return out;
 }
@@ -255,32 +272,46 @@ std::vector<Outgoing> StreamSink::PartitionMessages(std::string_view sensor_id, 
   const auto bytes_of = [&](size_t i) -> std::string_view {
     return encoded.empty() ? std::string_view(own[i - from]) : encoded[i];
   };
-  std::map<uint32_t, std::vector<size_t>> by_partition;
+  // Per partition, (index, copy): a connection routed to the host it reaches also goes,
+  // as a copy, to its source's partition.
+  std::map<uint32_t, std::vector<std::pair<size_t, bool>>> by_partition;
   for (size_t i = from; i < to; ++i) {
-    by_partition[PartitionOf(events[i])].push_back(i);
+    const uint32_t partition = PartitionOf(events[i]);
+    by_partition[partition].emplace_back(i, false);
+    if (const uint32_t source = PartitionOfHost(events[i].host, options_.partitions);
+        source != partition) {
+      by_partition[source].emplace_back(i, true);
+    }
   }
   std::vector<Outgoing> out;
   std::vector<uint64_t> seqs;
+  std::vector<uint64_t> copies;
   std::vector<std::string_view> chunk;
-  for (const auto& [partition, indexes] : by_partition) {
+  for (auto& [partition, indexes] : by_partition) {
+    std::sort(indexes.begin(), indexes.end());
     const std::string subject = PartitionSubject(partition);
     size_t k = 0;
     while (k < indexes.size()) {
       // Up to kMaxPartitionMessageBytes of events per message, at least one.
       seqs.clear();
+      copies.clear();
       chunk.clear();
       size_t size = 0;
       do {
-        const size_t i = indexes[k++];
+        const auto [i, copy] = indexes[k++];
         seqs.push_back(first_seq + i);
+        if (copy) copies.push_back(first_seq + i);
         chunk.push_back(bytes_of(i));
         size += chunk.back().size() + 16;
       } while (k < indexes.size() &&
-               size + bytes_of(indexes[k]).size() + 16 <= options_.max_message_bytes);
+               size + bytes_of(indexes[k].first).size() + 16 <= options_.max_message_bytes);
       Outgoing m;
       m.subject = subject;
+      // Copies are the events of another partition's message too, which may have the
+      // same first and last: the partition tells the two apart in the duplicate window.
       m.id = BatchMessageId(sensor_id, seqs.front(), seqs.back());
-      m.data = EncodePartitionBatch(sensor_id, seqs, chunk);
+      if (!copies.empty()) m.id += "+" + std::to_string(partition);
+      m.data = EncodePartitionBatch(sensor_id, seqs, chunk, copies);
       out.push_back(std::move(m));
     }
   }

@@ -55,14 +55,19 @@ bool ParseBatchMessageId(std::string_view id, std::string* sensor_id, uint64_t* 
 // A message of the events stream (tripline.v1.PartitionBatch) as the workers read it.
 struct PartitionEvents {
   std::string sensor_id;
-  std::vector<Event> events;  // each with its seq set, ascending
+  std::vector<Event> events;     // each with its seq set, ascending
+  std::vector<uint64_t> copies;  // seqs of events that are copies of routed connections
 };
-// The bytes of one message: `encoded[i]` is the tripline.v1.Event of seqs[i].
+// The bytes of one message: `encoded[i]` is the tripline.v1.Event of seqs[i]; `copies`
+// (ascending, each one of seqs) are copies of outbound connections routed to another
+// partition (tripline.v1.PartitionBatch).
 std::string EncodePartitionBatch(std::string_view sensor_id, std::span<const uint64_t> seqs,
-                                 std::span<const std::string_view> encoded);
+                                 std::span<const std::string_view> encoded,
+                                 std::span<const uint64_t> copies = {});
 // InvalidArgument naming what is wrong for anything but a message EncodePartitionBatch
 // writes of valid events: an empty or unprintable sensor id, no events, sequence numbers
-// that are 0 or not ascending, counts that differ, an event the ingest service would refuse.
+// that are 0 or not ascending, counts that differ, an event the ingest service would refuse,
+// copies that are not ascending sequence numbers of outbound connections of the message.
 Result<PartitionEvents> DecodePartitionBatch(std::string_view bytes);
 // The largest message of the events stream: a batch's events of one partition are split
 // over several messages past it (the servers' max_payload is 1 MiB by default).

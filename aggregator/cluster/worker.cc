@@ -83,6 +83,9 @@ struct Worker::Partition {
   int fetch_failures = 0;          // in a row
   std::vector<Delivered> backlog;  // fetched, not fed yet (a store write failed)
   size_t backlog_next = 0;
+  // Exported chains changed and not published yet: by chain key, the fragment ("" when
+  // gone) and the stream sequence of the message that changed it last.
+  std::map<std::string, std::pair<std::string, uint64_t>> unpublished;
 };
 
 Result<std::unique_ptr<Worker>> Worker::Start(JetStream* js, RocksDbStore* store,
@@ -102,6 +105,19 @@ Result<std::unique_ptr<Worker>> Worker::Start(JetStream* js, RocksDbStore* store
   w->leases_ = std::make_unique<LeaseTable>(w->leases_kv_.get(), w->owner_,
                                             w->options_.lease_ttl_ms * kNanosPerMilli, &w->clock_);
   w->snapshots_ = std::make_unique<SnapshotStore>(w->snapshots_kv_.get(), w->owner_, js);
+  TL_RETURN_IF_ERROR(js->EnsureStream(EdgesStreamSpec(w->options_.replicas)));
+  if (w->options_.join) {
+    JoinerStageOptions jo;
+    jo.correlator = w->options_.correlator;
+    jo.replicas = w->options_.replicas;
+    jo.lease_ttl_ms = w->options_.lease_ttl_ms;
+    jo.snapshot_interval_ms = w->options_.snapshot_interval_ms;
+    jo.snapshot_cost_factor = w->options_.snapshot_cost_factor;
+    jo.ack_wait_ms = w->options_.ack_wait_ms;
+    w->joiner_ = std::make_unique<JoinerStage>(
+        js, w->leases_.get(), w->snapshots_.get(), w->clock_, std::move(jo),
+        [p = w.get()](const std::vector<Incident>& incidents) { p->WriteIncidents(incidents); });
+  }
   TL_ASSIGN_OR_RETURN(const std::optional<Lease> self, w->leases_->Acquire("worker." + w->owner_));
   if (!self.has_value()) return Status::AlreadyExists("worker: " + w->owner_ + " is running");
   w->self_lease_ = *self;
@@ -136,7 +152,9 @@ std::vector<uint32_t> Worker::partitions() const {
 
 WorkerStats Worker::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  WorkerStats out = stats_;
+  if (joiner_ != nullptr) out.joiner = joiner_->stats();
+  return out;
 }
 
 void Worker::Run() {
@@ -151,10 +169,12 @@ void Worker::Run() {
       ++it;  // Pump may drop the partition
       fed |= Pump(p);
     }
+    if (joiner_ != nullptr && !stop_) fed |= joiner_->Pump();
     if (!fed && !stop_) std::this_thread::sleep_for(kIdleWait);
   }
   if (abandon_) {
     held_.clear();  // as a killed process: the cluster sees nothing more
+    if (joiner_ != nullptr) joiner_->Abandon();
     return;
   }
   // Hand everything over: snapshot, acknowledge, release.
@@ -164,6 +184,7 @@ void Worker::Run() {
     const auto it = held_.find(id);
     if (it != held_.end() && SnapshotAndAck(*it->second)) Drop(id, /*release=*/true);
   }
+  if (joiner_ != nullptr) joiner_->Release();
   (void)leases_->Release(self_lease_);
 }
 
@@ -204,6 +225,7 @@ void Worker::ManageLeases() {
   for (auto& [id, p] : held_) {
     WriteIncidents(p->correlator->Tick());
   }
+  if (joiner_ != nullptr) joiner_->ManageLease();
 
   // The share: every live worker's lease counts.
   const auto all = leases_->List();
@@ -319,7 +341,11 @@ Result<std::unique_ptr<Worker::Partition>> Worker::Prepare(uint32_t id, const Le
   p->version = loaded.version;
   p->baselines = std::make_unique<baseline::Baselines>(
       options_.baseline, baseline::IdentityResolver(options_.identities));
-  p->correlator = std::make_unique<correlate::Correlator>(options_.correlator, clock_);
+  correlate::CorrelatorOptions correlator = options_.correlator;
+  correlator.is_local_host = [id, partitions = options_.partitions](std::string_view host) {
+    return PartitionOfHost(host, partitions) == id;
+  };
+  p->correlator = std::make_unique<correlate::Correlator>(std::move(correlator), clock_);
   if (options_.learn_baselines) p->correlator->AttachBaselines(p->baselines.get());
   if (loaded.snapshot.has_value()) {
     const v1::PartitionSnapshot& s = *loaded.snapshot;
@@ -417,12 +443,20 @@ bool Worker::FeedMessage(Partition& p, const Delivered& d) {
   const auto first_new = std::find_if(m->events.begin(), m->events.end(),
                                       [&](const Event& e) { return e.seq > position; });
   const size_t dropped = static_cast<size_t>(first_new - m->events.begin());
+  // Copies of connections routed to another partition are stored there.
+  const auto is_copy = [&](uint64_t seq) {
+    return std::binary_search(m->copies.begin(), m->copies.end(), seq);
+  };
   // Store the new events first, run by run of consecutive sequence numbers.
   std::vector<Event> run;
   for (auto it = first_new; it != m->events.end();) {
     run.clear();
+    while (it != m->events.end() && is_copy(it->seq)) ++it;
+    if (it == m->events.end()) break;
     const uint64_t first = it->seq;
-    while (it != m->events.end() && it->seq == first + run.size()) run.push_back(*it++);
+    while (it != m->events.end() && it->seq == first + run.size() && !is_copy(it->seq)) {
+      run.push_back(*it++);
+    }
     auto stored = store_->AppendRun(m->sensor_id, first, run, {});
     if (!stored.ok()) {
       // Runs stored before this one are stored again by the retry: the same keys.
@@ -436,6 +470,11 @@ bool Worker::FeedMessage(Partition& p, const Delivered& d) {
   uint64_t& pos = p.positions[m->sensor_id];
   for (auto it = first_new; it != m->events.end(); ++it) {
     const Event& e = *it;
+    if (is_copy(e.seq)) {
+      p.correlator->FeedRoutedCopy(m->sensor_id, e);
+      pos = e.seq;
+      continue;
+    }
     p.correlator->Feed(m->sensor_id, e);
     if (options_.rules) {
       for (rules::Detection& det : options_.rules->Evaluate(e)) {
@@ -448,6 +487,11 @@ bool Worker::FeedMessage(Partition& p, const Delivered& d) {
     pos = e.seq;
   }
   WriteIncidents(p.correlator->TakeChanged());
+  for (correlate::ChainFragment& f : p.correlator->TakeFragments()) {
+    p.unpublished[f.chain] = {std::move(f.state), d.stream_sequence};
+  }
+  // Best effort here; the snapshot that acknowledges this message waits for them.
+  if (!p.unpublished.empty()) (void)PublishFragments(p);
   const size_t fed = m->events.size() - dropped;
   p.fed_through = d.stream_sequence;
   p.events_since_snapshot += fed;
@@ -464,6 +508,12 @@ bool Worker::SnapshotAndAck(Partition& p) {
     if (!KeepLease(p)) return false;
     const int64_t start = clock_.MonotonicNs();
     WriteIncidents(p.correlator->TakeChanged());
+    for (correlate::ChainFragment& f : p.correlator->TakeFragments()) {
+      p.unpublished[f.chain] = {std::move(f.state), p.fed_through};
+    }
+    // The messages this snapshot acknowledges are not fed again: what they exported must
+    // be in the edge stream first.
+    if (!PublishFragments(p)) return false;
     v1::PartitionSnapshot s;
     s.set_partition(id);
     s.set_fed_through(p.fed_through);
@@ -516,6 +566,36 @@ bool Worker::SnapshotAndAck(Partition& p) {
     return false;
   }
   if (options_.on_snapshot) options_.on_snapshot(id);
+  return true;
+}
+
+bool Worker::PublishFragments(Partition& p) {
+  if (p.unpublished.empty()) return true;
+  std::vector<Outgoing> messages;
+  uint64_t too_large = 0;
+  for (const auto& [chain, fragment] : p.unpublished) {
+    const auto& [state, fed_through] = fragment;
+    if (state.size() > kMaxFragmentBytes) {
+      TL_LOG(ERROR) << "worker " << owner_ << ": partition " << p.id << " chain " << chain
+                    << " is not exported: " << state.size() << " bytes";
+      ++too_large;
+      continue;
+    }
+    Outgoing m;
+    m.subject = kEdgesSubject;
+    m.id = EdgeMessageId(p.id, chain, fed_through);
+    m.data = EncodeEdgeFragment(p.id, chain, state);
+    messages.push_back(std::move(m));
+  }
+  const Status published = js_->PublishAll(messages, options_.lease_ttl_ms / 4);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!published.ok()) {
+    ++stats_.cluster_errors;
+    return false;
+  }
+  stats_.fragments_published += messages.size();
+  stats_.fragments_too_large += too_large;
+  p.unpublished.clear();
   return true;
 }
 

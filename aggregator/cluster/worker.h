@@ -22,6 +22,13 @@
 // it holds nothing a correlator could be fed. A store write that fails is tried again in the
 // next round before anything after it in the partition.
 //
+// Chains across partitions: a partition's correlator exports a chain that reaches past the
+// partition (correlate::CorrelatorOptions::is_local_host) and the worker publishes each
+// change of it to the edge stream (after the message that made it, before the snapshot
+// that acknowledges that message); one worker, holding the lease "joiner", joins them
+// (joiner_stage.h). Copies of connections routed to another partition
+// (PartitionEvents::copies) are fed to their source's correlator, not stored.
+//
 // Events stored: each by the worker that fed it; after a worker died, the events it stored
 // past its last snapshot are stored again by the next holder (queries merge by sensor and
 // sequence number). Incident ids are keyed by a secret kept in the cluster (bucket
@@ -43,6 +50,7 @@
 
 #include "aggregator/baseline/baselines.h"
 #include "aggregator/cluster/jetstream.h"
+#include "aggregator/cluster/joiner_stage.h"
 #include "aggregator/cluster/lease.h"
 #include "aggregator/cluster/partition_snapshot.h"
 #include "aggregator/correlate/correlator.h"
@@ -79,8 +87,8 @@ struct WorkerOptions {
   baseline::BaselineOptions baseline;
   std::vector<baseline::IdentityRule> identities;
   std::shared_ptr<rules::RuleEngine> rules;  // nullptr runs none
-  // Called on the worker's thread with every event fed, in feed order; must not call the
-  // worker.
+  // Called on the worker's thread with every event fed and stored, in feed order (not with
+  // copies of connections routed to another partition); must not call the worker.
   std::function<void(uint32_t partition, std::string_view sensor_id, const Event& event)> on_fed;
   // Called on the worker's thread after a partition's snapshot was written and its
   // messages acknowledged: every event fed on it so far lives on.
@@ -88,6 +96,8 @@ struct WorkerOptions {
   // Called on the worker's thread when it lets a partition go: handed over after a
   // snapshot, or lost (`lost`: what it fed since its last snapshot is dropped with it).
   std::function<void(uint32_t partition, bool lost)> on_release;
+  // Whether this worker may run the joiner (joiner_stage.h) when its lease is free.
+  bool join = true;
   // Called with every incident revision just before it is stored.
   std::function<void(const v1::Incident& incident)> before_store_incident;
   const Clock* clock = nullptr;  // nullptr: the system clock
@@ -109,7 +119,10 @@ struct WorkerStats {
   uint64_t partitions_lost = 0;         // lease or snapshot taken by another worker
   uint64_t store_errors = 0;
   uint64_t incident_writes = 0;
-  uint64_t cluster_errors = 0;  // calls to the cluster that failed (tried again)
+  uint64_t cluster_errors = 0;       // calls to the cluster that failed (tried again)
+  uint64_t fragments_published = 0;  // exported chains' changes sent to the edge stream
+  uint64_t fragments_too_large = 0;  // ... not sent: over kMaxFragmentBytes
+  JoinerStageStats joiner;           // of the joiner, when this worker runs it
 };
 
 class Worker {
@@ -158,6 +171,9 @@ class Worker {
   bool FeedMessage(Partition& p, const Delivered& d);
   // Writes the snapshot and acknowledges; false when the partition was lost.
   bool SnapshotAndAck(Partition& p);
+  // Publishes the partition's exported chains changed since last published; false when
+  // the cluster did not take them all (they stay for the next try).
+  bool PublishFragments(Partition& p);
   void WriteIncidents(const std::vector<Incident>& incidents);
   // Forgets the partition (nothing more acknowledged); `release` ends its lease (handed
   // over after a snapshot), otherwise it was lost.
@@ -176,6 +192,7 @@ class Worker {
   std::unique_ptr<KeyValue> snapshots_kv_;
   std::unique_ptr<LeaseTable> leases_;
   std::unique_ptr<SnapshotStore> snapshots_;
+  std::unique_ptr<JoinerStage> joiner_;  // nullptr unless options_.join
   Lease self_lease_;
   int64_t next_lease_round_ns_ = 0;  // monotonic
 

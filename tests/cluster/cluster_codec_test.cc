@@ -1,7 +1,8 @@
 // The cluster's records: leases and sensors' records as the key-value store keeps them,
-// and the events stream's messages and their ids.
+// and the events and edge streams' messages and their ids.
 #include <gtest/gtest.h>
 
+#include "aggregator/cluster/joiner_stage.h"
 #include "aggregator/cluster/lease.h"
 #include "aggregator/cluster/stream_sink.h"
 #include "model/event_proto.h"
@@ -164,6 +165,70 @@ TEST(PartitionBatchTest, DamagedMessagesAreClearErrors) {
     EXPECT_TRUE(r.status().IsInvalidArgument()) << r.status().ToString();
     EXPECT_NE(r.status().message().find(c.says), std::string::npos) << r.status().ToString();
   }
+}
+
+// Two events of a batch: a login, and an outbound connection routed to another partition.
+std::vector<Event> LoginAndConnect() {
+  Event login;
+  login.host = "host-a";
+  login.time_ns = 1'700'000'000LL * kNanosPerSecond;
+  LoginEvent l;
+  l.user = "alice";
+  l.outcome = Outcome::kSuccess;
+  login.body = l;
+  Event connect = login;
+  NetConnectEvent c;
+  c.direction = NetDirection::kOutbound;
+  c.local_addr = "198.18.0.1";
+  c.remote_addr = "198.18.0.2";
+  c.remote_port = 22;
+  connect.body = c;
+  return {login, connect};
+}
+
+TEST(PartitionBatchTest, CopiesComeBackAndMustBeOutboundConnectionsOfTheMessage) {
+  const std::vector<std::string> bytes = Encodings(LoginAndConnect());
+  const std::vector<std::string_view> views(bytes.begin(), bytes.end());
+  const std::vector<uint64_t> seqs = {7, 8};
+  const std::vector<uint64_t> connect = {8};
+  const auto back = DecodePartitionBatch(EncodePartitionBatch("sensor-a", seqs, views, connect));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->copies, connect);
+  EXPECT_TRUE(DecodePartitionBatch(EncodePartitionBatch("sensor-a", seqs, views))->copies.empty());
+  for (const std::vector<uint64_t>& bad :
+       std::vector<std::vector<uint64_t>>{{7}, {9}, {8, 8}, {0}}) {
+    const auto r = DecodePartitionBatch(EncodePartitionBatch("sensor-a", seqs, views, bad));
+    ASSERT_FALSE(r.ok()) << bad.front();
+    EXPECT_TRUE(r.status().IsInvalidArgument());
+    EXPECT_NE(r.status().message().find("is not an outbound connection of the message"),
+              std::string::npos)
+        << r.status().ToString();
+  }
+}
+
+TEST(EdgeFragmentTest, WhatIsWrittenReadsBackAndDamageIsAClearError) {
+  const auto back = DecodeEdgeFragment(EncodeEdgeFragment(17, "host-a|audit:1", R"({"x":1})"));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->partition, 17u);
+  EXPECT_EQ(back->chain, "host-a|audit:1");
+  EXPECT_EQ(back->state, R"({"x":1})");
+  EXPECT_EQ(back->origin(), "17:host-a|audit:1");
+  const auto retracted = DecodeEdgeFragment(EncodeEdgeFragment(3, "k", ""));
+  ASSERT_TRUE(retracted.ok());
+  EXPECT_TRUE(retracted->state.empty());
+  for (const std::string& bad :
+       {std::string("\x0a\xff"), EncodeEdgeFragment(1, "", "{}"),
+        EncodeEdgeFragment(1, std::string(4097, 'k'), "{}"),
+        EncodeEdgeFragment(1, "k", std::string(kMaxFragmentBytes + 1, ' '))}) {
+    const auto r = DecodeEdgeFragment(bad);
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(r.status().IsInvalidArgument()) << r.status().ToString();
+  }
+  // Ids: the same change fed again is the same id; another chain or message is not.
+  EXPECT_EQ(EdgeMessageId(3, "host-a|audit:1", 90), EdgeMessageId(3, "host-a|audit:1", 90));
+  EXPECT_NE(EdgeMessageId(3, "host-a|audit:1", 90), EdgeMessageId(3, "host-a|audit:2", 90));
+  EXPECT_NE(EdgeMessageId(3, "host-a|audit:1", 90), EdgeMessageId(3, "host-a|audit:1", 91));
+  EXPECT_NE(EdgeMessageId(3, "host-a|audit:1", 90), EdgeMessageId(4, "host-a|audit:1", 90));
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // Fuzz target for DecodePartitionBatch: the events stream's messages are read by every
 // worker, and whatever a damaged or hostile message holds must be a clear error. What
-// decodes must encode to a message that decodes to the same sensor, sequence numbers and
-// events.
+// decodes must encode to a message that decodes to the same sensor, sequence numbers,
+// events and copies.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -31,8 +31,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     encoded.push_back(pb.SerializeAsString());
   }
   const std::vector<std::string_view> views(encoded.begin(), encoded.end());
-  const auto twice = DecodePartitionBatch(EncodePartitionBatch(r->sensor_id, seqs, views));
-  if (!twice.ok() || twice->sensor_id != r->sensor_id || twice->events.size() != r->events.size()) {
+  const auto twice =
+      DecodePartitionBatch(EncodePartitionBatch(r->sensor_id, seqs, views, r->copies));
+  if (!twice.ok() || twice->sensor_id != r->sensor_id || twice->events.size() != r->events.size() ||
+      twice->copies != r->copies) {
     __builtin_trap();
   }
   for (size_t i = 0; i < seqs.size(); ++i) {

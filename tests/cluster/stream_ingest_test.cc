@@ -323,7 +323,8 @@ TEST_F(StreamIngestTest, AnOutboundConnectionGoesToThePartitionOfTheHostItReache
   ASSERT_TRUE(nodes_[0]->sink().AppendBatch("sensor-a", 2, outbound).ok());
   EXPECT_EQ(nodes_[0]->book().HostOf("198.18.0.1"), from);  // learned from the batch
 
-  const auto got = testing::ReadEventsStream(nodes_[0]->js(), "routes", 11);
+  testing::StreamContents copies;
+  const auto got = testing::ReadEventsStream(nodes_[0]->js(), "routes", 11, &copies);
   ASSERT_EQ(got.size(), 11u);
   const auto subject_of = [&](const std::string& sensor, uint64_t seq) {
     const auto it = got.find({sensor, seq});
@@ -339,6 +340,14 @@ TEST_F(StreamIngestTest, AnOutboundConnectionGoesToThePartitionOfTheHostItReache
   EXPECT_EQ(subject_of("sensor-a", 6), theirs);
   for (uint64_t seq = 1; seq <= reached.size(); ++seq) {
     EXPECT_EQ(subject_of("sensor-b", seq), theirs) << seq;
+  }
+  // A connection routed away also goes, as a copy, to its source's partition, where the
+  // session it left from is; nothing else is copied.
+  ASSERT_EQ(copies.size(), 2u);
+  for (uint64_t seq : {2, 6}) {
+    const auto& copy = copies[std::make_pair(std::string("sensor-a"), seq)];
+    ASSERT_EQ(copy.size(), 1u) << seq;
+    EXPECT_EQ(copy.front().subject, ours) << seq;
   }
 }
 

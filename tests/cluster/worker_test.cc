@@ -417,5 +417,86 @@ TEST_F(WorkerTest, AHopBetweenHostsOfTwoPartitionsIsStitchedInThePartitionItReac
   n.worker->Stop();
 }
 
+// The seed story on three hosts whose events land in three partitions: what each partition
+// sees of the chain is exported, joined by the worker holding the joiner, and raised as one
+// incident, the one a single correlator that saw everything raises.
+TEST_F(WorkerTest, TheSeedStoryAcrossThreePartitionsIsTheSingleNodesOneIncident) {
+  using correlate::testing::Delivery;
+  using correlate::testing::StoryBuilder;
+  std::set<uint32_t> partitions;
+  for (const char* h : {"hosta", "hostb", "hostc"})
+    partitions.insert(PartitionOfHost(h, kPartitions));
+  ASSERT_EQ(partitions.size(), 3u) << "the story's hosts must be in partitions of their own";
+  StoryBuilder b;
+  // Each sensor's first health report names its host's addresses (the address book learns
+  // them before anyone connects), then the story.
+  std::vector<Delivery> all;
+  for (const char* h : {"hosta", "hostb", "hostc"}) {
+    Delivery d = b.Health(h, 0, -1);
+    std::get<SensorHealth>(d.event.body).addresses = {b.address_of(h)};
+    all.push_back(std::move(d));
+  }
+  for (Delivery& d : b.SeedStory()) all.push_back(std::move(d));
+
+  FakeClock clock(StoryBuilder::kT0);
+  correlate::Correlator single({}, clock);
+  std::map<std::string, Incident> want;
+  for (const Delivery& d : all) {
+    for (Incident& in : single.Handle(d.sensor, d.event)) want[in.id] = std::move(in);
+  }
+  ASSERT_EQ(want.size(), 1u);
+  ASSERT_EQ(want.begin()->second.hosts.size(), 3u);
+
+  for (const Delivery& d : all) {
+    auto r = sink_->AppendBatch(d.sensor, d.event.seq, {d.event});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  Node n;
+  ASSERT_NO_FATAL_FAILURE(MakeNode("w", &n));
+  WorkerOptions o = Options("w", &n.fed);
+  o.learn_baselines = false;  // as the single correlator above
+  auto w = Worker::Start(n.js.get(), n.store.get(), o);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  n.worker = std::move(w).value();
+
+  const auto incidents = [&] {
+    std::map<std::string, Incident> out;
+    auto listed = n.store->ListIncidents();
+    EXPECT_TRUE(listed.ok());
+    for (const std::string& bytes : listed.value_or(std::vector<std::string>{})) {
+      v1::Incident wire;
+      EXPECT_TRUE(wire.ParseFromString(bytes));
+      auto in = FromProto(wire);
+      EXPECT_TRUE(in.ok());
+      if (in.ok()) out[in->id] = *in;
+    }
+    return out;
+  };
+  const auto content = [](Incident in) {
+    in.id.clear();  // keyed by the cluster's secret
+    in.revision = 0;
+    in.updated_ns = 0;
+    return IncidentToJson(in).dump(2);
+  };
+  const std::string expected = content(want.begin()->second);
+  std::map<std::string, Incident> got;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        got = incidents();
+        return got.size() == 1 && content(got.begin()->second) == expected;
+      },
+      60))
+      << got.size()
+      << " incidents; the first: " << (got.empty() ? "" : content(got.begin()->second))
+      << "\nwanted: " << expected;
+  const WorkerStats stats = n.worker->stats();
+  EXPECT_TRUE(stats.joiner.held);
+  EXPECT_GE(stats.fragments_published, 3u);
+  EXPECT_EQ(stats.joiner.bad_edges, 0u);
+  // Every event stored once: the copies of the two hops' connects are not.
+  EXPECT_EQ(Stored(*n.store), all.size());
+  n.worker->Stop();
+}
+
 }  // namespace
 }  // namespace tripline::cluster

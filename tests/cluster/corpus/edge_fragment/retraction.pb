@@ -1,0 +1,1 @@
+hostc|audit:9
