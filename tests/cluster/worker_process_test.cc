@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -14,6 +15,8 @@
 #include <thread>
 
 #include "aggregator/baseline/baselines.h"
+#include "aggregator/cluster/address_book.h"
+#include "aggregator/cluster/joiner_stage.h"
 #include "aggregator/cluster/lease.h"
 #include "aggregator/cluster/stream_sink.h"
 #include "aggregator/cluster/worker.h"
@@ -138,6 +141,9 @@ std::vector<v1::Incident> IncidentsIn(const std::string& dir) {
   return out;
 }
 
+// The attack: failed passwords and a login on a host of the worker that is killed, then a
+// hop to a host of the other worker's partitions. The chain spans two partitions and two
+// workers, one of which dies, with a NATS server, before the chain is complete.
 TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSingleNodes) {
   std::unique_ptr<NatsCluster> nats;
   ASSERT_NO_FATAL_FAILURE(testing::StartNatsCluster(&nats));
@@ -150,9 +156,13 @@ TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSing
   ASSERT_TRUE((*js)->EnsureStream(EventsStreamSpec(3)).ok());
   auto sensors = (*js)->Bucket(kSensorsBucket, 3);
   auto leases = (*js)->Bucket(kLeasesBucket, 3);
-  ASSERT_TRUE(sensors.ok() && leases.ok());
+  auto addresses = (*js)->Bucket(kAddressesBucket, 3);
+  ASSERT_TRUE(sensors.ok() && leases.ok() && addresses.ok());
+  AddressBook book(addresses->get());
+  ASSERT_TRUE(book.WaitLoaded(10000));
   StreamSinkOptions so;
   so.partitions = kPartitions;
+  so.addresses = &book;
   StreamSink sink(js->get(), sensors->get(), so);
 
   WorkerProcess a(nats->url_list(), "wa", dir);
@@ -167,12 +177,18 @@ TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSing
       },
       60))
       << testing::ReadWholeFile(a.log) << testing::ReadWholeFile(b.log);
-  // The attacked host: one of worker a's partitions.
+  // The attacked host: one of worker a's partitions; the host it goes on to: one of b's.
   const std::set<uint32_t> of_a = HeldBy(leases->get(), "wa.");
+  const std::set<uint32_t> of_b = HeldBy(leases->get(), "wb.");
   std::string victim;
   for (int i = 0; victim.empty(); ++i) {
     const std::string h = "victim" + std::to_string(i);
     if (of_a.contains(PartitionOfHost(h, kPartitions))) victim = h;
+  }
+  std::string next;
+  for (int i = 0; next.empty(); ++i) {
+    const std::string h = "next" + std::to_string(i);
+    if (of_b.contains(PartitionOfHost(h, kPartitions))) next = h;
   }
 
   // Background: 12 hosts' sensors, 2,400 events; the attack on the victim in two halves.
@@ -183,14 +199,25 @@ TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSing
     ++total;
   }
   StoryBuilder story;
-  std::vector<Delivery> attack;
+  story.SetAddress(victim, "198.18.0.31");
+  story.SetAddress(next, "198.18.0.32");
+  // Each sensor's first health report names its addresses, as sensors do at start.
+  const auto health = [&](const std::string& host) {
+    Delivery d = story.Health(host, 0, -1);
+    std::get<SensorHealth>(d.event.body).addresses = {story.address_of(host)};
+    return d;
+  };
+  std::vector<Delivery> attack = {health(victim)};
   for (int i = 0; i < 5; ++i) {
     attack.push_back(story.Failure(victim, "alice", kAttacker, 40001 + i, i));
   }
   attack.push_back(story.Login(victim, "alice", kAttacker, 40010, "audit:1", 7.2));
   attack.push_back(
       story.Open(victim, "audit:1", "alice", 1000, "cat", "/etc/shadow", FileAccess::kRead, 20));
-  total += attack.size();
+  attack.push_back(story.Connect(victim, "audit:1", "alice", 50001, "198.18.0.32", 22, 30));
+  std::vector<Delivery> on_next = {health(next), story.Accept(next, 22, "198.18.0.31", 50001, 30.1),
+                                   story.Login(next, "alice", "198.18.0.31", 50001, "audit:5", 31)};
+  total += attack.size() + on_next.size();
   std::map<std::string, size_t> sent;
   const auto send_background = [&](double upto) {
     for (const auto& [sensor, events] : background) {
@@ -204,23 +231,26 @@ TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSing
       }
     }
   };
-  const auto send_attack = [&](size_t from, size_t to) {
+  const auto send = [&](const std::vector<Delivery>& of, size_t from, size_t to) {
     std::vector<Event> events;
-    for (size_t i = from; i < to; ++i) events.push_back(attack[i].event);
-    auto r = sink.AppendBatch(attack[from].sensor, from + 1, events);
+    for (size_t i = from; i < to; ++i) events.push_back(of[i].event);
+    auto r = sink.AppendBatch(of[from].sensor, from + 1, events);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   };
 
+  ASSERT_NO_FATAL_FAILURE(send(on_next, 0, 1));  // next's sensor starts
   ASSERT_NO_FATAL_FAILURE(send_background(0.3));
-  ASSERT_NO_FATAL_FAILURE(send_attack(0, 5));  // the failed passwords
+  ASSERT_NO_FATAL_FAILURE(send(attack, 0, 6));  // the victim's sensor starts; failed passwords
   ASSERT_NO_FATAL_FAILURE(send_background(0.5));
   // Worker a has fed and snapshotted the failures (snapshots every second).
   std::this_thread::sleep_for(std::chrono::seconds(3));
   a.child.Signal(SIGKILL);
   ASSERT_TRUE(a.child.Wait(10000).has_value());
   ASSERT_NO_FATAL_FAILURE(send_background(0.7));
-  nats->Kill(0);                                           // and a server, mid-stream
-  ASSERT_NO_FATAL_FAILURE(send_attack(5, attack.size()));  // the login, /etc/shadow read
+  nats->Kill(0);  // and a server, mid-stream
+  // The login, /etc/shadow read, the hop to next.
+  ASSERT_NO_FATAL_FAILURE(send(attack, 6, attack.size()));
+  ASSERT_NO_FATAL_FAILURE(send(on_next, 1, on_next.size()));
   ASSERT_NO_FATAL_FAILURE(send_background(1.0));
 
   // Worker b takes every partition once a's leases end, and feeds everything: every
@@ -236,7 +266,9 @@ TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSing
             return false;
           }
         }
-        return true;
+        // And the joiner, whichever worker held it, has joined every fragment published.
+        auto lag = (*js)->Lag(kEdgesStream, "joiner");
+        return lag.ok() && lag->has_value() && (*lag)->pending == 0 && (*lag)->unacknowledged == 0;
       },
       90))
       << testing::ReadWholeFile(b.log);
@@ -252,37 +284,48 @@ TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSing
       lost += in_a.contains({sensor, seq}) || in_b.contains({sensor, seq}) ? 0 : 1;
     }
   }
-  for (size_t i = 0; i < attack.size(); ++i) {
-    lost += in_a.contains({attack[i].sensor, i + 1}) || in_b.contains({attack[i].sensor, i + 1})
-                ? 0
-                : 1;
+  for (const auto* of : {&attack, &on_next}) {
+    for (size_t i = 0; i < of->size(); ++i) {
+      const std::pair<std::string, uint64_t> key{(*of)[i].sensor, i + 1};
+      lost += in_a.contains(key) || in_b.contains(key) ? 0 : 1;
+    }
   }
   EXPECT_EQ(lost, 0u) << "of " << total << "\n" << testing::ReadWholeFile(b.log);
   for (const auto& [key, n] : in_b) EXPECT_EQ(n, 1) << key.first << " " << key.second;
 
-  // The attack's incident: one, raised by b with what a fed before it died, as the single
-  // node's correlator raises it from the same events.
+  // The attack's incident: one, raised by b with what a fed before it died, joined across
+  // the two partitions, as the single node's correlator raises it from the same events.
   std::map<std::string, v1::Incident> incidents;
   for (const auto& d : {a.data, b.data}) {
     for (v1::Incident& i : IncidentsIn(d)) {
       bool on_victim = false;
       for (const auto& h : i.hosts()) on_victim |= h == victim;
-      if (on_victim) incidents[i.id()] = i;  // the later store's revision wins
+      if (!on_victim) continue;
+      auto [it, added] = incidents.emplace(i.id(), i);
+      if (!added && it->second.revision() < i.revision()) it->second = i;  // the latest
     }
   }
   ASSERT_EQ(incidents.size(), 1u);
   const v1::Incident& got = incidents.begin()->second;
-  // The single node's correlator learns baselines as the worker's does.
+  // The single node's correlator learns baselines as the worker's do.
   baseline::Baselines baselines;
   correlate::Correlator single({}, SystemClock::Get());
   single.AttachBaselines(&baselines);
-  std::vector<Incident> expected;
-  for (const Delivery& d : attack) {
-    for (Incident& i : single.Handle(d.sensor, d.event)) expected.push_back(std::move(i));
+  std::vector<Delivery> all = attack;
+  all.insert(all.end(), on_next.begin(), on_next.end());
+  std::stable_sort(all.begin(), all.end(), [](const Delivery& x, const Delivery& y) {
+    return x.event.time_ns < y.event.time_ns;
+  });
+  std::map<std::string, Incident> expected;
+  for (const Delivery& d : all) {
+    for (Incident& i : single.Handle(d.sensor, d.event)) expected[i.id] = std::move(i);
   }
-  ASSERT_FALSE(expected.empty());
+  ASSERT_EQ(expected.size(), 1u);
   v1::Incident want;
-  ToProto(expected.back(), &want);
+  ToProto(expected.begin()->second, &want);
+  EXPECT_EQ(std::vector<std::string>(got.hosts().begin(), got.hosts().end()),
+            (std::vector<std::string>{victim, next}));
+  EXPECT_EQ(got.chain_size(), 1);
   EXPECT_EQ(got.severity(), want.severity());
   EXPECT_EQ(got.title(), want.title());
   std::set<std::string> got_techniques(got.techniques().begin(), got.techniques().end());
