@@ -143,6 +143,7 @@ std::vector<Incident> ChainJoiner::TakeChanged() {
     for (const std::string& origin : group) parts.push_back(fragments_.at(origin).state.get());
     std::vector<Incident> changed = JoinFragments(options_, clock_, parts, &ledger_);
     ++stats_.joins;
+    stats_.parts_joined += parts.size();
     for (Incident& in : changed) out.push_back(std::move(in));
   }
   return out;

@@ -23,6 +23,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "aggregator/correlate/correlator.h"
@@ -36,7 +37,8 @@ namespace tripline::correlate {
 struct ChainJoinerStats {
   uint64_t fragments_put = 0;
   uint64_t retractions = 0;
-  uint64_t joins = 0;  // chains rebuilt and judged
+  uint64_t joins = 0;         // chains rebuilt and judged
+  uint64_t parts_joined = 0;  // fragments those joins were rebuilt from
   uint64_t fragments_expired = 0;
 };
 
@@ -87,7 +89,7 @@ class ChainJoiner {
   const Clock& clock_;
   std::map<std::string, Stored> fragments_;  // by origin
   // Session key or alias -> origins whose fragments hold that session.
-  std::map<std::string, std::set<std::string>> by_session_;
+  std::unordered_map<std::string, std::set<std::string>> by_session_;
   std::map<std::string, ReportedRevision> ledger_;  // incident id -> last reported
   std::set<std::string> dirty_;                     // origins put since the last TakeChanged
   ChainJoinerStats stats_;

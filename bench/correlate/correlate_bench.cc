@@ -17,6 +17,16 @@
 // BM_Feed*: the same streams through Feed, taking the changed incidents once per 512
 // events, as the aggregator's correlation engine does once per hand-over.
 //
+// BM_PartitionedMixedStream/P: the mixed stream as a cluster of P partitions correlates it
+// (docs/scale-out.md): each host's events in the partition FNV-1a(host) mod P, an outbound
+// connection to a fleet host's address in that host's partition and a copy in its
+// source's, a correlator per partition knowing its own hosts, the exported chains'
+// fragments taken once per 512 events. Counters: fragments per 1,000 events (the edge
+// stream's rate for this mix, where 7% of events are SSH hops), their mean size in bytes,
+// and the fragments per exported hop.
+// BM_JoinFragments/P: those fragments put into a ChainJoiner in order, the changes taken
+// once per 64 fragments: fragments/s the joiner takes on one core.
+//
 // Memory per tracked session is printed before the benchmarks run: the heap bytes in use
 // (glibc mallinfo2, exact for this process's allocations) and the RSS growth (/proc/self/statm,
 // includes allocator slack), both divided by the number of sessions tracked, for sessions that
@@ -27,12 +37,16 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "aggregator/baseline/baselines.h"
+#include "aggregator/correlate/chain_joiner.h"
 #include "aggregator/correlate/correlator.h"
+#include "common/fnv.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/correlate/story_builder.h"
 
@@ -251,6 +265,108 @@ void BM_FeedIngestMixWithBaselines(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * stream.size()));
 }
 BENCHMARK(BM_FeedIngestMixWithBaselines)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+
+// The mixed stream through P partitions' correlators; the fragments they export, in order.
+struct Partitioned {
+  std::vector<std::pair<std::string, std::string>> fragments;  // origin, state
+  size_t events_fed = 0;                                       // copies included
+  uint64_t hops = 0;
+};
+
+Partitioned FeedPartitioned(const std::vector<Delivery>& stream, uint32_t partitions) {
+  const auto partition_of = [partitions](std::string_view host) {
+    return static_cast<uint32_t>(Fnv1a64(host) % partitions);
+  };
+  std::map<std::string, std::string> host_of;  // the address book
+  for (int i = 0; i < kHosts; ++i) host_of[HostAddr(i)] = HostName(i);
+  FakeClock clock(StoryBuilder::kT0);
+  std::vector<std::unique_ptr<Correlator>> parts;
+  for (uint32_t p = 0; p < partitions; ++p) {
+    CorrelatorOptions o;
+    o.is_local_host = [p, partition_of](std::string_view host) { return partition_of(host) == p; };
+    parts.push_back(std::make_unique<Correlator>(std::move(o), clock));
+  }
+  Partitioned out;
+  const auto take = [&] {
+    for (uint32_t p = 0; p < partitions; ++p) {
+      (void)parts[p]->TakeChanged();
+      for (ChainFragment& f : parts[p]->TakeFragments()) {
+        out.fragments.emplace_back(std::to_string(p) + ":" + f.chain, std::move(f.state));
+      }
+    }
+  };
+  size_t n = 0;
+  for (const Delivery& d : stream) {
+    clock.SetNs(d.event.time_ns);
+    const uint32_t source = partition_of(d.event.host);
+    uint32_t to = source;
+    if (const auto* c = d.event.As<NetConnectEvent>();
+        c != nullptr && c->direction == NetDirection::kOutbound) {
+      if (auto it = host_of.find(c->remote_addr); it != host_of.end())
+        to = partition_of(it->second);
+    }
+    parts[to]->Feed(d.sensor, d.event);
+    ++out.events_fed;
+    if (to != source) {
+      parts[source]->FeedRoutedCopy(d.sensor, d.event);
+      ++out.events_fed;
+    }
+    if (++n % 512 == 0) take();
+  }
+  take();
+  for (const auto& p : parts) out.hops += p->stats().hops;
+  return out;
+}
+
+void BM_PartitionedMixedStream(benchmark::State& state) {
+  const std::vector<Delivery>& stream = Stream();
+  const auto partitions = static_cast<uint32_t>(state.range(0));
+  Partitioned last;
+  for (auto _ : state) {
+    last = FeedPartitioned(stream, partitions);
+    benchmark::DoNotOptimize(last.fragments.data());
+  }
+  size_t bytes = 0;
+  for (const auto& [origin, fragment] : last.fragments) bytes += fragment.size();
+  const double fragments = static_cast<double>(last.fragments.size());
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * stream.size()));
+  state.counters["fragments_per_1k_events"] = fragments * 1000 / static_cast<double>(stream.size());
+  state.counters["fragment_bytes"] = fragments > 0 ? static_cast<double>(bytes) / fragments : 0;
+  state.counters["hops"] = static_cast<double>(last.hops);
+  state.counters["copies"] = static_cast<double>(last.events_fed - stream.size());
+}
+BENCHMARK(BM_PartitionedMixedStream)->Arg(8)->Arg(32)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+
+void BM_JoinFragments(benchmark::State& state) {
+  static std::map<int64_t, Partitioned> made;
+  if (!made.contains(state.range(0))) {
+    made[state.range(0)] = FeedPartitioned(Stream(), static_cast<uint32_t>(state.range(0)));
+  }
+  const auto& fragments = made.at(state.range(0)).fragments;
+  size_t incidents = 0;
+  size_t held = 0;
+  double parts_per_join = 0;
+  for (auto _ : state) {
+    FakeClock clock(StoryBuilder::kT0);
+    ChainJoiner joiner(CorrelatorOptions{}, clock);
+    size_t n = 0;
+    for (const auto& [origin, fragment] : fragments) {
+      if (!joiner.Put(origin, fragment).ok()) state.SkipWithError("a fragment did not decode");
+      if (++n % 64 == 0) incidents += joiner.TakeChanged().size();
+    }
+    incidents += joiner.TakeChanged().size();
+    held = joiner.fragments();
+    parts_per_join = static_cast<double>(joiner.stats().parts_joined) /
+                     static_cast<double>(std::max<uint64_t>(1, joiner.stats().joins));
+    benchmark::DoNotOptimize(incidents);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * fragments.size()));
+  state.counters["fragments_held"] = static_cast<double>(held);
+  state.counters["parts_per_join"] = parts_per_join;
+  state.counters["incident_revisions"] =
+      static_cast<double>(incidents) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_JoinFragments)->Arg(8)->Arg(32)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
 void BM_SerializeState(benchmark::State& state) {
   const std::vector<Delivery>& stream = Stream();
