@@ -23,9 +23,9 @@
 // source's, a correlator per partition knowing its own hosts, the exported chains'
 // fragments taken once per 512 events. Counters: fragments per 1,000 events (the edge
 // stream's rate for this mix, where 7% of events are SSH hops), their mean size in bytes,
-// and the fragments per exported hop.
+// the hops stitched (all partitions together) and the copies fed.
 // BM_JoinFragments/P: those fragments put into a ChainJoiner in order, the changes taken
-// once per 64 fragments: fragments/s the joiner takes on one core.
+// once per 256 fragments (as the joiner stage fetches them): fragments/s it takes on one core.
 //
 // Memory per tracked session is printed before the benchmarks run: the heap bytes in use
 // (glibc mallinfo2, exact for this process's allocations) and the RSS growth (/proc/self/statm,
@@ -352,7 +352,7 @@ void BM_JoinFragments(benchmark::State& state) {
     size_t n = 0;
     for (const auto& [origin, fragment] : fragments) {
       if (!joiner.Put(origin, fragment).ok()) state.SkipWithError("a fragment did not decode");
-      if (++n % 64 == 0) incidents += joiner.TakeChanged().size();
+      if (++n % 256 == 0) incidents += joiner.TakeChanged().size();
     }
     incidents += joiner.TakeChanged().size();
     held = joiner.fragments();
