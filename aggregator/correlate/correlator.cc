@@ -696,12 +696,13 @@ class Engine {
 
   // Keeps the first half of the cap (how it began) and the newest of the rest.
   void AddEvent(Chain& c, const EventRef& ref) {
+    // Numbers before strings: most events differ in them, and the strings share prefixes.
     for (const EventRef& r : c.events) {
-      if (r.sensor_id == ref.sensor_id && r.seq == ref.seq && r.time_ns == ref.time_ns) return;
+      if (r.seq == ref.seq && r.time_ns == ref.time_ns && r.sensor_id == ref.sensor_id) return;
       // One attempt reported by two signals (PAM and the btmp record) reads the same and
       // lands within a second; the analyst needs it once.
-      if (r.sensor_id == ref.sensor_id && r.kind == ref.kind && r.summary == ref.summary &&
-          std::abs(r.time_ns - ref.time_ns) < kNanosPerSecond) {
+      if (std::abs(r.time_ns - ref.time_ns) < kNanosPerSecond && r.sensor_id == ref.sensor_id &&
+          r.kind == ref.kind && r.summary == ref.summary) {
         return;
       }
     }
