@@ -84,8 +84,8 @@ struct Worker::Partition {
   std::vector<Delivered> backlog;  // fetched, not fed yet (a store write failed)
   size_t backlog_next = 0;
   // Exported chains changed and not published yet: by chain key, the fragment ("" when
-  // gone) and the stream sequence of the message that changed it last.
-  std::map<std::string, std::pair<std::string, uint64_t>> unpublished;
+  // gone) and its message id (EdgeMessageId of the message that changed it last).
+  std::map<std::string, std::pair<std::string, std::string>> unpublished;
 };
 
 Result<std::unique_ptr<Worker>> Worker::Start(JetStream* js, RocksDbStore* store,
@@ -488,7 +488,7 @@ bool Worker::FeedMessage(Partition& p, const Delivered& d) {
   }
   WriteIncidents(p.correlator->TakeChanged());
   for (correlate::ChainFragment& f : p.correlator->TakeFragments()) {
-    p.unpublished[f.chain] = {std::move(f.state), d.stream_sequence};
+    p.unpublished[f.chain] = {std::move(f.state), EdgeMessageId(p.id, f.chain, d.stream_sequence)};
   }
   // Best effort here; the snapshot that acknowledges this message waits for them.
   if (!p.unpublished.empty()) (void)PublishFragments(p);
@@ -508,8 +508,11 @@ bool Worker::SnapshotAndAck(Partition& p) {
     if (!KeepLease(p)) return false;
     const int64_t start = clock_.MonotonicNs();
     WriteIncidents(p.correlator->TakeChanged());
+    // Changes no message made (sessions that outlived their time, evicted at a renewal
+    // round) are told from those of the last message fed: ".t".
     for (correlate::ChainFragment& f : p.correlator->TakeFragments()) {
-      p.unpublished[f.chain] = {std::move(f.state), p.fed_through};
+      p.unpublished[f.chain] = {std::move(f.state),
+                                EdgeMessageId(p.id, f.chain, p.fed_through) + ".t"};
     }
     // The messages this snapshot acknowledges are not fed again: what they exported must
     // be in the edge stream first.
@@ -574,7 +577,7 @@ bool Worker::PublishFragments(Partition& p) {
   std::vector<Outgoing> messages;
   uint64_t too_large = 0;
   for (const auto& [chain, fragment] : p.unpublished) {
-    const auto& [state, fed_through] = fragment;
+    const auto& [state, message_id] = fragment;
     if (state.size() > kMaxFragmentBytes) {
       TL_LOG(ERROR) << "worker " << owner_ << ": partition " << p.id << " chain " << chain
                     << " is not exported: " << state.size() << " bytes";
@@ -583,7 +586,7 @@ bool Worker::PublishFragments(Partition& p) {
     }
     Outgoing m;
     m.subject = kEdgesSubject;
-    m.id = EdgeMessageId(p.id, chain, fed_through);
+    m.id = message_id;
     m.data = EncodeEdgeFragment(p.id, chain, state);
     messages.push_back(std::move(m));
   }
