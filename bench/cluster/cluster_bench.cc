@@ -4,6 +4,7 @@
 //
 //   cluster_bench [--events 200000] [--batch 500] [--sensors 4] [--hosts 1] [--acks 2000]
 //                 [--worker-events 200000] [--worker-hosts 64] [--partitions 32] [--workers 1]
+//                 [--latency-stories 100]
 //                 [--aggregator PATH]   (the tripline-aggregator the workers run)
 //
 // Prints
@@ -20,9 +21,16 @@
 //    processes (tripline-aggregator --worker): the first half while they take and share
 //    the partitions, the second half timed until every partition's consumer has handed out and seen
 //    acknowledged all there is: events/s, CPU per event of the worker and of the servers.
+//  - detection latency across partitions: `latency-stories` times a brute force and a login
+//    on one host and a hop to a host of another partition, through the sink with the
+//    address book to one in-process worker over `partitions` partitions (it runs the
+//    joiner too): from the hop's login published (its batch acknowledged by the stream)
+//    until the joined incident naming both hosts is stored, p50 / p99 / max.
 // Wall-clock figures on a machine whose two cores serve the servers and the node at once.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -32,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "aggregator/cluster/address_book.h"
 #include "aggregator/cluster/lease.h"
 #include "aggregator/cluster/stream_sink.h"
 #include "aggregator/cluster/worker.h"
@@ -40,6 +49,7 @@
 #include "tests/aggregator/subprocess.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/cluster/nats_cluster.h"
+#include "tests/correlate/story_builder.h"
 #include "tests/support/temp_dir.h"
 #include "tripline/v1/event.pb.h"
 
@@ -220,6 +230,127 @@ int RunWorker(const bench::Flags& flags, size_t batch) {
   return clean ? 0 : 1;
 }
 
+int RunLatency(const bench::Flags& flags) {
+  using correlate::testing::Delivery;
+  using correlate::testing::StoryBuilder;
+  const int stories = static_cast<int>(flags.GetInt("latency-stories", 100));
+  const auto partitions =
+      static_cast<uint32_t>(std::max<int64_t>(1, flags.GetInt("partitions", 32)));
+  if (stories <= 0) return 0;
+  BenchCluster cluster;
+  if (!cluster.Start("cluster-bench-latency")) return 1;
+  JetStream* js = cluster.js.get();
+  auto addresses = js->Bucket(kAddressesBucket, 3);
+  if (!addresses.ok()) {
+    std::fprintf(stderr, "cluster_bench: %s\n", addresses.status().ToString().c_str());
+    return 1;
+  }
+  AddressBook book(addresses->get());
+  if (!book.WaitLoaded(10000)) {
+    std::fprintf(stderr, "cluster_bench: the address book did not load in 10 s\n");
+    return 1;
+  }
+  StreamSinkOptions so;
+  so.partitions = partitions;
+  so.addresses = &book;
+  StreamSink sink(js, cluster.sensors.get(), so);
+  testing::TempDir dir;
+  RocksDbStoreOptions ro;
+  ro.path = dir.Sub("store");
+  auto store = RocksDbStore::Open(ro);
+  if (!store.ok()) {
+    std::fprintf(stderr, "cluster_bench: %s\n", store.status().ToString().c_str());
+    return 1;
+  }
+  // When an incident with a hop into each host was first stored (steady clock).
+  std::mutex mu;
+  std::condition_variable stored_cv;
+  std::map<std::string, std::chrono::steady_clock::time_point> stored;
+  WorkerOptions wo;
+  wo.name = "latency";
+  wo.partitions = partitions;
+  wo.before_store_incident = [&](const v1::Incident& in) {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock(mu);
+    for (const v1::Hop& h : in.chain()) stored.emplace(h.to(), now);
+    stored_cv.notify_all();
+  };
+  auto worker = Worker::Start(js, store->get(), wo);
+  if (!worker.ok()) {
+    std::fprintf(stderr, "cluster_bench: %s\n", worker.status().ToString().c_str());
+    return 1;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  while (((*worker)->partitions().size() < partitions || !(*worker)->stats().joiner.held) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if ((*worker)->partitions().size() < partitions) {
+    std::fprintf(stderr, "cluster_bench: the worker did not take the partitions\n");
+    return 1;
+  }
+  const auto send = [&](const std::vector<Delivery>& ds) {
+    std::vector<Event> events;
+    for (const Delivery& d : ds) events.push_back(d.event);
+    const auto r = sink.AppendBatch(ds.front().sensor, events.front().seq, events);
+    if (!r.ok()) std::fprintf(stderr, "cluster_bench: %s\n", r.status().ToString().c_str());
+    return r.ok();
+  };
+  std::vector<double> ms;
+  for (int i = 0; i < stories; ++i) {
+    StoryBuilder story;
+    const std::string a = "la" + std::to_string(i);
+    std::string b;
+    for (int k = 0; b.empty(); ++k) {
+      const std::string h = "lb" + std::to_string(i) + "-" + std::to_string(k);
+      if (PartitionOfHost(h, partitions) != PartitionOfHost(a, partitions)) b = h;
+    }
+    const std::string net = std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+    story.SetAddress(a, "10.88." + net);
+    story.SetAddress(b, "10.89." + net);
+    const std::string attacker = "198.19." + net;
+    const auto health = [&](const std::string& host) {
+      Delivery d = story.Health(host, 0, -1);
+      std::get<SensorHealth>(d.event.body).addresses = {story.address_of(host)};
+      return d;
+    };
+    // Both sensors start (their health reports name their addresses), then the attack.
+    const Delivery a_started = health(a);
+    const Delivery b_started = health(b);
+    std::vector<Delivery> on_a;
+    for (int f = 0; f < 5; ++f) on_a.push_back(story.Failure(a, "alice", attacker, 40001 + f, f));
+    on_a.push_back(story.Login(a, "alice", attacker, 40010, "audit:1", 7.2));
+    on_a.push_back(
+        story.Open(a, "audit:1", "alice", 1000, "cat", "/etc/shadow", FileAccess::kRead, 20));
+    on_a.push_back(story.Connect(a, "audit:1", "alice", 50001, story.address_of(b), 22, 30));
+    const Delivery accept = story.Accept(b, 22, story.address_of(a), 50001, 30.1);
+    const Delivery login = story.Login(b, "alice", story.address_of(a), 50001, "audit:5", 31);
+    if (!send({a_started}) || !send({b_started}) || !send(on_a) || !send({accept})) return 1;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!send({login})) return 1;
+    std::unique_lock<std::mutex> lock(mu);
+    if (!stored_cv.wait_for(lock, std::chrono::seconds(10), [&] { return stored.contains(b); })) {
+      std::fprintf(stderr, "cluster_bench: story %d's hop raised no incident in 10 s\n", i);
+      return 1;
+    }
+    ms.push_back(std::chrono::duration<double, std::milli>(stored.at(b) - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const auto at = [&](double q) {
+    return ms[std::min(ms.size() - 1, static_cast<size_t>(q * static_cast<double>(ms.size())))];
+  };
+  const WorkerStats stats = (*worker)->stats();
+  std::printf(
+      "detection latency across partitions, %d stories over %u partitions (one worker, the "
+      "joiner in it): the hop's login published to its joined incident stored: p50 %.0f ms, "
+      "p99 %.0f ms, max %.0f ms; %llu fragments published, %llu joined\n",
+      stories, partitions, at(0.5), at(0.99), ms.back(),
+      static_cast<unsigned long long>(stats.fragments_published),
+      static_cast<unsigned long long>(stats.joiner.edges));
+  (*worker)->Stop();
+  return 0;
+}
+
 int Run(int argc, char** argv) {
   const bench::Flags flags(argc, argv);
   const auto events = static_cast<size_t>(flags.GetInt("events", 200000));
@@ -349,7 +480,8 @@ int Run(int argc, char** argv) {
       "stream holds %.0f messages from the sink for %.0f events (%d hosts a sensor): "
       "%.1f events a message\n",
       messages, 2 * n, hosts, 2 * n / messages);
-  return RunWorker(flags, batch);
+  if (const int worker = RunWorker(flags, batch); worker != 0) return worker;
+  return RunLatency(flags);
 }
 
 }  // namespace
