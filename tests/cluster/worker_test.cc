@@ -225,17 +225,24 @@ TEST_F(WorkerTest, PartitionsMoveToASecondWorkerWhileEventsFlowAndNothingIsFedTw
   ASSERT_NO_FATAL_FAILURE(StartWorker("a", &a));
   ASSERT_TRUE(WaitFor([&] { return a.worker->partitions().size() == kPartitions; }, 15));
 
-  std::thread sender([&] { Send(fleet, 0, 1, 25, std::chrono::milliseconds(25)); });
+  const auto split = [&] {
+    return a.worker->partitions().size() == kPartitions / 2 &&
+           b.worker->partitions().size() == kPartitions / 2;
+  };
+  // Three quarters flow while b starts and the partitions move; the last quarter waits
+  // until they moved (a take can outlast the stream on a busy machine), so that b feeds.
+  std::atomic<bool> b_started{false};
+  std::thread sender([&] {
+    Send(fleet, 0, 0.75, 25, std::chrono::milliseconds(25));
+    (void)WaitFor([&] { return b_started && split(); }, 20);
+    Send(fleet, 0.75, 1, 25, std::chrono::milliseconds(25));
+  });
   ASSERT_TRUE(WaitFor([&] { return a.fed.size() > fleet.total / 4; }, 30));
   ASSERT_NO_FATAL_FAILURE(StartWorker("b", &b));
+  b_started = true;
   // Half each, while events flow.
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        return a.worker->partitions().size() == kPartitions / 2 &&
-               b.worker->partitions().size() == kPartitions / 2;
-      },
-      20))
-      << a.worker->partitions().size() << " / " << b.worker->partitions().size();
+  EXPECT_TRUE(WaitFor(split, 20)) << a.worker->partitions().size() << " / "
+                                  << b.worker->partitions().size();
   sender.join();
   ASSERT_TRUE(WaitFor([&] { return a.fed.size() + b.fed.size() >= fleet.total; }, 30))
       << a.fed.size() << " + " << b.fed.size() << " of " << fleet.total;
