@@ -432,7 +432,9 @@ class Engine {
         std::string k = canonical(m);
         SessionNode* n = s_.sessions.Find(k);
         if (n == nullptr) continue;
-        if (keys.empty() || n->chain.empty()) n->chain = c.key;
+        // The first part's sessions name its chain; the others' are renamed by the merges
+        // below.
+        if (keys.empty()) n->chain = c.key;
         AddUnique(members, k);
       }
       c.members = std::move(members);

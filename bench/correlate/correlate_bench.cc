@@ -22,7 +22,7 @@
 // connection to a fleet host's address in that host's partition and a copy in its
 // source's, a correlator per partition knowing its own hosts, the exported chains'
 // fragments taken once per 512 events. Counters: fragments per 1,000 events (the edge
-// stream's rate for this mix, where 7% of events are SSH hops), their mean size in bytes,
+// stream's rate for this mix, where one event in 17 is an SSH hop), their mean size in bytes,
 // the hops stitched (all partitions together) and the copies fed.
 // BM_JoinFragments/P: those fragments put into a ChainJoiner in order, the changes taken
 // once per 256 fragments (as the joiner stage fetches them): fragments/s it takes on one core.
