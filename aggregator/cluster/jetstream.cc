@@ -329,6 +329,12 @@ struct PullConsumer::Impl {
   std::map<uint64_t, natsMsg*> unacked;  // by stream sequence, from the last fetches
   std::string name;
   bool cumulative = false;
+  // The consumer sequence of the next delivery (0: not known, a consumer bound as it was).
+  // JetStream numbers each hand-out; one missing was handed out and never came here (lost
+  // with a server on the way, or fetched by another subscriber). Acknowledging past it
+  // cumulatively would acknowledge a message never seen, so a gap stops the consumer.
+  uint64_t next_delivery = 0;
+  std::string broken;  // why the consumer stopped; it must be made anew
 
   ~Impl() {
     for (auto& [seq, msg] : unacked) natsMsg_Destroy(msg);  // handed out again later
@@ -348,7 +354,8 @@ Result<std::unique_ptr<PullConsumer>> JetStream::Consume(const ConsumerSpec& spe
   so.Stream = spec.stream.c_str();
   so.Config.Durable = spec.durable.c_str();
   so.Config.AckPolicy = spec.ack_cumulative ? js_AckAll : js_AckExplicit;
-  so.Config.DeliverPolicy = js_DeliverAll;
+  // Left unset to bind to a consumer as it is (made with any start); made new, it starts
+  // at the stream's beginning.
   if (spec.start_sequence > 0) {
     so.Config.DeliverPolicy = js_DeliverByStartSequence;
     so.Config.OptStartSeq = spec.start_sequence;
@@ -359,6 +366,7 @@ Result<std::unique_ptr<PullConsumer>> JetStream::Consume(const ConsumerSpec& spe
   auto impl = std::make_unique<PullConsumer::Impl>();
   impl->name = spec.stream + "/" + spec.durable;
   impl->cumulative = spec.ack_cumulative;
+  if (spec.start_sequence > 0) impl->next_delivery = 1;  // made anew: numbered from 1
   const int64_t deadline = impl_->SetupDeadline();
   TL_RETURN_IF_ERROR(impl_->AwaitJetStream(deadline));
   if (spec.start_sequence > 0) {
@@ -386,6 +394,7 @@ Result<std::unique_ptr<PullConsumer>> JetStream::Consume(const ConsumerSpec& spe
 }
 
 Result<std::vector<Delivered>> PullConsumer::Fetch(int max, int64_t timeout_ms) {
+  if (!impl_->broken.empty()) return Status::Aborted(impl_->broken);
   natsMsgList list{};
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = NATS_OK;
@@ -415,7 +424,20 @@ Result<std::vector<Delivered>> PullConsumer::Fetch(int max, int64_t timeout_ms) 
     d.stream_sequence = meta->Sequence.Stream;
     d.deliveries = meta->NumDelivered;
     d.time_ns = meta->Timestamp;
+    const uint64_t delivery = meta->Sequence.Consumer;
     jsMsgMetaData_Destroy(meta);
+    if (impl_->cumulative && impl_->next_delivery != 0 && delivery != impl_->next_delivery) {
+      impl_->broken = "cluster: " + impl_->name + " handed out delivery " +
+                      std::to_string(impl_->next_delivery) + " and it never came here (" +
+                      std::to_string(delivery) + " came, stream sequence " +
+                      std::to_string(d.stream_sequence) +
+                      "); acknowledging past it would lose it: the consumer must be made anew";
+      natsMsgList_Destroy(&list);  // with the messages not taken yet
+      for (auto& [seq, m] : impl_->unacked) natsMsg_Destroy(m);
+      impl_->unacked.clear();
+      return Status::Aborted(impl_->broken);
+    }
+    impl_->next_delivery = delivery + 1;
     auto [it, fresh] = impl_->unacked.emplace(d.stream_sequence, msg);
     if (!fresh) {
       natsMsg_Destroy(it->second);
@@ -452,6 +474,7 @@ Status PullConsumer::AckAll() {
 }
 
 Status PullConsumer::AckThrough(uint64_t stream_sequence) {
+  if (!impl_->broken.empty()) return Status::Aborted(impl_->broken);
   auto end = impl_->unacked.upper_bound(stream_sequence);
   if (end == impl_->unacked.begin()) return Status::Ok();
   if (!impl_->cumulative) {

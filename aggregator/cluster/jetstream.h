@@ -147,6 +147,9 @@ class PullConsumer {
 
   // Up to `max` messages, waiting at most `timeout_ms` for the first; 0 takes what is
   // there without waiting. An empty vector when none came in time (not an error).
+  // Aborted, from then on (and from AckThrough), when a cumulative consumer handed out a
+  // message that never came (lost with a server on the way): it must be made anew after
+  // what was fed, since acknowledging past that message would lose it.
   Result<std::vector<Delivered>> Fetch(int max, int64_t timeout_ms);
   // Acknowledges a message of the last Fetch by its stream sequence and waits for the
   // server to confirm, so that an acknowledged message is never handed out again.

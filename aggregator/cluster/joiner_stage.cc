@@ -176,7 +176,11 @@ bool JoinerStage::Pump() {
       std::lock_guard<std::mutex> lock(mu_);
       ++stats_.cluster_errors;
     }
-    if (++h.fetch_failures >= 3) {
+    // Three failures in a row, or a message handed out that never came: anew after what
+    // was joined.
+    const bool missed = got.status().code() == Status::Code::kAborted;
+    if (missed) TL_LOG(WARNING) << "joiner: " << got.status().message();
+    if (++h.fetch_failures >= 3 || missed) {
       if (Status s = Subscribe(); !s.ok()) TL_LOG(WARNING) << "joiner consumer: " << s.ToString();
     }
     return false;

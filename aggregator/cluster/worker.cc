@@ -393,9 +393,15 @@ bool Worker::Pump(Partition& p) {
         ++stats_.cluster_errors;
       }
       // Three in a row (the consumer deleted by a worker that took the partition over,
-      // or lost with its servers): make it anew after what was fed, once the lease is
-      // known to be still this worker's (the new consumer replaces whatever has the name).
-      if (++p.fetch_failures >= 3) {
+      // or lost with its servers), or a message handed out that never came: make it anew
+      // after what was fed, once the lease is known to be still this worker's (the new
+      // consumer replaces whatever has the name).
+      const bool missed = got.status().code() == Status::Code::kAborted;
+      if (missed) {
+        TL_LOG(WARNING) << "worker " << owner_ << ": partition " << p.id << ": "
+                        << got.status().message();
+      }
+      if (++p.fetch_failures >= 3 || missed) {
         const uint32_t id = p.id;
         if (!KeepLease(p, /*renew_now=*/true)) return false;
         if (Status s = Subscribe(*held_.at(id)); !s.ok()) {

@@ -217,6 +217,55 @@ TEST_F(JetStreamTest, ACumulativeConsumerMadeAnewStartsWhereItIsToldAtOnce) {
   EXPECT_TRUE(!stale.ok() || stale->empty());
 }
 
+TEST_F(JetStreamTest, ACumulativeConsumerStopsAtAMessageHandedOutThatNeverCame) {
+  auto js = Connect();
+  ASSERT_NE(js, nullptr);
+  ASSERT_NO_FATAL_FAILURE(EnsureEvents(*js));
+  for (int i = 1; i <= 6; ++i) {
+    ASSERT_TRUE(js->Publish({"tl.events.p5", "g:" + std::to_string(i), std::to_string(i)}).ok());
+  }
+  ConsumerSpec spec{"EVENTS", "worker-p5", "tl.events.p5", 60000, 1000};
+  spec.ack_cumulative = true;
+  spec.start_sequence = 1;
+  auto a = js->Consume(spec);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  auto first = (*a)->Fetch(2, 2000);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(first->size(), 2u);
+  // The third is handed out elsewhere (here, to a second subscriber on the same durable;
+  // on a cluster, to a fetch whose answer died with a server): acknowledging the fourth
+  // would acknowledge it too.
+  ConsumerSpec bound = spec;
+  bound.start_sequence = 0;
+  auto other = js->Consume(bound);
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  auto taken = (*other)->Fetch(1, 2000);
+  ASSERT_TRUE(taken.ok()) << taken.status().ToString();
+  ASSERT_EQ(taken->size(), 1u);
+  EXPECT_EQ(taken->front().data, "3");
+  auto next = (*a)->Fetch(3, 2000);
+  ASSERT_FALSE(next.ok());
+  EXPECT_EQ(next.status().code(), Status::Code::kAborted) << next.status().ToString();
+  EXPECT_NE(next.status().message().find("never came"), std::string::npos)
+      << next.status().ToString();
+  // It stays stopped: nothing more is fetched or acknowledged through it.
+  EXPECT_EQ((*a)->Fetch(3, 0).status().code(), Status::Code::kAborted);
+  EXPECT_EQ((*a)->AckThrough((*first)[1].stream_sequence).code(), Status::Code::kAborted);
+  EXPECT_EQ((*a)->unacknowledged(), 0u);
+  // Made anew after what was fed, it hands out the third again, and the rest.
+  spec.start_sequence = (*first)[1].stream_sequence + 1;
+  auto again = js->Consume(spec);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  std::vector<std::string> rest;
+  for (int round = 0; round < 10 && rest.size() < 4; ++round) {
+    auto got = (*again)->Fetch(4, 1000);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    for (const Delivered& d : *got) rest.push_back(d.data);
+  }
+  EXPECT_EQ(rest, (std::vector<std::string>{"3", "4", "5", "6"}));
+  EXPECT_TRUE((*again)->AckAll().ok());
+}
+
 TEST_F(JetStreamTest, CompareAndSetLetsOneOfTwoWritersWin) {
   auto js = Connect();
   ASSERT_NE(js, nullptr);

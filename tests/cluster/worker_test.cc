@@ -302,6 +302,57 @@ TEST_F(WorkerTest, AWorkerThatDiesIsTakenOverFromItsLastSnapshot) {
   EXPECT_EQ(Stored(*b.store), b.fed.size());
 }
 
+// A message the partition's consumer handed out that never reached the worker (on a
+// cluster, a fetch's answer lost with a server; here, a second subscriber on the consumer
+// takes it) is not acknowledged past: the worker makes the consumer anew after what it fed
+// and feeds that message too.
+TEST_F(WorkerTest, AMessageHandedOutThatNeverCameIsFedFromTheConsumerMadeAnew) {
+  const Fleet fleet = MakeFleet(300, 1);
+  ASSERT_EQ(fleet.sensors.size(), 1u);
+  const std::string& sensor = fleet.sensors.front();
+  const std::vector<Event>& events = fleet.events.at(sensor);
+  const uint32_t partition = PartitionOfHost(events.front().host, kPartitions);
+  Node n;
+  ASSERT_NO_FATAL_FAILURE(MakeNode("w", &n));
+  ASSERT_NO_FATAL_FAILURE(StartWorker("w", &n));
+  ASSERT_TRUE(WaitFor([&] { return n.worker->partitions().size() == kPartitions; }, 20));
+
+  auto other_js = Connect("other");
+  ASSERT_TRUE(other_js);
+  ConsumerSpec bound{kEventsStream, "part-" + std::to_string(partition),
+                     PartitionSubject(partition), WorkerOptions{}.ack_wait_ms, 65'536};
+  bound.ack_cumulative = true;
+  auto other = other_js->Consume(bound);
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  std::atomic<size_t> taken{0};
+  std::thread taker([&] {
+    auto got = (*other)->Fetch(1, 10000);
+    if (got.ok()) taken = got->size();
+  });
+  // Batches of 20 until the other subscriber took one, then the rest.
+  size_t at = 0;
+  const auto send = [&] {
+    const size_t k = std::min<size_t>(20, events.size() - at);
+    auto r = sink_->AppendBatch(sensor, at + 1, {events.begin() + at, events.begin() + at + k});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    at += k;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  while (taken == 0 && at < events.size() / 2) {
+    ASSERT_NO_FATAL_FAILURE(send());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  taker.join();
+  ASSERT_EQ(taken, 1u);
+  while (at < events.size()) ASSERT_NO_FATAL_FAILURE(send());
+
+  EXPECT_TRUE(WaitFor([&] { return Stored(*n.store) == fleet.total; }, 30))
+      << Stored(*n.store) << " of " << fleet.total;
+  EXPECT_GE(n.worker->stats().consumers_remade, 1u);
+  n.worker->Stop();
+  ExpectEachOnce(fleet, n.fed.Durable());
+}
+
 TEST_F(WorkerTest, OnlyOneOfTwoWritersOverTheSameSnapshotLands) {
   auto kv = js_->Bucket(kSnapshotsBucket, 3);
   ASSERT_TRUE(kv.ok());
