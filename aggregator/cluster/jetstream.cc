@@ -424,6 +424,7 @@ Result<std::vector<Delivered>> PullConsumer::Fetch(int max, int64_t timeout_ms) 
     d.stream_sequence = meta->Sequence.Stream;
     d.deliveries = meta->NumDelivered;
     d.time_ns = meta->Timestamp;
+    d.pending = meta->NumPending;
     const uint64_t delivery = meta->Sequence.Consumer;
     jsMsgMetaData_Destroy(meta);
     if (impl_->cumulative && impl_->next_delivery != 0 && delivery != impl_->next_delivery) {

@@ -76,6 +76,7 @@ struct Delivered {
   uint64_t stream_sequence = 0;
   uint64_t deliveries = 0;  // 1 the first time it was handed out
   int64_t time_ns = 0;      // when the stream stored it
+  uint64_t pending = 0;     // the consumer's messages after this one, not handed out yet
 };
 
 struct ConsumerSpec {

@@ -80,6 +80,7 @@ struct Worker::Partition {
   int64_t last_snapshot_mono_ns = 0;
   int64_t last_snapshot_cost_ns = 0;
   uint64_t events_since_snapshot = 0;
+  uint64_t pending = 0;            // the consumer's messages not fetched, as of the last fetch
   int fetch_failures = 0;          // in a row
   std::vector<Delivered> backlog;  // fetched, not fed yet (a store write failed)
   size_t backlog_next = 0;
@@ -148,6 +149,14 @@ void Worker::Abandon() {
 std::vector<uint32_t> Worker::partitions() const {
   std::lock_guard<std::mutex> lock(mu_);
   return held_ids_;
+}
+
+std::vector<PartitionStatus> Worker::partition_status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<PartitionStatus> out;
+  out.reserve(status_.size());
+  for (const auto& [id, s] : status_) out.push_back(s);
+  return out;
 }
 
 WorkerStats Worker::stats() const {
@@ -329,6 +338,7 @@ void Worker::TakeAll(const std::vector<std::pair<uint32_t, Lease>>& acquired) {
     std::lock_guard<std::mutex> lock(mu_);
     held_ids_.push_back(id);
     std::sort(held_ids_.begin(), held_ids_.end());
+    status_[id].partition = id;
     ++stats_.partitions_taken;
   }
 }
@@ -416,6 +426,8 @@ bool Worker::Pump(Partition& p) {
     }
     p.fetch_failures = 0;
     p.backlog = std::move(got).value();
+    // A fetch that does not wait comes back empty only when nothing is pending.
+    p.pending = p.backlog.empty() ? 0 : p.backlog.back().pending;
   }
   while (p.backlog_next < p.backlog.size()) {
     if (!FeedMessage(p, p.backlog[p.backlog_next])) break;  // the store failed: later
@@ -428,6 +440,13 @@ bool Worker::Pump(Partition& p) {
                     ((p.events_since_snapshot >= options_.snapshot_events ||
                       since >= options_.snapshot_interval_ms * kNanosPerMilli) &&
                      since >= options_.snapshot_cost_factor * p.last_snapshot_cost_ns));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (const auto it = status_.find(p.id); it != status_.end()) {
+      it->second.pending = p.pending;
+      it->second.events_since_snapshot = p.events_since_snapshot;
+    }
+  }
   if (due) SnapshotAndAck(p);  // drops the partition when it was lost
   return fed;
 }
@@ -562,6 +581,9 @@ bool Worker::SnapshotAndAck(Partition& p) {
     p.last_snapshot_mono_ns = clock_.MonotonicNs();
     p.last_snapshot_cost_ns = p.last_snapshot_mono_ns - start;
     std::lock_guard<std::mutex> lock(mu_);
+    if (const auto it = status_.find(id); it != status_.end()) {
+      it->second.events_since_snapshot = 0;
+    }
     ++stats_.snapshots;
     stats_.snapshot_bytes = s.ByteSizeLong();
     stats_.snapshot_correlator_bytes = s.correlator().size();
@@ -660,6 +682,7 @@ void Worker::Drop(uint32_t id, bool release) {
   if (options_.on_release) options_.on_release(id, !release);
   std::lock_guard<std::mutex> lock(mu_);
   held_ids_.erase(std::remove(held_ids_.begin(), held_ids_.end(), id), held_ids_.end());
+  status_.erase(id);
 }
 
 }  // namespace tripline::cluster

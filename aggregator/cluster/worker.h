@@ -125,6 +125,14 @@ struct WorkerStats {
   JoinerStageStats joiner;           // of the joiner, when this worker runs it
 };
 
+// A partition as its worker holds it, for metrics.
+struct PartitionStatus {
+  uint32_t partition = 0;
+  uint64_t pending = 0;  // messages not fetched yet, as of the last fetch
+  // Fed and not in a snapshot yet: fed again by the next holder if this worker dies.
+  uint64_t events_since_snapshot = 0;
+};
+
 class Worker {
  public:
   // Makes the buckets, reads (or makes) the cluster's incident id key and starts the
@@ -145,6 +153,8 @@ class Worker {
 
   const std::string& owner() const { return owner_; }
   std::vector<uint32_t> partitions() const;
+  // Of each partition held, in partition order.
+  std::vector<PartitionStatus> partition_status() const;
   WorkerStats stats() const;
 
  private:
@@ -199,8 +209,9 @@ class Worker {
   std::map<uint32_t, std::unique_ptr<Partition>> held_;  // the worker thread's only
 
   mutable std::mutex mu_;
-  std::vector<uint32_t> held_ids_;  // GUARDED_BY(mu_)
-  WorkerStats stats_;               // GUARDED_BY(mu_)
+  std::vector<uint32_t> held_ids_;              // GUARDED_BY(mu_)
+  std::map<uint32_t, PartitionStatus> status_;  // GUARDED_BY(mu_), of those held
+  WorkerStats stats_;                           // GUARDED_BY(mu_)
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> abandon_{false};

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "aggregator/audit/posture_auditor.h"
+#include "aggregator/cluster/cluster_metrics.h"
 #include "aggregator/cluster/stream_sink.h"
 #include "aggregator/cluster/worker.h"
 #include "aggregator/console/console_server.h"
@@ -121,8 +122,17 @@ AggregatorServerOptions ServerOptionsFrom(const AggregatorSettings& settings,
   return o;
 }
 
-// --ingest-node: the ingest service alone, writing sensors' batches to the NATS JetStream
-// cluster (docs/scale-out.md). Exit codes as for the single node.
+// /metrics when --metrics or metrics_listen asks for it (nullptr otherwise), gathered by
+// `collect` at each scrape; says `metrics on HOST:PORT` on stdout.
+Result<std::unique_ptr<MetricsServer>> StartMetrics(const AggregatorSettings& settings,
+                                                    std::function<std::string()> collect) {
+  if (!settings.metrics) return std::unique_ptr<MetricsServer>();
+  TL_ASSIGN_OR_RETURN(std::unique_ptr<MetricsServer> server,
+                      MetricsServer::Start(*settings.metrics, std::move(collect)));
+  std::printf("metrics on %s\n", server->address().ToString().c_str());
+  return server;
+}
+
 // What detection runs with, in the single node and in workers alike: the correlator's
 // settings, the declared identities and the Sigma rules.
 struct Detection {
@@ -161,6 +171,8 @@ Result<Detection> DetectionFromSettings(const AggregatorSettings& settings) {
   return d;
 }
 
+// --ingest-node: the ingest service alone, writing sensors' batches to the NATS JetStream
+// cluster (docs/scale-out.md). Exit codes as for the single node.
 int RunIngestNode(const AggregatorSettings& settings,
                   std::shared_ptr<grpc::ServerCredentials> credentials,
                   const sigset_t& stop_signals) {
@@ -197,6 +209,18 @@ int RunIngestNode(const AggregatorSettings& settings,
     return 1;
   }
   std::printf("listening on %s\n", (*server)->address().ToString().c_str());
+  // /metrics: the ingest service's counters, its sensors, the address book's writes.
+  IngestService* ingest = &(*server)->ingest();
+  auto metrics_server = StartMetrics(settings, [ingest, &book] {
+    MetricsText m;
+    cluster::AppendIngestNodeMetrics(*ingest, book.stats(), SystemClock::Get().NowNs(), &m);
+    return m.Take();
+  });
+  if (!metrics_server.ok()) {
+    std::cerr << "tripline-aggregator: " << metrics_server.status().message() << "\n";
+    (*server)->Shutdown(0);
+    return 1;
+  }
   std::fflush(stdout);
   TL_LOG(INFO) << "ingest node on " << (*server)->address().ToString() << ": events to stream "
                << cluster::kEventsStream << " over " << sink_options.partitions << " partitions, "
@@ -208,6 +232,7 @@ int RunIngestNode(const AggregatorSettings& settings,
     TL_LOG(INFO) << "SIGHUP: an ingest node has nothing to reload; restart it to change it";
   }
   TL_LOG(INFO) << "signal " << sig << ": stopping";
+  metrics_server->reset();
   (*server)->Shutdown(kShutdownGraceNs);
   server->reset();
   TL_LOG(INFO) << "stopped cleanly";
@@ -271,6 +296,20 @@ int RunWorker(const AggregatorSettings& settings,
   }
   std::printf("worker %s\nlistening on %s\n", (*worker)->owner().c_str(),
               (*server)->address().ToString().c_str());
+  // /metrics: the store's families as the single node's, then the worker's.
+  AggregatorMetrics metrics(&(*server)->query(), store->get(), store->get(), SystemClock::Get());
+  cluster::Worker* w = worker->get();
+  auto metrics_server = StartMetrics(settings, [&metrics, w] {
+    MetricsText m;
+    cluster::AppendWorkerMetrics(w->stats(), w->partition_status(), &m);
+    return metrics.Collect() + m.Take();
+  });
+  if (!metrics_server.ok()) {
+    std::cerr << "tripline-aggregator: " << metrics_server.status().message() << "\n";
+    (*worker)->Stop();
+    (*server)->Shutdown(0);
+    return 1;
+  }
   std::fflush(stdout);
   int sig = 0;
   for (;;) {
@@ -279,6 +318,7 @@ int RunWorker(const AggregatorSettings& settings,
     TL_LOG(INFO) << "SIGHUP: a worker has nothing to reload; restart it to change it";
   }
   TL_LOG(INFO) << "signal " << sig << ": handing the partitions over";
+  metrics_server->reset();
   (*worker)->Stop();  // snapshots, acknowledges and releases every partition
   const cluster::WorkerStats ws = (*worker)->stats();
   TL_LOG(INFO) << "worker fed " << ws.events_fed << " events of " << ws.messages << " messages; "
@@ -467,17 +507,11 @@ int Run(int argc, char** argv) {
   std::printf("listening on %s\n", (*server)->address().ToString().c_str());
   // /metrics (off unless --metrics or metrics_listen), gathered at each scrape.
   AggregatorMetrics metrics(&(*server)->query(), store->get(), store->get(), SystemClock::Get());
-  std::unique_ptr<MetricsServer> metrics_server;
-  if (settings->metrics) {
-    auto started =
-        MetricsServer::Start(*settings->metrics, [&metrics] { return metrics.Collect(); });
-    if (!started.ok()) {
-      std::cerr << "tripline-aggregator: " << started.status().message() << "\n";
-      (*server)->Shutdown(0);
-      return 1;
-    }
-    metrics_server = std::move(*started);
-    std::printf("metrics on %s\n", metrics_server->address().ToString().c_str());
+  auto metrics_server = StartMetrics(*settings, [&metrics] { return metrics.Collect(); });
+  if (!metrics_server.ok()) {
+    std::cerr << "tripline-aggregator: " << metrics_server.status().message() << "\n";
+    (*server)->Shutdown(0);
+    return 1;
   }
   // The analyst console (off unless --console or console.listen).
   std::unique_ptr<console::ConsoleAuth> console_auth;
@@ -542,7 +576,7 @@ int Run(int argc, char** argv) {
   maintainer.join();
   TL_LOG(INFO) << "signal " << sig << ": stopping";
   console_server.reset();
-  metrics_server.reset();
+  metrics_server->reset();
   (*server)->Shutdown(kShutdownGraceNs);
   server->reset();
   // Every acknowledged event has been fed; the snapshot saves replaying them at next start.

@@ -23,6 +23,7 @@
 #include "tests/aggregator/subprocess.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/correlate/story_builder.h"
+#include "tests/support/metrics_scrape.h"
 
 namespace tripline {
 namespace {
@@ -49,15 +50,6 @@ int FreePort() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   close(fd);
   return ntohs(a.sin_port);
-}
-
-std::string Get(const std::string& address, const std::string& path) {
-  const size_t colon = address.rfind(':');
-  httplib::Client client(address.substr(0, colon), std::stoi(address.substr(colon + 1)));
-  client.set_connection_timeout(2);
-  client.set_read_timeout(5);
-  auto r = client.Get(path.c_str());
-  return r && r->status == 200 ? r->body : "";
 }
 
 // `promtool check metrics` on `text`; its complaints, "" when none.
@@ -91,7 +83,7 @@ TEST(MetricsTest, AggregatorMetricsFromTheConfigFileAndBadAddresses) {
   const auto line = agg.ReadLine(5000);
   ASSERT_TRUE(line && line->rfind("metrics on 127.0.0.1:", 0) == 0)
       << ReadWholeFile(dir.Sub("aggregator.err"));
-  const std::string text = Get(line->substr(strlen("metrics on ")), "/metrics");
+  const std::string text = testing::HttpGet(line->substr(strlen("metrics on ")), "/metrics");
   EXPECT_NE(text.find("tripline_aggregator_incidents{severity=\"critical\"} 0"), std::string::npos)
       << text;
   agg.Signal(SIGTERM);
@@ -163,8 +155,8 @@ TEST(MetricsTest, PrometheusScrapesAggregatorAndSensor) {
   std::string agg_text, sensor_text;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (std::chrono::steady_clock::now() < until) {
-    agg_text = Get(agg_metrics, "/metrics");
-    sensor_text = Get(sensor_metrics, "/metrics");
+    agg_text = testing::HttpGet(agg_metrics, "/metrics");
+    sensor_text = testing::HttpGet(sensor_metrics, "/metrics");
     if (sensor_text.find("tripline_sensor_hook_family_live{") != std::string::npos &&
         agg_text.find("sensor=\"sensor-story\"") != std::string::npos) {
       break;
@@ -187,7 +179,7 @@ TEST(MetricsTest, PrometheusScrapesAggregatorAndSensor) {
         "tripline_sensor_spool_bytes", "tripline_sensor_delivery_connected"}) {
     EXPECT_NE(sensor_text.find(name), std::string::npos) << name << "\n" << sensor_text;
   }
-  EXPECT_EQ(Get(agg_metrics, "/other"), "");
+  EXPECT_EQ(testing::HttpGet(agg_metrics, "/other"), "");
 
   // A real Prometheus scrapes both every second.
   const int port = FreePort();

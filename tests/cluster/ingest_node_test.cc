@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
+#include <optional>
 #include <set>
 
 #include "aggregator/cluster/stream_sink.h"
@@ -11,6 +13,7 @@
 #include "tests/aggregator/test_support.h"
 #include "tests/cluster/nats_fixture.h"
 #include "tests/cluster/stream_reader.h"
+#include "tests/support/metrics_scrape.h"
 
 namespace tripline::cluster {
 namespace {
@@ -24,15 +27,29 @@ using testing::TempDir;
 
 // A tripline-aggregator ingest node on 127.0.0.1:0; its address once it said so.
 struct Node {
-  Node(const std::string& servers, const std::string& log)
-      : child({BinPath("tripline-aggregator"), "--ingest-node", servers, "--listen", "127.0.0.1:0",
-               "--config", "/dev/null"},
-              log) {
+  Node(const std::string& servers, const std::string& log, bool metrics_too = false)
+      : child(
+            [&] {
+              std::vector<std::string> args{BinPath("tripline-aggregator"),
+                                            "--ingest-node",
+                                            servers,
+                                            "--listen",
+                                            "127.0.0.1:0",
+                                            "--config",
+                                            "/dev/null"};
+              if (metrics_too) args.insert(args.end(), {"--metrics", "127.0.0.1:0"});
+              return args;
+            }(),
+            log) {
     const auto line = child.ReadLine(30000);
     if (line && line->rfind("listening on ", 0) == 0) address = line->substr(13);
+    if (metrics_too) {
+      const auto next = child.ReadLine(30000);
+      if (next && next->rfind("metrics on ", 0) == 0) metrics = next->substr(11);
+    }
   }
   Child child;
-  std::string address;
+  std::string address, metrics;
 };
 
 TEST(IngestNodeTest, TwoNodesTakeOneSensorsStreamInTurnAndStopCleanly) {
@@ -42,8 +59,9 @@ TEST(IngestNodeTest, TwoNodesTakeOneSensorsStreamInTurnAndStopCleanly) {
   TempDir dir;
   Node a(nats->url_list(), dir.Sub("a.log"));
   ASSERT_FALSE(a.address.empty()) << testing::ReadWholeFile(dir.Sub("a.log"));
-  Node b(nats->url(2), dir.Sub("b.log"));  // one server given: it learns the rest
+  Node b(nats->url(2), dir.Sub("b.log"), /*metrics_too=*/true);  // one server: it learns the rest
   ASSERT_FALSE(b.address.empty()) << testing::ReadWholeFile(dir.Sub("b.log"));
+  ASSERT_FALSE(b.metrics.empty()) << testing::ReadWholeFile(dir.Sub("b.log"));
 
   const std::vector<Event> events = testing::SyntheticEvents(600, 3, 4);
   {
@@ -68,6 +86,20 @@ TEST(IngestNodeTest, TwoNodesTakeOneSensorsStreamInTurnAndStopCleanly) {
       ASSERT_TRUE(ack.has_value()) << client.Finish().error_message();
       EXPECT_EQ(ack->durable_seq(), i + 100);
     }
+    // While the sensor streams to b, b's metrics say so, and what b wrote: 401-600 new,
+    // 301-400 resent.
+    const std::string text = testing::HttpGet(b.metrics);
+    EXPECT_EQ(testing::MetricSample(text, "tripline_ingest_node_events_total"), 200.0) << text;
+    EXPECT_EQ(testing::MetricSample(text, "tripline_ingest_node_duplicates_dropped_total"), 100.0);
+    EXPECT_EQ(testing::MetricSample(text, "tripline_ingest_node_batches_total"), 3.0);
+    EXPECT_EQ(testing::MetricSample(text, "tripline_ingest_node_batches_rejected_total"), 0.0);
+    EXPECT_EQ(testing::MetricSample(text, "tripline_ingest_node_sensors_connected"), 1.0);
+    EXPECT_NE(text.find("\ntripline_ingest_node_sensor_connected{sensor=\"sensor-p\","),
+              std::string::npos);
+    std::ofstream(dir.Sub("b.metrics")) << text;
+    const testing::RunResult check = RunCommand(
+        {"/bin/sh", "-c", "/usr/bin/promtool check metrics < '" + dir.Sub("b.metrics") + "' 2>&1"});
+    EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
   }
   b.child.Signal(SIGTERM);
   EXPECT_EQ(b.child.Wait(15000), 0) << testing::ReadWholeFile(dir.Sub("b.log"));

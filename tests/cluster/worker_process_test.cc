@@ -11,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -27,6 +28,7 @@
 #include "tests/aggregator/test_support.h"
 #include "tests/cluster/nats_fixture.h"
 #include "tests/correlate/story_builder.h"
+#include "tests/support/metrics_scrape.h"
 #include "tests/support/wait_for.h"
 #include "tripline/v1/query.grpc.pb.h"
 
@@ -46,7 +48,8 @@ constexpr char kAttacker[] = "198.18.0.66";
 
 // A worker process: its owner name and query address once it said them.
 struct WorkerProcess {
-  WorkerProcess(const std::string& servers, const std::string& name, const TempDir& dir)
+  WorkerProcess(const std::string& servers, const std::string& name, const TempDir& dir,
+                const std::vector<std::string>& more = {})
       : config(dir.Sub(name + ".conf")),
         data(dir.Sub(name + ".data")),
         log(dir.Sub(name + ".log")),
@@ -54,21 +57,27 @@ struct WorkerProcess {
             [&] {
               std::ofstream(config)
                   << "cluster { name: \"" << name << "\" partitions: " << kPartitions << " }\n";
-              return std::vector<std::string>{BinPath("tripline-aggregator"),
-                                              "--worker",
-                                              servers,
-                                              "--data-dir",
-                                              data,
-                                              "--listen",
-                                              "127.0.0.1:0",
-                                              "--config",
-                                              config};
+              std::vector<std::string> args{BinPath("tripline-aggregator"),
+                                            "--worker",
+                                            servers,
+                                            "--data-dir",
+                                            data,
+                                            "--listen",
+                                            "127.0.0.1:0",
+                                            "--config",
+                                            config};
+              args.insert(args.end(), more.begin(), more.end());
+              return args;
             }(),
             log) {
     const auto first = child.ReadLine(30000);
     if (first && first->rfind("worker ", 0) == 0) owner = first->substr(7);
     const auto second = child.ReadLine(30000);
     if (second && second->rfind("listening on ", 0) == 0) address = second->substr(13);
+    if (std::find(more.begin(), more.end(), "--metrics") != more.end()) {
+      const auto third = child.ReadLine(30000);
+      if (third && third->rfind("metrics on ", 0) == 0) metrics = third->substr(11);
+    }
   }
   // The worker's stats from its query service; a failed call fails the test, saying why.
   v1::Stats Stats() {
@@ -85,7 +94,7 @@ struct WorkerProcess {
   std::unique_ptr<v1::Query::Stub> stub;
   std::string config, data, log;
   Child child;
-  std::string owner, address;
+  std::string owner, address, metrics;
 };
 
 // The partitions whose leases name an owner starting with `prefix`.
@@ -141,45 +150,62 @@ std::vector<v1::Incident> IncidentsIn(const std::string& dir) {
   return out;
 }
 
+// Three clustered nats-server processes, a connection, the events stream and the buckets
+// a test sends through; nats is null when the test was skipped (no nats-server).
+struct TestCluster {
+  std::unique_ptr<NatsCluster> nats;
+  std::unique_ptr<JetStream> js;
+  std::unique_ptr<KeyValue> sensors, leases, addresses;
+};
+
+void StartTestCluster(TestCluster* c) {
+  ASSERT_NO_FATAL_FAILURE(testing::StartNatsCluster(&c->nats));
+  if (::testing::Test::IsSkipped()) return;
+  ClusterOptions co;
+  co.servers = c->nats->urls();
+  auto js = JetStream::Connect(co);
+  ASSERT_TRUE(js.ok()) << js.status().ToString();
+  c->js = std::move(js).value();
+  ASSERT_TRUE(c->js->EnsureStream(EventsStreamSpec(3)).ok());
+  for (auto [bucket, name] :
+       {std::pair{&c->sensors, kSensorsBucket}, std::pair{&c->leases, kLeasesBucket},
+        std::pair{&c->addresses, kAddressesBucket}}) {
+    auto kv = c->js->Bucket(name, 3);
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    *bucket = std::move(kv).value();
+  }
+}
+
 // The attack: failed passwords and a login on a host of the worker that is killed, then a
 // hop to a host of the other worker's partitions. The chain spans two partitions and two
 // workers, one of which dies, with a NATS server, before the chain is complete.
 TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSingleNodes) {
-  std::unique_ptr<NatsCluster> nats;
-  ASSERT_NO_FATAL_FAILURE(testing::StartNatsCluster(&nats));
+  TestCluster c;
+  ASSERT_NO_FATAL_FAILURE(StartTestCluster(&c));
   if (::testing::Test::IsSkipped()) return;
   TempDir dir;
-  ClusterOptions co;
-  co.servers = nats->urls();
-  auto js = JetStream::Connect(co);
-  ASSERT_TRUE(js.ok()) << js.status().ToString();
-  ASSERT_TRUE((*js)->EnsureStream(EventsStreamSpec(3)).ok());
-  auto sensors = (*js)->Bucket(kSensorsBucket, 3);
-  auto leases = (*js)->Bucket(kLeasesBucket, 3);
-  auto addresses = (*js)->Bucket(kAddressesBucket, 3);
-  ASSERT_TRUE(sensors.ok() && leases.ok() && addresses.ok());
-  AddressBook book(addresses->get());
+  AddressBook book(c.addresses.get());
   ASSERT_TRUE(book.WaitLoaded(10000));
   StreamSinkOptions so;
   so.partitions = kPartitions;
   so.addresses = &book;
-  StreamSink sink(js->get(), sensors->get(), so);
+  StreamSink sink(c.js.get(), c.sensors.get(), so);
 
-  WorkerProcess a(nats->url_list(), "wa", dir);
+  WorkerProcess a(c.nats->url_list(), "wa", dir);
   ASSERT_FALSE(a.address.empty()) << testing::ReadWholeFile(a.log);
-  WorkerProcess b(nats->url_list(), "wb", dir);
+  WorkerProcess b(c.nats->url_list(), "wb", dir);
   ASSERT_FALSE(b.address.empty()) << testing::ReadWholeFile(b.log);
   ASSERT_TRUE(WaitFor(
       [&] {
-        const size_t held_a = HeldBy(leases->get(), "wa.").size();
-        const size_t held_b = HeldBy(leases->get(), "wb.").size();
+        const size_t held_a = HeldBy(c.leases.get(), "wa.").size();
+        const size_t held_b = HeldBy(c.leases.get(), "wb.").size();
         return held_a + held_b == kPartitions && held_a > 0 && held_b > 0;
       },
       60))
       << testing::ReadWholeFile(a.log) << testing::ReadWholeFile(b.log);
   // The attacked host: one of worker a's partitions; the host it goes on to: one of b's.
-  const std::set<uint32_t> of_a = HeldBy(leases->get(), "wa.");
-  const std::set<uint32_t> of_b = HeldBy(leases->get(), "wb.");
+  const std::set<uint32_t> of_a = HeldBy(c.leases.get(), "wa.");
+  const std::set<uint32_t> of_b = HeldBy(c.leases.get(), "wb.");
   std::string victim;
   for (int i = 0; victim.empty(); ++i) {
     const std::string h = "victim" + std::to_string(i);
@@ -247,7 +273,7 @@ TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSing
   a.child.Signal(SIGKILL);
   ASSERT_TRUE(a.child.Wait(10000).has_value());
   ASSERT_NO_FATAL_FAILURE(send_background(0.7));
-  nats->Kill(0);  // and a server, mid-stream
+  c.nats->Kill(0);  // and a server, mid-stream
   // The login, /etc/shadow read, the hop to next.
   ASSERT_NO_FATAL_FAILURE(send(attack, 6, attack.size()));
   ASSERT_NO_FATAL_FAILURE(send(on_next, 1, on_next.size()));
@@ -256,18 +282,18 @@ TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSing
   // Worker b takes every partition once a's leases end, and feeds everything: every
   // partition's consumer has handed out and seen acknowledged (after a snapshot) all
   // there is.
-  EXPECT_TRUE(WaitFor([&] { return HeldBy(leases->get(), "wb.").size() == kPartitions; }, 60))
+  EXPECT_TRUE(WaitFor([&] { return HeldBy(c.leases.get(), "wb.").size() == kPartitions; }, 60))
       << testing::ReadWholeFile(b.log);
   ASSERT_TRUE(WaitFor(
       [&] {
         for (uint32_t p = 0; p < kPartitions; ++p) {
-          auto lag = (*js)->Lag(kEventsStream, "part-" + std::to_string(p));
+          auto lag = c.js->Lag(kEventsStream, "part-" + std::to_string(p));
           if (!lag.ok() || !lag->has_value() || (*lag)->pending > 0 || (*lag)->unacknowledged > 0) {
             return false;
           }
         }
         // And the joiner, whichever worker held it, has joined every fragment published.
-        auto lag = (*js)->Lag(kEdgesStream, "joiner");
+        auto lag = c.js->Lag(kEdgesStream, "joiner");
         return lag.ok() && lag->has_value() && (*lag)->pending == 0 && (*lag)->unacknowledged == 0;
       },
       90))
@@ -333,6 +359,74 @@ TEST(WorkerProcessTest, AWorkerKilledMidAttackIsTakenOverAndTheIncidentIsTheSing
   EXPECT_EQ(got_techniques, want_techniques);
   EXPECT_EQ(got.events_size(), want.events_size());
   EXPECT_EQ(got.stages_size(), want.stages_size());
+}
+
+}  // namespace
+}  // namespace tripline::cluster
+
+namespace tripline::cluster {
+namespace {
+
+// A worker's /metrics: the store's families, as the single node's, and the worker's own,
+// which say what it holds and fed and that nothing is left behind; promtool finds nothing
+// wrong in them.
+TEST(WorkerProcessTest, AWorkersMetricsSayWhatItHoldsAndFed) {
+  TestCluster c;
+  ASSERT_NO_FATAL_FAILURE(StartTestCluster(&c));
+  if (::testing::Test::IsSkipped()) return;
+  TempDir dir;
+  StreamSinkOptions so;
+  so.partitions = kPartitions;
+  StreamSink sink(c.js.get(), c.sensors.get(), so);
+
+  WorkerProcess w(c.nats->url_list(), "wm", dir, {"--metrics", "127.0.0.1:0"});
+  ASSERT_FALSE(w.metrics.empty()) << testing::ReadWholeFile(w.log);
+  ASSERT_TRUE(WaitFor([&] { return HeldBy(c.leases.get(), "wm.").size() == kPartitions; }, 60))
+      << testing::ReadWholeFile(w.log);
+
+  std::map<std::string, std::vector<Event>> by_sensor;
+  for (Event& e : testing::SyntheticEvents(600, 12, 10)) {
+    by_sensor["s-" + e.host].push_back(std::move(e));
+  }
+  for (const auto& [sensor, events] : by_sensor) {
+    for (size_t at = 0; at < events.size(); at += 50) {
+      const size_t n = std::min<size_t>(50, events.size() - at);
+      auto r = sink.AppendBatch(sensor, at + 1, {events.begin() + at, events.begin() + at + n});
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+    }
+  }
+  // Everything fed and snapshotted: nothing pending or unsnapshotted in any partition.
+  std::string text;
+  const auto settled = [&] {
+    text = testing::HttpGet(w.metrics);
+    if (testing::MetricSample(text, "tripline_worker_events_fed_total") != 600.0) return false;
+    for (uint32_t p = 0; p < kPartitions; ++p) {
+      const std::string label = "{partition=\"" + std::to_string(p) + "\"}";
+      if (testing::MetricSample(text, "tripline_worker_partition_pending_messages" + label) !=
+              0.0 ||
+          testing::MetricSample(text, "tripline_worker_partition_unsnapshotted_events" + label) !=
+              0.0) {
+        return false;
+      }
+    }
+    return true;
+  };
+  EXPECT_TRUE(WaitFor(settled, 60)) << text << testing::ReadWholeFile(w.log);
+  EXPECT_EQ(testing::MetricSample(text, "tripline_worker_partitions"), double{kPartitions});
+  EXPECT_EQ(testing::MetricSample(text, "tripline_aggregator_events_stored_total"), 600.0);
+  EXPECT_GE(testing::MetricSample(text, "tripline_worker_snapshots_total").value_or(0), 1.0);
+  EXPECT_EQ(testing::MetricSample(text, "tripline_worker_partitions_taken_total"),
+            double{kPartitions});
+  EXPECT_EQ(testing::MetricSample(text, "tripline_worker_bad_messages_total"), 0.0);
+  EXPECT_EQ(testing::MetricSample(text, "tripline_worker_joiner_held"), 1.0);
+  const std::string path = dir.Sub("worker.metrics");
+  std::ofstream(path) << text;
+  const testing::RunResult check = testing::RunCommand(
+      {"/bin/sh", "-c", "/usr/bin/promtool check metrics < '" + path + "' 2>&1"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+
+  w.child.Signal(SIGTERM);
+  EXPECT_EQ(w.child.Wait(30000), 0) << testing::ReadWholeFile(w.log);
 }
 
 }  // namespace
