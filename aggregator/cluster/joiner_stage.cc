@@ -96,19 +96,25 @@ void JoinerStage::Lost(const std::string& why) {
   ++stats_.lost;
 }
 
+bool JoinerStage::RenewLease() {
+  if (held_ == nullptr) return false;
+  const auto renewed = leases_->Renew(held_->lease);
+  if (renewed.ok()) {
+    held_->lease = *renewed;
+  } else if (renewed.status().code() == Status::Code::kAborted ||
+             clock_.NowNs() >= held_->lease.expires_ns) {
+    Lost("lease: " + renewed.status().ToString());
+    return false;
+  } else {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.cluster_errors;
+  }
+  return true;
+}
+
 void JoinerStage::ManageLease() {
   if (held_ != nullptr) {
-    const auto renewed = leases_->Renew(held_->lease);
-    if (renewed.ok()) {
-      held_->lease = *renewed;
-    } else if (renewed.status().code() == Status::Code::kAborted ||
-               clock_.NowNs() >= held_->lease.expires_ns) {
-      Lost("lease: " + renewed.status().ToString());
-      return;
-    } else {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++stats_.cluster_errors;
-    }
+    if (!RenewLease()) return;
     held_->joiner->Tick();
     std::lock_guard<std::mutex> lock(mu_);
     stats_.fragments = held_->joiner->fragments();

@@ -95,6 +95,10 @@ class JoinerStage {
   // forgets expired fragments; takes the lease, loads the snapshot and subscribes when
   // it is free.
   void ManageLease();
+  // Renews the lease when held (stopping when it was lost) and nothing else: while a
+  // worker waits on the cluster for other work, so that the lease does not end meanwhile.
+  // False when the joiner is not held (any more).
+  bool RenewLease();
   // Feeds what the edge stream holds and snapshots when due; true when anything was fed.
   bool Pump();
   // On a clean stop: snapshots, acknowledges and releases the lease.

@@ -3,6 +3,7 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 
 #include "aggregator/cluster/stream_sink.h"
@@ -221,7 +222,7 @@ void Worker::RenewHeld() {
   }
 }
 
-void Worker::ManageLeases() {
+void Worker::RenewSelf() {
   const auto renewed_self = leases_->Renew(self_lease_);
   if (renewed_self.ok()) {
     self_lease_ = *renewed_self;
@@ -230,6 +231,10 @@ void Worker::ManageLeases() {
     const auto again = leases_->Acquire("worker." + owner_);
     if (again.ok() && again->has_value()) self_lease_ = **again;
   }
+}
+
+void Worker::ManageLeases() {
+  RenewSelf();
   RenewHeld();
   for (auto& [id, p] : held_) {
     WriteIncidents(p->correlator->Tick());
@@ -288,12 +293,7 @@ void Worker::ManageLeases() {
       }
       if (lease->has_value()) acquired.emplace_back(id, **lease);  // else another was quicker
     }
-    const int64_t wave_start = clock_.MonotonicNs();
     TakeAll(acquired);
-    // A slow wave (servers busy) held up the renewals: renew before anything else.
-    if (clock_.MonotonicNs() - wave_start > options_.renew_every_ms * kNanosPerMilli / 2) {
-      RenewHeld();
-    }
   }
 }
 
@@ -301,13 +301,45 @@ void Worker::TakeAll(const std::vector<std::pair<uint32_t, Lease>>& acquired) {
   std::vector<Result<std::unique_ptr<Partition>>> prepared;
   prepared.reserve(acquired.size());
   for (size_t i = 0; i < acquired.size(); ++i) prepared.emplace_back(Status::Unavailable(""));
+  // The leases acquired, as renewed while the wave runs; false once another worker took one.
+  std::vector<Lease> leases;
+  std::vector<bool> kept(acquired.size(), true);
+  for (const auto& [id, lease] : acquired) leases.push_back(lease);
+  std::atomic<size_t> done{0};
   std::vector<std::thread> threads;
   for (size_t i = 0; i < acquired.size(); ++i) {
-    threads.emplace_back([&, i] { prepared[i] = Prepare(acquired[i].first, acquired[i].second); });
+    threads.emplace_back([&, i] {
+      if (options_.on_prepare) options_.on_prepare(acquired[i].first);
+      prepared[i] = Prepare(acquired[i].first, acquired[i].second);
+      done.fetch_add(1, std::memory_order_release);
+    });
+  }
+  // The wave mostly waits on the cluster, and a busy cluster can make it outlast a lease:
+  // meanwhile this thread renews every lease held or acquired, so that none ends (and no
+  // other worker counts this one gone) while it waits.
+  const int64_t renew_every_ns = options_.renew_every_ms * kNanosPerMilli;
+  int64_t next_renewal_ns = clock_.MonotonicNs() + renew_every_ns;
+  while (done.load(std::memory_order_acquire) < acquired.size()) {
+    std::this_thread::sleep_for(kIdleWait);
+    if (clock_.MonotonicNs() < next_renewal_ns) continue;
+    RenewSelf();
+    RenewHeld();
+    if (joiner_ != nullptr) (void)joiner_->RenewLease();
+    for (size_t i = 0; i < leases.size(); ++i) {
+      if (!kept[i]) continue;
+      const auto renewed = leases_->Renew(leases[i]);
+      if (renewed.ok()) {
+        leases[i] = *renewed;
+      } else if (renewed.status().code() == Status::Code::kAborted) {
+        kept[i] = false;  // reported when the wave is over
+      }
+    }
+    next_renewal_ns = clock_.MonotonicNs() + renew_every_ns;
   }
   for (std::thread& t : threads) t.join();
   for (size_t i = 0; i < acquired.size(); ++i) {
-    const auto& [id, lease] = acquired[i];
+    const uint32_t id = acquired[i].first;
+    const Lease& lease = leases[i];
     if (!prepared[i].ok()) {
       TL_LOG(WARNING) << "worker " << owner_ << ": cannot take partition " << id << ": "
                       << prepared[i].status().ToString();
@@ -316,9 +348,11 @@ void Worker::TakeAll(const std::vector<std::pair<uint32_t, Lease>>& acquired) {
       ++stats_.cluster_errors;
       continue;
     }
-    // The lease was acquired before the wave, which may have outlasted it: renewed on the
-    // revision acquired, it is still this worker's only if nobody took it meanwhile.
-    const auto renewed = leases_->Renew(lease);
+    // Renewed on the revision last written: it is still this worker's only if nobody took
+    // it meanwhile.
+    const auto renewed =
+        kept[i] ? leases_->Renew(lease)
+                : Result<Lease>(Status::Aborted("cluster: taken over during the take"));
     if (!renewed.ok()) {
       TL_LOG(WARNING) << "worker " << owner_ << ": partition " << id
                       << " not taken, its lease could not be renewed: "

@@ -96,6 +96,9 @@ struct WorkerOptions {
   // Called on the worker's thread when it lets a partition go: handed over after a
   // snapshot, or lost (`lost`: what it fed since its last snapshot is dropped with it).
   std::function<void(uint32_t partition, bool lost)> on_release;
+  // Called on a take's own thread before the partition's snapshot is loaded; must not call
+  // the worker (tests hold a take up with it, as a busy cluster does).
+  std::function<void(uint32_t partition)> on_prepare;
   // Whether this worker may run the joiner (joiner_stage.h) when its lease is free.
   bool join = true;
   // Called with every incident revision just before it is stored.
@@ -164,11 +167,15 @@ class Worker {
   void Run();
   // Renews the leases held, then takes or hands over partitions toward the share.
   void ManageLeases();
+  // Renews the worker's own lease (by which the others count it live), taking its name
+  // again when it ended.
+  void RenewSelf();
   // Renews every lease held; drops the partitions another worker took.
   void RenewHeld();
   // Takes partitions whose leases were just acquired, up to kParallelTakes at once (each
-  // loads its snapshot and makes its consumer anew, mostly waiting on the cluster); a
-  // partition that cannot be taken has its lease released.
+  // loads its snapshot and makes its consumer anew, mostly waiting on the cluster, which
+  // may take longer than a lease lasts: every lease held or acquired is renewed meanwhile);
+  // a partition that cannot be taken has its lease released.
   void TakeAll(const std::vector<std::pair<uint32_t, Lease>>& acquired);
   // A partition's state loaded from its snapshot and its consumer made: what TakeAll does
   // for each, on threads of its own (touches nothing of the worker's but the cluster).

@@ -8,14 +8,17 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <tuple>
 
+#include "aggregator/cluster/lease.h"
 #include "aggregator/cluster/partition_snapshot.h"
 #include "aggregator/cluster/stream_sink.h"
+#include "common/clock.h"
 #include "model/incident_proto.h"
 #include "tests/aggregator/test_support.h"
 #include "tests/cluster/nats_fixture.h"
@@ -195,8 +198,11 @@ class WorkerTest : public ::testing::Test {
     n->js = Connect("worker-" + name);
     ASSERT_TRUE(n->js);
   }
-  void StartWorker(const std::string& name, Node* n) {
-    auto w = Worker::Start(n->js.get(), n->store.get(), Options(name, &n->fed));
+  void StartWorker(const std::string& name, Node* n,
+                   const std::function<void(WorkerOptions*)>& adjust = nullptr) {
+    WorkerOptions o = Options(name, &n->fed);
+    if (adjust) adjust(&o);
+    auto w = Worker::Start(n->js.get(), n->store.get(), std::move(o));
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     n->worker = std::move(w).value();
   }
@@ -260,6 +266,77 @@ TEST_F(WorkerTest, PartitionsMoveToASecondWorkerWhileEventsFlowAndNothingIsFedTw
   // Stored once: by whichever worker fed it.
   EXPECT_EQ(Stored(*a.store) + Stored(*b.store), fleet.total);
   EXPECT_EQ(a.worker->stats().bad_messages + b.worker->stats().bad_messages, 0u);
+  EXPECT_EQ(a.worker->stats().partitions_lost + b.worker->stats().partitions_lost, 0u);
+}
+
+// A take held up past a lease's length, as on a busy cluster that makes consumers slowly:
+// the worker renews its own lease, the partitions it holds and those it is taking all the
+// while, so none of them ends, the other worker never counts it gone, and no partition
+// moves but the ones handed over.
+TEST_F(WorkerTest, NoLeaseEndsWhileATakeIsHeldUpPastItsLength) {
+  Node a, b;
+  ASSERT_NO_FATAL_FAILURE(MakeNode("a", &a));
+  ASSERT_NO_FATAL_FAILURE(MakeNode("b", &b));
+  ASSERT_NO_FATAL_FAILURE(StartWorker("a", &a));
+  ASSERT_TRUE(WaitFor([&] { return a.worker->partitions().size() == kPartitions; }, 20));
+
+  // Every lease in the table, read every 100 ms: one that ended without being released
+  // (released ones end at 0) lapsed.
+  auto kv = js_->Bucket(kLeasesBucket, 3);
+  ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+  LeaseTable table(kv->get(), "watcher", 1);
+  std::atomic<bool> watching{true};
+  std::mutex mu;
+  std::set<std::string> lapsed;
+  size_t reads = 0;
+  std::thread watcher([&] {
+    while (watching) {
+      const auto all = table.List();
+      const int64_t now = SystemClock::Get().NowNs();
+      if (all.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        ++reads;
+        for (const auto& [resource, record] : *all) {
+          if (record.expires_ns != 0 && record.expires_ns <= now) {
+            lapsed.insert(resource + " of " + record.owner);
+          }
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+
+  // B's every take waits three lease lengths before it loads the snapshot.
+  const auto hold_up = std::chrono::milliseconds(3 * Options("b", &b.fed).lease_ttl_ms);
+  std::atomic<int> held_up{0};
+  ASSERT_NO_FATAL_FAILURE(StartWorker("b", &b, [&](WorkerOptions* o) {
+    o->on_prepare = [&](uint32_t) {
+      ++held_up;
+      std::this_thread::sleep_for(hold_up);
+    };
+  }));
+  // Half each: A hands over four, B takes them in one held-up wave.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return a.worker->partitions().size() == kPartitions / 2 &&
+               b.worker->partitions().size() == kPartitions / 2;
+      },
+      30))
+      << a.worker->partitions().size() << " / " << b.worker->partitions().size();
+  // A stops cleanly; B takes the rest in a second held-up wave while it holds its half.
+  a.worker->Stop();
+  EXPECT_TRUE(WaitFor([&] { return b.worker->partitions().size() == kPartitions; }, 30))
+      << b.worker->partitions().size();
+  b.worker->Stop();
+  watching = false;
+  watcher.join();
+
+  EXPECT_EQ(held_up.load(), static_cast<int>(kPartitions));
+  EXPECT_GT(reads, 100u);
+  EXPECT_TRUE(lapsed.empty()) << ::testing::PrintToString(lapsed);
+  EXPECT_EQ(a.worker->stats().partitions_taken, kPartitions);
+  EXPECT_EQ(a.worker->stats().partitions_handed_over, kPartitions / 2);
+  EXPECT_EQ(b.worker->stats().partitions_taken, kPartitions);
   EXPECT_EQ(a.worker->stats().partitions_lost + b.worker->stats().partitions_lost, 0u);
 }
 
