@@ -99,6 +99,8 @@ class JoinerStage {
   // worker waits on the cluster for other work, so that the lease does not end meanwhile.
   // False when the joiner is not held (any more).
   bool RenewLease();
+  // Whether this stage holds the joiner's lease (on the caller's thread).
+  bool held() const { return held_ != nullptr; }
   // Feeds what the edge stream holds and snapshots when due; true when anything was fed.
   bool Pump();
   // On a clean stop: snapshots, acknowledges and releases the lease.

@@ -174,10 +174,14 @@ void Worker::Run() {
       next_lease_round_ns_ = clock_.MonotonicNs() + options_.renew_every_ms * kNanosPerMilli;
     }
     bool fed = false;
-    for (auto it = held_.begin(); it != held_.end() && !stop_;) {
-      Partition& p = *it->second;
-      ++it;  // Pump may drop the partition
-      fed |= Pump(p);
+    // By id: Pump may drop partitions, its own or (lost while it waited) others.
+    std::vector<uint32_t> ids;
+    ids.reserve(held_.size());
+    for (const auto& [id, p] : held_) ids.push_back(id);
+    for (uint32_t id : ids) {
+      if (stop_) break;
+      const auto it = held_.find(id);
+      if (it != held_.end()) fed |= Pump(*it->second);
     }
     if (joiner_ != nullptr && !stop_) fed |= joiner_->Pump();
     if (!fed && !stop_) std::this_thread::sleep_for(kIdleWait);
@@ -200,6 +204,19 @@ void Worker::Run() {
 
 void Worker::RenewHeld() {
   // A lease another worker took ends the work on it at once.
+  DropLost(RenewHeldLeases());
+}
+
+void Worker::DropLost(const std::vector<uint32_t>& lost) {
+  for (uint32_t id : lost) {
+    if (!held_.contains(id)) continue;
+    Drop(id, /*release=*/false);
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.partitions_lost;
+  }
+}
+
+std::vector<uint32_t> Worker::RenewHeldLeases() {
   std::vector<uint32_t> lost;
   for (auto& [id, p] : held_) {
     const auto renewed = leases_->Renew(p->lease);
@@ -215,11 +232,32 @@ void Worker::RenewHeld() {
       ++stats_.cluster_errors;
     }
   }
-  for (uint32_t id : lost) {
-    Drop(id, /*release=*/false);
-    std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.partitions_lost;
+  return lost;
+}
+
+void Worker::WhileRenewing(const std::function<void()>& work, bool renew_joiner,
+                           const std::function<void()>& also) {
+  std::atomic<bool> done{false};
+  std::thread worker_thread([&] {
+    work();
+    done.store(true, std::memory_order_release);
+  });
+  const int64_t renew_every_ns = options_.renew_every_ms * kNanosPerMilli;
+  int64_t next_renewal_ns = clock_.MonotonicNs() + renew_every_ns;
+  std::vector<uint32_t> lost;
+  while (!done.load(std::memory_order_acquire)) {
+    std::this_thread::sleep_for(kIdleWait);
+    if (clock_.MonotonicNs() < next_renewal_ns) continue;
+    RenewSelf();
+    const std::vector<uint32_t> now_lost = RenewHeldLeases();
+    lost.insert(lost.end(), now_lost.begin(), now_lost.end());
+    if (renew_joiner && joiner_ != nullptr) (void)joiner_->RenewLease();
+    if (also) also();
+    next_renewal_ns = clock_.MonotonicNs() + renew_every_ns;
   }
+  worker_thread.join();
+  // Dropped only now: the work may be on one of them.
+  DropLost(lost);
 }
 
 void Worker::RenewSelf() {
@@ -239,7 +277,15 @@ void Worker::ManageLeases() {
   for (auto& [id, p] : held_) {
     WriteIncidents(p->correlator->Tick());
   }
-  if (joiner_ != nullptr) joiner_->ManageLease();
+  if (joiner_ != nullptr) {
+    if (joiner_->held()) {
+      joiner_->ManageLease();
+    } else {
+      // A take loads the joiner's snapshot and makes its consumer: the leases held are
+      // renewed meanwhile (not the joiner's, which the take itself writes).
+      WhileRenewing([&] { joiner_->ManageLease(); }, /*renew_joiner=*/false, nullptr);
+    }
+  }
 
   // The share: every live worker's lease counts.
   const auto all = leases_->List();
@@ -305,38 +351,32 @@ void Worker::TakeAll(const std::vector<std::pair<uint32_t, Lease>>& acquired) {
   std::vector<Lease> leases;
   std::vector<bool> kept(acquired.size(), true);
   for (const auto& [id, lease] : acquired) leases.push_back(lease);
-  std::atomic<size_t> done{0};
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < acquired.size(); ++i) {
-    threads.emplace_back([&, i] {
-      if (options_.on_prepare) options_.on_prepare(acquired[i].first);
-      prepared[i] = Prepare(acquired[i].first, acquired[i].second);
-      done.fetch_add(1, std::memory_order_release);
-    });
-  }
   // The wave mostly waits on the cluster, and a busy cluster can make it outlast a lease:
-  // meanwhile this thread renews every lease held or acquired, so that none ends (and no
+  // meanwhile the leases held and those acquired are renewed, so that none ends (and no
   // other worker counts this one gone) while it waits.
-  const int64_t renew_every_ns = options_.renew_every_ms * kNanosPerMilli;
-  int64_t next_renewal_ns = clock_.MonotonicNs() + renew_every_ns;
-  while (done.load(std::memory_order_acquire) < acquired.size()) {
-    std::this_thread::sleep_for(kIdleWait);
-    if (clock_.MonotonicNs() < next_renewal_ns) continue;
-    RenewSelf();
-    RenewHeld();
-    if (joiner_ != nullptr) (void)joiner_->RenewLease();
-    for (size_t i = 0; i < leases.size(); ++i) {
-      if (!kept[i]) continue;
-      const auto renewed = leases_->Renew(leases[i]);
-      if (renewed.ok()) {
-        leases[i] = *renewed;
-      } else if (renewed.status().code() == Status::Code::kAborted) {
-        kept[i] = false;  // reported when the wave is over
-      }
-    }
-    next_renewal_ns = clock_.MonotonicNs() + renew_every_ns;
-  }
-  for (std::thread& t : threads) t.join();
+  WhileRenewing(
+      [&] {
+        std::vector<std::thread> threads;
+        for (size_t i = 0; i < acquired.size(); ++i) {
+          threads.emplace_back([&, i] {
+            if (options_.on_prepare) options_.on_prepare(acquired[i].first);
+            prepared[i] = Prepare(acquired[i].first, acquired[i].second);
+          });
+        }
+        for (std::thread& t : threads) t.join();
+      },
+      /*renew_joiner=*/true,
+      [&] {
+        for (size_t i = 0; i < leases.size(); ++i) {
+          if (!kept[i]) continue;
+          const auto renewed = leases_->Renew(leases[i]);
+          if (renewed.ok()) {
+            leases[i] = *renewed;
+          } else if (renewed.status().code() == Status::Code::kAborted) {
+            kept[i] = false;  // reported when the wave is over
+          }
+        }
+      });
   for (size_t i = 0; i < acquired.size(); ++i) {
     const uint32_t id = acquired[i].first;
     const Lease& lease = leases[i];
@@ -448,7 +488,10 @@ bool Worker::Pump(Partition& p) {
       if (++p.fetch_failures >= 3 || missed) {
         const uint32_t id = p.id;
         if (!KeepLease(p, /*renew_now=*/true)) return false;
-        if (Status s = Subscribe(*held_.at(id)); !s.ok()) {
+        // Made while the leases are renewed: with servers lost it can take seconds.
+        Status s;
+        WhileRenewing([&] { s = Subscribe(p); }, /*renew_joiner=*/true, nullptr);
+        if (!s.ok()) {
           TL_LOG(WARNING) << "worker " << owner_ << ": partition " << id
                           << " consumer: " << s.ToString();
         } else {

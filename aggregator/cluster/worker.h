@@ -172,10 +172,22 @@ class Worker {
   void RenewSelf();
   // Renews every lease held; drops the partitions another worker took.
   void RenewHeld();
+  // Renews every lease held; the partitions another worker took, to be dropped.
+  std::vector<uint32_t> RenewHeldLeases();
+  // Drops those of `lost` still held, counted as lost.
+  void DropLost(const std::vector<uint32_t>& lost);
+  // Runs `work` on a thread of its own and, every renewal period until it is done, renews
+  // this worker's own lease, the partitions it holds, the joiner's lease when
+  // `renew_joiner`, and calls `also` (nullptr: nothing more); partitions found lost
+  // meanwhile are dropped once the work is done. `work` waits on the cluster, which can
+  // take longer than a lease lasts; it may touch the partitions held but not their leases,
+  // nor the joiner when `renew_joiner`.
+  void WhileRenewing(const std::function<void()>& work, bool renew_joiner,
+                     const std::function<void()>& also);
   // Takes partitions whose leases were just acquired, up to kParallelTakes at once (each
-  // loads its snapshot and makes its consumer anew, mostly waiting on the cluster, which
-  // may take longer than a lease lasts: every lease held or acquired is renewed meanwhile);
-  // a partition that cannot be taken has its lease released.
+  // loads its snapshot and makes its consumer anew, mostly waiting on the cluster: every
+  // lease held or acquired is renewed meanwhile); a partition that cannot be taken has its
+  // lease released.
   void TakeAll(const std::vector<std::pair<uint32_t, Lease>>& acquired);
   // A partition's state loaded from its snapshot and its consumer made: what TakeAll does
   // for each, on threads of its own (touches nothing of the worker's but the cluster).
