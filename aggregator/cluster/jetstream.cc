@@ -569,9 +569,13 @@ Result<uint64_t> KeyValue::Create(std::string_view key, std::string_view value) 
       kvStore_Create(&rev, impl_->kv, k.c_str(), value.data(), static_cast<int>(value.size()));
   if (s == NATS_OK) return rev;
   if (WrongLastSequence()) return Status::AlreadyExists(impl_->What(key) + " exists");
-  // Failed: because the key has a value, or for a reason of the cluster's.
+  // Failed: because the key has a value, or for a reason of the cluster's; an answer lost
+  // with a server leaves the write landed, the key holding this very value.
   const auto now = Get(key);
-  if (now.ok() && now->has_value()) return Status::AlreadyExists(impl_->What(key) + " exists");
+  if (now.ok() && now->has_value()) {
+    if ((*now)->value == value) return (*now)->revision;
+    return Status::AlreadyExists(impl_->What(key) + " exists");
+  }
   return NatsError(impl_->What(key), s);
 }
 
@@ -585,7 +589,12 @@ Result<uint64_t> KeyValue::Update(std::string_view key, std::string_view value, 
     return Status::Aborted(impl_->What(key) + " changed: expected revision " +
                            std::to_string(expected));
   }
+  // Unknown whether it landed (an answer lost with a server): it did when the key now
+  // holds this very value at a later revision.
   const auto now = Get(key);
+  if (now.ok() && now->has_value() && (*now)->revision > expected && (*now)->value == value) {
+    return (*now)->revision;
+  }
   if (now.ok() && (!now->has_value() || (*now)->revision != expected)) {
     return Status::Aborted(impl_->What(key) + " changed: expected revision " +
                            std::to_string(expected) + ", now " +

@@ -183,6 +183,9 @@ class KeyValue {
   Result<uint64_t> Create(std::string_view key, std::string_view value);
   // Writes `value` only if the latest revision of `key` is `expected`; Aborted when
   // another writer changed it first. The new revision.
+  // Create and Update whose answer was lost (a server gone) read the key: holding this very
+  // value, the write landed. So values must be the writer's own (lease records name owner
+  // and end, snapshot heads writer and save), never one another writer could write too.
   Result<uint64_t> Update(std::string_view key, std::string_view value, uint64_t expected);
   // Writes `value` whatever was there. The new revision.
   Result<uint64_t> Put(std::string_view key, std::string_view value);

@@ -21,10 +21,13 @@ Status Bad(std::string_view what) {
 
 std::string HeadKey(uint32_t partition) { return "snap." + std::to_string(partition); }
 
-// Chunks carry the writer: two workers writing over the same version never share a key.
-std::string ChunkKey(uint32_t partition, uint64_t generation, std::string_view writer, uint32_t i) {
-  return "snap." + std::to_string(partition) + "." + std::to_string(generation) + "." +
-         std::string(writer) + "." + std::to_string(i);
+// Chunks carry the writer and its save: two workers writing over the same version, or one
+// worker trying a save again, never share a key.
+std::string ChunkKey(uint32_t partition, const v1::SnapshotHead& head, uint32_t i) {
+  std::string key = "snap." + std::to_string(partition) + "." + std::to_string(head.generation()) +
+                    "." + head.writer() + ".";
+  if (head.attempt() != 0) key += "a" + std::to_string(head.attempt()) + ".";
+  return key + std::to_string(i);
 }
 
 }  // namespace
@@ -90,7 +93,7 @@ Result<LoadedSnapshot> SnapshotStore::Load(uint32_t partition) {
     bool missing = false;
     for (uint32_t i = 0; i < head.chunks() && !missing; ++i) {
       TL_ASSIGN_OR_RETURN(const std::optional<KvEntry> chunk,
-                          kv_->Get(ChunkKey(partition, head.generation(), head.writer(), i)));
+                          kv_->Get(ChunkKey(partition, head, i)));
       if (!chunk.has_value()) {
         missing = true;
       } else {
@@ -111,6 +114,19 @@ Result<LoadedSnapshot> SnapshotStore::Load(uint32_t partition) {
 
 Result<SnapshotVersion> SnapshotStore::Save(const v1::PartitionSnapshot& snapshot,
                                             SnapshotVersion over) {
+  auto saved = SaveOver(snapshot, over);
+  if (saved.ok() || saved.status().code() != Status::Code::kAborted) return saved;
+  // The head moved past `over`. When this writer moved it (an earlier save whose answer was
+  // lost, or tried again after it), the partition is still this writer's: save over it.
+  auto entry = kv_->Get(HeadKey(snapshot.partition()));
+  if (!entry.ok() || !entry->has_value()) return saved;
+  const auto head = DecodeSnapshotHead((*entry)->value);
+  if (!head.ok() || head->writer() != writer_) return saved;
+  return SaveOver(snapshot, SnapshotVersion{(*entry)->revision, head->generation()});
+}
+
+Result<SnapshotVersion> SnapshotStore::SaveOver(const v1::PartitionSnapshot& snapshot,
+                                                SnapshotVersion over) {
   const uint32_t partition = snapshot.partition();
   const std::string bytes = snapshot.SerializeAsString();
   v1::SnapshotHead head;
@@ -120,16 +136,17 @@ Result<SnapshotVersion> SnapshotStore::Save(const v1::PartitionSnapshot& snapsho
   head.set_bytes(bytes.size());
   head.set_checksum(SnapshotChecksum(bytes));
   head.set_writer(writer_);
-  const auto drop_chunks = [&](uint64_t generation, std::string_view writer, uint32_t chunks) {
-    for (uint32_t i = 0; i < chunks; ++i) {
+  head.set_attempt(++saves_);
+  const auto drop_chunks = [&](const v1::SnapshotHead& of) {
+    for (uint32_t i = 0; i < of.chunks(); ++i) {
       // Best effort: a chunk left behind is never read (no head names it).
-      (void)kv_->Delete(ChunkKey(partition, generation, writer, i));
+      (void)kv_->Delete(ChunkKey(partition, of, i));
     }
   };
   std::vector<Outgoing> chunks;
   for (uint32_t i = 0; i < head.chunks(); ++i) {
     const size_t at = static_cast<size_t>(i) * kSnapshotChunkBytes;
-    const std::string key = ChunkKey(partition, head.generation(), writer_, i);
+    const std::string key = ChunkKey(partition, head, i);
     const std::string_view part = std::string_view(bytes).substr(at, kSnapshotChunkBytes);
     if (js_ == nullptr) {
       TL_RETURN_IF_ERROR(kv_->Put(key, part).status());
@@ -158,14 +175,14 @@ Result<SnapshotVersion> SnapshotStore::Save(const v1::PartitionSnapshot& snapsho
   if (!written.ok()) {
     const Status::Code code = written.status().code();
     if (code == Status::Code::kAborted || code == Status::Code::kAlreadyExists) {
-      drop_chunks(head.generation(), writer_, head.chunks());  // no head names them
+      drop_chunks(head);  // no head names them: they are this save's alone
       return Status::Aborted("partition " + std::to_string(partition) +
                              ": another worker wrote a snapshot first");
     }
     // Unknown whether the head landed (a lost acknowledgement): its chunks stay.
     return written.status();
   }
-  if (previous) drop_chunks(previous->generation(), previous->writer(), previous->chunks());
+  if (previous) drop_chunks(*previous);
   return SnapshotVersion{*written, head.generation()};
 }
 

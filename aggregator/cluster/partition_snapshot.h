@@ -60,15 +60,19 @@ class SnapshotStore {
 
   // The partition's latest snapshot and the version to write the next one over.
   Result<LoadedSnapshot> Load(uint32_t partition);
-  // Writes `snapshot` if the head is still at `over`; Aborted when another worker wrote one
-  // since (this worker no longer owns the partition). The new version.
+  // Writes `snapshot` if the head is still at `over`, or over this writer's own later head
+  // (a save whose outcome it was not told); Aborted when another worker wrote one since
+  // (this worker no longer owns the partition). The new version.
   Result<SnapshotVersion> Save(const v1::PartitionSnapshot& snapshot, SnapshotVersion over);
 
  private:
   KeyValue* kv_;
   std::string writer_;
   JetStream* js_;
+  Result<SnapshotVersion> SaveOver(const v1::PartitionSnapshot& snapshot, SnapshotVersion over);
+
   uint64_t attempts_ = 0;  // chunks published, for their message ids
+  uint64_t saves_ = 0;     // saves begun, for their chunks' keys
 };
 
 }  // namespace tripline::cluster

@@ -17,7 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto again = DecodeSnapshotHead(EncodeSnapshotHead(*head));
     if (!again.ok() || again->generation() != head->generation() ||
         again->chunks() != head->chunks() || again->bytes() != head->bytes() ||
-        again->checksum() != head->checksum() || again->writer() != head->writer()) {
+        again->checksum() != head->checksum() || again->writer() != head->writer() ||
+        again->attempt() != head->attempt()) {
       __builtin_trap();
     }
   }

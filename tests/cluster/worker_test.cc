@@ -489,6 +489,58 @@ TEST_F(WorkerTest, OnlyOneOfTwoWritersOverTheSameSnapshotLands) {
   EXPECT_EQ(chunks, 3u);
 }
 
+// A save whose answer was lost with a server is tried again over the version the worker
+// had, though its head landed: the head is the writer's own, so the save goes over it, and
+// no chunk a head names is deleted or overwritten.
+TEST_F(WorkerTest, ASaveTriedAgainAfterItLandedKeepsTheSnapshotWhole) {
+  auto kv = js_->Bucket(kSnapshotsBucket, 3);
+  ASSERT_TRUE(kv.ok());
+  SnapshotStore one(kv->get(), "one.1", js_.get());
+  v1::PartitionSnapshot s;
+  s.set_partition(6);
+  s.set_fed_through(10);
+  s.set_correlator(std::string(600 * 1024, 'x'));  // three chunks
+  auto first = one.Save(s, {});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  const auto loads = [&](uint64_t fed_through) {
+    auto now = one.Load(6);
+    for (int i = 0; i < 50 && now.ok() && now->snapshot.has_value() &&
+                    now->snapshot->fed_through() != fed_through;
+         ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a replica behind
+      now = one.Load(6);
+    }
+    ASSERT_TRUE(now.ok()) << now.status().ToString();
+    ASSERT_TRUE(now->snapshot.has_value());
+    EXPECT_EQ(now->snapshot->fed_through(), fed_through);
+    EXPECT_EQ(now->snapshot->correlator().size(), 600u * 1024);
+  };
+  // Tried again as if nothing had been written (the first head was a create).
+  s.set_fed_through(20);
+  auto again = one.Save(s, {});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_GT(again->revision, first->revision);
+  ASSERT_NO_FATAL_FAILURE(loads(20));
+  // And over a version the writer itself has since replaced.
+  s.set_fed_through(30);
+  auto third = one.Save(s, *first);
+  ASSERT_TRUE(third.ok()) << third.status().ToString();
+  ASSERT_NO_FATAL_FAILURE(loads(30));
+  // Another writer over a replaced version is still refused, and changes nothing.
+  SnapshotStore two(kv->get(), "two.1", js_.get());
+  s.set_fed_through(40);
+  auto stale = two.Save(s, *first);
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.status().code(), Status::Code::kAborted) << stale.status().ToString();
+  ASSERT_NO_FATAL_FAILURE(loads(30));
+  // Only the live generation's three chunks remain.
+  auto keys = (*kv)->Keys();
+  ASSERT_TRUE(keys.ok());
+  size_t chunks = 0;
+  for (const std::string& k : *keys) chunks += k.rfind("snap.6.", 0) == 0 ? 1 : 0;
+  EXPECT_EQ(chunks, 3u);
+}
+
 TEST_F(WorkerTest, AHopBetweenHostsOfTwoPartitionsIsStitchedInThePartitionItReaches) {
   using correlate::testing::Delivery;
   using correlate::testing::StoryBuilder;
