@@ -187,7 +187,14 @@ bool JoinerStage::Pump() {
     const bool missed = got.status().code() == Status::Code::kAborted;
     if (missed) TL_LOG(WARNING) << "joiner: " << got.status().message();
     if (++h.fetch_failures >= 3 || missed) {
-      if (Status s = Subscribe(); !s.ok()) TL_LOG(WARNING) << "joiner consumer: " << s.ToString();
+      Status s;
+      const auto remake = [&] { s = Subscribe(); };
+      if (options_.wait) {
+        options_.wait(remake);
+      } else {
+        remake();
+      }
+      if (!s.ok()) TL_LOG(WARNING) << "joiner consumer: " << s.ToString();
     }
     return false;
   }

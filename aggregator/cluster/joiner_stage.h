@@ -70,6 +70,9 @@ struct JoinerStageOptions {
   int64_t snapshot_cost_factor = 20;
   int64_t ack_wait_ms = 60'000;
   int fetch_messages = 256;
+  // Runs a wait on the cluster (the consumer made anew, seconds with servers lost) on the
+  // caller's behalf: a worker renews its other leases meanwhile. nullptr: run in place.
+  std::function<void(const std::function<void()>& work)> wait;
 };
 
 struct JoinerStageStats {

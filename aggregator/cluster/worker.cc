@@ -116,6 +116,10 @@ Result<std::unique_ptr<Worker>> Worker::Start(JetStream* js, RocksDbStore* store
     jo.snapshot_interval_ms = w->options_.snapshot_interval_ms;
     jo.snapshot_cost_factor = w->options_.snapshot_cost_factor;
     jo.ack_wait_ms = w->options_.ack_wait_ms;
+    // Not the joiner's own lease: the wait makes its consumer.
+    jo.wait = [worker = w.get()](const std::function<void()>& work) {
+      worker->WhileRenewing(work, /*renew_joiner=*/false, nullptr);
+    };
     w->joiner_ = std::make_unique<JoinerStage>(
         js, w->leases_.get(), w->snapshots_.get(), w->clock_, std::move(jo),
         [p = w.get()](const std::vector<Incident>& incidents) { p->WriteIncidents(incidents); });
