@@ -93,7 +93,7 @@ TEST(MakeCertsTest, CertificatesServeSensorsAndOperators) {
 
   // The sensor's certificate reads nothing.
   const auto denied = with("sensor-web-1", {"events", "--json"});
-  EXPECT_EQ(denied.exit_code, 1) << denied.out;
+  EXPECT_EQ(denied.exit_code, 1) << denied.out << denied.err;
   EXPECT_NE(denied.err.find("tripline:role:operator"), std::string::npos) << denied.err;
   // Without a certificate nobody gets in.
   std::vector<std::string> anonymous = ctl;
