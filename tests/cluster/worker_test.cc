@@ -332,7 +332,8 @@ TEST_F(WorkerTest, NoLeaseEndsWhileATakeIsHeldUpPastItsLength) {
   watcher.join();
 
   EXPECT_EQ(held_up.load(), static_cast<int>(kPartitions));
-  EXPECT_GT(reads, 100u);
+  // Read often enough to see any lease end: a lease lasts 2 s, the run some 20 s.
+  EXPECT_GT(reads, 20u);
   EXPECT_TRUE(lapsed.empty()) << ::testing::PrintToString(lapsed);
   EXPECT_EQ(a.worker->stats().partitions_taken, kPartitions);
   EXPECT_EQ(a.worker->stats().partitions_handed_over, kPartitions / 2);
